@@ -1,0 +1,44 @@
+# Everything a fresh clone needs is installed from here: `make test` and `make demo` bootstrap .venv.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NPM_STAMP := node_modules/.installed
+
+.PHONY: venv test demo lint fmt bench check clean
+
+venv: $(STAMP)
+
+# Re-installs only when pyproject.toml changes; quick when already done.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[provisioning,dev]'
+	touch $(STAMP)
+
+# Azurite (the Azure Storage emulator) for the drop-zone tests, pinned in package.json.
+$(NPM_STAMP): package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $(NPM_STAMP)
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: $(STAMP) $(NPM_STAMP)
+	$(PY) -m ruff check .
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(PY) -m uploader.demo
+
+bench: $(STAMP)
+	$(PY) bench/throughput.py
+
+check: $(STAMP)
+	$(PY) -m provisioning check
+
+fmt: $(STAMP)
+	$(PY) -m ruff check --fix .
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis

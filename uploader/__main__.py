@@ -1,0 +1,5 @@
+"""`python -m uploader`: see uploader.cli."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,184 @@
+"""The command line (DESIGN.md, "Uploader command line"): parsing, environment twins, dispatch.
+
+Every flag has an environment twin, UPLOADER_ + the flag's name upper-cased with '-' -> '_';
+a flag given on the command line wins. Each subcommand's work lives in its own module, imported
+only when that subcommand runs, so `endpoints` or `validate` never load MSAL or the sandbox.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from . import __version__
+from .clouds import CLOUDS, DEFAULT_RECORDS_PER_CALL, UnknownCloudError, get_cloud
+from .errors import EXIT_USAGE, UploaderError
+
+ENV_PREFIX = "UPLOADER_"
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off", ""}
+
+
+def env_name(flag: str) -> str:
+    """`--records-per-call` -> `UPLOADER_RECORDS_PER_CALL`."""
+    return ENV_PREFIX + flag.lstrip("-").upper().replace("-", "_")
+
+
+class _TwinHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    pass
+
+
+def add_option(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    *,
+    type: Callable[[str], Any] = str,  # noqa: A002 - mirrors argparse
+    default: Any = None,
+    required: bool = False,
+    help: str,  # noqa: A002
+    **kwargs: Any,
+) -> None:
+    """Add a valued option whose default comes from its UPLOADER_* environment twin."""
+    env = env_name(flag)
+    raw = os.environ.get(env)
+    if raw is not None and raw != "":
+        try:
+            default = type(raw)
+        except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
+            parser.exit(EXIT_USAGE, f"{parser.prog}: error: environment variable {env}: {exc}\n")
+        required = False
+    parser.add_argument(
+        flag, type=type, default=default, required=required, help=f"{help} [env {env}]", **kwargs
+    )
+
+
+def add_switch(parser: argparse.ArgumentParser, flag: str, *, help: str) -> None:  # noqa: A002
+    """Add an on/off flag whose environment twin accepts 1/true/yes/on or 0/false/no/off."""
+    env = env_name(flag)
+    raw = os.environ.get(env, "").strip().lower()
+    if raw not in TRUE_WORDS | FALSE_WORDS:
+        parser.exit(EXIT_USAGE, f"{parser.prog}: error: environment variable {env}: expected true or false\n")
+    parser.add_argument(flag, action="store_true", default=raw in TRUE_WORDS, help=f"{help} [env {env}]")
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+def records_per_call(text: str) -> int:
+    value = positive_int(text)
+    if value > 50_000:
+        raise ValueError("must be at most 50000 (Microsoft's samples send 5000 per call)")
+    return value
+
+
+def cloud_name(text: str) -> str:
+    try:
+        return get_cloud(text).name
+    except UnknownCloudError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_connection_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    """Sign-in and endpoint options shared by `upload` (flags) and `run` (environment)."""
+    add_option(parser, "--tenant-id", required=required, help="Entra tenant (directory) ID")
+    add_option(parser, "--app-id", required=required, help="application (client) ID of the app registration")
+    add_option(parser, "--certificate", help="PEM file with the private key and the certificate "
+               "(or the PEM text itself in UPLOADER_CERTIFICATE_PEM)")
+    add_option(parser, "--cloud", type=cloud_name, default="commercial", help=f"one of {', '.join(CLOUDS)}")
+    add_option(parser, "--authority-host", help="override the cloud's Entra host (no instance discovery)")
+    add_option(parser, "--ingestion-url", help="override the cloud's ingestion base URL")
+    add_option(parser, "--scope", help="override the token scope (older samples used per-cloud IDs)")
+    add_option(parser, "--deadline", type=float, default=300.0,
+               help="seconds a chunk may spend retrying transient failures before the run fails")
+    add_option(parser, "--log-format", choices=("text", "json"), default="text",
+               help="text (progress bar on a terminal) or json (one object per line)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m uploader",
+        description="Validate HR CSV files and send them to the Microsoft Purview HR connector, "
+        "signed in with a certificate (never a client secret).",
+        formatter_class=_TwinHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"hr-connector uploader {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = sub.add_parser("upload", help="validate and send CSV files to one connector job",
+                        formatter_class=_TwinHelpFormatter)
+    up.add_argument("files", nargs="+", metavar="FILE", help="CSV files exported by the HR system")
+    add_connection_options(up, required=True)
+    add_option(up, "--job-id", required=True, help="the connector's job ID from Purview")
+    add_option(up, "--records-per-call", type=records_per_call, default=DEFAULT_RECORDS_PER_CALL,
+               help="records per upload call")
+    add_option(up, "--mapping", help="connector mapping JSON (DESIGN.md); without it, structural checks only")
+    add_option(up, "--state-dir", default=_default_state_dir(), help="where checkpoints are kept")
+    add_switch(up, "--dry-run", help="validate and plan the chunks; send nothing, make no request")
+    add_switch(up, "--force", help="send even if identical content was sent to this job in the last 12 hours")
+    up.set_defaults(handler="uploader.cmd_upload")
+
+    val = sub.add_parser("validate", help="check CSV files against a connector mapping; send nothing",
+                         formatter_class=_TwinHelpFormatter)
+    val.add_argument("files", nargs="+", metavar="FILE", help="CSV files to check")
+    add_option(val, "--mapping", required=True, help="connector mapping JSON (DESIGN.md)")
+    add_option(val, "--log-format", choices=("text", "json"), default="text", help="text or json")
+    val.set_defaults(handler="uploader.cmd_validate")
+
+    ep = sub.add_parser("endpoints", help="print a cloud's endpoints as JSON", formatter_class=_TwinHelpFormatter)
+    add_option(ep, "--cloud", type=cloud_name, required=True, help=f"one of {', '.join(CLOUDS)}")
+    ep.set_defaults(handler=None)
+
+    run = sub.add_parser("run", help="job mode: send the drop zone's new files (settings from UPLOADER_* env)",
+                         formatter_class=_TwinHelpFormatter)
+    _extend("uploader.cmd_run", run)
+    run.set_defaults(handler="uploader.cmd_run")
+
+    sb = sub.add_parser("sandbox", help="local stand-in for Entra and the ingestion API, on loopback TLS",
+                        formatter_class=_TwinHelpFormatter)
+    _extend("uploader.sandbox.cli", sb)
+    sb.set_defaults(handler="uploader.sandbox.cli")
+    return parser
+
+
+def _default_state_dir() -> str:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "hr-connector")
+
+
+def _extend(module: str, parser: argparse.ArgumentParser) -> None:
+    """Let a subcommand's module declare its own options (`add_arguments(parser)`), if it exists yet."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            return
+        raise
+    add = getattr(mod, "add_arguments", None)
+    if add is not None:
+        add(parser)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.handler is None:  # endpoints
+        print(json.dumps(get_cloud(args.cloud).endpoints(), indent=2))
+        return 0
+    try:
+        module = importlib.import_module(args.handler)
+        return int(module.main(args))
+    except UploaderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: acknowledged chunks are checkpointed; run again to resume", file=sys.stderr)
+        return 130

@@ -1,0 +1,89 @@
+"""The cloud table: the one place that knows each Microsoft 365 cloud's endpoints.
+
+Shared by the uploader (sign-in, upload) and the Pulumi program (providers, job environment).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+#: Token scope of the HR connector's ingestion API (the resource Microsoft's current samples use).
+DEFAULT_SCOPE = "https://microsoft.onmicrosoft.com/86dfdabb-5089-4a0c-880a-cfa5a790c5b1/.default"
+
+#: Microsoft's samples send at most this many records per call.
+DEFAULT_RECORDS_PER_CALL = 5000
+
+
+@dataclass(frozen=True)
+class Cloud:
+    """Endpoints and hosting defaults of one Microsoft 365 cloud."""
+
+    name: str
+    authority_host: str
+    ingestion_url: str
+    azure_environment: str  # azure-native provider environment for hosting: public | usgovernment
+    azuread_environment: str  # azuread provider environment: global | usgovernmentl4 | usgovernmentl5
+    scope: str = DEFAULT_SCOPE
+
+    @property
+    def government(self) -> bool:
+        """True for the US Government clouds that must be hosted in Azure Government."""
+        return self.azure_environment == "usgovernment"
+
+    @property
+    def signals_url(self) -> str:
+        """The upload endpoint; the connector's job ID goes in the `jobid` query parameter."""
+        return f"{self.ingestion_url.rstrip('/')}/api/signals"
+
+    def with_overrides(
+        self,
+        authority_host: str | None = None,
+        ingestion_url: str | None = None,
+        scope: str | None = None,
+    ) -> Cloud:
+        """A copy with private-endpoint, proxy or test hosts in place of the public ones."""
+        return replace(
+            self,
+            authority_host=(authority_host or self.authority_host).rstrip("/"),
+            ingestion_url=(ingestion_url or self.ingestion_url).rstrip("/"),
+            scope=scope or self.scope,
+        )
+
+    def authority(self, tenant_id: str) -> str:
+        """The Entra authority URL for one tenant."""
+        return f"{self.authority_host.rstrip('/')}/{tenant_id}"
+
+    def endpoints(self) -> dict[str, str]:
+        """What `python -m uploader endpoints` prints."""
+        return {"authority": self.authority_host, "scope": self.scope, "ingestion_url": self.ingestion_url}
+
+
+CLOUDS: dict[str, Cloud] = {
+    c.name: c
+    for c in (
+        Cloud("commercial", "https://login.microsoftonline.com",
+              "https://webhook.ingestion.office.com", "public", "global"),
+        Cloud("gcc", "https://login.microsoftonline.com",
+              "https://webhook-gcc.ingestion.office365.us", "public", "global"),
+        Cloud("gcchigh", "https://login.microsoftonline.us",
+              "https://webhook-itarl4.ingestion.office365.us", "usgovernment", "usgovernmentl4"),
+        Cloud("dod", "https://login.microsoftonline.us",
+              "https://webhook-itarl5.ingestion.apps.mil", "usgovernment", "usgovernmentl5"),
+    )
+}
+
+AZURE_ENVIRONMENTS = ("public", "usgovernment")
+
+
+class UnknownCloudError(ValueError):
+    """A cloud name that is not in the table."""
+
+
+def get_cloud(name: str) -> Cloud:
+    """Look a cloud up by name (case-insensitive); the error lists the known names."""
+    try:
+        return CLOUDS[name.strip().lower()]
+    except KeyError:
+        raise UnknownCloudError(
+            f"unknown cloud {name!r}: expected one of {', '.join(CLOUDS)}"
+        ) from None

@@ -1,0 +1,96 @@
+"""The scenario catalogue: the HR connector's five data types and the fields each one maps.
+
+One definition shared by CSV validation, the mapping model and the Pulumi program's config checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(Enum):
+    """How a field's cells are checked."""
+
+    UPN = "upn"  # one '@', no spaces
+    DATE = "date"  # ISO 8601 date-time, real calendar date
+    REMARKS = "remarks"  # at most 200 characters
+    RATING = "rating"  # at most 25 characters
+    TEXT = "text"  # free text
+
+
+MAX_LENGTH = {Kind.REMARKS: 200, Kind.RATING: 25}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a scenario: its name in the mapping, whether it is required, how it is checked."""
+
+    name: str
+    required: bool
+    kind: Kind
+
+
+@dataclass(frozen=True)
+class ScenarioType:
+    """One HR data type the connector understands."""
+
+    type: str
+    title: str  # the wording Microsoft's wizard uses, and the usual HRScenario value
+    fields: tuple[Field, ...]
+
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields if f.required)
+
+    @property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    def field(self, name: str) -> Field:
+        return next(f for f in self.fields if f.name == name)
+
+
+def _f(name: str, kind: Kind = Kind.TEXT, required: bool = False) -> Field:
+    return Field(name, required, kind)
+
+
+_UPN = _f("userPrincipalName", Kind.UPN, required=True)
+_EFFECTIVE = _f("effectiveDate", Kind.DATE, required=True)
+
+SCENARIOS: dict[str, ScenarioType] = {
+    s.type: s
+    for s in (
+        ScenarioType("resignation", "Resignation", (
+            _UPN,
+            _f("resignationDate", Kind.DATE, required=True),
+            _f("lastWorkingDate", Kind.DATE, required=True),
+        )),
+        ScenarioType("jobLevelChange", "Job level change", (
+            _UPN, _EFFECTIVE, _f("remarks", Kind.REMARKS), _f("oldLevel"), _f("newLevel"),
+        )),
+        ScenarioType("performanceReview", "Performance review", (
+            _UPN, _EFFECTIVE, _f("remarks", Kind.REMARKS), _f("rating", Kind.RATING),
+        )),
+        ScenarioType("performanceImprovementPlan", "Performance improvement plan", (
+            _UPN, _EFFECTIVE, _f("remarks", Kind.REMARKS), _f("rating", Kind.RATING),
+        )),
+        ScenarioType("employeeProfile", "Employee profile", (
+            _UPN,
+            _f("firstName", required=True),
+            _f("lastName", required=True),
+            _f("addressLine1", required=True),
+            _f("addressLine2"),
+            _f("city"),
+            _f("state"),
+            _f("zipCode", required=True),
+            _f("country"),
+            _f("department"),
+            _f("employeeType"),
+            _f("role"),
+        )),
+    )
+}
+
+#: Purview deletes employee profiles not refreshed for 30 days; Microsoft advises every 15–20.
+PROFILE_REFRESH_DAYS = 15
