@@ -99,6 +99,8 @@ def add_connection_options(parser: argparse.ArgumentParser, required: bool) -> N
     add_option(parser, "--scope", help="override the token scope (older samples used per-cloud IDs)")
     add_option(parser, "--deadline", type=float, default=300.0,
                help="seconds a chunk may spend retrying transient failures before the run fails")
+    add_option(parser, "--read-timeout", type=float, default=120.0,
+               help="seconds to wait for the ingestion service to answer one upload call")
     add_option(parser, "--log-format", choices=("text", "json"), default="text",
                help="text (progress bar on a terminal) or json (one object per line)")
 
