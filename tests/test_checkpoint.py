@@ -1,0 +1,126 @@
+"""Checkpoint decisions (the 12-hour window, resume) and the local store's atomic writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from uploader.checkpoint import (
+    SKIP_WINDOW,
+    LocalCheckpointStore,
+    checkpoint_key,
+    decide,
+    new_record,
+    parse_iso,
+    utc_iso,
+)
+
+NOW = dt.datetime(2026, 11, 22, 12, 0, 0, tzinfo=dt.UTC)
+JOB = "e081f4f4-3831-48d6-a7bb-3fcfab158145"
+SHA = "ab" * 32
+
+
+def record(acked: int, total: int = 100, at: dt.datetime = NOW, completed: bool = False) -> dict:
+    return new_record(JOB, SHA, "f.csv", 10, total, acked, at, completed=completed)
+
+
+def test_no_record_sends_everything() -> None:
+    assert decide(None, records_total=100, now=NOW).action == "send"
+    assert decide(None, records_total=100, now=NOW).skip_records == 0
+
+
+@given(age=st.timedeltas(min_value=dt.timedelta(0), max_value=SKIP_WINDOW - dt.timedelta(seconds=1)))
+def test_completed_within_12_hours_is_skipped_unless_forced(age: dt.timedelta) -> None:
+    rec = record(100, at=NOW - age, completed=True)
+    assert decide(rec, records_total=100, now=NOW).action == "skip"
+    forced = decide(rec, records_total=100, now=NOW, force=True)
+    assert (forced.action, forced.skip_records) == ("send", 0)
+
+
+@given(age=st.timedeltas(min_value=SKIP_WINDOW, max_value=dt.timedelta(days=400)))
+def test_older_completions_never_block_a_resend(age: dt.timedelta) -> None:
+    decision = decide(record(100, at=NOW - age, completed=True), records_total=100, now=NOW)
+    assert (decision.action, decision.skip_records) == ("send", 0)
+
+
+@given(acked=st.integers(min_value=1, max_value=99), age=st.timedeltas(
+    min_value=dt.timedelta(0), max_value=SKIP_WINDOW - dt.timedelta(seconds=1)))
+def test_interrupted_run_resumes_after_the_acknowledged_records(acked: int, age: dt.timedelta) -> None:
+    for force in (False, True):
+        decision = decide(record(acked, at=NOW - age), records_total=100, now=NOW, force=force)
+        assert (decision.action, decision.skip_records) == ("resume", acked)
+
+
+def test_stale_interrupted_run_starts_over() -> None:
+    decision = decide(record(40, at=NOW - SKIP_WINDOW - dt.timedelta(minutes=1)), records_total=100, now=NOW)
+    assert (decision.action, decision.skip_records) == ("send", 0)
+
+
+@pytest.mark.parametrize("damaged", [
+    {}, {"records_acked": "7", "updated_at": utc_iso(NOW)}, {"records_acked": 5, "updated_at": "yesterday"},
+    {"records_acked": True, "updated_at": utc_iso(NOW)}, {"records_acked": -3, "updated_at": utc_iso(NOW)},
+    {"completed_at": "garbage"}, [], "x",
+])
+def test_damaged_records_count_as_none(damaged: object) -> None:
+    assert decide(damaged, records_total=100, now=NOW).action == "send"  # type: ignore[arg-type]
+
+
+def test_resume_never_points_past_the_end() -> None:
+    assert decide(record(500), records_total=100, now=NOW).skip_records == 100
+
+
+def test_iso_round_trip() -> None:
+    assert parse_iso(utc_iso(NOW)) == NOW
+    assert utc_iso(NOW).endswith("Z")
+    assert parse_iso("2026-11-22T12:00:00") == NOW  # naive means UTC
+    assert parse_iso(None) is None
+
+
+def test_store_round_trip_is_atomic_and_private(tmp_path: Path) -> None:
+    store = LocalCheckpointStore(tmp_path)
+    key = checkpoint_key(JOB, SHA)
+    assert store.load(key) is None
+    store.save(key, record(10))
+    store.save(key, record(20))
+    assert store.load(key)["records_acked"] == 20
+    folder = tmp_path / "checkpoints" / JOB
+    assert [p.name for p in folder.iterdir()] == [f"{SHA}.json"]  # no temp files left behind
+    assert json.loads((folder / f"{SHA}.json").read_text())["sha256"] == SHA
+    assert (folder.stat().st_mode & 0o077) == 0
+
+
+def test_store_ignores_a_damaged_file(tmp_path: Path) -> None:
+    store = LocalCheckpointStore(tmp_path)
+    key = checkpoint_key(JOB, SHA)
+    path = tmp_path / "checkpoints" / JOB / f"{SHA}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{not json")
+    assert store.load(key) is None
+
+
+def test_store_failed_write_keeps_the_previous_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = LocalCheckpointStore(tmp_path)
+    key = checkpoint_key(JOB, SHA)
+    store.save(key, record(10))
+
+    def boom(src: str, dst: str) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError):
+        store.save(key, record(20))
+    monkeypatch.undo()
+    assert store.load(key)["records_acked"] == 10
+    assert len(list((tmp_path / "checkpoints" / JOB).iterdir())) == 1
+
+
+@pytest.mark.parametrize("key", ["../x/" + SHA, JOB + "/../../etc", "a/b/c", "/abs", JOB])
+def test_store_refuses_keys_that_escape_its_directory(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ValueError):
+        LocalCheckpointStore(tmp_path).load(key)

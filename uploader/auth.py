@@ -1,0 +1,90 @@
+"""Certificate sign-in through MSAL: one confidential client per run, one token per run from its cache.
+
+The PEM bundle's private key and certificate go to MSAL as `private_key` + `public_certificate`, so
+MSAL computes the SHA-256 thumbprint itself and signs the client assertion with PS256 and an
+`x5t#S256` header (MSAL ≥ 1.29). With an overridden authority host, instance discovery is off, so
+sign-in only ever talks to that host (private endpoints, proxies, the loopback sandbox).
+Entra's refusals (AADSTS…) become SignInError with Entra's own description: fatal, never retried.
+The token itself is never logged or put in an error.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import msal
+import requests
+
+from .certs import CertificateError, load_bundle
+from .clouds import CLOUDS, Cloud
+from .errors import SignInError, UsageError
+
+TOKEN_TIMEOUT = 30.0  # seconds per request to the authority
+
+
+class TokenProvider:
+    """Access tokens for the ingestion API, for one app registration signed in with a certificate."""
+
+    def __init__(self, cloud: Cloud, tenant_id: str, app_id: str, pem_text: str,
+                 *, source: str = "certificate", timeout: float = TOKEN_TIMEOUT) -> None:
+        try:
+            self.bundle = load_bundle(pem_text, source=source)
+        except CertificateError as exc:
+            raise UsageError(str(exc)) from None
+        self._key_pem = self.bundle.pem.split("-----BEGIN CERTIFICATE-----", 1)[0]
+        self.cloud = cloud
+        self.tenant_id = tenant_id
+        self.app_id = app_id
+        self.authority = cloud.authority(tenant_id)
+        self.timeout = timeout
+        self._app: msal.ConfidentialClientApplication | None = None
+
+    @property
+    def host_overridden(self) -> bool:
+        """True when the authority host is not the cloud table's own (then: no instance discovery)."""
+        known = CLOUDS.get(self.cloud.name)
+        return known is None or known.authority_host.rstrip("/") != self.cloud.authority_host.rstrip("/")
+
+    def _client(self) -> msal.ConfidentialClientApplication:
+        # Built on first use: MSAL fetches the authority's metadata in its constructor.
+        if self._app is None:
+            kwargs = {"instance_discovery": False} if self.host_overridden else {}
+            try:
+                self._app = msal.ConfidentialClientApplication(
+                    self.app_id,
+                    authority=self.authority,
+                    client_credential={
+                        "private_key": self._key_pem,
+                        "public_certificate": self.bundle.certificate_pem,
+                    },
+                    timeout=self.timeout,
+                    **kwargs,
+                )
+            except requests.RequestException as exc:
+                raise SignInError(f"could not reach the sign-in authority {self._host()}: "
+                                  f"{type(exc).__name__}") from None
+            except ValueError as exc:  # MSAL: "Unable to get authority configuration for ..."
+                raise SignInError(f"sign-in authority {self.authority} refused or unknown: {exc}") from None
+        return self._app
+
+    def _host(self) -> str:
+        return urlsplit(self.cloud.authority_host).netloc or self.cloud.authority_host
+
+    def token(self) -> str:
+        """An access token; MSAL's cache answers every call after the first until it nears expiry."""
+        app = self._client()
+        try:
+            result = app.acquire_token_for_client(scopes=[self.cloud.scope])
+        except requests.RequestException as exc:
+            raise SignInError(f"could not reach the sign-in authority {self._host()}: {type(exc).__name__}") from None
+        if not isinstance(result, dict):
+            raise SignInError(f"sign-in at {self._host()} gave no answer")
+        token = result.get("access_token")
+        if token:
+            return str(token)
+        error = result.get("error") or "unknown_error"
+        description = result.get("error_description") or "(no description)"
+        raise SignInError(
+            f"sign-in refused by {self._host()} for app {self.app_id} in tenant {self.tenant_id}: "
+            f"{error}: {description}"
+        )

@@ -1,0 +1,156 @@
+"""Checkpoints: what has been acknowledged for one file's content sent to one job (DESIGN.md, "Checkpoints").
+
+A record is keyed by `f"{job_id}/{sha256}"` (identical content to the same job) and saved durably after
+each acknowledged chunk. `decide` turns a record into skip / resume / send-from-the-start; it is pure
+(the clock is a parameter) so the 12-hour rules are unit-tested directly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+#: A file whose identical content was fully sent to the same job within this window is skipped.
+SKIP_WINDOW = dt.timedelta(hours=12)
+
+_KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class CheckpointStore(Protocol):
+    """Where checkpoint records live (a local directory here; job mode keeps them in blob storage)."""
+
+    def load(self, key: str) -> dict | None: ...
+
+    def save(self, key: str, record: dict) -> None: ...  # atomic and durable
+
+
+def checkpoint_key(job_id: str, sha256: str) -> str:
+    return f"{job_id}/{sha256}"
+
+
+def utc_iso(moment: dt.datetime) -> str:
+    """ISO-8601 UTC with a `Z`, second precision (what records hold)."""
+    return moment.astimezone(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def parse_iso(text: str | None) -> dt.datetime | None:
+    """The inverse of utc_iso (any ISO-8601 with an offset; naive means UTC); None when absent or unreadable."""
+    if not text or not isinstance(text, str):
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def new_record(job_id: str, sha256: str, file: str, records_per_call: int, records_total: int,
+               records_acked: int, now: dt.datetime, completed: bool = False) -> dict[str, Any]:
+    """A record in TEAM.md's shape."""
+    return {
+        "job_id": job_id,
+        "sha256": sha256,
+        "file": file,
+        "records_per_call": records_per_call,
+        "records_total": records_total,
+        "records_acked": records_acked,
+        "completed_at": utc_iso(now) if completed else None,
+        "updated_at": utc_iso(now),
+    }
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do with a file given its checkpoint: `skip_records` is where sending starts."""
+
+    action: Literal["send", "resume", "skip"]
+    skip_records: int
+    reason: str
+
+
+def decide(record: dict | None, *, records_total: int, now: dt.datetime, force: bool = False) -> Decision:
+    """Skip, resume or send from the start.
+
+    - completed within the last 12 hours: skip (unless force); older completions never block a resend;
+    - not completed, updated within the last 12 hours: resume after records_acked (force does not
+      change this: nothing acknowledged is sent twice);
+    - not completed but older than 12 hours: start over (what was sent then is stale too);
+    - anything unreadable counts as no record.
+    """
+    if not isinstance(record, dict):
+        return Decision("send", 0, "no checkpoint")
+    completed_at = parse_iso(record.get("completed_at"))
+    if completed_at is not None:
+        age = now - completed_at
+        if age < SKIP_WINDOW:
+            if force:
+                return Decision("send", 0, "sent before within 12 hours; --force sends it again")
+            return Decision("skip", 0, f"identical content was sent to this job at {utc_iso(completed_at)}"
+                                       " (within 12 hours); --force sends it again")
+        return Decision("send", 0, "sent before more than 12 hours ago; sending again")
+    acked = record.get("records_acked")
+    updated_at = parse_iso(record.get("updated_at"))
+    if not isinstance(acked, int) or isinstance(acked, bool) or acked <= 0 or updated_at is None:
+        return Decision("send", 0, "no acknowledged records in the checkpoint")
+    if now - updated_at >= SKIP_WINDOW:
+        return Decision("send", 0, "an interrupted run more than 12 hours ago; sending from the start")
+    acked = min(acked, records_total)
+    return Decision("resume", acked, f"resuming after {acked} acknowledged records")
+
+
+class LocalCheckpointStore:
+    """JSON files under `state_dir/checkpoints/<job_id>/<sha256>.json`, written atomically and durably."""
+
+    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
+        self.root = Path(state_dir) / "checkpoints"
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if len(parts) != 2 or not all(_KEY_PART.match(p) for p in parts):
+            raise ValueError(f"checkpoint key must be JOB_ID/SHA256 of letters, digits, '.', '_' or '-': {key!r}")
+        return self.root / parts[0] / f"{parts[1]}.json"
+
+    def load(self, key: str) -> dict | None:
+        path = self._path(key)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError):
+            return None  # a damaged checkpoint must not block sending; the worst case is a resend
+        return data if isinstance(data, dict) else None
+
+    def save(self, key: str, record: dict) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(record, fh, sort_keys=True)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

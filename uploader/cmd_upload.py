@@ -1,0 +1,138 @@
+"""`python -m uploader upload FILE...`: validate and send files to one connector job.
+
+Each file is validated before any of its chunks is sent; an invalid file is reported and the next
+file still goes. A failed upload stops the run (the next files would meet the same refusal or outage);
+a rerun resumes from the checkpoints. Exit code: 1 if a file failed, else 3 if a file was invalid,
+else 0 (DESIGN.md's codes; 2 is raised as UsageError before anything is read or sent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .checkpoint import LocalCheckpointStore
+from .clouds import Cloud, get_cloud
+from .errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
+from .mapping import GUID_RE, ConnectorMapping, MappingError, load_mapping_file
+from .report import Reporter
+from .upload import FileOutcome, upload_file
+
+CERTIFICATE_ENV = "UPLOADER_CERTIFICATE_PEM"
+
+
+def exit_code(outcomes: list[FileOutcome]) -> int:
+    """1 if any file failed, else 3 if any was invalid, else 0."""
+    statuses = {o.status for o in outcomes}
+    if "failed" in statuses:
+        return EXIT_FAILED
+    if "invalid" in statuses:
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def check_files(names: list[str]) -> list[Path]:
+    """Every FILE must exist and be a readable regular file (exit 2 naming the first that is not)."""
+    paths = []
+    for name in names:
+        path = Path(name)
+        if not path.exists():
+            raise UsageError(f"{name}: file not found")
+        if not path.is_file():
+            raise UsageError(f"{name}: not a regular file")
+        if not os.access(path, os.R_OK):
+            raise UsageError(f"{name}: not readable")
+        paths.append(path)
+    return paths
+
+
+def load_mapping(path: str | None) -> ConnectorMapping | None:
+    if not path:
+        return None
+    try:
+        return load_mapping_file(path)
+    except MappingError as exc:
+        raise UsageError(f"--mapping: {exc}") from None
+
+
+def read_certificate(path: str | None, environ: os._Environ[str] | dict[str, str] = os.environ) -> tuple[str, str]:
+    """The PEM bundle text and where it came from: --certificate FILE (or its twin), else UPLOADER_CERTIFICATE_PEM."""
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8"), path
+        except FileNotFoundError:
+            raise UsageError(f"--certificate {path}: file not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--certificate {path}: unreadable ({type(exc).__name__})") from None
+    text = environ.get(CERTIFICATE_ENV, "")
+    if text.strip():
+        return text, CERTIFICATE_ENV
+    raise UsageError(f"--certificate PEMFILE (or the PEM text in {CERTIFICATE_ENV}) is required to sign in")
+
+
+def resolve_cloud(args: argparse.Namespace) -> Cloud:
+    """The cloud table's entry with --authority-host / --ingestion-url / --scope applied (https only)."""
+    for flag, value in (("--authority-host", args.authority_host), ("--ingestion-url", args.ingestion_url)):
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme != "https" or not parts.netloc:
+                raise UsageError(f"{flag} {value}: must be an https:// URL (TLS is never turned off)")
+    return get_cloud(args.cloud).with_overrides(args.authority_host, args.ingestion_url,
+                                                getattr(args, "scope", None))
+
+
+def main(args: argparse.Namespace) -> int:
+    paths = check_files(args.files)
+    mapping = load_mapping(args.mapping)
+    if not GUID_RE.match(args.job_id or ""):
+        raise UsageError("--job-id: must be a GUID (the job ID Purview shows for the connector)")
+    cloud = resolve_cloud(args)
+    reporter = Reporter(args.log_format)
+    if mapping is not None and mapping.job_id.lower() != args.job_id.lower():
+        reporter.warning(args.mapping, "the mapping's jobId differs from --job-id; sending to --job-id")
+
+    client = None
+    if args.dry_run:  # no certificate needed, no token provider, no network
+        if args.certificate or os.environ.get(CERTIFICATE_ENV, "").strip():
+            from .certs import CertificateError, load_bundle
+
+            pem, source = read_certificate(args.certificate)
+            try:
+                load_bundle(pem, source=source)
+            except CertificateError as exc:
+                raise UsageError(str(exc)) from None
+    else:
+        from .auth import TokenProvider
+        from .send import READ_TIMEOUT, IngestionClient
+
+        pem, source = read_certificate(args.certificate)
+        tokens = TokenProvider(cloud, args.tenant_id, args.app_id, pem, source=source)
+        try:
+            Path(args.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise UsageError(f"--state-dir {args.state_dir}: cannot create ({type(exc).__name__})") from None
+        client = IngestionClient(cloud, tokens, deadline=args.deadline,
+                                 read_timeout=getattr(args, "read_timeout", None) or READ_TIMEOUT)
+    store = LocalCheckpointStore(args.state_dir)
+
+    outcomes: list[tuple[str, FileOutcome]] = []
+    not_attempted = 0
+    try:
+        with reporter:
+            for i, path in enumerate(paths):
+                name = str(path)
+                outcome = upload_file(path, display_name=name, job_id=args.job_id, mapping=mapping, client=client,
+                                      store=store, records_per_call=args.records_per_call, force=args.force,
+                                      dry_run=args.dry_run, reporter=reporter)
+                outcomes.append((name, outcome))
+                if outcome.status == "failed":
+                    not_attempted = len(paths) - i - 1
+                    break
+            code = exit_code([o for _, o in outcomes])
+            reporter.summary(outcomes, code, not_attempted=not_attempted)
+    finally:
+        if client is not None:
+            client.close()
+    return code
