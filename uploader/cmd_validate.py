@@ -1,0 +1,43 @@
+"""`python -m uploader validate FILE... --mapping FILE`: check files against a mapping; send nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .csvscan import scan_file
+from .errors import EXIT_INVALID, EXIT_OK, UsageError
+from .mapping import MappingError, load_mapping_file
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        mapping = load_mapping_file(args.mapping)
+    except MappingError as exc:
+        raise UsageError(f"--mapping {exc}") from None
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        raise UsageError(f"{missing[0]}: no such file")
+    invalid = 0
+    for name in args.files:
+        scan = scan_file(Path(name), mapping, records_per_call=10**9, display_name=name)
+        invalid += not scan.ok
+        if args.log_format == "json":
+            print(json.dumps({
+                "event": "file_validated", "file": name, "ok": scan.ok, "records": scan.records,
+                "problem_count": scan.problem_count, "problems": [p.to_json() for p in scan.problems],
+                "warnings": scan.warnings, "sha256": scan.sha256,
+            }))
+            continue
+        for line in scan.warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        if scan.ok:
+            print(f"{name}: valid, {scan.records} record{'s' if scan.records != 1 else ''}")
+        else:
+            for line in scan.report_lines():
+                print(line, file=sys.stderr)
+            print(f"{name}: INVALID, {scan.problem_count} problem{'s' if scan.problem_count != 1 else ''}; "
+                  "nothing from this file would be sent", file=sys.stderr)
+    return EXIT_INVALID if invalid else EXIT_OK
