@@ -1,0 +1,290 @@
+"""The drop-zone backends (uploader.dropzone) against a real Azurite and a real folder, and the job's globs.
+
+Also home of the `azurite` fixture the job-mode tests import: Azurite (npm, installed by the Makefile into
+node_modules/) started on loopback with an ephemeral port in a temporary workspace.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from uploader import dropzone as dzmod
+from uploader.dropzone import DropZoneError, FolderDropZone, keep_renewed, open_dropzone
+from uploader.errors import UsageError
+from uploader.jobrun import glob_regex
+
+REPO = Path(__file__).resolve().parent.parent
+# Azurite's documented development account (public, the same in every installation).
+DEV_ACCOUNT = "devstoreaccount1"
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+@dataclass
+class Azurite:
+    """A running Azurite blob service."""
+
+    port: int
+    process: subprocess.Popen
+
+    @property
+    def connection_string(self) -> str:
+        return (f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
+                f"BlobEndpoint=http://127.0.0.1:{self.port}/{DEV_ACCOUNT};")
+
+    def new_container(self) -> tuple[str, object]:
+        """A fresh container: (its URL, a ContainerClient for the test's own arranging and checking)."""
+        from azure.storage.blob import ContainerClient
+
+        name = f"dz-{uuid.uuid4().hex[:12]}"
+        client = ContainerClient.from_connection_string(self.connection_string, name)
+        client.create_container()
+        return f"http://127.0.0.1:{self.port}/{DEV_ACCOUNT}/{name}", client
+
+
+def _azurite_binary() -> str:
+    found = shutil.which("azurite-blob") or shutil.which("azurite-blob", path=str(REPO / "node_modules" / ".bin"))
+    if not found:  # CI installs it (`make test`): a missing emulator is a broken setup, not a reason to skip
+        pytest.fail("azurite-blob not found: run `make test` (it installs npm's azurite into node_modules/)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory):
+    workspace = tmp_path_factory.mktemp("azurite")
+    log = (workspace / "azurite.log").open("w+")
+    process = subprocess.Popen(
+        [_azurite_binary(), "--blobHost", "127.0.0.1", "--blobPort", "0", "--location", str(workspace),
+         "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"],
+        stdout=log, stderr=subprocess.STDOUT, cwd=workspace,
+    )
+    port = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and port is None:
+        if process.poll() is not None:
+            break
+        log.seek(0)
+        found = re.search(r"listens on http://127\.0\.0\.1:(\d+)", log.read())
+        port = int(found.group(1)) if found else None
+        if port is None:
+            time.sleep(0.1)
+    if port is None:
+        process.kill()
+        log.seek(0)
+        pytest.fail(f"Azurite did not start: {log.read()[-2000:]}")
+    try:
+        yield Azurite(port, process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(params=["folder", "blob"])
+def dropzone(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The same tests run over both backends."""
+    if request.param == "folder":
+        return open_dropzone(tmp_path.as_uri())
+    az = request.getfixturevalue("azurite")
+    url, _ = az.new_container()
+    return open_dropzone(url, env={"AZURE_STORAGE_CONNECTION_STRING": az.connection_string})
+
+
+def _put(dz, path: str, data: bytes) -> None:
+    if isinstance(dz, FolderDropZone):
+        target = dz.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    else:
+        dz.container.upload_blob(path, data, overwrite=True)
+
+
+def test_list_stat_download(dropzone, tmp_path: Path) -> None:
+    _put(dropzone, "incoming/a/one.csv", b"h\n1\n")
+    _put(dropzone, "incoming/two.csv", b"h\n2\n22\n")
+    _put(dropzone, "processed/x.csv", b"h\n")
+    entries = sorted(dropzone.list("incoming/"), key=lambda e: e.path)
+    assert [(e.path, e.size) for e in entries] == [("incoming/a/one.csv", 4), ("incoming/two.csv", 7)]
+    assert all(e.modified.tzinfo is not None for e in entries)
+    assert dropzone.stat("incoming/two.csv").etag == entries[1].etag  # listing and stat agree
+    assert dropzone.stat("incoming/missing.csv") is None
+    dest = tmp_path / "download"
+    dropzone.download("incoming/two.csv", dest)
+    assert dest.read_bytes() == b"h\n2\n22\n"
+
+
+def test_download_streams_in_chunks(dropzone, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    _put(dropzone, "incoming/big.csv", data)
+    monkeypatch.setattr(dzmod, "DOWNLOAD_CHUNK", 64 * 1024)
+    dest = tmp_path / "big"
+    dropzone.download("incoming/big.csv", dest)
+    assert dest.read_bytes() == data
+
+
+def test_json_roundtrip_and_missing(dropzone) -> None:
+    assert dropzone.read_json("state/none.json") is None
+    dropzone.write_json("state/job/abc.json", {"records_acked": 5})
+    dropzone.write_json("state/job/abc.json", {"records_acked": 10})
+    assert dropzone.read_json("state/job/abc.json") == {"records_acked": 10}
+    _put(dropzone, "state/bad.json", b"{not json")
+    assert dropzone.read_json("state/bad.json") is None
+
+
+def test_move_is_repeatable(dropzone) -> None:
+    _put(dropzone, "incoming/d/x.csv", b"h\n1\n")
+    lock = dropzone.try_lock("incoming/d/x.csv")
+    assert lock is not None
+    dropzone.move("incoming/d/x.csv", "processed/2026/11/22/d/x.csv", lock)
+    dropzone.move("incoming/d/x.csv", "processed/2026/11/22/d/x.csv", lock)  # a second attempt: already done
+    lock.release()
+    assert dropzone.stat("incoming/d/x.csv") is None
+    assert dropzone.stat("processed/2026/11/22/d/x.csv").size == 4
+    with pytest.raises(DropZoneError):
+        dropzone.move("incoming/never.csv", "processed/never.csv")
+
+
+def test_lock_is_exclusive_until_released(dropzone) -> None:
+    _put(dropzone, "incoming/x.csv", b"h\n")
+    first = dropzone.try_lock("incoming/x.csv")
+    assert first is not None
+    assert dropzone.try_lock("incoming/x.csv") is None
+    first.renew()
+    assert dropzone.try_lock("incoming/x.csv") is None
+    first.release()
+    again = dropzone.try_lock("incoming/x.csv")
+    assert again is not None
+    again.release()
+    assert dropzone.try_lock("incoming/gone.csv") is None  # nothing to claim
+
+
+def test_concurrent_claims_have_one_winner(dropzone) -> None:
+    _put(dropzone, "incoming/race.csv", b"h\n")
+    winners: list[object] = []
+    barrier = threading.Barrier(6)
+
+    def claim() -> None:
+        barrier.wait()
+        lock = dropzone.try_lock("incoming/race.csv")
+        if lock is not None:
+            winners.append(lock)
+
+    threads = [threading.Thread(target=claim) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1
+    winners[0].release()
+
+
+def test_keep_renewed_marks_a_lost_lock(dropzone) -> None:
+    _put(dropzone, "incoming/x.csv", b"h\n")
+    lock = dropzone.try_lock("incoming/x.csv")
+    with keep_renewed(lock, every=0.05):
+        time.sleep(0.2)
+        assert not lock.lost
+        if isinstance(dropzone, FolderDropZone):
+            (dropzone.root / "state/locks/incoming/x.csv.lock").unlink()  # taken away
+        else:
+            from azure.storage.blob import BlobLeaseClient
+
+            BlobLeaseClient(dropzone.container.get_blob_client("incoming/x.csv")).break_lease(lease_break_period=0)
+        deadline = time.monotonic() + 5
+        while not lock.lost and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert lock.lost
+    lock.release()
+
+
+def test_stale_lock_file_is_broken(tmp_path: Path) -> None:
+    dz = open_dropzone(tmp_path.as_uri())
+    _put(dz, "incoming/x.csv", b"h\n")
+    held = dz.try_lock("incoming/x.csv")
+    lock_file = tmp_path / "state/locks/incoming/x.csv.lock"
+    assert dz.try_lock("incoming/x.csv") is None
+    old = time.time() - dzmod.STALE_LOCK_SECONDS - 5
+    os.utime(lock_file, (old, old))  # its execution died and stopped renewing it
+    taker = dz.try_lock("incoming/x.csv")
+    assert taker is not None
+    assert held is not None
+    with pytest.raises(DropZoneError):
+        held.renew()  # the dead execution, had it woken up, learns it lost the claim
+    held.release()  # must not remove the new holder's lock
+    assert lock_file.exists()
+    assert json.loads(lock_file.read_text())["pid"] == os.getpid()
+    taker.release()
+    assert not lock_file.exists()
+
+
+def test_paths_cannot_leave_the_root(tmp_path: Path) -> None:
+    dz = open_dropzone(tmp_path.as_uri())
+    for bad in ("../x", "/etc/passwd", "a/../../x", "a//b", "a\\b"):
+        with pytest.raises(DropZoneError):
+            dz.stat(bad)
+
+
+def test_urls(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="UPLOADER_DROPZONE_URL"):
+        open_dropzone("ftp://example/x")
+    with pytest.raises(UsageError, match="does not exist"):
+        open_dropzone((tmp_path / "missing").as_uri())
+    with pytest.raises(UsageError, match="must name the container"):
+        open_dropzone("https://acct.blob.core.windows.net/", env={})
+    with pytest.raises(UsageError, match="https"):
+        open_dropzone("http://acct.blob.core.windows.net/c", env={})
+    with pytest.raises(UsageError, match="AZURE_STORAGE_CONNECTION_STRING"):
+        open_dropzone("https://acct.blob.core.windows.net/c", env={"AZURE_STORAGE_CONNECTION_STRING": "nonsense"})
+    managed = open_dropzone("https://acct.blob.core.windows.net/drop", env={"AZURE_CLIENT_ID": str(uuid.uuid4())})
+    assert type(managed.container.credential).__name__ == "ManagedIdentityCredential"
+    assert managed.container.container_name == "drop"
+
+
+def test_storage_errors_name_the_drop_zone_not_secrets(azurite) -> None:
+    url = f"http://127.0.0.1:{azurite.port}/{DEV_ACCOUNT}/no-such-container"
+    dz = open_dropzone(url, env={"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string})
+    with pytest.raises(DropZoneError) as info:
+        dz.list("incoming/")
+    assert "no-such-container" in str(info.value) and "ContainerNotFound" in str(info.value)
+    assert DEV_KEY not in str(info.value)
+
+
+@pytest.mark.parametrize(("pattern", "path", "matches"), [
+    ("departures/*.csv", "departures/a.csv", True),
+    ("departures/*.csv", "departures/sub/a.csv", False),
+    ("departures/*.csv", "other/a.csv", False),
+    ("*.csv", "a.csv", True),
+    ("*.csv", "x/a.csv", False),
+    ("**/*.csv", "a.csv", True),
+    ("**/*.csv", "x/y/a.csv", True),
+    ("**/*.csv", "x/y/a.txt", False),
+    ("profiles/**", "profiles/2026/a.csv", True),
+    ("hr_??.csv", "hr_01.csv", True),
+    ("hr_??.csv", "hr_1.csv", False),
+    ("hr_[0-9].csv", "hr_7.csv", True),
+    ("hr_[!0-9].csv", "hr_7.csv", False),
+    ("a.b(c)+.csv", "a.b(c)+.csv", True),
+    ("a.csv", "aXcsv", False),
+])
+def test_glob(pattern: str, path: str, matches: bool) -> None:
+    assert bool(glob_regex(pattern).match(path)) is matches
+
+
+def test_entry_times_are_utc(dropzone) -> None:
+    _put(dropzone, "incoming/t.csv", b"h\n")
+    entry = dropzone.stat("incoming/t.csv")
+    assert abs((dt.datetime.now(dt.UTC) - entry.modified).total_seconds()) < 120
