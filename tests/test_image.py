@@ -1,0 +1,151 @@
+"""The job's image installs the uploader alone: no Pulumi, no dev tools, and everything it needs.
+
+There is no Docker engine here, so this test performs the Dockerfile's own steps — its COPY lines and
+its `pip install` line, read from uploader/Dockerfile itself — into a clean venv, then runs the uploader
+there: `--help`, every module imported, `validate` on the examples, and a real `run` job (in
+test_run.py, which reuses the `lean_python` fixture) against the sandbox and a drop zone.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DOCKERFILE = REPO / "uploader" / "Dockerfile"
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    lines, current = [], ""
+    for raw in DOCKERFILE.read_text().splitlines():
+        if not current and (not raw.strip() or raw.lstrip().startswith("#")):
+            continue
+        current += raw.rstrip("\\").strip() + " "
+        if not raw.rstrip().endswith("\\"):
+            lines.append(current.strip())
+            current = ""
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
+
+
+def pip_install_args() -> list[str]:
+    """The arguments of the Dockerfile's one `python -m pip install` step."""
+    installs = [shlex.split(args) for op, args in dockerfile_instructions()
+                if op == "RUN" and args.startswith("python -m pip install")]
+    assert len(installs) == 1, "the Dockerfile must install with exactly one `RUN python -m pip install ...` line"
+    assert "&&" not in installs[0], "keep the install step alone on its RUN line (the test replays it)"
+    return installs[0][4:]
+
+
+def test_dockerfile_shape() -> None:
+    steps = dockerfile_instructions()
+    ops = [op for op, _ in steps]
+    assert steps[0] == ("FROM", "python:3.11-slim")
+    user = [args for op, args in steps if op == "USER"]
+    assert user and not user[-1].startswith(("0", "root")), "the job must not run as root"
+    assert ops.index("USER") > ops.index("RUN"), "USER comes after the install steps"
+    assert steps[-1] == ("ENTRYPOINT", '["python", "-m", "uploader", "run"]')
+    args = pip_install_args()
+    assert args[-1] == ".", "the image installs the project itself"
+    assert not any("[" in a for a in args), "no extras: the provisioning and dev groups stay out of the image"
+    copies = [shlex.split(a) for op, a in steps if op == "COPY"]
+    for *sources, _dest in copies:
+        for src in sources:
+            assert (REPO / src).exists(), f"COPY {src}: not in the build context (the repository root)"
+    ignore = (REPO / "uploader" / "Dockerfile.dockerignore").read_text().split()
+    assert ignore[ignore.index("*") + 1:].count("!uploader/") == 1  # everything else stays out of the context
+
+
+@pytest.fixture(scope="session")
+def lean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clean venv built with the Dockerfile's own COPY and pip steps; returns its python."""
+    root = tmp_path_factory.mktemp("image")
+    src = root / "src"  # the Dockerfile's WORKDIR /src
+    src.mkdir()
+    for op, args in dockerfile_instructions():
+        if op != "COPY":
+            continue
+        *sources, dest = shlex.split(args)
+        for source in sources:  # Docker's rules: a folder's contents go into dest; a file into dest/ or as dest
+            origin = REPO / source
+            if origin.is_dir():
+                shutil.copytree(origin, src / dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                                dirs_exist_ok=True)
+            else:
+                target = src / dest / origin.name if dest.endswith("/") else src / dest
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(origin, target)
+    prefix = root / "venv"
+    venv.EnvBuilder(with_pip=True, clear=True).create(prefix)
+    python = prefix / "bin" / "python"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *pip_install_args()],
+                          cwd=src, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"the image's pip install failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    shutil.rmtree(src)  # like the image (`RUN rm -rf /src`): only the installed package remains
+    return python
+
+
+def _lean(python: Path, *args: str, **kwargs) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "UPLOADER_"))}
+    env.update(kwargs.pop("env", {}))
+    return subprocess.run([str(python), *args], cwd=python.parent, env=env, capture_output=True, text=True,
+                          timeout=120, **kwargs)
+
+
+def test_lean_install_runs_the_uploader_without_pulumi(lean_python: Path) -> None:
+    helped = _lean(lean_python, "-m", "uploader", "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert "run" in helped.stdout and "upload" in helped.stdout
+    run_help = _lean(lean_python, "-m", "uploader", "run", "--help")
+    assert run_help.returncode == 0 and "UPLOADER_DROPZONE_URL" in run_help.stdout
+    for absent in ("pulumi", "pulumi_azure_native", "pytest", "hypothesis", "ruff", "yaml", "provisioning"):
+        probe = _lean(lean_python, "-c", f"import {absent}")
+        assert probe.returncode != 0, f"{absent} is importable in the image's environment"
+    where = _lean(lean_python, "-c", "import uploader, sys; print(uploader.__file__); print(sys.prefix)")
+    assert where.returncode == 0
+    module_file, prefix = where.stdout.split()
+    assert Path(module_file).is_relative_to(prefix), "the uploader must come from the image's install, not the repo"
+
+
+def test_every_uploader_module_imports_in_the_image(lean_python: Path) -> None:
+    script = (
+        "import importlib, pkgutil, uploader\n"
+        "names = sorted(m.name for m in pkgutil.walk_packages(uploader.__path__, 'uploader.')\n"
+        "               if m.name not in ('uploader.__main__',))\n"
+        "for name in names: importlib.import_module(name)\n"
+        "import sys; assert not any(m.split('.')[0] == 'pulumi' for m in sys.modules), 'pulumi was imported'\n"
+        "print(len(names))\n"
+    )
+    done = _lean(lean_python, "-c", script)
+    assert done.returncode == 0, done.stderr[-3000:]
+    expected = {p.stem for p in (REPO / "uploader").glob("*.py")} - {"__init__", "__main__"}
+    assert int(done.stdout.strip()) >= len(expected)
+
+
+def test_examples_validate_in_the_image(lean_python: Path) -> None:
+    """The uploader's own validation runs in the image (its package data ships the examples)."""
+    examples = sorted((REPO / "uploader" / "examples").glob("*.json"))
+    if not examples:
+        pytest.fail("uploader/examples has no mapping files to validate with")
+    checked = 0
+    for mapping in examples:
+        csvs = sorted(mapping.parent.glob(mapping.stem + "*.csv"))
+        good = [c for c in csvs if "bad" not in c.name]
+        if not good:
+            continue
+        done = _lean(lean_python, "-m", "uploader", "validate", *map(str, good), "--mapping", str(mapping))
+        assert done.returncode == 0, f"{mapping.name}: exit {done.returncode}: {done.stderr[-1500:]}"
+        checked += 1
+    assert checked >= 1
+
+
+if __name__ == "__main__":  # pragma: no cover - `python tests/test_image.py` prints the replayed steps
+    print(pip_install_args(), file=sys.stderr)
