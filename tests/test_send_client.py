@@ -161,3 +161,27 @@ def test_long_service_messages_are_shortened() -> None:
     with pytest.raises(UploadError) as info:
         c.send("j", b"h\n")
     assert len(str(info.value)) < 500
+
+
+class RenewableTokens(Tokens):
+    def __init__(self) -> None:
+        super().__init__()
+        self.invalidated = 0
+
+    def invalidate(self) -> None:
+        self.invalidated += 1
+
+
+def test_a_refused_token_is_renewed_once() -> None:
+    c, adapter, clock = client([answer(401, "expired"), answer(200)])
+    c.tokens = RenewableTokens()
+    assert c.send("j", b"h\n") == 0
+    assert c.tokens.invalidated == 1 and c.tokens.calls == 2 and clock.slept == []
+
+
+def test_a_second_401_is_permanent() -> None:
+    c, adapter, clock = client([answer(401, "expired"), answer(401, "still no")])
+    c.tokens = RenewableTokens()
+    with pytest.raises(UploadError, match="HTTP 401: still no"):
+        c.send("j", b"h\n")
+    assert len(adapter.requests) == 2

@@ -70,6 +70,10 @@ class TokenProvider:
     def _host(self) -> str:
         return urlsplit(self.cloud.authority_host).netloc or self.cloud.authority_host
 
+    def invalidate(self) -> None:
+        """Forget the cached token (the service refused it); the next token() signs in again."""
+        self._app = None
+
     def token(self) -> str:
         """An access token; MSAL's cache answers every call after the first until it nears expiry."""
         app = self._client()

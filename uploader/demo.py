@@ -10,20 +10,17 @@ Nothing leaves the machine. Output never shows a cell value.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import requests
-
 from .certs import generate_certificate
 from .errors import EXIT_INVALID, EXIT_OK
 from .mapping import load_mapping_file
+from .sandbox.client import Sandbox
 
 EXAMPLES = Path(__file__).resolve().parent / "examples"
 SCENARIO_FILES = ("resignation", "job-level-change", "performance-review", "performance-improvement-plan",
@@ -48,62 +45,6 @@ def examples() -> list[Example]:
         mapping = EXAMPLES / f"{name}.json"
         out.append(Example(name, EXAMPLES / f"{name}.csv", mapping, load_mapping_file(mapping).job_id))
     return out
-
-
-class Sandbox:
-    """The sandbox subprocess, started with --ready-file and stopped on exit."""
-
-    def __init__(self, workdir: Path, app_id: str, cert_file: Path, jobs: list[str]) -> None:
-        self.ready_file = workdir / "sandbox-ready.json"
-        self.log = (workdir / "sandbox.log").open("w+")
-        args = [sys.executable, "-m", "uploader", "sandbox", "--host", "127.0.0.1", "--port", "0",
-                "--state-dir", str(workdir / "sandbox"), "--ready-file", str(self.ready_file),
-                "--app", f"{app_id}={cert_file}"]
-        for job in jobs:
-            args += ["--job", f"{job}={app_id}"]
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, env=_clean_env())
-        self.info = self._wait_ready()
-        self.ca_file = self.info["ca_file"]
-
-    def _wait_ready(self, timeout: float = 30.0) -> dict:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"the sandbox exited with {self.proc.returncode}:\n{self.log.read()[-2000:]}")
-            if self.ready_file.exists():
-                try:
-                    return json.loads(self.ready_file.read_text())
-                except ValueError:
-                    pass  # being written
-            time.sleep(0.05)
-        raise RuntimeError("the sandbox did not become ready within 30 s")
-
-    def control(self, method: str, path: str, payload: dict | None = None) -> object:
-        response = requests.request(method, f"{self.info['url'].rstrip('/')}{path}", json=payload,
-                                    verify=self.ca_file, timeout=10)
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    def stats(self) -> dict:
-        return self.control("GET", "/_sandbox/stats")  # type: ignore[return-value]
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.log.close()
-
-
-def _clean_env() -> dict[str, str]:
-    """The environment without UPLOADER_* settings of the caller (the demo passes its own flags)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("UPLOADER_")}
-    env["NO_PROXY"] = ",".join(filter(None, [env.get("NO_PROXY"), "127.0.0.1", "localhost"]))
-    return env
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -132,7 +73,7 @@ def main() -> int:
     from rich.console import Console
     from rich.table import Table
 
-    out = Console(highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
     step = iter(range(1, 100))
 
     def head(text: str) -> None:
@@ -152,16 +93,14 @@ def main() -> int:
         out.print(f"   app {app_id}, certificate SHA-256 thumbprint {bundle.thumbprint_sha256[:16]}…")
 
         head("The sandbox: a loopback stand-in for Entra ID and the ingestion API, with its own CA")
-        sandbox = Sandbox(work, app_id, public_file, [e.job_id for e in items])
+        sandbox = Sandbox.start(work / "sandbox", apps=[(app_id, public_file)],
+                                jobs=[(e.job_id, app_id) for e in items])
         try:
-            out.print(f"   listening at {sandbox.info['url']} (pid {sandbox.info.get('pid', sandbox.proc.pid)}); "
+            out.print(f"   listening at {sandbox.url}, its own CA in {sandbox.ca_file.name}; "
                       f"{len(items)} connector jobs bound to the app")
-            env = _clean_env()
-            for var in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE"):
-                env[var] = sandbox.ca_file
+            env = sandbox.env  # trusts the sandbox CA (REQUESTS_CA_BUNDLE, SSL_CERT_FILE, CURL_CA_BUNDLE)
             common = ["--tenant-id", TENANT_ID, "--app-id", app_id, "--certificate", str(cert_file),
-                      "--authority-host", sandbox.info["authority_host"],
-                      "--ingestion-url", sandbox.info["ingestion_url"],
+                      "--authority-host", sandbox.authority_host, "--ingestion-url", sandbox.ingestion_url,
                       "--state-dir", str(work / "state"), "--records-per-call", str(RECORDS_PER_CALL)]
             ok = _validate_all(out, items, env, head) and _upload_all(out, items, env, common, sandbox, head)
             if not ok:
@@ -178,6 +117,10 @@ def main() -> int:
         return 0
     out.print("\n[bold red]Demo failed[/] (see above)")
     return 1
+
+
+def _retries(n: int) -> str:
+    return "1 retry" if n == 1 else f"{n} retries"
 
 
 def _records(path: Path) -> int:
@@ -206,8 +149,7 @@ def _upload_all(out, items: list[Example], env: dict[str, str], common: list[str
     good = True
     for e in items:
         if e.name == "multi-scenario":
-            sandbox.control("POST", "/_sandbox/faults",
-                            {"faults": [{"kind": "status", "status": 503, "retry_after": 1, "job_id": e.job_id}]})
+            sandbox.faults([{"kind": "status", "status": 503, "retry_after": 1, "job_id": e.job_id}])
             out.print("   [dim](the sandbox will answer the next call with 503, Retry-After: 1)[/]")
         tokens_before = sandbox.stats().get("tokens_issued", 0)
         result = _cli(["upload", _rel(e.csv), "--mapping", _rel(e.mapping), "--job-id", e.job_id,
@@ -222,7 +164,7 @@ def _upload_all(out, items: list[Example], env: dict[str, str], common: list[str
         if result.returncode == EXIT_OK and done and done[0].get("status") == "sent":
             d = done[0]
             out.print(f"   {e.csv.name:<34} [green]sent[/] {d['records_sent']} records in {d['chunks_sent']} chunks, "
-                      f"{d['retries']} retries, {d['seconds']:.1f} s, {tokens} token → job {e.job_id[:8]}…")
+                      f"{_retries(d['retries'])}, {d['seconds']:.1f} s, {tokens} token → job {e.job_id[:8]}…")
         else:
             out.print(f"   {e.csv.name:<34} [red]exit {result.returncode}[/]")
             out.print(result.stderr[-2000:], markup=False)
@@ -235,7 +177,7 @@ def _show_received(out, items: list[Example], sandbox: Sandbox, head, table_cls)
     stats = sandbox.stats()
     table = table_cls(show_edge=False, pad_edge=False, box=None)
     for col in ("file", "job", "uploads", "records received", "records in file"):
-        table.add_column(col, justify="left" if col in ("file", "job") else "right")
+        table.add_column(col, justify="left" if col in ("file", "job") else "right", no_wrap=True)
     good = True
     for e in items:
         job = stats.get("jobs", {}).get(e.job_id, {})

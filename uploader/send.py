@@ -38,6 +38,14 @@ class TokenSource(Protocol):
     def token(self) -> str: ...
 
 
+class _Unauthorized(Exception):
+    """HTTP 401: the token was refused (expired or revoked early); one fresh token is worth a try."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 @dataclass(frozen=True)
 class RetryNotice:
     """Told to the reporter before each wait: never contains a token or a cell value."""
@@ -151,10 +159,19 @@ class IngestionClient:
         """POST one chunk; returns the number of retries it took. Raises UploadError when it cannot succeed."""
         start = self._clock()
         attempt = 0
+        renewed = False
         while True:
             remaining = self.deadline - (self._clock() - start)
             token = self.tokens.token()
-            reason, retry_after = self._attempt(job_id, body, name, token, max(1.0, remaining))
+            try:
+                reason, retry_after = self._attempt(job_id, body, name, token, max(1.0, remaining))
+            except _Unauthorized as exc:
+                invalidate = getattr(self.tokens, "invalidate", None)
+                if renewed or invalidate is None:
+                    raise UploadError(f"the ingestion service refused the token: HTTP 401: {exc.message}") from None
+                invalidate()  # drop the cached token once and sign in again
+                renewed = True
+                continue
             if reason is None:
                 return attempt
             delay = next_delay(attempt, retry_after, self.base_delay, self.max_delay)
@@ -199,6 +216,8 @@ class IngestionClient:
             if is_transient_status(status):
                 return f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After"))
             message = service_message(response)
+        if status == 401:
+            raise _Unauthorized(message)
         text = f"the ingestion service refused the upload: HTTP {status}: {message}"
         if status == 403 and MISMATCH_TEXT.lower() in message.lower():
             text += f"\n{MISMATCH_HINT}"
