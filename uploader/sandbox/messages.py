@@ -1,0 +1,48 @@
+"""The sandbox's request and response values, independent of the HTTP server that carries them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # without the query string
+    query: dict[str, str]  # first value of each parameter
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    base_url: str  # https://host:port as the client addressed us
+    client_host: str
+
+    def header(self, name: str, default: str = "") -> str:
+        return self.headers.get(name.lower(), default)
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+    # for the one-line request log: never a body, token or key
+    job_id: str | None = None
+    records: int | None = None
+    note: str | None = None
+
+
+@dataclass
+class Drop:
+    """Close the connection without answering (a scripted fault)."""
+
+    job_id: str | None = None
+
+
+def json_response(status: int, payload: Any, **kwargs: Any) -> Response:
+    return Response(status, json.dumps(payload).encode(), **kwargs)
+
+
+def text_response(status: int, text: str, **kwargs: Any) -> Response:
+    return Response(status, text.encode(), content_type="text/plain; charset=utf-8", **kwargs)
