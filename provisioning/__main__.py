@@ -1,0 +1,131 @@
+"""`python -m provisioning new-stack | check | render | matrix`: offline tools for a fleet of stacks.
+
+Exit codes: 0 ok; 2 usage or config problem (bad flag, bad stack name, a config key breaking a rule);
+1 the program failed to evaluate under mocks. No command needs Pulumi's CLI, credentials or network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from uploader.errors import EXIT_OK, EXIT_USAGE
+
+from . import fleet
+from .config import ConfigError
+
+
+def _stacks_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stacks-dir", metavar="DIR",
+        help=f"where the Pulumi.<stack>.yaml files are (default: stacks/; env {fleet.STACKS_DIR_ENV})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m provisioning",
+        description="Offline tools for the hr-connector stacks: add a tenant, check and render stack files.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    new = sub.add_parser("new-stack", help="write stacks/Pulumi.NAME.yaml for a new tenant",
+                         description="Write a commented stack file with the cloud's defaults; never overwrites.")
+    new.add_argument("name", metavar="NAME", help="the stack name (letters, digits, '-', '_', '.')")
+    new.add_argument("--cloud", required=True, help="commercial | gcc | gcchigh | dod")
+    new.add_argument("--tenant-id", required=True, help="the Microsoft 365 tenant's ID (a GUID)")
+    new.add_argument("--location", help="Azure region (default: eastus, or usgovvirginia for Azure Government)")
+    _stacks_dir_arg(new)
+
+    check = sub.add_parser("check", help="validate and evaluate stack files under Pulumi mocks",
+                           description="Validate every stack file (or the named ones) and evaluate the program "
+                                       "under Pulumi mocks: offline, no credentials. One line per stack.")
+    check.add_argument("--stack", nargs="+", metavar="NAME", help="only these stacks")
+    _stacks_dir_arg(check)
+
+    render = sub.add_parser("render", help="what the program would declare for one stack (secrets masked)",
+                            description="List the resources the program declares for a stack, with the "
+                                        "settings a reviewer cares about; secrets are masked.")
+    render.add_argument("--stack", required=True, metavar="NAME")
+    render.add_argument("--json", action="store_true", help="JSON instead of text")
+    _stacks_dir_arg(render)
+
+    matrix = sub.add_parser("matrix", help="the GitHub Actions matrix of stacks a change touches (JSON)",
+                            description="Print {\"include\": [...]} with each stack's cloud, tenant and "
+                                        "sign-in environment, for the preview and deploy workflows.")
+    which = matrix.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every stack")
+    which.add_argument("--stack", nargs="+", metavar="NAME", help="these stacks")
+    which.add_argument("--changed-files", metavar="FILE",
+                       help="a file listing changed paths, one per line (git diff --name-only)")
+    _stacks_dir_arg(matrix)
+    return parser
+
+
+def _new_stack(args: argparse.Namespace) -> int:
+    from .newstack import create_stack
+
+    path = create_stack(fleet.stacks_dir(args.stacks_dir), args.name, args.cloud, args.tenant_id, args.location)
+    print(f"wrote {path}")
+    print(f"next: python -m provisioning check --stack {args.name}   (then see the comments in the file)")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .check import check_stacks, overall_exit_code
+
+    paths = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), args.stack)
+    if not paths:
+        raise fleet.FleetError(f"{fleet.stacks_dir(args.stacks_dir)}: no Pulumi.<stack>.yaml files to check")
+    results = check_stacks(paths)
+    for result in results:
+        print(result.line(), flush=True)
+    bad = sum(not r.ok for r in results)
+    print(f"{len(results)} stack(s): {len(results) - bad} ok, {bad} with problems")
+    return overall_exit_code(results)
+
+
+def _render(args: argparse.Namespace) -> int:
+    from .render import render_stack, to_text
+
+    (path,) = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), [args.stack])
+    report = render_stack(path)
+    print(json.dumps(report, indent=2) if args.json else to_text(report))
+    return EXIT_OK
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    directory = fleet.stacks_dir(args.stacks_dir)
+    if args.all:
+        paths = fleet.select_stacks(directory, None)
+    elif args.stack:
+        paths = fleet.select_stacks(directory, args.stack)
+    else:
+        try:
+            changed = Path(args.changed_files).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise fleet.FleetError(f"--changed-files: {exc.strerror}: {args.changed_files}") from None
+        paths = fleet.changed_stacks(changed, directory)
+    print(json.dumps(fleet.matrix(paths), separators=(",", ":")))
+    return EXIT_OK
+
+
+COMMANDS = {"new-stack": _new_stack, "check": _check, "render": _render, "matrix": _matrix}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"error: {exc.key}: {exc.rule}", file=sys.stderr)
+        return EXIT_USAGE
+    except fleet.FleetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,83 @@
+"""`python -m provisioning check [--stack NAME ...]`: every stack file validated and evaluated offline.
+
+For each stack: the config rules (provisioning.config, via offline.load_stack_settings — fast, in-process),
+then the real program under Pulumi mocks (offline.evaluate, one subprocess per stack). No Pulumi CLI, no
+credentials, no network. One line per stack; the exit code says whether any stack has a problem.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+from .config import ConfigError
+from .offline import REPO_ROOT, EvaluationError, evaluate, load_stack_settings, stack_name
+
+
+@dataclass(frozen=True)
+class StackResult:
+    """The outcome for one stack: ok with a resource count, or the problem (config key + rule, or evaluation)."""
+
+    stack: str
+    path: Path
+    resources: int = 0
+    seconds: float = 0.0
+    key: str | None = None  # the config key (or file:line) a config problem names
+    rule: str | None = None
+    error: str | None = None  # an evaluation failure that is not a config rule
+
+    @property
+    def ok(self) -> bool:
+        return self.key is None and self.error is None
+
+    @property
+    def exit_code(self) -> int:
+        if self.key is not None:
+            return EXIT_USAGE
+        return EXIT_FAILED if self.error is not None else EXIT_OK
+
+    def line(self) -> str:
+        if self.ok:
+            return f"ok    {self.stack}: {self.resources} resources, {self.seconds:.1f} s"
+        if self.key is not None:
+            return f"FAIL  {self.stack}: {self.key}: {self.rule}"
+        first, _, rest = (self.error or "").partition("\n")
+        detail = "".join(f"\n        {ln}" for ln in rest.splitlines())
+        return f"FAIL  {self.stack}: evaluation failed: {first}{detail}"
+
+
+def check_stack(path: Path, timeout: float = 180) -> StackResult:
+    """Validate then evaluate one stack file."""
+    name = stack_name(path)
+    try:
+        load_stack_settings(path, REPO_ROOT)
+        evaluation = evaluate(path, REPO_ROOT, timeout=timeout)
+    except ConfigError as exc:
+        return StackResult(name, path, key=exc.key, rule=exc.rule)
+    except EvaluationError as exc:
+        return StackResult(name, path, error=str(exc))
+    except subprocess.TimeoutExpired:
+        return StackResult(name, path, error=f"no result within {timeout:.0f} s")
+    custom = [r for r in evaluation.resources if r.custom and not r.type.startswith("pulumi:providers:")]
+    return StackResult(name, path, resources=len(custom), seconds=evaluation.seconds)
+
+
+def check_stacks(paths: list[Path], workers: int | None = None) -> list[StackResult]:
+    """Every stack, a few at a time (each evaluation is its own process); results in the given order."""
+    workers = workers or max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(check_stack, paths))
+
+
+def overall_exit_code(results: list[StackResult]) -> int:
+    """2 if any stack breaks a config rule, else 1 if any failed to evaluate, else 0."""
+    codes = {r.exit_code for r in results}
+    for code in (EXIT_USAGE, EXIT_FAILED):
+        if code in codes:
+            return code
+    return EXIT_OK

@@ -1,0 +1,258 @@
+"""`python -m provisioning new-stack | check | matrix` through the real command line (subprocess), offline.
+
+check's broken-stack cases run in one tmp stacks directory (`--stacks-dir`), each file breaking one rule; the
+assertion is that each is reported on its own line naming the stack and the config key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+JOB = "e081f4f4-3831-48d6-a7bb-3fcfab158145"
+
+
+def provisioning(*args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "HR_CONNECTOR_STACKS_DIR"}
+    return subprocess.run([sys.executable, "-m", "provisioning", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+# ------------------------------------------------------------------------------------------------ new-stack
+
+
+@pytest.mark.parametrize(("cloud", "environment", "location"), [
+    ("commercial", "public", "eastus"),
+    ("gcc", "public", "eastus"),
+    ("gcchigh", "usgovernment", "usgovvirginia"),
+    ("dod", "usgovernment", "usgovvirginia"),
+])
+def test_new_stack_writes_the_clouds_defaults(tmp_path: Path, cloud: str, environment: str, location: str) -> None:
+    import yaml
+
+    proc = provisioning("new-stack", f"t-{cloud}", "--cloud", cloud, "--tenant-id", TENANT,
+                        "--stacks-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    path = tmp_path / f"Pulumi.t-{cloud}.yaml"
+    text = path.read_text()
+    config = yaml.safe_load(text)["config"]
+    assert config["hr-connector:cloud"] == cloud
+    assert config["hr-connector:tenantId"] == TENANT
+    assert config["hr-connector:azureEnvironment"] == environment
+    assert config["hr-connector:location"] == location
+    assert config["hr-connector:connectors"] == []
+    assert "Next steps" in text and f"check --stack t-{cloud}" in text  # the next steps, as comments
+    assert ("usgovcloudapi.net" in text) == (environment == "usgovernment")
+
+
+def test_new_stack_takes_a_location(tmp_path: Path) -> None:
+    proc = provisioning("new-stack", "west", "--cloud", "commercial", "--tenant-id", TENANT,
+                        "--location", "westeurope", "--stacks-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "hr-connector:location: westeurope" in (tmp_path / "Pulumi.west.yaml").read_text()
+
+
+def test_new_stack_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.acme.yaml"
+    path.write_text("config: {}\n# hand-edited\n")
+    proc = provisioning("new-stack", "acme", "--cloud", "gcc", "--tenant-id", TENANT, "--stacks-dir", str(tmp_path))
+    assert proc.returncode == 2
+    assert "already exists" in proc.stderr
+    assert path.read_text() == "config: {}\n# hand-edited\n"
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["acme", "--cloud", "gcc", "--tenant-id", "not-a-guid"], "hr-connector:tenantId"),
+    (["acme", "--cloud", "gcc", "--tenant-id", "3f2504e0-4f89-41d3-9a0c-0305e82c330"], "hr-connector:tenantId"),
+    (["acme", "--cloud", "moon", "--tenant-id", TENANT], "--cloud"),
+    (["a/b", "--cloud", "gcc", "--tenant-id", TENANT], "stack name"),
+    (["has space", "--cloud", "gcc", "--tenant-id", TENANT], "stack name"),
+    (["x" * 101, "--cloud", "gcc", "--tenant-id", TENANT], "stack name"),
+    (["acme", "--cloud", "gcchigh", "--tenant-id", TENANT, "--location", "eastus"], "hr-connector:location"),
+    (["acme", "--cloud", "commercial", "--tenant-id", TENANT, "--location", "usgovvirginia"],
+     "hr-connector:location"),
+])
+def test_new_stack_rejects_bad_arguments(tmp_path: Path, args: list[str], named: str) -> None:
+    proc = provisioning("new-stack", *args, "--stacks-dir", str(tmp_path))
+    assert proc.returncode == 2
+    assert named in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_new_stack_usage_error_exits_2(tmp_path: Path) -> None:
+    proc = provisioning("new-stack", "acme", "--tenant-id", TENANT, "--stacks-dir", str(tmp_path))  # no --cloud
+    assert proc.returncode == 2
+    assert "--cloud" in proc.stderr
+
+
+@pytest.mark.pulumi
+def test_a_fresh_stack_passes_check(tmp_path: Path) -> None:
+    for name, cloud in (("fresh-commercial", "commercial"), ("fresh-gcchigh", "gcchigh")):
+        assert provisioning("new-stack", name, "--cloud", cloud, "--tenant-id", TENANT,
+                            "--stacks-dir", str(tmp_path)).returncode == 0
+    proc = provisioning("check", "--stacks-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith(("ok", "FAIL"))]
+    assert len(lines) == 2
+    for line in lines:
+        assert line.startswith("ok    fresh-"), line
+        assert int(line.split(": ", 1)[1].split(" resources")[0]) > 5
+
+
+# ---------------------------------------------------------------------------------------------------- check
+
+
+@pytest.mark.pulumi
+def test_check_passes_on_the_repositorys_stacks() -> None:
+    """What `make check` runs: every stack file in stacks/ validates and evaluates under mocks."""
+    stacks = sorted(p.name for p in (REPO / "stacks").glob("Pulumi.*.yaml"))
+    assert len(stacks) >= 3
+    proc = provisioning("check")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ok = [ln for ln in proc.stdout.splitlines() if ln.startswith("ok    ")]
+    assert len(ok) == len(stacks)
+    assert f"{len(stacks)} stack(s): {len(stacks)} ok, 0 with problems" in proc.stdout
+
+
+BASE = f"""config:
+  hr-connector:cloud: commercial
+  hr-connector:tenantId: {TENANT}
+  hr-connector:location: eastus
+"""
+CONNECTOR = f"""  hr-connector:connectors:
+    - name: departures
+      jobId: {JOB}
+      files: departures/*.csv
+      scenarios:
+        - type: resignation
+          columns:
+            userPrincipalName: EmailAddress
+            resignationDate: ResignationDate
+            lastWorkingDate: LastWorkingDate
+"""
+
+#: stack name -> (file text, the key its line must name, a word of the rule)
+BROKEN = {
+    "tenant-not-guid": (BASE.replace(TENANT, "contoso.onmicrosoft.com"), "hr-connector:tenantId", "GUID"),
+    "tenant-missing": (BASE.replace(f"  hr-connector:tenantId: {TENANT}\n", ""), "hr-connector:tenantId",
+                       "required"),
+    "unknown-cloud": (BASE.replace("cloud: commercial", "cloud: gcc-high"), "hr-connector:cloud", "unknown cloud"),
+    "gcchigh-public": (BASE.replace("cloud: commercial", "cloud: gcchigh")
+                       + "  hr-connector:azureEnvironment: public\n", "hr-connector:azureEnvironment",
+                       "Azure Government"),
+    "gov-region": (BASE.replace("cloud: commercial", "cloud: dod"), "hr-connector:location", "Azure Government"),
+    "cron-six-fields": (BASE + '  hr-connector:schedule: "0 0 2 * * *"\n', "hr-connector:schedule", ""),
+    "cron-bad-hour": (BASE + '  hr-connector:schedule: "0 25 * * *"\n', "hr-connector:schedule", ""),
+    "unknown-key": (BASE + '  hr-connector:schedul: "0 2 * * *"\n', "hr-connector:schedul", "unknown key"),
+    "scenario-type": (BASE + CONNECTOR.replace("type: resignation", "type: promotion"),
+                      "hr-connector:connectors[0].scenarios[0].type", "promotion"),
+    "missing-column": (BASE + CONNECTOR.replace("            lastWorkingDate: LastWorkingDate\n", ""),
+                       "hr-connector:connectors[0].scenarios[0].columns.lastWorkingDate", "required"),
+    "job-not-guid": (BASE + CONNECTOR.replace(JOB, "job-0001"), "hr-connector:connectors[0].jobId", "GUID"),
+    "no-scenario-column": (BASE + CONNECTOR + """        - type: performanceReview
+          columns:
+            userPrincipalName: EmailAddress
+            effectiveDate: EffectiveDate
+""", "hr-connector:connectors[0].scenarioColumn", "more than one scenario"),
+    "renew-window": (BASE + "  hr-connector:certificate:\n    validityDays: 30\n    renewBeforeDays: 30\n",
+                     "hr-connector:certificate.renewBeforeDays", ""),
+    "owner-not-guid": (BASE + "  hr-connector:owners: [alice@contoso.com]\n", "hr-connector:owners[0]", "GUID"),
+    "owners-not-list": (BASE + "  hr-connector:owners: 0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0\n",
+                        "hr-connector:owners", "array"),
+    "not-namespaced": (BASE + "  schedule: '0 2 * * *'\n", "schedule", "namespaced"),
+    "bad-yaml": (BASE + "  hr-connector:schedule: [0 2 * * *\n", "Pulumi.bad-yaml.yaml:", "YAML"),
+    "alert-email": (BASE + "  hr-connector:alertEmails: [not-an-address]\n", "hr-connector:alertEmails[0]", ""),
+}
+
+
+def test_check_names_the_key_of_each_broken_stack_file(tmp_path: Path) -> None:
+    for name, (text, _, _) in BROKEN.items():
+        (tmp_path / f"Pulumi.{name}.yaml").write_text(text)
+    proc = provisioning("check", "--stacks-dir", str(tmp_path))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = {ln.split(":", 1)[0].split()[-1]: ln for ln in proc.stdout.splitlines() if ln.startswith("FAIL")}
+    assert sorted(lines) == sorted(BROKEN), proc.stdout
+    for name, (_, key, rule) in BROKEN.items():
+        line = lines[name]
+        assert line.startswith(f"FAIL  {name}: "), line
+        assert key in line, f"{name}: expected the key {key} in the report"
+        assert rule in line, f"{name}: expected {rule!r} in the rule"
+    assert f"{len(BROKEN)} stack(s): 0 ok, {len(BROKEN)} with problems" in proc.stdout
+
+
+def test_check_one_named_stack_and_unknown_names(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.one.yaml").write_text(BROKEN["unknown-key"][0])
+    (tmp_path / "Pulumi.two.yaml").write_text(BROKEN["tenant-not-guid"][0])
+    proc = provisioning("check", "--stack", "two", "--stacks-dir", str(tmp_path))
+    assert proc.returncode == 2
+    assert "FAIL  two: hr-connector:tenantId" in proc.stdout and "one" not in proc.stdout
+    missing = provisioning("check", "--stack", "three", "--stacks-dir", str(tmp_path))
+    assert missing.returncode == 2
+    assert "three" in missing.stderr and "one, two" in missing.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert provisioning("check", "--stacks-dir", str(empty)).returncode == 2
+
+
+def test_check_reads_the_stacks_dir_from_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.env.yaml").write_text(BROKEN["gov-region"][0])
+    env = {**os.environ, "HR_CONNECTOR_STACKS_DIR": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-m", "provisioning", "check"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "FAIL  env: hr-connector:location" in proc.stdout
+
+
+# --------------------------------------------------------------------------------------------------- matrix
+
+
+def _matrix(tmp_path: Path, *args: str) -> list[dict]:
+    proc = provisioning("matrix", *args, "--stacks-dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["include"]
+
+
+def test_matrix_selects_changed_stacks_with_their_sign_in_cloud(tmp_path: Path) -> None:
+    for name, cloud in (("acme", "commercial"), ("acme-gcc", "gcc"), ("acme-high", "gcchigh"), ("acme-dod", "dod")):
+        assert provisioning("new-stack", name, "--cloud", cloud, "--tenant-id", TENANT,
+                            "--stacks-dir", str(tmp_path)).returncode == 0
+    changed = tmp_path / "changed.txt"
+
+    changed.write_text("stacks/Pulumi.acme-high.yaml\nREADME.md\n")
+    (entry,) = _matrix(tmp_path, "--changed-files", str(changed))
+    assert entry == {"stack": "acme-high", "cloud": "gcchigh", "tenantId": TENANT,
+                     "azureEnvironment": "usgovernment", "loginEnvironment": "AzureUSGovernment",
+                     "oidcAudience": "api://AzureADTokenExchangeUSGov", "varSuffix": "ACME_HIGH"}
+
+    changed.write_text("stacks/Pulumi.acme-gcc.yaml\nstacks/Pulumi.gone.yaml\n")  # gone: deleted in the change
+    (entry,) = _matrix(tmp_path, "--changed-files", str(changed))
+    assert (entry["stack"], entry["loginEnvironment"], entry["oidcAudience"]) == (
+        "acme-gcc", "AzureCloud", "api://AzureADTokenExchange")
+
+    changed.write_text("docs/gitops.md\nREADME.md\n")
+    assert _matrix(tmp_path, "--changed-files", str(changed)) == []
+
+    for program_file in ("provisioning/job.py", "__main__.py", "Pulumi.yaml", "uploader/cli.py"):
+        changed.write_text(f"{program_file}\n")
+        assert len(_matrix(tmp_path, "--changed-files", str(changed))) == 4, program_file
+
+    assert sorted(e["stack"] for e in _matrix(tmp_path, "--all")) == ["acme", "acme-dod", "acme-gcc", "acme-high"]
+    assert [e["stack"] for e in _matrix(tmp_path, "--stack", "acme-dod")] == ["acme-dod"]
+    assert provisioning("matrix", "--stack", "nope", "--stacks-dir", str(tmp_path)).returncode == 2
+
+
+def test_matrix_of_the_repositorys_stacks() -> None:
+    proc = provisioning("matrix", "--all")
+    assert proc.returncode == 0, proc.stderr
+    entries = json.loads(proc.stdout)["include"]
+    assert {e["stack"] for e in entries} == {p.name[len("Pulumi."):-len(".yaml")]
+                                             for p in (REPO / "stacks").glob("Pulumi.*.yaml")}
+    for e in entries:
+        assert (e["loginEnvironment"] == "AzureUSGovernment") == (e["cloud"] in ("gcchigh", "dod"))
