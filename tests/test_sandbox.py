@@ -7,8 +7,16 @@ values or tokens.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
+import jwt
 import msal
 import pytest
+import requests
+
+from uploader.sandbox.client import Sandbox
 
 SCOPE = "https://microsoft.onmicrosoft.com/86dfdabb-5089-4a0c-880a-cfa5a790c5b1/.default"
 
@@ -63,3 +71,338 @@ def test_upload_is_accepted_counted_and_stored(sandbox, signed_in):
     assert sandbox.received(app.job_id) == [body]
     paths = sandbox.received_paths(app.job_id)
     assert paths[0].parent == sandbox.state_dir / "received" / app.job_id
+
+
+# -- Entra stand-in: refusals with real AADSTS codes ------------------------------------------------
+def assert_aad_error(result: dict, error: str, code: int) -> str:
+    """Entra's error JSON shape; returns error_description for further checks."""
+    assert result.get("error") == error, result.get("error_description")
+    assert result["error_codes"] == [code]
+    description = result["error_description"]
+    assert description.startswith(f"AADSTS{code}: ")
+    for key in ("timestamp", "trace_id", "correlation_id"):
+        assert result.get(key), key
+    assert f"Trace ID: {result['trace_id']}" in description
+    assert f"Correlation ID: {result['correlation_id']}" in description
+    return description
+
+
+def test_unknown_app_is_aadsts700016(sandbox, new_app):
+    app = new_app(register=False)
+    result = msal_app(sandbox, app).acquire_token_for_client([SCOPE])
+    text = assert_aad_error(result, "unauthorized_client", 700016)
+    assert f"Application with identifier '{app.app_id}' was not found in the directory '{app.tenant_id}'" in text
+    assert "access_token" not in result
+
+
+def test_app_signing_in_to_another_tenant_is_aadsts700016(sandbox, new_app):
+    app = new_app()
+    other_tenant = "11111111-2222-4333-8444-555555555555"
+    result = msal_app(sandbox, app, tenant_id=other_tenant).acquire_token_for_client([SCOPE])
+    text = assert_aad_error(result, "unauthorized_client", 700016)
+    assert f"directory '{other_tenant}'" in text
+
+
+def test_certificate_not_registered_is_aadsts700027(sandbox, new_app, make_certificate):
+    app = new_app()
+    stranger = make_certificate("not-registered")
+    credential = {"private_key": stranger.pem, "public_certificate": stranger.certificate_pem}
+    result = msal_app(sandbox, app, credential=credential).acquire_token_for_client([SCOPE])
+    text = assert_aad_error(result, "invalid_client", 700027)
+    assert "not registered on application" in text
+    assert stranger.thumbprint_sha256 in text and app.app_id in text
+    assert sandbox.stats()["apps"].get(app.app_id) is None  # no token issued
+
+
+def test_renewal_overlap_both_certificates_sign_in(sandbox, new_app, make_certificate):
+    app = new_app()
+    renewed = make_certificate("renewed")
+    sandbox.register_app(app.app_id, renewed.pem, tenant_id=app.tenant_id)  # added, the old one stays
+    for cert in (app.certificate, renewed):
+        credential = {"private_key": cert.pem, "public_certificate": cert.certificate_pem}
+        result = msal_app(sandbox, app, credential=credential).acquire_token_for_client([SCOPE])
+        assert "access_token" in result, result.get("error_description")
+
+
+def test_legacy_sha1_thumbprint_is_accepted(sandbox, new_app):
+    app = new_app()
+    credential = {"private_key": app.certificate.pem, "thumbprint": app.certificate.thumbprint_sha1}
+    result = msal_app(sandbox, app, credential=credential).acquire_token_for_client([SCOPE])
+    assert "access_token" in result, result.get("error_description")
+
+
+def test_client_secret_is_refused(sandbox, new_app):
+    app = new_app()
+    result = msal_app(sandbox, app, credential="a-client-secret").acquire_token_for_client([SCOPE])
+    text = assert_aad_error(result, "invalid_client", 7000215)
+    assert "certificate credentials only" in text
+    assert sandbox.stats()["apps"].get(app.app_id) is None
+
+
+def _assertion(app, key_pem: str, cert, endpoint: str, **overrides) -> str:
+    """A client assertion built by hand (PyJWT), to exercise checks MSAL never gets wrong."""
+    import base64
+    import time
+
+    now = int(time.time())
+    claims = {"aud": endpoint, "iss": app.app_id, "sub": app.app_id, "exp": now + 600, "iat": now, "nbf": now,
+              "jti": "test"}
+    claims.update(overrides)
+    digest = bytes.fromhex(cert.thumbprint_sha256)
+    headers = {"x5t#S256": base64.urlsafe_b64encode(digest).decode()}
+    return jwt.encode(claims, key_pem, algorithm="PS256", headers=headers)
+
+
+@pytest.mark.parametrize(("case", "code"), [
+    ("expired", 700024), ("audience", 50027), ("issuer", 700021), ("forged", 700027), ("malformed", 50027),
+])
+def test_assertion_checks(sandbox, new_app, make_certificate, case, code):
+    import time
+
+    app = new_app()
+    endpoint = f"{sandbox.authority_host}/{app.tenant_id}/oauth2/v2.0/token"
+    key = app.certificate.pem
+    overrides: dict = {
+        "expired": {"exp": int(time.time()) - 60},
+        "audience": {"aud": "https://login.microsoftonline.com/common/oauth2/v2.0/token"},
+        "issuer": {"iss": "someone-else", "sub": "someone-else"},
+    }.get(case, {})
+    if case == "forged":  # signed by another key but naming the registered certificate's thumbprint
+        key = make_certificate("forger").pem
+    assertion = _assertion(app, key, app.certificate, endpoint, **overrides)
+    if case == "malformed":
+        assertion = "not.a.jwt"
+    resp = sandbox.http_session().post(endpoint, data={
+        "grant_type": "client_credentials", "client_id": app.app_id, "scope": SCOPE,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": assertion}, timeout=30)
+    assert resp.status_code == 400
+    assert_aad_error(resp.json(), "invalid_client", code)
+    assert sandbox.stats()["apps"].get(app.app_id) is None
+
+
+def test_scope_without_default_suffix_is_refused(sandbox, new_app):
+    app = new_app()
+    result = msal_app(sandbox, app).acquire_token_for_client(["https://example.invalid/read"])
+    assert_aad_error(result, "invalid_scope", 1002012)
+
+
+# -- ingestion stand-in --------------------------------------------------------------------------------
+QUOTED = (
+    b'EmailAddress,Remarks,LastWorkingDate\r\n'
+    b'a@contoso.com,"left, with a comma",2024-01-01T00:00:00Z\r\n'
+    b'b@contoso.com,"said ""goodbye""",2024-01-02T00:00:00Z\r\n'
+    b'c@contoso.com,"two\nlines",2024-01-03T00:00:00Z\r\n'
+    b'd@contoso.com,"three\r\nlines\r\nhere",2024-01-04T00:00:00Z\r\n'
+)
+
+
+@pytest.mark.parametrize(("body", "records"), [
+    (QUOTED, 4),
+    (b"\xef\xbb\xbfa,b\n1,2\n3,4", 2),  # BOM, no trailing newline
+    (b"a,b\r\n1,2\r\n", 1),  # CRLF
+    (b"a,b\n", 0),  # header only
+    ("Name,City\nZoë,Zürich\n".encode(), 1),  # UTF-8
+])
+def test_upload_counts_records(sandbox, signed_in, body, records):
+    app, token = signed_in
+    resp = upload(sandbox, token, app.job_id, body)
+    assert resp.status_code == 200
+    assert resp.json()["records"] == records
+    assert sandbox.job_stats(app.job_id)["records"] == records
+    assert sandbox.received(app.job_id) == [body]
+
+
+def test_many_chunks_on_one_keep_alive_connection(sandbox, signed_in):
+    app, token = signed_in
+    session = sandbox.http_session()
+    before = sandbox.stats()["connections"]
+    chunk = b"EmailAddress,Date\n" + b"u@contoso.com,2024-01-01T00:00:00Z\n" * 5000
+    for _ in range(5):
+        assert upload(sandbox, token, app.job_id, chunk, session=session).status_code == 200
+    assert sandbox.job_stats(app.job_id) == {"uploads": 5, "records": 25000, "rejected": 0}
+    assert sandbox.stats()["connections"] - before == 1
+    assert [p.name for p in sandbox.received_paths(app.job_id)] == [f"{i:06d}.csv" for i in range(1, 6)]
+
+
+def test_job_of_another_app_is_403_with_the_services_text(sandbox, signed_in, new_app):
+    app, token = signed_in
+    other = new_app()
+    for job in (other.job_id, "00000000-0000-4000-8000-00000000dead"):  # someone else's job; unknown job
+        resp = upload(sandbox, token, job, b"a,b\n1,2\n")
+        assert resp.status_code == 403
+        assert "jobId and corresponding appId do not match." in resp.text
+    assert sandbox.job_stats(other.job_id) == {"uploads": 0, "records": 0, "rejected": 1}
+    assert sandbox.received(other.job_id) == []
+
+
+@pytest.mark.parametrize("auth", [None, "Bearer not-a-token", "Basic dXNlcjpwYXNz"])
+def test_missing_or_bad_token_is_401(sandbox, signed_in, auth):
+    app, _ = signed_in
+    headers = {"Authorization": auth} if auth else {}
+    resp = sandbox.http_session().post(f"{sandbox.ingestion_url}/api/signals", params={"jobid": app.job_id},
+                                       headers=headers, files={"file": ("hr.csv", b"a\n1\n")}, timeout=30)
+    assert resp.status_code == 401
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+    assert sandbox.job_stats(app.job_id)["uploads"] == 0
+
+
+def test_expired_token_is_401(sandbox, signed_in):
+    app, token = signed_in
+    sandbox.expire_tokens()
+    assert upload(sandbox, token, app.job_id, b"a\n1\n").status_code == 401
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("no-file-part", "no part named 'file'"),
+    ("not-multipart", "multipart/form-data"),
+    ("not-utf8", "not UTF-8"),
+    ("open-quote", "not valid CSV"),
+])
+def test_bad_bodies_are_400(sandbox, signed_in, kind, message):
+    app, token = signed_in
+    session = sandbox.http_session()
+    url, params = f"{sandbox.ingestion_url}/api/signals", {"jobid": app.job_id}
+    headers = {"Authorization": f"Bearer {token}"}
+    if kind == "no-file-part":
+        resp = session.post(url, params=params, headers=headers, files={"other": ("x.csv", b"a\n1\n")}, timeout=30)
+    elif kind == "not-multipart":
+        resp = session.post(url, params=params, headers={**headers, "Content-Type": "text/csv"}, data=b"a\n1\n",
+                            timeout=30)
+    else:
+        body = b"a,b\n\xff\xfe,1\n" if kind == "not-utf8" else b'a,b\n"open,1\n'
+        resp = upload(sandbox, token, app.job_id, body, session=session)
+    assert resp.status_code == 400
+    assert message in resp.json()["error"]["message"]
+    assert sandbox.job_stats(app.job_id)["uploads"] == 0
+
+
+# -- scripted faults, seen by a plain requests client ---------------------------------------------
+@pytest.mark.parametrize(("status", "retry_after"), [(503, 2), (429, 1), (500, None)])
+def test_status_fault_then_normal_service(sandbox, signed_in, status, retry_after):
+    app, token = signed_in
+    fault = {"kind": "status", "status": status}
+    if retry_after is not None:
+        fault["retry_after"] = retry_after
+    sandbox.faults([fault])
+    first = upload(sandbox, token, app.job_id, b"a\n1\n")
+    assert first.status_code == status
+    assert first.headers.get("Retry-After") == (str(retry_after) if retry_after is not None else None)
+    assert upload(sandbox, token, app.job_id, b"a\n1\n").status_code == 200
+    assert sandbox.job_stats(app.job_id) == {"uploads": 1, "records": 1, "rejected": 1}
+
+
+def test_faults_are_served_in_order(sandbox, signed_in):
+    app, token = signed_in
+    sandbox.faults([{"kind": "status", "status": 503}, {"kind": "status", "status": 429, "retry_after": 0}])
+    assert sandbox.stats()["faults_pending"] == 2
+    codes = [upload(sandbox, token, app.job_id, b"a\n1\n").status_code for _ in range(3)]
+    assert codes == [503, 429, 200]
+    assert sandbox.stats()["faults_pending"] == 0
+
+
+def test_drop_closes_the_connection_without_an_answer(sandbox, signed_in):
+    app, token = signed_in
+    sandbox.faults([{"kind": "drop"}])
+    session = sandbox.http_session()
+    with pytest.raises(requests.ConnectionError):
+        upload(sandbox, token, app.job_id, b"a\n1\n", session=session)
+    assert upload(sandbox, token, app.job_id, b"a\n1\n", session=session).status_code == 200
+    assert sandbox.job_stats(app.job_id) == {"uploads": 1, "records": 1, "rejected": 1}
+
+
+def test_slow_answer_outlasts_a_short_read_timeout(sandbox, signed_in):
+    app, token = signed_in
+    sandbox.faults([{"kind": "slow", "seconds": 1.5}])
+    with pytest.raises(requests.ReadTimeout):
+        upload(sandbox, token, app.job_id, b"a\n1\n", timeout=(5, 0.3))
+    resp = upload(sandbox, token, app.job_id, b"a\n1\n", timeout=(5, 0.3))  # fault consumed: fast again
+    assert resp.status_code == 200
+
+
+def test_faults_target_one_job(sandbox, signed_in, new_app):
+    app, token = signed_in
+    bystander = new_app()
+    bystander_token = msal_app(sandbox, bystander).acquire_token_for_client([SCOPE])["access_token"]
+    sandbox.faults([{"kind": "status", "status": 503, "job_id": app.job_id}])
+    assert upload(sandbox, bystander_token, bystander.job_id, b"a\n1\n").status_code == 200
+    assert upload(sandbox, token, app.job_id, b"a\n1\n").status_code == 503
+    assert upload(sandbox, token, app.job_id, b"a\n1\n").status_code == 200
+
+
+@pytest.mark.parametrize("fault", [
+    {"kind": "explode"}, {"kind": "status", "status": 200}, {"kind": "slow"}, {"kind": "drop", "job_id": "../x"},
+    {"kind": "status", "retry_after": -1}, {"kind": "drop", "color": "red"},
+])
+def test_invalid_faults_are_refused(sandbox, fault):
+    with pytest.raises(RuntimeError, match="HTTP 400"):
+        sandbox.faults([fault])
+    assert sandbox.stats()["faults_pending"] == 0
+
+
+def test_reset_clears_faults_and_counters(sandbox, signed_in):
+    app, token = signed_in
+    upload(sandbox, token, app.job_id, b"a\n1\n")
+    sandbox.faults([{"kind": "drop"}])
+    sandbox.reset()
+    stats = sandbox.stats()
+    assert stats["faults_pending"] == 0 and stats["tokens_issued"] == 0 and stats["jobs"] == {}
+    assert upload(sandbox, token, app.job_id, b"a\n1\n").status_code == 200  # token and binding survive
+
+
+# -- TLS, logging, command line ---------------------------------------------------------------------
+def test_client_not_trusting_the_sandbox_ca_fails_verification(sandbox):
+    system_trust = requests.Session()
+    system_trust.trust_env = False  # verify with certifi's public roots only
+    with pytest.raises(requests.exceptions.SSLError):
+        system_trust.get(f"{sandbox.url}/_sandbox/stats", timeout=10)
+    env_trust = requests.Session()  # trust_env on, machine-wide CA bundle from the environment
+    with pytest.raises(requests.exceptions.SSLError):
+        env_trust.get(f"{sandbox.url}/_sandbox/stats", verify=True, timeout=10)
+
+
+def test_environment_for_child_processes_trusts_the_sandbox(sandbox):
+    code = ("import requests, sys; r = requests.get(sys.argv[1], timeout=10); print(r.status_code)")
+    result = subprocess.run([sys.executable, "-c", code, f"{sandbox.url}/_sandbox/stats"], env=sandbox.env,
+                            capture_output=True, text=True, timeout=30)
+    assert result.stdout.strip() == "200", result.stderr[-500:]
+    for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE"):
+        assert sandbox.env[name] == str(sandbox.ca_file)
+
+
+def test_log_has_one_line_per_request_and_no_secrets(sandbox, signed_in):
+    app, token = signed_in
+    marker = "Secret-Cell-Value-7731"
+    upload(sandbox, token, app.job_id, f"Remarks\n{marker}\n".encode())
+    log = sandbox.log_tail(400)
+    assert f"POST /api/signals 200 job={app.job_id} records=1" in log
+    assert marker not in log and token not in log
+    assert "PRIVATE KEY" not in log and "client_assertion" not in log
+
+
+def test_non_loopback_host_is_refused(run_uploader, tmp_path):
+    result = run_uploader("sandbox", "--host", "0.0.0.0", "--state-dir", str(tmp_path), timeout=30)  # noqa: S104
+    assert result.returncode == 2
+    assert "loopback only" in result.stderr
+
+
+def test_command_line_registers_apps_and_jobs(tmp_path, make_certificate):
+    cert = make_certificate("cli-registered")
+    public = tmp_path / "app.crt"
+    public.write_text(cert.certificate_pem)  # the certificate alone, as an app registration holds it
+    sb = Sandbox.start(tmp_path / "sb", apps=[("app-1", public)], jobs=[("job-1", "app-1")])
+    try:
+        info = json.loads((tmp_path / "sb" / "ready.json").read_text())
+        assert info == {"url": sb.url, "authority_host": sb.url, "ingestion_url": sb.url,
+                        "ca_file": str(sb.ca_file), "pid": sb.process.pid}
+        client = msal.ConfidentialClientApplication(
+            "app-1", client_credential={"private_key": cert.pem, "public_certificate": cert.certificate_pem},
+            authority=f"{sb.url}/any-tenant", instance_discovery=False, http_client=sb.http_session())
+        token = client.acquire_token_for_client([SCOPE])["access_token"]
+        assert upload(sb, token, "job-1", b"a\n1\n2\n").json()["records"] == 2
+        out = (tmp_path / "sb" / "sandbox.log").read_text()
+        assert f"--authority-host {sb.url} --ingestion-url {sb.url}" in out
+        assert f"export REQUESTS_CA_BUNDLE={sb.ca_file}" in out
+    finally:
+        sb.stop()
+    assert sb.process.returncode == 0  # SIGTERM is a clean stop
