@@ -26,7 +26,8 @@ class TokenProvider:
     """Access tokens for the ingestion API, for one app registration signed in with a certificate."""
 
     def __init__(self, cloud: Cloud, tenant_id: str, app_id: str, pem_text: str,
-                 *, source: str = "certificate", timeout: float = TOKEN_TIMEOUT) -> None:
+                 *, source: str = "certificate", timeout: float = TOKEN_TIMEOUT,
+                 http_client: requests.Session | None = None) -> None:
         try:
             self.bundle = load_bundle(pem_text, source=source)
         except CertificateError as exc:
@@ -37,6 +38,7 @@ class TokenProvider:
         self.app_id = app_id
         self.authority = cloud.authority(tenant_id)
         self.timeout = timeout
+        self.http_client = http_client  # default: MSAL's own requests session (verifies TLS, honours env CA)
         self._app: msal.ConfidentialClientApplication | None = None
 
     @property
@@ -48,7 +50,9 @@ class TokenProvider:
     def _client(self) -> msal.ConfidentialClientApplication:
         # Built on first use: MSAL fetches the authority's metadata in its constructor.
         if self._app is None:
-            kwargs = {"instance_discovery": False} if self.host_overridden else {}
+            kwargs: dict = {"instance_discovery": False} if self.host_overridden else {}
+            if self.http_client is not None:
+                kwargs["http_client"] = self.http_client
             try:
                 self._app = msal.ConfidentialClientApplication(
                     self.app_id,

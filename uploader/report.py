@@ -136,6 +136,7 @@ class Reporter:
             self._progress.update(task, completed=records_acked, chunk=chunk)
             speed = self._progress.tasks[self._progress.task_ids.index(task)].speed
             self._progress.update(task, rate=f"{speed:,.0f} records/s" if speed else "")
+            self._progress.refresh()  # once per chunk: every acknowledged chunk is shown, however fast
         self.event("chunk_sent",
                    None if self.tty else f"{name}: chunk {chunk}/{chunks} accepted ({_plural(records, 'record')}, "
                    f"{_n(records_acked)}/{_n(records_total)}{', ' + _plural(retries, 'retry') if retries else ''})",
