@@ -1,0 +1,135 @@
+"""`python -m uploader run`: job mode, every setting from the job's UPLOADER_* environment (DESIGN.md).
+
+Reads the connectors (UPLOADER_CONNECTORS), opens the drop zone (UPLOADER_DROPZONE_URL), and hands the
+work to uploader.jobrun. Prints readable lines and one JSON summary line; exits 0 when everything was sent
+(or there was nothing to do), 1 when any file failed (failure wins over rejection, so Container Apps
+marks the execution failed), 3 when any file was rejected, 2 on a configuration error naming the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from .cli import add_connection_options, add_option, env_name, records_per_call
+from .clouds import DEFAULT_RECORDS_PER_CALL, get_cloud
+from .errors import EXIT_OK, UsageError
+from .mapping import ConnectorMapping, MappingError, parse_connectors
+from .report import Reporter
+
+CONNECTORS_ENV = "UPLOADER_CONNECTORS"
+CERTIFICATE_PEM_ENV = "UPLOADER_CERTIFICATE_PEM"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `run` options: normally all come from the environment twins the Pulumi program sets."""
+    add_connection_options(parser, required=False)
+    add_option(parser, "--dropzone-url", help="blob container URL (https://ACCOUNT.blob.core.windows.net/CONTAINER) "
+               "or file:///path of the drop zone")
+    add_option(parser, "--connectors", help="JSON list of connector mappings (each with name, jobId, files, ...)")
+    add_option(parser, "--records-per-call", type=records_per_call, default=DEFAULT_RECORDS_PER_CALL,
+               help="records per upload call")
+
+
+def load_connectors(raw: str | None) -> tuple[ConnectorMapping, ...]:
+    """UPLOADER_CONNECTORS: absent or empty means none configured yet; every connector needs `files`."""
+    if raw is None or not raw.strip():
+        return ()
+    try:
+        obj = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{CONNECTORS_ENV}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    try:
+        connectors = parse_connectors(obj, where=CONNECTORS_ENV)
+    except MappingError as exc:
+        raise UsageError(str(exc)) from None
+    for i, connector in enumerate(connectors):
+        if connector.files is None:
+            raise UsageError(f"{CONNECTORS_ENV}[{i}].files: is required in job mode "
+                             "(a glob relative to incoming/, e.g. \"departures/*.csv\")")
+    return connectors
+
+
+def _required(value: str | None, flag: str) -> str:
+    if value is None or not str(value).strip():
+        raise UsageError(f"{env_name(flag)} is not set (job mode reads its settings from the environment)")
+    return str(value).strip()
+
+
+def _certificate_pem(args: argparse.Namespace) -> tuple[str, str]:
+    """The PEM bundle's text and where it came from (UPLOADER_CERTIFICATE_PEM, else --certificate's file)."""
+    pem = os.environ.get(CERTIFICATE_PEM_ENV, "")
+    if pem.strip():
+        return pem, CERTIFICATE_PEM_ENV
+    if args.certificate:
+        try:
+            return Path(args.certificate).read_text(encoding="utf-8"), args.certificate
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"UPLOADER_CERTIFICATE: cannot read {args.certificate}: {type(exc).__name__}") from None
+    raise UsageError(f"{CERTIFICATE_PEM_ENV} is not set (the job's certificate bundle, from Key Vault)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from .auth import TokenProvider
+    from .dropzone import open_dropzone
+    from .jobrun import JobRun
+    from .send import IngestionClient
+    from .upload import upload_file
+
+    reporter = Reporter(args.log_format)
+    connectors = load_connectors(args.connectors)
+    if not connectors:
+        reporter.event("nothing_to_do", f"nothing to do: no connectors configured yet ({CONNECTORS_ENV} is empty); "
+                       "add them to the stack's `connectors` once the Purview HR connector exists",
+                       reason="no connectors")
+        _print_summary_line(reporter, {"event": "run_summary", "exit_code": EXIT_OK, "connectors": [],
+                                       "reason": "no connectors configured"})
+        return EXIT_OK
+    tenant_id = _required(args.tenant_id, "--tenant-id")
+    app_id = _required(args.app_id, "--app-id")
+    dropzone_url = _required(args.dropzone_url, "--dropzone-url")
+    pem, source = _certificate_pem(args)
+    cloud = get_cloud(args.cloud).with_overrides(args.authority_host, args.ingestion_url, args.scope)
+    dropzone = open_dropzone(dropzone_url)
+    tokens = TokenProvider(cloud, tenant_id, app_id, pem, source=source)  # signs in only when a file is sent
+    client = IngestionClient(cloud, tokens, deadline=args.deadline)
+    try:
+        with reporter:
+            summary = JobRun(dropzone, connectors, upload=upload_file, client=client,
+                             records_per_call=args.records_per_call, reporter=reporter).run()
+    finally:
+        client.close()
+
+    totals = summary.to_json()
+    if not any(totals[k] for k in ("files_sent", "files_skipped", "files_rejected", "files_failed",
+                                   "files_locked", "files_waiting")):
+        extra = f" ({summary.unmatched} file(s) under incoming/ match no connector's glob)" if summary.unmatched else ""
+        reporter.event("nothing_to_do", f"nothing to do: no new files in {dropzone.display}/incoming/{extra}",
+                       reason="no files", files_unmatched=summary.unmatched)
+    for c in summary.connectors:
+        reporter.event("connector_summary",
+                       f"{c.name}: {c.files_sent} sent, {c.files_skipped} skipped, {c.files_rejected} rejected, "
+                       f"{c.files_failed} failed, {c.files_locked} busy elsewhere, {c.files_waiting} waiting; "
+                       f"{c.records_sent:,} records; {c.seconds:.1f} s")
+    if summary.unmatched:
+        reporter.event("unmatched", f"{summary.unmatched} file(s) under incoming/ match no connector's glob "
+                       "(left where they are)")
+    reporter.event("exit", f"exit {summary.exit_code}: " + {
+        0: "everything was sent (or there was nothing to send)",
+        1: "a file failed to send; it stays in incoming/ and the next run resumes it",
+        3: "a file was rejected; see rejected/<path>.errors.json",
+    }[summary.exit_code])
+    _print_summary_line(reporter, totals)
+    return summary.exit_code
+
+
+def _print_summary_line(reporter: Reporter, fields: dict) -> None:
+    """The one JSON line per run that Log Analytics queries (also in text mode)."""
+    if reporter.json:
+        fields = {k: v for k, v in fields.items() if k != "event"}
+        reporter.event("run_summary", None, **fields)
+    else:
+        reporter.out.write(json.dumps(fields, sort_keys=False) + "\n")
+        reporter.out.flush()
