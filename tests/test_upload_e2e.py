@@ -376,6 +376,9 @@ def test_missing_file_is_a_usage_error(app, upload, sandbox, tmp_path) -> None: 
     ({"--cloud": "azurechina"}, "unknown cloud"),
     ({"--ingestion-url": "http://127.0.0.1:1"}, "must be an https:// URL"),
     ({"--job-id": "not-a-guid"}, "--job-id: must be a GUID"),
+    ({"--deadline": "0"}, "--deadline: must be a positive number of seconds"),
+    ({"--read-timeout": "-1"}, "--read-timeout: must be a positive number of seconds"),
+    ({"--records-per-call": "0"}, "--records-per-call"),
 ])
 def test_configuration_errors_exit_2(change, expected, app, upload, sandbox, tmp_path) -> None:  # noqa: ANN001
     good = write_resignations(tmp_path / "good.csv", 2)

@@ -88,6 +88,9 @@ def main(args: argparse.Namespace) -> int:
     mapping = load_mapping(args.mapping)
     if not GUID_RE.match(args.job_id or ""):
         raise UsageError("--job-id: must be a GUID (the job ID Purview shows for the connector)")
+    for flag, value in (("--deadline", args.deadline), ("--read-timeout", getattr(args, "read_timeout", 1.0))):
+        if value is None or not value > 0:
+            raise UsageError(f"{flag}: must be a positive number of seconds")
     cloud = resolve_cloud(args)
     reporter = Reporter(args.log_format)
     if mapping is not None and mapping.job_id.lower() != args.job_id.lower():
