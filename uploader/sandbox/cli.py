@@ -76,6 +76,7 @@ def _instructions(url: str, ca_file: Path, state_dir: Path) -> str:
         f"      --authority-host {url} --ingestion-url {url}",
         f"Register apps/jobs with --app/--job or the control API: {url}/_sandbox/apps, /_sandbox/jobs, "
         "/_sandbox/faults, /_sandbox/stats",
+        f"Accepted bodies are stored under {state_dir / 'received'}/<job id>/ (test data: delete when done).",
         "Stop with Ctrl-C.",
     ])
 
@@ -130,5 +131,7 @@ def main(args: argparse.Namespace) -> int:
         pass
     finally:
         server.server_close()
+        if args.ready_file:
+            Path(args.ready_file).unlink(missing_ok=True)
         log("stopped")
     return 0

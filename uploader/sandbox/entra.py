@@ -199,4 +199,4 @@ def _verify_assertion(req: Request, tenant: str, client_id: str, certificates: l
                          f"Review the documentation at {CERT_DOC} .")
     access_token, lifetime = state.issue_token(client_id)
     return json_response(200, {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
-                               "access_token": access_token}, note="token issued")
+                               "access_token": access_token}, note=f"token issued to app {client_id}")
