@@ -468,3 +468,40 @@ def test_progress_bar_on_a_terminal(app, sandbox, tmp_path) -> None:  # noqa: AN
     assert "chunk 3/3" in screen and "records" in screen
     assert "sent 6 records in 3 chunks" in screen
     assert_no_cell_values(data, screen)
+
+
+def test_failed_run_resumes_exactly_even_with_another_chunk_size(app, upload, sandbox, tmp_path) -> None:  # noqa: ANN001
+    data = write_resignations(tmp_path / "r.csv", 11)
+    sandbox.faults([{"kind": "slow", "seconds": 0, "job_id": app.job_id}] * 2 +
+                   [{"kind": "status", "status": 400, "job_id": app.job_id}])  # a permanent refusal of chunk 3
+    first = upload(app, data, extra=["--records-per-call", "2"], timeout=20)
+    assert first.returncode == 1
+    assert "HTTP 400" in first.stderr and "4 of 11 records acknowledged" in first.stderr
+    assert len(received_rows(sandbox, app.job_id)) == 4
+    second = upload(app, data, extra=["--records-per-call", "3", "--log-format", "json"])
+    assert second.returncode == 0, second.stderr
+    started = next(e for e in json_events(second.stdout) if e["event"] == "file_started")
+    assert (started["skip_records"], started["chunks"]) == (4, 3)
+    assert received_rows(sandbox, app.job_id) == file_rows(data)  # every record exactly once, in order
+
+
+def test_header_only_file_sends_nothing_and_succeeds(app, upload, sandbox, tmp_path) -> None:  # noqa: ANN001
+    empty = tmp_path / "empty.csv"
+    empty.write_text("EmailAddress,ResignationDate,LastWorkingDate\n")
+    result = upload(app, empty, extra=["--log-format", "json"])
+    assert result.returncode == 0, result.stderr
+    done = next(e for e in json_events(result.stdout) if e["event"] == "file_done")
+    assert done["status"] == "empty"
+    assert sandbox.stats()["tokens_issued"] == 0  # no sign-in when there is nothing to send
+    assert job_stats(sandbox, app.job_id)["uploads"] == 0
+
+
+def test_failure_stops_the_run_and_later_files_are_not_attempted(new_app, upload, sandbox, tmp_path) -> None:  # noqa: ANN001
+    mine, theirs = new_app(), new_app()
+    files = [write_resignations(tmp_path / f"r{i}.csv", 3 + i) for i in range(3)]
+    flags = [f if f != mine.job_id else theirs.job_id for f in mine.flags]
+    result = upload(mine, *files, extra=[*flags, "--log-format", "json"], flags=False, timeout=20)
+    assert result.returncode == 1
+    summary = json_events(result.stdout)[-1]
+    assert summary["event"] == "summary" and summary["not_attempted"] == 2 and summary["statuses"] == {"failed": 1}
+    assert job_stats(sandbox, theirs.job_id)["rejected"] == 1
