@@ -86,6 +86,15 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         sb.stop()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """A failed test that used the sandbox shows the end of its log (request lines only, no data)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and _RUNNING and "sandbox" in getattr(item, "fixturenames", ()):
+        report.sections.append(("sandbox log (last 30 lines)", _RUNNING[-1].log_tail(30)))
+
+
 @pytest.fixture(autouse=True)
 def _sandbox_clean_slate(request: pytest.FixtureRequest) -> None:
     """Before each test that uses the sandbox: no leftover faults, counters at zero."""

@@ -72,9 +72,9 @@ def count_records(data: bytes) -> int:
         text_check = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadUpload(f"the file part is not UTF-8 (byte offset {exc.start})") from None
-    if b'"' not in data:
-        lines = data.count(b"\n")
-        if data and not data.endswith(b"\n"):
+    if b'"' not in data:  # line breaks as csv.reader sees them: \r\n, \n or a bare \r
+        lines = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+        if data and not data.endswith((b"\n", b"\r")):
             lines += 1
         return max(lines - 1, 0)
     text = text_check.removeprefix("\ufeff")
