@@ -89,7 +89,7 @@ def lean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *pip_install_args()],
                           cwd=src, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"the image's pip install failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    shutil.rmtree(src)  # like the image (`RUN rm -rf /src`): only the installed package remains
+    shutil.rmtree(src)  # so every check below must find the uploader in the venv's site-packages
     return python
 
 

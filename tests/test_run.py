@@ -451,14 +451,33 @@ def test_wrong_job_fails_and_leaves_files(tmp_path: Path, sandbox, new_app) -> N
     app = new_app()
     other = new_app()  # its job belongs to another app: the service answers 403 mismatch
     zone = Zone("folder", tmp_path, None)
+    zone.put("incoming/departures/0-bad.csv", resignation_csv(2, bad_line=2), age_seconds=20)
     zone.put("incoming/departures/a.csv", resignation_csv(2), age_seconds=10)
     zone.put("incoming/departures/b.csv", resignation_csv(2, start=5))
     done = run_job(job_env(sandbox, app, zone, [connector(other.job_id, "departures/*.csv")]), timeout=30)
-    assert done.returncode == 1, outcome(done)
+    assert done.returncode == 1, "failed wins over rejected\n" + outcome(done)
     assert "jobId and corresponding appId do not match" in done.stderr + done.stdout
     assert zone.paths("incoming/") == ["incoming/departures/a.csv", "incoming/departures/b.csv"]
+    assert zone.paths("rejected/") == ["rejected/departures/0-bad.csv", "rejected/departures/0-bad.csv.errors.json"]
     line = summary(done)
-    assert line["files_failed"] == 1 and line["files_waiting"] == 1
+    assert line["files_failed"] == 1 and line["files_waiting"] == 1 and line["files_rejected"] == 1
+    assert line["exit_code"] == 1
+    assert sandbox.job_stats(other.job_id)["records"] == 0
+
+
+def test_sign_in_refused_fails_every_connector_and_moves_nothing(tmp_path: Path, sandbox, new_app) -> None:  # noqa: ANN001
+    app = new_app(register=False)  # Entra does not know this app: AADSTS700016
+    second_job = str(uuid.uuid4())
+    zone = Zone("folder", tmp_path, None)
+    zone.put("incoming/departures/a.csv", resignation_csv(2))
+    zone.put("incoming/reviews/r.csv", resignation_csv(2, start=9))
+    connectors = [connector(app.job_id, "departures/*.csv"), connector(second_job, "reviews/*.csv", name="reviews")]
+    done = run_job(job_env(sandbox, app, zone, connectors), timeout=30)
+    assert done.returncode == 1, outcome(done)
+    assert "AADSTS700016" in done.stdout + done.stderr
+    assert zone.paths("incoming/") == ["incoming/departures/a.csv", "incoming/reviews/r.csv"]
+    assert [c["files_failed"] for c in summary(done)["connectors"]] == [1, 1]
+    assert app.certificate.pem.split("\n")[1] not in done.stdout + done.stderr
 
 
 

@@ -94,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
     cloud = get_cloud(args.cloud).with_overrides(args.authority_host, args.ingestion_url, args.scope)
     dropzone = open_dropzone(dropzone_url)
     tokens = TokenProvider(cloud, tenant_id, app_id, pem, source=source)  # signs in only when a file is sent
-    client = IngestionClient(cloud, tokens, deadline=args.deadline)
+    client = IngestionClient(cloud, tokens, deadline=args.deadline, read_timeout=args.read_timeout)
     try:
         with reporter:
             summary = JobRun(dropzone, connectors, upload=upload_file, client=client,

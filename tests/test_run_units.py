@@ -1,0 +1,69 @@
+"""Job mode's pure parts, in process: exit-code precedence, the lease-guarded checkpoint store, the errors file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from uploader.cmd_run import load_connectors
+from uploader.csvscan import scan_file
+from uploader.dropzone import Lock, open_dropzone
+from uploader.errors import UsageError
+from uploader.jobrun import ClaimLostError, ConnectorSummary, GuardedStore, RunSummary, errors_document
+from uploader.mapping import parse_connector
+
+MAPPING = {"jobId": "e081f4f4-3831-48d6-a7bb-3fcfab158145", "files": "*.csv",
+           "scenarios": [{"type": "resignation", "columns": {"userPrincipalName": "Email", "resignationDate": "R",
+                                                             "lastWorkingDate": "L"}}]}
+
+
+@pytest.mark.parametrize(("failed", "rejected", "code"), [(0, 0, 0), (0, 2, 3), (1, 0, 1), (1, 5, 1)])
+def test_exit_code_precedence(failed: int, rejected: int, code: int) -> None:
+    summary = RunSummary([ConnectorSummary("a", "j", files_sent=3),
+                          ConnectorSummary("b", "k", files_failed=failed, files_rejected=rejected)])
+    assert summary.exit_code == code
+    line = summary.to_json()
+    assert line["exit_code"] == code and line["files_sent"] == 3 and line["files_failed"] == failed
+
+
+class _Lock(Lock):
+    def renew(self) -> None: ...
+
+    def release(self) -> None: ...
+
+
+def test_guarded_store_saves_the_acknowledged_chunk_before_stopping(tmp_path: Path) -> None:
+    dz = open_dropzone(tmp_path.as_uri())
+    lock = _Lock()
+    store = GuardedStore(dz, lock)
+    store.save("job/abc", {"records_acked": 10})
+    assert (tmp_path / "state/job/abc.json").exists()
+    lock.lost = True
+    with pytest.raises(ClaimLostError):
+        store.save("job/abc", {"records_acked": 20})
+    assert store.load("job/abc") == {"records_acked": 20}, "the acknowledged chunk must still be recorded"
+    assert store.load("job/none") is None
+
+
+def test_errors_document_holds_places_and_rules_only(tmp_path: Path) -> None:
+    secret = "SECRET-VALUE-XYZ"
+    path = tmp_path / "x.csv"
+    path.write_text(f"Email,R,L\n{secret},{secret},2026-01-01T00:00\n")
+    scan = scan_file(path, parse_connector(MAPPING), 10)
+    assert not scan.ok
+    doc = errors_document("incoming/x.csv", scan)
+    assert doc["file"] == "incoming/x.csv" and doc["problem_count"] == scan.problem_count >= 2
+    assert {p["line"] for p in doc["problems"]} == {2}
+    assert secret not in repr(doc)
+
+
+def test_connectors_need_files_in_job_mode() -> None:
+    assert load_connectors(None) == () and load_connectors("  ") == () and load_connectors("[]") == ()
+    no_files = dict(MAPPING)
+    del no_files["files"]
+    with pytest.raises(UsageError, match=r"UPLOADER_CONNECTORS\[0\]\.files"):
+        load_connectors(json.dumps([no_files]))
+    with pytest.raises(UsageError, match="line 1"):
+        load_connectors("[{]")
