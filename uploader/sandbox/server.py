@@ -170,7 +170,6 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.close_connection = True
         if self.close_connection:
             lines.append("Connection: close")
-        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + resp.body)
         extra = ""
         if resp.job_id:
             extra += f" job={resp.job_id}"
@@ -178,4 +177,5 @@ class SandboxHandler(BaseHTTPRequestHandler):
             extra += f" records={resp.records}"
         if resp.note:
             extra += f" ({resp.note})"
-        log(f"{self.command} {path} {resp.status}{extra}")
+        log(f"{self.command} {path} {resp.status}{extra}")  # before the answer: a client that got it sees the line
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + resp.body)
