@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 FAULT_KINDS = ("status", "drop", "slow")
 MAX_SLOW_SECONDS = 600.0
+MAX_RETRY_AFTER = 86400
 
 
 class StateError(ValueError):
@@ -82,8 +83,9 @@ def parse_fault(raw: Any) -> Fault:
         if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
             raise StateError("faults: status must be an HTTP error status between 400 and 599")
         retry_after = raw.get("retry_after")
-        if retry_after is not None and (not isinstance(retry_after, int | float) or retry_after < 0):
-            raise StateError("faults: retry_after must be a non-negative number of seconds")
+        if retry_after is not None and (not isinstance(retry_after, int | float) or isinstance(retry_after, bool)
+                                        or not 0 <= retry_after <= MAX_RETRY_AFTER):
+            raise StateError(f"faults: retry_after must be a number of seconds between 0 and {MAX_RETRY_AFTER}")
         return Fault("status", status=status, retry_after=retry_after, job_id=job_id)
     if kind == "slow":
         seconds = raw.get("seconds")
@@ -129,8 +131,10 @@ class SandboxState:
             return app
 
     def find_app(self, app_id: str) -> App | None:
+        """A snapshot of the app's registration (safe to read while another thread adds a certificate)."""
         with self._lock:
-            return self._apps.get(app_id)
+            app = self._apps.get(app_id)
+            return None if app is None else App(app.app_id, app.tenant_id, list(app.certificates))
 
     def bind_job(self, job_id: str, app_id: str) -> None:
         check_id(job_id, "job_id")
