@@ -2,8 +2,8 @@
 
 There is no Docker engine here, so this test performs the Dockerfile's own steps — its COPY lines and
 its `pip install` line, read from uploader/Dockerfile itself — into a clean venv, then runs the uploader
-there: `--help`, every module imported, `validate` on the examples, and a real `run` job (in
-test_run.py, which reuses the `lean_python` fixture) against the sandbox and a drop zone.
+there: `--help`, every module imported, `validate` on the examples, and a real `run` job against the
+sandbox and an Azurite drop zone.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ import os
 import shlex
 import shutil
 import subprocess
-import sys
 import venv
 from pathlib import Path
 
 import pytest
+from test_dropzone import azurite  # noqa: F401 - the Azurite fixture
+from test_run import Zone, connector, file_records, job_env, outcome, records_at, resignation_csv, today_prefix
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = REPO / "uploader" / "Dockerfile"
@@ -147,5 +148,19 @@ def test_examples_validate_in_the_image(lean_python: Path) -> None:
     assert checked >= 1
 
 
-if __name__ == "__main__":  # pragma: no cover - `python tests/test_image.py` prints the replayed steps
-    print(pip_install_args(), file=sys.stderr)
+def test_job_runs_in_the_image_environment(lean_python: Path, azurite, sandbox, new_app,  # noqa: ANN001, F811
+                                           tmp_path: Path) -> None:  # noqa: ANN001
+    """`python -m uploader run` from the image's venv: blob drop zone through azure-storage-blob, MSAL sign-in,
+    upload over TLS — with nothing but the image's dependencies."""
+    app = new_app()
+    blob_zone = Zone("blob", tmp_path, azurite)
+    data = resignation_csv(7)
+    blob_zone.put("incoming/departures/x.csv", data)
+    env = job_env(sandbox, app, blob_zone, [connector(app.job_id, "departures/*.csv")])
+    env = {k: v for k, v in env.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    done = subprocess.run([str(lean_python), "-m", "uploader", "run"], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, outcome(done)
+    assert records_at(sandbox, app.job_id) == file_records(data)
+    assert blob_zone.paths("processed/") == [today_prefix() + "departures/x.csv"]
+

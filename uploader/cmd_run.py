@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .cli import add_connection_options, add_option, env_name, records_per_call
 from .clouds import DEFAULT_RECORDS_PER_CALL, get_cloud
-from .errors import EXIT_OK, UsageError
+from .errors import EXIT_OK, UploaderError, UsageError
 from .mapping import ConnectorMapping, MappingError, parse_connectors
 from .report import Reporter
 
@@ -99,6 +99,10 @@ def main(args: argparse.Namespace) -> int:
         with reporter:
             summary = JobRun(dropzone, connectors, upload=upload_file, client=client,
                              records_per_call=args.records_per_call, reporter=reporter).run()
+    except UploaderError as exc:  # the drop zone itself failed (listing, permissions): still one summary line
+        _print_summary_line(reporter, {"event": "run_summary", "exit_code": exc.exit_code, "error": str(exc),
+                                       "connectors": []})
+        raise
     finally:
         client.close()
 

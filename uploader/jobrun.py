@@ -252,19 +252,20 @@ class JobRun:
                 current = self.dz.stat(entry.path)
                 if current is None:
                     return "gone"
-                self.dz.download(entry.path, local)
                 try:
+                    self.dz.download(entry.path, local)
                     outcome = self.upload(
                         local, display_name=entry.path, job_id=connector.job_id, mapping=connector,
                         client=self.client, store=GuardedStore(self.dz, lock),
                         records_per_call=self.records_per_call, reporter=self.reporter, now=self.now,
                     )
-                except UploaderError as exc:  # drop zone trouble while checkpointing, a lost lease
-                    self.say("file_done", f"{entry.path}: FAILED: {exc}", error=True, file=entry.path,
+                    return self.file_outcome(connector, entry, current, outcome, lock, result)
+                except UploaderError as exc:  # drop-zone trouble (download, checkpoint, move), a lost lease
+                    self.say("file_done", f"{entry.path}: FAILED: {exc}; it stays in incoming/ (a move already "
+                             "journaled is finished by the next run)", error=True, file=entry.path,
                              status="failed", message=str(exc))
                     result.files_failed += 1
                     return "failed"
-                return self.file_outcome(connector, entry, current, outcome, lock, result)
         finally:
             local.unlink(missing_ok=True)
             lock.release()
