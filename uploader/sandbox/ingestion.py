@@ -73,7 +73,9 @@ def count_records(data: bytes) -> int:
     except UnicodeDecodeError as exc:
         raise BadUpload(f"the file part is not UTF-8 (byte offset {exc.start})") from None
     if b'"' not in data:  # line breaks as csv.reader sees them: \r\n, \n or a bare \r
-        lines = data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+        lines = data.count(b"\n")
+        if b"\r" in data:
+            lines += data.count(b"\r") - data.count(b"\r\n")
         if data and not data.endswith((b"\n", b"\r")):
             lines += 1
         return max(lines - 1, 0)
