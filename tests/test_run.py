@@ -286,20 +286,41 @@ def test_oldest_first_and_several_connectors(sandbox, new_app, tmp_path: Path) -
     zone.put("incoming/departures/b.csv", resignation_csv(3, start=0), age_seconds=300)
     zone.put("incoming/departures/a.csv", resignation_csv(3, start=10), age_seconds=100)
     zone.put("incoming/profiles/2026/11/all.csv", profile_csv(4))
+    zone.put("incoming/misc.csv", resignation_csv(2, start=50))
+    zone.put("incoming/notes.txt", b"matches nothing")
+    catchall_job = str(uuid.uuid4())
+    sandbox.bind_job(catchall_job, app.app_id)
     connectors = [connector(app.job_id, "departures/*.csv"),
                   connector(profiles_job, "profiles/**/*.csv", name="profiles", columns=PROFILE_COLUMNS,
-                            scenario="employeeProfile")]
+                            scenario="employeeProfile"),
+                  connector(catchall_job, "*.csv", name="catchall")]
     done = run_job(job_env(sandbox, app, zone, connectors, UPLOADER_LOG_FORMAT="json"))
     assert done.returncode == 0, outcome(done)
     events = [json.loads(line) for line in done.stdout.splitlines()]
     started = [e["file"] for e in events if e["event"] == "file_started"]
-    assert started == ["incoming/departures/b.csv", "incoming/departures/a.csv", "incoming/profiles/2026/11/all.csv"]
+    assert started == ["incoming/departures/b.csv", "incoming/departures/a.csv", "incoming/profiles/2026/11/all.csv",
+                       "incoming/misc.csv"]
     assert sum(records_at(sandbox, app.job_id).values()) == 6
     assert sum(records_at(sandbox, profiles_job).values()) == 4
+    assert sum(records_at(sandbox, catchall_job).values()) == 2
     assert sandbox.stats()["tokens_issued"] == 1, "one token per run"
     line = summary(done)
-    assert [c["name"] for c in line["connectors"]] == ["departures", "profiles"]
+    assert [c["name"] for c in line["connectors"]] == ["departures", "profiles", "catchall"]
     assert line["connectors"][1]["freshness_warning"] is False
+    assert line["files_unmatched"] == 1 and zone.paths("incoming/") == ["incoming/notes.txt"]
+
+
+def test_overlapping_globs_go_to_the_first_connector(tmp_path: Path, sandbox, new_app) -> None:  # noqa: ANN001
+    app = new_app()
+    second = str(uuid.uuid4())
+    sandbox.bind_job(second, app.app_id)
+    zone = Zone("folder", tmp_path, None)
+    zone.put("incoming/departures/a.csv", resignation_csv(2))
+    connectors = [connector(app.job_id, "departures/*.csv"), connector(second, "**/*.csv", name="everything")]
+    done = run_job(job_env(sandbox, app, zone, connectors))
+    assert done.returncode == 0, outcome(done)
+    assert "match the `files` globs of both departures and everything" in done.stdout
+    assert sandbox.job_stats(app.job_id)["records"] == 2 and sandbox.job_stats(second)["records"] == 0
 
 
 def test_transient_failure_stays_in_incoming_and_the_next_run_resumes(zone: Zone, sandbox, new_app) -> None:  # noqa: ANN001

@@ -211,8 +211,9 @@ class JobRun:
                 out[matches[0][0]].append(entry)
                 overlaps.update((connector_label(matches[0][1]), connector_label(c)) for _, c in matches[1:])
         for first, other in sorted(overlaps):
-            self.say("warning", f"warning: files of connector {other} also match connector {first}'s glob; "
-                     f"they go to {first} (make the `files` globs disjoint)", connector=other, also=first)
+            self.say("warning", f"warning: some files match the `files` globs of both {first} and {other}; "
+                     f"they go to {first} (the first in UPLOADER_CONNECTORS): make the globs disjoint",
+                     connector=first, also=other)
         for files in out:
             files.sort(key=lambda e: (e.modified, e.path))
         return out
@@ -261,9 +262,8 @@ class JobRun:
                     )
                     return self.file_outcome(connector, entry, current, outcome, lock, result)
                 except UploaderError as exc:  # drop-zone trouble (download, checkpoint, move), a lost lease
-                    self.say("file_done", f"{entry.path}: FAILED: {exc}; it stays in incoming/ (a move already "
-                             "journaled is finished by the next run)", error=True, file=entry.path,
-                             status="failed", message=str(exc))
+                    self.say("file_done", f"{entry.path}: FAILED: {exc}; it stays in incoming/ for the next run",
+                             error=True, file=entry.path, status="failed", message=str(exc))
                     result.files_failed += 1
                     return "failed"
         finally:
