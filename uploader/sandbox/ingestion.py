@@ -69,7 +69,7 @@ def multipart_part(content_type: str, body: bytes, name: str) -> bytes:
 def count_records(data: bytes) -> int:
     """Data records in a CSV text (header excluded). Fast path without quotes: count line breaks."""
     try:
-        text_check = data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadUpload(f"the file part is not UTF-8 (byte offset {exc.start})") from None
     if b'"' not in data:  # line breaks as csv.reader sees them: \r\n, \n or a bare \r
@@ -79,7 +79,7 @@ def count_records(data: bytes) -> int:
         if data and not data.endswith((b"\n", b"\r")):
             lines += 1
         return max(lines - 1, 0)
-    text = text_check.removeprefix("\ufeff")
+    text = text.removeprefix("\ufeff")
     try:
         rows = sum(1 for _ in csv.reader(io.StringIO(text, newline=""), strict=True))
     except csv.Error as exc:
@@ -87,7 +87,7 @@ def count_records(data: bytes) -> int:
     return max(rows - 1, 0)
 
 
-def _fault_response(req: Request, job_id: str | None, state: SandboxState) -> Response | Drop | None:
+def _fault_response(job_id: str | None, state: SandboxState) -> Response | Drop | None:
     fault = state.next_fault(job_id)
     if fault is None:
         return None
@@ -108,7 +108,7 @@ def _fault_response(req: Request, job_id: str | None, state: SandboxState) -> Re
 def signals(req: Request, state: SandboxState) -> Response | Drop:
     """POST /api/signals?jobid=..."""
     job_id = req.query.get("jobid") or req.query.get("jobId")
-    faulted = _fault_response(req, job_id, state)
+    faulted = _fault_response(job_id, state)
     if faulted is not None:
         return faulted
     auth = req.header("authorization")
