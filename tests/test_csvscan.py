@@ -220,3 +220,18 @@ def test_changed_file_is_not_sent(tmp_path: Path) -> None:
     path.write_text(good_file(3))
     with pytest.raises(ValueError, match="changed after it was validated"):
         list(iter_chunks(path, scan))
+
+
+def test_a_missing_column_is_named_once_not_on_every_row(tmp_path: Path) -> None:
+    mapping = parse_connector({
+        "jobId": JOB, "scenarioColumn": "HRScenario",
+        "scenarios": [
+            {"type": "resignation", "value": "Resignation", "columns": {
+                "userPrincipalName": "Email", "resignationDate": "RD", "lastWorkingDate": "LWD"}},
+            {"type": "jobLevelChange", "value": "Job level change", "columns": {
+                "userPrincipalName": "Email", "effectiveDate": "ED"}},
+        ],
+    })
+    rows = "".join(f"Job level change,u{i}@contoso.com,,\n" for i in range(30))
+    scan = scan_file(write(tmp_path, "HRScenario,Email,RD,LWD\n" + rows), mapping, 10, today=TODAY)
+    assert [(p.line, p.column) for p in scan.problems] == [(2, "ED")] and scan.problem_count == 1

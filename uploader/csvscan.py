@@ -136,6 +136,7 @@ class _Scanner:
         self.last_record_line = 0
         self.pending = ""  # a record still inside quotes at the end of the last block
         self.blank_lines: list[int] = []  # blank lines not yet followed by a record
+        self.missing_reported: set[tuple[str, str]] = set()
         self.late_warnings = 0
         self.first_late_line = 0
         self.late_count, self.late_first = 0, None  # this block's implausible lastWorkingDate records
@@ -310,8 +311,10 @@ class _Scanner:
             scenario = self._scenario_of(row, line)
             if scenario is None:
                 continue
-            for fc in scenario.missing_required:
-                self.problem(line, fc.column, f"not in the header, but required for {scenario.spec.type} rows")
+            for fc in scenario.missing_required:  # named once, at the first row that needs it
+                if (scenario.spec.type, fc.column) not in self.missing_reported:
+                    self.missing_reported.add((scenario.spec.type, fc.column))
+                    self.problem(line, fc.column, f"not in the header, but required for {scenario.spec.type} rows")
             for fc in scenario.present:
                 value = row[fc.index]  # type: ignore[index]
                 rule = cell_problem(fc.field, value)
