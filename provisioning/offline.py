@@ -36,6 +36,7 @@ from .config import NAMESPACE, ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SECRET_STANDIN = "[secure value: not decrypted offline]"  # noqa: S105 - a placeholder
+UNKNOWN = "[unknown until deployed]"
 _SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # noqa: S105 - pulumi.runtime.rpc._special_sig_key
 _SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - pulumi.runtime.rpc._special_secret_sig
 
@@ -281,6 +282,8 @@ def mask(value: Any, secret: bool = False) -> Any:
         return {k: mask(v, secret) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [mask(v, secret) for v in value]
+    if type(value).__name__ == "Unknown":  # pulumi.runtime.rpc.Unknown: not known until deployment
+        return UNKNOWN
     if secret and value is not None:
         return "[secret:" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16] + "]"
     if isinstance(value, str) and "PRIVATE KEY" in value:
@@ -349,48 +352,88 @@ _ARM_TYPES = {
     "monitor:ScheduledQueryRule": "Microsoft.Insights/scheduledQueryRules",
     "monitor:MetricAlert": "Microsoft.Insights/metricAlerts",
 }
+_ARM_NAME_INPUT = {
+    "resources:ResourceGroup": "resourceGroupName", "keyvault:Vault": "vaultName", "keyvault:Secret": "secretName",
+    "storage:StorageAccount": "accountName", "storage:BlobContainer": "containerName",
+    "storage:ManagementPolicy": "managementPolicyName", "containerregistry:Registry": "registryName",
+    "operationalinsights:Workspace": "workspaceName", "app:ManagedEnvironment": "environmentName",
+    "app:Job": "jobName", "managedidentity:UserAssignedIdentity": "resourceName",
+    "monitor:ActionGroup": "actionGroupName", "monitor:ScheduledQueryRule": "ruleName",
+}
 MOCK_SUBSCRIPTION = "00000000-0000-4000-8000-00000000a5b1"
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG_KEY) == _SECRET_SIG:
+            return _unwrap_secrets(value.get("value"))
+        return {k: _unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
+    return value
+
+
+def _drop_empty_secrets(value: Any) -> Any:
+    """Secret wrappers around unset values cannot travel back through the mock monitor; drop them."""
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG_KEY) == _SECRET_SIG and value.get("value") is None:
+            return None
+        return {k: v2 for k, v in value.items() if (v2 := _drop_empty_secrets(v)) is not None}
+    if isinstance(value, list):
+        return [_drop_empty_secrets(v) for v in value]
+    return value
 
 
 def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Plausible outputs for the resources the program declares (ids shaped like Azure's)."""
     from .certificate import mock_create  # the dynamic provider's own create, run as the engine would
 
+    inputs = _drop_empty_secrets(inputs)
     state = dict(inputs)
-    if typ == "pulumi-python:dynamic:Resource":
+    if typ.startswith("pulumi-python:dynamic"):
         return mock_create(inputs)
     short = typ.split(":", 1)[1] if typ.startswith("azure-native:") else ""
     if short in _ARM_TYPES:
-        rg = inputs.get("resourceGroupName", name)
-        arm = _ARM_TYPES[short].format(vaultName=inputs.get("vaultName", "vault"),
-                                       accountName=inputs.get("accountName", "account"))
-        leaf = name
-        for key in ("secretName", "containerName", "roleAssignmentName"):
-            if isinstance(inputs.get(key), str):
-                leaf = inputs[key]
-        scope = inputs.get("scope") if short == "authorization:RoleAssignment" else None
+        plain = _unwrap_secrets(inputs)
+        rg = plain.get("resourceGroupName", name)
+        arm = _ARM_TYPES[short].format(vaultName=plain.get("vaultName", "vault"),
+                                       accountName=plain.get("accountName", "account"))
+        name_key = _ARM_NAME_INPUT.get(short)
+        leaf = plain.get(name_key) if name_key and isinstance(plain.get(name_key), str) else f"{name}-mock"
+        gov = "usgov" in str(plain.get("location", "")) or "usdod" in str(plain.get("location", ""))
         if short == "resources:ResourceGroup":
             rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{leaf}"
-        elif scope:
-            rid = f"{scope}/providers/{arm}/{leaf}"
+        elif short == "authorization:RoleAssignment":
+            rid = f"{plain.get('scope')}/providers/{arm}/{hashlib.sha256(name.encode()).hexdigest()[:32]}"
         else:
             rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{rg}/providers/{arm}/{leaf}"
-        state.setdefault("name", leaf)
+        state["name"] = leaf
         state["id"] = rid
+        identity = plain.get("identity")
+        if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+            # ARM answers the list of identity IDs with a map of ID -> {principalId, clientId}
+            state["identity"] = {**identity, "userAssignedIdentities": {
+                uid: {"principalId": "22222222-2222-4222-8222-000000000000",
+                      "clientId": "11111111-1111-4111-8111-000000000000"}
+                for uid in identity["userAssignedIdentities"]}}
         if short == "keyvault:Vault":
-            host = "vault.usgovcloudapi.net" if "usgov" in str(inputs.get("location", "")) else "vault.azure.net"
-            state["properties"] = {**inputs.get("properties", {}), "vaultUri": f"https://{leaf}.{host}/"}
+            host = "vault.usgovcloudapi.net" if gov else "vault.azure.net"
+            state["properties"] = {**plain.get("properties", {}), "vaultUri": f"https://{leaf}.{host}/",
+                                   "hsmPoolResourceId": "", "privateEndpointConnections": [],
+                                   "provisioningState": "Succeeded"}
         if short == "keyvault:Secret":
-            vault_host = "vault.azure.net"
+            # the vault's host is not known here; the real secretUri has the vault's DNS suffix
+            base = f"https://{plain.get('vaultName', 'vault')}.vault.azure.net/secrets/{leaf}"
             state["properties"] = {
-                **{k: v for k, v in inputs.get("properties", {}).items() if k != "value"},
-                "secretUri": f"https://{inputs.get('vaultName', 'vault')}.{vault_host}/secrets/{leaf}",
-                "secretUriWithVersion": f"https://{inputs.get('vaultName', 'vault')}.{vault_host}/secrets/{leaf}/1",
+                **{k: v for k, v in plain.get("properties", {}).items() if k != "value"},
+                "secretUri": base, "secretUriWithVersion": f"{base}/0123456789abcdef",
             }
         if short == "storage:StorageAccount":
-            state["primaryEndpoints"] = {"blob": f"https://{leaf}.blob.core.windows.net/"}
+            suffix = "core.usgovcloudapi.net" if gov else "core.windows.net"
+            state["primaryEndpoints"] = {kind: f"https://{leaf}.{kind}.{suffix}/"
+                                         for kind in ("blob", "dfs", "file", "queue", "table", "web")}
         if short == "containerregistry:Registry":
-            state["loginServer"] = f"{leaf}.azurecr.io"
+            state["loginServer"] = f"{leaf}.azurecr.{'us' if gov else 'io'}"
         if short == "managedidentity:UserAssignedIdentity":
             state["clientId"] = "11111111-1111-4111-8111-" + hashlib.sha256(name.encode()).hexdigest()[:12]
             state["principalId"] = "22222222-2222-4222-8222-" + hashlib.sha256(name.encode()).hexdigest()[:12]
@@ -400,7 +443,9 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
     if typ.startswith("azuread:"):
         oid = "44444444-4444-4444-8444-" + hashlib.sha256(name.encode()).hexdigest()[:12]
         state.setdefault("objectId", oid)
-        state.setdefault("clientId", "55555555-5555-4555-8555-" + hashlib.sha256(name.encode()).hexdigest()[:12])
+        if typ == "azuread:index/application:Application":
+            state["clientId"] = "55555555-5555-4555-8555-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+            return f"/applications/{oid}", state
         return oid, state
     if typ.startswith("docker-build:"):
         state["ref"] = f"{inputs.get('tags', ['image'])[0]}@sha256:{'0' * 64}"
@@ -426,12 +471,16 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
         def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
             return _mock_state(args.typ, args.name, args.inputs)
 
-        def call(self, args: mocks.MockCallArgs) -> tuple[dict, list | None]:
+        def call(self, args: mocks.MockCallArgs) -> dict:
             if args.token.endswith("getClientConfig"):
                 return {"subscriptionId": MOCK_SUBSCRIPTION, "tenantId": config.values.get(f"{NAMESPACE}:tenantId"),
                         "clientId": "66666666-6666-4666-8666-666666666666",
-                        "objectId": "77777777-7777-4777-8777-777777777777"}, None
-            return {}, None
+                        "objectId": "77777777-7777-4777-8777-777777777777"}
+            if args.token.endswith("getClientToken"):
+                return {"token": "mock-access-token"}
+            if args.token.endswith("getSharedKeys"):
+                return {"primarySharedKey": "mock-workspace-key", "secondarySharedKey": "mock-workspace-key"}
+            return {}
 
     class Monitor(mocks.MockMonitor):
         def RegisterResource(self, request):  # noqa: N802 - gRPC method name
@@ -458,7 +507,7 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
     pulumi.runtime.set_all_config(config.cli_env(), list(config.secret_keys))
     settings.set_root_resource(None)
     project = str(_project(project_dir)["name"])
-    pulumi.runtime.set_mocks(Recorder(), project=project, stack=config.name, preview=False,
+    pulumi.runtime.set_mocks(Recorder(), project=project, stack=config.name, preview=True,
                              monitor=Monitor(Recorder()))
     main = project_dir / "__main__.py"
     cwd = os.getcwd()
@@ -491,6 +540,18 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
     return Evaluation(config.name, resources, outputs, round(time.perf_counter() - started, 3))
 
 
+def _config_error_in(exc: BaseException) -> ConfigError | None:
+    """The ConfigError behind an exception the Pulumi runtime wrapped (cause chains may loop)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ConfigError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 def _main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m provisioning.offline",
                                      description="Evaluate one stack under Pulumi mocks; print the graph as JSON.")
@@ -504,10 +565,8 @@ def _main(argv: list[str] | None = None) -> int:
         print(json.dumps({"config_error": {"key": exc.key, "rule": exc.rule}}))
         return 2
     except Exception as exc:  # noqa: BLE001 - a config error may arrive wrapped by the Pulumi runtime
-        cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, ConfigError):
-            cause = cause.__cause__ or cause.__context__
-        if isinstance(cause, ConfigError):
+        cause = _config_error_in(exc)
+        if cause is not None:
             print(json.dumps({"config_error": {"key": cause.key, "rule": cause.rule}}))
             return 2
         raise

@@ -1,0 +1,53 @@
+"""hr-connector: everything Microsoft Purview's HR data connector needs in one Microsoft 365 tenant.
+
+Composition root only; each Azure concern is one component in provisioning/. Read top to bottom:
+settings -> providers -> Entra app + certificate -> Key Vault -> drop zone -> image -> scheduled job -> alerts.
+"""
+
+from pathlib import Path
+
+import pulumi
+from pulumi_azure_native import resources
+
+from provisioning.alerts import Alerts
+from provisioning.config import settings_from_pulumi
+from provisioning.dropzone import DropZone
+from provisioning.identity import Identity
+from provisioning.image import UploaderImage
+from provisioning.job import UploaderJob
+from provisioning.naming import Names
+from provisioning.outputs import next_steps
+from provisioning.providers import Providers
+from provisioning.vault import Vault
+
+settings = settings_from_pulumi()
+names = Names(pulumi.get_stack(), settings.tenant_id)
+providers = Providers("providers", settings)
+bound = providers.options()
+
+group = resources.ResourceGroup("group", resource_group_name=names.resource_group, location=settings.location,
+                                opts=pulumi.ResourceOptions(provider=providers.azure))
+identity = Identity("identity", settings, names, opts=bound)
+vault = Vault("vault", settings, names, group.name, identity.certificate, opts=bound)
+dropzone = DropZone("dropzone", settings, names, group.name, opts=bound)
+image = UploaderImage("image", settings, names, group.name, Path(__file__).resolve().parent, opts=bound)
+job = UploaderJob(
+    "job", settings, names, group.name,
+    application_id=identity.application.client_id,
+    secret_id=vault.secret.id, secret_uri=vault.secret_uri,
+    container_id=dropzone.container.id, dropzone_url=dropzone.url,
+    image=image.ref, registry=image.registry, opts=bound,
+)
+if settings.alert_emails:
+    Alerts("alerts", settings, group.name, job_name=job.job.name, workspace_id=job.workspace.id, opts=bound)
+
+pulumi.export("applicationId", identity.application.client_id)
+pulumi.export("tenantId", settings.tenant_id)
+pulumi.export("certificateThumbprint", identity.certificate.thumbprintSha1)
+pulumi.export("certificateExpiresOn", identity.certificate.notAfter)
+pulumi.export("keyVaultUri", vault.vault_uri)
+pulumi.export("dropZoneUrl", dropzone.url)
+pulumi.export("jobName", job.job.name)
+pulumi.export("cloud", settings.cloud.name)
+pulumi.export("ingestionEndpoint", settings.cloud.signals_url)
+pulumi.export("nextSteps", identity.application.client_id.apply(lambda app_id: next_steps(settings, app_id)))

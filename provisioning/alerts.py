@@ -1,0 +1,81 @@
+"""Alerting on failed job executions: an action group e-mailing `alertEmails`, and a log alert on the job.
+
+Only declared when the stack sets alertEmails. The log alert runs every 15 minutes over the Container Apps
+environment's Log Analytics workspace and fires when the job's system log reports an execution that failed
+(its replica exited non-zero after the retry, or timed out). The uploader exits 1 when an upload failed and
+3 when a file was rejected, so both reach the operators.
+"""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_azure_native import monitor
+
+from .config import Settings
+
+FAILED_EXECUTIONS_QUERY = """\
+ContainerAppSystemLogs_CL
+| where JobName_s == "{job}"
+| where Reason_s in~ ("BackoffLimitExceeded", "DeadlineExceeded", "Failed") or Log_s has "failed"
+"""
+
+
+class Alerts(pulumi.ComponentResource):
+    """Action group + scheduled query rule on failed executions of one job."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        resource_group_name: pulumi.Input[str],
+        *,
+        job_name: pulumi.Input[str],
+        workspace_id: pulumi.Input[str],
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        super().__init__("hr-connector:index:Alerts", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.action_group = monitor.ActionGroup(
+            f"{name}-action-group",
+            resource_group_name=resource_group_name,
+            location="global",
+            group_short_name="hr-connect",
+            enabled=True,
+            email_receivers=[
+                monitor.MicrosoftCommonEmailReceiverArgs(
+                    name=f"email-{i}", email_address=address, use_common_alert_schema=True,
+                )
+                for i, address in enumerate(settings.alert_emails)
+            ],
+            opts=child,
+        )
+        self.rule = monitor.ScheduledQueryRule(
+            f"{name}-failed-executions",
+            resource_group_name=resource_group_name,
+            location=settings.location,
+            display_name=pulumi.Output.concat("hr-connector: upload job failed (", job_name, ")"),
+            description="An execution of the HR connector upload job failed; see the job's execution history.",
+            severity=2,
+            enabled=True,
+            kind=monitor.Kind.LOG_ALERT,
+            scopes=[workspace_id],
+            evaluation_frequency="PT15M",
+            window_size="PT15M",
+            criteria=monitor.ScheduledQueryRuleCriteriaArgs(all_of=[
+                monitor.ConditionArgs(
+                    query=pulumi.Output.from_input(job_name).apply(
+                        lambda job: FAILED_EXECUTIONS_QUERY.format(job=job)
+                    ),
+                    time_aggregation=monitor.TimeAggregation.COUNT,
+                    operator="GreaterThan",  # API value; monitor.ConditionOperator is another API's enum
+                    threshold=0,
+                    failing_periods=monitor.ConditionFailingPeriodsArgs(
+                        number_of_evaluation_periods=1, min_failing_periods_to_alert=1,
+                    ),
+                ),
+            ]),
+            actions=monitor.ActionsArgs(action_groups=[self.action_group.id]),
+            auto_mitigate=True,
+            opts=child,
+        )
+        self.register_outputs({})

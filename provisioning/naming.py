@@ -1,0 +1,55 @@
+"""Names of the stack's Azure resources: readable, globally unique where Azure needs it, stable per stack."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Names:
+    """Physical names for one stack (Key Vault, storage and registry names are global, so they carry a suffix)."""
+
+    stack: str
+    tenant_id: str
+
+    @property
+    def _slug(self) -> str:
+        return re.sub(r"[^a-z0-9]", "", self.stack.lower())[:10] or "stack"
+
+    @property
+    def _suffix(self) -> str:
+        return hashlib.sha256(f"{self.stack}/{self.tenant_id}".encode()).hexdigest()[:6]
+
+    @property
+    def resource_group(self) -> str:
+        return f"rg-hr-connector-{re.sub(r'[^A-Za-z0-9-]', '-', self.stack)}"[:90]
+
+    @property
+    def key_vault(self) -> str:  # 3-24: letters, digits, hyphens
+        return f"kv-hr-{self._slug}-{self._suffix}"[:24]
+
+    @property
+    def storage_account(self) -> str:  # 3-24: lower-case letters and digits
+        return f"sthr{self._slug}{self._suffix}"[:24]
+
+    @property
+    def registry(self) -> str:  # 5-50: letters and digits
+        return f"acrhr{self._slug}{self._suffix}"
+
+    @property
+    def job(self) -> str:  # Container Apps: lower-case, digits, hyphens, at most 32
+        return f"hr-upload-{re.sub(r'[^a-z0-9-]', '-', self.stack.lower())}"[:32].rstrip("-")
+
+    @property
+    def environment(self) -> str:
+        return f"cae-hr-{self._slug}-{self._suffix}"
+
+    @property
+    def app_display_name(self) -> str:
+        return f"hr-connector ({self.stack})"
+
+    @property
+    def certificate_subject(self) -> str:
+        return f"hr-connector-{self.stack}"

@@ -1,0 +1,73 @@
+"""Key Vault holding the uploader's key: RBAC mode, purge protection, 90-day soft delete, one PEM secret."""
+
+from __future__ import annotations
+
+import pulumi
+from pulumi_azure_native import authorization, keyvault
+
+from .certificate import Certificate, parse_iso
+from .config import Settings
+from .naming import Names
+
+SECRET_NAME = "uploader-certificate"  # noqa: S105 - a Key Vault secret name
+PEM_CONTENT_TYPE = "application/x-pem-file"
+
+
+def _epoch(iso: str) -> int:
+    return int(parse_iso(iso).timestamp())
+
+
+class Vault(pulumi.ComponentResource):
+    """The vault and the secret with the key + certificate bundle (expires with the certificate)."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        names: Names,
+        resource_group_name: pulumi.Input[str],
+        certificate: Certificate,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        super().__init__("hr-connector:index:Vault", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # The vault trusts the hosting subscription's directory (for GCC and commercial the same tenant).
+        client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        self.vault = keyvault.Vault(
+            f"{name}-vault",
+            vault_name=names.key_vault,
+            resource_group_name=resource_group_name,
+            location=settings.location,
+            properties=keyvault.VaultPropertiesArgs(
+                tenant_id=client.tenant_id,
+                sku=keyvault.SkuArgs(family="A", name=keyvault.SkuName.STANDARD),
+                enable_rbac_authorization=True,
+                enable_purge_protection=True,
+                enable_soft_delete=True,
+                soft_delete_retention_in_days=90,
+                enabled_for_deployment=False,
+                enabled_for_disk_encryption=False,
+                enabled_for_template_deployment=False,
+            ),
+            opts=child,
+        )
+        self.secret = keyvault.Secret(
+            f"{name}-certificate-secret",
+            vault_name=self.vault.name,
+            resource_group_name=resource_group_name,
+            secret_name=SECRET_NAME,
+            properties=keyvault.SecretPropertiesArgs(
+                value=pulumi.Output.secret(certificate.pem),
+                content_type=PEM_CONTENT_TYPE,
+                attributes=keyvault.SecretAttributesArgs(
+                    enabled=True,
+                    not_before=certificate.notBefore.apply(_epoch),
+                    expires=certificate.notAfter.apply(_epoch),
+                ),
+            ),
+            opts=child,
+        )
+        self.vault_uri = self.vault.properties.apply(lambda p: p.vault_uri)
+        # Versionless: the job always reads the current version, so a renewal needs no job change.
+        self.secret_uri = self.secret.properties.apply(lambda p: p.secret_uri)
+        self.register_outputs({"vaultUri": self.vault_uri})
