@@ -12,7 +12,6 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from ..cli import add_option
 from ..errors import EXIT_USAGE
 from .server import SandboxServer, log
 from .state import SandboxState, StateError
@@ -34,14 +33,18 @@ def _pair(text: str) -> tuple[str, str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The sandbox's options (called by uploader.cli when it builds the parser)."""
-    add_option(parser, "--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1, ::1)")
-    add_option(parser, "--port", type=int, default=0, help="TCP port (0 = any free port)")
-    add_option(parser, "--state-dir", default=_default_state_dir(),
-               help="directory for the sandbox CA (ca.pem), server certificate and received/ bodies")
-    add_option(parser, "--ready-file", help="write JSON {url, authority_host, ingestion_url, ca_file, pid} here "
-               "once listening")
-    add_option(parser, "--token-lifetime", type=int, default=3599, help="access token lifetime in seconds")
+    """The sandbox's options (called by uploader.cli when it builds the parser).
+
+    Unlike the uploader's flags these have no UPLOADER_* twins: a shell set up for the uploader
+    (UPLOADER_STATE_DIR, say) must not move the sandbox's files.
+    """
+    parser.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (127.0.0.1, ::1)")
+    parser.add_argument("--port", type=int, default=0, help="TCP port (0 = any free port)")
+    parser.add_argument("--state-dir", default=_default_state_dir(),
+                        help="directory for the sandbox CA (ca.pem), server certificate and received/ bodies")
+    parser.add_argument("--ready-file",
+                        help="write JSON {url, authority_host, ingestion_url, ca_file, pid} here once listening")
+    parser.add_argument("--token-lifetime", type=int, default=3599, help="access token lifetime in seconds")
     parser.add_argument("--app", action="append", type=_pair, default=[], metavar="APP_ID=CERT_PEM_FILE",
                         help="register an app with the certificate in this PEM file (repeatable)")
     parser.add_argument("--job", action="append", type=_pair, default=[], metavar="JOB_ID=APP_ID",
