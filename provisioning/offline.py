@@ -285,6 +285,8 @@ def mask(value: Any, secret: bool = False) -> Any:
     if type(value).__name__ == "Unknown":  # pulumi.runtime.rpc.Unknown: not known until deployment
         return UNKNOWN
     if secret and value is not None:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # numbers cross the wire as floats; digest them as the program wrote them
         return "[secret:" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16] + "]"
     if isinstance(value, str) and "PRIVATE KEY" in value:
         # a key that was NOT marked secret: masked too, but visibly so the tests can fail on it
@@ -493,7 +495,8 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
                     "type": request.type, "name": request.name, "urn": response.urn,
                     "id": response.id or "", "custom": bool(request.custom),
                     "inputs": mask(rpc.deserialize_properties(request.object)),
-                    "state": mask(registered.state if registered else {}),
+                    "state": {k: mask(v, secret=k in request.additionalSecretOutputs)
+                              for k, v in (registered.state if registered else {}).items()},
                     "provider": request.provider or None, "parent": request.parent or None,
                     "depends_on": list(request.dependencies),
                     "delete_before_replace": bool(request.deleteBeforeReplace),

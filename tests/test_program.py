@@ -1,0 +1,282 @@
+"""The real Pulumi program (__main__.py), run under mocks once per stack file in stacks/ with that file's config
+loaded as the Pulumi CLI would (provisioning.offline), and the graph it declares checked against the design."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from provisioning.config import Settings
+from provisioning.offline import ConfigError as OfflineConfigError
+from provisioning.offline import Evaluation, Resource, evaluate, list_stacks, load_stack_settings, mask
+
+pytestmark = pytest.mark.pulumi
+
+STACKS = list_stacks()
+ARM_RESOURCE_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/.+/[^/]+$")
+GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+APP = "azuread:index/application:Application"
+APP_CERT = "azuread:index/applicationCertificate:ApplicationCertificate"
+CERT = "pulumi-python:dynamic/hrconnector:Certificate"
+VAULT = "azure-native:keyvault:Vault"
+SECRET = "azure-native:keyvault:Secret"
+JOB = "azure-native:app:Job"
+ROLE = "azure-native:authorization:RoleAssignment"
+IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
+
+
+@pytest.fixture(scope="module", params=STACKS, ids=[p.name for p in STACKS])
+def stack(request: pytest.FixtureRequest) -> tuple[Settings, Evaluation]:
+    """(the stack file's settings, the program's graph for it); one subprocess evaluation per stack file."""
+    path: Path = request.param
+    return load_stack_settings(path), evaluate(path)
+
+
+def env_of(job: Resource) -> dict[str, dict]:
+    (container,) = job.inputs["template"]["containers"]
+    return {e["name"]: e for e in container["env"]}
+
+
+def test_the_repo_has_the_example_stacks() -> None:
+    assert len(STACKS) >= 3
+
+
+def test_outputs(stack: tuple[Settings, Evaluation]) -> None:
+    settings, ev = stack
+    out = ev.outputs
+    assert set(out) == {"applicationId", "tenantId", "certificateThumbprint", "certificateExpiresOn", "keyVaultUri",
+                        "dropZoneUrl", "jobName", "cloud", "ingestionEndpoint", "nextSteps"}
+    assert out["applicationId"] == ev.one(APP).state["clientId"]
+    assert out["tenantId"] == settings.tenant_id and out["cloud"] == settings.cloud.name
+    assert out["ingestionEndpoint"] == settings.cloud.signals_url
+    assert out["certificateThumbprint"] == ev.one(CERT).state["thumbprintSha1"]
+    assert out["certificateExpiresOn"] == ev.one(CERT).state["notAfter"]
+    assert out["jobName"] == ev.one(JOB).inputs["jobName"]
+    assert out["applicationId"] in out["nextSteps"]
+    if not settings.connectors:
+        assert "Purview" in out["nextSteps"] and "pulumi up" in out["nextSteps"]
+
+
+def test_no_password_credential_anywhere(stack: tuple[Settings, Evaluation]) -> None:
+    _, ev = stack
+    assert not [r.type for r in ev.resources if "password" in r.type.lower()]
+    app = ev.one(APP)
+    assert "password" not in app.inputs and "passwordCredentials" not in app.inputs
+    assert app.inputs["signInAudience"] == "AzureADMyOrg"
+    assert not app.inputs.get("web", {}).get("redirectUris") and "publicClient" not in app.inputs
+    assert "Purview" in app.inputs["notes"]
+
+
+def test_a_certificate_credential_from_the_generated_certificate(stack: tuple[Settings, Evaluation]) -> None:
+    settings, ev = stack
+    cert, cred, app = ev.one(CERT), ev.one(APP_CERT), ev.one(APP)
+    assert cred.inputs["type"] == "AsymmetricX509Cert" and cred.inputs["encoding"] == "pem"
+    assert cred.inputs["applicationId"] == app.id
+    # the azuread schema marks the value secret; it is the public certificate, never the key bundle
+    assert cert.state["certificatePem"].startswith("-----BEGIN CERTIFICATE-----")
+    assert cred.inputs["value"] == mask(cert.state["certificatePem"], secret=True) != cert.state["pem"]
+    assert (cred.inputs["startDate"], cred.inputs["endDate"]) == (cert.state["notBefore"], cert.state["notAfter"])
+    assert cert.inputs["validityDays"] == settings.certificate.validity_days
+    assert cert.inputs["renewBeforeDays"] == settings.certificate.renew_before_days
+    # renewal overlap: both are replaced create-before-delete; the key is a secret output of the certificate
+    assert not cert.delete_before_replace and not cred.delete_before_replace
+    assert cert.additional_secret_outputs == ["pem"]
+    assert cert.state["pem"].startswith("[secret:")
+    assert app.inputs.get("owners", []) == list(settings.owners)
+
+
+def test_no_private_key_travels_unmarked(stack: tuple[Settings, Evaluation]) -> None:
+    _, ev = stack
+    assert "unmarked-private-key" not in json.dumps(ev.to_json())
+
+
+def test_the_vault_and_the_key_in_it(stack: tuple[Settings, Evaluation]) -> None:
+    _, ev = stack
+    vault, secret, cert = ev.one(VAULT), ev.one(SECRET), ev.one(CERT)
+    props = vault.inputs["properties"]
+    assert props["enableRbacAuthorization"] is True
+    assert props["enablePurgeProtection"] is True
+    assert props["softDeleteRetentionInDays"] == 90
+    assert "accessPolicies" not in props
+    assert secret.inputs["vaultName"] == vault.state["name"]
+    secret_props = secret.inputs["properties"]
+    # the whole properties object is a Pulumi secret; its value is the certificate's PEM bundle (key included)
+    assert secret_props["value"] == cert.state["pem"]
+    assert secret_props["contentType"] == mask("application/x-pem-file", secret=True)
+    assert secret_props["attributes"]["expires"] == mask(_epoch(cert.state["notAfter"]), secret=True)
+
+
+def _epoch(iso: str) -> int:
+    from provisioning.certificate import parse_iso
+
+    return int(parse_iso(iso).timestamp())
+
+
+def test_the_drop_zone(stack: tuple[Settings, Evaluation]) -> None:
+    settings, ev = stack
+    account = ev.one("azure-native:storage:StorageAccount")
+    i = account.inputs
+    assert (i["kind"], i["allowSharedKeyAccess"], i["allowBlobPublicAccess"]) == ("StorageV2", False, False)
+    assert (i["minimumTlsVersion"], i["defaultToOAuthAuthentication"]) == ("TLS1_2", True)
+    container = ev.one("azure-native:storage:BlobContainer")
+    assert container.inputs["publicAccess"] == "None"
+    policy = ev.one("azure-native:storage:ManagementPolicy").inputs["policy"]
+    rules = {r["name"]: r["definition"] for r in policy["rules"]}
+    for rule, prefix, days in (("delete-processed", "processed/", settings.drop_zone.processed_days),
+                               ("delete-rejected", "rejected/", settings.drop_zone.rejected_days)):
+        assert rules[rule]["filters"]["prefixMatch"] == [f"dropzone/{prefix}"]
+        assert rules[rule]["actions"]["baseBlob"]["delete"]["daysAfterModificationGreaterThan"] == days
+    assert ev.outputs["dropZoneUrl"].endswith(f"/{container.inputs['containerName']}")
+
+
+def test_the_job_schedule_environment_and_secret_reference(stack: tuple[Settings, Evaluation]) -> None:
+    settings, ev = stack
+    job, identity, secret, app = ev.one(JOB), ev.one(IDENTITY), ev.one(SECRET), ev.one(APP)
+    conf = job.inputs["configuration"]
+    assert conf["triggerType"] == "Schedule"
+    assert conf["scheduleTriggerConfig"]["cronExpression"] == settings.schedule
+    assert conf["replicaTimeout"] > 0 and conf["replicaRetryLimit"] >= 0
+    assert job.inputs["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [identity.id]}
+    (kv_ref,) = conf["secrets"]
+    assert kv_ref["keyVaultUrl"] == secret.state["properties"]["secretUri"]  # versionless: renewals need no change
+    assert kv_ref["identity"] == identity.id and "value" not in kv_ref
+    env = env_of(job)
+    assert env["UPLOADER_CERTIFICATE_PEM"] == {"name": "UPLOADER_CERTIFICATE_PEM", "secretRef": kv_ref["name"]}
+    assert env["UPLOADER_CLOUD"]["value"] == settings.cloud.name
+    assert env["UPLOADER_TENANT_ID"]["value"] == settings.tenant_id
+    assert env["UPLOADER_APP_ID"]["value"] == app.state["clientId"]
+    assert env["AZURE_CLIENT_ID"]["value"] == identity.state["clientId"]
+    assert env["UPLOADER_DROPZONE_URL"]["value"] == ev.outputs["dropZoneUrl"]
+    connectors = json.loads(env["UPLOADER_CONNECTORS"]["value"])
+    assert [c["jobId"] for c in connectors] == [c.job_id for c in settings.connectors]
+    assert set(env) == {"UPLOADER_CLOUD", "UPLOADER_TENANT_ID", "UPLOADER_APP_ID", "UPLOADER_CONNECTORS",
+                        "UPLOADER_CERTIFICATE_PEM", "UPLOADER_DROPZONE_URL", "AZURE_CLIENT_ID"}
+    (container,) = job.inputs["template"]["containers"]
+    assert container["resources"] == {"cpu": 0.5, "memory": "1Gi"}
+    # the job waits for its role assignments
+    assert {r.urn for r in ev.of_type(ROLE)} <= set(job.depends_on)
+
+
+def test_role_assignments_each_scoped_to_one_resource(stack: tuple[Settings, Evaluation]) -> None:
+    settings, ev = stack
+    identity = ev.one(IDENTITY)
+    by_role = {r.inputs["roleDefinitionId"].rsplit("/", 1)[1]: r for r in ev.of_type(ROLE)}
+    expected = {
+        "4633458b-17de-408a-b874-0445c86b69e6": ev.one(SECRET).id,  # Key Vault Secrets User: the secret
+        "ba92f5b4-2d11-453d-a403-e96b0029c9fe": ev.one("azure-native:storage:BlobContainer").id,  # the container
+    }
+    registries = ev.of_type("azure-native:containerregistry:Registry")
+    if registries:
+        expected["7f951dda-4ed3-4680-a7ca-43fe172d538d"] = registries[0].id  # AcrPull: the registry
+    assert {role: r.inputs["scope"] for role, r in by_role.items()} == expected
+    for r in by_role.values():
+        assert ARM_RESOURCE_ID.match(r.inputs["scope"]), "scoped to one resource, not a group or subscription"
+        assert r.inputs["principalType"] == "ServicePrincipal"
+        assert r.inputs["principalId"] == identity.state["principalId"]
+        assert re.fullmatch(rf"/subscriptions/{GUID}/providers/Microsoft.Authorization/roleDefinitions/{GUID}",
+                            r.inputs["roleDefinitionId"])
+        if settings.subscription_id:
+            assert r.inputs["roleDefinitionId"].startswith(f"/subscriptions/{settings.subscription_id}/")
+
+
+def test_every_azure_resource_goes_through_the_explicit_providers(stack: tuple[Settings, Evaluation]) -> None:
+    settings, ev = stack
+    azuread_provider = ev.one("pulumi:providers:azuread")
+    azure_provider = ev.one("pulumi:providers:azure-native")
+    assert azuread_provider.inputs["tenantId"] == settings.tenant_id
+    assert azuread_provider.inputs["environment"] == settings.cloud.azuread_environment
+    assert azure_provider.inputs["environment"] == settings.azure_environment
+    if settings.subscription_id:
+        assert azure_provider.inputs["subscriptionId"] == settings.subscription_id
+    for r in ev.resources:
+        if r.type.startswith("azuread:"):
+            assert ev.provider_of(r) is azuread_provider, r.name
+        elif r.type.startswith("azure-native:"):
+            assert ev.provider_of(r) is azure_provider, r.name
+
+
+def test_us_government_stacks_deploy_to_us_government(stack: tuple[Settings, Evaluation]) -> None:
+    settings, ev = stack
+    if settings.cloud.name not in ("gcchigh", "dod"):
+        assert ev.one("pulumi:providers:azuread").inputs["environment"] == "global"
+        assert ev.one("pulumi:providers:azure-native").inputs["environment"] == settings.azure_environment
+        return
+    assert ev.one("pulumi:providers:azure-native").inputs["environment"] == "usgovernment"
+    expected = {"gcchigh": "usgovernmentl4", "dod": "usgovernmentl5"}[settings.cloud.name]
+    assert ev.one("pulumi:providers:azuread").inputs["environment"] == expected
+    assert settings.location.startswith(("usgov", "usdod"))
+    assert ".usgovcloudapi.net" in ev.outputs["keyVaultUri"] and ".usgovcloudapi.net" in ev.outputs["dropZoneUrl"]
+    assert ".us" in ev.outputs["ingestionEndpoint"] or ".mil" in ev.outputs["ingestionEndpoint"]
+
+
+def test_the_image(stack: tuple[Settings, Evaluation]) -> None:
+    settings, ev = stack
+    (container,) = ev.one(JOB).inputs["template"]["containers"]
+    registries = ev.of_type("azure-native:containerregistry:Registry")
+    if settings.image:
+        assert container["image"] == settings.image
+        assert not registries and not ev.of_type("docker-build:index:Image")
+        assert not ev.one(JOB).inputs["configuration"].get("registries")
+        return
+    (registry,) = registries
+    assert registry.inputs["adminUserEnabled"] is False
+    image = ev.one("docker-build:index:Image")
+    assert image.inputs["push"] is True
+    assert image.inputs["dockerfile"]["location"].endswith("uploader/Dockerfile")
+    assert image.inputs["tags"][0].startswith(registry.state["loginServer"] + "/")
+    (push_login,) = image.inputs["registries"]  # a secret as a whole: it holds the exchanged registry token
+    assert push_login["username"] == mask("00000000-0000-0000-0000-000000000000", secret=True)  # token user
+    assert push_login["password"].startswith("[secret:")
+    assert container["image"] == image.state["ref"]
+    (pull,) = ev.one(JOB).inputs["configuration"]["registries"]
+    assert pull == {"server": registry.state["loginServer"], "identity": ev.one(IDENTITY).id}
+
+
+def test_alerts_only_when_alert_emails_are_set(stack: tuple[Settings, Evaluation]) -> None:
+    settings, ev = stack
+    groups = ev.of_type("azure-native:monitor:ActionGroup")
+    rules = ev.of_type("azure-native:monitor:ScheduledQueryRule")
+    if not settings.alert_emails:
+        assert not groups and not rules
+        return
+    (group,), (rule,) = groups, rules
+    assert [r["emailAddress"] for r in group.inputs["emailReceivers"]] == list(settings.alert_emails)
+    assert rule.inputs["scopes"] == [ev.one("azure-native:operationalinsights:Workspace").id]
+    assert rule.inputs["actions"]["actionGroups"] == [group.id]
+    (condition,) = rule.inputs["criteria"]["allOf"]
+    assert ev.outputs["jobName"] in condition["query"]
+    assert condition["operator"] == "GreaterThan" and condition["threshold"] == 0
+
+
+# ----------------------------------------------------------------------- broken stack files, through the program
+
+TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+
+
+@pytest.mark.parametrize(("body", "key", "rule"), [
+    ("  hr-connector:location: eastus\n  hr-connector:schedul: '0 2 * * *'\n", "hr-connector:schedul",
+     "unknown key"),
+    ("  hr-connector:cloud: gcchigh\n  hr-connector:azureEnvironment: public\n  hr-connector:location: eastus\n",
+     "hr-connector:azureEnvironment", "Azure Government"),
+    ("  hr-connector:location: eastus\n  hr-connector:connectors:\n    - jobId: e081f4f4-3831-48d6-a7bb-3fcfab158145\n"
+     "      scenarios:\n        - type: resignation\n          columns: {resignationDate: R, lastWorkingDate: L}\n",
+     "hr-connector:connectors[0].scenarios[0].columns.userPrincipalName", "required"),
+], ids=["unknown-key", "gcchigh-on-public", "mapping-without-upn"])
+def test_broken_stack_files_fail_with_the_key_named(tmp_path: Path, body: str, key: str, rule: str) -> None:
+    path = tmp_path / "Pulumi.broken.yaml"
+    path.write_text(f"config:\n  hr-connector:tenantId: {TENANT}\n{body}", encoding="utf-8")
+    with pytest.raises(OfflineConfigError) as caught:
+        evaluate(path)
+    assert caught.value.key == key and rule in caught.value.rule
+
+
+def test_a_stack_file_missing_a_required_key_fails_before_the_program(tmp_path: Path) -> None:
+    path = tmp_path / "Pulumi.broken.yaml"
+    path.write_text("config:\n  hr-connector:location: eastus\n", encoding="utf-8")
+    with pytest.raises(OfflineConfigError) as caught:
+        evaluate(path)
+    assert caught.value.key == "hr-connector:tenantId"
