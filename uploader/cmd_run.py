@@ -25,6 +25,14 @@ CERTIFICATE_PEM_ENV = "UPLOADER_CERTIFICATE_PEM"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `run` options: normally all come from the environment twins the Pulumi program sets."""
+    parser.description = (
+        "Job mode: send each connector's new files from the drop zone's incoming/ (oldest first), then move "
+        "them to processed/<yyyy>/<mm>/<dd>/ or rejected/ (with .errors.json); a failed file stays in incoming/ "
+        "and resumes next run. Settings come from the environment (UPLOADER_*, AZURE_CLIENT_ID, "
+        "AZURE_STORAGE_CONNECTION_STRING); the certificate bundle from UPLOADER_CERTIFICATE_PEM."
+    )
+    parser.epilog = ("exit codes: 0 all sent or nothing to do; 1 a file failed (wins over 3); 2 configuration; "
+                     "3 a file was rejected")
     add_connection_options(parser, required=False)
     add_option(parser, "--dropzone-url", help="blob container URL (https://ACCOUNT.blob.core.windows.net/CONTAINER) "
                "or file:///path of the drop zone")
