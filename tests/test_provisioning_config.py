@@ -208,3 +208,31 @@ def test_an_unknown_key_in_a_stack_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_stack_settings(path)
     assert caught.value.key == "hr-connector:alertEmail" and "alertEmails" in caught.value.rule
+
+
+def test_pulumi_yaml_declares_every_key_the_way_the_cli_accepts() -> None:
+    """Pulumi.yaml's typed project config: every key of the namespace, described, schema-valid, typed defaults."""
+    import yaml
+
+    from provisioning.config import KEYS
+    from provisioning.offline import REPO_ROOT, _type_ok
+
+    project = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
+    assert project["name"] == "hr-connector" and project["stackConfigDir"] == "stacks"
+    assert project["runtime"] == {"name": "python", "options": {"toolchain": "pip", "virtualenv": ".venv"}}
+    declared = project["config"]
+    assert set(declared) == set(KEYS)
+    for key, decl in declared.items():
+        # the project schema's ConfigTypeDeclaration (Pulumi CLI 3.187+: `object` among the simple types)
+        assert set(decl) <= {"type", "items", "description", "secret", "default", "value"}, key
+        assert decl.get("description"), key
+        assert decl.get("type") in {"string", "integer", "boolean", "array", "object"}, key
+        if decl["type"] == "array":
+            assert decl["items"]["type"] in {"string", "integer", "boolean", "array", "object"}, key
+        if "default" in decl:
+            assert _type_ok(decl["type"], decl.get("items"), decl["default"]), key
+    assert {k for k, d in declared.items() if "default" not in d} == {"tenantId", "location"}
+    # the defaults are the program's own
+    settings = load_settings({"tenantId": TENANT, "location": "eastus",
+                              **{k: d["default"] for k, d in declared.items() if "default" in d}})
+    assert settings == load_settings(base())
