@@ -31,6 +31,12 @@ CPU_CORES = 0.5
 MEMORY = "1Gi"
 
 
+def azure_registry_of(image: str | None) -> str | None:
+    """The registry host of an image in an Azure Container Registry (public or US Government), else None."""
+    host = (image or "").split("/", 1)[0].lower()
+    return host if "/" in (image or "") and host.endswith((".azurecr.io", ".azurecr.us")) else None
+
+
 def role_definition_id(subscription_id: str, role_guid: str) -> str:
     """A built-in role's definition ID in one subscription (the form ARM expects in role assignments)."""
     return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
@@ -113,9 +119,13 @@ class UploaderJob(pulumi.ComponentResource):
             )
             for label, role, scope in grants
         ]
+        # Pull through the identity: from the stack's registry, or from a configured image's Azure registry
+        # (grant the jobIdentityPrincipalId output AcrPull there); other registries are pulled anonymously.
+        pull_from: pulumi.Input[str] | None = registry.login_server if registry is not None else azure_registry_of(
+            settings.image
+        )
         registries: Sequence[app.RegistryCredentialsArgs] = (
-            [app.RegistryCredentialsArgs(server=registry.login_server, identity=self.identity.id)]
-            if registry is not None else []
+            [app.RegistryCredentialsArgs(server=pull_from, identity=self.identity.id)] if pull_from else []
         )
         env = [
             app.EnvironmentVarArgs(name="UPLOADER_CLOUD", value=settings.cloud.name),

@@ -49,7 +49,9 @@ def test_outputs(stack: tuple[Settings, Evaluation]) -> None:
     settings, ev = stack
     out = ev.outputs
     assert set(out) == {"applicationId", "tenantId", "certificateThumbprint", "certificateExpiresOn", "keyVaultUri",
-                        "dropZoneUrl", "jobName", "cloud", "ingestionEndpoint", "nextSteps"}
+                        "dropZoneUrl", "jobName", "jobIdentityPrincipalId", "cloud", "ingestionEndpoint",
+                        "nextSteps"}
+    assert out["jobIdentityPrincipalId"] == ev.one(IDENTITY).state["principalId"]
     assert out["applicationId"] == ev.one(APP).state["clientId"]
     assert out["tenantId"] == settings.tenant_id and out["cloud"] == settings.cloud.name
     assert out["ingestionEndpoint"] == settings.cloud.signals_url
@@ -220,7 +222,12 @@ def test_the_image(stack: tuple[Settings, Evaluation]) -> None:
     if settings.image:
         assert container["image"] == settings.image
         assert not registries and not ev.of_type("docker-build:index:Image")
-        assert not ev.one(JOB).inputs["configuration"].get("registries")
+        pulls = ev.one(JOB).inputs["configuration"].get("registries", [])
+        host = settings.image.split("/", 1)[0]
+        if host.endswith((".azurecr.io", ".azurecr.us")):  # an Azure registry: pulled through the identity
+            assert pulls == [{"server": host, "identity": ev.one(IDENTITY).id}]
+        else:
+            assert pulls == []
         return
     (registry,) = registries
     assert registry.inputs["adminUserEnabled"] is False
@@ -280,3 +287,16 @@ def test_a_stack_file_missing_a_required_key_fails_before_the_program(tmp_path: 
     with pytest.raises(OfflineConfigError) as caught:
         evaluate(path)
     assert caught.value.key == "hr-connector:tenantId"
+
+
+@pytest.mark.parametrize(("image", "host"), [
+    ("fleetregistry.azurecr.io/hr-uploader:0.1.0", "fleetregistry.azurecr.io"),
+    ("govregistry.azurecr.us/hr-uploader@sha256:" + "0" * 64, "govregistry.azurecr.us"),
+    ("ghcr.io/contoso/hr-uploader:1", None),
+    ("hr-uploader:1", None),
+    (None, None),
+])
+def test_which_configured_images_are_pulled_through_the_identity(image: str | None, host: str | None) -> None:
+    from provisioning.job import azure_registry_of
+
+    assert azure_registry_of(image) == host
