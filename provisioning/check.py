@@ -47,7 +47,7 @@ class StackResult:
         if self.key is not None:
             return f"FAIL  {self.stack}: {self.key}: {self.rule}"
         first, _, rest = (self.error or "").partition("\n")
-        detail = "".join(f"\n        {ln}" for ln in rest.splitlines())
+        detail = "".join(f"\n        {ln}" for ln in rest.splitlines()[-8:])  # the end of the traceback
         return f"FAIL  {self.stack}: evaluation failed: {first}{detail}"
 
 

@@ -40,8 +40,7 @@ REVIEW_PATHS: dict[str, tuple[str, ...]] = {
         "publicClient.redirectUris", "requiredResourceAccesses"),
     "azuread:index/servicePrincipal:ServicePrincipal": ("clientId", "applicationId", "owners",
                                                         "appRoleAssignmentRequired"),
-    "azuread:index/applicationCertificate:ApplicationCertificate": ("type", "encoding", "startDate", "endDate",
-                                                                    "value"),
+    "azuread:index/applicationCertificate:ApplicationCertificate": ("type", "encoding", "value"),
     "azure-native:resources:ResourceGroup": ("resourceGroupName", "location", "tags"),
     "azure-native:keyvault:Vault": (
         "vaultName", "location", "properties.sku.name", "properties.enableRbacAuthorization",
@@ -72,11 +71,33 @@ REVIEW_PATHS: dict[str, tuple[str, ...]] = {
         "template.containers[].image", "template.containers[].resources.cpu",
         "template.containers[].resources.memory"),
     "docker-build:index:Image": ("tags", "push", "context.location", "dockerfile.location", "platforms"),
+    "pulumi-python:dynamic/hrconnector:Certificate": ("commonName", "validityDays", "renewBeforeDays"),
 }
+
+#: Outputs that come from the certificate generated at deploy time: different on every evaluation, so shown as
+#: a placeholder (a render is compared between pull-request revisions; it must not change by itself).
+GENERATED_OUTPUTS = ("certificateThumbprint", "certificateExpiresOn")
+GENERATED = "(generated at deploy)"
+_ARM_PREFIX = re.compile(r"^/subscriptions/[^/]+/resourceGroups/([^/]+)/providers/")
 
 #: Input keys never shown for types without a curated list (bulky or key material).
 _SKIP_KEYS = {"value", "certificate", "pem", "privateKey", "private_key", "key", "password", "secret"}
 _KEYISH = re.compile(r"-----BEGIN|PRIVATE KEY|^MII[A-Za-z0-9+/]{40,}")
+
+
+def tidy(value: Any) -> Any:
+    """Readable values: whole floats as ints (Pulumi hands numbers over as floats), ARM IDs from the group on."""
+    if isinstance(value, dict):
+        return {k: tidy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [tidy(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        value = _ARM_PREFIX.sub(r"\1/", value)
+        root = str(REPO_ROOT)
+        return "." + value[len(root):] if value.startswith(root) else value
+    return value
 
 
 def scrub(value: Any) -> Any:
@@ -126,18 +147,18 @@ def _env(resource: Resource) -> list[dict[str, Any]]:
 def _settings(resource: Resource) -> dict[str, Any]:
     paths = REVIEW_PATHS.get(resource.type)
     if paths is None:
-        settings = {k: v for k, v in resource.inputs.items()
+        settings = {k: v for k, v in sorted(resource.inputs.items())
                     if not isinstance(v, (dict, list)) and k not in _SKIP_KEYS and not k.startswith("__")}
     else:
         settings = {p.replace("[]", ""): v for p in paths if (v := _get(resource.inputs, p)) is not None}
     if resource.type == "azure-native:authorization:RoleAssignment" and "roleDefinitionId" in settings:
-        guid = str(settings["roleDefinitionId"]).rsplit("/", 1)[-1].lower()
-        settings["role"] = ROLE_NAMES.get(guid, guid)
+        guid = str(settings.pop("roleDefinitionId")).rsplit("/", 1)[-1].lower()
+        settings = {"role": ROLE_NAMES.get(guid, guid), **settings}
     if resource.type == "azure-native:app:Job":
         settings["env"] = _env(resource)
     if resource.type == "azuread:index/application:Application":
         settings["passwords"] = len(resource.inputs.get("passwords") or [])
-    return scrub(settings)
+    return scrub(tidy(settings))
 
 
 def render_stack(path: Path) -> dict[str, Any]:
@@ -148,7 +169,7 @@ def render_stack(path: Path) -> dict[str, Any]:
     except EvaluationError as exc:
         raise EvaluationFailed(str(exc)) from None
     resources = []
-    for r in evaluation.resources:
+    for r in sorted(evaluation.resources, key=lambda r: (not r.type.startswith("pulumi:providers:"), r.type, r.name)):
         if not r.custom and not REVIEW_PATHS.get(r.type):
             continue  # component resources: structure only, nothing to review
         resources.append({"type": r.type, "name": r.name, "settings": _settings(r)})
@@ -164,7 +185,8 @@ def render_stack(path: Path) -> dict[str, Any]:
                         "scenarios": [s.type for s in c.scenarios]} for c in settings.connectors],
         "resourceCount": len(resources),
         "resources": resources,
-        "outputs": scrub(evaluation.outputs),
+        "outputs": scrub(tidy({k: GENERATED if k in GENERATED_OUTPUTS else v
+                                for k, v in evaluation.outputs.items()})),
     }
 
 
