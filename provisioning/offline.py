@@ -7,7 +7,9 @@ No Pulumi CLI, no cloud, no credentials. Used by the tests, `python -m provision
   config defaults the way the CLI's mergeConfig does: project keys the stack leaves out take their `default`;
   a project key with no default the stack leaves out is an error; explicitly typed keys are type-checked;
   `secure:` values are replaced by a fixed stand-in (never decrypted) and reported as secret keys.
-- `evaluate(stack)` runs the program under `pulumi.runtime.set_mocks` and returns an `Evaluation`.
+- `evaluate(stack)` runs the program under `pulumi.runtime.set_mocks` and returns an `Evaluation`. The mocks
+  run in preview mode, as `pulumi preview` would: nothing is pushed or exchanged, and the certificate's
+  dynamic provider `create` runs as the engine would run it on a first `up`.
 
 Isolation: Pulumi's runtime keeps process-global state (settings, the root Stack resource, context variables,
 the event loop), so by default each evaluation runs in a fresh subprocess (`python -m provisioning.offline`)
@@ -458,7 +460,6 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
 
 def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
     """Run <project>/__main__.py under mocks in this process (one evaluation per process; see module doc)."""
-    import asyncio
     import runpy
 
     import pulumi
@@ -538,7 +539,6 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        del asyncio
     resources = [Resource(**r) for r in records.values()]
     return Evaluation(config.name, resources, outputs, round(time.perf_counter() - started, 3))
 
