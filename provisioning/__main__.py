@@ -125,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
     except fleet.FleetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `render | head`: the reader went away; not an error of ours
+        sys.stderr.close()
+        return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from uploader.clouds import get_cloud
 from uploader.errors import EXIT_FAILED, EXIT_USAGE
 
 from .config import NAMESPACE
-from .offline import REPO_ROOT, list_stacks, load_stack_config, stack_name
+from .offline import REPO_ROOT, load_stack_config, stack_name, stack_path
 
 #: Environment twin of `--stacks-dir` (tests and forks with their stack files elsewhere).
 STACKS_DIR_ENV = "HR_CONNECTOR_STACKS_DIR"
@@ -61,7 +61,7 @@ def stacks_dir(option: str | None = None) -> Path:
     chosen = option or os.environ.get(STACKS_DIR_ENV)
     if chosen:
         return Path(chosen).resolve()
-    return REPO_ROOT / "stacks"
+    return stack_path("x", REPO_ROOT).parent  # where Pulumi.yaml's stackConfigDir puts stack files
 
 
 def stack_file(directory: Path, name: str) -> Path:
@@ -73,8 +73,6 @@ def select_stacks(directory: Path, names: list[str] | None) -> list[Path]:
     if not directory.is_dir():
         raise FleetError(f"{directory}: stacks directory not found")
     if not names:
-        if directory == REPO_ROOT / "stacks":
-            return list_stacks(REPO_ROOT)
         return sorted(directory.glob("Pulumi.*.yaml"))
     paths = []
     for name in names:

@@ -97,6 +97,8 @@ def test_deploy_is_one_gated_job_per_stack_signed_in_by_oidc() -> None:
     assert "matrix.stack" in job["concurrency"]["group"] and job["concurrency"]["cancel-in-progress"] is False
     assert job["permissions"] == {"id-token": "write", "contents": "read"}
     assert job["env"]["ARM_USE_OIDC"] == "true"
+    runs = " ".join(s.get("run", "") for s in job["steps"])
+    assert 'python -m provisioning check --stack "$STACK"' in runs  # each stack checked in its own job
     steps = {s.get("uses", "").split("@")[0]: s for s in job["steps"]}
     login = steps["azure/login"]["with"]
     assert login["environment"] == "${{ matrix.loginEnvironment }}"  # AzureUSGovernment for gov stacks
