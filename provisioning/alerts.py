@@ -15,8 +15,9 @@ from .config import Settings
 
 FAILED_EXECUTIONS_QUERY = """\
 ContainerAppSystemLogs_CL
-| where JobName_s == "{job}"
-| where Reason_s in~ ("BackoffLimitExceeded", "DeadlineExceeded", "Failed") or Log_s has "failed"
+| where column_ifexists("JobName_s", "") == "{job}" or column_ifexists("ContainerAppName_s", "") == "{job}"
+| where Reason_s in~ ("BackoffLimitExceeded", "DeadlineExceeded", "Failed", "ExecutionFailed")
+    or (Log_s has "exit code" and not(Log_s has "exit code '0'") and not(Log_s has "exit code 0"))
 """
 
 
@@ -76,6 +77,8 @@ class Alerts(pulumi.ComponentResource):
             ]),
             actions=monitor.ActionsArgs(action_groups=[self.action_group.id]),
             auto_mitigate=True,
+            # the workspace's ContainerAppSystemLogs_CL table only exists once the environment has logged
+            skip_query_validation=True,
             opts=child,
         )
         self.register_outputs({})

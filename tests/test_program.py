@@ -257,6 +257,7 @@ def test_alerts_only_when_alert_emails_are_set(stack: tuple[Settings, Evaluation
     (condition,) = rule.inputs["criteria"]["allOf"]
     assert ev.outputs["jobName"] in condition["query"]
     assert condition["operator"] == "GreaterThan" and condition["threshold"] == 0
+    assert rule.inputs["skipQueryValidation"] is True  # the log table appears only after the first logs
 
 
 # ----------------------------------------------------------------------- broken stack files, through the program
