@@ -28,7 +28,7 @@ bound = providers.options()
 group = resources.ResourceGroup("group", resource_group_name=names.resource_group, location=settings.location,
                                 opts=pulumi.ResourceOptions(provider=providers.azure))
 identity = Identity("identity", settings, names, opts=bound)
-vault = Vault("vault", settings, names, group.name, identity.certificate, opts=bound)
+vault = Vault("vault", settings, names, group.name, identity.certificate, opts=bound, registered=[identity.credential])
 dropzone = DropZone("dropzone", settings, names, group.name, opts=bound)
 image = UploaderImage("image", settings, names, group.name, Path(__file__).resolve().parent, opts=bound)
 job = UploaderJob(

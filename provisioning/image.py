@@ -89,6 +89,7 @@ class UploaderImage(pulumi.ComponentResource):
             platforms=[docker_build.Platform.LINUX_AMD64],
             tags=[login_server.apply(lambda s: f"{s}/{REPOSITORY}:latest")],
             push=True,
+            build_on_preview=False,  # previews (pull requests, CI) need no Docker engine
             registries=[docker_build.RegistryArgs(address=login_server, username=ACR_TOKEN_USER, password=password)],
             opts=child,
         )

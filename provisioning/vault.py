@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 from pulumi_azure_native import authorization, keyvault
 
@@ -28,7 +30,9 @@ class Vault(pulumi.ComponentResource):
         resource_group_name: pulumi.Input[str],
         certificate: Certificate,
         opts: pulumi.ResourceOptions,
+        registered: Sequence[pulumi.Resource] = (),
     ) -> None:
+        """`registered`: the app credential(s) for this certificate; the secret is written only after them."""
         super().__init__("hr-connector:index:Vault", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         # The vault trusts the hosting subscription's directory (for GCC and commercial the same tenant).
@@ -65,7 +69,8 @@ class Vault(pulumi.ComponentResource):
                     expires=certificate.notAfter.apply(_epoch),
                 ),
             ),
-            opts=child,
+            # On renewal the job must not pick up the new key before Entra knows its certificate.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(registered)),
         )
         self.vault_uri = self.vault.properties.apply(lambda p: p.vault_uri)
         # Versionless: the job always reads the current version, so a renewal needs no job change.

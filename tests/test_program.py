@@ -105,6 +105,8 @@ def test_the_vault_and_the_key_in_it(stack: tuple[Settings, Evaluation]) -> None
     assert props["softDeleteRetentionInDays"] == 90
     assert "accessPolicies" not in props
     assert secret.inputs["vaultName"] == vault.state["name"]
+    # renewal order: the new key is published only after its certificate is registered on the app
+    assert ev.one(APP_CERT).urn in secret.depends_on
     secret_props = secret.inputs["properties"]
     # the whole properties object is a Pulumi secret; its value is the certificate's PEM bundle (key included)
     assert secret_props["value"] == cert.state["pem"]
@@ -232,7 +234,7 @@ def test_the_image(stack: tuple[Settings, Evaluation]) -> None:
     (registry,) = registries
     assert registry.inputs["adminUserEnabled"] is False
     image = ev.one("docker-build:index:Image")
-    assert image.inputs["push"] is True
+    assert image.inputs["push"] is True and image.inputs["buildOnPreview"] is False
     assert image.inputs["dockerfile"]["location"].endswith("uploader/Dockerfile")
     assert image.inputs["tags"][0].startswith(registry.state["loginServer"] + "/")
     (push_login,) = image.inputs["registries"]  # a secret as a whole: it holds the exchanged registry token
