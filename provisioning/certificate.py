@@ -10,7 +10,8 @@ Lifecycle:
     1. a new Certificate is created (new key);
     2. everything that consumes it is updated or replaced: the azuread ApplicationCertificate's value
        changes, which replaces it, again create-before-delete, so the new credential is registered on the
-       app while the old one still is; the Key Vault secret gets a new version holding the new bundle;
+       app while the old one still is; then (the secret depends on the credential) the Key Vault secret
+       gets a new version holding the new bundle, so the job never reads a key Entra does not know yet;
     3. only then does Pulumi delete the replaced resources: the old ApplicationCertificate (the old
        credential leaves the app) and the old Certificate (a no-op: nothing exists outside state).
   A running job signs in with either key during the overlap, so nothing fails during the renewal.
