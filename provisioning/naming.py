@@ -40,7 +40,8 @@ class Names:
 
     @property
     def job(self) -> str:  # Container Apps: lower-case, digits, hyphens, at most 32
-        return f"hr-upload-{re.sub(r'[^a-z0-9-]', '-', self.stack.lower())}"[:32].rstrip("-")
+        slug = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]", "-", self.stack.lower()))  # no "--" allowed
+        return f"hr-upload-{slug}"[:32].rstrip("-")
 
     @property
     def environment(self) -> str:
