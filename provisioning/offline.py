@@ -365,6 +365,7 @@ _ARM_NAME_INPUT = {
     "monitor:ActionGroup": "actionGroupName", "monitor:ScheduledQueryRule": "ruleName",
 }
 MOCK_SUBSCRIPTION = "00000000-0000-4000-8000-00000000a5b1"
+_HOSTING = {"usgovernment": False}  # one evaluation per process (see the module docstring)
 
 
 def _unwrap_secrets(value: Any) -> Any:
@@ -394,6 +395,8 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
 
     inputs = _drop_empty_secrets(inputs)
     state = dict(inputs)
+    if typ == "pulumi:providers:azure-native":  # registered first: its cloud shapes the DNS names below
+        _HOSTING["usgovernment"] = inputs.get("environment") == "usgovernment"
     if typ.startswith("pulumi-python:dynamic"):
         return mock_create(inputs)
     short = typ.split(":", 1)[1] if typ.startswith("azure-native:") else ""
@@ -404,7 +407,7 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
                                        accountName=plain.get("accountName", "account"))
         name_key = _ARM_NAME_INPUT.get(short)
         leaf = plain.get(name_key) if name_key and isinstance(plain.get(name_key), str) else f"{name}-mock"
-        gov = "usgov" in str(plain.get("location", "")) or "usdod" in str(plain.get("location", ""))
+        gov = _HOSTING["usgovernment"]
         if short == "resources:ResourceGroup":
             rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{leaf}"
         elif short == "authorization:RoleAssignment":
@@ -426,8 +429,8 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
                                    "hsmPoolResourceId": "", "privateEndpointConnections": [],
                                    "provisioningState": "Succeeded"}
         if short == "keyvault:Secret":
-            # the vault's host is not known here; the real secretUri has the vault's DNS suffix
-            base = f"https://{plain.get('vaultName', 'vault')}.vault.azure.net/secrets/{leaf}"
+            vault_host = "vault.usgovcloudapi.net" if gov else "vault.azure.net"
+            base = f"https://{plain.get('vaultName', 'vault')}.{vault_host}/secrets/{leaf}"
             state["properties"] = {
                 **{k: v for k, v in plain.get("properties", {}).items() if k != "value"},
                 "secretUri": base, "secretUriWithVersion": f"{base}/0123456789abcdef",
@@ -468,6 +471,7 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
     from pulumi.runtime.sync_await import _sync_await
 
     started = time.perf_counter()
+    _HOSTING["usgovernment"] = False
     records: dict[str, dict[str, Any]] = {}
 
     class Recorder(mocks.Mocks):
