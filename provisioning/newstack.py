@@ -2,21 +2,21 @@
 
 Writes stacks/Pulumi.NAME.yaml from the commented template (templates/stack.yaml.tmpl) with the cloud's
 defaults filled in and no connectors yet; refuses to overwrite; validates the result with the program's own
-rules (provisioning.config.load_settings) before writing anything.
+rules (provisioning.config via offline.load_stack_settings, Pulumi.yaml merged in) before writing anything.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from string import Template
 
-import yaml
-
 from uploader.clouds import UnknownCloudError, get_cloud
 
-from .config import ConfigError, load_settings
+from .config import ConfigError
 from .fleet import FleetError, stack_file, validate_stack_name
+from .offline import REPO_ROOT, load_stack_settings
 
 TEMPLATE = Path(__file__).parent / "templates" / "stack.yaml.tmpl"
 
@@ -55,8 +55,12 @@ def render_stack_file(name: str, cloud_name: str, tenant_id: str, location: str 
         vault_domain=_VAULT_DOMAIN[azure_environment],
         role_hint=_ROLE_HINT.get(cloud.name, _ROLE_HINT["commercial"]),
     )
-    config = (yaml.safe_load(text) or {}).get("config") or {}
-    load_settings(config)  # the program's own rules: raises ConfigError(key, rule)
+    # The program's own rules on the file as the Pulumi CLI would read it (Pulumi.yaml's defaults and types
+    # merged in): raises ConfigError(key, rule) before anything is written.
+    with tempfile.TemporaryDirectory() as scratch:
+        candidate = Path(scratch) / f"Pulumi.{name}.yaml"
+        candidate.write_text(text, encoding="utf-8")
+        load_stack_settings(candidate, REPO_ROOT)
     return text
 
 
