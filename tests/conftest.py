@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from azurite_support import azurite  # noqa: F401 - one Azurite per session, for every test module
 
 from uploader.certs import generate_certificate
 from uploader.sandbox.client import Sandbox, clean_environ

@@ -1,7 +1,6 @@
 """The drop-zone backends (uploader.dropzone) against a real Azurite and a real folder, and the job's globs.
 
-Also home of the `azurite` fixture the job-mode tests import: Azurite (npm, installed by the Makefile into
-node_modules/) started on loopback with an ephemeral port in a temporary workspace.
+The `azurite` fixture (tests/azurite_support.py, shared through conftest) starts one Azurite per session.
 """
 
 from __future__ import annotations
@@ -9,89 +8,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import re
-import shutil
-import subprocess
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from azurite_support import DEV_ACCOUNT, DEV_KEY
 
 from uploader import dropzone as dzmod
 from uploader.dropzone import DropZoneError, FolderDropZone, keep_renewed, open_dropzone
 from uploader.errors import UsageError
 from uploader.jobrun import glob_regex
-
-REPO = Path(__file__).resolve().parent.parent
-# Azurite's documented development account (public, the same in every installation).
-DEV_ACCOUNT = "devstoreaccount1"
-DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
-
-
-@dataclass
-class Azurite:
-    """A running Azurite blob service."""
-
-    port: int
-    process: subprocess.Popen
-
-    @property
-    def connection_string(self) -> str:
-        return (f"DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};"
-                f"BlobEndpoint=http://127.0.0.1:{self.port}/{DEV_ACCOUNT};")
-
-    def new_container(self) -> tuple[str, object]:
-        """A fresh container: (its URL, a ContainerClient for the test's own arranging and checking)."""
-        from azure.storage.blob import ContainerClient
-
-        name = f"dz-{uuid.uuid4().hex[:12]}"
-        client = ContainerClient.from_connection_string(self.connection_string, name)
-        client.create_container()
-        return f"http://127.0.0.1:{self.port}/{DEV_ACCOUNT}/{name}", client
-
-
-def _azurite_binary() -> str:
-    found = shutil.which("azurite-blob") or shutil.which("azurite-blob", path=str(REPO / "node_modules" / ".bin"))
-    if not found:  # CI installs it (`make test`): a missing emulator is a broken setup, not a reason to skip
-        pytest.fail("azurite-blob not found: run `make test` (it installs npm's azurite into node_modules/)")
-    return found
-
-
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory):
-    workspace = tmp_path_factory.mktemp("azurite")
-    log = (workspace / "azurite.log").open("w+")
-    process = subprocess.Popen(
-        [_azurite_binary(), "--blobHost", "127.0.0.1", "--blobPort", "0", "--location", str(workspace),
-         "--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workspace,
-    )
-    port = None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and port is None:
-        if process.poll() is not None:
-            break
-        log.seek(0)
-        found = re.search(r"listens on http://127\.0\.0\.1:(\d+)", log.read())
-        port = int(found.group(1)) if found else None
-        if port is None:
-            time.sleep(0.1)
-    if port is None:
-        process.kill()
-        log.seek(0)
-        pytest.fail(f"Azurite did not start: {log.read()[-2000:]}")
-    try:
-        yield Azurite(port, process)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.fixture(params=["folder", "blob"])

@@ -16,7 +16,6 @@ import venv
 from pathlib import Path
 
 import pytest
-from test_dropzone import azurite  # noqa: F401 - the Azurite fixture
 from test_run import Zone, connector, file_records, job_env, outcome, records_at, resignation_csv, today_prefix
 
 REPO = Path(__file__).resolve().parent.parent
@@ -148,7 +147,7 @@ def test_examples_validate_in_the_image(lean_python: Path) -> None:
     assert checked >= 1
 
 
-def test_job_runs_in_the_image_environment(lean_python: Path, azurite, sandbox, new_app,  # noqa: ANN001, F811
+def test_job_runs_in_the_image_environment(lean_python: Path, azurite, sandbox, new_app,  # noqa: ANN001
                                            tmp_path: Path) -> None:  # noqa: ANN001
     """`python -m uploader run` from the image's venv: blob drop zone through azure-storage-blob, MSAL sign-in,
     upload over TLS — with nothing but the image's dependencies."""

@@ -20,7 +20,6 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_dropzone import azurite  # noqa: F401 - the Azurite fixture
 
 from uploader.sandbox.client import clean_environ
 
@@ -39,7 +38,7 @@ SECRET_DATE = "2026-13-45T00:00"
 class Zone:
     """A drop zone the test arranges and inspects directly (not through the uploader's own code)."""
 
-    def __init__(self, kind: str, tmp_path: Path, azurite) -> None:  # noqa: ANN001, F811
+    def __init__(self, kind: str, tmp_path: Path, azurite) -> None:  # noqa: ANN001
         self.kind = kind
         self.env: dict[str, str] = {}
         if kind == "folder":
@@ -82,7 +81,7 @@ def zone(request: pytest.FixtureRequest, tmp_path: Path) -> Zone:
 
 
 @pytest.fixture
-def blob_zone(tmp_path: Path, azurite) -> Zone:  # noqa: ANN001, F811
+def blob_zone(tmp_path: Path, azurite) -> Zone:  # noqa: ANN001
     return Zone("blob", tmp_path, azurite)
 
 
@@ -501,7 +500,7 @@ def test_sign_in_refused_fails_every_connector_and_moves_nothing(tmp_path: Path,
 
 
 
-def test_missing_container_fails_with_the_drop_zone_named(azurite, sandbox, new_app) -> None:  # noqa: ANN001, F811
+def test_missing_container_fails_with_the_drop_zone_named(azurite, sandbox, new_app) -> None:  # noqa: ANN001
     app = new_app()
     zone = Zone("blob", Path("/nonexistent"), azurite)
     zone.url = zone.url.rsplit("/", 1)[0] + "/no-such-container"
