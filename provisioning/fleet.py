@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from uploader.clouds import get_cloud
+from uploader.clouds import UnknownCloudError, get_cloud
 from uploader.errors import EXIT_FAILED, EXIT_USAGE
 
-from .config import NAMESPACE
+from .config import NAMESPACE, ConfigError
 from .offline import REPO_ROOT, load_stack_config, stack_name, stack_path
 
 #: Environment twin of `--stacks-dir` (tests and forks with their stack files elsewhere).
@@ -130,5 +130,16 @@ def changed_stacks(changed: list[str], directory: Path) -> list[Path]:
 
 
 def matrix(paths: list[Path]) -> dict[str, Any]:
-    """A GitHub Actions matrix: {"include": [entry, ...]}."""
-    return {"include": [matrix_entry(p).to_json() for p in paths]}
+    """A GitHub Actions matrix: {"include": [entry, ...]}.
+
+    A stack file too broken to read still gets its entry (with `error`), so that its own job fails on
+    `check` and names the problem, while the other stacks' jobs go ahead.
+    """
+    include = []
+    for path in paths:
+        try:
+            include.append(matrix_entry(path).to_json())
+        except (ConfigError, FleetError, UnknownCloudError) as exc:
+            broken = MatrixEntry(stack_name(path), "", "", "public").to_json()
+            include.append({**broken, "error": f"{exc.key}: {exc.rule}" if isinstance(exc, ConfigError) else str(exc)})
+    return {"include": include}

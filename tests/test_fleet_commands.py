@@ -274,3 +274,16 @@ def test_check_lines_and_exit_code_precedence() -> None:
     assert overall_exit_code([ok]) == 0
     assert overall_exit_code([ok, crashed]) == 1
     assert overall_exit_code([crashed, config, ok]) == 2  # a config problem is the one to fix first
+
+
+def test_matrix_keeps_a_broken_stack_as_its_own_failing_entry(tmp_path: Path) -> None:
+    """A broken stack file must not stop the other stacks' jobs: it gets an entry whose job fails on check."""
+    assert provisioning("new-stack", "good", "--cloud", "gcc", "--tenant-id", TENANT,
+                        "--stacks-dir", str(tmp_path)).returncode == 0
+    (tmp_path / "Pulumi.bad.yaml").write_text(BROKEN["bad-yaml"][0])
+    (tmp_path / "Pulumi.moon.yaml").write_text(BROKEN["unknown-cloud"][0])
+    entries = {e["stack"]: e for e in _matrix(tmp_path, "--all")}
+    assert set(entries) == {"good", "bad", "moon"}
+    assert "error" not in entries["good"] and entries["good"]["cloud"] == "gcc"
+    assert "Pulumi.bad.yaml:" in entries["bad"]["error"] and "YAML" in entries["bad"]["error"]
+    assert "gcc-high" in entries["moon"]["error"]
