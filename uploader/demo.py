@@ -173,10 +173,10 @@ def _upload_all(out, items: list[Example], env: dict[str, str], common: list[str
 
 
 def _show_received(out, items: list[Example], sandbox: Sandbox, head, table_cls) -> bool:  # noqa: ANN001
-    head("What the sandbox received (GET /_sandbox/stats)")
+    head("What the sandbox received (GET /_sandbox/stats): upload calls and records, against the file")
     stats = sandbox.stats()
     table = table_cls(show_edge=False, pad_edge=False, box=None)
-    for col in ("file", "job", "uploads", "records received", "records in file"):
+    for col in ("file", "job", "calls", "received", "in file"):
         table.add_column(col, justify="left" if col in ("file", "job") else "right", no_wrap=True)
     good = True
     for e in items:
