@@ -2,8 +2,8 @@
 
 Only declared when the stack sets alertEmails. The log alert runs every 15 minutes over the Container Apps
 environment's Log Analytics workspace and fires when the job's system log reports an execution that failed
-(its replica exited non-zero after the retry, or timed out). The uploader exits 1 when an upload failed and
-3 when a file was rejected, so both reach the operators.
+(its replica exited non-zero after the retry, or timed out), or when the uploader's run summary reports a
+non-zero exit code: 1 when an upload failed, 3 when a file was rejected, so both reach the operators.
 """
 
 from __future__ import annotations
@@ -13,11 +13,18 @@ from pulumi_azure_native import monitor
 
 from .config import Settings
 
+# Two witnesses, either enough: the platform's record of a failed execution, and the uploader's own
+# `run_summary` JSON line (always printed by `uploader run`) with a non-zero exit code. `union isfuzzy`
+# and `column_ifexists` keep the rule valid before either table has its first row.
 FAILED_EXECUTIONS_QUERY = """\
-ContainerAppSystemLogs_CL
-| where column_ifexists("JobName_s", "") == "{job}" or column_ifexists("ContainerAppName_s", "") == "{job}"
-| where Reason_s in~ ("BackoffLimitExceeded", "DeadlineExceeded", "Failed", "ExecutionFailed")
-    or (Log_s has "exit code" and not(Log_s has "exit code '0'") and not(Log_s has "exit code 0"))
+let job = "{job}";
+let platform = ContainerAppSystemLogs_CL
+| where column_ifexists("JobName_s", "") == job or column_ifexists("ContainerAppName_s", "") == job
+| where column_ifexists("Reason_s", "") in~ ("BackoffLimitExceeded", "DeadlineExceeded", "Failed", "ExecutionFailed");
+let uploader = ContainerAppConsoleLogs_CL
+| where column_ifexists("ContainerJobName_s", "") == job or column_ifexists("ContainerAppName_s", "") == job
+| where column_ifexists("Log_s", "") has "run_summary" and not(column_ifexists("Log_s", "") has '"exit_code": 0');
+union isfuzzy=true platform, uploader
 """
 
 

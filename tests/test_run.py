@@ -148,10 +148,13 @@ def start_job(env: dict[str, str]) -> subprocess.Popen[str]:
 def summary(done: subprocess.CompletedProcess[str] | str) -> dict:
     """The run's one JSON summary line on stdout."""
     stdout = done if isinstance(done, str) else done.stdout
-    lines = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-    found = [obj for obj in lines if obj.get("event") == "run_summary"]
+    lines = [(line, json.loads(line)) for line in stdout.splitlines() if line.startswith("{")]
+    found = [(raw, obj) for raw, obj in lines if obj.get("event") == "run_summary"]
     assert len(found) == 1, f"expected one run_summary line, found {len(found)}"
-    return found[0]
+    raw, obj = found[0]
+    # the failed-execution alert (provisioning/alerts.py) matches this text in the console log
+    assert "run_summary" in raw and f'"exit_code": {obj["exit_code"]}' in raw
+    return obj
 
 
 def outcome(done: subprocess.CompletedProcess[str]) -> str:
