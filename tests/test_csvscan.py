@@ -214,6 +214,17 @@ def test_resume_plan_starts_after_acknowledged_records(tmp_path: Path) -> None:
     assert first[1][0] == "a6@contoso.com"
 
 
+@pytest.mark.parametrize("skip", [0, 3, 6, 9, 10])
+def test_resume_from_a_chunk_boundary_needs_no_second_pass(tmp_path: Path, skip: int) -> None:
+    path = write(tmp_path, good_file(10) + "\n")
+    full = scan_file(path, RESIGNATION, 3, today=TODAY)
+    again = scan_file(path, RESIGNATION, 3, skip_records=skip, today=TODAY)
+    resumed = full.resume_from(skip)
+    assert resumed is not None and (resumed.chunks, resumed.skip_lines) == (again.chunks, again.skip_lines)
+    assert [b for _, b in iter_chunks(path, resumed)] == [b for _, b in iter_chunks(path, again)]
+    assert full.resume_from(4) is None  # not a boundary of this plan (another chunk size): scan again
+
+
 def test_changed_file_is_not_sent(tmp_path: Path) -> None:
     path = write(tmp_path, good_file(2))
     scan = scan_file(path, RESIGNATION, 3, today=TODAY)

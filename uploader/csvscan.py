@@ -19,7 +19,7 @@ import datetime as dt
 import hashlib
 import io
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice, repeat
 from pathlib import Path
 from typing import AnyStr
@@ -105,6 +105,19 @@ class ScanResult:
     @property
     def records_to_send(self) -> int:
         return sum(c.records for c in self.chunks)
+
+    def resume_from(self, skip: int) -> ScanResult | None:
+        """This plan from record `skip` on, when `skip` falls on one of its chunk boundaries (else None:
+        scan again with skip_records). Saves a second pass when a run resumes with the same chunk size."""
+        if not self.ok or self.skip_records:
+            return None
+        lines = self.skip_lines
+        for i, chunk in enumerate(self.chunks + [Chunk(len(self.chunks), self.records, 0, 0)]):
+            if chunk.first_record == skip:
+                rest = [replace(c, index=j) for j, c in enumerate(self.chunks[i:])]
+                return replace(self, skip_records=skip, skip_lines=lines, chunks=rest)
+            lines += chunk.line_count
+        return None
 
     def report_lines(self) -> list[str]:
         """The first 20 problems as `FILE:LINE: column NAME: rule`, then a count of the rest."""

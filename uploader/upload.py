@@ -81,8 +81,10 @@ def upload_file(
         return FileOutcome("skipped", seconds=elapsed(), scan=scan, message=decision.reason)
 
     skip = decision.skip_records
-    if skip:
-        # The plan from the first acknowledged-but-unsent record on (a second pass, only when resuming).
+    if skip and (resumed := scan.resume_from(skip)) is not None:
+        scan = resumed  # the same chunk size as the interrupted run: its plan, from the boundary on
+    elif skip:
+        # Another chunk size since the interrupted run: plan again from the first unacknowledged record.
         first_sha = scan.sha256
         scan = scan_file(path, mapping, records_per_call, skip_records=skip, display_name=name)
         if not scan.ok or scan.sha256 != first_sha:
