@@ -225,6 +225,14 @@ def test_resume_from_a_chunk_boundary_needs_no_second_pass(tmp_path: Path, skip:
     assert full.resume_from(4) is None  # not a boundary of this plan (another chunk size): scan again
 
 
+def test_a_file_without_line_breaks_is_refused_without_holding_it(tmp_path: Path, monkeypatch) -> None:
+    import uploader.csvscan as csvscan
+
+    monkeypatch.setattr(csvscan, "MAX_LINE_BYTES", 4096)
+    scan = scan_file(write(tmp_path, HEADER + "\n" + "x" * 50_000), RESIGNATION, 10, block_size=1024, today=TODAY)
+    assert not scan.ok and scan.problems[0].line == 2 and "longer than" in scan.problems[0].rule
+
+
 def test_changed_file_is_not_sent(tmp_path: Path) -> None:
     path = write(tmp_path, good_file(2))
     scan = scan_file(path, RESIGNATION, 3, today=TODAY)

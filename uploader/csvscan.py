@@ -41,6 +41,8 @@ from .scenarios import Kind
 BLOCK_SIZE = 1 << 20
 #: A record still open (inside quotes) after this many characters is reported, not buffered further.
 MAX_RECORD_CHARS = 4 << 20
+#: A physical line longer than this is refused (memory stays bounded whatever the file holds).
+MAX_LINE_BYTES = 16 << 20
 SHOWN_PROBLEMS = 20
 _BOM = codecs.BOM_UTF8
 
@@ -130,6 +132,10 @@ class ScanResult:
 
 class _Stop(Exception):
     """The file cannot be read further (not UTF-8, binary, malformed CSV)."""
+
+
+class _LineTooLong(Exception):
+    """No line break for MAX_LINE_BYTES: not a CSV export, and not worth holding in memory."""
 
 
 class _Scanner:
@@ -432,6 +438,8 @@ def _blocks(f: io.BufferedReader, hasher: hashlib._Hash, block_size: int) -> Ite
         data = carry + data if carry else data
         cut = data.rfind(b"\n") + 1
         if cut == 0:
+            if len(data) > MAX_LINE_BYTES:
+                raise _LineTooLong
             carry = data
             continue
         carry = data[cut:]
@@ -473,6 +481,9 @@ def scan_file(
                 scanner.feed(text, final)
             if scanner.pending:
                 scanner.problem(scanner.lines + 1, None, _CSV_ERRORS["unexpected end of data"])
+        except _LineTooLong:
+            scanner.problem(scanner.lines + 1, None,
+                            f"a line longer than {MAX_LINE_BYTES >> 20} MiB: not a CSV export (a binary file?)")
         except _Stop:
             pass  # nothing more is checked; the digest still covers the whole file
         while rest := f.read(block_size):
