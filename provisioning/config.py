@@ -44,13 +44,11 @@ _GOV_REGION_PREFIXES = ("usgov", "usdod")
 _MAX_VALIDITY_DAYS = 3650
 
 
-class ConfigError(ValueError):
-    """A stack config value that breaks a rule; `key` is the full key path (`hr-connector:...`)."""
+class ConfigError(MappingError):
+    """A stack config value that breaks a rule; `key` is the full key path (`hr-connector:...`).
 
-    def __init__(self, key: str, rule: str) -> None:
-        super().__init__(f"{key}: {rule}")
-        self.key = key
-        self.rule = rule
+    The same (key, rule) error as the mapping model's, so connector mappings report the same way.
+    """
 
 
 @dataclass(frozen=True)
