@@ -104,10 +104,6 @@ class ScanResult:
     def ok(self) -> bool:
         return self.problem_count == 0
 
-    @property
-    def records_to_send(self) -> int:
-        return sum(c.records for c in self.chunks)
-
     def resume_from(self, skip: int) -> ScanResult | None:
         """This plan from record `skip` on, when `skip` falls on one of its chunk boundaries (else None:
         scan again with skip_records). Saves a second pass when a run resumes with the same chunk size."""
@@ -518,13 +514,4 @@ def iter_chunks(path: Path | str, scan: ScanResult) -> Iterator[tuple[Chunk, byt
             yield chunk, scan.header_bytes + b"".join(islice(lines, chunk.line_count))
 
 
-def file_digest(path: Path | str) -> str:
-    """SHA-256 of a file's bytes (what checkpoints are keyed by)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(BLOCK_SIZE), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-__all__ = ["Chunk", "Problem", "ScanResult", "file_digest", "iter_chunks", "scan_file"]
+__all__ = ["Chunk", "Problem", "ScanResult", "iter_chunks", "scan_file"]
