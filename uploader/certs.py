@@ -8,6 +8,8 @@ the sandbox, the demo, the tests and the Pulumi program's certificate resource.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -15,9 +17,53 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+#: Smallest RSA key accepted: Entra refuses smaller keys at sign-in ("AADSTS700027: RSA key size 1024 is less
+#: than the minimum required 2048 bits", https://github.com/silverhack/monkey365/issues/183).
+MIN_RSA_BITS = 2048
+
+#: Warn when the certificate expires within this many days (the stack's default renewBeforeDays).
+EXPIRY_WARNING_DAYS = 30
+
 
 class CertificateError(ValueError):
     """A PEM bundle that cannot be used (never includes the PEM text itself)."""
+
+
+def thumbprint(cert: x509.Certificate, algorithm: str = "sha1") -> str:
+    """Upper-case hex fingerprint: sha1 is what the Entra portal shows, sha256 what MSAL sends (x5t#S256)."""
+    digest = {"sha1": hashes.SHA1(), "sha256": hashes.SHA256()}[algorithm]  # noqa: S303 - Entra's format
+    return cert.fingerprint(digest).hex().upper()
+
+
+def days_to_expiry(not_after: dt.datetime, now: dt.datetime | None = None) -> float:
+    """Days (fractional) until not_after; negative once expired."""
+    now = now or dt.datetime.now(dt.UTC)
+    return (not_after - now).total_seconds() / 86400
+
+
+def expiry_status(not_after: dt.datetime, now: dt.datetime | None = None,
+                  warn_days: int = EXPIRY_WARNING_DAYS) -> tuple[str, str]:
+    """("expired" | "expiring" | "ok", a sentence naming the date): for warnings and doctor checks."""
+    days = days_to_expiry(not_after, now)
+    when = not_after.strftime("%Y-%m-%d %H:%M UTC")
+    if days <= 0:
+        return "expired", f"the certificate expired on {when}; Entra refuses sign-in with it (renew it)"
+    if days < warn_days:
+        return "expiring", f"the certificate expires on {when} (in {int(days)} days); renew it before then"
+    return "ok", f"the certificate is valid until {when}"
+
+
+def key_file_exposure(path: str | os.PathLike[str]) -> str | None:
+    """'group' or 'world' when a key file's mode lets others read it (POSIX), else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if mode & stat.S_IROTH:
+        return "world"
+    if mode & stat.S_IRGRP:
+        return "group"
+    return None
 
 
 @dataclass(frozen=True)
@@ -30,6 +76,7 @@ class CertificateBundle:
     thumbprint_sha256: str  # hex, upper-case: what MSAL puts in the assertion (x5t#S256)
     not_before: dt.datetime
     not_after: dt.datetime
+    key_bits: int = 0  # RSA modulus size
 
     def __repr__(self) -> str:  # never show the key
         return f"CertificateBundle(thumbprint_sha1={self.thumbprint_sha1}, not_after={self.not_after.isoformat()})"
@@ -42,8 +89,8 @@ def generate_certificate(
     now: dt.datetime | None = None,
 ) -> CertificateBundle:
     """A new RSA key and a self-signed SHA-256 certificate for it, valid from now for validity_days."""
-    if key_size < 2048:
-        raise CertificateError("key size must be at least 2048 bits")
+    if key_size < MIN_RSA_BITS:
+        raise CertificateError(f"key size must be at least {MIN_RSA_BITS} bits")
     now = now or dt.datetime.now(dt.UTC)
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -77,10 +124,11 @@ def _bundle(key_pem: str, cert: x509.Certificate) -> CertificateBundle:
     return CertificateBundle(
         pem=key_pem + cert_pem,
         certificate_pem=cert_pem,
-        thumbprint_sha1=cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - Entra's thumbprint format
-        thumbprint_sha256=cert.fingerprint(hashes.SHA256()).hex().upper(),
+        thumbprint_sha1=thumbprint(cert, "sha1"),
+        thumbprint_sha256=thumbprint(cert, "sha256"),
         not_before=cert.not_valid_before_utc,
         not_after=cert.not_valid_after_utc,
+        key_bits=getattr(cert.public_key(), "key_size", 0),
     )
 
 
@@ -101,6 +149,9 @@ def load_bundle(pem_text: str, source: str = "certificate") -> CertificateBundle
         raise CertificateError(f"{source}: the private key must be RSA (Entra app certificates are RSA)")
     if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
         raise CertificateError(f"{source}: the private key does not belong to the certificate")
+    if key.key_size < MIN_RSA_BITS:
+        raise CertificateError(f"{source}: the RSA key has {key.key_size} bits; Entra requires at least "
+                               f"{MIN_RSA_BITS} (generate a new certificate)")
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
