@@ -74,6 +74,9 @@ class ConnectorMapping:
 
 _CONNECTOR_KEYS = {"name", "jobId", "files", "scenarioColumn", "scenarios"}
 _SCENARIO_KEYS = {"type", "value", "columns"}
+#: Scenario types and field names match case-insensitively (`Resignation`, `UserPrincipalName`);
+#: the parsed mapping always holds the catalogue's canonical spelling.
+_SCENARIOS_BY_LOWER = {t.lower(): spec for t, spec in SCENARIOS.items()}
 
 
 def _str(obj: AnyMapping[str, Any], key: str, where: str, required: bool) -> str | None:
@@ -94,24 +97,31 @@ def parse_scenario(obj: Any, where: str) -> ScenarioMapping:
     unknown = sorted(set(obj) - _SCENARIO_KEYS)
     if unknown:
         raise MappingError(f"{where}.{unknown[0]}", f"unknown key (expected {', '.join(sorted(_SCENARIO_KEYS))})")
-    type_ = _str(obj, "type", where, required=True)
-    assert type_ is not None
-    if type_ not in SCENARIOS:
-        raise MappingError(f"{where}.type", f"unknown scenario type {type_!r} (expected one of {', '.join(SCENARIOS)})")
-    spec = SCENARIOS[type_]
+    given_type = _str(obj, "type", where, required=True)
+    assert given_type is not None
+    spec = _SCENARIOS_BY_LOWER.get(given_type.lower())
+    if spec is None:
+        raise MappingError(f"{where}.type",
+                           f"unknown scenario type {given_type!r} (expected one of {', '.join(SCENARIOS)})")
+    type_ = spec.type  # the canonical spelling, whatever case the mapping used
+    fields_by_lower = {f.lower(): f for f in spec.field_names}
     value = _str(obj, "value", where, required=False)
     columns = obj.get("columns")
     if not isinstance(columns, AnyMapping) or not columns:
         raise MappingError(f"{where}.columns", "must be an object mapping the scenario's fields to CSV column names")
     parsed: dict[str, str] = {}
-    for name, column in columns.items():
-        if name not in spec.field_names:
+    for given, column in columns.items():
+        name = fields_by_lower.get(str(given).lower())
+        if name is None:
             raise MappingError(
-                f"{where}.columns.{name}",
-                f"{type_} has no field {name!r} (fields: {', '.join(spec.field_names)})",
+                f"{where}.columns.{given}",
+                f"{type_} has no field {given!r} (fields: {', '.join(spec.field_names)})",
             )
+        if name in parsed:
+            raise MappingError(f"{where}.columns.{given}",
+                               f"maps {name} a second time (field names match case-insensitively)")
         if not isinstance(column, str) or not column.strip():
-            raise MappingError(f"{where}.columns.{name}", "must be a non-empty CSV column name")
+            raise MappingError(f"{where}.columns.{given}", "must be a non-empty CSV column name")
         parsed[name] = column.strip()
     for required in spec.required_fields:
         if required not in parsed:
