@@ -18,9 +18,11 @@ from provisioning.job import UploaderJob
 from provisioning.naming import Names
 from provisioning.outputs import next_steps
 from provisioning.providers import Providers
+from provisioning.tags import apply_tags
 from provisioning.vault import Vault
 
 settings = settings_from_pulumi()
+apply_tags(settings.tags)  # before any resource: every taggable Azure resource gets them
 names = Names(pulumi.get_stack(), settings.tenant_id)
 providers = Providers("providers", settings)
 bound = providers.options()

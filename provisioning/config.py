@@ -32,7 +32,7 @@ DEFAULT_REJECTED_DAYS = 90
 #: Every key of the namespace (DESIGN.md). Anything else is an error naming it.
 KEYS = (
     "cloud", "tenantId", "azureEnvironment", "location", "schedule", "connectors", "certificate",
-    "image", "owners", "dropZone", "alertEmails", "subscriptionId",
+    "image", "owners", "dropZone", "alertEmails", "subscriptionId", "tags",
 )
 _CERTIFICATE_KEYS = ("validityDays", "renewBeforeDays")
 _DROPZONE_KEYS = ("processedDays", "rejectedDays")
@@ -42,6 +42,16 @@ _LOCATION_RE = re.compile(r"^[a-z][a-z0-9]+$")
 #: Azure Government regions start with these (usgovvirginia, usgovarizona, usgovtexas, usdodeast, usdodcentral).
 _GOV_REGION_PREFIXES = ("usgov", "usdod")
 _MAX_VALIDITY_DAYS = 3650
+
+#: The tag every taggable Azure resource gets, whatever the stack says.
+FIXED_TAGS = {"managed-by": "hr-connector"}
+# Azure's tag limits: 50 tags a resource; names up to 128 characters for storage accounts (512 elsewhere), values
+# up to 256; names may not contain < > % & \ ? /.
+# https://learn.microsoft.com/en-us/azure/azure-resource-manager/management/tag-resources#limitations
+_MAX_TAGS = 50
+_MAX_TAG_NAME = 128
+_MAX_TAG_VALUE = 256
+_TAG_NAME_FORBIDDEN = re.compile(r"[<>%&\\?/]")
 
 
 class ConfigError(MappingError):
@@ -83,6 +93,7 @@ class Settings:
     owners: tuple[str, ...] = ()
     alert_emails: tuple[str, ...] = ()
     subscription_id: str | None = None
+    tags: Mapping[str, str] = field(default_factory=lambda: dict(FIXED_TAGS))
 
     @property
     def government(self) -> bool:
@@ -181,6 +192,31 @@ def _drop_zone(value: Any) -> DropZoneSettings:
     processed = _int(obj.get("processedDays", DEFAULT_PROCESSED_DAYS), "dropZone.processedDays", 1, 36500)
     rejected = _int(obj.get("rejectedDays", DEFAULT_REJECTED_DAYS), "dropZone.rejectedDays", 1, 36500)
     return DropZoneSettings(processed, rejected)
+
+
+def _tags(value: Any) -> dict[str, str]:
+    """The stack's `tags` (string -> string) checked against Azure's limits, plus FIXED_TAGS."""
+    obj = _structured(value, "tags", dict, "an object of tag name -> value (strings)")
+    seen: dict[str, str] = {}
+    for name, tag_value in obj.items():
+        path = f"tags.{name}"
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(_k("tags"), "tag names must be non-empty strings")
+        if len(name) > _MAX_TAG_NAME or _TAG_NAME_FORBIDDEN.search(name):
+            raise ConfigError(_k(path), f"tag names are at most {_MAX_TAG_NAME} characters without < > % & \\ ? /")
+        if name.lower() in {k.lower() for k in FIXED_TAGS}:
+            raise ConfigError(_k(path), "is set by the program (managed-by: hr-connector); remove it")
+        if name.lower() in seen:
+            raise ConfigError(_k(path), f"duplicates tags.{seen[name.lower()]} (Azure tag names ignore case)")
+        if isinstance(tag_value, bool) or not isinstance(tag_value, (str, int, float)):
+            raise ConfigError(_k(path), "must be a string (quote numbers and dates)")
+        if len(str(tag_value)) > _MAX_TAG_VALUE:
+            raise ConfigError(_k(path), f"tag values are at most {_MAX_TAG_VALUE} characters")
+        seen[name.lower()] = name
+    if len(obj) + len(FIXED_TAGS) > _MAX_TAGS:
+        allowed = _MAX_TAGS - len(FIXED_TAGS)
+        raise ConfigError(_k("tags"), f"at most {allowed} tags (Azure allows {_MAX_TAGS} a resource)")
+    return {**{str(k): str(v) for k, v in obj.items()}, **FIXED_TAGS}
 
 
 def _list(value: Any, path: str, what: str) -> list[Any]:
@@ -284,6 +320,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         owners=owners,
         alert_emails=tuple(emails),
         subscription_id=subscription_id,
+        tags=_tags(cfg.get("tags") or {}),
     )
 
 

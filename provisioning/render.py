@@ -181,6 +181,7 @@ def render_stack(path: Path) -> dict[str, Any]:
         "azureEnvironment": settings.azure_environment,
         "location": settings.location,
         "schedule": settings.schedule,
+        "tags": dict(settings.tags),
         "connectors": [{"name": c.name, "jobId": c.job_id, "files": c.files,
                         "scenarios": [s.type for s in c.scenarios]} for c in settings.connectors],
         "resourceCount": len(resources),
@@ -204,6 +205,7 @@ def to_text(report: dict[str, Any]) -> str:
         f"stack {report['stack']}: cloud {report['cloud']}, tenant {report['tenantId']}, "
         f"Azure {report['azureEnvironment']} / {report['location']}, schedule \"{report['schedule']}\"",
     ]
+    lines.append(f"  tags (every taggable Azure resource): {_fmt(report['tags'])}")
     if report["connectors"]:
         for c in report["connectors"]:
             lines.append(f"  connector {c['name'] or '(unnamed)'}: job {c['jobId']}, files {c['files']}, "
