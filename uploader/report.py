@@ -29,6 +29,26 @@ class Outcome(Protocol):
     message: str
 
 
+def safe_name(name: object, limit: int = 300) -> str:
+    """A name from outside (a path, a blob name) fit for one output line and any encoding.
+
+    Backslashes are doubled and every character that is not printable (control characters, line breaks,
+    undecodable bytes that Python keeps as lone surrogates) is written as a `\\xNN` / `\\uNNNN` escape,
+    so a hostile name can neither forge a log line nor crash the output; cut to `limit` characters.
+    """
+    text = str(name)
+    out = []
+    for ch in text[:limit]:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+    return "".join(out) + ("..." if len(text) > limit else "")
+
+
 def _n(value: int) -> str:
     return f"{value:,}"
 
