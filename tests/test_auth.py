@@ -105,3 +105,64 @@ def test_instance_discovery_only_for_the_clouds_own_hosts(make_certificate) -> N
     for name, cloud in CLOUDS.items():
         assert not TokenProvider(cloud, "t", "a", pem).host_overridden, name
         assert TokenProvider(cloud.with_overrides("https://login.example.test"), "t", "a", pem).host_overridden
+
+
+# -- MSAL's two kinds of ValueError: a refused credential is not an unknown authority -------------------
+
+def test_unknown_authority_path_is_an_authority_error_through_the_cli(new_app, sandbox, run_uploader,
+                                                                       tmp_path) -> None:  # noqa: ANN001
+    """OpenID discovery answers 404 under a wrong path: MSAL's ValueError is reported as the authority's."""
+    app = new_app()
+    csv_file = tmp_path / "departures.csv"
+    csv_file.write_text("EmailAddress,ResignationDate,LastWorkingDate\n"
+                        "a@contoso.com,2026-01-01T00:00,2026-01-31T00:00\n")
+    flags = [f if f != app.authority_host else f"{app.authority_host}/nowhere" for f in app.flags]
+    result = run_uploader("upload", str(csv_file), *flags)
+    assert result.returncode == EXIT_FAILED, result.stderr
+    assert "OpenID metadata could not be read" in result.stderr and app.tenant_id in result.stderr
+    assert "certificate credential" not in result.stderr
+
+
+def test_msal_credential_error_is_named_as_a_credential_problem(new_app, sandbox) -> None:  # noqa: ANN001
+    """The credential MSAL < 1.35 refused (a private key without thumbprint), raised by the installed MSAL."""
+    import msal
+
+    from uploader.auth import msal_stage
+
+    app = new_app()
+    authority = f"{sandbox.authority_host}/{app.tenant_id}"
+    key_only = app.certificate.pem.split("-----BEGIN CERTIFICATE-----", 1)[0]
+    with pytest.raises(ValueError) as credential:
+        msal.ConfidentialClientApplication(app.app_id, authority=authority, client_credential={"private_key": key_only},
+                                           instance_discovery=False, http_client=sandbox.http_session())
+    assert msal_stage(credential.value) == "credential"
+    with pytest.raises(ValueError) as authority_error:
+        msal.ConfidentialClientApplication(app.app_id, authority=f"{sandbox.authority_host}/nowhere/{app.tenant_id}",
+                                           client_credential={"private_key": key_only},
+                                           instance_discovery=False, http_client=sandbox.http_session())
+    assert msal_stage(authority_error.value) == "authority"
+
+    tokens = provider(sandbox, app)
+    err = tokens._constructor_error(credential.value)
+    assert isinstance(err, UsageError) and err.exit_code == EXIT_USAGE
+    assert "refused the certificate credential" in str(err) and "msal>=1.35" in str(err)
+    assert "PRIVATE KEY" not in str(err) and "authority" not in str(err)
+    err = tokens._constructor_error(authority_error.value)
+    assert isinstance(err, SignInError) and "OpenID metadata could not be read" in str(err)
+
+
+def test_pyproject_requires_an_msal_that_computes_the_thumbprint() -> None:
+    """msal < 1.35 refuses `private_key` + `public_certificate` without `thumbprint` (the form auth.py uses)."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    import msal
+
+    from uploader.auth import MIN_MSAL
+
+    deps = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]
+    (spec,) = [d for d in deps["dependencies"] if d.startswith("msal")]
+    assert re.search(rf">={re.escape(MIN_MSAL)}\b", spec), spec
+    installed = tuple(int(p) for p in msal.__version__.split(".")[:2])
+    assert installed >= tuple(int(p) for p in MIN_MSAL.split("."))

@@ -2,7 +2,9 @@
 
 The PEM bundle's private key and certificate go to MSAL as `private_key` + `public_certificate`, so
 MSAL computes the SHA-256 thumbprint itself and signs the client assertion with PS256 and an
-`x5t#S256` header (MSAL ≥ 1.29). With an overridden authority host, instance discovery is off, so
+`x5t#S256` header. That needs MSAL >= 1.35 (thumbprint optional, msal PR #835); 1.34 and older refuse the
+credential in the constructor with a ValueError, reported here as a credential problem (exit 2), not as an
+unknown authority. With an overridden authority host, instance discovery is off, so
 sign-in only ever talks to that host (private endpoints, proxies, the loopback sandbox).
 Entra's refusals (AADSTS…) become SignInError with Entra's own description: fatal, never retried.
 The token itself is never logged or put in an error.
@@ -10,6 +12,8 @@ The token itself is never logged or put in an error.
 
 from __future__ import annotations
 
+import traceback
+from pathlib import PurePath
 from urllib.parse import urlsplit
 
 import msal
@@ -17,9 +21,28 @@ import requests
 
 from .certs import CertificateError, load_bundle
 from .clouds import CLOUDS, Cloud
-from .errors import SignInError, UsageError
+from .errors import SignInError, UploaderError, UsageError
 
 TOKEN_TIMEOUT = 30.0  # seconds per request to the authority
+MIN_MSAL = "1.35"  # first MSAL computing the thumbprint from public_certificate (pyproject.toml has the source)
+
+
+def msal_stage(exc: BaseException) -> str:
+    """Where in MSAL's constructor a ValueError arose: 'authority' (metadata discovery) or 'credential'.
+
+    MSAL raises plain ValueError for both, so the traceback tells them apart: authority validation and
+    OpenID discovery live in msal/authority.py; the client credential is parsed after it, elsewhere.
+    """
+    for frame in traceback.extract_tb(exc.__traceback__):
+        path = PurePath(frame.filename)
+        if path.name == "authority.py" and path.parent.name == "msal":
+            return "authority"
+    return "credential"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
 
 
 class TokenProvider:
@@ -38,6 +61,7 @@ class TokenProvider:
         self.app_id = app_id
         self.authority = cloud.authority(tenant_id)
         self.timeout = timeout
+        self.source = source
         self.http_client = http_client  # default: MSAL's own requests session (verifies TLS, honours env CA)
         self._app: msal.ConfidentialClientApplication | None = None
 
@@ -67,9 +91,19 @@ class TokenProvider:
             except requests.RequestException as exc:
                 raise SignInError(f"could not reach the sign-in authority {self._host()}: "
                                   f"{type(exc).__name__}") from None
-            except ValueError as exc:  # MSAL: "Unable to get authority configuration for ..."
-                raise SignInError(f"sign-in authority {self.authority} refused or unknown: {exc}") from None
+            except ValueError as exc:  # MSAL raises ValueError for both a bad authority and a refused credential
+                raise self._constructor_error(exc) from None
         return self._app
+
+    def _constructor_error(self, exc: ValueError) -> UploaderError:
+        """Name the real cause of MSAL's ValueError: the authority's metadata, or the certificate credential."""
+        if msal_stage(exc) == "authority":
+            return SignInError(
+                f"sign-in authority {self.authority}: its OpenID metadata could not be read (wrong --cloud or "
+                f"--authority-host, or tenant {self.tenant_id} does not exist there): {_first_line(exc)}")
+        return UsageError(
+            f"{self.source}: MSAL {msal.__version__} refused the certificate credential: {_first_line(exc)} "
+            f"(this uploader needs msal>={MIN_MSAL}, which computes the thumbprint from the certificate)")
 
     def _host(self) -> str:
         return urlsplit(self.cloud.authority_host).netloc or self.cloud.authority_host
