@@ -48,3 +48,158 @@ def test_a_field_mapped_twice_in_different_case_is_refused(tmp_path: Path, run_u
     result = run_uploader("validate", csv, "--mapping", mapping)
     assert result.returncode == 2
     assert "columns.UserPrincipalName" in result.stderr and "second time" in result.stderr
+
+
+# --- Windows PowerShell's Export-Csv #TYPE line ------------------------------------------------------
+
+RES_MAPPING = {"jobId": JOB, "scenarios": [{"type": "resignation", "columns": {
+    "userPrincipalName": "EmailAddress", "resignationDate": "ResignationDate", "lastWorkingDate": "LastWorkingDate"}}]}
+
+
+def test_powershell_type_line_is_one_clear_error(tmp_path: Path, run_uploader) -> None:
+    exported = write(tmp_path / "export.csv", "#TYPE System.Management.Automation.PSCustomObject\n"
+                     '"EmailAddress","ResignationDate","LastWorkingDate"\n'
+                     '"zqtype@contoso.com","2026-11-01T10:00","2026-12-15T17:00"\n')
+    mapping = mapping_file(tmp_path, RES_MAPPING)
+    for args in (("validate", exported, "--mapping", mapping),
+                 ("upload", exported, "--mapping", mapping, "--job-id", JOB, "--dry-run",
+                  "--state-dir", tmp_path / "state")):
+        result = run_uploader(*args)
+        assert result.returncode == 3, result.stderr
+        out = result.stdout + result.stderr
+        assert f"{exported}:1:" in out and "-NoTypeInformation" in out
+        assert out.count(f"{exported}:1:") == 1  # one error, not one per line
+        assert "zqtype" not in out
+
+
+# --- Microsoft's multi-scenario sample: rows shorter than the header ----------------------------------
+
+# Microsoft Learn's sample, verbatim ("Configuring a single CSV file for multiple HR data types",
+# https://learn.microsoft.com/purview/import-hr-data). Several rows have 8 cells under a 9-cell header.
+MS_SAMPLE_HEADER = ("HRScenario,EmailAddress,ResignationDate,LastWorkingDate,EffectiveDate,Remarks,Rating,"
+                    "OldLevel,NewLevel\n")
+MS_SAMPLE_ROWS = [
+    "Resignation,sarad@contoso.com,2019-04-23T15:18:02.4675041+05:30,2019-04-29T15:18:02.4675041+05:30,,,,\n",
+    "Resignation,pilarp@contoso.com,2019-04-24T09:15:49Z,2019-04-29T15:18:02.7117540,,,,\n",
+    "Job level change,sarad@contoso.com,2019-04-23T15:18:02.4675041+05:30,,,,,"
+    "Level 61 Sr. Manager, Level 60 Manager\n",
+    "Job level change,pillarp@contoso.com,2019-04-23T15:18:02.4675041+05:30,,,,,"
+    "Level 62 Director,Level 60 Sr Manager\n",
+    "Performance review,sarad@contoso.com,,,2019-04-23T15:18:02.4675041+05:30,Met expectation but bad attitude,"
+    "2 Below expectations,,\n",
+    "Performance review,pillarp@contoso.com,,,2019-04-23T15:18:02.4675041+05:30, Multiple conflicts with the team,,\n",
+    "Performance improvement plan,sarad@contoso.com,,,2019-04-23T15:18:02.4675041+05:30,"
+    "Met expectations but bad attitude,2 Below expectations,,\n",
+    "Performance improvement plan,pillarp@contoso.com,,,2019-04-23T15:18:02.4675041+05:30,"
+    "Multiple conflicts with the team,,\n",
+]
+UPN = {"userPrincipalName": "EmailAddress"}
+MS_MAPPING = {"jobId": JOB, "scenarioColumn": "HRScenario", "scenarios": [
+    {"type": "resignation", "value": "Resignation",
+     "columns": {**UPN, "resignationDate": "ResignationDate", "lastWorkingDate": "LastWorkingDate"}},
+    {"type": "jobLevelChange", "value": "Job level change",
+     "columns": {**UPN, "effectiveDate": "EffectiveDate", "oldLevel": "OldLevel", "newLevel": "NewLevel"}},
+    {"type": "performanceReview", "value": "Performance review",
+     "columns": {**UPN, "effectiveDate": "EffectiveDate", "remarks": "Remarks", "rating": "Rating"}},
+    {"type": "performanceImprovementPlan", "value": "Performance improvement plan",
+     "columns": {**UPN, "effectiveDate": "EffectiveDate", "remarks": "Remarks", "rating": "Rating"}},
+]}
+
+
+def test_microsofts_multi_scenario_sample_short_rows_are_accepted(tmp_path: Path, run_uploader) -> None:
+    mapping = mapping_file(tmp_path, MS_MAPPING)
+    sample = write(tmp_path / "sample.csv", MS_SAMPLE_HEADER + "".join(MS_SAMPLE_ROWS))
+    result = run_uploader("validate", sample, "--mapping", mapping)
+    # Short rows are no longer errors. What is left is the sample's own slip: its job-level-change rows put
+    # the effective date under ResignationDate, so their EffectiveDate is empty (lines 4 and 5 only).
+    assert result.returncode == 3
+    lines = [x for x in result.stderr.splitlines() if x.startswith(f"{sample}:") and x[len(str(sample)) + 1].isdigit()]
+    assert lines == [f"{sample}:4: column EffectiveDate: required, but empty",
+                     f"{sample}:5: column EffectiveDate: required, but empty"], result.stderr
+    assert "cells; the header has" not in result.stderr
+
+    # With the date in the EffectiveDate column, the sample is valid: one warning counts the short rows.
+    fixed_rows = [r.replace("+05:30,,,,,Level", "+05:30,,,Level").replace(
+        "change,sarad@contoso.com,2019", "change,sarad@contoso.com,,,2019").replace(
+        "change,pillarp@contoso.com,2019", "change,pillarp@contoso.com,,,2019") for r in MS_SAMPLE_ROWS]
+    fixed = write(tmp_path / "fixed.csv", MS_SAMPLE_HEADER + "".join(fixed_rows))
+    result = run_uploader("validate", fixed, "--mapping", mapping)
+    assert result.returncode == 0, result.stderr
+    short = [x for x in result.stderr.splitlines() if "fewer cells than the header" in x]
+    assert short == [f"warning: {fixed}:2: 4 records have fewer cells than the header (9); "
+                     "the missing trailing cells are treated as empty"]
+    assert "Met expectation" not in result.stdout + result.stderr
+
+
+def test_short_row_missing_a_required_cell_and_long_rows_stay_errors(tmp_path: Path, run_uploader) -> None:
+    mapping = mapping_file(tmp_path, MS_MAPPING)
+    rows = ("Resignation,zq1@contoso.com,2026-11-01T10:00\n"  # lastWorkingDate (required) is missing
+            "Performance review,zq2@contoso.com,,,2026-11-01T10:00\n"  # only optional cells missing
+            "Performance review,zq3@contoso.com,,,2026-11-01T10:00,,,,,zqextra\n")  # one cell too many
+    f = write(tmp_path / "rows.csv", MS_SAMPLE_HEADER + rows)
+    result = run_uploader("validate", f, "--mapping", mapping)
+    assert result.returncode == 3
+    assert (f"{f}:2: has 3 cells; the header has 9, and the missing cells include LastWorkingDate, "
+            "required for resignation rows") in result.stderr
+    assert f"{f}:4: has 10 cells; the header has 9" in result.stderr
+    assert f"{f}:3:" not in result.stderr.replace(f"{f}:3: 1 record", "")
+    assert "zqextra" not in result.stderr
+
+
+def test_short_rows_in_a_large_file_take_the_fast_path_and_are_sent_as_they_are(
+        tmp_path: Path, run_uploader, new_app, sandbox) -> None:
+    app = new_app()
+    mapping = mapping_file(tmp_path, {**MS_MAPPING, "jobId": app.job_id})
+    n = 30_000  # over 1 MiB: several blocks, each with short rows
+    body = "".join(f"Performance review,zq{i}@contoso.com,,,2026-11-01T10:00,ok,3\n" if i % 3 else
+                   f"Resignation,zq{i}@contoso.com,2026-11-01T10:00,2026-12-15T17:00,,,,,\n" for i in range(n))
+    f = write(tmp_path / "big.csv", MS_SAMPLE_HEADER + body)
+    short = sum(1 for i in range(n) if i % 3)
+    checked = run_uploader("validate", f, "--mapping", mapping)
+    assert checked.returncode == 0, checked.stderr
+    assert (f"{f}:3: {short} records have fewer cells than the header (9); "
+            "the missing trailing cells are treated as empty") in checked.stderr
+    sent = run_uploader("upload", f, "--mapping", mapping, *app.flags, "--state-dir", tmp_path / "state")
+    assert sent.returncode == 0, sent.stderr
+    received = b"".join(part.split(b"\n", 1)[1] for part in sandbox.received(app.job_id))
+    assert received == body.encode()
+
+
+# --- a mapped optional column the header lacks --------------------------------------------------------
+
+
+def test_a_mapped_optional_column_missing_from_the_header_is_a_warning(tmp_path: Path, run_uploader) -> None:
+    mapping = mapping_file(tmp_path, {"jobId": JOB, "scenarios": [{"type": "performanceReview", "columns": {
+        **UPN, "effectiveDate": "EffectiveDate", "remarks": "Remarks", "rating": "Rating"}}]})
+    f = write(tmp_path / "review.csv", "EmailAddress,EffectiveDate,Remarks\nzq@contoso.com,2026-11-01T10:00,ok\n")
+    result = run_uploader("validate", f, "--mapping", mapping)
+    assert result.returncode == 0, result.stderr
+    assert (f"warning: {f}:1: column Rating: not in the header; the mapping names it for "
+            "performanceReview.rating (optional), so that field is absent from this file") in result.stderr
+    # A file that carries no rows of a scenario (its required columns are absent) hears nothing about it.
+    multi = mapping_file(tmp_path, MS_MAPPING, "multi.json")
+    g = write(tmp_path / "res.csv", "HRScenario,EmailAddress,ResignationDate,LastWorkingDate\n"
+              "Resignation,zq@contoso.com,2026-11-01T10:00,2026-12-15T17:00\n")
+    result = run_uploader("validate", g, "--mapping", multi)
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr
+
+
+# --- a dry run needs no tenant, app, certificate or job ID ----------------------------------------------
+
+
+def test_dry_run_needs_no_tenant_app_certificate_or_job_id(tmp_path: Path, run_uploader) -> None:
+    f = write(tmp_path / "res.csv", "EmailAddress,ResignationDate,LastWorkingDate\n"
+              "zq@contoso.com,2026-11-01T10:00,2026-12-15T17:00\n")
+    state = tmp_path / "state"
+    bare = run_uploader("upload", f, "--dry-run", "--state-dir", state)
+    assert bare.returncode == 0, bare.stderr
+    assert "would send 1 record in 1 chunk" in bare.stdout and "to job (none given)" in bare.stdout
+    mapped = run_uploader("upload", f, "--dry-run", "--state-dir", state,
+                          "--mapping", mapping_file(tmp_path, RES_MAPPING))
+    assert mapped.returncode == 0, mapped.stderr
+    assert f"to job {JOB}" in mapped.stdout  # the mapping's jobId
+    # Sending still needs each of them, named with its environment twin (exit 2, before anything is read).
+    real = run_uploader("upload", f, "--state-dir", state)
+    assert real.returncode == 2
+    assert "--tenant-id (or UPLOADER_TENANT_ID) is required to send" in real.stderr

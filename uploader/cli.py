@@ -118,8 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("upload", help="validate and send CSV files to one connector job",
                         formatter_class=_TwinHelpFormatter)
     up.add_argument("files", nargs="+", metavar="FILE", help="CSV files exported by the HR system")
-    add_connection_options(up, required=True)
-    add_option(up, "--job-id", required=True, help="the connector's job ID from Purview")
+    # Not required by the parser: a dry run needs no sign-in, so cmd_upload asks for them only to send.
+    add_connection_options(up, required=False)
+    add_option(up, "--job-id", help="the connector's job ID from Purview (default: the mapping's jobId)")
     add_option(up, "--records-per-call", type=records_per_call, default=DEFAULT_RECORDS_PER_CALL,
                help="records per upload call")
     add_option(up, "--mapping", help="connector mapping JSON (DESIGN.md); without it, structural checks only")

@@ -14,6 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from .checkpoint import LocalCheckpointStore
+from .cli import env_name
 from .clouds import Cloud, get_cloud
 from .errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
 from .mapping import GUID_RE, ConnectorMapping, MappingError, load_mapping_file
@@ -86,14 +87,19 @@ def resolve_cloud(args: argparse.Namespace) -> Cloud:
 def main(args: argparse.Namespace) -> int:
     paths = check_files(args.files)
     mapping = load_mapping(args.mapping)
-    if not GUID_RE.match(args.job_id or ""):
+    job_id = args.job_id or (mapping.job_id if mapping is not None else None)
+    if not args.dry_run:
+        for flag, value in (("--tenant-id", args.tenant_id), ("--app-id", args.app_id), ("--job-id", job_id)):
+            if not value:
+                raise UsageError(f"{flag} (or {env_name(flag)}) is required to send; a --dry-run needs none")
+    if job_id is not None and not GUID_RE.match(job_id):
         raise UsageError("--job-id: must be a GUID (the job ID Purview shows for the connector)")
     for flag, value in (("--deadline", args.deadline), ("--read-timeout", getattr(args, "read_timeout", 1.0))):
         if value is None or not value > 0:
             raise UsageError(f"{flag}: must be a positive number of seconds")
     cloud = resolve_cloud(args)
     reporter = Reporter(args.log_format)
-    if mapping is not None and mapping.job_id.lower() != args.job_id.lower():
+    if mapping is not None and args.job_id and mapping.job_id.lower() != args.job_id.lower():
         reporter.warning(args.mapping, "the mapping's jobId differs from --job-id; sending to --job-id")
 
     client = None
@@ -126,7 +132,7 @@ def main(args: argparse.Namespace) -> int:
         with reporter:
             for i, path in enumerate(paths):
                 name = str(path)
-                outcome = upload_file(path, display_name=name, job_id=args.job_id, mapping=mapping, client=client,
+                outcome = upload_file(path, display_name=name, job_id=job_id or "", mapping=mapping, client=client,
                                       store=store, records_per_call=args.records_per_call, force=args.force,
                                       dry_run=args.dry_run, reporter=reporter)
                 outcomes.append((name, outcome))

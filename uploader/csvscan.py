@@ -34,6 +34,7 @@ from .rules import (
     cell_problem,
     column_ok,
     header_problems,
+    missing_optional,
     plan_columns,
 )
 from .scenarios import Kind
@@ -45,6 +46,12 @@ MAX_RECORD_CHARS = 4 << 20
 MAX_LINE_BYTES = 16 << 20
 SHOWN_PROBLEMS = 20
 _BOM = codecs.BOM_UTF8
+
+#: Windows PowerShell's Export-Csv starts its file with this line unless told -NoTypeInformation
+#: (https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/export-csv?view=powershell-5.1).
+POWERSHELL_TYPE_LINE = "#TYPE"
+RULE_POWERSHELL_TYPE = ("the first line is PowerShell's #TYPE line, not the header row: export with "
+                        "Export-Csv -NoTypeInformation (or delete line 1)")
 
 _CSV_ERRORS = {
     "unexpected end of data": "a quoted field is never closed (unterminated quote)",
@@ -151,6 +158,7 @@ class _Scanner:
         self.last_record_line = 0
         self.pending = ""  # a record still inside quotes at the end of the last block
         self.blank_lines: list[int] = []  # blank lines not yet followed by a record
+        self.short_rows, self.first_short_line = 0, 0  # records with fewer cells than the header, accepted
         self.missing_reported: set[tuple[str, str]] = set()
         self.late_warnings = 0
         self.first_late_line = 0
@@ -168,6 +176,9 @@ class _Scanner:
 
     def read_header(self, block: bytes, text: str) -> str:
         """Parse the header from the first block; keep its raw bytes; return the text after it."""
+        if text.startswith(POWERSHELL_TYPE_LINE):
+            self.problem(1, None, RULE_POWERSHELL_TYPE)
+            raise _Stop
         reader = csv.reader(io.StringIO(text), strict=True)
         try:
             header = next(reader)
@@ -187,6 +198,12 @@ class _Scanner:
         self.plan, plan_problems = plan_columns(header, self.mapping)
         for column, rule in plan_problems:
             self.problem(1, column, rule)
+        for column, fields in missing_optional(self.plan).items():
+            self.result.warnings.append(
+                f"{self.result.display_name}:1: column {column}: not in the header; the mapping names it for "
+                f"{', '.join(fields)} (optional), so {'that field is' if len(fields) == 1 else 'those fields are'} "
+                "absent from this file"
+            )
         return text[_index_after_lines(text, "\n", self.header_lines):]
 
     # -- blocks -------------------------------------------------------------------------------------
@@ -251,13 +268,37 @@ class _Scanner:
 
     def _rows(self, rows: list[list[str]], ends: list[int], block_lines: int) -> None:
         """Records parsed by csv.reader; `ends[i]` is the block-relative line where row i ends."""
-        if not self.blank_lines and set(map(len, rows)) == {self.width}:
+        widths = set(map(len, rows))
+        if not self.blank_lines and widths == {self.width}:
             columns = list(zip(*rows, strict=True))
             if self._columns_ok(lambda i: columns[i], len(rows)):
                 self._note_late(ends)
                 self._advance(ends, block_lines)
                 return
+        elif not self.blank_lines and rows and max(widths) <= self.width and self._short_rows_fast(rows, ends):
+            self._advance(ends, block_lines)
+            return
         self._precise(rows, ends, block_lines)
+
+    def _short_rows_fast(self, rows: list[list[str]], ends: list[int]) -> bool:
+        """A block where some records lack trailing cells: pad them with empty cells and check the columns.
+        False (nothing counted) when a padded row breaks a rule or looks blank: the precise pass names it."""
+        width = self.width
+        short = [i for i, row in enumerate(rows) if len(row) < width]
+        if not all(any(map(str.strip, rows[i])) for i in short):
+            return False
+        padded = [row if len(row) == width else row + [""] * (width - len(row)) for row in rows]
+        columns = list(zip(*padded, strict=True))
+        if not self._columns_ok(lambda i: columns[i], len(padded)):
+            return False
+        self._note_late(ends)
+        first = short[0]
+        self._note_short(len(short), self.lines + 1 + (ends[first - 1] if first else 0))
+        return True
+
+    def _note_short(self, count: int, line: int) -> None:
+        self.short_rows += count
+        self.first_short_line = self.first_short_line or line
 
     # -- checks -------------------------------------------------------------------------------------
 
@@ -320,10 +361,23 @@ class _Scanner:
                 continue
             self._flush_blanks()
             record_ends.append(end)
-            if len(row) != self.width:
+            if len(row) > self.width:
                 self.problem(line, None, f"has {len(row)} cells; the header has {self.width}")
                 continue
+            cells = len(row)
+            if cells < self.width:  # missing trailing cells are empty, unless the row's scenario needs them
+                row = row + [""] * (self.width - cells)
             scenario = self._scenario_of(row, line)
+            if cells < self.width:
+                needed = [] if scenario is None else [
+                    fc.column for fc in scenario.present if fc.field.required and fc.index >= cells  # type: ignore[operator]
+                ]
+                if needed:
+                    self.problem(line, None, f"has {cells} cells; the header has {self.width}, and the missing "
+                                             f"cells include {', '.join(needed)}, required for "
+                                             f"{scenario.spec.type} rows")  # type: ignore[union-attr]
+                    continue
+                self._note_short(1, line)
             if scenario is None:
                 continue
             for fc in scenario.missing_required:  # named once, at the first row that needs it
@@ -381,6 +435,12 @@ class _Scanner:
         """Close the plan: trailing blank lines are left out, the last partial chunk is added."""
         result = self.result
         result.records = self.records
+        if self.short_rows:
+            n = self.short_rows
+            result.warnings.append(
+                f"{result.display_name}:{self.first_short_line}: {n} record{'s have' if n > 1 else ' has'} fewer "
+                f"cells than the header ({self.width}); the missing trailing cells are treated as empty"
+            )
         if self.late_warnings:
             n = self.late_warnings
             result.warnings.append(

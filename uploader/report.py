@@ -199,8 +199,9 @@ class Reporter:
                      records_per_call: int, skip_records: int = 0) -> None:
         """Dry run: chunks as (first_record, records) pairs."""
         resume = f", resuming after {_n(skip_records)} acknowledged records" if skip_records else ""
+        job = job_id or "(none given)"
         lines = [f"{name}: dry run: would send {_plural(records - skip_records, 'record')} in "
-                 f"{_plural(len(chunks), 'chunk')} (up to {_n(records_per_call)} per call) to job {job_id}{resume}"]
+                 f"{_plural(len(chunks), 'chunk')} (up to {_n(records_per_call)} per call) to job {job}{resume}"]
         shown = chunks[:5]
         lines += [f"  chunk {i + 1}: records {_n(first + 1)}–{_n(first + count)}" for i, (first, count) in
                   enumerate(shown)]

@@ -227,3 +227,19 @@ def plan_columns(header: Sequence[str], mapping: ConnectorMapping | None) -> tup
             ]
         plans.append(plan)
     return ColumnPlan(tuple(header), scenario_index, tuple(plans)), problems
+
+
+def missing_optional(plan: ColumnPlan | None) -> dict[str, list[str]]:
+    """Columns the mapping names for optional fields that the header lacks: column -> ["type.field", ...].
+
+    Only for scenarios this file can carry (their required columns are all in the header); a file that
+    holds none of a scenario's rows is not told about that scenario's optional columns.
+    """
+    out: dict[str, list[str]] = {}
+    for scenario in plan.scenarios if plan is not None else ():
+        if scenario.missing_required:
+            continue
+        for c in scenario.columns:
+            if c.index is None and not c.field.required:
+                out.setdefault(c.column, []).append(f"{scenario.spec.type}.{c.field.name}")
+    return out

@@ -75,7 +75,8 @@ def upload_file(
         reporter.warning(name, warning)
 
     key = checkpoint_key(job_id, scan.sha256)
-    decision = decide(store.load(key), records_total=scan.records, now=now(), force=force)
+    previous = store.load(key) if job_id else None  # a dry run without a job ID has no checkpoints to consult
+    decision = decide(previous, records_total=scan.records, now=now(), force=force)
     if decision.action == "skip":
         reporter.file_skipped(name, decision.reason)
         return FileOutcome("skipped", seconds=elapsed(), scan=scan, message=decision.reason)
