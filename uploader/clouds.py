@@ -1,6 +1,10 @@
 """The cloud table: the one place that knows each Microsoft 365 cloud's endpoints.
 
 Shared by the uploader (sign-in, upload) and the Pulumi program (providers, job environment).
+Sources: Microsoft's sample upload scripts, one per cloud (the authority in `$oAuthTokenEndpoint`, the
+ingestion host in `$eventApiURl`, `$resource`, `$RecordsPerCall`), https://github.com/microsoft/m365-compliance-
+connector-sample-scripts, and the Learn pages https://learn.microsoft.com/purview/import-hr-data and
+https://learn.microsoft.com/purview/import-hr-data-us-government.
 """
 
 from __future__ import annotations
@@ -8,9 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 #: Token scope of the HR connector's ingestion API (the resource Microsoft's current samples use).
+#: Source: `$resource` in every sample script, e.g. https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script.ps1
 DEFAULT_SCOPE = "https://microsoft.onmicrosoft.com/86dfdabb-5089-4a0c-880a-cfa5a790c5b1/.default"
 
 #: Microsoft's samples send at most this many records per call.
+#: Source: `[Int] $RecordsPerCall = 5000` in https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script.ps1
 DEFAULT_RECORDS_PER_CALL = 5000
 
 
@@ -21,8 +27,12 @@ class Cloud:
     name: str
     authority_host: str
     ingestion_url: str
-    azure_environment: str  # azure-native provider environment for hosting: public | usgovernment
-    azuread_environment: str  # azuread provider environment: global | usgovernmentl4 | usgovernmentl5
+    # azure-native provider environment for hosting: public | usgovernment
+    # (https://www.pulumi.com/registry/packages/azure-native/installation-configuration/)
+    azure_environment: str
+    # azuread provider environment: global | usgovernmentl4 | usgovernmentl5
+    # (https://www.pulumi.com/registry/packages/azuread/api-docs/provider/)
+    azuread_environment: str
     scope: str = DEFAULT_SCOPE
 
     @property
@@ -33,6 +43,7 @@ class Cloud:
     @property
     def signals_url(self) -> str:
         """The upload endpoint; the connector's job ID goes in the `jobid` query parameter."""
+        # Source: `$eventApiEndpoint = "api/signals"` and the `jobid` query in https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script.ps1
         return f"{self.ingestion_url.rstrip('/')}/api/signals"
 
     def with_overrides(
@@ -61,12 +72,19 @@ class Cloud:
 CLOUDS: dict[str, Cloud] = {
     c.name: c
     for c in (
+        # Authority hosts (global; US Government for GCC High and DoD, whose tenants live in Azure Government):
+        # https://learn.microsoft.com/entra/identity-platform/authentication-national-cloud
+        # Ingestion host: https://learn.microsoft.com/purview/import-hr-data (firewall allowlist) and
+        # https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script.ps1
         Cloud("commercial", "https://login.microsoftonline.com",
               "https://webhook.ingestion.office.com", "public", "global"),
+        # https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script_gcc.ps1
         Cloud("gcc", "https://login.microsoftonline.com",
               "https://webhook-gcc.ingestion.office365.us", "public", "global"),
+        # https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script_ITAR_L4.ps1
         Cloud("gcchigh", "https://login.microsoftonline.us",
               "https://webhook-itarl4.ingestion.office365.us", "usgovernment", "usgovernmentl4"),
+        # https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script_ITARL5.ps1
         Cloud("dod", "https://login.microsoftonline.us",
               "https://webhook-itarl5.ingestion.apps.mil", "usgovernment", "usgovernmentl5"),
     )

@@ -1,6 +1,8 @@
 """Sending one chunk to the ingestion API, with honest retries.
 
-`POST {signals_url}?jobid=...`, multipart/form-data with one part `file` (text/csv), bearer token.
+`POST {signals_url}?jobid=...`, multipart/form-data with one part `file` (text/csv), bearer token: the request
+Microsoft's sample makes (Push-Data in https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/
+sample_script.ps1).
 Transient failures (429, 5xx, connection errors, timeouts) are retried with exponential backoff and
 full jitter, honouring Retry-After, all within a total deadline per chunk; anything else fails at once
 with the service's message. The delay arithmetic is pure (`backoff_delay`, `parse_retry_after`,
@@ -29,6 +31,7 @@ CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 120.0
 MESSAGE_LIMIT = 300  # characters of a service error message we repeat
 
+# Source: "Common Errors and resolution" in https://github.com/microsoft/m365-hrconnector-sample-scripts (README)
 MISMATCH_TEXT = "jobId and corresponding appId do not match"
 MISMATCH_HINT = ("hint: the job ID belongs to another app registration (check --job-id / the mapping's jobId), "
                  "or --app-id is not the app the connector was created with")
@@ -96,6 +99,8 @@ def next_delay(attempt: int, retry_after: float | None, base: float = BASE_DELAY
 
 
 def is_transient_status(status: int) -> bool:
+    # Microsoft's sample retries 0/501/503 as "Service unavailable" (and every other failure, 60 s apart):
+    # https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script.ps1 (Push-Data)
     return status == 429 or 500 <= status <= 599
 
 

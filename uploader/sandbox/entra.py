@@ -4,6 +4,8 @@ Only certificate credentials are accepted: the client assertion JWT must be sign
 registered on the app (matched by its `x5t#S256` or `x5t` thumbprint), addressed to this token
 endpoint, issued by and about the client, and unexpired. Refusals carry real AADSTS codes and texts
 in Entra's error JSON, which MSAL hands to the caller unchanged.
+Sources: error JSON and codes, https://learn.microsoft.com/entra/identity-platform/reference-error-codes;
+the client assertion's claims and x5t#S256 header, https://learn.microsoft.com/entra/identity-platform/certificate-credentials
 """
 
 from __future__ import annotations

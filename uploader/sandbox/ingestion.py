@@ -15,6 +15,7 @@ from email.message import Message
 from .messages import Drop, Request, Response, json_response, text_response
 from .state import ID_PATTERN, SandboxState
 
+# The service's 403 text, as quoted in https://github.com/microsoft/m365-hrconnector-sample-scripts (README)
 MISMATCH_TEXT = "jobId and corresponding appId do not match."
 BOM = b"\xef\xbb\xbf"
 
