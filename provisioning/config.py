@@ -1,4 +1,4 @@
-"""The stack config (namespace `hr-connector:`, DESIGN.md "Stack config") read and validated into typed settings.
+"""The stack config (namespace `hr-connector:`, docs/configuration.md) read and validated into typed settings.
 
 `load_settings` is a pure function from a dict of config (key -> value) so it can be tested and used offline
 without Pulumi; `settings_from_pulumi` is the thin adapter the program calls. Every problem raises
@@ -29,7 +29,7 @@ DEFAULT_RENEW_BEFORE_DAYS = 30
 DEFAULT_PROCESSED_DAYS = 30
 DEFAULT_REJECTED_DAYS = 90
 
-#: Every key of the namespace (DESIGN.md). Anything else is an error naming it.
+#: Every key of the namespace (docs/configuration.md). Anything else is an error naming it.
 KEYS = (
     "cloud", "tenantId", "azureEnvironment", "location", "schedule", "connectors", "certificate",
     "image", "owners", "dropZone", "alertEmails", "subscriptionId", "tags",
@@ -101,7 +101,7 @@ class Settings:
         return self.azure_environment == "usgovernment"
 
     def connectors_json(self) -> str:
-        """UPLOADER_CONNECTORS: the mappings as a JSON list (DESIGN.md's shape)."""
+        """UPLOADER_CONNECTORS: the mappings as a JSON list (docs/mapping.md's shape)."""
         return json.dumps([c.to_json() for c in self.connectors], separators=(",", ":"))
 
 

@@ -1,4 +1,4 @@
-"""Checkpoints: what has been acknowledged for one file's content sent to one job (DESIGN.md, "Checkpoints").
+"""Checkpoints: what has been acknowledged for one file's content sent to one job (docs/cli.md, "Checkpoints").
 
 A record is keyed by `f"{job_id}/{sha256}"` (identical content to the same job) and saved durably after
 each acknowledged chunk. `decide` turns a record into skip / resume / send-from-the-start; it is pure

@@ -1,4 +1,4 @@
-"""`python -m uploader run`: job mode, every setting from the job's UPLOADER_* environment (DESIGN.md).
+"""`python -m uploader run`: job mode, every setting from the job's UPLOADER_* environment (docs/job-mode.md).
 
 Reads the connectors (UPLOADER_CONNECTORS), opens the drop zone (UPLOADER_DROPZONE_URL), and hands the
 work to uploader.jobrun. Prints readable lines and one JSON summary line; exits 0 when everything was sent

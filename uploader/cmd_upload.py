@@ -3,7 +3,7 @@
 Each file is validated before any of its chunks is sent; an invalid file is reported and the next
 file still goes. A failed upload stops the run (the next files would meet the same refusal or outage);
 a rerun resumes from the checkpoints. Exit code: 1 if a file failed, else 3 if a file was invalid,
-else 0 (DESIGN.md's codes; 2 is raised as UsageError before anything is read or sent).
+else 0 (docs/cli.md's exit codes; 2 is raised as UsageError before anything is read or sent).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Exit codes (DESIGN.md) and the exceptions that carry them to the command line."""
+"""Exit codes (docs/cli.md) and the exceptions that carry them to the command line."""
 
 from __future__ import annotations
 

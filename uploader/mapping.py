@@ -1,5 +1,5 @@
 """The connector mapping model, shared by the CLI's `--mapping` file, the job's UPLOADER_CONNECTORS
-and the Pulumi stack config (DESIGN.md, "Connector mapping").
+and the Pulumi stack config (docs/mapping.md).
 
 Parsing is strict: every problem raises MappingError naming the key path and the rule broken.
 """
@@ -56,7 +56,7 @@ class ConnectorMapping:
         return any(s.type == "employeeProfile" for s in self.scenarios)
 
     def to_json(self) -> dict[str, Any]:
-        """The mapping in DESIGN.md's JSON shape (what UPLOADER_CONNECTORS carries)."""
+        """The mapping in its JSON shape (docs/mapping.md) (what UPLOADER_CONNECTORS carries)."""
         out: dict[str, Any] = {}
         if self.name is not None:
             out["name"] = self.name
@@ -130,7 +130,7 @@ def parse_scenario(obj: Any, where: str) -> ScenarioMapping:
 
 
 def parse_connector(obj: Any, where: str = "mapping") -> ConnectorMapping:
-    """Parse one connector mapping object (DESIGN.md's JSON shape)."""
+    """Parse one connector mapping object (docs/mapping.md)."""
     if not isinstance(obj, AnyMapping):
         raise MappingError(where, "must be an object with jobId and scenarios")
     unknown = sorted(set(obj) - _CONNECTOR_KEYS)

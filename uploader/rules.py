@@ -1,4 +1,4 @@
-"""Cell and header rules of DESIGN.md, in two forms that share one definition of each rule:
+"""Cell and header rules (docs/mapping.md, "Row rules"), in two forms that share one definition of each rule:
 
 - *column checks* (`column_ok`) answer "is every cell of this column valid?" for a whole batch with
   C-level operations (joined-string regexes, set differences, `map`), the fast path for valid files;
