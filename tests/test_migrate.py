@@ -203,3 +203,50 @@ def test_dry_run_needs_no_tenant_app_certificate_or_job_id(tmp_path: Path, run_u
     real = run_uploader("upload", f, "--state-dir", state)
     assert real.returncode == 2
     assert "--tenant-id (or UPLOADER_TENANT_ID) is required to send" in real.stderr
+
+
+# --- a TLS trust failure names the CA bundle variables ------------------------------------------------
+
+
+def test_untrusted_authority_names_the_ca_bundle_variables(tmp_path: Path, run_uploader, new_app, sandbox) -> None:
+    import certifi  # a real CA bundle that does not hold the sandbox's CA
+
+    app = new_app()
+    f = write(tmp_path / "res.csv", "EmailAddress,ResignationDate,LastWorkingDate\n"
+              "zq@contoso.com,2026-11-01T10:00,2026-12-15T17:00\n")
+    env = {**sandbox.env, "REQUESTS_CA_BUNDLE": certifi.where(), "SSL_CERT_FILE": certifi.where(),
+           "CURL_CA_BUNDLE": certifi.where()}
+    result = run_uploader("upload", f, *app.flags, "--state-dir", tmp_path / "state", env=env)
+    assert result.returncode == 1, result.stderr
+    assert "sign-in authority" in result.stderr
+    assert "REQUESTS_CA_BUNDLE" in result.stderr and "SSL_CERT_FILE" in result.stderr
+    assert sandbox.received(app.job_id) == []
+
+
+def test_untrusted_ingestion_endpoint_names_the_ca_bundle_variables(
+        tmp_path: Path, run_uploader, new_app, make_certificate) -> None:
+    import http.server
+    import ssl
+    import threading
+
+    # A loopback HTTPS server whose self-signed certificate no CA bundle vouches for.
+    server_cert = make_certificate("untrusted.invalid")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(server_cert.path)
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        app = new_app()
+        flags = list(app.flags)
+        flags[flags.index("--ingestion-url") + 1] = f"https://127.0.0.1:{httpd.server_address[1]}"
+        f = write(tmp_path / "res.csv", "EmailAddress,ResignationDate,LastWorkingDate\n"
+                  "zq@contoso.com,2026-11-01T10:00,2026-12-15T17:00\n")
+        result = run_uploader("upload", f, *flags, "--state-dir", tmp_path / "state")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert result.returncode == 1, result.stderr
+    assert "TLS error talking to" in result.stderr
+    assert "REQUESTS_CA_BUNDLE" in result.stderr and "SSL_CERT_FILE" in result.stderr

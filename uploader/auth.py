@@ -21,7 +21,7 @@ import requests
 
 from .certs import CertificateError, load_bundle
 from .clouds import CLOUDS, Cloud
-from .errors import SignInError, UploaderError, UsageError
+from .errors import TLS_TRUST_HINT, SignInError, UploaderError, UsageError, is_tls_trust_failure
 
 TOKEN_TIMEOUT = 30.0  # seconds per request to the authority
 MIN_MSAL = "1.35"  # first MSAL computing the thumbprint from public_certificate (pyproject.toml has the source)
@@ -38,6 +38,10 @@ def msal_stage(exc: BaseException) -> str:
         if path.name == "authority.py" and path.parent.name == "msal":
             return "authority"
     return "credential"
+
+
+def _trust_hint(exc: BaseException) -> str:
+    return f"; {TLS_TRUST_HINT}" if is_tls_trust_failure(exc) else ""
 
 
 def _first_line(exc: BaseException) -> str:
@@ -90,7 +94,7 @@ class TokenProvider:
                 )
             except requests.RequestException as exc:
                 raise SignInError(f"could not reach the sign-in authority {self._host()}: "
-                                  f"{type(exc).__name__}") from None
+                                  f"{type(exc).__name__}{_trust_hint(exc)}") from None
             except ValueError as exc:  # MSAL raises ValueError for both a bad authority and a refused credential
                 raise self._constructor_error(exc) from None
         return self._app
@@ -118,7 +122,8 @@ class TokenProvider:
         try:
             result = app.acquire_token_for_client(scopes=[self.cloud.scope])
         except requests.RequestException as exc:
-            raise SignInError(f"could not reach the sign-in authority {self._host()}: {type(exc).__name__}") from None
+            raise SignInError(f"could not reach the sign-in authority {self._host()}: "
+                              f"{type(exc).__name__}{_trust_hint(exc)}") from None
         if not isinstance(result, dict):
             raise SignInError(f"sign-in at {self._host()} gave no answer")
         token = result.get("access_token")

@@ -34,3 +34,21 @@ class UploadError(UploaderError):
     def __init__(self, message: str, permanent: bool = True) -> None:
         super().__init__(message)
         self.permanent = permanent
+
+
+#: Said with every TLS trust failure: requests (so MSAL) trusts the CA bundle these variables name, if set.
+TLS_TRUST_HINT = ("the server's certificate is not trusted: if a proxy or private endpoint re-signs TLS, point "
+                  "REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at a PEM file with its CA certificate; "
+                  "verification is never turned off")
+
+
+def is_tls_trust_failure(exc: BaseException) -> bool:
+    """True for a certificate verification failure anywhere in the exception's chain (requests SSLError)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return False
+        if type(seen).__name__ in ("SSLError", "SSLCertVerificationError") or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -23,7 +23,7 @@ from typing import Protocol
 import requests
 
 from .clouds import Cloud
-from .errors import UploadError
+from .errors import TLS_TRUST_HINT, UploadError, is_tls_trust_failure
 
 BASE_DELAY = 0.5
 MAX_DELAY = 30.0
@@ -209,7 +209,8 @@ class IngestionClient:
         except requests.exceptions.ReadTimeout:
             return "read timeout", None
         except requests.exceptions.SSLError as exc:  # a trust problem does not heal by retrying
-            raise UploadError(f"TLS error talking to {self.cloud.ingestion_url}: {_short(exc)}") from None
+            hint = f"; {TLS_TRUST_HINT}" if is_tls_trust_failure(exc) else ""
+            raise UploadError(f"TLS error talking to {self.cloud.ingestion_url}: {_short(exc)}{hint}") from None
         except requests.exceptions.ConnectionError as exc:
             return f"connection error ({_short(exc)})", None
         except requests.exceptions.ChunkedEncodingError:
