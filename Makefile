@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: venv test demo lint fmt bench check clean
+.PHONY: venv test demo lint fmt bench check clean lock
 
 venv: $(STAMP)
 
@@ -39,6 +39,12 @@ check: $(STAMP)
 
 fmt: $(STAMP)
 	$(PY) -m ruff check --fix .
+
+# The image's dependencies, resolved from pyproject's base dependencies with every file's sha256 (the Dockerfile
+# installs them with --require-hashes). Run after changing those dependencies; commit the result.
+lock: $(STAMP)
+	$(PY) -m piptools compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+		--output-file uploader/requirements.lock pyproject.toml
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .hypothesis

@@ -17,15 +17,13 @@ from uploader.errors import EXIT_FAILED, EXIT_USAGE
 
 from .config import NAMESPACE, ConfigError
 from .offline import REPO_ROOT, load_stack_config, stack_name, stack_path
+from .selection import stack_wide_changes
 
 #: Environment twin of `--stacks-dir` (tests and forks with their stack files elsewhere).
 STACKS_DIR_ENV = "HR_CONNECTOR_STACKS_DIR"
 
 #: Pulumi's rule for stack names: letters, digits, `-`, `_` and `.`, at most 100 characters.
 STACK_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-
-#: Files whose change can alter every stack's graph (the program, its settings, the image it builds).
-PROGRAM_PATHS = ("Pulumi.yaml", "__main__.py", "pyproject.toml", "provisioning/", "uploader/")
 
 #: azure/login's `environment` and the federated credential's audience, per Azure environment.
 LOGIN = {
@@ -120,10 +118,11 @@ def matrix_entry(path: Path) -> MatrixEntry:
 
 
 def changed_stacks(changed: list[str], directory: Path) -> list[Path]:
-    """Stacks a change touches: every stack if the program changed, else the changed stack files that exist."""
+    """Stacks a change touches: every stack if what they all deploy changed (the program, the project, the image:
+    selection.stack_wide_changes), else the changed stack files that exist."""
     changed = [c.strip() for c in changed if c.strip()]
     everything = select_stacks(directory, None)
-    if any(c == p or (p.endswith("/") and c.startswith(p)) for c in changed for p in PROGRAM_PATHS):
+    if stack_wide_changes(changed, REPO_ROOT):
         return everything
     names = {Path(c).name for c in changed if re.fullmatch(r"(.*/)?Pulumi\.[^/]+\.yaml", c)}
     return [p for p in everything if p.name in names]

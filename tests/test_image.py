@@ -9,6 +9,7 @@ sandbox and an Azurite drop zone.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -47,13 +48,16 @@ def pip_install_args() -> list[str]:
 def test_dockerfile_shape() -> None:
     steps = dockerfile_instructions()
     ops = [op for op, _ in steps]
-    assert steps[0] == ("FROM", "python:3.11-slim")
+    # The base is a build argument (releases pass python:3.11-slim@sha256:<digest>; docs/releases.md).
+    assert steps[0] == ("ARG", "PYTHON_IMAGE=python:3.11-slim")
+    assert steps[1] == ("FROM", "${PYTHON_IMAGE}")
     user = [args for op, args in steps if op == "USER"]
     assert user and not user[-1].startswith(("0", "root")), "the job must not run as root"
     assert ops.index("USER") > ops.index("RUN"), "USER comes after the install steps"
     assert steps[-1] == ("ENTRYPOINT", '["python", "-m", "uploader", "run"]')
     args = pip_install_args()
-    assert args[-1] == ".", "the image installs the project itself"
+    assert args[:4] == ["--no-compile", "--require-hashes", "--no-deps", "-r"], "only the hashed lock file"
+    assert (REPO / "uploader" / args[4]).is_file(), "the lock file sits beside the Dockerfile"
     assert not any("[" in a for a in args), "no extras: the provisioning and dev groups stay out of the image"
     copies = [shlex.split(a) for op, a in steps if op == "COPY"]
     for *sources, _dest in copies:
@@ -63,33 +67,59 @@ def test_dockerfile_shape() -> None:
     assert ignore[ignore.index("*") + 1:].count("!uploader/") == 1  # everything else stays out of the context
 
 
+def test_lock_file_pins_every_dependency_with_hashes() -> None:
+    """Every requirement of the lock is `name==version` with at least one sha256 (pip's hash-checking mode)."""
+    text = (REPO / "uploader" / "requirements.lock").read_text().replace("\\\n", " ")
+    requirements = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    assert len(requirements) >= 6
+    for line in requirements:
+        assert re.match(r"^[A-Za-z0-9_.-]+==[^ ]+ ", line), line.split()[0]
+        assert "--hash=sha256:" in line, line.split()[0]
+    names = {line.split("==")[0].lower() for line in requirements}
+    assert {"msal", "requests", "cryptography", "azure-storage-blob", "azure-identity", "rich"} <= names
+    assert not names & {"pulumi", "pytest", "ruff", "pyyaml"}, "the image's lock holds runtime dependencies only"
+
+
 @pytest.fixture(scope="session")
 def lean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A clean venv built with the Dockerfile's own COPY and pip steps; returns its python."""
+    """A clean venv built with the Dockerfile's own COPY (filtered by its .dockerignore) and pip steps, and its
+    ENV PYTHONPATH; returns its python."""
+    from provisioning.selection import image_matcher
+
+    in_context = image_matcher(REPO)
     root = tmp_path_factory.mktemp("image")
-    src = root / "src"  # the Dockerfile's WORKDIR /src
-    src.mkdir()
+    app = root / "app"  # the Dockerfile's WORKDIR /app
+    app.mkdir()
     for op, args in dockerfile_instructions():
         if op != "COPY":
             continue
         *sources, dest = shlex.split(args)
         for source in sources:  # Docker's rules: a folder's contents go into dest; a file into dest/ or as dest
             origin = REPO / source
-            if origin.is_dir():
-                shutil.copytree(origin, src / dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-                                dirs_exist_ok=True)
-            else:
-                target = src / dest / origin.name if dest.endswith("/") else src / dest
+            files = sorted(p for p in origin.rglob("*") if p.is_file()) if origin.is_dir() else [origin]
+            for file in files:
+                relative = file.relative_to(REPO).as_posix()
+                if not in_context(relative):
+                    continue  # the .dockerignore keeps it out of the build context
+                if origin.is_dir():
+                    target = app / dest / file.relative_to(origin)
+                else:
+                    target = app / dest / origin.name if dest.endswith("/") else app / dest
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(origin, target)
+                shutil.copy2(file, target)
     prefix = root / "venv"
     venv.EnvBuilder(with_pip=True, clear=True).create(prefix)
     python = prefix / "bin" / "python"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
     done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", *pip_install_args()],
-                          cwd=src, env=env, capture_output=True, text=True, timeout=600)
+                          cwd=app, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"the image's pip install failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    shutil.rmtree(src)  # so every check below must find the uploader in the venv's site-packages
+    # ENV PYTHONPATH=/app: a .pth file in the venv does the same for this interpreter whatever the caller's env.
+    (pythonpath,) = [a.split("PYTHONPATH=")[1].split()[0] for op, a in dockerfile_instructions()
+                     if op == "ENV" and "PYTHONPATH=" in a]
+    assert pythonpath == "/app"
+    site = next(prefix.glob("lib/python3*/site-packages"))
+    (site / "image-app.pth").write_text(f"{app}\n")
     return python
 
 
@@ -112,7 +142,10 @@ def test_lean_install_runs_the_uploader_without_pulumi(lean_python: Path) -> Non
     where = _lean(lean_python, "-c", "import uploader, sys; print(uploader.__file__); print(sys.prefix)")
     assert where.returncode == 0
     module_file, prefix = where.stdout.split()
-    assert Path(module_file).is_relative_to(prefix), "the uploader must come from the image's install, not the repo"
+    app = Path(prefix).parent / "app"
+    assert Path(module_file).is_relative_to(app), "the uploader must come from the image's /app, not the repo"
+    for absent in ("sandbox", "examples", "demo.py"):  # dev tools: kept out by the .dockerignore
+        assert not (app / "uploader" / absent).exists(), absent
 
 
 def test_every_uploader_module_imports_in_the_image(lean_python: Path) -> None:
@@ -126,12 +159,12 @@ def test_every_uploader_module_imports_in_the_image(lean_python: Path) -> None:
     )
     done = _lean(lean_python, "-c", script)
     assert done.returncode == 0, done.stderr[-3000:]
-    expected = {p.stem for p in (REPO / "uploader").glob("*.py")} - {"__init__", "__main__"}
+    expected = {p.stem for p in (REPO / "uploader").glob("*.py")} - {"__init__", "__main__", "demo"}  # demo: dev only
     assert int(done.stdout.strip()) >= len(expected)
 
 
 def test_examples_validate_in_the_image(lean_python: Path) -> None:
-    """The uploader's own validation runs in the image (its package data ships the examples)."""
+    """The uploader's own validation runs in the image, on the repository's examples (the image leaves them out)."""
     examples = sorted((REPO / "uploader" / "examples").glob("*.json"))
     if not examples:
         pytest.fail("uploader/examples has no mapping files to validate with")
