@@ -14,6 +14,7 @@ from typing import Any
 
 from uploader.clouds import UnknownCloudError, get_cloud
 from uploader.errors import EXIT_FAILED, EXIT_USAGE
+from uploader.stackfile import STACK_NAME_RE  # Pulumi's stack-name rule, one definition for both sides
 
 from .config import NAMESPACE, ConfigError
 from .offline import REPO_ROOT, load_stack_config, stack_name, stack_path
@@ -22,8 +23,6 @@ from .selection import stack_wide_changes
 #: Environment twin of `--stacks-dir` (tests and forks with their stack files elsewhere).
 STACKS_DIR_ENV = "HR_CONNECTOR_STACKS_DIR"
 
-#: Pulumi's rule for stack names: letters, digits, `-`, `_` and `.`, at most 100 characters.
-STACK_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 
 #: azure/login's `environment` and the federated credential's audience, per Azure environment.
 LOGIN = {

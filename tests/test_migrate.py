@@ -250,3 +250,88 @@ def test_untrusted_ingestion_endpoint_names_the_ca_bundle_variables(
     assert result.returncode == 1, result.stderr
     assert "TLS error talking to" in result.stderr
     assert "REQUESTS_CA_BUNDLE" in result.stderr and "SSL_CERT_FILE" in result.stderr
+
+
+# --- --stack NAME --connector NAME: the mapping the job uses ---------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+RES_HEADER = "EmailAddress,ResignationDate,LastWorkingDate\n"
+RES_ROW = "zq@contoso.com,2026-11-01T10:00,2026-12-15T17:00\n"
+
+
+def stack_file(folder: Path, name: str, connectors: list[dict]) -> Path:
+    import yaml
+
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {"config": {"hr-connector:tenantId": "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
+                      "hr-connector:location": "westeurope", "hr-connector:connectors": connectors}}
+    return write(folder / f"Pulumi.{name}.yaml", yaml.safe_dump(doc, sort_keys=False))
+
+
+def test_validate_with_a_repository_stack_uses_its_connector_mapping(tmp_path: Path, run_uploader) -> None:
+    f = write(tmp_path / "departures.csv", RES_HEADER + RES_ROW)
+    ok = run_uploader("validate", f, "--stack", "contoso-commercial", "--connector", "departures")
+    assert ok.returncode == 0, ok.stderr
+    # The performance connector wants HRScenario/UPN columns: the same file is wrong for it.
+    wrong = run_uploader("validate", f, "--stack", "contoso-commercial", "--connector", "performance")
+    assert wrong.returncode == 3 and "HRScenario" in wrong.stderr
+    plan = run_uploader("upload", f, "--dry-run", "--state-dir", tmp_path / "s",
+                        "--stack", "contoso-commercial", "--connector", "departures")
+    assert plan.returncode == 0, plan.stderr
+    assert "to job e081f4f4-3831-48d6-a7bb-3fcfab158145" in plan.stdout  # the stack's jobId
+
+
+def test_stack_option_errors_name_the_file_and_the_rule(tmp_path: Path, run_uploader) -> None:
+    f = write(tmp_path / "a.csv", RES_HEADER + RES_ROW)
+    stacks = tmp_path / "stacks"
+    stack_file(stacks, "two", [{"name": "a", **RES_MAPPING}, {"name": "b", **{**RES_MAPPING, "jobId": JOB[:-1] + "0"}}])
+    stack_file(stacks, "broken", [{"name": "a", "jobId": JOB, "scenarios": [{"type": "resignation", "columns": {
+        "userPrincipalName": "EmailAddress", "resignationDate": "R", "lastWorkingDate": "L", "salary": "S"}}]}])
+    stack_file(stacks, "empty", [])
+    cases = [
+        (["--stack", "two"], "has 2 connectors: name one with --connector (a, b)"),
+        (["--stack", "two", "--connector", "c"], "--connector 'c': not in"),
+        (["--stack", "nosuch"], f"no file {stacks}/Pulumi.nosuch.yaml (stacks there: broken, empty, two"),
+        (["--stack", "../etc"], "Pulumi's rule"),
+        (["--stack", "broken"], "hr-connector:connectors[0].scenarios[0].columns.salary: resignation has no field"),
+        (["--stack", "empty"], "hr-connector:connectors is empty"),
+        (["--stack", "two", "--connector", "a", "--mapping", "m.json"], "not both"),
+        (["--connector", "a"], "--connector needs --stack"),
+        ([], "a mapping is required"),
+    ]
+    for extra, text in cases:
+        result = run_uploader("validate", f, "--stacks-dir", stacks, *extra)
+        assert result.returncode == 2, (extra, result.stderr)
+        assert text in result.stderr, (extra, result.stderr)
+    ok = run_uploader("validate", f, "--stacks-dir", stacks, "--stack", "two", "--connector", "b")
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_stack_option_without_pyyaml_says_how_to_get_it(tmp_path: Path, run_uploader) -> None:
+    from uploader.sandbox.client import clean_environ
+
+    # Stand-in for an environment without PyYAML: a `yaml` module that cannot be imported.
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    write(shadow / "yaml.py", "raise ModuleNotFoundError(\"No module named 'yaml'\", name='yaml')\n")
+    env = {**clean_environ(), "PYTHONPATH": str(shadow)}
+    f = write(tmp_path / "a.csv", RES_HEADER + RES_ROW)
+    result = run_uploader("validate", f, "--stack", "contoso-commercial", "--connector", "departures", env=env)
+    assert result.returncode == 2, result.stderr
+    assert "--stack needs PyYAML" in result.stderr and "Traceback" not in result.stderr
+    # --mapping never needs it.
+    plain = run_uploader("validate", f, "--mapping", mapping_file(tmp_path, RES_MAPPING), env=env)
+    assert plain.returncode == 0, plain.stderr
+
+
+def test_upload_with_a_stack_sends_to_the_stacks_job(tmp_path: Path, run_uploader, new_app, sandbox) -> None:
+    app = new_app()
+    stacks = tmp_path / "stacks"
+    stack_file(stacks, "tenant", [{"name": "departures", **{**RES_MAPPING, "jobId": app.job_id}}])
+    flags = list(app.flags)
+    del flags[flags.index("--job-id"):flags.index("--job-id") + 2]  # the job ID comes from the stack file
+    f = write(tmp_path / "a.csv", RES_HEADER + RES_ROW)
+    result = run_uploader("upload", f, *flags, "--state-dir", tmp_path / "s", "--stacks-dir", stacks,
+                          "--stack", "tenant", "--connector", "departures")
+    assert result.returncode == 0, result.stderr
+    assert b"".join(sandbox.received(app.job_id)) == (RES_HEADER + RES_ROW).encode()

@@ -18,6 +18,7 @@ from typing import Any
 from . import __version__
 from .clouds import CLOUDS, DEFAULT_RECORDS_PER_CALL, UnknownCloudError, get_cloud
 from .errors import EXIT_USAGE, UploaderError
+from .stackfile import add_mapping_options
 
 ENV_PREFIX = "UPLOADER_"
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -123,7 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_option(up, "--job-id", help="the connector's job ID from Purview (default: the mapping's jobId)")
     add_option(up, "--records-per-call", type=records_per_call, default=DEFAULT_RECORDS_PER_CALL,
                help="records per upload call")
-    add_option(up, "--mapping", help="connector mapping JSON (docs/mapping.md); without it, structural checks only")
+    add_mapping_options(up, add_option, "connector mapping JSON (docs/mapping.md); without it (or --stack), "
+                        "structural checks only")
     add_option(up, "--state-dir", default=_default_state_dir(), help="where checkpoints are kept")
     add_switch(up, "--dry-run", help="validate and plan the chunks; send nothing, make no request")
     add_switch(up, "--force", help="send even if identical content was sent to this job in the last 12 hours")
@@ -132,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="check CSV files against a connector mapping; send nothing",
                          formatter_class=_TwinHelpFormatter)
     val.add_argument("files", nargs="+", metavar="FILE", help="CSV files to check")
-    add_option(val, "--mapping", required=True, help="connector mapping JSON (docs/mapping.md)")
+    add_mapping_options(val, add_option, "connector mapping JSON (docs/mapping.md); or --stack/--connector")
     add_option(val, "--log-format", choices=("text", "json"), default="text", help="text or json")
     val.set_defaults(handler="uploader.cmd_validate")
 

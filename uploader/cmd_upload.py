@@ -17,8 +17,9 @@ from .checkpoint import LocalCheckpointStore
 from .cli import env_name
 from .clouds import Cloud, get_cloud
 from .errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
-from .mapping import GUID_RE, ConnectorMapping, MappingError, load_mapping_file
+from .mapping import GUID_RE
 from .report import Reporter
+from .stackfile import mapping_from_args
 from .upload import FileOutcome, upload_file
 
 CERTIFICATE_ENV = "UPLOADER_CERTIFICATE_PEM"
@@ -49,15 +50,6 @@ def check_files(names: list[str]) -> list[Path]:
     return paths
 
 
-def load_mapping(path: str | None) -> ConnectorMapping | None:
-    if not path:
-        return None
-    try:
-        return load_mapping_file(path)
-    except MappingError as exc:
-        raise UsageError(f"--mapping: {exc}") from None
-
-
 def read_certificate(path: str | None, environ: os._Environ[str] | dict[str, str] = os.environ) -> tuple[str, str]:
     """The PEM bundle text and where it came from: --certificate FILE (or its twin), else UPLOADER_CERTIFICATE_PEM."""
     if path:
@@ -86,7 +78,7 @@ def resolve_cloud(args: argparse.Namespace) -> Cloud:
 
 def main(args: argparse.Namespace) -> int:
     paths = check_files(args.files)
-    mapping = load_mapping(args.mapping)
+    mapping = mapping_from_args(args, required=False)
     job_id = args.job_id or (mapping.job_id if mapping is not None else None)
     if not args.dry_run:
         for flag, value in (("--tenant-id", args.tenant_id), ("--app-id", args.app_id), ("--job-id", job_id)):
@@ -100,7 +92,8 @@ def main(args: argparse.Namespace) -> int:
     cloud = resolve_cloud(args)
     reporter = Reporter(args.log_format)
     if mapping is not None and args.job_id and mapping.job_id.lower() != args.job_id.lower():
-        reporter.warning(args.mapping, "the mapping's jobId differs from --job-id; sending to --job-id")
+        reporter.warning(args.mapping or f"stack {args.stack}", "the mapping's jobId differs from --job-id; "
+                         "sending to --job-id")
 
     client = None
     if args.dry_run:  # no certificate needed, no token provider, no network

@@ -1,4 +1,5 @@
-"""`python -m uploader validate FILE... --mapping FILE`: check files against a mapping; send nothing."""
+"""`python -m uploader validate FILE... --mapping FILE | --stack NAME --connector NAME`: check files against a
+mapping; send nothing."""
 
 from __future__ import annotations
 
@@ -9,14 +10,11 @@ from pathlib import Path
 
 from .csvscan import scan_file
 from .errors import EXIT_INVALID, EXIT_OK, UsageError
-from .mapping import MappingError, load_mapping_file
+from .stackfile import mapping_from_args
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        mapping = load_mapping_file(args.mapping)
-    except MappingError as exc:
-        raise UsageError(f"--mapping {exc}") from None
+    mapping = mapping_from_args(args, required=True)
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
         raise UsageError(f"{missing[0]}: no such file")
