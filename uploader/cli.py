@@ -147,6 +147,11 @@ def build_parser() -> argparse.ArgumentParser:
     _extend("uploader.cmd_run", run)
     run.set_defaults(handler="uploader.cmd_run")
 
+    doc = sub.add_parser("doctor", help="live checks before a real run: certificate, sign-in, ingestion TLS, "
+                         "drop zone (sends no HR data)", formatter_class=_TwinHelpFormatter)
+    _extend("uploader.cmd_doctor", doc)
+    doc.set_defaults(handler="uploader.cmd_doctor")
+
     sb = sub.add_parser("sandbox", help="local stand-in for Entra and the ingestion API, on loopback TLS",
                         formatter_class=_TwinHelpFormatter)
     _extend("uploader.sandbox.cli", sb)
