@@ -9,11 +9,12 @@ NPM_STAMP := node_modules/.installed
 
 venv: $(STAMP)
 
-# Re-installs only when pyproject.toml changes; quick when already done.
-$(STAMP): pyproject.toml
+# Re-installs only when pyproject.toml or requirements.txt changes; quick when already done.
+# requirements.txt is what Pulumi itself installs (`pulumi install`, or a fresh clone's first `up`); dev adds tooling.
+$(STAMP): pyproject.toml requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[provisioning,dev]'
+	$(PY) -m pip install --quiet -r requirements.txt -e '.[dev]'
 	touch $(STAMP)
 
 # Azurite (the Azure Storage emulator) for the drop-zone tests, pinned in package.json.
