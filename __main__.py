@@ -4,8 +4,6 @@ Composition root only; each Azure concern is one component in provisioning/. Rea
 settings -> providers -> Entra app + certificate -> Key Vault -> drop zone -> image -> scheduled job -> alerts.
 """
 
-from pathlib import Path
-
 import pulumi
 from pulumi_azure_native import resources
 
@@ -32,7 +30,7 @@ group = resources.ResourceGroup("group", resource_group_name=names.resource_grou
 identity = Identity("identity", settings, names, opts=bound)
 vault = Vault("vault", settings, names, group.name, identity.certificate, opts=bound, registered=[identity.credential])
 dropzone = DropZone("dropzone", settings, names, group.name, opts=bound)
-image = UploaderImage("image", settings, names, group.name, Path(__file__).resolve().parent, opts=bound)
+image = UploaderImage("image", settings, names, group.name, opts=bound)
 job = UploaderJob(
     "job", settings, names, group.name,
     application_id=identity.application.client_id,

@@ -14,17 +14,21 @@ from pulumi_azure_native import monitor
 from .config import Settings
 
 # Two witnesses, either enough: the platform's record of a failed execution, and the uploader's own
-# `run_summary` JSON line (always printed by `uploader run`) with a non-zero exit code. `union isfuzzy`
-# and `column_ifexists` keep the rule valid before either table has its first row.
+# `run_summary` JSON line (always printed by `uploader run`) with a non-zero exit code. Each table is referenced
+# directly as a parenthesized leg of `union isfuzzy=true`, the form Microsoft documents for sources that may not
+# exist yet: fuzzy resolution "only applies to the phase of the union sources resolution", so a table bound in a
+# `let` statement would fail to resolve before the union sees it
+# (https://learn.microsoft.com/kusto/query/union-operator). `column_ifexists` covers columns not logged yet.
 FAILED_EXECUTIONS_QUERY = """\
 let job = "{job}";
-let platform = ContainerAppSystemLogs_CL
-| where column_ifexists("JobName_s", "") == job or column_ifexists("ContainerAppName_s", "") == job
-| where column_ifexists("Reason_s", "") in~ ("BackoffLimitExceeded", "DeadlineExceeded", "Failed", "ExecutionFailed");
-let uploader = ContainerAppConsoleLogs_CL
-| where column_ifexists("ContainerJobName_s", "") == job or column_ifexists("ContainerAppName_s", "") == job
-| where column_ifexists("Log_s", "") has "run_summary" and not(column_ifexists("Log_s", "") has '"exit_code": 0');
-union isfuzzy=true platform, uploader
+union isfuzzy=true
+    (ContainerAppSystemLogs_CL
+    | where column_ifexists("JobName_s", "") == job or column_ifexists("ContainerAppName_s", "") == job
+    | where column_ifexists("Reason_s", "")
+        in~ ("BackoffLimitExceeded", "DeadlineExceeded", "Failed", "ExecutionFailed")),
+    (ContainerAppConsoleLogs_CL
+    | where column_ifexists("ContainerJobName_s", "") == job or column_ifexists("ContainerAppName_s", "") == job
+    | where column_ifexists("Log_s", "") has "run_summary" and not(column_ifexists("Log_s", "") has '"exit_code": 0'))
 """
 
 

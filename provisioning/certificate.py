@@ -12,9 +12,12 @@ Lifecycle:
        changes, which replaces it, again create-before-delete, so the new credential is registered on the
        app while the old one still is; then (the secret depends on the credential) the Key Vault secret
        gets a new version holding the new bundle, so the job never reads a key Entra does not know yet;
-    3. only then does Pulumi delete the replaced resources: the old ApplicationCertificate (the old
-       credential leaves the app) and the old Certificate (a no-op: nothing exists outside state).
-  A running job signs in with either key during the overlap, so nothing fails during the renewal.
+       the job references that exact version (vault.py), so the job is updated to the new key here too;
+    3. only then, after every create and update of the `up`, does Pulumi delete the replaced resources:
+       the old ApplicationCertificate (the old credential leaves the app) and the old Certificate (a no-op:
+       nothing exists outside state).
+  So from the end of the `up` on, every new execution starts with the new key. An execution already running
+  during the `up` keeps the old key it started with: renew outside the job's schedule (docs/operators-guide.md).
 - changing renewBeforeDays alone is an in-place update (no new key).
 """
 

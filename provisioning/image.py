@@ -9,8 +9,6 @@ The machine running `pulumi up` needs a Docker engine (BuildKit) only in this mo
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pulumi
 import pulumi_docker_build as docker_build
 import requests
@@ -20,12 +18,24 @@ from .config import Settings
 from .naming import Names
 
 REPOSITORY = "hr-uploader"
+# The null-GUID user name that goes with an ACR refresh token
+# (https://learn.microsoft.com/azure/container-registry/container-registry-authentication).
 ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # noqa: S105 - the user name ACR expects with a token
+# Azure Resource Manager's audience per cloud: management.azure.com, and management.usgovcloudapi.net in Azure
+# Government (https://learn.microsoft.com/azure/azure-government/compare-azure-government-global-azure).
 _ARM_AUDIENCE = {"public": "https://management.azure.com/", "usgovernment": "https://management.usgovcloudapi.net/"}
+# Build context and Dockerfile relative to the project directory (Pulumi runs the program and the docker-build
+# provider there; the provider's own examples use `./app` and `./app/Dockerfile...`:
+# https://www.pulumi.com/registry/packages/docker-build/api-docs/image/). Relative, so the inputs are the same
+# from every checkout path and a deploy from another clone does not rebuild, re-push and update every job.
+BUILD_CONTEXT = "."
+DOCKERFILE = "uploader/Dockerfile"
 
 
 def exchange_for_acr_token(login_server: str, tenant_id: str, arm_token: str) -> str:
     """Trade an Entra (ARM audience) access token for an ACR refresh token (what `az acr login` does)."""
+    # POST /oauth2/exchange with grant_type=access_token (ACR's token exchange:
+    # https://github.com/Azure/acr/blob/main/docs/AAD-OAuth.md).
     response = requests.post(
         f"https://{login_server}/oauth2/exchange",
         data={"grant_type": "access_token", "service": login_server, "tenant": tenant_id,
@@ -49,7 +59,6 @@ class UploaderImage(pulumi.ComponentResource):
         settings: Settings,
         names: Names,
         resource_group_name: pulumi.Input[str],
-        repo_root: Path,
         opts: pulumi.ResourceOptions,
     ) -> None:
         super().__init__("hr-connector:index:UploaderImage", name, None, opts)
@@ -84,8 +93,8 @@ class UploaderImage(pulumi.ComponentResource):
         password = pulumi.Output.secret(pulumi.Output.all(login_server, client.tenant_id, arm_token).apply(acr_token))
         self.image = docker_build.Image(
             f"{name}-image",
-            context=docker_build.BuildContextArgs(location=str(repo_root)),
-            dockerfile=docker_build.DockerfileArgs(location=str(repo_root / "uploader" / "Dockerfile")),
+            context=docker_build.BuildContextArgs(location=BUILD_CONTEXT),
+            dockerfile=docker_build.DockerfileArgs(location=DOCKERFILE),
             platforms=[docker_build.Platform.LINUX_AMD64],
             tags=[login_server.apply(lambda s: f"{s}/{REPOSITORY}:latest")],
             push=True,

@@ -5,8 +5,10 @@ each scoped to the one resource it serves (principalType ServicePrincipal):
   Key Vault Secrets User        on the certificate secret (not the vault)
   Storage Blob Data Contributor on the drop-zone container (not the account)
   AcrPull                       on the stack's registry (only when the image is built here)
-The Job reads the key through a Key Vault secret reference via that identity and pulls through it too; it
-depends on the role assignments so its first execution can already read what it needs.
+The Job reads the key through a Key Vault secret reference (the secret's versioned URL, see vault.py) via that
+identity and pulls through it too. Container Apps already fetches the secret while it creates the job, and a
+fresh role assignment takes minutes to apply, so the job depends on a RoleAssignmentWait keyed to the role
+assignments (rbacwait.py): the first `up` waits once instead of failing with "unable to fetch secret".
 """
 
 from __future__ import annotations
@@ -18,15 +20,19 @@ from pulumi_azure_native import app, authorization, containerregistry, managedid
 
 from .config import Settings
 from .naming import Names
+from .rbacwait import RoleAssignmentWait
 
-#: Built-in role definition GUIDs (the same in every Azure cloud).
-ROLE_KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
-ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
-ROLE_ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+#: Built-in role definition GUIDs, the same in every Azure cloud
+#: (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+ROLE_KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"  # built-in-roles/security#key-vault-secrets-user
+ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"  # built-in-roles/storage
+ROLE_ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"  # built-in-roles/containers#acrpull
 
 CERTIFICATE_SECRET_REF = "uploader-certificate-pem"  # noqa: S105 - the name of a secret reference
 REPLICA_TIMEOUT_SECONDS = 2 * 60 * 60
 REPLICA_RETRY_LIMIT = 1
+# 0.5 vCPU with 1Gi is one of the CPU/memory pairs the Consumption plan allows
+# (https://learn.microsoft.com/azure/container-apps/containers#allocations).
 CPU_CORES = 0.5
 MEMORY = "1Gi"
 
@@ -34,6 +40,8 @@ MEMORY = "1Gi"
 def azure_registry_of(image: str | None) -> str | None:
     """The registry host of an image in an Azure Container Registry (public or US Government), else None."""
     host = (image or "").split("/", 1)[0].lower()
+    # Registry login servers: <name>.azurecr.io in Azure, <name>.azurecr.us in Azure Government
+    # (https://learn.microsoft.com/azure/azure-government/compare-azure-government-global-azure).
     return host if "/" in (image or "") and host.endswith((".azurecr.io", ".azurecr.us")) else None
 
 
@@ -119,6 +127,13 @@ class UploaderJob(pulumi.ComponentResource):
             )
             for label, role, scope in grants
         ]
+        # Container Apps fetches the Key Vault secret through the identity while it creates the job; wait for the
+        # role assignments to apply first, once per set of assignments (rbacwait.py).
+        self.rbac_wait = RoleAssignmentWait(
+            f"{name}-rbac-propagation",
+            role_assignment_ids=[assignment.id for assignment in self.role_assignments],
+            opts=child,
+        )
         # Pull through the identity: from the stack's registry, or from a configured image's Azure registry
         # (grant the jobIdentityPrincipalId output AcrPull there); other registries are pulled anonymously.
         pull_from: pulumi.Input[str] | None = registry.login_server if registry is not None else azure_registry_of(
@@ -165,6 +180,6 @@ class UploaderJob(pulumi.ComponentResource):
                     resources=app.ContainerResourcesArgs(cpu=CPU_CORES, memory=MEMORY),
                 ),
             ]),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=self.role_assignments),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.role_assignments, self.rbac_wait]),
         )
         self.register_outputs({"jobName": self.job.name})

@@ -25,7 +25,7 @@ DEFAULT_LOCATION = {"public": "eastus", "usgovernment": "usgovvirginia"}
 _VAULT_DOMAIN = {"public": "vault.azure.net", "usgovernment": "vault.usgovcloudapi.net"}
 _ROLE_HINT = {
     "commercial": "Whoever creates it needs Purview's Data Connector Admin role.",
-    "gcc": "Whoever creates it needs Data Connector Admin (US Government pages name Mailbox Import Export).",
+    "gcc": "Whoever creates it needs the Mailbox Import Export role (docs/us-government.md).",
     "gcchigh": "Whoever creates it needs the Mailbox Import Export role (docs/us-government.md).",
     "dod": "Whoever creates it needs the Mailbox Import Export role (docs/us-government.md).",
 }

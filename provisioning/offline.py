@@ -391,14 +391,16 @@ def _drop_empty_secrets(value: Any) -> Any:
 
 def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Plausible outputs for the resources the program declares (ids shaped like Azure's)."""
-    from .certificate import mock_create  # the dynamic provider's own create, run as the engine would
+    from . import certificate, rbacwait  # the dynamic providers' own create, run as the engine would
 
     inputs = _drop_empty_secrets(inputs)
     state = dict(inputs)
     if typ == "pulumi:providers:azure-native":  # registered first: its cloud shapes the DNS names below
         _HOSTING["usgovernment"] = inputs.get("environment") == "usgovernment"
+    if typ == rbacwait.TYPE_TOKEN:
+        return rbacwait.mock_create(inputs)  # without the sleep
     if typ.startswith("pulumi-python:dynamic"):
-        return mock_create(inputs)
+        return certificate.mock_create(inputs)
     short = typ.split(":", 1)[1] if typ.startswith("azure-native:") else ""
     if short in _ARM_TYPES:
         plain = _unwrap_secrets(inputs)
@@ -431,9 +433,12 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
         if short == "keyvault:Secret":
             vault_host = "vault.usgovcloudapi.net" if gov else "vault.azure.net"
             base = f"https://{plain.get('vaultName', 'vault')}.{vault_host}/secrets/{leaf}"
+            # as in Key Vault, every new value is a new version (32 hex digits); here derived from the value
+            value = json.dumps(plain.get("properties", {}).get("value"), sort_keys=True, default=str)
+            version = hashlib.sha256(value.encode()).hexdigest()[:32]
             state["properties"] = {
                 **{k: v for k, v in plain.get("properties", {}).items() if k != "value"},
-                "secretUri": base, "secretUriWithVersion": f"{base}/0123456789abcdef",
+                "secretUri": base, "secretUriWithVersion": f"{base}/{version}",
             }
         if short == "storage:StorageAccount":
             suffix = "core.usgovcloudapi.net" if gov else "core.windows.net"

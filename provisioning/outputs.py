@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from .config import Settings
 
+#: Who may create the HR connector. Commercial: Purview's Data Connector Admin role
+#: (https://learn.microsoft.com/purview/import-hr-data). GCC, GCC High and DoD follow the US Government page, which
+#: requires the Exchange Online Mailbox Import Export role; the commercial page sends GCC tenants to it
+#: (https://learn.microsoft.com/purview/import-hr-data-us-government).
+US_GOVERNMENT_ROLE = "Mailbox Import Export (Exchange Online role, US Government clouds)"
+COMMERCIAL_ROLE = "Data Connector Admin"
+
 
 def purview_role(settings: Settings) -> str:
-    """The Purview role that may create HR connectors in this cloud."""
-    if settings.cloud.name in ("gcchigh", "dod"):
-        return "Mailbox Import Export (GCC High and DoD)"
-    return "Data Connector Admin"
+    """The role whoever creates HR connectors in this cloud needs."""
+    if settings.cloud.name in ("gcc", "gcchigh", "dod"):
+        return US_GOVERNMENT_ROLE
+    return COMMERCIAL_ROLE
 
 
 def next_steps(settings: Settings, application_id: str) -> str:

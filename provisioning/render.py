@@ -79,6 +79,8 @@ REVIEW_PATHS: dict[str, tuple[str, ...]] = {
 GENERATED_OUTPUTS = ("certificateThumbprint", "certificateExpiresOn")
 GENERATED = "(generated at deploy)"
 _ARM_PREFIX = re.compile(r"^/subscriptions/[^/]+/resourceGroups/([^/]+)/providers/")
+#: A Key Vault secret version (32 hex digits) in a versioned secret URL: new with every certificate, so generated.
+_SECRET_VERSION = re.compile(r"(/secrets/[^/]+)/[0-9a-f]{32}$")
 
 #: Input keys never shown for types without a curated list (bulky or key material).
 _SKIP_KEYS = {"value", "certificate", "pem", "privateKey", "private_key", "key", "password", "secret"}
@@ -95,6 +97,7 @@ def tidy(value: Any) -> Any:
         return int(value)
     if isinstance(value, str):
         value = _ARM_PREFIX.sub(r"\1/", value)
+        value = _SECRET_VERSION.sub(rf"\1/{GENERATED}", value)
         root = str(REPO_ROOT)
         return "." + value[len(root):] if value.startswith(root) else value
     return value

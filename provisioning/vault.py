@@ -73,6 +73,10 @@ class Vault(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(registered)),
         )
         self.vault_uri = self.vault.properties.apply(lambda p: p.vault_uri)
-        # Versionless: the job always reads the current version, so a renewal needs no job change.
-        self.secret_uri = self.secret.properties.apply(lambda p: p.secret_uri)
+        # Versioned (secretUriWithVersion), not the version-less URI: Container Apps refreshes a version-less
+        # reference only "within 30 minutes" and pins a versioned one ("For full control of which version of a
+        # secret is used, specify the version in the URI": https://learn.microsoft.com/azure/container-apps/manage-secrets).
+        # A renewal writes a new version, so the job's reference changes and the job is updated inside the same
+        # `up`, before Pulumi deletes the replaced (old) app credential at the end of it.
+        self.secret_uri = self.secret.properties.apply(lambda p: p.secret_uri_with_version)
         self.register_outputs({"vaultUri": self.vault_uri})

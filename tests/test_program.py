@@ -27,6 +27,7 @@ SECRET = "azure-native:keyvault:Secret"
 JOB = "azure-native:app:Job"
 ROLE = "azure-native:authorization:RoleAssignment"
 IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
+RBAC_WAIT = "pulumi-python:dynamic/hrconnector:RoleAssignmentWait"
 
 
 @pytest.fixture(scope="module", params=STACKS, ids=[p.name for p in STACKS])
@@ -146,7 +147,9 @@ def test_the_job_schedule_environment_and_secret_reference(stack: tuple[Settings
     assert conf["replicaTimeout"] > 0 and conf["replicaRetryLimit"] >= 0
     assert job.inputs["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [identity.id]}
     (kv_ref,) = conf["secrets"]
-    assert kv_ref["keyVaultUrl"] == secret.state["properties"]["secretUri"]  # versionless: renewals need no change
+    # versioned: a renewal's new secret version updates the job inside the `up`, before the old credential goes
+    assert kv_ref["keyVaultUrl"] == secret.state["properties"]["secretUriWithVersion"]
+    assert kv_ref["keyVaultUrl"] != secret.state["properties"]["secretUri"]
     assert kv_ref["identity"] == identity.id and "value" not in kv_ref
     env = env_of(job)
     assert env["UPLOADER_CERTIFICATE_PEM"] == {"name": "UPLOADER_CERTIFICATE_PEM", "secretRef": kv_ref["name"]}
@@ -161,8 +164,13 @@ def test_the_job_schedule_environment_and_secret_reference(stack: tuple[Settings
                         "UPLOADER_CERTIFICATE_PEM", "UPLOADER_DROPZONE_URL", "AZURE_CLIENT_ID"}
     (container,) = job.inputs["template"]["containers"]
     assert container["resources"] == {"cpu": 0.5, "memory": "1Gi"}
-    # the job waits for its role assignments
+    # the job waits for its role assignments, and for them to propagate (the wait is keyed to their IDs)
     assert {r.urn for r in ev.of_type(ROLE)} <= set(job.depends_on)
+    wait = ev.one(RBAC_WAIT)
+    assert wait.urn in job.depends_on
+    assert sorted(wait.inputs["roleAssignmentIds"]) == sorted(r.id for r in ev.of_type(ROLE))
+    assert {r.urn for r in ev.of_type(ROLE)} <= set(wait.depends_on)
+    assert wait.inputs["seconds"] == 600  # Key Vault's documented role-assignment latency
 
 
 def test_role_assignments_each_scoped_to_one_resource(stack: tuple[Settings, Evaluation]) -> None:
