@@ -3,7 +3,7 @@
 A change to any of these selects every stack for preview and deploy (each then waits for its own approval):
 - the program: `__main__.py` and every repository module it imports, followed transitively (so the offline
   tools — check, render, new-stack, the fleet commands — and the tests stay out);
-- the project and its dependencies: Pulumi.yaml and pyproject.toml;
+- the project and its dependencies: Pulumi.yaml, pyproject.toml and requirements.txt (what Pulumi installs);
 - the uploader image: the Dockerfile, its .dockerignore, and every file its COPY lines put in the image,
   after the .dockerignore has filtered the build context (the repository root).
 Docs, tests, examples and the sandbox select nothing unless the image or the program really uses them.
@@ -18,7 +18,7 @@ from pathlib import Path
 
 #: The program's entry point (Pulumi's Python runtime runs it) and the files that set up every stack.
 PROGRAM = "__main__.py"
-PROJECT_FILES = ("Pulumi.yaml", "pyproject.toml")
+PROJECT_FILES = ("Pulumi.yaml", "pyproject.toml", "requirements.txt")
 DOCKERFILE = "uploader/Dockerfile"
 DOCKERIGNORE = "uploader/Dockerfile.dockerignore"  # BuildKit's <Dockerfile>.dockerignore beside the Dockerfile
 LOCAL_PACKAGES = ("provisioning", "uploader")

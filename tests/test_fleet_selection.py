@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 
 STACK_WIDE = [
-    "__main__.py", "Pulumi.yaml", "pyproject.toml",
-    "provisioning/job.py", "provisioning/certificate.py", "provisioning/config.py", "provisioning/tags.py",
+    "__main__.py", "Pulumi.yaml", "pyproject.toml", "requirements.txt",
+    "provisioning/job.py", "provisioning/rbacwait.py", "provisioning/certificate.py", "provisioning/config.py",
+    "provisioning/tags.py",
     "uploader/clouds.py",  # imported by the program (and in the image)
     "uploader/send.py", "uploader/cmd_run.py", "uploader/new_module.py",  # in the image
     "uploader/requirements.lock", "uploader/Dockerfile", "uploader/Dockerfile.dockerignore",
