@@ -335,3 +335,117 @@ def test_upload_with_a_stack_sends_to_the_stacks_job(tmp_path: Path, run_uploade
                           "--stack", "tenant", "--connector", "departures")
     assert result.returncode == 0, result.stderr
     assert b"".join(sandbox.received(app.job_id)) == (RES_HEADER + RES_ROW).encode()
+
+
+# --- mapping init: a mapping from a CSV header ----------------------------------------------------------
+
+SENTINEL = "zqsentinel"  # in records only: must never be printed
+
+
+def init(run_uploader, *args):  # noqa: ANN001, ANN201
+    return run_uploader("mapping", "init", *args)
+
+
+def with_job(text: str, job: str = JOB) -> str:
+    return text.replace("REPLACE-WITH-THE-CONNECTOR-JOB-ID-FROM-PURVIEW", job)
+
+
+def test_mapping_init_resignation_from_microsofts_older_header(tmp_path: Path, run_uploader) -> None:
+    f = write(tmp_path / "export.csv", RES_HEADER + f"{SENTINEL}@contoso.com,2026-11-01T10:00,2026-12-15T17:00\n")
+    result = init(run_uploader, f, "--scenario", "resignation")
+    assert result.returncode == 0, result.stderr
+    mapping = json.loads(result.stdout)
+    assert mapping == {"jobId": "REPLACE-WITH-THE-CONNECTOR-JOB-ID-FROM-PURVIEW", "scenarios": [
+        {"type": "resignation", "columns": {"userPrincipalName": "EmailAddress", "resignationDate": "ResignationDate",
+                                            "lastWorkingDate": "LastWorkingDate"}}]}
+    assert "replace REPLACE-WITH-THE-CONNECTOR-JOB-ID-FROM-PURVIEW with the connector's job ID" in result.stderr
+    assert "unmapped columns: none" in result.stderr
+    assert SENTINEL not in result.stdout + result.stderr
+    # Unedited, the placeholder is refused by name; with the job ID in, the file validates against it.
+    raw = write(tmp_path / "raw.json", result.stdout)
+    refused = run_uploader("validate", f, "--mapping", raw)
+    assert refused.returncode == 2 and "jobId: must be a GUID" in refused.stderr
+    edited = write(tmp_path / "m.json", with_job(result.stdout))
+    checked = run_uploader("validate", f, "--mapping", edited)
+    assert checked.returncode == 0, checked.stderr
+
+
+def test_mapping_init_employee_profile_from_microsofts_current_sample(tmp_path: Path, run_uploader) -> None:
+    # The current Learn page's sample header (EmployeeAddLine1, EmployeeDept: the sample's own spellings).
+    header = ("UserPrincipalName,UserName,EmployeeFirstName,EmployeeLastName,EmployeeAddLine1,EmployeeAddLine2,"
+              "EmployeeCity,EmployeeState,EmployeeZipCode,EmployeeDept,EmployeeType,EmployeeRole\n")
+    f = write(tmp_path / "profile.csv", header)
+    result = init(run_uploader, f, "--scenario", "Employee profile", "--job-id", JOB)
+    assert result.returncode == 0, result.stderr
+    mapping = json.loads(result.stdout)
+    assert mapping["jobId"] == JOB and "replace" not in result.stderr
+    assert mapping["scenarios"][0]["columns"] == {
+        "userPrincipalName": "UserPrincipalName", "firstName": "EmployeeFirstName", "lastName": "EmployeeLastName",
+        "addressLine1": "EmployeeAddLine1", "addressLine2": "EmployeeAddLine2", "city": "EmployeeCity",
+        "state": "EmployeeState", "zipCode": "EmployeeZipCode", "department": "EmployeeDept",
+        "employeeType": "EmployeeType", "role": "EmployeeRole"}
+    assert "unmapped columns: UserName" in result.stderr
+    assert "optional fields without a column (left out): employeeProfile.country" in result.stderr
+
+
+def test_mapping_init_several_scenarios_to_a_new_file_never_overwritten(tmp_path: Path, run_uploader) -> None:
+    sample = write(tmp_path / "sample.csv", MS_SAMPLE_HEADER.lower() + "".join(MS_SAMPLE_ROWS))
+    out = tmp_path / "multi.json"
+    args = [sample, "--scenario", "resignation", "--scenario", "JobLevelChange", "--scenario", "performance review",
+            "--scenario", "performanceImprovementPlan", "--output", out]
+    result = init(run_uploader, *args)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    mapping = json.loads(out.read_text())
+    assert mapping["scenarioColumn"] == "hrscenario"  # found by its documented name, spelled as the header does
+    assert [(s["type"], s["value"]) for s in mapping["scenarios"]] == [
+        ("resignation", "Resignation"), ("jobLevelChange", "Job level change"),
+        ("performanceReview", "Performance review"), ("performanceImprovementPlan", "Performance improvement plan")]
+    assert mapping["scenarios"][1]["columns"] == {"userPrincipalName": "emailaddress",
+                                                  "effectiveDate": "effectivedate", "remarks": "remarks",
+                                                  "oldLevel": "oldlevel", "newLevel": "newlevel"}
+    assert "contoso" not in result.stderr and "Met expectation" not in result.stderr
+    before = out.read_bytes()
+    again = init(run_uploader, *args)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert out.read_bytes() == before
+    # The generated mapping (job ID filled in) is one validate accepts: only the sample's own slip remains.
+    edited = write(tmp_path / "edited.json", with_job(out.read_text()))
+    checked = run_uploader("validate", sample, "--mapping", edited)
+    assert checked.returncode == 3
+    assert "cells; the header has" not in checked.stderr and ":4: column effectivedate: required" in checked.stderr
+
+
+def test_mapping_init_reports_missing_required_fields_and_refuses_bad_input(tmp_path: Path, run_uploader) -> None:
+    f = write(tmp_path / "partial.csv", "Work Email,resignation_date,Department\n"
+              f"{SENTINEL}@contoso.com,2026-11-01T10:00,Sales\n")
+    result = init(run_uploader, f, "--scenario", "resignation")
+    assert result.returncode == 0, result.stderr
+    columns = json.loads(result.stdout)["scenarios"][0]["columns"]
+    assert columns["resignationDate"] == "resignation_date"  # case, '_' and spaces are ignored
+    assert "missing required fields: resignation.userPrincipalName, resignation.lastWorkingDate" in result.stderr
+    assert "unmapped columns: Work Email, Department" in result.stderr
+    assert SENTINEL not in result.stdout + result.stderr
+
+    headerless = write(tmp_path / "noheader.csv", f"{SENTINEL}@contoso.com,2026-11-01T10:00,2026-12-15T17:00\n")
+    ps = write(tmp_path / "ps.csv", '#TYPE System.Management.Automation.PSCustomObject\n"EmailAddress"\n')
+    cases = [
+        ([headerless, "--scenario", "resignation"], 3, f"{headerless}:1: looks like a record"),
+        ([ps, "--scenario", "resignation"], 3, f"{ps}:1: the first line is PowerShell's #TYPE line"),
+        ([f, "--scenario", "resignation", "--scenario", "performanceReview"], 2, "need --scenario-column COL"),
+        ([f, "--scenario", "termination"], 2, "--scenario 'termination': unknown"),
+        ([f, "--scenario", "resignation", "--scenario-column", "Kind"], 2, "--scenario-column Kind: not in"),
+        ([f, "--scenario", "resignation", "--job-id", "nope"], 2, "--job-id: must be a GUID"),
+    ]
+    for args, code, text in cases:
+        bad = init(run_uploader, *args)
+        assert bad.returncode == code, (args, bad.stderr)
+        assert text in bad.stderr, (args, bad.stderr)
+        assert SENTINEL not in bad.stdout + bad.stderr
+
+
+def test_alias_table_names_only_catalogue_fields() -> None:
+    from uploader.scenarios import COLUMN_ALIASES, SCENARIOS
+
+    fields = {f for s in SCENARIOS.values() for f in s.field_names}
+    assert set(COLUMN_ALIASES) == fields

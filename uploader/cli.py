@@ -138,6 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_option(val, "--log-format", choices=("text", "json"), default="text", help="text or json")
     val.set_defaults(handler="uploader.cmd_validate")
 
+    mp = sub.add_parser("mapping", help="write a connector mapping from a CSV header (`mapping init`)",
+                        formatter_class=_TwinHelpFormatter)
+    _extend("uploader.cmd_mapping", mp)
+    mp.set_defaults(handler="uploader.cmd_mapping")
+
     ep = sub.add_parser("endpoints", help="print a cloud's endpoints as JSON", formatter_class=_TwinHelpFormatter)
     add_option(ep, "--cloud", type=cloud_name, required=True, help=f"one of {', '.join(CLOUDS)}")
     ep.set_defaults(handler=None)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .scenarios import SCENARIOS, ScenarioType
+from .scenarios import SCENARIOS, ScenarioType, lookup_scenario
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -74,9 +74,6 @@ class ConnectorMapping:
 
 _CONNECTOR_KEYS = {"name", "jobId", "files", "scenarioColumn", "scenarios"}
 _SCENARIO_KEYS = {"type", "value", "columns"}
-#: Scenario types and field names match case-insensitively (`Resignation`, `UserPrincipalName`);
-#: the parsed mapping always holds the catalogue's canonical spelling.
-_SCENARIOS_BY_LOWER = {t.lower(): spec for t, spec in SCENARIOS.items()}
 
 
 def _str(obj: AnyMapping[str, Any], key: str, where: str, required: bool) -> str | None:
@@ -99,11 +96,11 @@ def parse_scenario(obj: Any, where: str) -> ScenarioMapping:
         raise MappingError(f"{where}.{unknown[0]}", f"unknown key (expected {', '.join(sorted(_SCENARIO_KEYS))})")
     given_type = _str(obj, "type", where, required=True)
     assert given_type is not None
-    spec = _SCENARIOS_BY_LOWER.get(given_type.lower())
+    spec = lookup_scenario(given_type)
     if spec is None:
         raise MappingError(f"{where}.type",
                            f"unknown scenario type {given_type!r} (expected one of {', '.join(SCENARIOS)})")
-    type_ = spec.type  # the canonical spelling, whatever case the mapping used
+    type_ = spec.type  # scenario types and field names match case-insensitively; the canonical spelling is kept
     fields_by_lower = {f.lower(): f for f in spec.field_names}
     value = _str(obj, "value", where, required=False)
     columns = obj.get("columns")

@@ -94,3 +94,64 @@ SCENARIOS: dict[str, ScenarioType] = {
 
 #: Purview deletes employee profiles not refreshed for 30 days; Microsoft advises every 15–20.
 PROFILE_REFRESH_DAYS = 15
+
+
+def lookup_scenario(name: str, *, titles: bool = False) -> ScenarioType | None:
+    """The scenario whose type (or, with titles=True, Microsoft's wording) matches `name` case-insensitively."""
+    key = name.strip().lower()
+    for spec in SCENARIOS.values():
+        if key == spec.type.lower() or (titles and key == spec.title.lower()):
+            return spec
+    return None
+
+
+# --- the column names Microsoft documents (what `mapping init` recognises in a CSV header) ---------------
+# Sources: "Set up a connector to import HR data", https://learn.microsoft.com/purview/import-hr-data (sample
+# CSVs and column tables, current page: UserPrincipalName, ImprovementRemarks/PerformanceRating in the PIP
+# sample, Employee* profile columns incl. the sample header's EmployeeAddLine1 and EmployeeDept), and its
+# older version (EmailAddress columns, the HRScenario column of the multi-scenario sample). Each field's own
+# name also matches. Matching ignores case, spaces, '_' and '-'.
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "userPrincipalName": ("UserPrincipalName", "EmailAddress", "UPN", "Email"),
+    "resignationDate": ("ResignationDate",),
+    "lastWorkingDate": ("LastWorkingDate",),
+    "effectiveDate": ("EffectiveDate",),
+    "remarks": ("Remarks", "ImprovementRemarks"),
+    "rating": ("Rating", "PerformanceRating"),
+    "oldLevel": ("OldLevel",),
+    "newLevel": ("NewLevel",),
+    "firstName": ("EmployeeFirstName", "FirstName"),
+    "lastName": ("EmployeeLastName", "LastName"),
+    "addressLine1": ("EmployeeAddressLine1", "EmployeeAddLine1", "AddressLine1"),
+    "addressLine2": ("EmployeeAddressLine2", "EmployeeAddLine2", "AddressLine2"),
+    "city": ("EmployeeCity", "City"),
+    "state": ("EmployeeState", "State"),
+    "zipCode": ("EmployeeZipCode", "ZipCode"),
+    "country": ("EmployeeCountry", "Country"),
+    "department": ("EmployeeDepartment", "EmployeeDept", "Department"),
+    "employeeType": ("EmployeeType",),
+    "role": ("EmployeeRole", "Role"),
+}
+#: The column that tells a multi-scenario file's rows apart (Microsoft's samples: HRScenario).
+SCENARIO_COLUMN_ALIASES = ("HRScenario", "HRScenarios", "Scenario")
+
+
+def column_key(name: str) -> str:
+    """How header names are compared with the aliases: case, spaces, '_' and '-' ignored."""
+    return "".join(ch for ch in name.lower() if ch not in " _-\t")
+
+
+def find_column(header: tuple[str, ...] | list[str], names: tuple[str, ...]) -> str | None:
+    """The first header column matching one of `names` (in the order of `names`), as the header spells it."""
+    keys = {}
+    for column in header:
+        keys.setdefault(column_key(column), column)
+    for name in names:
+        if column_key(name) in keys:
+            return keys[column_key(name)]
+    return None
+
+
+def field_aliases(field: str) -> tuple[str, ...]:
+    """The column names that map `field`: Microsoft's documented ones, then the field's own name."""
+    return COLUMN_ALIASES.get(field, ()) + (field,)
