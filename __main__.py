@@ -45,6 +45,7 @@ pulumi.export("applicationId", identity.application.client_id)
 pulumi.export("tenantId", settings.tenant_id)
 pulumi.export("certificateThumbprint", identity.certificate.thumbprintSha1)
 pulumi.export("certificateExpiresOn", identity.certificate.notAfter)
+pulumi.export("certificateRenewBeforeDays", settings.certificate.renew_before_days)  # `python -m provisioning certs`
 pulumi.export("keyVaultUri", vault.vault_uri)
 pulumi.export("dropZoneUrl", dropzone.url)
 pulumi.export("jobName", job.job.name)

@@ -1,7 +1,9 @@
-"""`python -m provisioning new-stack | check | render | matrix`: offline tools for a fleet of stacks.
+"""`python -m provisioning new-stack | check | render | render-diff | matrix | certs | fleet`: tools for a fleet.
 
 Exit codes: 0 ok; 2 usage or config problem (bad flag, bad stack name, a config key breaking a rule);
-1 the program failed to evaluate under mocks. No command needs Pulumi's CLI, credentials or network.
+1 the program failed to evaluate under mocks, a certificate is expiring, or a stack's operation failed.
+new-stack, check, render, render-diff and matrix are offline (no Pulumi CLI, credentials or network);
+certs (unless given exported outputs) and fleet drive the Pulumi CLI against the real state.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import json
 import sys
 from pathlib import Path
 
-from uploader.errors import EXIT_OK, EXIT_USAGE
+from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 from . import fleet
 from .config import ConfigError
+from .fleetrun import OPERATIONS
+from .inventory import DEFAULT_WARN_DAYS
 
 
 def _stacks_dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +65,54 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--changed-files", metavar="FILE",
                        help="a file listing changed paths, one per line (git diff --name-only)")
     _stacks_dir_arg(matrix)
+
+    certs = sub.add_parser("certs", help="every stack's certificate thumbprint, expiry and days left",
+                           description="Read each stack's certificate outputs (pulumi stack output --json, or "
+                                       "exported files) and list thumbprint, expiry and days left. Exit 1 when "
+                                       "any certificate has fewer than --warn-days days left or a stack's "
+                                       "outputs cannot be read.")
+    certs.add_argument("--stack", nargs="+", metavar="NAME", help="only these stacks (default: every stack file)")
+    certs.add_argument("--outputs", metavar="PATH",
+                       help="exported outputs instead of the Pulumi CLI: a directory of <stack>.json files "
+                            "(pulumi stack output --json) or one JSON file {stack: outputs}")
+    certs.add_argument("--warn-days", type=_days, default=DEFAULT_WARN_DAYS, metavar="N",
+                       help=f"exit 1 when a certificate has fewer than N days left (default {DEFAULT_WARN_DAYS})")
+    certs.add_argument("--json", action="store_true", help="JSON instead of a table")
+    certs.add_argument("--pulumi", default="pulumi", metavar="EXE", help="the Pulumi CLI (default: on PATH)")
+    _stacks_dir_arg(certs)
+
+    run = sub.add_parser("fleet", help="pulumi preview | up | refresh over many stacks at once (Automation API)",
+                         description="Run one Pulumi operation on many stacks, --parallel at a time, each "
+                                     "isolated (a failure stops no other stack); one log file per stack, a "
+                                     "summary table, exit 1 when any stack failed.")
+    run.add_argument("operation", choices=OPERATIONS)
+    chosen = run.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--all", action="store_true", help="every stack file")
+    chosen.add_argument("--stack", nargs="+", metavar="NAME", help="these stacks")
+    run.add_argument("--parallel", type=_positive, default=4, metavar="N", help="stacks at once (default 4)")
+    run.add_argument("--pulumi-root", metavar="DIR",
+                     help="use DIR/bin/pulumi (default: pulumi on PATH); its version is checked once")
+    run.add_argument("--log-dir", default=".fleet-logs", metavar="DIR",
+                     help="one <stack>.<operation>.log per stack (default .fleet-logs)")
+    run.add_argument("--expect-no-changes", action="store_true",
+                     help="a stack with any change fails (drift detection)")
+    run.add_argument("--rotate-certificate", action="store_true",
+                     help="with up: replace each stack's certificate now (pulumi up --replace <its URN>)")
+    run.add_argument("--json", action="store_true", help="the summary as JSON")
+    _stacks_dir_arg(run)
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("must be a whole number, 1 or more")
+    return int(text)
+
+
+def _days(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("must be a whole number of days")
+    return int(text)
 
 
 def _new_stack(args: argparse.Namespace) -> int:
@@ -112,7 +163,39 @@ def _matrix(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-COMMANDS = {"new-stack": _new_stack, "check": _check, "render": _render, "matrix": _matrix}
+def _certs(args: argparse.Namespace) -> int:
+    from .inventory import failing, inventory, to_table
+
+    paths = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), args.stack)
+    outputs = Path(args.outputs) if args.outputs else None
+    rows = inventory(paths, args.warn_days, outputs=outputs, pulumi=args.pulumi)
+    if args.json:
+        print(json.dumps([r.to_json() for r in rows], indent=2))
+    else:
+        print(to_table(rows, args.warn_days))
+    return EXIT_FAILED if failing(rows) else EXIT_OK
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    from .fleetrun import run_fleet, summary_table
+
+    if args.rotate_certificate and args.operation != "up":
+        raise fleet.FleetError("--rotate-certificate goes with `fleet up` only")
+    paths = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), None if args.all else args.stack)
+    if not paths:
+        raise fleet.FleetError(f"{fleet.stacks_dir(args.stacks_dir)}: no Pulumi.<stack>.yaml files")
+    results = run_fleet(args.operation, paths, parallel=args.parallel, log_dir=Path(args.log_dir),
+                        pulumi_root=args.pulumi_root, expect_no_changes=args.expect_no_changes,
+                        rotate_certificate=args.rotate_certificate, progress=sys.stderr)
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        print(summary_table(args.operation, results))
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+COMMANDS = {"new-stack": _new_stack, "check": _check, "render": _render, "matrix": _matrix, "certs": _certs,
+            "fleet": _fleet}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,7 +49,8 @@ def test_the_repo_has_the_example_stacks() -> None:
 def test_outputs(stack: tuple[Settings, Evaluation]) -> None:
     settings, ev = stack
     out = ev.outputs
-    assert set(out) == {"applicationId", "tenantId", "certificateThumbprint", "certificateExpiresOn", "keyVaultUri",
+    assert set(out) == {"applicationId", "tenantId", "certificateThumbprint", "certificateExpiresOn",
+                        "certificateRenewBeforeDays", "keyVaultUri",
                         "dropZoneUrl", "jobName", "jobIdentityPrincipalId", "cloud", "ingestionEndpoint",
                         "nextSteps"}
     assert out["jobIdentityPrincipalId"] == ev.one(IDENTITY).state["principalId"]
@@ -58,6 +59,7 @@ def test_outputs(stack: tuple[Settings, Evaluation]) -> None:
     assert out["ingestionEndpoint"] == settings.cloud.signals_url
     assert out["certificateThumbprint"] == ev.one(CERT).state["thumbprintSha1"]
     assert out["certificateExpiresOn"] == ev.one(CERT).state["notAfter"]
+    assert out["certificateRenewBeforeDays"] == settings.certificate.renew_before_days
     assert out["jobName"] == ev.one(JOB).inputs["jobName"]
     assert out["applicationId"] in out["nextSteps"]
     if not settings.connectors:
