@@ -17,7 +17,16 @@ import certifi
 import pytest
 
 from uploader.certs import generate_certificate, load_bundle
-from uploader.cmd_doctor import FAIL, PASS, WARN, Check, check_certificate, exit_code, explain_sign_in_error
+from uploader.cmd_doctor import (
+    FAIL,
+    PASS,
+    WARN,
+    Check,
+    check_certificate,
+    check_ingestion,
+    exit_code,
+    explain_sign_in_error,
+)
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 pytestmark = pytest.mark.e2e
@@ -305,3 +314,12 @@ def test_unknown_aadsts_code_points_at_the_lookup_page() -> None:
     assert hint.endswith("https://login.microsoftonline.com/error?code=123456")
     summary, hint, code = explain_sign_in_error("refused: AADSTS90002: Tenant 'x' not found.")
     assert code == "90002" and "tenant was not found" in summary and "--cloud" in hint
+
+
+def test_direct_path_failure_behind_a_proxy_is_only_a_warning() -> None:
+    """With HTTPS_PROXY in force the upload takes the proxy; the direct path failing is not a verdict."""
+    url = f"https://127.0.0.1:{closed_port()}"
+    direct = check_ingestion(url, timeout=2, verify=certifi.where(), proxied=False)
+    assert direct.status == FAIL and direct.exit_code == EXIT_FAILED
+    proxied = check_ingestion(url, timeout=2, verify=certifi.where(), proxied=True)
+    assert proxied.status == WARN and "a proxy is configured" in proxied.summary

@@ -24,7 +24,9 @@ from .clouds import CLOUDS, Cloud
 from .errors import TLS_TRUST_HINT, SignInError, UploaderError, UsageError, is_tls_trust_failure
 
 TOKEN_TIMEOUT = 30.0  # seconds per request to the authority
-MIN_MSAL = "1.35"  # first MSAL computing the thumbprint from public_certificate (pyproject.toml has the source)
+# First MSAL computing the thumbprint from public_certificate (1.35.0 release notes, "Thumbprint for certificate
+# made optional"): https://github.com/AzureAD/microsoft-authentication-library-for-python/pull/835
+MIN_MSAL = "1.35"
 
 
 def msal_stage(exc: BaseException) -> str:
