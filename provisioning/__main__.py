@@ -56,6 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--json", action="store_true", help="JSON instead of text")
     _stacks_dir_arg(render)
 
+    rdiff = sub.add_parser("render-diff", help="each stack's offline render compared with a base ref (PR comment)",
+                           description="Render the selected stacks here and at --base-ref (git archive), compare "
+                                       "them, and write a pull-request comment that stays under GitHub's size "
+                                       "limit (summary table + as many diffs as fit), a longer job summary and "
+                                       "every diff to --details-dir. Exit 1 when a stack fails to render.")
+    rdiff.add_argument("--base-ref", required=True, metavar="REF", help="the git ref to compare with")
+    rwhich = rdiff.add_mutually_exclusive_group(required=True)
+    rwhich.add_argument("--all", action="store_true", help="every stack")
+    rwhich.add_argument("--stack", nargs="+", metavar="NAME", help="these stacks")
+    rwhich.add_argument("--changed-files", metavar="FILE", help="the stacks `matrix --changed-files` selects")
+    rdiff.add_argument("--comment", metavar="FILE", help="write the comment body here (default: stdout)")
+    rdiff.add_argument("--summary", metavar="FILE", help="append a longer report here (e.g. $GITHUB_STEP_SUMMARY)")
+    rdiff.add_argument("--details-dir", metavar="DIR", help="write <stack>.diff and index.json here")
+    rdiff.add_argument("--outputs", metavar="PATH", help="exported stack outputs: adds certificate expiry")
+    rdiff.add_argument("--parallel", type=_positive, default=2, metavar="N", help="renders at once (default 2)")
+    _stacks_dir_arg(rdiff)
+
     matrix = sub.add_parser("matrix", help="the GitHub Actions matrix of stacks a change touches (JSON)",
                             description="Print {\"include\": [...]} with each stack's cloud, tenant and "
                                         "sign-in environment, for the preview and deploy workflows.")
@@ -147,20 +164,50 @@ def _render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _matrix(args: argparse.Namespace) -> int:
+def _selected(args: argparse.Namespace) -> list[Path]:
+    """--all | --stack NAME... | --changed-files FILE, as `matrix` and `render-diff` take them."""
     directory = fleet.stacks_dir(args.stacks_dir)
     if args.all:
-        paths = fleet.select_stacks(directory, None)
-    elif args.stack:
-        paths = fleet.select_stacks(directory, args.stack)
-    else:
-        try:
-            changed = Path(args.changed_files).read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise fleet.FleetError(f"--changed-files: {exc.strerror}: {args.changed_files}") from None
-        paths = fleet.changed_stacks(changed, directory)
-    print(json.dumps(fleet.matrix(paths), separators=(",", ":")))
+        return fleet.select_stacks(directory, None)
+    if args.stack:
+        return fleet.select_stacks(directory, args.stack)
+    try:
+        changed = Path(args.changed_files).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise fleet.FleetError(f"--changed-files: {exc.strerror}: {args.changed_files}") from None
+    return fleet.changed_stacks(changed, directory)
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    print(json.dumps(fleet.matrix(_selected(args)), separators=(",", ":")))
     return EXIT_OK
+
+
+def _render_diff(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from .inventory import inventory
+    from .review import COMMENT_LIMIT, SUMMARY_LIMIT, build_comment, diff_stacks, extract_tree, write_details
+
+    paths = _selected(args)
+    with tempfile.TemporaryDirectory(prefix="hr-connector-base-") as tmp:
+        diffs = diff_stacks(paths, extract_tree(args.base_ref, Path(tmp)), parallel=args.parallel)
+    expiries = {}
+    if args.outputs:
+        expiries = {r.stack: f"expires {r.expires_on[:10]} ({r.days_left} d)"
+                    for r in inventory(paths, 0, outputs=Path(args.outputs)) if r.expires_on}
+    comment = build_comment(diffs, args.base_ref, COMMENT_LIMIT, expiries)
+    if args.comment:
+        Path(args.comment).write_text(comment + "\n", encoding="utf-8")
+    else:
+        print(comment)
+    if args.summary:
+        with open(args.summary, "a", encoding="utf-8") as out:
+            out.write(build_comment(diffs, args.base_ref, SUMMARY_LIMIT, expiries, where="the `render` artifact",
+                                    marker="") + "\n")
+    if args.details_dir:
+        write_details(diffs, Path(args.details_dir))
+    return EXIT_FAILED if any(d.status == "error" for d in diffs) else EXIT_OK
 
 
 def _certs(args: argparse.Namespace) -> int:
@@ -194,7 +241,8 @@ def _fleet(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
-COMMANDS = {"new-stack": _new_stack, "check": _check, "render": _render, "matrix": _matrix, "certs": _certs,
+COMMANDS = {"new-stack": _new_stack, "check": _check, "render": _render, "matrix": _matrix, "render-diff": _render_diff,
+            "certs": _certs,
             "fleet": _fleet}
 
 
