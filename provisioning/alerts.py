@@ -50,8 +50,9 @@ class Alerts(pulumi.ComponentResource):
         self.action_group = monitor.ActionGroup(
             f"{name}-action-group",
             resource_group_name=resource_group_name,
-            location="global",
-            group_short_name="hr-connect",
+            location="global",  # action groups are global resources
+            group_short_name="hr-connect",  # at most 12 characters
+            # (both: https://learn.microsoft.com/azure/templates/microsoft.insights/actiongroups)
             enabled=True,
             email_receivers=[
                 monitor.MicrosoftCommonEmailReceiverArgs(
@@ -71,6 +72,8 @@ class Alerts(pulumi.ComponentResource):
             enabled=True,
             kind=monitor.Kind.LOG_ALERT,
             scopes=[workspace_id],
+            # ISO 8601 durations, as the REST API takes them
+            # (https://learn.microsoft.com/azure/templates/microsoft.insights/scheduledqueryrules)
             evaluation_frequency="PT15M",
             window_size="PT15M",
             criteria=monitor.ScheduledQueryRuleCriteriaArgs(all_of=[

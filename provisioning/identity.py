@@ -35,6 +35,7 @@ class Identity(pulumi.ComponentResource):
         self.application = azuread.Application(
             f"{name}-app",
             display_name=names.app_display_name,
+            # single tenant (https://learn.microsoft.com/entra/identity-platform/supported-accounts-validation)
             sign_in_audience="AzureADMyOrg",
             notes=NOTES,
             owners=list(settings.owners) or None,
@@ -53,6 +54,8 @@ class Identity(pulumi.ComponentResource):
         self.credential = azuread.ApplicationCertificate(
             f"{name}-credential",
             application_id=self.application.id,
+            # keyCredential type of a certificate
+            # (https://learn.microsoft.com/graph/api/resources/keycredential)
             type="AsymmetricX509Cert",
             encoding="pem",
             value=self.certificate.certificatePem,

@@ -76,6 +76,8 @@ class UploaderJob(pulumi.ComponentResource):
             resource_group_name=resource_group_name,
             location=settings.location,
             sku=operationalinsights.WorkspaceSkuArgs(name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018),
+            # 30 days: the retention included in the price of the analytics tier
+            # (https://learn.microsoft.com/azure/azure-monitor/logs/data-retention-configure)
             retention_in_days=30,
             opts=child,
         )

@@ -24,11 +24,14 @@ class Providers(pulumi.ComponentResource):
         self.azuread = azuread.Provider(
             f"{name}-azuread",
             tenant_id=settings.tenant_id,
+            # global | usgovernmentl4 | usgovernmentl5, from uploader/clouds.py
+            # (https://www.pulumi.com/registry/packages/azuread/api-docs/provider/#environment_python)
             environment=settings.cloud.azuread_environment,
             opts=child,
         )
         self.azure = azure_native_provider.Provider(
             f"{name}-azure-native",
+            # public | usgovernment (https://www.pulumi.com/registry/packages/azure-native/api-docs/provider/)
             environment=settings.azure_environment,
             subscription_id=settings.subscription_id,
             location=settings.location,

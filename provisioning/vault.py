@@ -44,8 +44,12 @@ class Vault(pulumi.ComponentResource):
             location=settings.location,
             properties=keyvault.VaultPropertiesArgs(
                 tenant_id=client.tenant_id,
-                sku=keyvault.SkuArgs(family="A", name=keyvault.SkuName.STANDARD),
+                sku=keyvault.SkuArgs(family="A", name=keyvault.SkuName.STANDARD),  # the only family (REST: vaults)
+                # RBAC, not access policies: the role assignments in job.py grant the secret
+                # (https://learn.microsoft.com/azure/key-vault/general/rbac-guide).
                 enable_rbac_authorization=True,
+                # Soft delete keeps a deleted vault 7-90 days; purge protection forbids purging it before then
+                # (https://learn.microsoft.com/azure/key-vault/general/soft-delete-overview).
                 enable_purge_protection=True,
                 enable_soft_delete=True,
                 soft_delete_retention_in_days=90,
