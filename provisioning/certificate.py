@@ -13,7 +13,10 @@ Lifecycle:
        app while the old one still is; then (the secret depends on the credential) the Key Vault secret
        gets a new version holding the new bundle, so the job never reads a key Entra does not know yet;
        the job references that exact version (vault.py), so the job is updated to the new key here too;
-    3. only then, after every create and update of the `up`, does Pulumi delete the replaced resources:
+    3. only then, after every create and update of the `up`, does Pulumi delete the replaced resources
+       (the engine generates those delete steps once the program has exited, i.e. once every registration,
+       the job's update included, has completed: "Replacing a resource (create-before-replace)" in
+       https://pulumi-developer-docs.readthedocs.io/latest/docs/architecture/deployment-execution/resource-registration.html):
        the old ApplicationCertificate (the old credential leaves the app) and the old Certificate (a no-op:
        nothing exists outside state).
   So from the end of the `up` on, every new execution starts with the new key. An execution already running
