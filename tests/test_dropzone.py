@@ -17,7 +17,7 @@ import pytest
 from azurite_support import DEV_ACCOUNT, DEV_KEY
 
 from uploader import dropzone as dzmod
-from uploader.dropzone import DropZoneError, FolderDropZone, keep_renewed, open_dropzone
+from uploader.dropzone import DropZoneError, FolderDropZone, UnreadableState, keep_renewed, open_dropzone
 from uploader.errors import UsageError
 from uploader.jobrun import glob_regex
 
@@ -70,7 +70,8 @@ def test_json_roundtrip_and_missing(dropzone) -> None:
     dropzone.write_json("state/job/abc.json", {"records_acked": 10})
     assert dropzone.read_json("state/job/abc.json") == {"records_acked": 10}
     _put(dropzone, "state/bad.json", b"{not json")
-    assert dropzone.read_json("state/bad.json") is None
+    with pytest.raises(UnreadableState, match="not valid JSON"):  # the job warns and treats it as absent
+        dropzone.read_json("state/bad.json")
 
 
 def test_move_is_repeatable(dropzone) -> None:

@@ -51,8 +51,10 @@ def parse_iso(text: str | None) -> dt.datetime | None:
 
 
 def new_record(job_id: str, sha256: str, file: str, records_per_call: int, records_total: int,
-               records_acked: int, now: dt.datetime, completed: bool = False) -> dict[str, Any]:
-    """A record in TEAM.md's shape."""
+               records_acked: int, now: dt.datetime, completed: bool = False,
+               source: str | None = None) -> dict[str, Any]:
+    """A record: what was acknowledged for this content; `source` names the very file sent (job mode)."""
+    extra = {"source": source} if source else {}
     return {
         "job_id": job_id,
         "sha256": sha256,
@@ -62,7 +64,38 @@ def new_record(job_id: str, sha256: str, file: str, records_per_call: int, recor
         "records_acked": records_acked,
         "completed_at": utc_iso(now) if completed else None,
         "updated_at": utc_iso(now),
+        **extra,
     }
+
+
+#: A record dated later than this ahead of the clock is not believed (a forged date would block a resend).
+CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def check_record(record: object, *, job_id: str, sha256: str, records_total: int,
+                 now: dt.datetime) -> tuple[dict | None, str | None]:
+    """The record if it is consistent with the file just read, else (None, why) (the caller warns and sends all).
+
+    State lives where others can write (a drop zone); a record naming other content, another job, another
+    record count, an impossible acknowledged count or a future date is not trusted.
+    """
+    if record is None:
+        return None, None
+    if not isinstance(record, dict):
+        return None, "not a JSON object"
+    if record.get("sha256") != sha256 or str(record.get("job_id", "")).lower() != job_id.lower():
+        return None, "it names other content or another job"
+    acked = record.get("records_acked")
+    if record.get("records_total") != records_total or not isinstance(acked, int) or isinstance(acked, bool) \
+            or not 0 <= acked <= records_total:
+        return None, "its record counts do not match the file"
+    completed_at = parse_iso(record.get("completed_at"))
+    if completed_at is not None and acked != records_total:
+        return None, "it is marked complete with records unacknowledged"
+    for moment in (completed_at, parse_iso(record.get("updated_at"))):
+        if moment is not None and moment > now + CLOCK_SKEW:
+            return None, "it is dated in the future"
+    return record, None
 
 
 @dataclass(frozen=True)
@@ -74,10 +107,13 @@ class Decision:
     reason: str
 
 
-def decide(record: dict | None, *, records_total: int, now: dt.datetime, force: bool = False) -> Decision:
+def decide(record: dict | None, *, records_total: int, now: dt.datetime, force: bool = False,
+           source: str | None = None) -> Decision:
     """Skip, resume or send from the start.
 
-    - completed within the last 12 hours: skip (unless force); older completions never block a resend;
+    - completed within the last 12 hours: skip (unless force); older completions never block a resend,
+      except that of the very same file (`source`, job mode: same path and version) which a run sent but
+      stopped before filing: that one is skipped (filed) whatever its age;
     - not completed: resume after records_acked, however old (force does not change this: nothing
       acknowledged is sent twice, even when the service was down for days);
     - anything unreadable counts as no record.
@@ -85,6 +121,9 @@ def decide(record: dict | None, *, records_total: int, now: dt.datetime, force: 
     if not isinstance(record, dict):
         return Decision("send", 0, "no checkpoint")
     completed_at = parse_iso(record.get("completed_at"))
+    if completed_at is not None and source and record.get("source") == source and not force:
+        return Decision("skip", 0, f"this very file was fully sent to this job at {utc_iso(completed_at)} by a run "
+                                   "that stopped before filing it")
     if completed_at is not None:
         age = now - completed_at
         if age < SKIP_WINDOW:
@@ -134,6 +173,17 @@ class LocalCheckpointStore:
             if isinstance(record, dict):
                 return record
         return None
+
+    def check_writable(self) -> None:
+        """Raise OSError unless a checkpoint can be written here (checked before anything is sent)."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".write-check-")
+        try:
+            os.write(fd, b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            Path(tmp).unlink(missing_ok=True)
 
     def save(self, key: str, record: dict) -> None:
         path = self._path(key)

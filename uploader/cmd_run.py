@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 from pathlib import Path
 
 from .cli import add_connection_options, add_option, env_name, records_per_call
 from .clouds import DEFAULT_RECORDS_PER_CALL, get_cloud
-from .errors import EXIT_OK, UploaderError, UsageError
+from .errors import EXIT_FAILED, EXIT_OK, UploaderError, UsageError
 from .mapping import ConnectorMapping, MappingError, parse_connectors
 from .report import Reporter
 
@@ -31,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "and resumes next run. Settings come from the environment (UPLOADER_*, AZURE_CLIENT_ID, "
         "AZURE_STORAGE_CONNECTION_STRING); the certificate bundle from UPLOADER_CERTIFICATE_PEM."
     )
-    parser.epilog = ("exit codes: 0 all sent or nothing to do; 1 a file failed (wins over 3); 2 configuration; "
-                     "3 a file was rejected")
+    parser.epilog = ("exit codes: 0 all sent or nothing to do; 1 a file failed, changed while it was sent or was "
+                     "held by another execution (wins over 3); 2 configuration; 3 a file was rejected or refused")
     add_connection_options(parser, required=False)
     add_option(parser, "--dropzone-url", help="blob container URL (https://ACCOUNT.blob.core.windows.net/CONTAINER) "
                "or file:///path of the drop zone")
@@ -79,6 +80,15 @@ def _certificate_pem(args: argparse.Namespace) -> tuple[str, str]:
     raise UsageError(f"{CERTIFICATE_PEM_ENV} is not set (the job's certificate bundle, from Key Vault)")
 
 
+class Terminated(BaseException):
+    """SIGTERM (Container Apps stopping the execution): unwinds like an error, so local HR copies are removed and
+    claims released, but no per-file handler mistakes it for one file's failure."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(args: argparse.Namespace) -> int:
     from .auth import TokenProvider
     from .dropzone import open_dropzone
@@ -103,20 +113,28 @@ def main(args: argparse.Namespace) -> int:
     dropzone = open_dropzone(dropzone_url)
     tokens = TokenProvider(cloud, tenant_id, app_id, pem, source=source)  # signs in only when a file is sent
     client = IngestionClient(cloud, tokens, deadline=args.deadline, read_timeout=args.read_timeout)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with reporter:
             summary = JobRun(dropzone, connectors, upload=upload_file, client=client,
                              records_per_call=args.records_per_call, reporter=reporter).run()
+    except Terminated:
+        reporter.event("exit", "exit 1: stopped by SIGTERM; files not filed stay in incoming/ and the next run "
+                       "resumes them", error=True)
+        _print_summary_line(reporter, {"event": "run_summary", "exit_code": EXIT_FAILED,
+                                       "error": "stopped by SIGTERM", "connectors": []})
+        return EXIT_FAILED
     except UploaderError as exc:  # the drop zone itself failed (listing, permissions): still one summary line
         _print_summary_line(reporter, {"event": "run_summary", "exit_code": exc.exit_code, "error": str(exc),
                                        "connectors": []})
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         client.close()
 
     totals = summary.to_json()
     if not any(totals[k] for k in ("files_sent", "files_skipped", "files_rejected", "files_failed",
-                                   "files_locked", "files_waiting")):
+                                   "files_locked", "files_waiting", "files_refused")):
         extra = f" ({summary.unmatched} file(s) under incoming/ match no connector's glob)" if summary.unmatched else ""
         reporter.event("nothing_to_do", f"nothing to do: no new files in {dropzone.display}/incoming/{extra}",
                        reason="no files", files_unmatched=summary.unmatched)
@@ -128,10 +146,13 @@ def main(args: argparse.Namespace) -> int:
     if summary.unmatched:
         reporter.event("unmatched", f"{summary.unmatched} file(s) under incoming/ match no connector's glob "
                        "(left where they are)")
+    if summary.refused:
+        reporter.event("refused", f"{summary.refused} file(s) under incoming/ refused (links, special files, unsafe "
+                       "or over-long names; left where they are): see the lines above", error=True)
     reporter.event("exit", f"exit {summary.exit_code}: " + {
         0: "everything was sent (or there was nothing to send)",
         1: "a file failed to send; it stays in incoming/ and the next run resumes it",
-        3: "a file was rejected; see rejected/<path>.errors.json",
+        3: "a file was rejected (see rejected/<path>.errors.json) or refused",
     }[summary.exit_code])
     _print_summary_line(reporter, totals)
     return summary.exit_code

@@ -18,7 +18,7 @@ from .cli import env_name
 from .clouds import Cloud, get_cloud
 from .errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
 from .mapping import GUID_RE
-from .report import Reporter
+from .report import Reporter, safe_name
 from .stackfile import mapping_from_args
 from .upload import FileOutcome, upload_file
 
@@ -114,7 +114,12 @@ def main(args: argparse.Namespace) -> int:
         try:
             Path(args.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
-            raise UsageError(f"--state-dir {args.state_dir}: cannot create ({type(exc).__name__})") from None
+            raise UsageError(f"--state-dir {safe_name(args.state_dir)}: cannot create ({type(exc).__name__})") from None
+        try:  # before the first byte leaves: a chunk sent without its checkpoint would be sent again by a retry
+            LocalCheckpointStore(args.state_dir).check_writable()
+        except OSError as exc:
+            raise UsageError(f"--state-dir: the checkpoint folder is not writable ({type(exc).__name__}"
+                             f"{': ' + exc.strerror if exc.strerror else ''}); nothing was sent") from None
         client = IngestionClient(cloud, tokens, deadline=args.deadline,
                                  read_timeout=getattr(args, "read_timeout", None) or READ_TIMEOUT)
     store = LocalCheckpointStore(args.state_dir)

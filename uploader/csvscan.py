@@ -18,6 +18,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice, repeat
@@ -558,20 +559,42 @@ def _decode(decoder: codecs.IncrementalDecoder, block: bytes, final: bool, scann
         raise _Stop from None
 
 
+class ChangedWhileSending(ValueError):
+    """The file no longer holds what was validated (appended to, rewritten) while its chunks were read."""
+
+
 def iter_chunks(path: Path | str, scan: ScanResult) -> Iterator[tuple[Chunk, bytes]]:
-    """Each planned chunk's body: the header row, then its records exactly as they are in the file."""
+    """Each planned chunk's body: the header row, then its records exactly as they are in the file.
+
+    The file's size and modification time are checked before every chunk, and the SHA-256 of everything read
+    is compared with the scan's before the last chunk is handed out: a file changed since it was validated
+    raises ChangedWhileSending, at the latest before its final chunk (so it is never recorded as sent).
+    """
     if not scan.ok:
         raise ValueError("refusing to send a file that failed validation")
-    p = Path(path)
-    st = p.stat()
-    if (st.st_size, st.st_mtime_ns) != (scan.size, scan.mtime_ns):
-        raise ValueError(f"{scan.display_name}: the file changed after it was validated")
-    with open(p, "rb") as f:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as f:
+
+        def check() -> None:
+            st = os.fstat(f.fileno())
+            if (st.st_size, st.st_mtime_ns) != (scan.size, scan.mtime_ns):
+                raise ChangedWhileSending(f"{scan.display_name}: the file changed after it was validated")
+
+        check()
         lines = iter(f)
-        for _ in islice(lines, scan.skip_lines):
-            pass
-        for chunk in scan.chunks:
-            yield chunk, scan.header_bytes + b"".join(islice(lines, chunk.line_count))
+        for line in islice(lines, scan.skip_lines):
+            hasher.update(line)
+        last = len(scan.chunks) - 1
+        for i, chunk in enumerate(scan.chunks):
+            records = b"".join(islice(lines, chunk.line_count))
+            hasher.update(records)
+            if i == last:
+                while rest := f.read(BLOCK_SIZE):
+                    hasher.update(rest)
+                if hasher.hexdigest() != scan.sha256:
+                    raise ChangedWhileSending(f"{scan.display_name}: the file changed after it was validated")
+            check()
+            yield chunk, scan.header_bytes + records
 
 
-__all__ = ["Chunk", "Problem", "ScanResult", "iter_chunks", "scan_file"]
+__all__ = ["ChangedWhileSending", "Chunk", "Problem", "ScanResult", "iter_chunks", "scan_file"]

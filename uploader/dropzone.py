@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import os
 import socket
+import stat
 import threading
 import time
 import uuid
@@ -32,16 +34,33 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 
 from .errors import UploaderError, UsageError
+from .report import safe_name
 
 LEASE_SECONDS = 60  # a blob lease's duration (Azure allows 15-60 s or infinite)
 RENEW_SECONDS = 20  # how often a held lock is renewed
-STALE_LOCK_SECONDS = 180  # a lock file not renewed for this long belongs to a dead execution
+STALE_LOCK_SECONDS = LEASE_SECONDS  # a lock file not renewed for this long belongs to a dead execution
+#: How long a run waits for another execution's claim on a file to be released or to lapse (a dead execution's
+#: lease expires, its lock file goes stale, within one lease period) before leaving the file for the next run.
+CLAIM_WAIT_SECONDS = LEASE_SECONDS + 10
+CLAIM_POLL_SECONDS = 2
+MAX_JSON_BYTES = 1 << 20  # checkpoints and state records are a few hundred bytes
+MAX_NAME_BYTES = 200  # a file or folder name (leaves room for a time stamp or `.errors.json` within 255)
+MAX_DEPTH = 32  # folders below a listed folder
+MAX_PATH_CHARS = 900  # a whole path (leaves room for processed/yyyy/mm/dd/ within a blob name's 1,024)
 COPY_TIMEOUT_SECONDS = 600  # a server-side copy within one account is normally immediate
 DOWNLOAD_CHUNK = 4 * 1024 * 1024
 
 
 class DropZoneError(UploaderError):
     """The drop zone could not be read or written (storage error, permissions)."""
+
+
+class FileChangedError(DropZoneError):
+    """The file changed (was replaced, appended to, rewritten) since the job looked at it."""
+
+
+class UnreadableState(DropZoneError):
+    """A JSON record under state/ exists but cannot be read (damaged, not JSON, not a regular file)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +71,7 @@ class Entry:
     size: int
     modified: dt.datetime  # last-modified, UTC
     etag: str  # changes whenever the content is replaced
+    refused: str | None = None  # why the job must not touch it (a link, a FIFO, an unsafe or too-long name)
 
 
 class Lock(ABC):
@@ -80,12 +100,12 @@ class DropZone(ABC):
         """The file's entry, or None when it does not exist."""
 
     @abstractmethod
-    def download(self, path: str, dest: Path) -> None:
-        """Stream the file into dest (a local path), chunk by chunk."""
+    def download(self, path: str, dest: Path, etag: str | None = None) -> None:
+        """Stream the file into dest (a local path), chunk by chunk; with `etag`, only that version of it."""
 
     @abstractmethod
     def read_json(self, path: str) -> Any | None:
-        """A small JSON document, or None when it does not exist (or is unreadable)."""
+        """A small JSON document, or None when it does not exist; UnreadableState when it cannot be read."""
 
     @abstractmethod
     def write_json(self, path: str, obj: Any) -> None:
@@ -105,6 +125,10 @@ class DropZone(ABC):
 
     def exists(self, path: str) -> bool:
         return self.stat(path) is not None
+
+    def sweep_locks(self) -> int:
+        """Remove claims left by dead executions (folder lock files; blob leases lapse by themselves)."""
+        return 0
 
 
 @contextlib.contextmanager
@@ -153,165 +177,351 @@ def _clean(path: str) -> str:
     """Refuse paths that could leave the root ('..', absolute, backslashes)."""
     parts = path.split("/")
     if path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
-        raise DropZoneError(f"drop zone: refusing unsafe path {path!r}")
+        raise DropZoneError(f"drop zone: refusing unsafe path {safe_name(path)}")
     return path
 
 
+def name_problem(path: str) -> str | None:
+    """Why a listed name cannot be processed safely (None when it can): the job refuses such files.
+
+    Refused: names that could leave the root or that storage keeps apart from their folders ('..', '//',
+    backslashes), and names too long to file under processed/ or rejected/ with a time stamp or an
+    `.errors.json` beside them.
+    """
+    try:
+        _clean(path)
+    except DropZoneError:
+        return "an unsafe name (a backslash, an empty, '.' or '..' folder): rename it"
+    if len(path) > MAX_PATH_CHARS or any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES
+                                         for p in path.split("/")):
+        return (f"a name too long to file (at most {MAX_NAME_BYTES} bytes per folder or file name, "
+                f"{MAX_PATH_CHARS} characters in all): rename it")
+    return None
+
+
 # --------------------------------------------------------------------------------------------- folder
+
+# Folder drop zones are walked one directory at a time, each opened relative to its parent without following
+# a symbolic link (O_NOFOLLOW | O_DIRECTORY), so no link, in incoming/ or in place of a zone folder, can make
+# the job read, write or move anything outside the root. Only regular files are read.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)  # a FIFO never blocks
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_dir(name: str, dir_fd: int) -> int:
+    """Open a sub-folder without following a link (a link raises ELOOP, whatever it points at)."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except NotADirectoryError:
+        if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP)) from None
+        raise
+
+
+def _kind(mode: int) -> str | None:
+    """Why a file of this mode is refused (None for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return "a symbolic link (the drop zone never follows links): refused"
+    return "not a regular file (a FIFO, device or socket): refused"
+
+
+def _os_reason(exc: OSError) -> str:
+    """An OSError as its errno name and text, never its file names."""
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link on the way (the drop zone never follows links)"
+    name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+    return f"{name} ({exc.strerror})" if exc.strerror else name
 
 
 class _FileLock(Lock):
     """An exclusive lock file (O_CREAT|O_EXCL) renewed by touching it."""
 
-    def __init__(self, lock_path: Path, token: str) -> None:
-        self.path = lock_path
+    def __init__(self, zone: FolderDropZone, lock_path: str, token: str) -> None:
+        self.zone = zone
+        self.path = lock_path  # relative to the zone's root
         self.token = token
 
     def _mine(self) -> bool:
         try:
-            return json.loads(self.path.read_text()).get("token") == self.token
-        except (OSError, ValueError):
+            return json.loads(self.zone._read_bytes(self.path, limit=4096)).get("token") == self.token
+        except (OSError, ValueError, AttributeError, DropZoneError):
             return False
 
     def renew(self) -> None:
         if not self._mine():
-            raise DropZoneError(f"lock {self.path.name} was taken over")
-        os.utime(self.path)
+            raise DropZoneError("the lock file was taken over")
+        parents, name = self.zone._split(self.path)
+        with self.zone._dir(parents) as fd:
+            os.utime(name, dir_fd=fd, follow_symlinks=False)
 
     def release(self) -> None:
         if self._mine():
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+            with contextlib.suppress(OSError, DropZoneError):
+                self.zone._unlink(self.path)
 
 
 class FolderDropZone(DropZone):
-    """A local (or mounted) folder; moves are atomic renames within it."""
+    """A local (or mounted) folder; moves are atomic renames within it. Links and special files are refused."""
 
     def __init__(self, root: Path) -> None:
         if not root.is_absolute():
-            raise UsageError(f"UPLOADER_DROPZONE_URL: file URL must hold an absolute path, not {str(root)!r}")
+            raise UsageError(f"UPLOADER_DROPZONE_URL: file URL must hold an absolute path, not {safe_name(root)}")
         if not root.is_dir():
-            raise UsageError(f"UPLOADER_DROPZONE_URL: folder {root} does not exist")
+            raise UsageError(f"UPLOADER_DROPZONE_URL: folder {safe_name(root)} does not exist")
         self.root = root
         self.display = root.as_uri()
 
-    def _p(self, path: str) -> Path:
-        return self.root / _clean(path)
+    # -- safe access, one directory at a time ------------------------------------------------------
+
+    @staticmethod
+    def _split(path: str) -> tuple[list[str], str]:
+        parts = _clean(path).split("/")
+        return parts[:-1], parts[-1]
+
+    @contextlib.contextmanager
+    def _dir(self, parts: list[str], create: bool = False) -> Iterator[int]:
+        """A descriptor of root/parts…, opened without following links; missing folders made when `create`."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            for part in parts:
+                try:
+                    nxt = _open_dir(part, fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, dir_fd=fd)
+                    nxt = _open_dir(part, fd)
+                os.close(fd)
+                fd = nxt
+            yield fd
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise DropZoneError(f"drop zone {self.display}: {what}: {_os_reason(exc)}") from None
+
+    def _open_regular(self, dir_fd: int, name: str) -> int:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+        reason = _kind(os.fstat(fd).st_mode)
+        if reason is not None:
+            os.close(fd)
+            raise DropZoneError(f"drop zone: {safe_name(name)}: {reason}")
+        return fd
+
+    def _read_bytes(self, path: str, limit: int) -> bytes:
+        parents, name = self._split(path)
+        with self._dir(parents) as dir_fd:
+            fd = self._open_regular(dir_fd, name)
+            with os.fdopen(fd, "rb") as fh:
+                data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError("too large")
+        return data
+
+    def _unlink(self, path: str) -> None:
+        parents, name = self._split(path)
+        try:
+            with self._dir(parents) as fd:
+                os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            pass
 
     def _entry(self, path: str, st: os.stat_result) -> Entry:
-        return Entry(path, st.st_size, _utc(st.st_mtime), f"{st.st_mtime_ns:x}-{st.st_size:x}")
+        return Entry(path, st.st_size, _utc(st.st_mtime), f"{st.st_mtime_ns:x}-{st.st_size:x}",
+                     refused=_kind(st.st_mode) or name_problem(path))
+
+    # -- the interface -----------------------------------------------------------------------------
 
     def list(self, prefix: str) -> list[Entry]:
-        base = self.root / prefix.rstrip("/") if prefix else self.root
+        folder = prefix[:prefix.rfind("/") + 1]
+        parts = [p for p in folder.split("/") if p]
         out: list[Entry] = []
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                full = Path(dirpath) / name
-                rel = full.relative_to(self.root).as_posix()
-                if name.startswith(".") or not rel.startswith(prefix):
+
+        def walk(fd: int, rel: str, depth: int) -> None:
+            if depth > MAX_DEPTH:
+                out.append(Entry(rel, 0, _utc(0), "", refused=f"folders nested deeper than {MAX_DEPTH}: refused"))
+                return
+            for item in os.scandir(fd):
+                name = item.name
+                if name.startswith("."):
                     continue
-                with contextlib.suppress(FileNotFoundError):
-                    out.append(self._entry(rel, full.stat()))
+                path = rel + name
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    try:
+                        child = _open_dir(name, fd)
+                    except FileNotFoundError:
+                        continue
+                    try:
+                        walk(child, path + "/", depth + 1)
+                    finally:
+                        os.close(child)
+                elif path.startswith(prefix):
+                    out.append(self._entry(path, st))
+
+        with self._errors(f"listing {safe_name(folder)}"):
+            try:
+                with self._dir(parts) as fd:
+                    walk(fd, folder, 0)
+            except (FileNotFoundError, NotADirectoryError):
+                return []
         return out
 
     def stat(self, path: str) -> Entry | None:
-        try:
-            st = self._p(path).stat()
-        except FileNotFoundError:
-            return None
+        parents, name = self._split(path)
+        with self._errors(f"reading {safe_name(path)}"):
+            try:
+                with self._dir(parents) as fd:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
         return self._entry(path, st)
 
-    def download(self, path: str, dest: Path) -> None:
-        with self._p(path).open("rb") as src, dest.open("wb") as out:
-            while block := src.read(DOWNLOAD_CHUNK):
-                out.write(block)
+    def download(self, path: str, dest: Path, etag: str | None = None) -> None:
+        parents, name = self._split(path)
+        with self._errors(f"downloading {safe_name(path)}"), self._dir(parents) as dir_fd:
+            fd = self._open_regular(dir_fd, name)
+            with os.fdopen(fd, "rb") as src, dest.open("wb") as out:
+                before = self._entry(path, os.fstat(fd)).etag
+                if etag is not None and before != etag:
+                    raise FileChangedError(f"drop zone: {safe_name(path)}: the file changed since it was listed")
+                while block := src.read(DOWNLOAD_CHUNK):
+                    out.write(block)
+                if self._entry(path, os.fstat(fd)).etag != before:
+                    raise FileChangedError(f"drop zone: {safe_name(path)}: the file changed while it was read "
+                                           "(still being written?)")
 
     def read_json(self, path: str) -> Any | None:
         try:
-            return json.loads(self._p(path).read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+            data = self._read_bytes(path, MAX_JSON_BYTES)
+        except (FileNotFoundError, NotADirectoryError):
             return None
+        except (OSError, ValueError, DropZoneError) as exc:
+            reason = _os_reason(exc) if isinstance(exc, OSError) else str(exc)
+            raise UnreadableState(f"{safe_name(path)}: unreadable ({reason})") from None
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise UnreadableState(f"{safe_name(path)}: not valid JSON") from None
 
     def write_json(self, path: str, obj: Any) -> None:
-        target = self._p(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(obj, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        parents, name = self._split(path)
+        data = json.dumps(obj, indent=1).encode()
+        tmp = f".tmp-{uuid.uuid4().hex[:16]}"  # short: the target's own name may already be long
+        with self._errors(f"writing {safe_name(path)}"), self._dir(parents, create=True) as dir_fd:
+            try:
+                fd = os.open(tmp, _CREATE_FLAGS, 0o666, dir_fd=dir_fd)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=dir_fd)
+                raise
+            _fsync_fd(dir_fd)
 
     def move(self, src: str, dst: str, lock: Lock | None = None) -> None:
-        source, target = self._p(src), self._p(dst)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.replace(source, target)
-        except FileNotFoundError:
-            if not target.exists():
-                raise DropZoneError(f"drop zone: cannot move {src}: it is gone") from None
-        _fsync_dir(target.parent)
-        _fsync_dir(source.parent)
+        (src_parents, src_name), (dst_parents, dst_name) = self._split(src), self._split(dst)
+        with self._errors(f"moving {safe_name(src)} to {safe_name(dst)}"), \
+                self._dir(dst_parents, create=True) as dst_fd:
+            try:
+                with self._dir(src_parents) as src_fd:
+                    os.replace(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+                    _fsync_fd(src_fd)
+            except FileNotFoundError:
+                try:
+                    os.stat(dst_name, dir_fd=dst_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    raise DropZoneError(f"drop zone: cannot move {safe_name(src)}: it is gone") from None
+            _fsync_fd(dst_fd)
 
     def delete(self, path: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._p(path).unlink()
+        with self._errors(f"deleting {safe_name(path)}"), contextlib.suppress(NotADirectoryError):
+            self._unlink(path)
 
     def try_lock(self, path: str) -> Lock | None:
-        lock_path = self._p(f"state/locks/{_clean(path)}.lock")
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = f"state/locks/{_clean(path)}.lock"
+        parents, name = self._split(lock_path)
         token = uuid.uuid4().hex
         body = json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(),
-                           "acquired_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")})
-        for _ in range(2):
-            try:
-                fd = os.open(lock_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                if not _break_stale(lock_path):
+                           "acquired_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}).encode()
+        with self._errors(f"locking {safe_name(path)}"), self._dir(parents, create=True) as dir_fd:
+            for _ in range(2):
+                try:
+                    fd = os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
+                except FileExistsError:
+                    if not _break_stale(dir_fd, name):
+                        return None
+                    continue
+                try:
+                    with os.fdopen(fd, "wb") as fh:
+                        fh.write(body)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=dir_fd)
+                    raise
+                lock = _FileLock(self, lock_path, token)
+                if self.stat(path) is None:  # another execution finished it while we waited
+                    lock.release()
                     return None
-                continue
-            with os.fdopen(fd, "w") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if not self._p(path).exists():  # another execution finished it while we waited
-                _FileLock(lock_path, token).release()
-                return None
-            return _FileLock(lock_path, token)
+                return lock
         return None
 
+    def sweep_locks(self) -> int:
+        """Remove lock files nobody renews any more, or whose file is gone from incoming/; how many went."""
+        removed = 0
+        now = time.time()
+        for entry in self.list("state/locks/"):
+            target = entry.path[len("state/locks/"):-len(".lock")] if entry.path.endswith(".lock") else None
+            stale = now - entry.modified.timestamp() >= STALE_LOCK_SECONDS
+            gone = target is not None and name_problem(target) is None and self.stat(target) is None
+            if stale or gone or entry.refused:
+                with contextlib.suppress(OSError, DropZoneError):
+                    self._unlink(entry.path)
+                    removed += 1
+        return removed
 
-def _break_stale(lock_path: Path) -> bool:
+
+def _break_stale(dir_fd: int, name: str) -> bool:
     """Remove a lock file nobody has renewed for STALE_LOCK_SECONDS; True if the lock may be retried.
 
     Renames the lock aside first and re-checks its age, so two executions breaking the same stale lock
     cannot remove a fresh lock the other has just created.
     """
     try:
-        if time.time() - lock_path.stat().st_mtime < STALE_LOCK_SECONDS:
+        if time.time() - os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime < STALE_LOCK_SECONDS:
             return False
-        aside = lock_path.with_name(f".{lock_path.name}.{uuid.uuid4().hex}.stale")
-        os.rename(lock_path, aside)
+        aside = f".{uuid.uuid4().hex}.stale"
+        os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except FileNotFoundError:
         return True  # released meanwhile
-    if time.time() - aside.stat().st_mtime < STALE_LOCK_SECONDS:  # we took a fresh one: put it back
-        with contextlib.suppress(FileExistsError):
-            os.link(aside, lock_path)
-        aside.unlink()
+    if time.time() - os.stat(aside, dir_fd=dir_fd, follow_symlinks=False).st_mtime < STALE_LOCK_SECONDS:
+        with contextlib.suppress(FileExistsError):  # we took a fresh one: put it back
+            os.link(aside, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        os.unlink(aside, dir_fd=dir_fd)
         return False
-    aside.unlink()
+    os.unlink(aside, dir_fd=dir_fd)
     return True
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_fd(fd: int) -> None:
     with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        os.fsync(fd)
 
 
 # ----------------------------------------------------------------------------------------------- blob
@@ -375,6 +585,8 @@ class BlobDropZone(DropZone):
         except ClientAuthenticationError as exc:
             raise DropZoneError(f"drop zone {self.display}: {what}: sign-in failed ({type(exc).__name__})") from None
         except HttpResponseError as exc:
+            if exc.status_code == 412:  # an ETag condition failed: the blob was replaced meanwhile
+                raise FileChangedError(f"drop zone: {what}: the file changed since it was listed") from None
             code = getattr(exc, "error_code", None) or exc.status_code
             code = getattr(code, "value", code)
             raise DropZoneError(f"drop zone {self.display}: {what}: {code}") from None
@@ -385,45 +597,54 @@ class BlobDropZone(DropZone):
         modified = props.last_modified
         if modified.tzinfo is None:
             modified = modified.replace(tzinfo=dt.UTC)
-        return Entry(props.name, int(props.size or 0), modified, str(props.etag).strip('"'))  # listings drop quotes
+        return Entry(props.name, int(props.size or 0), modified, str(props.etag).strip('"'),  # listings drop quotes
+                     refused=name_problem(props.name))
 
     def list(self, prefix: str) -> list[Entry]:
-        with self._errors(f"listing {prefix}"):
+        with self._errors(f"listing {safe_name(prefix)}"):
             return [self._entry(b) for b in self.container.list_blobs(name_starts_with=prefix)
                     if not b.name.endswith("/")]
 
     def stat(self, path: str) -> Entry | None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        with self._errors(f"reading {path}"):
+        with self._errors(f"reading {safe_name(path)}"):
             try:
                 return self._entry(self.container.get_blob_client(_clean(path)).get_blob_properties())
             except ResourceNotFoundError:
                 return None
 
-    def download(self, path: str, dest: Path) -> None:
-        with self._errors(f"downloading {path}"), dest.open("wb") as out:
-            stream = self.container.get_blob_client(_clean(path)).download_blob()
+    def download(self, path: str, dest: Path, etag: str | None = None) -> None:
+        from azure.core import MatchConditions
+
+        # with an ETag, the service refuses (412) a blob replaced since it was looked at
+        condition = {"etag": f'"{etag}"', "match_condition": MatchConditions.IfNotModified} if etag else {}
+        with self._errors(f"downloading {safe_name(path)}"), dest.open("wb") as out:
+            stream = self.container.get_blob_client(_clean(path)).download_blob(**condition)
             for block in stream.chunks():
                 out.write(block)
 
     def read_json(self, path: str) -> Any | None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        with self._errors(f"reading {path}"):
+        with self._errors(f"reading {safe_name(path)}"):
             try:
-                data = self.container.get_blob_client(_clean(path)).download_blob().readall()
+                blob = self.container.get_blob_client(_clean(path))
+                stream = blob.download_blob(offset=0, length=MAX_JSON_BYTES + 1)
+                data = stream.readall()
             except ResourceNotFoundError:
                 return None
+        if len(data) > MAX_JSON_BYTES:
+            raise UnreadableState(f"{safe_name(path)}: unreadable (too large)")
         try:
             return json.loads(data)
         except ValueError:
-            return None
+            raise UnreadableState(f"{safe_name(path)}: not valid JSON") from None
 
     def write_json(self, path: str, obj: Any) -> None:
         from azure.storage.blob import ContentSettings
 
-        with self._errors(f"writing {path}"):
+        with self._errors(f"writing {safe_name(path)}"):
             self.container.get_blob_client(_clean(path)).upload_blob(
                 json.dumps(obj, indent=1).encode(), overwrite=True,
                 content_settings=ContentSettings(content_type="application/json"),
@@ -434,20 +655,21 @@ class BlobDropZone(DropZone):
 
         source = self.container.get_blob_client(_clean(src))
         target = self.container.get_blob_client(_clean(dst))
-        with self._errors(f"moving {src} to {dst}"):
+        with self._errors(f"moving {safe_name(src)} to {safe_name(dst)}"):
             try:
                 target.start_copy_from_url(source.url)
             except ResourceNotFoundError:
                 if self.stat(dst) is None:
-                    raise DropZoneError(f"drop zone: cannot move {src}: it is gone") from None
+                    raise DropZoneError(f"drop zone: cannot move {safe_name(src)}: it is gone") from None
                 return  # an earlier attempt copied and deleted it
             deadline = time.monotonic() + COPY_TIMEOUT_SECONDS
             while (status := target.get_blob_properties().copy.status) == "pending":
                 if time.monotonic() > deadline:
-                    raise DropZoneError(f"drop zone: copying {src} to {dst} did not finish")
+                    raise DropZoneError(f"drop zone: copying {safe_name(src)} to {safe_name(dst)} did not finish")
                 time.sleep(1)
             if status != "success":
-                raise DropZoneError(f"drop zone: copying {src} to {dst} ended with status {status}")
+                raise DropZoneError(f"drop zone: copying {safe_name(src)} to {safe_name(dst)} "
+                                    f"ended with status {status}")
             lease = lock.lease if isinstance(lock, _Lease) else None
             with contextlib.suppress(ResourceNotFoundError):
                 source.delete_blob(lease=lease)
@@ -455,7 +677,7 @@ class BlobDropZone(DropZone):
     def delete(self, path: str) -> None:
         from azure.core.exceptions import ResourceNotFoundError
 
-        with self._errors(f"deleting {path}"), contextlib.suppress(ResourceNotFoundError):
+        with self._errors(f"deleting {safe_name(path)}"), contextlib.suppress(ResourceNotFoundError):
             self.container.get_blob_client(_clean(path)).delete_blob()
 
     def try_lock(self, path: str) -> Lock | None:
@@ -469,6 +691,6 @@ class BlobDropZone(DropZone):
         except HttpResponseError as exc:
             if exc.status_code == 409:  # LeaseAlreadyPresent: another execution holds it
                 return None
-            with self._errors(f"leasing {path}"):
+            with self._errors(f"leasing {safe_name(path)}"):
                 raise
     # (a lease on a blob that is being deleted by its holder fails with 404 or 409: both mean "not ours")

@@ -14,14 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .checkpoint import CheckpointStore, checkpoint_key, decide, new_record
-from .csvscan import ScanResult, iter_chunks, scan_file
+from .checkpoint import CheckpointStore, check_record, checkpoint_key, decide, new_record
+from .csvscan import ChangedWhileSending, ScanResult, iter_chunks, scan_file
 from .errors import SignInError, UploadError
 from .report import Reporter
 
 if TYPE_CHECKING:
     from .mapping import ConnectorMapping
     from .send import IngestionClient, RetryNotice
+
+class CheckpointWriteError(Exception):
+    """A checkpoint could not be written after a chunk was acknowledged."""
+
 
 STATUSES = ("sent", "skipped", "invalid", "failed", "empty", "planned")
 
@@ -57,8 +61,13 @@ def upload_file(
     dry_run: bool = False,
     reporter: Reporter,
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    source: str | None = None,
 ) -> FileOutcome:
-    """Validate `path` and send it to `job_id` in chunks of at most records_per_call records."""
+    """Validate `path` and send it to `job_id` in chunks of at most records_per_call records.
+
+    `source` (job mode) names the very file being sent (its drop-zone path and version): a completed checkpoint
+    with the same source means a run sent it but stopped before filing it, so it is not sent again.
+    """
     path = Path(path)
     name = display_name or str(path)
     started = time.monotonic()
@@ -76,7 +85,11 @@ def upload_file(
 
     key = checkpoint_key(job_id, scan.sha256)
     previous = store.load(key) if job_id else None  # a dry run without a job ID has no checkpoints to consult
-    decision = decide(previous, records_total=scan.records, now=now(), force=force)
+    record, distrust = check_record(previous, job_id=job_id or "", sha256=scan.sha256, records_total=scan.records,
+                                    now=now())
+    if distrust:
+        reporter.warning(name, f"its checkpoint is not trusted ({distrust}): treated as absent")
+    decision = decide(record, records_total=scan.records, now=now(), force=force, source=source)
     if decision.action == "skip":
         reporter.file_skipped(name, decision.reason)
         return FileOutcome("skipped", seconds=elapsed(), scan=scan, message=decision.reason)
@@ -112,6 +125,15 @@ def upload_file(
                           records_per_call=records_per_call, skip_records=skip)
     sent = chunks_sent = retries = 0
     acked = skip
+
+    def save(record: dict) -> None:
+        try:
+            store.save(key, record)
+        except OSError as exc:  # a full disk, a read-only folder: the chunk went, its record did not
+            raise CheckpointWriteError(f"could not record the checkpoint ({type(exc).__name__}: "
+                                       f"{exc.strerror or 'write failed'}); a rerun may send the last chunk "
+                                       "again") from None
+
     upload_name = path.name if path.name.lower().endswith(".csv") else f"{path.name}.csv"
     try:
         for chunk, body in iter_chunks(path, scan):
@@ -126,15 +148,17 @@ def upload_file(
             chunks_sent += 1
             acked = chunk.first_record + chunk.records
             done = acked >= scan.records
-            store.save(key, new_record(job_id, scan.sha256, name, records_per_call, scan.records, acked,
-                                       now(), completed=done))
+            save(new_record(job_id, scan.sha256, name, records_per_call, scan.records, acked, now(),
+                            completed=done, source=source))
             reporter.chunk_sent(name, chunk=number, chunks=total_chunks, records=chunk.records,
                                 records_acked=acked, records_total=scan.records, retries=retries)
-    except (UploadError, SignInError) as exc:
-        fatal = isinstance(exc, SignInError) or getattr(exc, "permanent", False)
-        outcome = FileOutcome("failed", sent, chunks_sent, retries, elapsed(), scan,
-                              f"{exc} ({acked} of {scan.records} records acknowledged; a rerun resumes there)",
-                              fatal=fatal)
+    except (UploadError, SignInError, ChangedWhileSending, CheckpointWriteError) as exc:
+        fatal = isinstance(exc, SignInError | CheckpointWriteError) or getattr(exc, "permanent", False)
+        if isinstance(exc, ChangedWhileSending):
+            message = f"{exc} (while it was being sent): not recorded as sent; a rerun validates and sends it again"
+        else:
+            message = f"{exc} ({acked} of {scan.records} records acknowledged; a rerun resumes there)"
+        outcome = FileOutcome("failed", sent, chunks_sent, retries, elapsed(), scan, message, fatal=fatal)
         reporter.file_done(name, outcome)
         return outcome
     if acked < scan.records:  # the plan did not cover the file: never claim it was sent
@@ -143,8 +167,13 @@ def upload_file(
         reporter.file_done(name, outcome)
         return outcome
     if chunks_sent == 0:  # every record was acknowledged by an earlier run: just record completion
-        store.save(key, new_record(job_id, scan.sha256, name, records_per_call, scan.records, acked,
-                                   now(), completed=True))
+        try:
+            save(new_record(job_id, scan.sha256, name, records_per_call, scan.records, acked, now(), completed=True,
+                            source=source))
+        except CheckpointWriteError as exc:
+            outcome = FileOutcome("failed", 0, 0, 0, elapsed(), scan, str(exc), fatal=True)
+            reporter.file_done(name, outcome)
+            return outcome
     outcome = FileOutcome("sent", sent, chunks_sent, retries, elapsed(), scan)
     reporter.file_done(name, outcome)
     return outcome
