@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from uploader.checkpoint import (
     SKIP_WINDOW,
     LocalCheckpointStore,
+    check_record,
     checkpoint_key,
     decide,
     new_record,
@@ -139,3 +140,37 @@ def test_store_failed_write_keeps_the_previous_record(tmp_path: Path, monkeypatc
 def test_store_refuses_keys_that_escape_its_directory(tmp_path: Path, key: str) -> None:
     with pytest.raises(ValueError):
         LocalCheckpointStore(tmp_path).load(key)
+
+
+def test_the_very_same_file_sent_but_not_filed_is_skipped_whatever_its_age() -> None:
+    """Job mode: a completed checkpoint of this path and version means "file it", not "send it again"."""
+    done = new_record(JOB, SHA, "f.csv", 10, 100, 100, NOW - dt.timedelta(days=3), completed=True,
+                      source="incoming/f.csv@1a-2b")
+    assert decide(done, records_total=100, now=NOW, source="incoming/f.csv@1a-2b").action == "skip"
+    # a new export of identical content (another version) after 12 hours is sent again, as before
+    assert decide(done, records_total=100, now=NOW, source="incoming/f.csv@9f-2b").action == "send"
+    assert decide(done, records_total=100, now=NOW).action == "send"
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    ({"sha256": "cd" * 32}, "other content"),
+    ({"job_id": "00000000-0000-0000-0000-000000000000"}, "another job"),
+    ({"records_total": 1000}, "record counts"),
+    ({"records_acked": 101}, "record counts"),
+    ({"records_acked": -1}, "record counts"),
+    ({"records_acked": True}, "record counts"),
+    ({"records_acked": 50, "completed_at": utc_iso(NOW)}, "unacknowledged"),
+    ({"updated_at": utc_iso(NOW + dt.timedelta(days=1))}, "future"),
+    ({"completed_at": utc_iso(NOW + dt.timedelta(days=400)), "records_acked": 100}, "future"),
+])
+def test_a_record_that_does_not_fit_the_file_is_not_trusted(change: dict, why: str) -> None:
+    forged = {**record(40), **change}
+    trusted, problem = check_record(forged, job_id=JOB, sha256=SHA, records_total=100, now=NOW)
+    assert trusted is None and why in problem
+
+
+def test_a_consistent_record_is_trusted() -> None:
+    for rec in (record(40), record(100, completed=True)):
+        assert check_record(rec, job_id=JOB.upper(), sha256=SHA, records_total=100, now=NOW) == (rec, None)
+    assert check_record(None, job_id=JOB, sha256=SHA, records_total=100, now=NOW) == (None, None)
+    assert check_record([1], job_id=JOB, sha256=SHA, records_total=100, now=NOW) == (None, "not a JSON object")
