@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -42,10 +43,10 @@ def load(name: str) -> dict[str, Any]:
 
 def test_workflows_are_actionlint_clean() -> None:
     files = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
-    assert files == ["ci.yml", "deploy.yml", "preview.yml"]
+    assert files == ["ci.yml", "deploy.yml", "preview.yml", "release.yml", "rotate.yml", "scheduled.yml"]
     proc = actionlint(f"{WORKFLOWS}/*.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Checking 3 workflow file(s)" in proc.stdout
+    assert "Checking 6 workflow file(s)" in proc.stdout
     assert "passed" in proc.stdout
 
 
@@ -100,9 +101,10 @@ def test_deploy_is_one_gated_job_per_stack_signed_in_by_oidc() -> None:
     runs = " ".join(s.get("run", "") for s in job["steps"])
     assert 'python -m provisioning check --stack "$STACK"' in runs  # each stack checked in its own job
     steps = {s.get("uses", "").split("@")[0]: s for s in job["steps"]}
-    login = steps["azure/login"]["with"]
-    assert login["environment"] == "${{ matrix.loginEnvironment }}"  # AzureUSGovernment for gov stacks
+    login = steps[OIDC_ACTION]["with"]
+    assert login["login-environment"] == "${{ matrix.loginEnvironment }}"  # AzureUSGovernment for gov stacks
     assert login["tenant-id"] == "${{ matrix.tenantId }}"
+    assert login["audience"] == "${{ matrix.oidcAudience }}"
     assert "client-secret" not in login
     up = steps["pulumi/actions"]["with"]
     assert up["command"] == "up" and up["stack-name"] == "${{ matrix.stack }}"
@@ -110,18 +112,163 @@ def test_deploy_is_one_gated_job_per_stack_signed_in_by_oidc() -> None:
     assert "PULUMI_BACKEND_URL" in up["cloud-url"]
 
 
-def test_preview_comments_each_changed_stack() -> None:
+def test_preview_renders_offline_and_previews_only_after_approval() -> None:
     doc = load("preview.yml")
     assert "stacks/Pulumi.*.yaml" in doc["on"]["pull_request"]["paths"]
     plan_steps = " ".join(s.get("run", "") for s in doc["jobs"]["plan"]["steps"])
     assert "python -m provisioning matrix --changed-files" in plan_steps
-    preview = doc["jobs"]["preview"]
-    assert preview["strategy"]["fail-fast"] is False
-    assert preview["permissions"]["id-token"] == "write"
-    steps = {s.get("uses", "").split("@")[0]: s for s in preview["steps"]}
-    pulumi = steps["pulumi/actions"]["with"]
-    assert pulumi["command"] == "preview" and pulumi["diff"] is True and pulumi["comment-on-pr"] is True
-    assert steps["azure/login"]["with"]["environment"] == "${{ matrix.loginEnvironment }}"
     render = doc["jobs"]["render"]
     assert "id-token" not in render["permissions"]  # the offline render needs no cloud credentials
-    assert "python -m provisioning render --stack" in " ".join(s.get("run", "") for s in render["steps"])
+    assert "environment" not in render
+    runs = " ".join(s.get("run", "") for s in render["steps"])
+    assert 'render-diff --base-ref "$BASE_SHA"' in runs and '--summary "$GITHUB_STEP_SUMMARY"' in runs
+    uploads = [s for s in render["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")]
+    assert uploads and uploads[0]["with"]["name"] == "render"
+    preview = doc["jobs"]["preview"]
+    # The identity that can decrypt state runs pull-request code only after a maintainer approves.
+    assert preview["environment"] == "preview"
+    assert preview["strategy"]["fail-fast"] is False
+    assert preview["permissions"]["id-token"] == "write"
+    assert "pull-requests" not in preview["permissions"]
+    steps = {s.get("uses", "").split("@")[0]: s for s in preview["steps"]}
+    pulumi = steps["pulumi/actions"]["with"]
+    assert pulumi["command"] == "preview" and pulumi["diff"] is True
+    assert pulumi.get("comment-on-pr") is not True and pulumi["comment-on-summary"] is True
+    assert steps[OIDC_ACTION]["with"]["login-environment"] == "${{ matrix.loginEnvironment }}"
+
+
+USES = re.compile(r"^\s*(?:-\s*)?uses:\s*(\S+)(.*)$")
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40}$")
+
+
+def _all_action_files() -> list[Path]:
+    return sorted(WORKFLOWS.glob("*.yml")) + sorted((REPO / ".github" / "actions").glob("*/action.yml"))
+
+
+def test_every_action_is_pinned_by_commit_sha_with_its_tag() -> None:
+    seen = 0
+    for path in _all_action_files():
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            match = USES.match(line)
+            if not match or match.group(1).startswith("./"):
+                continue
+            seen += 1
+            ref, comment = match.groups()
+            assert PINNED.match(ref), f"{path.name}:{number}: {ref} is not pinned to a commit SHA"
+            assert re.fullmatch(r"\s*# v\d+\.\d+\.\d+", comment), f"{path.name}:{number}: no `# vX.Y.Z` tag"
+    assert seen >= 20
+
+
+def test_the_pulumi_cli_version_is_pinned_in_one_place() -> None:
+    version = (REPO / ".pulumi-version").read_text().strip()
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version)
+    assert tuple(map(int, version.split("."))) >= (3, 187, 0)  # Pulumi.yaml's `type: object` keys need 3.187
+    installs = 0
+    for path in _all_action_files():
+        doc = yaml.safe_load(path.read_text())
+        jobs = doc.get("jobs", {}).values() if "jobs" in doc else [{"steps": doc["runs"].get("steps", [])}]
+        for job in jobs:
+            for step in job.get("steps", []):
+                if step.get("uses", "").startswith("pulumi/actions@"):
+                    installs += 1
+                    assert step["with"].get("pulumi-version-file") == ".pulumi-version", path.name
+                    assert "pulumi-version" not in step["with"], path.name
+    assert installs >= 4
+
+
+OIDC_ACTION = "./.github/actions/azure-oidc"
+
+
+def _oidc_jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    found = []
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for name, job in load(path.name)["jobs"].items():
+            if (job.get("permissions") or {}).get("id-token") == "write":
+                found.append((path.name, name, job))
+    return found
+
+
+def test_us_government_audience_reaches_the_pulumi_providers() -> None:
+    """Issue 8: the providers sign in themselves; each must ask GitHub for the stack cloud's audience, not
+    api://AzureADTokenExchange, or the federated credential made for api://AzureADTokenExchangeUSGov matches
+    nothing."""
+    jobs = _oidc_jobs()
+    assert {(f, n) for f, n, _ in jobs} >= {("deploy.yml", "deploy"), ("preview.yml", "preview"),
+                                           ("scheduled.yml", "drift"), ("scheduled.yml", "renew"),
+                                           ("rotate.yml", "rotate")}
+    for file, name, job in jobs:
+        assert job["env"]["ARM_OIDC_AUDIENCE"] == "${{ matrix.oidcAudience }}", (file, name)
+        uses = [s for s in job["steps"] if s.get("uses") == OIDC_ACTION]
+        assert len(uses) == 1 and uses[0]["with"]["audience"] == "${{ matrix.oidcAudience }}", (file, name)
+        assert not any(s.get("uses", "").startswith("azure/login@") for s in job["steps"]), (file, name)
+    action = yaml.safe_load((REPO / ".github" / "actions" / "azure-oidc" / "action.yml").read_text())
+    steps = action["runs"]["steps"]
+    script = steps[0]["run"]
+    assert steps[0]["env"]["AUDIENCE"] == "${{ inputs.audience }}"
+    assert 'ARM_OIDC_REQUEST_URL=${ACTIONS_ID_TOKEN_REQUEST_URL}&audience=${AUDIENCE}' in script  # azuread
+    assert "ARM_OIDC_AUDIENCE=$AUDIENCE" in script  # azure-native
+    assert '>> "$GITHUB_ENV"' in script
+    login = next(s for s in steps if s.get("uses", "").startswith("azure/login@"))
+    assert login["with"]["audience"] == "${{ inputs.audience }}"  # the az CLI (state backend, secrets key)
+    assert login["with"]["environment"] == "${{ inputs.login-environment }}"
+
+
+def test_the_audience_step_builds_the_url_the_providers_request(tmp_path: Path) -> None:
+    """Run the action's own shell step with GitHub's variables and read what it exports."""
+    action = yaml.safe_load((REPO / ".github" / "actions" / "azure-oidc" / "action.yml").read_text())
+    script = action["runs"]["steps"][0]["run"]
+    github_env = tmp_path / "env"
+    env = {"PATH": os.environ["PATH"], "GITHUB_ENV": str(github_env),
+           "ACTIONS_ID_TOKEN_REQUEST_URL": "https://pipelines.example/idtoken?api-version=2.0",
+           "AUDIENCE": "api://AzureADTokenExchangeUSGov"}
+    done = subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    exported = dict(line.split("=", 1) for line in github_env.read_text().splitlines())
+    assert exported["ARM_OIDC_REQUEST_URL"] == (
+        "https://pipelines.example/idtoken?api-version=2.0&audience=api://AzureADTokenExchangeUSGov")
+    assert exported["ARM_OIDC_AUDIENCE"] == "api://AzureADTokenExchangeUSGov"
+    assert exported["ARM_USE_OIDC"] == "true"
+    missing = subprocess.run(["bash", "-e", "-c", script], env={k: v for k, v in env.items()
+                                                                if k != "ACTIONS_ID_TOKEN_REQUEST_URL"},
+                             capture_output=True, text=True, timeout=30)
+    assert missing.returncode != 0 and "id-token: write" in missing.stderr
+
+
+def test_scheduled_drift_inventory_and_renewal() -> None:
+    doc = load("scheduled.yml")
+    assert doc["on"]["schedule"][0]["cron"].split()[2:] == ["*", "*", "*"]  # daily
+    drift = doc["jobs"]["drift"]
+    assert drift["environment"] == "drift" and drift["strategy"]["fail-fast"] is False
+    runs = " ".join(s.get("run", "") for s in drift["steps"])
+    assert 'fleet preview --stack "$STACK" --expect-no-changes' in runs
+    assert "pulumi stack output --json" in runs and "--show-secrets" not in runs
+    certs = doc["jobs"]["certificates"]
+    runs = " ".join(s.get("run", "") for s in certs["steps"])
+    assert "provisioning certs --outputs" in runs and "select(.renewalDue)" in runs and "--warn-days 14" in runs
+    renew = doc["jobs"]["renew"]
+    assert renew["environment"] == "${{ matrix.stack }}"  # the deploy approval gate
+    assert renew["strategy"]["matrix"] == "${{ fromJSON(needs.certificates.outputs.matrix) }}"
+    up = next(s for s in renew["steps"] if s.get("uses", "").startswith("pulumi/actions@"))["with"]
+    assert up["command"] == "up"
+
+
+def test_rotate_on_demand_replaces_the_certificate() -> None:
+    doc = load("rotate.yml")
+    assert doc["on"]["workflow_dispatch"]["inputs"]["stacks"]["required"] is True
+    job = doc["jobs"]["rotate"]
+    assert job["environment"] == "${{ matrix.stack }}" and job["strategy"]["fail-fast"] is False
+    runs = " ".join(s.get("run", "") for s in job["steps"])
+    assert 'fleet up --stack "$STACK" --rotate-certificate' in runs
+
+
+def test_release_builds_once_with_sbom_on_version_tags() -> None:
+    doc = load("release.yml")
+    assert doc["on"]["push"]["tags"] == ["v*"]
+    image = doc["jobs"]["image"]
+    assert image["needs"] == "test" and image["permissions"] == {"contents": "read", "packages": "write"}
+    build = next(s for s in image["steps"] if s.get("uses", "").startswith("docker/build-push-action@"))["with"]
+    assert build["file"] == "uploader/Dockerfile" and build["context"] == "."
+    assert build["sbom"] is True and build["push"] is True and "provenance" in build
+    assert build["build-args"] == "PYTHON_IMAGE=${{ steps.base.outputs.image }}"
+    runs = " ".join(s.get("run", "") for s in image["steps"])
+    assert "imagetools inspect python:3.11-slim" in runs and "^sha256:[0-9a-f]{64}$" in runs
