@@ -143,11 +143,23 @@ def test_403_mismatch_is_permanent_with_a_hint() -> None:
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 413])
-def test_other_4xx_are_permanent_with_the_service_message(status: int) -> None:
-    c, adapter, clock = client([answer(status, '{"message": "the service says no"}')])
-    with pytest.raises(UploadError, match=f"HTTP {status}: the service says no"):
+def test_other_4xx_are_permanent_and_never_repeat_the_service_text(status: int) -> None:
+    """A service body may reflect the request (cells, token): only the status and a description are shown."""
+    c, adapter, clock = client([answer(status, '{"message": "the service says no to zqcell Bearer zqtok"}')])
+    with pytest.raises(UploadError, match=f"HTTP {status}: ") as info:
         c.send("j", b"h\n")
+    assert "zq" not in str(info.value) and "says no" not in str(info.value)
     assert len(adapter.requests) == 1
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+def test_a_redirect_is_a_permanent_failure_never_followed(status: int) -> None:
+    c, adapter, clock = client([answer(status, "", {"Location": "https://steal.invalid/zqsteal"})])
+    with pytest.raises(UploadError) as info:
+        c.send("j", b"h\n")
+    assert info.value.permanent and f"HTTP {status}" in str(info.value) and "redirect" in str(info.value)
+    assert "steal" not in str(info.value) and "zq" not in str(info.value)
+    assert len(adapter.requests) == 1 and clock.slept == []
 
 
 def test_tls_errors_are_not_retried() -> None:
@@ -182,6 +194,6 @@ def test_a_refused_token_is_renewed_once() -> None:
 def test_a_second_401_is_permanent() -> None:
     c, adapter, clock = client([answer(401, "expired"), answer(401, "still no")])
     c.tokens = RenewableTokens()
-    with pytest.raises(UploadError, match="HTTP 401: still no"):
+    with pytest.raises(UploadError, match="refused the token: HTTP 401: Unauthorized"):
         c.send("j", b"h\n")
     assert len(adapter.requests) == 2

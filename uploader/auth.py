@@ -12,6 +12,7 @@ The token itself is never logged or put in an error.
 
 from __future__ import annotations
 
+import re
 import traceback
 from pathlib import PurePath
 from urllib.parse import urlsplit
@@ -22,6 +23,7 @@ import requests
 from .certs import CertificateError, load_bundle
 from .clouds import CLOUDS, Cloud
 from .errors import TLS_TRUST_HINT, SignInError, UploaderError, UsageError, is_tls_trust_failure
+from .https import NoRedirectSession, RedirectRefused
 
 TOKEN_TIMEOUT = 30.0  # seconds per request to the authority
 # First MSAL computing the thumbprint from public_certificate (1.35.0 release notes, "Thumbprint for certificate
@@ -68,7 +70,9 @@ class TokenProvider:
         self.authority = cloud.authority(tenant_id)
         self.timeout = timeout
         self.source = source
-        self.http_client = http_client  # default: MSAL's own requests session (verifies TLS, honours env CA)
+        # Default: a session like MSAL's own (verifies TLS, honours the env CA, one connection retry) that
+        # never follows a redirect, so the signed client assertion only ever goes to the authority configured.
+        self.http_client = http_client or NoRedirectSession(timeout=timeout, retries=1)
         self._app: msal.ConfidentialClientApplication | None = None
 
     @property
@@ -81,8 +85,7 @@ class TokenProvider:
         # Built on first use: MSAL fetches the authority's metadata in its constructor.
         if self._app is None:
             kwargs: dict = {"instance_discovery": False} if self.host_overridden else {}
-            if self.http_client is not None:
-                kwargs["http_client"] = self.http_client
+            kwargs["http_client"] = self.http_client
             try:
                 self._app = msal.ConfidentialClientApplication(
                     self.app_id,
@@ -94,6 +97,8 @@ class TokenProvider:
                     timeout=self.timeout,
                     **kwargs,
                 )
+            except RedirectRefused as exc:
+                raise self._redirect_error(exc) from None
             except requests.RequestException as exc:
                 raise SignInError(f"could not reach the sign-in authority {self._host()}: "
                                   f"{type(exc).__name__}{_trust_hint(exc)}") from None
@@ -111,6 +116,10 @@ class TokenProvider:
             f"{self.source}: MSAL {msal.__version__} refused the certificate credential: {_first_line(exc)} "
             f"(this uploader needs msal>={MIN_MSAL}, which computes the thumbprint from the certificate)")
 
+    def _redirect_error(self, exc: RedirectRefused) -> SignInError:
+        return SignInError(f"the sign-in authority {self._host()} answered HTTP {exc.status} (a redirect); "
+                           "redirects are never followed, so nothing was sent elsewhere (check --authority-host)")
+
     def _host(self) -> str:
         return urlsplit(self.cloud.authority_host).netloc or self.cloud.authority_host
 
@@ -123,6 +132,8 @@ class TokenProvider:
         app = self._client()
         try:
             result = app.acquire_token_for_client(scopes=[self.cloud.scope])
+        except RedirectRefused as exc:
+            raise self._redirect_error(exc) from None
         except requests.RequestException as exc:
             raise SignInError(f"could not reach the sign-in authority {self._host()}: "
                               f"{type(exc).__name__}{_trust_hint(exc)}") from None
@@ -131,9 +142,31 @@ class TokenProvider:
         token = result.get("access_token")
         if token:
             return str(token)
-        error = result.get("error") or "unknown_error"
-        description = result.get("error_description") or "(no description)"
         raise SignInError(
             f"sign-in refused by {self._host()} for app {self.app_id} in tenant {self.tenant_id}: "
-            f"{error}: {description}"
+            f"{entra_message(result.get('error'), result.get('error_description'))}"
         )
+
+
+_ERROR_CODE = re.compile(r"[a-z_]{1,64}")
+_AADSTS = re.compile(r"\s*(AADSTS\d{1,9}):\s*(.*?)(?:\s+Trace ID:.*)?\Z", re.DOTALL)
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9_\-+/=.]{40,}")
+MESSAGE_LIMIT = 300
+
+
+def entra_message(error: object, description: object) -> str:
+    """Entra's refusal, cleaned: its OAuth error code and its AADSTS message (Trace ID onwards cut), with
+    anything token-like removed and the length bounded; an answer that is not Entra's shape is not repeated
+    (an authority that reflects the request would otherwise print the signed client assertion)."""
+    code = error if isinstance(error, str) and _ERROR_CODE.fullmatch(error) else "error"
+    found = _AADSTS.match(description) if isinstance(description, str) else None
+    if found is None:
+        return f"{code} (the authority's description is not an AADSTS message, so it is not shown)"
+
+    def redact(m: re.Match[str]) -> str:  # thumbprints (hex) stay: they tell which certificate was used
+        return m.group(0) if re.fullmatch(r"[0-9A-Fa-f]+", m.group(0)) else "[redacted]"
+
+    text = " ".join(_TOKEN_LIKE.sub(redact, found.group(2)).split())
+    if len(text) > MESSAGE_LIMIT:
+        text = text[:MESSAGE_LIMIT] + "…"
+    return f"{code}: {found.group(1)}: {text}"

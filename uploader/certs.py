@@ -11,6 +11,7 @@ import datetime as dt
 import os
 import stat
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -51,6 +52,31 @@ def expiry_status(not_after: dt.datetime, now: dt.datetime | None = None,
     if days < warn_days:
         return "expiring", f"the certificate expires on {when} (in {int(days)} days); renew it before then"
     return "ok", f"the certificate is valid until {when}"
+
+
+def shown_path(value: str) -> str | None:
+    """`value` when it is safe to repeat in an error as a file path; None when it may be key material."""
+    if len(value) > 255 or "-----" in value or any(ch in value for ch in "\r\n"):
+        return None
+    return value
+
+
+def read_pem_file(value: str, label: str, pem_env: str = "UPLOADER_CERTIFICATE_PEM") -> str:
+    """The text of the PEM bundle file named by `value` (from `label`, a flag or variable).
+
+    PEM text given where a path belongs (`--certificate "$(cat app.pem)"`) is refused without ever
+    repeating it, and the error names `pem_env`, the variable that does take PEM text.
+    """
+    shown = shown_path(value)
+    if shown is None:
+        raise CertificateError(f"{label}: the value is not a file path (it looks like PEM text or is too long; "
+                               f"it is not shown); put the PEM text in {pem_env}, or give the PEM file's path")
+    try:
+        return Path(value).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CertificateError(f"{label} {shown}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CertificateError(f"{label} {shown}: cannot read ({type(exc).__name__})") from None
 
 
 def key_file_exposure(path: str | os.PathLike[str]) -> str | None:

@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import __version__
 from .clouds import CLOUDS, DEFAULT_RECORDS_PER_CALL, UnknownCloudError, get_cloud
-from .errors import EXIT_USAGE, UploaderError
+from .errors import UploaderError, UsageError
 from .stackfile import add_mapping_options
 
 ENV_PREFIX = "UPLOADER_"
@@ -34,6 +36,48 @@ class _TwinHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     pass
 
 
+class FromEnv:
+    """An UPLOADER_* value kept raw until the chosen subcommand is known (see resolve_env).
+
+    Converting at parser-build time would check every subcommand's twins (an error about `run`'s
+    environment would be reported as `upload`'s) and put the raw value in `--help`: never do either.
+    """
+
+    def __init__(self, env: str, raw: str, convert: Callable[[str], Any], choices: Sequence[str] | None) -> None:
+        self.env = env
+        self._raw = raw
+        self._convert = convert
+        self._choices = choices
+
+    def __repr__(self) -> str:  # what --help shows as the default: never the value (it may be a key or JSON)
+        return f"${self.env}"
+
+    __str__ = __repr__
+
+    def value(self) -> Any:
+        """The converted value; ValueError with a message that never repeats the raw text."""
+        try:
+            value = self._convert(self._raw)
+        except argparse.ArgumentTypeError as exc:
+            raise ValueError(str(exc)) from None
+        except (TypeError, ValueError) as exc:
+            known = self._convert in (positive_int, records_per_call)
+            raise ValueError(str(exc) if known else f"not a valid value for {self.env}") from None
+        if self._choices is not None and value not in self._choices:
+            raise ValueError(f"expected one of {', '.join(self._choices)}")
+        return value
+
+
+def resolve_env(args: argparse.Namespace) -> None:
+    """Convert the chosen subcommand's environment twins; a bad one is a UsageError naming it and the command."""
+    for dest, value in vars(args).items():
+        if isinstance(value, FromEnv):
+            try:
+                setattr(args, dest, value.value())
+            except ValueError as exc:
+                raise UsageError(f"environment variable {value.env} (for `{args.command}`): {exc}") from None
+
+
 def add_option(
     parser: argparse.ArgumentParser,
     flag: str,
@@ -44,33 +88,67 @@ def add_option(
     help: str,  # noqa: A002
     **kwargs: Any,
 ) -> None:
-    """Add a valued option whose default comes from its UPLOADER_* environment twin."""
+    """Add a valued option whose default comes from its UPLOADER_* environment twin (checked by resolve_env)."""
     env = env_name(flag)
     raw = os.environ.get(env)
     if raw is not None and raw != "":
-        try:
-            default = type(raw)
-        except (TypeError, ValueError, argparse.ArgumentTypeError) as exc:
-            parser.exit(EXIT_USAGE, f"{parser.prog}: error: environment variable {env}: {exc}\n")
+        default = FromEnv(env, raw, type, kwargs.get("choices"))
         required = False
     parser.add_argument(
         flag, type=type, default=default, required=required, help=f"{help} [env {env}]", **kwargs
     )
 
 
+def _switch_word(text: str) -> bool:
+    word = text.strip().lower()
+    if word not in TRUE_WORDS | FALSE_WORDS:
+        raise argparse.ArgumentTypeError("expected true or false (1/true/yes/on or 0/false/no/off)")
+    return word in TRUE_WORDS
+
+
 def add_switch(parser: argparse.ArgumentParser, flag: str, *, help: str) -> None:  # noqa: A002
     """Add an on/off flag whose environment twin accepts 1/true/yes/on or 0/false/no/off."""
     env = env_name(flag)
-    raw = os.environ.get(env, "").strip().lower()
-    if raw not in TRUE_WORDS | FALSE_WORDS:
-        parser.exit(EXIT_USAGE, f"{parser.prog}: error: environment variable {env}: expected true or false\n")
-    parser.add_argument(flag, action="store_true", default=raw in TRUE_WORDS, help=f"{help} [env {env}]")
+    raw = os.environ.get(env, "")
+    default: Any = FromEnv(env, raw, _switch_word, None) if raw.strip() else False
+    parser.add_argument(flag, action="store_true", default=default, help=f"{help} [env {env}]")
 
 
 def positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError("must be a positive whole number") from None
     if value < 1:
         raise ValueError("must be a positive whole number")
+    return value
+
+
+def seconds(text: str) -> float:
+    """A finite, positive number of seconds (nan, inf, 0 and negatives are refused)."""
+    rule = "must be a positive number of seconds (finite, above 0)"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(rule) from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(rule)
+    return value
+
+
+def https_url(text: str) -> str:
+    """An override URL: https with a host and no user name or password (TLS is never turned off)."""
+    value = text.strip()
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+        has_user = parts.username is not None or parts.password is not None
+    except ValueError:
+        raise argparse.ArgumentTypeError("must be an https:// URL (not a valid URL)") from None
+    if parts.scheme.lower() != "https" or not host:
+        raise argparse.ArgumentTypeError("must be an https:// URL with a host (TLS is never turned off)")
+    if has_user:
+        raise argparse.ArgumentTypeError("must be an https:// URL without a user name or password")
     return value
 
 
@@ -95,12 +173,13 @@ def add_connection_options(parser: argparse.ArgumentParser, required: bool) -> N
     add_option(parser, "--certificate", help="PEM file with the private key and the certificate "
                "(or the PEM text itself in UPLOADER_CERTIFICATE_PEM)")
     add_option(parser, "--cloud", type=cloud_name, default="commercial", help=f"one of {', '.join(CLOUDS)}")
-    add_option(parser, "--authority-host", help="override the cloud's Entra host (no instance discovery)")
-    add_option(parser, "--ingestion-url", help="override the cloud's ingestion base URL")
+    add_option(parser, "--authority-host", type=https_url,
+               help="override the cloud's Entra host (no instance discovery)")
+    add_option(parser, "--ingestion-url", type=https_url, help="override the cloud's ingestion base URL")
     add_option(parser, "--scope", help="override the token scope (older samples used per-cloud IDs)")
-    add_option(parser, "--deadline", type=float, default=300.0,
+    add_option(parser, "--deadline", type=seconds, default=300.0,
                help="seconds a chunk may spend retrying transient failures before the run fails")
-    add_option(parser, "--read-timeout", type=float, default=120.0,
+    add_option(parser, "--read-timeout", type=seconds, default=120.0,
                help="seconds to wait for the ingestion service to answer one upload call")
     add_option(parser, "--log-format", choices=("text", "json"), default="text",
                help="text (progress bar on a terminal) or json (one object per line)")
@@ -185,10 +264,11 @@ def _extend(module: str, parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.handler is None:  # endpoints
-        print(json.dumps(get_cloud(args.cloud).endpoints(), indent=2))
-        return 0
     try:
+        resolve_env(args)
+        if args.handler is None:  # endpoints
+            print(json.dumps(get_cloud(args.cloud).endpoints(), indent=2))
+            return 0
         module = importlib.import_module(args.handler)
         return int(module.main(args))
     except UploaderError as exc:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
-from pathlib import Path
 
 from .cli import add_connection_options, add_option, env_name, records_per_call
 from .clouds import DEFAULT_RECORDS_PER_CALL, get_cloud
@@ -43,13 +43,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_connectors(raw: str | None) -> tuple[ConnectorMapping, ...]:
-    """UPLOADER_CONNECTORS: absent or empty means none configured yet; every connector needs `files`."""
+    """UPLOADER_CONNECTORS: absent or empty means none configured yet; every connector needs a valid `files` glob."""
+    from .jobrun import glob_regex
+
     if raw is None or not raw.strip():
         return ()
     try:
         obj = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise UsageError(f"{CONNECTORS_ENV}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise UsageError(f"{CONNECTORS_ENV}: not a list of connector mappings (nested too deeply)") from None
     try:
         connectors = parse_connectors(obj, where=CONNECTORS_ENV)
     except MappingError as exc:
@@ -58,6 +62,10 @@ def load_connectors(raw: str | None) -> tuple[ConnectorMapping, ...]:
         if connector.files is None:
             raise UsageError(f"{CONNECTORS_ENV}[{i}].files: is required in job mode "
                              "(a glob relative to incoming/, e.g. \"departures/*.csv\")")
+        try:
+            glob_regex(connector.files)
+        except re.error as exc:
+            raise UsageError(f"{CONNECTORS_ENV}[{i}].files: not a valid glob ({exc.msg})") from None
     return connectors
 
 
@@ -69,14 +77,16 @@ def _required(value: str | None, flag: str) -> str:
 
 def _certificate_pem(args: argparse.Namespace) -> tuple[str, str]:
     """The PEM bundle's text and where it came from (UPLOADER_CERTIFICATE_PEM, else --certificate's file)."""
+    from .certs import CertificateError, read_pem_file
+
     pem = os.environ.get(CERTIFICATE_PEM_ENV, "")
     if pem.strip():
         return pem, CERTIFICATE_PEM_ENV
     if args.certificate:
         try:
-            return Path(args.certificate).read_text(encoding="utf-8"), args.certificate
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"UPLOADER_CERTIFICATE: cannot read {args.certificate}: {type(exc).__name__}") from None
+            return read_pem_file(args.certificate, "UPLOADER_CERTIFICATE", CERTIFICATE_PEM_ENV), args.certificate
+        except CertificateError as exc:
+            raise UsageError(str(exc)) from None
     raise UsageError(f"{CERTIFICATE_PEM_ENV} is not set (the job's certificate bundle, from Key Vault)")
 
 

@@ -52,13 +52,13 @@ def check_files(names: list[str]) -> list[Path]:
 
 def read_certificate(path: str | None, environ: os._Environ[str] | dict[str, str] = os.environ) -> tuple[str, str]:
     """The PEM bundle text and where it came from: --certificate FILE (or its twin), else UPLOADER_CERTIFICATE_PEM."""
+    from .certs import CertificateError, read_pem_file
+
     if path:
         try:
-            return Path(path).read_text(encoding="utf-8"), path
-        except FileNotFoundError:
-            raise UsageError(f"--certificate {path}: file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"--certificate {path}: unreadable ({type(exc).__name__})") from None
+            return read_pem_file(path, "--certificate", CERTIFICATE_ENV), path
+        except CertificateError as exc:
+            raise UsageError(str(exc)) from None
     text = environ.get(CERTIFICATE_ENV, "")
     if text.strip():
         return text, CERTIFICATE_ENV

@@ -190,4 +190,8 @@ def load_mapping_file(path: str | Path) -> ConnectorMapping:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         line = getattr(exc, "lineno", None)
         raise MappingError(f"{p}:{line}" if line else str(p), f"not valid JSON ({type(exc).__name__})") from None
+    except RecursionError:
+        raise MappingError(str(p), "not a connector mapping (JSON nested too deeply)") from None
+    except OSError as exc:
+        raise MappingError(str(p), f"cannot read ({type(exc).__name__})") from None
     return parse_connector(obj, where=str(p))

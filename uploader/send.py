@@ -15,21 +15,23 @@ import datetime as dt
 import email.utils
 import math
 import random
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Protocol
 
 import requests
 
 from .clouds import Cloud
 from .errors import TLS_TRUST_HINT, UploadError, is_tls_trust_failure
+from .https import NoRedirectSession, RedirectRefused, is_redirect_status
 
 BASE_DELAY = 0.5
 MAX_DELAY = 30.0
 CONNECT_TIMEOUT = 10.0
 READ_TIMEOUT = 120.0
-MESSAGE_LIMIT = 300  # characters of a service error message we repeat
 
 # Source: "Common Errors and resolution" in https://github.com/microsoft/m365-hrconnector-sample-scripts (README)
 MISMATCH_TEXT = "jobId and corresponding appId do not match"
@@ -104,27 +106,42 @@ def is_transient_status(status: int) -> bool:
     return status == 429 or 500 <= status <= 599
 
 
+#: Service answers repeated verbatim, recognised by pattern: they cannot carry request data. Source: the
+#: 403 text Microsoft's upload sample documents for a job ID of another app
+#: (https://learn.microsoft.com/purview/import-hr-data#step-4-run-the-script-to-upload-your-hr-data).
+KNOWN_MESSAGES = (re.compile(r"jobId and corresponding appId do not match\."),)
+
+#: What a refusal means when the service's own text is not one of KNOWN_MESSAGES.
+STATUS_HINTS = {
+    400: "the service could not accept the request",
+    401: "the token was refused",
+    403: "this app may not send to this job",
+    404: "no such endpoint (check --ingestion-url)",
+    405: "the endpoint does not accept uploads (check --ingestion-url)",
+    408: "the service timed out reading the upload",
+    413: "the upload is too large (lower --records-per-call)",
+    415: "the service did not accept the upload's format",
+}
+
+
 def service_message(response: requests.Response) -> str:
-    """The service's error text, shortened; JSON bodies give their message/error field."""
-    text = ""
+    """A bounded description of a refusal that cannot carry cell values or tokens.
+
+    A service's error body may reflect the request (the CSV, the Authorization header), so only
+    Microsoft's known messages are repeated (KNOWN_MESSAGES); any other body is described by its status.
+    """
+    text = (response.text or "")[:4096]
+    for pattern in KNOWN_MESSAGES:
+        found = pattern.search(text)
+        if found:
+            return found.group(0)
     try:
-        data = response.json()
+        phrase = HTTPStatus(response.status_code).phrase
     except ValueError:
-        data = None
-    if isinstance(data, dict):
-        for key in ("message", "error_description", "error", "Message"):
-            value = data.get(key)
-            if isinstance(value, dict):
-                value = value.get("message") or value.get("code")
-            if isinstance(value, str) and value.strip():
-                text = value.strip()
-                break
-    if not text:
-        text = (response.text or "").strip()
-    text = " ".join(text.split())
-    if len(text) > MESSAGE_LIMIT:
-        text = text[:MESSAGE_LIMIT] + "…"
-    return text or (response.reason or "")
+        phrase = "error"
+    hint = STATUS_HINTS.get(response.status_code)
+    detail = f"{phrase} ({hint})" if hint else phrase
+    return f"{detail}; the service's own text is not shown (it may repeat the data sent)"
 
 
 class IngestionClient:
@@ -148,7 +165,7 @@ class IngestionClient:
         self.url = cloud.signals_url
         self.tokens = token_provider
         self.deadline = deadline
-        self.session = session or requests.Session()  # verifies TLS; honours REQUESTS_CA_BUNDLE
+        self.session = session or NoRedirectSession()  # verifies TLS; honours REQUESTS_CA_BUNDLE; no redirects
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.base_delay = base_delay
@@ -203,7 +220,10 @@ class IngestionClient:
                 files={"file": (name, body, "text/csv")},
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=(min(self.connect_timeout, remaining), min(self.read_timeout, remaining)),
+                allow_redirects=False,  # a redirect would re-send the CSV and the token elsewhere
             )
+        except RedirectRefused as exc:
+            raise self._redirect_error(exc.status) from None
         except requests.exceptions.ConnectTimeout:
             return "connect timeout", None
         except requests.exceptions.ReadTimeout:
@@ -219,6 +239,8 @@ class IngestionClient:
             status = response.status_code
             if 200 <= status < 300:
                 return None, None
+            if is_redirect_status(status):
+                raise self._redirect_error(status)
             if is_transient_status(status):
                 return f"HTTP {status}", parse_retry_after(response.headers.get("Retry-After"))
             message = service_message(response)
@@ -228,6 +250,11 @@ class IngestionClient:
         if status == 403 and MISMATCH_TEXT.lower() in message.lower():
             text += f"\n{MISMATCH_HINT}"
         raise UploadError(text, permanent=True)
+
+
+    def _redirect_error(self, status: int) -> UploadError:
+        return UploadError(f"the ingestion service answered HTTP {status} (a redirect); redirects are never "
+                           "followed, so nothing was sent elsewhere (check --ingestion-url)", permanent=True)
 
 
 def _short(exc: BaseException) -> str:

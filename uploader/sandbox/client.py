@@ -135,7 +135,9 @@ class Sandbox:
 
     def faults(self, faults: list[dict]) -> dict:
         """Queue faults for the next ingestion requests, in order: {"kind": "status", "status": 503,
-        "retry_after": 1}, {"kind": "drop"}, {"kind": "slow", "seconds": 2}; optional "job_id"."""
+        "retry_after": 1, "echo": false}, {"kind": "drop"}, {"kind": "slow", "seconds": 2},
+        {"kind": "redirect", "status": 307, "location": URL}; optional "job_id"; "target": "token" serves a
+        status or redirect fault to the next token request instead."""
         return self._call("POST", "faults", {"faults": faults})
 
     def stats(self) -> dict:

@@ -20,7 +20,7 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from .messages import Request, Response, json_response
+from .messages import Request, Response, fault_response, json_response
 from .state import SandboxState
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -100,6 +100,9 @@ def _found_key(cert: x509.Certificate) -> str:
 def token(req: Request, tenant: str, state: SandboxState) -> Response:
     """POST /{tenant}/oauth2/v2.0/token (client_credentials with a certificate assertion only)."""
     state.count_token_request()
+    fault = state.next_fault(None, target="token")
+    if fault is not None:
+        return fault_response(fault, req)
     form = {k: v[0] for k, v in parse_qs(req.body.decode("utf-8", "replace"), keep_blank_values=True).items()}
     grant = form.get("grant_type", "")
     if grant != "client_credentials":

@@ -12,7 +12,7 @@ import io
 import time
 from email.message import Message
 
-from .messages import Drop, Request, Response, json_response, text_response
+from .messages import Drop, Request, Response, fault_response, json_response, text_response
 from .state import ID_PATTERN, SandboxState
 
 # The service's 403 text, as quoted in https://github.com/microsoft/m365-hrconnector-sample-scripts (README)
@@ -88,7 +88,7 @@ def count_records(data: bytes) -> int:
     return max(rows - 1, 0)
 
 
-def _fault_response(job_id: str | None, state: SandboxState) -> Response | Drop | None:
+def _fault_response(job_id: str | None, state: SandboxState, req: Request) -> Response | Drop | None:
     fault = state.next_fault(job_id)
     if fault is None:
         return None
@@ -98,18 +98,13 @@ def _fault_response(job_id: str | None, state: SandboxState) -> Response | Drop 
     state.count_rejected(job_id)
     if fault.kind == "drop":
         return Drop(job_id=job_id)
-    headers = {}
-    if fault.retry_after is not None:
-        headers["Retry-After"] = f"{fault.retry_after:g}"
-    return json_response(fault.status, {"error": {"code": "SandboxFault", "message":
-                                                  f"scripted fault: HTTP {fault.status}"}},
-                         headers=headers, job_id=job_id, note="fault")
+    return fault_response(fault, req, job_id)
 
 
 def signals(req: Request, state: SandboxState) -> Response | Drop:
     """POST /api/signals?jobid=..."""
     job_id = req.query.get("jobid") or req.query.get("jobId")
-    faulted = _fault_response(job_id, state)
+    faulted = _fault_response(job_id, state, req)
     if faulted is not None:
         return faulted
     auth = req.header("authorization")

@@ -46,3 +46,20 @@ def json_response(status: int, payload: Any, **kwargs: Any) -> Response:
 
 def text_response(status: int, text: str, **kwargs: Any) -> Response:
     return Response(status, text.encode(), content_type="text/plain; charset=utf-8", **kwargs)
+
+
+def fault_response(fault: Any, req: Request, job_id: str | None = None) -> Response:
+    """A scripted status or redirect answer. An `echo` fault reflects the request in its error body, as a
+    faulty or hostile service might: the Authorization header and the body, so tests can prove the client
+    never repeats a service's text."""
+    if fault.kind == "redirect":
+        return Response(fault.status, b"", headers={"Location": fault.location}, job_id=job_id, note="redirect")
+    headers = {}
+    if fault.retry_after is not None:
+        headers["Retry-After"] = f"{fault.retry_after:g}"
+    message = f"scripted fault: HTTP {fault.status}"
+    if fault.echo:
+        reflected = req.body[:4000].decode("utf-8", "replace")
+        message = f"could not process request (Authorization: {req.header('authorization')}) {reflected}"
+    return json_response(fault.status, {"error": {"code": "SandboxFault", "message": message}},
+                         headers=headers, job_id=job_id, note="fault")

@@ -15,7 +15,9 @@ from cryptography.hazmat.primitives import hashes
 
 # Job and app IDs become directory names under received/: GUID-like text only.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-FAULT_KINDS = ("status", "drop", "slow")
+FAULT_KINDS = ("status", "drop", "slow", "redirect")
+FAULT_TARGETS = ("ingestion", "token")
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 MAX_SLOW_SECONDS = 600.0
 MAX_RETRY_AFTER = 86400
 
@@ -47,6 +49,9 @@ class Fault:
     retry_after: float | None = None
     seconds: float = 0.0
     job_id: str | None = None
+    location: str | None = None  # redirect: the Location header
+    echo: bool = False  # status: the error body reflects the request (its Authorization header and body)
+    target: str = "ingestion"  # which endpoint consumes it: ingestion (/api/signals) or token
 
 
 def check_id(value: Any, name: str) -> str:
@@ -69,7 +74,7 @@ def parse_fault(raw: Any) -> Fault:
     """Validate one fault object from `POST /_sandbox/faults`."""
     if not isinstance(raw, dict):
         raise StateError("faults: each fault must be an object")
-    unknown = set(raw) - {"kind", "status", "retry_after", "seconds", "job_id"}
+    unknown = set(raw) - {"kind", "status", "retry_after", "seconds", "job_id", "location", "echo", "target"}
     if unknown:
         raise StateError(f"faults: unknown key {sorted(unknown)[0]!r}")
     kind = raw.get("kind")
@@ -78,6 +83,19 @@ def parse_fault(raw: Any) -> Fault:
     job_id = raw.get("job_id")
     if job_id is not None:
         check_id(job_id, "faults: job_id")
+    target = raw.get("target", "ingestion")
+    if target not in FAULT_TARGETS:
+        raise StateError(f"faults: target must be one of {', '.join(FAULT_TARGETS)}")
+    if target == "token" and kind not in ("status", "redirect"):
+        raise StateError("faults: the token endpoint takes status and redirect faults only")
+    if kind == "redirect":
+        status = raw.get("status", 307)
+        location = raw.get("location")
+        if status not in REDIRECT_STATUSES or isinstance(status, bool):
+            raise StateError(f"faults: a redirect status is one of {', '.join(map(str, REDIRECT_STATUSES))}")
+        if not isinstance(location, str) or not location.startswith(("https://", "http://")):
+            raise StateError("faults: a redirect needs a location (an http(s) URL)")
+        return Fault("redirect", status=status, location=location, job_id=job_id, target=target)
     if kind == "status":
         status = raw.get("status", 503)
         if not isinstance(status, int) or isinstance(status, bool) or not 400 <= status <= 599:
@@ -86,7 +104,10 @@ def parse_fault(raw: Any) -> Fault:
         if retry_after is not None and (not isinstance(retry_after, int | float) or isinstance(retry_after, bool)
                                         or not 0 <= retry_after <= MAX_RETRY_AFTER):
             raise StateError(f"faults: retry_after must be a number of seconds between 0 and {MAX_RETRY_AFTER}")
-        return Fault("status", status=status, retry_after=retry_after, job_id=job_id)
+        echo = raw.get("echo", False)
+        if not isinstance(echo, bool):
+            raise StateError("faults: echo must be true or false")
+        return Fault("status", status=status, retry_after=retry_after, job_id=job_id, echo=echo, target=target)
     if kind == "slow":
         seconds = raw.get("seconds")
         if not isinstance(seconds, int | float) or not 0 <= seconds <= MAX_SLOW_SECONDS:
@@ -184,11 +205,11 @@ class SandboxState:
             self._faults.extend(faults)
             return len(self._faults)
 
-    def next_fault(self, job_id: str | None) -> Fault | None:
-        """Take the first queued fault meant for this request (untargeted, or targeted at its job)."""
+    def next_fault(self, job_id: str | None, target: str = "ingestion") -> Fault | None:
+        """Take the first queued fault meant for this request (its endpoint; untargeted, or targeted at its job)."""
         with self._lock:
             for i, fault in enumerate(self._faults):
-                if fault.job_id is None or fault.job_id == job_id:
+                if fault.target == target and (fault.job_id is None or fault.job_id == job_id):
                     self._faults_served += 1
                     return self._faults.pop(i)
         return None
