@@ -166,16 +166,21 @@ def cloud_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def add_connection_options(parser: argparse.ArgumentParser, required: bool) -> None:
-    """Sign-in and endpoint options shared by `upload` (flags) and `run` (environment)."""
+def add_connection_options(parser: argparse.ArgumentParser, required: bool, https_only: bool = True) -> None:
+    """Sign-in and endpoint options shared by `upload` (flags) and `run` (environment).
+
+    https_only: overrides that are not https URLs are refused while parsing (exit 2, naming the flag or
+    variable); `doctor` turns it off to report them as a failed check instead.
+    """
+    url = https_url if https_only else str
     add_option(parser, "--tenant-id", required=required, help="Entra tenant (directory) ID")
     add_option(parser, "--app-id", required=required, help="application (client) ID of the app registration")
     add_option(parser, "--certificate", help="PEM file with the private key and the certificate "
                "(or the PEM text itself in UPLOADER_CERTIFICATE_PEM)")
     add_option(parser, "--cloud", type=cloud_name, default="commercial", help=f"one of {', '.join(CLOUDS)}")
-    add_option(parser, "--authority-host", type=https_url,
+    add_option(parser, "--authority-host", type=url,
                help="override the cloud's Entra host (no instance discovery)")
-    add_option(parser, "--ingestion-url", type=https_url, help="override the cloud's ingestion base URL")
+    add_option(parser, "--ingestion-url", type=url, help="override the cloud's ingestion base URL")
     add_option(parser, "--scope", help="override the token scope (older samples used per-cloud IDs)")
     add_option(parser, "--deadline", type=seconds, default=300.0,
                help="seconds a chunk may spend retrying transient failures before the run fails")

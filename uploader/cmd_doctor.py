@@ -256,7 +256,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "TLS), and in job mode the connectors and the drop zone. Sends no HR data, prints no "
                           "key or token. See docs/doctor.md.")
     parser.epilog = "exit codes: 0 all passed (warnings allowed); 1 a live check failed; 2 a setting is wrong"
-    add_connection_options(parser, required=False)
+    add_connection_options(parser, required=False, https_only=False)  # the settings check reports them
     add_option(parser, "--job-id", help="the connector's job ID from Purview (optional: its form is checked)")
     add_option(parser, "--dropzone-url", help="job mode: blob container URL or file:///path of the drop zone")
     add_option(parser, "--connectors", help="job mode: JSON list of connector mappings")
