@@ -13,7 +13,7 @@ from uploader.clouds import CLOUDS
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
-FLEET_DOCS = ("operators-guide.md", "gitops.md", "us-government.md", "troubleshooting.md")
+FLEET_DOCS = ("operators-guide.md", "gitops.md", "us-government.md", "troubleshooting.md", "fleet.md", "releases.md")
 
 
 def host(url: str) -> str:
