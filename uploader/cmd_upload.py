@@ -38,8 +38,8 @@ def exit_code(outcomes: list[FileOutcome]) -> int:
 def check_files(names: list[str]) -> list[Path]:
     """Every FILE must exist and be a readable regular file (exit 2 naming the first that is not)."""
     paths = []
-    for name in names:
-        path = Path(name)
+    for raw in names:
+        path, name = Path(raw), safe_name(raw)
         if not path.exists():
             raise UsageError(f"{name}: file not found")
         if not path.is_file():
@@ -129,7 +129,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         with reporter:
             for i, path in enumerate(paths):
-                name = str(path)
+                name = safe_name(path)
                 outcome = upload_file(path, display_name=name, job_id=job_id or "", mapping=mapping, client=client,
                                       store=store, records_per_call=args.records_per_call, force=args.force,
                                       dry_run=args.dry_run, reporter=reporter)

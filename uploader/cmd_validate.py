@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .csvscan import scan_file
 from .errors import EXIT_INVALID, EXIT_OK, UsageError
+from .report import safe_name
 from .stackfile import mapping_from_args
 
 
@@ -17,10 +18,11 @@ def main(args: argparse.Namespace) -> int:
     mapping = mapping_from_args(args, required=True)
     missing = [f for f in args.files if not Path(f).is_file()]
     if missing:
-        raise UsageError(f"{missing[0]}: no such file")
+        raise UsageError(f"{safe_name(missing[0])}: no such file")
     invalid = 0
-    for name in args.files:
-        scan = scan_file(Path(name), mapping, records_per_call=10**9, display_name=name)
+    for raw in args.files:
+        name = safe_name(raw)
+        scan = scan_file(Path(raw), mapping, records_per_call=10**9, display_name=name)
         invalid += not scan.ok
         if args.log_format == "json":
             print(json.dumps({

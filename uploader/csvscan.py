@@ -45,6 +45,10 @@ BLOCK_SIZE = 1 << 20
 MAX_RECORD_CHARS = 4 << 20
 #: A physical line longer than this is refused (memory stays bounded whatever the file holds).
 MAX_LINE_BYTES = 16 << 20
+#: The header row is refused beyond these bounds (parsing it would hold every name in memory: 16 MiB of
+#: names took ~800 MB). Real HR exports have tens to a few hundred columns with short names.
+MAX_HEADER_BYTES = 1 << 20
+MAX_COLUMNS = 10_000
 SHOWN_PROBLEMS = 20
 _BOM = codecs.BOM_UTF8
 
@@ -180,6 +184,15 @@ class _Scanner:
         if text.startswith(POWERSHELL_TYPE_LINE):
             self.problem(1, None, RULE_POWERSHELL_TYPE)
             raise _Stop
+        first_line = block[:block.find(b"\n") + 1 or len(block)]
+        if len(first_line) > MAX_HEADER_BYTES:
+            self.problem(1, None, f"the header row is longer than {MAX_HEADER_BYTES >> 10} KiB (at most "
+                         f"{MAX_COLUMNS:,} columns of names are read): not the header of an HR export")
+            raise _Stop
+        if first_line.count(b",") >= MAX_COLUMNS:
+            self.problem(1, None, f"the header row has more than {MAX_COLUMNS:,} columns: not the header of an "
+                         "HR export")
+            raise _Stop
         reader = csv.reader(io.StringIO(text), strict=True)
         try:
             header = next(reader)
@@ -194,7 +207,7 @@ class _Scanner:
         self.result.header_bytes = block[:cut] if block[:cut].endswith(b"\n") else block[:cut] + b"\n"
         self.result.header = tuple(header)
         self.width = len(header)
-        for column, rule in header_problems(header):
+        for column, rule in header_problems(header, _known_names(self.mapping)):
             self.problem(1, column, rule)
         self.plan, plan_problems = plan_columns(header, self.mapping)
         for column, rule in plan_problems:
@@ -463,6 +476,16 @@ class _Scanner:
             start_records, start_lines = records, line
         if skip == 0:
             result.skip_lines = self.header_lines
+
+
+def _known_names(mapping: ConnectorMapping | None) -> set[str]:
+    """Lower-case column names the mapping gives: the only header text an error may repeat."""
+    if mapping is None:
+        return set()
+    names = {column.lower() for s in mapping.scenarios for column in s.columns.values()}
+    if mapping.scenario_column:
+        names.add(mapping.scenario_column.lower())
+    return names
 
 
 def _index_after_lines(text: AnyStr, newline: AnyStr, n: int) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from .mapping import ConnectorMapping
@@ -21,7 +21,13 @@ from .scenarios import MAX_LENGTH, Field, Kind, ScenarioType
 
 # --- the rules -------------------------------------------------------------------------------------
 
-_UPN = r"[^@\s]+@[^@\s]+"
+# Characters no UPN holds, which would make two addresses look alike or hide text: C0/C1 controls, the soft
+# hyphen, zero-width characters, bidirectional marks, overrides and isolates, the BOM and Unicode's
+# invisible operators (Unicode's Cf and Cc categories, as far as they occur in text).
+INVISIBLE_CHARS = ("\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
+                   "\u2066-\u206f\ufeff\ufff9-\ufffb")
+_INVISIBLE_RE = re.compile(f"[{INVISIBLE_CHARS}]")
+_UPN = rf"[^@\s{INVISIBLE_CHARS}]+@[^@\s{INVISIBLE_CHARS}]+"
 _LEAP_YEAR = r"(?:\d\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
 _CALENDAR_DATE = (
     r"(?:\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
@@ -44,6 +50,8 @@ DATE_FORMAT_HINT = "YYYY-MM-DDThh:mm[:ss[.fffffff]][Z|±hh:mm]"
 
 RULE_REQUIRED = "required, but empty"
 RULE_UPN = "not a user principal name (needs exactly one '@' and no spaces)"
+RULE_UPN_INVISIBLE = ("not a user principal name (holds an invisible, control or text-direction character, "
+                      "e.g. a zero-width space or a right-to-left override)")
 RULE_DATE = f"not an ISO 8601 date-time ({DATE_FORMAT_HINT})"
 RULE_CALENDAR = "not a real calendar date"
 
@@ -58,7 +66,9 @@ def cell_problem(field: Field, value: str) -> str | None:
         return RULE_REQUIRED if field.required else None
     kind = field.kind
     if kind is Kind.UPN:
-        return None if UPN_RE.fullmatch(value) else RULE_UPN
+        if UPN_RE.fullmatch(value):
+            return None
+        return RULE_UPN_INVISIBLE if _INVISIBLE_RE.search(value) else RULE_UPN
     if kind is Kind.DATE:
         if DATE_RE.fullmatch(value):
             return None
@@ -181,17 +191,26 @@ class ColumnPlan:
         return {s.value: s for s in self.scenarios if s.value is not None}
 
 
-def header_problems(header: Sequence[str]) -> list[tuple[str | None, str]]:
-    """(column, rule) for empty or duplicate header names."""
+def header_problems(header: Sequence[str], known: Collection[str] = ()) -> list[tuple[str | None, str]]:
+    """(column, rule) for empty or duplicate header names.
+
+    A duplicate is named only when it is a `known` (lower-case) name, such as a column the mapping names:
+    a file without its header row has data in its first line, and a cell value must never be shown as if
+    it were a column name; other duplicates are named by their positions.
+    """
     problems: list[tuple[str | None, str]] = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for i, name in enumerate(header, start=1):
         key = name.strip().lower()
         if not key:
             problems.append((None, f"header cell {i} is empty (every column needs a name)"))
         elif key in seen:
-            problems.append((name, "duplicate column name in the header (names match case-insensitively)"))
-        seen.add(key)
+            if key in known:
+                problems.append((name, "duplicate column name in the header (names match case-insensitively)"))
+            else:
+                problems.append((None, f"duplicate column name in the header: cells {seen[key]} and {i} have the "
+                                       "same name (names match case-insensitively; is the header row missing?)"))
+        seen.setdefault(key, i)
     return problems
 
 
