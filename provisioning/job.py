@@ -32,7 +32,7 @@ CERTIFICATE_SECRET_REF = "uploader-certificate-pem"  # noqa: S105 - the name of 
 REPLICA_TIMEOUT_SECONDS = 2 * 60 * 60
 REPLICA_RETRY_LIMIT = 1
 # 0.5 vCPU with 1Gi is one of the CPU/memory pairs the Consumption plan allows
-# (https://learn.microsoft.com/azure/container-apps/containers#allocations).
+# (https://learn.microsoft.com/azure/container-apps/containers, "Allocations").
 CPU_CORES = 0.5
 MEMORY = "1Gi"
 
