@@ -7,6 +7,9 @@ import re
 from dataclasses import dataclass
 
 
+# The length and character limits below are Azure's naming rules per resource type (resource groups 1-90, Key
+# Vault vaults, storage accounts, container registries, Container Apps jobs):
+# https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules
 @dataclass(frozen=True)
 class Names:
     """Physical names for one stack (Key Vault, storage and registry names are global, so they carry a suffix)."""
