@@ -242,6 +242,9 @@ def test_scheduled_drift_inventory_and_renewal() -> None:
     runs = " ".join(s.get("run", "") for s in drift["steps"])
     assert 'fleet preview --stack "$STACK" --expect-no-changes' in runs
     assert "pulumi stack output --json" in runs and "--show-secrets" not in runs
+    assert drift["permissions"]["issues"] == "write"  # one issue per drifted stack
+    issue = next(s for s in drift["steps"] if s.get("uses", "").startswith("actions/github-script@"))
+    assert "steps.drift.outcome" in issue["if"] and "Drift: ${process.env.STACK}" in issue["with"]["script"]
     certs = doc["jobs"]["certificates"]
     runs = " ".join(s.get("run", "") for s in certs["steps"])
     assert "provisioning certs --outputs" in runs and "select(.renewalDue)" in runs and "--warn-days 14" in runs
