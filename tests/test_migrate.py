@@ -449,3 +449,106 @@ def test_alias_table_names_only_catalogue_fields() -> None:
 
     fields = {f for s in SCENARIOS.values() for f in s.field_names}
     assert set(COLUMN_ALIASES) == fields
+
+
+# --- certificates: cert new / cert show / PFX files ---------------------------------------------------
+
+
+def _pfx(cert_pem: str, password: bytes | None) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    key = serialization.load_pem_private_key(cert_pem.encode(), password=None)
+    cert = x509.load_pem_x509_certificate(cert_pem.encode())
+    algorithm = (serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption())
+    return pkcs12.serialize_key_and_certificates(b"hr", key, cert, None, algorithm)  # type: ignore[arg-type]
+
+
+def test_cert_new_then_upload_with_an_app_registration_made_by_hand(
+        tmp_path: Path, run_uploader, new_app, sandbox) -> None:
+    import stat
+    import uuid
+
+    out = tmp_path / "creds"
+    out.mkdir()
+    made = run_uploader("cert", "new", "--subject", "CN=hr-connector-contoso, O=Contoso", "--days", "30",
+                        "--out-dir", out)
+    assert made.returncode == 0, made.stderr
+    pem, cer = out / "hr-connector-contoso.pem", out / "hr-connector-contoso.cer"
+    assert stat.S_IMODE(pem.stat().st_mode) == 0o600
+    assert "PRIVATE KEY" in pem.read_text() and "PRIVATE KEY" not in cer.read_text()
+    assert "PRIVATE KEY" not in made.stdout + made.stderr
+    thumb = next(x.split()[-1] for x in made.stdout.splitlines() if x.startswith("thumbprint (SHA-1)"))
+    assert "Upload certificate" in made.stdout and str(cer) in made.stdout
+    # Never overwritten.
+    again = run_uploader("cert", "new", "--subject", "CN=hr-connector-contoso", "--out-dir", out)
+    assert again.returncode == 2 and "already exists" in again.stderr
+    # `cert show` agrees on the thumbprint for both files and never prints the key.
+    for f in (pem, cer):
+        shown = run_uploader("cert", "show", f)
+        assert shown.returncode == 0, shown.stderr
+        assert thumb in shown.stdout and "CN=hr-connector-contoso,O=Contoso" in shown.stdout
+        assert "PRIVATE KEY" not in shown.stdout
+    assert "belongs to this certificate" in run_uploader("cert", "show", pem).stdout
+    # The app registration made by hand holds the .cer only; the uploader signs in with the .pem.
+    app_id, tenant_id = str(uuid.uuid4()), str(uuid.uuid4())
+    job_id = str(uuid.uuid4())
+    sandbox.register_app(app_id, cer.read_text(), tenant_id=tenant_id)
+    sandbox.bind_job(job_id, app_id)
+    f = write(tmp_path / "a.csv", RES_HEADER + RES_ROW)
+    sent = run_uploader("upload", f, "--tenant-id", tenant_id, "--app-id", app_id, "--job-id", job_id,
+                        "--certificate", pem, "--authority-host", sandbox.authority_host,
+                        "--ingestion-url", sandbox.ingestion_url, "--state-dir", tmp_path / "s")
+    assert sent.returncode == 0, sent.stderr
+    assert b"".join(sandbox.received(job_id)) == (RES_HEADER + RES_ROW).encode()
+
+
+def test_a_pfx_file_signs_in_with_its_password_from_the_environment(
+        tmp_path: Path, run_uploader, new_app, sandbox) -> None:
+    app = new_app()
+    password = "zq-Pfx-Pass-1"  # noqa: S105 - a test password, must never be printed
+    pfx = tmp_path / "hr.pfx"
+    pfx.write_bytes(_pfx(app.certificate.pem, password.encode()))
+    flags = list(app.flags)
+    flags[flags.index("--certificate") + 1] = str(pfx)
+    f = write(tmp_path / "a.csv", RES_HEADER + RES_ROW)
+    env = {**sandbox.env, "UPLOADER_CERTIFICATE_PASSWORD": password}
+    sent = run_uploader("upload", f, *flags, "--state-dir", tmp_path / "s", env=env)
+    assert sent.returncode == 0, sent.stderr
+    assert len(sandbox.received(app.job_id)) == 1
+    shown = run_uploader("cert", "show", pfx, env=env)
+    assert shown.returncode == 0 and app.certificate.thumbprint_sha1 in shown.stdout
+    assert "PRIVATE KEY" not in shown.stdout
+    # Missing or wrong password: exit 2 naming the variable; the password is never echoed.
+    missing = run_uploader("upload", f, *flags, "--state-dir", tmp_path / "s2", "--force")
+    assert missing.returncode == 2 and "set UPLOADER_CERTIFICATE_PASSWORD" in missing.stderr
+    wrong = run_uploader("upload", f, *flags, "--state-dir", tmp_path / "s3", "--force",
+                         env={**sandbox.env, "UPLOADER_CERTIFICATE_PASSWORD": "zq-wrong-9"})
+    assert wrong.returncode == 2 and "wrong password" in wrong.stderr
+    assert "zq-wrong-9" not in wrong.stderr + wrong.stdout and password not in sent.stdout + sent.stderr
+    # A PFX exported without a password opens without one.
+    open_pfx = tmp_path / "open.p12"
+    open_pfx.write_bytes(_pfx(app.certificate.pem, None))
+    flags[flags.index("--certificate") + 1] = str(open_pfx)
+    plain = run_uploader("upload", f, *flags, "--state-dir", tmp_path / "s4", "--force")
+    assert plain.returncode == 0, plain.stderr
+
+
+def test_cert_show_reads_a_der_cer_and_refuses_other_files(tmp_path: Path, run_uploader, make_certificate) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    cert = make_certificate("der-test")
+    der = tmp_path / "app.cer"
+    der.write_bytes(x509.load_pem_x509_certificate(cert.certificate_pem.encode()).public_bytes(
+        serialization.Encoding.DER))
+    shown = run_uploader("cert", "show", der)
+    assert shown.returncode == 0 and cert.thumbprint_sha1 in shown.stdout and "no private key" in shown.stdout
+    other = run_uploader("cert", "show", write(tmp_path / "x.txt", "hello"))
+    assert other.returncode == 2 and "not a certificate file" in other.stderr
+
+
+def test_gitignore_keeps_keys_and_pfx_files_out() -> None:
+    ignored = (REPO / ".gitignore").read_text().split()
+    assert {"*.pem", "*.pfx", "*.p12", "*.key"} <= set(ignored)

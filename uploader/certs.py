@@ -61,22 +61,31 @@ def shown_path(value: str) -> str | None:
     return value
 
 
-def read_pem_file(value: str, label: str, pem_env: str = "UPLOADER_CERTIFICATE_PEM") -> str:
+def read_pem_file(value: str, label: str, pem_env: str = "UPLOADER_CERTIFICATE_PEM",
+                  password: str | None = None) -> str:
     """The text of the PEM bundle file named by `value` (from `label`, a flag or variable).
 
     PEM text given where a path belongs (`--certificate "$(cat app.pem)"`) is refused without ever
     repeating it, and the error names `pem_env`, the variable that does take PEM text.
+    A PKCS#12 (.pfx/.p12) file is converted to the PEM bundle in memory, opened with `password`
+    (the caller reads it from UPLOADER_CERTIFICATE_PASSWORD, never from a flag).
     """
     shown = shown_path(value)
     if shown is None:
         raise CertificateError(f"{label}: the value is not a file path (it looks like PEM text or is too long; "
                                f"it is not shown); put the PEM text in {pem_env}, or give the PEM file's path")
     try:
-        return Path(value).read_text(encoding="utf-8")
+        data = Path(value).read_bytes()
     except FileNotFoundError:
         raise CertificateError(f"{label} {shown}: file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise CertificateError(f"{label} {shown}: cannot read ({type(exc).__name__})") from None
+    if is_pkcs12(data):
+        return pem_from_pkcs12(data, password, source=f"{label} {shown}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise CertificateError(f"{label} {shown}: neither a PEM bundle nor a PKCS#12 (PFX) file") from None
 
 
 def key_file_exposure(path: str | os.PathLike[str]) -> str | None:
@@ -113,13 +122,16 @@ def generate_certificate(
     validity_days: int = 365,
     key_size: int = 2048,
     now: dt.datetime | None = None,
+    subject: x509.Name | None = None,
 ) -> CertificateBundle:
-    """A new RSA key and a self-signed SHA-256 certificate for it, valid from now for validity_days."""
+    """A new RSA key and a self-signed SHA-256 certificate for it, valid from now for validity_days.
+
+    The subject (and issuer) is `subject` when given, else CN=common_name."""
     if key_size < MIN_RSA_BITS:
         raise CertificateError(f"key size must be at least {MIN_RSA_BITS} bits")
     now = now or dt.datetime.now(dt.UTC)
     key = rsa.generate_private_key(public_exponent=65537, key_size=key_size)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    name = subject or x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -182,3 +194,44 @@ def load_bundle(pem_text: str, source: str = "certificate") -> CertificateBundle
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     return _bundle(key_pem, cert)
+
+
+# --- PKCS#12 (PFX) files: what Windows and Microsoft's certificate samples export ----------------------
+
+#: The PFX password's one source (never a command-line flag: flags show in process lists and shell history).
+PASSWORD_ENV = "UPLOADER_CERTIFICATE_PASSWORD"  # noqa: S105 - the variable's name, not a password
+
+
+def is_pkcs12(data: bytes) -> bool:
+    """True for binary DER content (a PKCS#12 file begins with an ASN.1 SEQUENCE), False for PEM text."""
+    return data[:1] == b"\x30" and b"-----BEGIN" not in data[:4096]
+
+
+def pem_from_pkcs12(data: bytes, password: str | None, source: str) -> str:
+    """The PEM bundle (unencrypted PKCS#8 key + the key's certificate), in memory, from a PFX file.
+
+    `password` comes from UPLOADER_CERTIFICATE_PASSWORD; a PFX exported without one opens with none.
+    Uses cryptography's pkcs12 loader (https://cryptography.io/en/latest/hazmat/primitives/asymmetric/serialization/#pkcs12).
+    """
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    tries = [password.encode()] if password else [None, b""]
+    loaded = None
+    for secret in tries:
+        try:
+            loaded = pkcs12.load_key_and_certificates(data, secret)
+            break
+        except (ValueError, TypeError):
+            continue
+    if loaded is None:
+        need = "wrong password" if password else f"it needs a password: set {PASSWORD_ENV}"
+        raise CertificateError(f"{source}: cannot open the PKCS#12 (PFX) file ({need}, or not a PFX file)")
+    key, cert, _chain = loaded
+    if key is None:
+        raise CertificateError(f"{source}: the PFX file holds no private key (export it with the private key)")
+    if cert is None:
+        raise CertificateError(f"{source}: the PFX file holds no certificate for its key")
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return key_pem + cert.public_bytes(serialization.Encoding.PEM).decode()

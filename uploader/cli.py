@@ -175,8 +175,9 @@ def add_connection_options(parser: argparse.ArgumentParser, required: bool, http
     url = https_url if https_only else str
     add_option(parser, "--tenant-id", required=required, help="Entra tenant (directory) ID")
     add_option(parser, "--app-id", required=required, help="application (client) ID of the app registration")
-    add_option(parser, "--certificate", help="PEM file with the private key and the certificate "
-               "(or the PEM text itself in UPLOADER_CERTIFICATE_PEM)")
+    add_option(parser, "--certificate", help="PEM file with the private key and the certificate, or a PKCS#12 "
+               ".pfx/.p12 file (password in UPLOADER_CERTIFICATE_PASSWORD); or the PEM text itself in "
+               "UPLOADER_CERTIFICATE_PEM")
     add_option(parser, "--cloud", type=cloud_name, default="commercial", help=f"one of {', '.join(CLOUDS)}")
     add_option(parser, "--authority-host", type=url,
                help="override the cloud's Entra host (no instance discovery)")
@@ -226,6 +227,11 @@ def build_parser() -> argparse.ArgumentParser:
                         formatter_class=_TwinHelpFormatter)
     _extend("uploader.cmd_mapping", mp)
     mp.set_defaults(handler="uploader.cmd_mapping")
+
+    ct = sub.add_parser("cert", help="make a certificate credential (`cert new`) or inspect one (`cert show`)",
+                        formatter_class=_TwinHelpFormatter)
+    _extend("uploader.cmd_cert", ct)
+    ct.set_defaults(handler="uploader.cmd_cert")
 
     ep = sub.add_parser("endpoints", help="print a cloud's endpoints as JSON", formatter_class=_TwinHelpFormatter)
     add_option(ep, "--cloud", type=cloud_name, required=True, help=f"one of {', '.join(CLOUDS)}")

@@ -51,12 +51,15 @@ def check_files(names: list[str]) -> list[Path]:
 
 
 def read_certificate(path: str | None, environ: os._Environ[str] | dict[str, str] = os.environ) -> tuple[str, str]:
-    """The PEM bundle text and where it came from: --certificate FILE (or its twin), else UPLOADER_CERTIFICATE_PEM."""
-    from .certs import CertificateError, read_pem_file
+    """The PEM bundle text and where it came from: --certificate FILE (or its twin), else UPLOADER_CERTIFICATE_PEM.
+
+    FILE may be a PEM bundle or a PKCS#12 (.pfx/.p12) file, whose password is read from
+    UPLOADER_CERTIFICATE_PASSWORD (never from a flag)."""
+    from .certs import PASSWORD_ENV, CertificateError, read_pem_file
 
     if path:
         try:
-            return read_pem_file(path, "--certificate", CERTIFICATE_ENV), path
+            return read_pem_file(path, "--certificate", CERTIFICATE_ENV, password=environ.get(PASSWORD_ENV)), path
         except CertificateError as exc:
             raise UsageError(str(exc)) from None
     text = environ.get(CERTIFICATE_ENV, "")
