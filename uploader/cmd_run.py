@@ -77,14 +77,16 @@ def _required(value: str | None, flag: str) -> str:
 
 def _certificate_pem(args: argparse.Namespace) -> tuple[str, str]:
     """The PEM bundle's text and where it came from (UPLOADER_CERTIFICATE_PEM, else --certificate's file)."""
-    from .certs import CertificateError, read_pem_file
+    from .certs import PASSWORD_ENV, CertificateError, read_pem_file
 
     pem = os.environ.get(CERTIFICATE_PEM_ENV, "")
     if pem.strip():
         return pem, CERTIFICATE_PEM_ENV
     if args.certificate:
         try:
-            return read_pem_file(args.certificate, "UPLOADER_CERTIFICATE", CERTIFICATE_PEM_ENV), args.certificate
+            pem = read_pem_file(args.certificate, "UPLOADER_CERTIFICATE", CERTIFICATE_PEM_ENV,
+                                password=os.environ.get(PASSWORD_ENV))
+            return pem, args.certificate
         except CertificateError as exc:
             raise UsageError(str(exc)) from None
     raise UsageError(f"{CERTIFICATE_PEM_ENV} is not set (the job's certificate bundle, from Key Vault)")
