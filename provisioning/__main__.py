@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 from . import fleet
-from .config import ConfigError
+from .config import ConfigError, all_problems
 from .fleetrun import OPERATIONS
 from .inventory import DEFAULT_WARN_DAYS
 
@@ -41,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--cloud", required=True, help="commercial | gcc | gcchigh | dod")
     new.add_argument("--tenant-id", required=True, help="the Microsoft 365 tenant's ID (a GUID)")
     new.add_argument("--location", help="Azure region (default: eastus, or usgovvirginia for Azure Government)")
+    new.add_argument("--azure-environment", metavar="ENV",
+                     help="Azure for hosting: public | usgovernment (default: the cloud's; gcchigh and dod need "
+                          "usgovernment)")
+    new.add_argument("--image", metavar="REF",
+                     help="a prebuilt uploader image (default: built from uploader/Dockerfile)")
+    new.add_argument("--owner", action="append", default=[], metavar="OBJECT_ID",
+                     help="an Entra object ID that co-owns the app registration (repeatable)")
+    new.add_argument("--subscription-id", metavar="ID", help="the Azure subscription (default: the deployer's)")
     _stacks_dir_arg(new)
 
     check = sub.add_parser("check", help="validate and evaluate stack files under Pulumi mocks",
@@ -133,11 +142,17 @@ def _days(text: str) -> int:
 
 
 def _new_stack(args: argparse.Namespace) -> int:
-    from .newstack import create_stack
+    from .newstack import StackRequest, create_stack, next_steps
 
-    path = create_stack(fleet.stacks_dir(args.stacks_dir), args.name, args.cloud, args.tenant_id, args.location)
+    request = StackRequest(args.name, args.cloud, args.tenant_id, location=args.location,
+                           azure_environment=args.azure_environment, image=args.image, owners=tuple(args.owner),
+                           subscription_id=args.subscription_id)
+    flag = f" --stacks-dir {shlex.quote(args.stacks_dir)}" if args.stacks_dir else ""
+    path = create_stack(fleet.stacks_dir(args.stacks_dir), request, flag)
     print(f"wrote {path}")
-    print(f"next: python -m provisioning check --stack {args.name}   (then see the comments in the file)")
+    print("next steps (the file's comments say more):")
+    for i, step in enumerate(next_steps(request, flag), 1):
+        print(f"  {i}. {step}")
     return EXIT_OK
 
 
@@ -251,7 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
-        print(f"error: {exc.key}: {exc.rule}", file=sys.stderr)
+        for problem in all_problems(exc):
+            print(f"error: {problem.key}: {problem.rule}", file=sys.stderr)
         return EXIT_USAGE
     except fleet.FleetError as exc:
         print(f"error: {exc}", file=sys.stderr)

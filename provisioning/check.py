@@ -2,7 +2,8 @@
 
 For each stack: the config rules (provisioning.config, via offline.load_stack_settings — fast, in-process),
 then the real program under Pulumi mocks (offline.evaluate, one subprocess per stack). No Pulumi CLI, no
-credentials, no network. One line per stack; the exit code says whether any stack has a problem.
+credentials, no network. One line per stack, or one per problem (every problem of a stack, not the first) and
+per warning; the exit code says whether any stack has a problem (2 config, 1 evaluation).
 """
 
 from __future__ import annotations
@@ -15,56 +16,70 @@ from pathlib import Path
 
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
-from .config import ConfigError
+from .config import ConfigError, all_problems, config_warnings
+from .naming import stack_name_problem
 from .offline import REPO_ROOT, EvaluationError, evaluate, load_stack_settings, stack_name
 
 
 @dataclass(frozen=True)
 class StackResult:
-    """The outcome for one stack: ok with a resource count, or the problem (config key + rule, or evaluation)."""
+    """The outcome for one stack: ok with a resource count, or its problems (config key + rule, every one of them),
+    or an evaluation failure; warnings (key + what to do) do not fail the stack."""
 
     stack: str
     path: Path
     resources: int = 0
     seconds: float = 0.0
-    key: str | None = None  # the config key (or file:line) a config problem names
-    rule: str | None = None
+    problems: tuple[tuple[str, str], ...] = ()  # (config key or file:line, rule)
     error: str | None = None  # an evaluation failure that is not a config rule
+    warnings: tuple[tuple[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
-        return self.key is None and self.error is None
+        return not self.problems and self.error is None
 
     @property
     def exit_code(self) -> int:
-        if self.key is not None:
+        if self.problems:
             return EXIT_USAGE
         return EXIT_FAILED if self.error is not None else EXIT_OK
 
     def line(self) -> str:
+        """One line per problem and per warning, each naming the stack and the key."""
+        warned = "".join(f"\nWARN  {self.stack}: {key}: {rule}" for key, rule in self.warnings)
         if self.ok:
-            return f"ok    {self.stack}: {self.resources} resources, {self.seconds:.1f} s"
-        if self.key is not None:
-            return f"FAIL  {self.stack}: {self.key}: {self.rule}"
+            return f"ok    {self.stack}: {self.resources} resources, {self.seconds:.1f} s{warned}"
+        if self.problems:
+            return "\n".join(f"FAIL  {self.stack}: {key}: {rule}" for key, rule in self.problems) + warned
         first, _, rest = (self.error or "").partition("\n")
         detail = "".join(f"\n        {ln}" for ln in rest.splitlines()[-8:])  # the end of the traceback
-        return f"FAIL  {self.stack}: evaluation failed: {first}{detail}"
+        return f"FAIL  {self.stack}: evaluation failed: {first}{detail}{warned}"
 
 
 def check_stack(path: Path, timeout: float = 180) -> StackResult:
-    """Validate then evaluate one stack file."""
+    """Validate then evaluate one stack file; config problems (all of them) stop it before the evaluation."""
     name = stack_name(path)
+    problems: list[tuple[str, str]] = []
+    if (naming_rule := stack_name_problem(name)) is not None:
+        problems.append((path.name, naming_rule))
     try:
-        load_stack_settings(path, REPO_ROOT)
+        settings = load_stack_settings(path, REPO_ROOT)
+    except ConfigError as exc:
+        problems.extend((p.key, p.rule) for p in all_problems(exc))
+        return StackResult(name, path, problems=tuple(problems))
+    warnings = tuple((w.key, w.rule) for w in config_warnings(settings))
+    if problems:
+        return StackResult(name, path, problems=tuple(problems), warnings=warnings)
+    try:
         evaluation = evaluate(path, REPO_ROOT, timeout=timeout)
     except ConfigError as exc:
-        return StackResult(name, path, key=exc.key, rule=exc.rule)
+        return StackResult(name, path, problems=tuple((p.key, p.rule) for p in all_problems(exc)), warnings=warnings)
     except EvaluationError as exc:
-        return StackResult(name, path, error=str(exc))
+        return StackResult(name, path, error=str(exc), warnings=warnings)
     except subprocess.TimeoutExpired:
-        return StackResult(name, path, error=f"no result within {timeout:.0f} s")
+        return StackResult(name, path, error=f"no result within {timeout:.0f} s", warnings=warnings)
     custom = [r for r in evaluation.resources if r.custom and not r.type.startswith("pulumi:providers:")]
-    return StackResult(name, path, resources=len(custom), seconds=evaluation.seconds)
+    return StackResult(name, path, resources=len(custom), seconds=evaluation.seconds, warnings=warnings)
 
 
 def check_stacks(paths: list[Path], workers: int | None = None) -> list[StackResult]:

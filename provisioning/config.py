@@ -1,10 +1,11 @@
 """The stack config (namespace `hr-connector:`, docs/configuration.md) read and validated into typed settings.
 
 `load_settings` is a pure function from a dict of config (key -> value) so it can be tested and used offline
-without Pulumi; `settings_from_pulumi` is the thin adapter the program calls. Every problem raises
-ConfigError naming the full key (`hr-connector:connectors[0].scenarios[1].columns.userPrincipalName`) and
-the rule broken. Values may be native (int, list, dict) or what the Pulumi CLI hands a program: strings,
-with objects and lists as JSON text.
+without Pulumi; `settings_from_pulumi` is the thin adapter the program calls. Every problem is reported, not just
+the first: ConfigError (ConfigProblems when there are several) names each full key
+(`hr-connector:connectors[0].scenarios[1].columns.userPrincipalName`) and the rule broken, one problem per key.
+Values may be native (int, list, dict) or what the Pulumi CLI hands a program: strings, with objects and lists as
+JSON text. `config_warnings` says what a valid config may still get wrong (`check` prints it as WARN lines).
 """
 
 from __future__ import annotations
@@ -12,14 +13,18 @@ from __future__ import annotations
 import difflib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from uploader.clouds import AZURE_ENVIRONMENTS, CLOUDS, Cloud
-from uploader.mapping import GUID_RE, ConnectorMapping, MappingError, parse_connectors
+from uploader.globs import glob_problem, overlap
+from uploader.mapping import GUID_RE, ConnectorMapping, MappingError, parse_connector
 
+from . import regions
 from .cron import CronError, validate_cron
+
+T = TypeVar("T")
 
 NAMESPACE = "hr-connector"
 
@@ -28,6 +33,10 @@ DEFAULT_VALIDITY_DAYS = 365
 DEFAULT_RENEW_BEFORE_DAYS = 30
 DEFAULT_PROCESSED_DAYS = 30
 DEFAULT_REJECTED_DAYS = 90
+
+#: Config namespaces a stack file may use besides the project's: the providers the program creates, and Pulumi's
+#: own (`pulumi:tags`, ...). Any other namespace is read by nothing, so it is reported (a typo like `hr-conector:`).
+OTHER_NAMESPACES = ("azure-native", "azuread", "docker-build", "pulumi")
 
 #: Every key of the namespace (docs/configuration.md). Anything else is an error naming it.
 KEYS = (
@@ -39,8 +48,6 @@ _DROPZONE_KEYS = ("processedDays", "rejectedDays")
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _LOCATION_RE = re.compile(r"^[a-z][a-z0-9]+$")
-#: Azure Government regions start with these (usgovvirginia, usgovarizona, usgovtexas, usdodeast, usdodcentral).
-_GOV_REGION_PREFIXES = ("usgov", "usdod")
 _MAX_VALIDITY_DAYS = 3650
 
 #: The tag every taggable Azure resource gets, whatever the stack says.
@@ -225,87 +232,236 @@ def _list(value: Any, path: str, what: str) -> list[Any]:
     return _structured(value, path, list, what)
 
 
-def load_settings(config: Mapping[str, Any]) -> Settings:
-    """Validate a stack's config (bare or `hr-connector:`-prefixed keys) into Settings, or raise ConfigError."""
-    cfg = _strip_namespace(config)
-    for key in cfg:
-        if key not in KEYS:
-            raise _unknown(key, KEYS, key)
+class Problems:
+    """Every problem of one config, in the order found; at most one per key (the first found).
 
+    A problem at a key hides later ones at the same key or below it (`connectors` hides `connectors[0].jobId`):
+    one fix per line of output.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[ConfigError] = []
+
+    def add(self, problem: MappingError) -> None:
+        key = problem.key
+        if not any(key == p.key or key.startswith((f"{p.key}.", f"{p.key}[")) for p in self.items):
+            self.items.append(problem if isinstance(problem, ConfigError) else ConfigError(key, problem.rule))
+
+    def attempt(self, check: Callable[..., T], *args: Any) -> T | None:
+        """check(*args), or None after recording the problem it raised."""
+        try:
+            return check(*args)
+        except MappingError as exc:
+            self.add(exc)
+            return None
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ConfigProblems(self.items)
+
+
+class ConfigProblems(ConfigError):
+    """Several config problems at once; `key` and `rule` are the first's, `problems` all of them."""
+
+    def __init__(self, problems: list[ConfigError]) -> None:
+        super().__init__(problems[0].key, problems[0].rule)
+        self.problems = tuple(problems)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{p.key}: {p.rule}" for p in self.problems)
+
+
+def all_problems(exc: ConfigError) -> tuple[ConfigError, ...]:
+    """The problems a ConfigError stands for (one, or a ConfigProblems' list)."""
+    return exc.problems if isinstance(exc, ConfigProblems) else (exc,)
+
+
+def _cloud(cfg: dict[str, Any]) -> Cloud:
     cloud_name = _optional_str(cfg.get("cloud"), "cloud") or "commercial"
     if cloud_name.lower() not in CLOUDS:
         raise ConfigError(_k("cloud"), f"unknown cloud {cloud_name!r}: expected one of {', '.join(CLOUDS)}")
-    cloud = CLOUDS[cloud_name.lower()]
+    return CLOUDS[cloud_name.lower()]
 
+
+def _tenant(cfg: dict[str, Any]) -> str:
     if cfg.get("tenantId") in (None, ""):
         raise ConfigError(_k("tenantId"), "is required: the Microsoft 365 tenant's ID (a GUID)")
-    tenant_id = _guid(cfg["tenantId"], "tenantId", "the Microsoft 365 tenant's ID")
+    return _guid(cfg["tenantId"], "tenantId", "the Microsoft 365 tenant's ID")
 
-    azure_environment = (_optional_str(cfg.get("azureEnvironment"), "azureEnvironment") or cloud.azure_environment)
-    azure_environment = azure_environment.lower()
+
+def _azure_environment(cfg: dict[str, Any], cloud: Cloud | None) -> str | None:
+    chosen = _optional_str(cfg.get("azureEnvironment"), "azureEnvironment")
+    if chosen is None and cloud is None:
+        return None  # the cloud's problem is reported; its default cannot be known
+    azure_environment = (chosen or cloud.azure_environment).lower()  # type: ignore[union-attr]
     if azure_environment not in AZURE_ENVIRONMENTS:
         raise ConfigError(
             _k("azureEnvironment"),
             f"unknown Azure environment {azure_environment!r}: expected one of {', '.join(AZURE_ENVIRONMENTS)}",
         )
-    if cloud.government and azure_environment != "usgovernment":
+    if cloud is not None and cloud.government and azure_environment != "usgovernment":
         raise ConfigError(
             _k("azureEnvironment"),
             f"a {cloud.name} tenant must be hosted in Azure Government (usgovernment), not {azure_environment}",
         )
+    return azure_environment
 
+
+def _location(cfg: dict[str, Any], azure_environment: str | None) -> str:
     location = _optional_str(cfg.get("location"), "location")
     if location is None:
         raise ConfigError(_k("location"), "is required: the Azure region to host in, e.g. eastus or usgovvirginia")
     location = location.lower().replace(" ", "")
     if not _LOCATION_RE.match(location):
         raise ConfigError(_k("location"), "must be an Azure region name such as eastus or usgovvirginia")
-    in_gov_region = location.startswith(_GOV_REGION_PREFIXES)
-    if azure_environment == "usgovernment" and not in_gov_region:
+    home = regions.environment_of(location)
+    if home is not None and azure_environment in (None, home):
+        return location
+    if azure_environment == "usgovernment" and home == "public":
         raise ConfigError(
             _k("location"),
-            f"{location} is not an Azure Government region (usgovvirginia, usgovarizona, usgovtexas, ...)",
+            f"{location} is not an Azure Government region ({', '.join(sorted(regions.USGOVERNMENT))})",
         )
-    if azure_environment == "public" and in_gov_region:
+    if azure_environment == "public" and home == "usgovernment":
         raise ConfigError(_k("location"), f"{location} is an Azure Government region but azureEnvironment is public")
+    close = regions.closest(location, azure_environment)
+    hint = f"; did you mean {close!r}?" if close else " (`az account list-locations --query \"[].name\"` lists them)"
+    where = f"an Azure {azure_environment}" if azure_environment else "an Azure"
+    raise ConfigError(_k("location"), f"{location!r} is not {where} region{hint}")
 
+
+def _schedule(cfg: dict[str, Any]) -> str:
     try:
-        schedule = validate_cron(cfg.get("schedule") or DEFAULT_SCHEDULE)
+        return validate_cron(cfg.get("schedule") or DEFAULT_SCHEDULE)
     except CronError as exc:
         raise ConfigError(_k("schedule"), str(exc)) from None
 
-    raw_connectors = _list(cfg.get("connectors"), "connectors", "a list of connector mappings")
-    try:
-        connectors = parse_connectors(raw_connectors, where=_k("connectors"))
-    except MappingError as exc:
-        raise ConfigError(exc.key, exc.rule) from None
+
+_FILES_HINT = 'a glob under incoming/ in the drop zone, e.g. "departures/*.csv"'
+
+
+def _connectors(cfg: dict[str, Any], problems: Problems) -> tuple[ConnectorMapping, ...]:
+    """Each connector on its own (one broken connector hides no other), then the rules between connectors."""
+    raw = problems.attempt(_list, cfg.get("connectors"), "connectors", "a list of connector mappings")
+    if raw is None:
+        return ()
+    parsed: dict[int, ConnectorMapping] = {}
+    for i, obj in enumerate(raw):
+        where = _k(f"connectors[{i}]")
+        if isinstance(obj, Mapping):
+            files = obj.get("files")
+            if files is None:
+                problems.add(ConfigError(f"{where}.files", "is required: the scheduled job uploads the files "
+                                                           f"this glob matches ({_FILES_HINT}); without it the "
+                                                           "job fails every run"))
+            elif isinstance(files, str) and files.strip() and (rule := glob_problem(files.strip())):
+                problems.add(ConfigError(f"{where}.files", rule))
+        connector = problems.attempt(parse_connector, obj, where)
+        if connector is not None:
+            parsed[i] = connector
+    _between_connectors(parsed, problems)
+    return tuple(parsed[i] for i in sorted(parsed)) if len(parsed) == len(raw) else ()
+
+
+def _between_connectors(parsed: dict[int, ConnectorMapping], problems: Problems) -> None:
+    """Names and job IDs are unique; no file may match two connectors' globs (job mode would pick the first)."""
+    names: dict[str, int] = {}
     job_ids: dict[str, int] = {}
-    for i, c in enumerate(connectors):
+    globs: dict[int, str] = {}
+    for i, c in sorted(parsed.items()):
+        if c.name is not None:
+            if c.name in names:
+                problems.add(ConfigError(_k(f"connectors[{i}].name"), f"duplicates connectors[{names[c.name]}].name"))
+            names.setdefault(c.name, i)
         if c.job_id.lower() in job_ids:
-            raise ConfigError(_k(f"connectors[{i}].jobId"), f"duplicates connectors[{job_ids[c.job_id.lower()]}].jobId")
-        job_ids[c.job_id.lower()] = i
+            problems.add(ConfigError(_k(f"connectors[{i}].jobId"),
+                                     f"duplicates connectors[{job_ids[c.job_id.lower()]}].jobId"))
+        job_ids.setdefault(c.job_id.lower(), i)
+        if c.files is None or glob_problem(c.files):
+            continue
+        for j, other in globs.items():
+            example = overlap(other, c.files)
+            if example is not None:
+                problems.add(ConfigError(
+                    _k(f"connectors[{i}].files"),
+                    f"overlaps connectors[{j}].files: both match e.g. {example!r}, and job mode sends such a file "
+                    f"to connectors[{j}] only; make the globs disjoint (e.g. one folder per connector)"))
+                break
+        globs[i] = c.files
 
-    certificate = _certificate(cfg.get("certificate") or {})
-    drop_zone = _drop_zone(cfg.get("dropZone") or {})
 
+def _owners(cfg: dict[str, Any], problems: Problems) -> tuple[str, ...]:
+    raw = problems.attempt(_list, cfg.get("owners"), "owners", "a list of Entra object IDs") or []
+    found = (problems.attempt(_guid, o, f"owners[{i}]", "an Entra object ID") for i, o in enumerate(raw))
+    return tuple(o for o in found if o is not None)
+
+
+def _alert_emails(cfg: dict[str, Any], problems: Problems) -> tuple[str, ...]:
+    emails: list[str] = []
+    raw = problems.attempt(_list, cfg.get("alertEmails"), "alertEmails", "a list of e-mail addresses") or []
+    for i, e in enumerate(raw):
+        if not isinstance(e, str) or not _EMAIL_RE.match(e.strip()):
+            problems.add(ConfigError(_k(f"alertEmails[{i}]"), "must be an e-mail address such as hr-ops@contoso.com"))
+        else:
+            emails.append(e.strip())
+    return tuple(emails)
+
+
+def _image(cfg: dict[str, Any]) -> str | None:
     image = _optional_str(cfg.get("image"), "image")
     if image is not None and (any(ch.isspace() for ch in image) or image.startswith(("http://", "https://"))):
         raise ConfigError(_k("image"), "must be an image reference such as myregistry.azurecr.io/hr-uploader:1.0")
+    return image
 
-    owners = tuple(
-        _guid(o, f"owners[{i}]", "an Entra object ID")
-        for i, o in enumerate(_list(cfg.get("owners"), "owners", "a list of Entra object IDs"))
-    )
-    emails: list[str] = []
-    for i, e in enumerate(_list(cfg.get("alertEmails"), "alertEmails", "a list of e-mail addresses")):
-        if not isinstance(e, str) or not _EMAIL_RE.match(e.strip()):
-            raise ConfigError(_k(f"alertEmails[{i}]"), "must be an e-mail address such as hr-ops@contoso.com")
-        emails.append(e.strip())
 
+def _subscription(cfg: dict[str, Any]) -> str | None:
     subscription = cfg.get("subscriptionId")
-    subscription_id = (
-        None if subscription in (None, "") else _guid(subscription, "subscriptionId", "an Azure subscription ID")
+    if subscription in (None, ""):
+        return None
+    return _guid(subscription, "subscriptionId", "an Azure subscription ID")
+
+
+def _secure(key: str) -> ConfigError:
+    return ConfigError(
+        _k(key),
+        "is a `secure:` (encrypted) value, but every hr-connector setting is plain text (the program reads it "
+        "as such, and none is a secret: the certificate's key is generated and kept in Key Vault); set it with "
+        f"`pulumi config set {_k(key)} VALUE` (without --secret)",
     )
+
+
+def load_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> Settings:
+    """Validate a stack's config (bare or `hr-connector:`-prefixed keys) into Settings.
+
+    Raises ConfigError (ConfigProblems when there are several) naming every key that breaks a rule, not just
+    the first. `secret_keys` are the keys Pulumi holds as secrets (`secure:` in the stack file).
+    """
+    cfg = _strip_namespace(config)
+    problems = Problems()
+    for key in cfg:
+        if key not in KEYS:
+            problems.add(_unknown(key, KEYS, key))
+    for key in secret_keys:
+        ns, _, name = key.rpartition(":")
+        if ns in ("", NAMESPACE) and name in cfg:
+            problems.add(_secure(name))
+
+    cloud = problems.attempt(_cloud, cfg)
+    tenant_id = problems.attempt(_tenant, cfg)
+    azure_environment = problems.attempt(_azure_environment, cfg, cloud)
+    location = problems.attempt(_location, cfg, azure_environment)
+    schedule = problems.attempt(_schedule, cfg)
+    connectors = _connectors(cfg, problems)
+    certificate = problems.attempt(_certificate, cfg.get("certificate") or {})
+    drop_zone = problems.attempt(_drop_zone, cfg.get("dropZone") or {})
+    image = problems.attempt(_image, cfg)
+    owners = _owners(cfg, problems)
+    alert_emails = _alert_emails(cfg, problems)
+    subscription_id = problems.attempt(_subscription, cfg)
+    tags = problems.attempt(_tags, cfg.get("tags") or {})
+    problems.raise_if_any()
+    assert cloud and tenant_id and azure_environment and location and schedule and certificate and drop_zone
+    assert tags is not None
 
     return Settings(
         cloud=cloud,
@@ -318,10 +474,38 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         drop_zone=drop_zone,
         image=image,
         owners=owners,
-        alert_emails=tuple(emails),
+        alert_emails=alert_emails,
         subscription_id=subscription_id,
-        tags=_tags(cfg.get("tags") or {}),
+        tags=tags,
     )
+
+
+@dataclass(frozen=True)
+class ConfigWarning:
+    """Something probably wrong that `check` reports without failing the stack (key and what to do)."""
+
+    key: str
+    rule: str
+
+
+def config_warnings(settings: Settings) -> list[ConfigWarning]:
+    """What a valid config may still get wrong: a region without Container Apps jobs, a glob under incoming/."""
+    out: list[ConfigWarning] = []
+    if settings.location in regions.JOBS_NOT_KNOWN:
+        out.append(ConfigWarning(
+            _k("location"),
+            f"Container Apps jobs are not known to be offered in {settings.location} (the evidence is thin: "
+            "Microsoft's region pages do not list them there); before the first `up` confirm with "
+            f"`az cloud set --name AzureUSGovernment` then `{regions.CONFIRM_JOBS_REGIONS}`, or use usgovvirginia",
+        ))
+    for i, c in enumerate(settings.connectors):
+        if c.files and c.files.split("/", 1)[0] == "incoming":
+            out.append(ConfigWarning(
+                _k(f"connectors[{i}].files"),
+                "starts with incoming/, but globs are already relative to incoming/ (this one matches "
+                "incoming/incoming/...); drop the leading incoming/",
+            ))
+    return out
 
 
 def settings_from_pulumi() -> Settings:
@@ -331,4 +515,11 @@ def settings_from_pulumi() -> Settings:
     merged: dict[str, Any] = dict(runtime_config.get_config_env())
     merged.update(runtime_config.CONFIG.get())
     prefix = f"{NAMESPACE}:"
-    return load_settings({k: v for k, v in merged.items() if k.startswith(prefix)})
+    ours = {k: v for k, v in merged.items() if k.startswith(prefix)}
+    secret = set(runtime_config.get_config_secret_keys_env()) | {k for k in ours if runtime_config.is_config_secret(k)}
+    settings = load_settings(ours, secret_keys=sorted(secret & set(ours)))
+    import pulumi
+
+    for warning in config_warnings(settings):
+        pulumi.log.warn(f"{warning.key}: {warning.rule}")
+    return settings

@@ -2,7 +2,12 @@
 
 Fields: minute hour day-of-month month day-of-week. Each field is a comma list of items; an item is
 `*`, a value, or a range `a-b`, each optionally followed by `/step`. Months and weekdays also take
-three-letter English names (JAN..DEC, SUN..SAT), case-insensitively; day-of-week 7 is Sunday too.
+three-letter English names (JAN..DEC, SUN..SAT), case-insensitively.
+
+Day of week is 0-6 (Sunday is 0): 7, which some crons also take for Sunday, is refused. Container Apps jobs run
+on Kubernetes, whose CronJob schedules are parsed by robfig/cron (`cron.ParseStandard`:
+https://github.com/kubernetes/kubernetes/blob/master/pkg/apis/batch/validation/validation.go), and robfig/cron's
+day-of-week bounds are 0-6 (https://github.com/robfig/cron/blob/master/spec.go, `dow = bounds{0, 6, ...}`).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ _FIELDS = (
     _Field("hour", 0, 23, {}),
     _Field("day of month", 1, 31, {}),
     _Field("month", 1, 12, {n: i + 1 for i, n in enumerate(_MONTHS)}),
-    _Field("day of week", 0, 7, {n: i for i, n in enumerate(_DAYS)}),
+    _Field("day of week", 0, 6, {n: i for i, n in enumerate(_DAYS)}),
 )
 
 
@@ -43,7 +48,9 @@ def _value(text: str, f: _Field) -> int:
         raise CronError(f"{f.name} field: {text!r} is not a number{hint}")
     number = int(text)
     if not f.low <= number <= f.high:
-        raise CronError(f"{f.name} field: {number} is outside {f.low}-{f.high}")
+        hint = " (Container Apps schedules follow Kubernetes' cron, where Sunday is 0 or SUN, never 7)" if (
+            f.name == "day of week" and number == 7) else ""
+        raise CronError(f"{f.name} field: {number} is outside {f.low}-{f.high}{hint}")
     return number
 
 

@@ -6,6 +6,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+#: X.509's upper bound on a subject common name, ub-common-name INTEGER ::= 64 (RFC 5280, Appendix A.1):
+#: https://www.rfc-editor.org/rfc/rfc5280#appendix-A.1 ; the app's certificate subject carries the whole stack name.
+MAX_COMMON_NAME = 64
+
 
 # The length and character limits below are Azure's naming rules per resource type (resource groups 1-90, Key
 # Vault vaults, storage accounts, container registries, Container Apps jobs):
@@ -57,3 +61,19 @@ class Names:
     @property
     def certificate_subject(self) -> str:
         return f"hr-connector-{self.stack}"
+
+
+def max_stack_name_length() -> int:
+    """The longest stack name the program can build: the certificate subject (`hr-connector-<stack>`) is the
+    only name that carries the whole stack name without truncating it, and it must fit a 64-character CN."""
+    return MAX_COMMON_NAME - len(Names("", "").certificate_subject)
+
+
+def stack_name_problem(stack: str) -> str | None:
+    """Why the program cannot build resources for this stack name, or None."""
+    limit = max_stack_name_length()
+    if len(stack) > limit:
+        return (f"the stack name has {len(stack)} characters; at most {limit} fit the app certificate's subject "
+                f"({Names(stack, '').certificate_subject[:16]}..., an X.509 common name is at most "
+                f"{MAX_COMMON_NAME} characters): choose a shorter name")
+    return None

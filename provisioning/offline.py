@@ -21,6 +21,7 @@ so tests can compare secrets for equality without ever seeing or printing them.
 from __future__ import annotations
 
 import argparse
+import difflib
 import hashlib
 import json
 import os
@@ -32,11 +33,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from .config import NAMESPACE, ConfigError
+from .config import NAMESPACE, OTHER_NAMESPACES, ConfigError, ConfigProblems
+from .yamlfile import read_yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+#: The top-level keys of a stack file (the Pulumi CLI's ProjectStack):
+#: https://github.com/pulumi/pulumi/blob/master/sdk/go/common/workspace/project.go
+STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
 SECRET_STANDIN = "[secure value: not decrypted offline]"  # noqa: S105 - a placeholder
 UNKNOWN = "[unknown until deployed]"
 _SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # noqa: S105 - pulumi.runtime.rpc._special_sig_key
@@ -75,16 +78,11 @@ def _cli_string(value: Any) -> str:
 
 
 def _read_yaml(path: Path) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), "stack file not found") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise ConfigError(where, f"not valid YAML ({getattr(exc, 'problem', None) or type(exc).__name__})") from None
+    """A YAML file through the one stack-file reader (no aliases); duplicate keys are errors here."""
+    data, duplicates = read_yaml(path)
+    if duplicates:
+        raise ConfigProblems(duplicates)
+    return data
 
 
 def stack_path(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT) -> Path:
@@ -158,27 +156,48 @@ def _type_ok(type_name: str, items: dict[str, Any] | None, value: Any) -> bool:
     return True
 
 
-def load_stack_file(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT) -> StackConfig:
-    """A stack's effective config, merged with Pulumi.yaml's project config as the Pulumi CLI does."""
+def read_stack_file(
+    stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT
+) -> tuple[StackConfig, list[ConfigError]]:
+    """A stack's effective config, merged with Pulumi.yaml's project config as the Pulumi CLI does, and every
+    problem of the file itself (duplicate keys, unknown top-level keys and namespaces, the project's types).
+
+    Raises ConfigError only when the file cannot be read as a stack file at all (missing, not YAML, an alias).
+    """
     project_dir = Path(project_dir)
     project = _project(project_dir)
     project_name = str(project["name"])
     path = stack_path(stack, project_dir)
-    doc = _read_yaml(path)
+    doc, problems = read_yaml(path)
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
         raise ConfigError(str(path), "a stack file must be a mapping with a `config:` key")
+    for key in doc:
+        if str(key) not in STACK_FILE_KEYS:
+            close = difflib.get_close_matches(str(key), STACK_FILE_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"a stack file has {', '.join(STACK_FILE_KEYS)}"
+            problems.append(ConfigError(f"{path.name}: {key}", f"unknown top-level key; {hint}"))
+    if "config" not in doc and problems:
+        return StackConfig(stack_name(path), path, {}), problems  # without config, every other report is noise
     raw = doc.get("config") or {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: config", "must be a mapping of `namespace:key: value`")
 
+    namespaces = (project_name, *OTHER_NAMESPACES)
     values: dict[str, Any] = {}
     secret: list[str] = []
     for key, value in raw.items():
         key = str(key)
         if ":" not in key:
-            raise ConfigError(key, f"stack config keys must be namespaced, e.g. {project_name}:{key}")
+            problems.append(ConfigError(key, f"stack config keys must be namespaced, e.g. {project_name}:{key}"))
+            continue
+        namespace = key.split(":", 1)[0]
+        if namespace not in namespaces:
+            close = difflib.get_close_matches(namespace, namespaces, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"this program reads {', '.join(namespaces)}"
+            problems.append(ConfigError(key, f"unknown config namespace {namespace!r} (nothing reads it); {hint}"))
+            continue
         value, is_secret = _unsecure(value)
         values[key] = value
         if is_secret:
@@ -193,7 +212,8 @@ def load_stack_file(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT
         if full not in values:
             if default is None:
                 if full.startswith(f"{project_name}:"):
-                    raise ConfigError(full, "is required: the stack file must set it (Pulumi.yaml gives no default)")
+                    problems.append(ConfigError(full, "is required: the stack file must set it (Pulumi.yaml gives "
+                                                      "no default)"))
                 continue
             values[full] = default
             continue
@@ -201,8 +221,16 @@ def load_stack_file(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT
         if type_name and full not in secret and not _type_ok(type_name, decl.get("items"), values[full]):
             items = decl.get("items") or {}
             shown = f"array<{items.get('type')}>" if type_name == "array" else type_name
-            raise ConfigError(full, f"must be of type '{shown}' (Pulumi.yaml declares it so)")
-    return StackConfig(stack_name(path), path, values, tuple(secret))
+            problems.append(ConfigError(full, f"must be of type '{shown}' (Pulumi.yaml declares it so)"))
+    return StackConfig(stack_name(path), path, values, tuple(secret)), problems
+
+
+def load_stack_file(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT) -> StackConfig:
+    """read_stack_file, raising ConfigError (ConfigProblems for several) if the file has any problem."""
+    config, problems = read_stack_file(stack, project_dir)
+    if problems:
+        raise ConfigProblems(problems)
+    return config
 
 
 def load_stack_config(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT) -> dict[str, Any]:
@@ -211,11 +239,24 @@ def load_stack_config(stack: str | os.PathLike[str], project_dir: Path = REPO_RO
 
 
 def load_stack_settings(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT):  # -> config.Settings
-    """The validated Settings of a stack file (no Pulumi import): config errors name the key and rule."""
-    from .config import load_settings
+    """The validated Settings of a stack file (no Pulumi import). Raises ConfigError (ConfigProblems when there
+    are several) naming every key that breaks a rule: the file's own problems and the program's config rules."""
+    from .config import Problems, all_problems, load_settings
 
-    return load_settings({k: v for k, v in load_stack_config(stack, project_dir).items()
-                          if k.startswith(f"{NAMESPACE}:")})
+    config, file_problems = read_stack_file(stack, project_dir)
+    problems = Problems()
+    for problem in file_problems:
+        problems.add(problem)
+    if not config.values and file_problems:
+        problems.raise_if_any()
+    try:
+        settings = load_settings({k: v for k, v in config.values.items() if k.startswith(f"{NAMESPACE}:")},
+                                 secret_keys=config.secret_keys)
+    except ConfigError as exc:
+        for problem in all_problems(exc):
+            problems.add(problem)
+    problems.raise_if_any()
+    return settings
 
 
 # ---------------------------------------------------------------------------------------------- evaluation

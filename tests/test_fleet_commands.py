@@ -262,16 +262,21 @@ def test_check_lines_and_exit_code_precedence() -> None:
     from provisioning.check import StackResult, overall_exit_code
 
     ok = StackResult("a", Path("Pulumi.a.yaml"), resources=21, seconds=1.234)
-    config = StackResult("b", Path("Pulumi.b.yaml"), key="hr-connector:schedule", rule="must have 5 fields")
+    config = StackResult("b", Path("Pulumi.b.yaml"), problems=(("hr-connector:schedule", "must have 5 fields"),
+                                                               ("hr-connector:cloud", "unknown cloud")))
     crashed = StackResult("c", Path("Pulumi.c.yaml"), error="evaluating c failed (exit 1):\n" +
                           "\n".join(f"frame {i}" for i in range(30)) + "\nValueError: boom")
+    warned = StackResult("d", Path("Pulumi.d.yaml"), resources=3, seconds=1,
+                         warnings=(("hr-connector:location", "not known to offer jobs"),))
     assert ok.line() == "ok    a: 21 resources, 1.2 s"
-    assert config.line() == "FAIL  b: hr-connector:schedule: must have 5 fields"
+    assert config.line() == ("FAIL  b: hr-connector:schedule: must have 5 fields\n"
+                             "FAIL  b: hr-connector:cloud: unknown cloud")
+    assert warned.line() == "ok    d: 3 resources, 1.0 s\nWARN  d: hr-connector:location: not known to offer jobs"
     lines = crashed.line().splitlines()
     assert lines[0] == "FAIL  c: evaluation failed: evaluating c failed (exit 1):"
     assert lines[-1].strip() == "ValueError: boom" and len(lines) == 9  # the end of the traceback only
-    assert [r.exit_code for r in (ok, config, crashed)] == [0, 2, 1]
-    assert overall_exit_code([ok]) == 0
+    assert [r.exit_code for r in (ok, config, crashed, warned)] == [0, 2, 1, 0]
+    assert overall_exit_code([ok, warned]) == 0
     assert overall_exit_code([ok, crashed]) == 1
     assert overall_exit_code([crashed, config, ok]) == 2  # a config problem is the one to fix first
 

@@ -283,7 +283,8 @@ TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
     ("  hr-connector:cloud: gcchigh\n  hr-connector:azureEnvironment: public\n  hr-connector:location: eastus\n",
      "hr-connector:azureEnvironment", "Azure Government"),
     ("  hr-connector:location: eastus\n  hr-connector:connectors:\n    - jobId: e081f4f4-3831-48d6-a7bb-3fcfab158145\n"
-     "      scenarios:\n        - type: resignation\n          columns: {resignationDate: R, lastWorkingDate: L}\n",
+     "      files: departures/*.csv\n      scenarios:\n        - type: resignation\n"
+     "          columns: {resignationDate: R, lastWorkingDate: L}\n",
      "hr-connector:connectors[0].scenarios[0].columns.userPrincipalName", "required"),
 ], ids=["unknown-key", "gcchigh-on-public", "mapping-without-upn"])
 def test_broken_stack_files_fail_with_the_key_named(tmp_path: Path, body: str, key: str, rule: str) -> None:

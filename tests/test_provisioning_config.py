@@ -43,7 +43,7 @@ def test_minimal_config_takes_the_documented_defaults() -> None:
 def test_values_as_the_pulumi_cli_hands_them_strings_and_json_text() -> None:
     s = load_settings({
         "hr-connector:tenantId": TENANT, "hr-connector:location": "usgovvirginia", "hr-connector:cloud": "gcchigh",
-        "hr-connector:connectors": json.dumps([{"jobId": JOB, "scenarios": [RESIGNATION]}]),
+        "hr-connector:connectors": json.dumps([{"jobId": JOB, "files": "*.csv", "scenarios": [RESIGNATION]}]),
         "hr-connector:certificate": '{"validityDays": "180", "renewBeforeDays": 20}',
         "hr-connector:image": "", "hr-connector:subscriptionId": "", "hr-connector:owners": "[]",
         "azure-native:location": "ignored: another namespace",
@@ -124,7 +124,7 @@ def test_every_error_names_the_key_and_the_rule(config: dict[str, object], key: 
 
 @pytest.mark.parametrize("expression", [
     "0 2 * * *", "*/15 * * * *", "0 0 1 1 *", "5,35 8-18/2 * * MON-FRI", "0 3 */2 * *", "59 23 31 DEC SUN",
-    "0 4 * jan,jul 7", "0-59/5 0-23 1-31 1-12 0-6", "  0   2 * * *  ",
+    "0 4 * jan,jul 0", "0-59/5 0-23 1-31 1-12 0-6", "  0   2 * * *  ",
 ])
 def test_valid_cron_expressions(expression: str) -> None:
     assert validate_cron(expression) == " ".join(expression.split())
@@ -188,9 +188,9 @@ def test_typed_keys_are_type_checked_like_the_cli(tmp_path: Path) -> None:
 def test_secure_values_are_never_decrypted(tmp_path: Path) -> None:
     cfg = load_stack_file(write(tmp_path, "t", f"config:\n  hr-connector:tenantId: {TENANT}\n"
                                                "  hr-connector:location: eastus\n"
-                                               "  other:token:\n    secure: v1:AAAABBBB\n"))
-    assert cfg.values["other:token"] == SECRET_STANDIN
-    assert cfg.secret_keys == ("other:token",)
+                                               "  azure-native:clientSecret:\n    secure: v1:AAAABBBB\n"))
+    assert cfg.values["azure-native:clientSecret"] == SECRET_STANDIN
+    assert cfg.secret_keys == ("azure-native:clientSecret",)
 
 
 def test_unnamespaced_keys_and_bad_yaml_are_named(tmp_path: Path) -> None:

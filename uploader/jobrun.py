@@ -26,7 +26,6 @@ import contextlib
 import datetime as dt
 import errno
 import os
-import re
 import shutil
 import tempfile
 import time
@@ -50,6 +49,7 @@ from .dropzone import (
     name_problem,
 )
 from .errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UploaderError
+from .globs import glob_regex
 from .mapping import ConnectorMapping
 from .report import Reporter, safe_name
 from .scenarios import PROFILE_REFRESH_DAYS
@@ -63,39 +63,6 @@ TEMP_PREFIX = "hr-uploader-"  # + "<pid>-": local copies of HR files, removed on
 
 class ClaimLostError(DropZoneError):
     """The lease or lock on a file was lost mid-send: stop before another execution sends it too."""
-
-
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """A connector's `files` glob as a regex over paths relative to `incoming/` (whole-path match).
-
-    `*` and `?` never cross a '/', `[...]` is a character class, and `**/` matches any number of
-    folders (including none): `departures/*.csv` matches `departures/a.csv` only; `**/*.csv` matches
-    every CSV at any depth; `*.csv` only those directly in `incoming/`.
-    """
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:[^/]+/)*")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and (end := pattern.find("]", i + 2)) != -1:
-            body = pattern[i + 1:end]
-            negate = body.startswith("!")
-            body = (body[1:] if negate else body).replace("\\", "\\\\").replace("[", "\\[")
-            out.append("[" + ("^" if negate else "\\" if body.startswith("^") else "") + body + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z")
 
 
 def connector_label(connector: ConnectorMapping) -> str:
