@@ -335,3 +335,16 @@ def test_disjoint_globs_in_separate_folders_pass(tmp_path: Path) -> None:
     path.write_text(stack(*connectors("departures/*.csv", "performance/*.csv", "profiles/**/*.csv")))
     settings = load_stack_settings(path)
     assert [c.files for c in settings.connectors] == ["departures/*.csv", "performance/*.csv", "profiles/**/*.csv"]
+
+
+@pytest.mark.pulumi
+def test_the_program_itself_refuses_a_secure_value_for_its_keys(tmp_path: Path) -> None:
+    """Not only `check`: the program run by Pulumi (here under mocks) applies the same rule to its secret keys."""
+    from provisioning.config import ConfigError
+    from provisioning.offline import evaluate
+
+    path = tmp_path / "Pulumi.secure.yaml"
+    path.write_text(stack("  hr-connector:alertEmails:", "    secure: v1:AAAABBBBCCCC"))
+    with pytest.raises(ConfigError) as caught:
+        evaluate(path)
+    assert caught.value.key == "hr-connector:alertEmails" and "`secure:`" in caught.value.rule
