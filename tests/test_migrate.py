@@ -552,3 +552,10 @@ def test_cert_show_reads_a_der_cer_and_refuses_other_files(tmp_path: Path, run_u
 def test_gitignore_keeps_keys_and_pfx_files_out() -> None:
     ignored = (REPO / ".gitignore").read_text().split()
     assert {"*.pem", "*.pfx", "*.p12", "*.key"} <= set(ignored)
+
+
+def test_mapping_init_knows_the_us_government_pages_termination_date(tmp_path: Path, run_uploader) -> None:
+    f = write(tmp_path / "gcc.csv", "EmailAddress,TerminationDate,LastWorkingDate\n")
+    result = init(run_uploader, f, "--scenario", "resignation")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["scenarios"][0]["columns"]["resignationDate"] == "TerminationDate"

@@ -109,11 +109,12 @@ def lookup_scenario(name: str, *, titles: bool = False) -> ScenarioType | None:
 # Sources: "Set up a connector to import HR data", https://learn.microsoft.com/purview/import-hr-data (sample
 # CSVs and column tables, current page: UserPrincipalName, ImprovementRemarks/PerformanceRating in the PIP
 # sample, Employee* profile columns incl. the sample header's EmployeeAddLine1 and EmployeeDept), and its
-# older version (EmailAddress columns, the HRScenario column of the multi-scenario sample). Each field's own
+# older version (EmailAddress columns, the HRScenario column of the multi-scenario sample), and the US Government
+# page, https://learn.microsoft.com/purview/import-hr-data-us-government (TerminationDate). Each field's own
 # name also matches. Matching ignores case, spaces, '_' and '-'.
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "userPrincipalName": ("UserPrincipalName", "EmailAddress", "UPN", "Email"),
-    "resignationDate": ("ResignationDate",),
+    "resignationDate": ("ResignationDate", "TerminationDate"),
     "lastWorkingDate": ("LastWorkingDate",),
     "effectiveDate": ("EffectiveDate",),
     "remarks": ("Remarks", "ImprovementRemarks"),
