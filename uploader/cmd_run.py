@@ -103,6 +103,7 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from .auth import TokenProvider
+    from .cmd_upload import check_certificate
     from .dropzone import open_dropzone
     from .jobrun import JobRun
     from .send import IngestionClient
@@ -124,6 +125,8 @@ def main(args: argparse.Namespace) -> int:
     cloud = get_cloud(args.cloud).with_overrides(args.authority_host, args.ingestion_url, args.scope)
     dropzone = open_dropzone(dropzone_url)
     tokens = TokenProvider(cloud, tenant_id, app_id, pem, source=source)  # signs in only when a file is sent
+    key_file = None if source == CERTIFICATE_PEM_ENV else args.certificate
+    check_certificate(tokens.bundle, key_file, source, reporter)  # expired: exit 2 before any request
     client = IngestionClient(cloud, tokens, deadline=args.deadline, read_timeout=args.read_timeout)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:

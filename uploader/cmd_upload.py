@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .checkpoint import LocalCheckpointStore
@@ -21,6 +22,9 @@ from .mapping import GUID_RE
 from .report import Reporter, safe_name
 from .stackfile import mapping_from_args
 from .upload import FileOutcome, upload_file
+
+if TYPE_CHECKING:
+    from .certs import CertificateBundle
 
 CERTIFICATE_ENV = "UPLOADER_CERTIFICATE_PEM"
 
@@ -68,6 +72,21 @@ def read_certificate(path: str | None, environ: os._Environ[str] | dict[str, str
     raise UsageError(f"--certificate PEMFILE (or the PEM text in {CERTIFICATE_ENV}) is required to sign in")
 
 
+def check_certificate(bundle: CertificateBundle, key_file: str | None, source: str, reporter: Reporter) -> None:
+    """Before any sign-in: warn when the key file is readable by others or the certificate expires within
+    30 days; an expired certificate is a UsageError (Entra would refuse it)."""
+    from .certs import expiry_status, key_file_exposure
+
+    if key_file and (exposure := key_file_exposure(key_file)):
+        reporter.warning(safe_name(key_file), f"the private key file is {exposure}-readable; make it readable by "
+                         "its owner only (chmod 600)")
+    level, text = expiry_status(bundle.not_after)
+    if level == "expired":
+        raise UsageError(f"{safe_name(source)}: {text}; nothing was sent")
+    if level == "expiring":
+        reporter.warning(safe_name(source), text)
+
+
 def resolve_cloud(args: argparse.Namespace) -> Cloud:
     """The cloud table's entry with --authority-host / --ingestion-url / --scope applied (https only)."""
     for flag, value in (("--authority-host", args.authority_host), ("--ingestion-url", args.ingestion_url)):
@@ -105,15 +124,17 @@ def main(args: argparse.Namespace) -> int:
 
             pem, source = read_certificate(args.certificate)
             try:
-                load_bundle(pem, source=source)
+                bundle = load_bundle(pem, source=source)
             except CertificateError as exc:
                 raise UsageError(str(exc)) from None
+            check_certificate(bundle, args.certificate, source, reporter)
     else:
         from .auth import TokenProvider
         from .send import READ_TIMEOUT, IngestionClient
 
         pem, source = read_certificate(args.certificate)
         tokens = TokenProvider(cloud, args.tenant_id, args.app_id, pem, source=source)
+        check_certificate(tokens.bundle, args.certificate, source, reporter)
         try:
             Path(args.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
