@@ -6,7 +6,6 @@ code, that no cell value is printed and that nothing is lost."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,15 +33,25 @@ def uploader(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
+_PEAK = """
+import atexit, os, runpy, sys
+def _peak():  # VmHWM: this process's own high-water mark (ru_maxrss would include the forking pytest's)
+    with open("/proc/self/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    with open(os.environ["PEAK_FILE"], "w") as out:
+        out.write(str(kib))
+atexit.register(_peak)
+sys.argv = ["uploader", *sys.argv[1:]]
+runpy.run_module("uploader", run_name="__main__")
+"""
+
+
 def measured(*args: str, tmp_path: Path) -> tuple[int, str, int]:
     """(exit code, stdout+stderr, peak RSS in MiB) of one uploader process."""
-    out = tmp_path / "out.txt"
-    with open(out, "w") as sink:
-        proc = subprocess.Popen([sys.executable, "-m", "uploader", *args], env=clean_environ(), stdout=sink,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, out.read_text(), usage.ru_maxrss // 1024
+    peak = tmp_path / "peak.txt"
+    done = subprocess.run([sys.executable, "-c", _PEAK, *args], env=dict(clean_environ(), PEAK_FILE=str(peak)),
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return done.returncode, done.stdout + done.stderr, int(peak.read_text()) // 1024
 
 
 def assert_no_cells(text: str) -> None:
