@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_connectors(raw: str | None) -> tuple[ConnectorMapping, ...]:
     """UPLOADER_CONNECTORS: absent or empty means none configured yet; every connector needs a valid `files` glob."""
-    from .jobrun import glob_regex
+    from .globs import glob_regex
 
     if raw is None or not raw.strip():
         return ()
