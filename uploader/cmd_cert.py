@@ -13,21 +13,12 @@ import argparse
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from .certs import (
-    MIN_RSA_BITS,
-    PASSWORD_ENV,
-    CertificateError,
-    expiry_status,
-    generate_certificate,
-    is_pkcs12,
-    pem_from_pkcs12,
-    thumbprint,
-)
 from .errors import EXIT_OK, UsageError
+
+if TYPE_CHECKING:  # cryptography is imported when a cert command runs, not when the parser is built
+    from cryptography import x509
 
 #: Same bounds as the stack's certificate.validityDays.
 MAX_DAYS = 3650
@@ -43,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     new = sub.add_parser("new", help="a new RSA key and self-signed certificate: NAME.pem (0600) and NAME.cer")
     new.add_argument("--subject", required=True, help='the certificate subject, e.g. "CN=hr-connector-contoso"')
     new.add_argument("--days", type=int, default=365, help=f"validity in days (1-{MAX_DAYS}; default 365)")
-    new.add_argument("--key-size", type=int, default=MIN_RSA_BITS, choices=(2048, 3072, 4096),
+    new.add_argument("--key-size", type=int, default=2048, choices=(2048, 3072, 4096),  # certs.MIN_RSA_BITS up
                      help="RSA key size in bits")
     new.add_argument("--out-dir", default=".", help="folder for NAME.pem and NAME.cer (default: here)")
     new.add_argument("--name", help="file name stem (default: from the subject's CN)")
@@ -52,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _subject(text: str) -> x509.Name:
+    from cryptography import x509
+
     try:  # "CN=a, O=b" (the Windows spelling, with spaces) as well as RFC 4514's "CN=a,O=b"
         name = x509.Name.from_rfc4514_string(re.sub(r"(?<!\\),\s+", ",", text.strip()))
     except ValueError:
@@ -62,6 +55,8 @@ def _subject(text: str) -> x509.Name:
 
 
 def _stem(name: x509.Name, given: str | None) -> str:
+    from cryptography import x509
+
     stem = given or str(name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-.")
     if not stem:
@@ -78,6 +73,10 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
 
 
 def new(args: argparse.Namespace) -> int:
+    from cryptography import x509
+
+    from .certs import generate_certificate
+
     subject = _subject(args.subject)
     if not 1 <= args.days <= MAX_DAYS:
         raise UsageError(f"--days: must be between 1 and {MAX_DAYS}")
@@ -110,6 +109,11 @@ def new(args: argparse.Namespace) -> int:
 
 def _load(path: Path) -> tuple[list[x509.Certificate], object | None]:
     """The file's certificates and its private key, if any (PEM bundle, PEM or DER certificate, PFX)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    from .certs import PASSWORD_ENV, CertificateError, is_pkcs12, pem_from_pkcs12
+
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -143,6 +147,8 @@ def _load(path: Path) -> tuple[list[x509.Certificate], object | None]:
 
 
 def show(args: argparse.Namespace) -> int:
+    from .certs import expiry_status, thumbprint
+
     path = Path(args.file)
     certs, key = _load(path)
     key_numbers = getattr(getattr(key, "public_key", lambda: None)(), "public_numbers", lambda: None)()
