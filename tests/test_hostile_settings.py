@@ -5,61 +5,17 @@ value) is printed; no request leaves the machine in clear text, and no file is l
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hostile_support import COLUMNS, CSV, SECRET_UPN, Listener
 
 from uploader.sandbox.client import clean_environ
 
 pytestmark = pytest.mark.e2e
-
-COLUMNS = {"userPrincipalName": "EmailAddress", "resignationDate": "ResignationDate",
-           "lastWorkingDate": "LastWorkingDate"}
-SECRET_UPN = "zqsecret.person@contoso.com"  # a cell value that must never be printed
-CSV = f"EmailAddress,ResignationDate,LastWorkingDate\n{SECRET_UPN},2026-11-01T10:00,2026-12-15T17:00\n"
-
-
-class Listener:
-    """A plain-TCP listener on loopback that only counts connections (a clear-text endpoint must get none)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    lst = Listener()
-    yield lst
-    lst.close()
-
 
 def connectors(job_id: str, files: str = "*.csv") -> str:
     return json.dumps([{"name": "departures", "jobId": job_id, "files": files,

@@ -223,35 +223,29 @@ def build_parser() -> argparse.ArgumentParser:
     add_option(val, "--log-format", choices=("text", "json"), default="text", help="text or json")
     val.set_defaults(handler="uploader.cmd_validate")
 
-    mp = sub.add_parser("mapping", help="write a connector mapping from a CSV header (`mapping init`)",
-                        formatter_class=_TwinHelpFormatter)
-    _extend("uploader.cmd_mapping", mp)
-    mp.set_defaults(handler="uploader.cmd_mapping")
-
-    ct = sub.add_parser("cert", help="make a certificate credential (`cert new`) or inspect one (`cert show`)",
-                        formatter_class=_TwinHelpFormatter)
-    _extend("uploader.cmd_cert", ct)
-    ct.set_defaults(handler="uploader.cmd_cert")
+    _module_command(sub, "mapping", "uploader.cmd_mapping",
+                    "write a connector mapping from a CSV header (`mapping init`)")
+    _module_command(sub, "cert", "uploader.cmd_cert",
+                    "make a certificate credential (`cert new`) or inspect one (`cert show`)")
 
     ep = sub.add_parser("endpoints", help="print a cloud's endpoints as JSON", formatter_class=_TwinHelpFormatter)
     add_option(ep, "--cloud", type=cloud_name, required=True, help=f"one of {', '.join(CLOUDS)}")
     ep.set_defaults(handler=None)
 
-    run = sub.add_parser("run", help="job mode: send the drop zone's new files (settings from UPLOADER_* env)",
-                         formatter_class=_TwinHelpFormatter)
-    _extend("uploader.cmd_run", run)
-    run.set_defaults(handler="uploader.cmd_run")
-
-    doc = sub.add_parser("doctor", help="live checks before a real run: certificate, sign-in, ingestion TLS, "
-                         "drop zone (sends no HR data)", formatter_class=_TwinHelpFormatter)
-    _extend("uploader.cmd_doctor", doc)
-    doc.set_defaults(handler="uploader.cmd_doctor")
-
-    sb = sub.add_parser("sandbox", help="local stand-in for Entra and the ingestion API, on loopback TLS",
-                        formatter_class=_TwinHelpFormatter)
-    _extend("uploader.sandbox.cli", sb)
-    sb.set_defaults(handler="uploader.sandbox.cli")
+    _module_command(sub, "run", "uploader.cmd_run",
+                    "job mode: send the drop zone's new files (settings from UPLOADER_* env)")
+    _module_command(sub, "doctor", "uploader.cmd_doctor",
+                    "live checks before a real run: certificate, sign-in, ingestion TLS, drop zone (sends no HR data)")
+    _module_command(sub, "sandbox", "uploader.sandbox.cli",
+                    "local stand-in for Entra and the ingestion API, on loopback TLS")
     return parser
+
+
+def _module_command(sub: argparse._SubParsersAction, name: str, module: str, help: str) -> None:  # noqa: A002
+    """A subcommand whose options and work both live in `module` (its add_arguments and main)."""
+    parser = sub.add_parser(name, help=help, formatter_class=_TwinHelpFormatter)
+    _extend(module, parser)
+    parser.set_defaults(handler=module)
 
 
 def _default_state_dir() -> str:
