@@ -67,3 +67,16 @@ def test_connectors_need_files_in_job_mode() -> None:
         load_connectors(json.dumps([no_files]))
     with pytest.raises(UsageError, match="line 1"):
         load_connectors("[{]")
+
+
+@pytest.mark.parametrize(("files", "rule"), [
+    ("/etc/*.csv", "no leading '/'"),
+    ("../outside/*.csv", "'..' is not allowed"),
+    ("departures//*.csv", "empty folder name"),
+    ("[z-a].csv", "not a valid glob"),
+])
+def test_job_mode_refuses_the_globs_check_refuses(files: str, rule: str) -> None:
+    bad = dict(MAPPING, files=files)
+    with pytest.raises(UsageError, match=r"UPLOADER_CONNECTORS\[1\]\.files") as caught:
+        load_connectors(json.dumps([MAPPING, bad]))
+    assert rule in str(caught.value) and files not in str(caught.value)

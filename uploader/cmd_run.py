@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 
 from .cli import add_connection_options, add_option, env_name, records_per_call
@@ -44,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_connectors(raw: str | None) -> tuple[ConnectorMapping, ...]:
     """UPLOADER_CONNECTORS: absent or empty means none configured yet; every connector needs a valid `files` glob."""
-    from .globs import glob_regex
+    from .globs import glob_problem
 
     if raw is None or not raw.strip():
         return ()
@@ -62,10 +61,8 @@ def load_connectors(raw: str | None) -> tuple[ConnectorMapping, ...]:
         if connector.files is None:
             raise UsageError(f"{CONNECTORS_ENV}[{i}].files: is required in job mode "
                              "(a glob relative to incoming/, e.g. \"departures/*.csv\")")
-        try:
-            glob_regex(connector.files)
-        except re.error as exc:
-            raise UsageError(f"{CONNECTORS_ENV}[{i}].files: not a valid glob ({exc.msg})") from None
+        if rule := glob_problem(connector.files):  # the same rules `provisioning check` applies to stack files
+            raise UsageError(f"{CONNECTORS_ENV}[{i}].files: {rule}")
     return connectors
 
 
