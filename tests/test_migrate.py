@@ -265,7 +265,11 @@ def stack_file(folder: Path, name: str, connectors: list[dict]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     doc = {"config": {"hr-connector:tenantId": "3f2504e0-4f89-41d3-9a0c-0305e82c3301",
                       "hr-connector:location": "westeurope", "hr-connector:connectors": connectors}}
-    return write(folder / f"Pulumi.{name}.yaml", yaml.safe_dump(doc, sort_keys=False))
+    class NoAliases(yaml.SafeDumper):  # stack files may not hold aliases: write shared values out
+        def ignore_aliases(self, data: object) -> bool:
+            return True
+
+    return write(folder / f"Pulumi.{name}.yaml", yaml.dump(doc, Dumper=NoAliases, sort_keys=False))
 
 
 def test_validate_with_a_repository_stack_uses_its_connector_mapping(tmp_path: Path, run_uploader) -> None:
@@ -305,6 +309,22 @@ def test_stack_option_errors_name_the_file_and_the_rule(tmp_path: Path, run_uplo
         assert text in result.stderr, (extra, result.stderr)
     ok = run_uploader("validate", f, "--stacks-dir", stacks, "--stack", "two", "--connector", "b")
     assert ok.returncode == 0, ok.stderr
+
+
+def test_stack_option_reads_stack_files_as_check_does(tmp_path: Path, run_uploader) -> None:
+    """The uploader's --stack uses the same stack-file reader as `provisioning check`: no alias bomb, no
+    silently ignored duplicate key."""
+    f = write(tmp_path / "a.csv", RES_HEADER + RES_ROW)
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    levels = ["a: &a [x, x, x, x, x, x, x, x, x]"] + [
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]" for i in range(8)]
+    write(stacks / "Pulumi.bomb.yaml", "\n".join(levels) + "\nconfig: {hr-connector:connectors: *i}\n")
+    write(stacks / "Pulumi.twice.yaml", "config:\n  hr-connector:connectors: []\n  hr-connector:connectors: []\n")
+    bomb = run_uploader("validate", f, "--stacks-dir", stacks, "--stack", "bomb", timeout=30)
+    assert bomb.returncode == 2 and "YAML alias *a is not allowed" in bomb.stderr, bomb.stderr
+    twice = run_uploader("validate", f, "--stacks-dir", stacks, "--stack", "twice")
+    assert twice.returncode == 2 and "hr-connector:connectors: is given twice" in twice.stderr, twice.stderr
 
 
 def test_stack_option_without_pyyaml_says_how_to_get_it(tmp_path: Path, run_uploader) -> None:

@@ -67,24 +67,20 @@ def load_connector(stack: str, connector: str | None, stacks_dir: str | None) ->
     """The connector named `connector` (or the only one) in the stack file's hr-connector:connectors."""
     path = stack_path(stack, stacks_dir)
     try:
-        import yaml
+        from . import yamlfile  # imports PyYAML
     except ImportError:
         raise UsageError("--stack needs PyYAML to read the stack file: pip install 'hr-connector[provisioning]' "
                          "(or pip install PyYAML), or pass the mapping as JSON with --mapping") from None
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
+    if not path.is_file():
         known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in path.parent.glob("Pulumi.*.yaml"))
         raise UsageError(f"--stack {stack}: no file {path} (stacks there: {', '.join(known) or 'none'}; "
-                         "--stacks-dir DIR to look elsewhere)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: unreadable ({type(exc).__name__})") from None
+                         "--stacks-dir DIR to look elsewhere)")
     try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise UsageError(f"{where}: not valid YAML ({getattr(exc, 'problem', None) or type(exc).__name__})") from None
+        document, duplicates = yamlfile.read_yaml(path)  # no aliases (a few bytes could expand to gigabytes)
+    except MappingError as exc:
+        raise UsageError(str(exc)) from None
+    if duplicates:
+        raise UsageError("; ".join(f"{path}: {d}" for d in duplicates))
     config = document.get("config") if isinstance(document, dict) else None
     raw = config.get(CONNECTORS_KEY) if isinstance(config, dict) else None
     try:
