@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import UsageError
 from .mapping import ConnectorMapping, MappingError, load_mapping_file, parse_connectors
+from .yamlfile import read_yaml
 
 NAMESPACE = "hr-connector"
 CONNECTORS_KEY = f"{NAMESPACE}:connectors"
@@ -67,7 +68,7 @@ def load_connector(stack: str, connector: str | None, stacks_dir: str | None) ->
     """The connector named `connector` (or the only one) in the stack file's hr-connector:connectors."""
     path = stack_path(stack, stacks_dir)
     try:
-        from . import yamlfile  # imports PyYAML
+        import yaml  # noqa: F401 - read_yaml needs it
     except ImportError:
         raise UsageError("--stack needs PyYAML to read the stack file: pip install 'hr-connector[provisioning]' "
                          "(or pip install PyYAML), or pass the mapping as JSON with --mapping") from None
@@ -76,7 +77,7 @@ def load_connector(stack: str, connector: str | None, stacks_dir: str | None) ->
         raise UsageError(f"--stack {stack}: no file {path} (stacks there: {', '.join(known) or 'none'}; "
                          "--stacks-dir DIR to look elsewhere)")
     try:
-        document, duplicates = yamlfile.read_yaml(path)  # no aliases (a few bytes could expand to gigabytes)
+        document, duplicates = read_yaml(path)  # no aliases (a few bytes could expand to gigabytes)
     except MappingError as exc:
         raise UsageError(str(exc)) from None
     if duplicates:

@@ -1,7 +1,7 @@
 """The one YAML reader for stack files (and Pulumi.yaml): safe types only, no aliases, duplicate keys reported.
 
-Used by `python -m provisioning` and by the uploader's `--stack` option alike; PyYAML is imported here, so the
-uploader imports this module only when a stack file is read (the job's image has no PyYAML).
+Used by `python -m provisioning` and by the uploader's `--stack` option alike. PyYAML is imported only when a
+file is read: the job's image has no PyYAML, and every uploader module must still import there.
 
 - Aliases (`*name`, and `<<: *name` merges) are refused before anything is built: a few hundred bytes of nested
   aliases expand into billions of nodes when the value is walked (the "billion laughs"), and a stack file has no
@@ -12,23 +12,30 @@ uploader imports this module only when a stack file is read (the job's image has
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from .mapping import MappingError
 
+if TYPE_CHECKING:
+    import yaml
 
-class _NoAliasLoader(yaml.SafeLoader):
+
+@functools.cache
+def _no_alias_loader() -> type[yaml.SafeLoader]:
     """PyYAML's SafeLoader, refusing an alias the moment the parser meets it (before any expansion)."""
+    import yaml
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise _AliasRefused(event.anchor, event.start_mark.line + 1)
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise _AliasRefused(event.anchor, event.start_mark.line + 1)
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+
+    return NoAliasLoader
 
 
 class _AliasRefused(Exception):
@@ -46,6 +53,8 @@ def _step(path: str, key: str) -> str:
 
 def _duplicates(node: yaml.Node, path: str = "") -> Iterator[tuple[str, int, int]]:
     """(config path, first line, repeated line) for every key given twice in one mapping."""
+    import yaml
+
     if isinstance(node, yaml.MappingNode):
         seen: dict[tuple[str, str], int] = {}
         for key_node, value_node in node.value:
@@ -70,7 +79,9 @@ def read_yaml(path: Path) -> tuple[Any, list[MappingError]]:
         raise MappingError(str(path), "stack file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(str(path), f"cannot be read ({type(exc).__name__})") from None
-    loader = _NoAliasLoader(text)
+    import yaml
+
+    loader = _no_alias_loader()(text)
     try:
         node = loader.get_single_node()
         problems = [
