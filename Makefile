@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: venv test demo lint fmt bench check clean lock
+.PHONY: venv test test-fast demo lint types fmt bench check clean lock
 
 venv: $(STAMP)
 
@@ -25,12 +25,17 @@ $(NPM_STAMP): package.json
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+# Everything CI runs: lint, then the whole suite in one worker per core (pytest-xdist).
 test: $(STAMP) $(NPM_STAMP)
 	$(PY) -m ruff check .
-	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(PY) -m pytest -q
+	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(PY) -m pytest -q -n 2
+
+# The inner loop: no Azurite, no image install, no Pulumi program evaluation (CI runs everything).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -n 2 -m "not azurite and not pulumi"
 
 demo: $(STAMP)
-	$(PY) -m uploader.demo
+	$(PY) -m uploader.sandbox.demo
 
 bench: $(STAMP)
 	$(PY) bench/throughput.py

@@ -7,17 +7,17 @@ settings -> providers -> Entra app + certificate -> Key Vault -> drop zone -> im
 import pulumi
 from pulumi_azure_native import resources
 
-from provisioning.alerts import Alerts
+from provisioning.components.alerts import Alerts
+from provisioning.components.dropzone import DropZone
+from provisioning.components.identity import Identity
+from provisioning.components.image import UploaderImage
+from provisioning.components.job import UploaderJob
+from provisioning.components.outputs import next_steps
+from provisioning.components.providers import Providers
+from provisioning.components.tags import apply_tags
+from provisioning.components.vault import Vault
 from provisioning.config import settings_from_pulumi
-from provisioning.dropzone import DropZone
-from provisioning.identity import Identity
-from provisioning.image import UploaderImage
-from provisioning.job import UploaderJob
 from provisioning.naming import Names
-from provisioning.outputs import next_steps
-from provisioning.providers import Providers
-from provisioning.tags import apply_tags
-from provisioning.vault import Vault
 
 settings = settings_from_pulumi()
 apply_tags(settings.tags)  # before any resource: every taggable Azure resource gets them

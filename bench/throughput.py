@@ -29,9 +29,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from uploader.certs import generate_certificate  # noqa: E402
+from uploader.check.csvscan import iter_chunks, scan_file  # noqa: E402
 from uploader.clouds import DEFAULT_SCOPE  # noqa: E402
-from uploader.csvscan import iter_chunks, scan_file  # noqa: E402
+from uploader.model.certs import generate_certificate  # noqa: E402
 
 HEADER = "EmailAddress,ResignationDate,LastWorkingDate\n"
 PER_CALL = 5000
@@ -111,7 +111,7 @@ def raw_send(path: Path, info: dict, token: str, job_id: str) -> float:
 def token_for(info: dict, app_id: str, cert_pem: str, tenant: str) -> str:
     import msal
 
-    from uploader.certs import load_bundle
+    from uploader.model.certs import load_bundle
 
     bundle = load_bundle(cert_pem)
     app = msal.ConfidentialClientApplication(

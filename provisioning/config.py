@@ -17,12 +17,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from provisioning import regions
+from provisioning.cron import CronError, validate_cron
 from uploader.clouds import AZURE_ENVIRONMENTS, CLOUDS, Cloud
-from uploader.globs import glob_problem, overlap
-from uploader.mapping import GUID_RE, ConnectorMapping, MappingError, parse_connector
-
-from . import regions
-from .cron import CronError, validate_cron
+from uploader.model.globs import glob_problem, overlap
+from uploader.model.mapping import GUID_RE, ConnectorMapping, MappingError, parse_connector
 
 T = TypeVar("T")
 

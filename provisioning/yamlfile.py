@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from provisioning.config import ConfigError
 from uploader import yamlfile
-from uploader.mapping import MappingError
-
-from .config import ConfigError
+from uploader.model.mapping import MappingError
 
 
 def read_yaml(path: Path) -> tuple[Any, list[ConfigError]]:

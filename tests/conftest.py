@@ -37,7 +37,7 @@ import pytest
 from azurite_support import azurite  # noqa: F401 - one Azurite per session, for every test module
 from hostile_support import listener  # noqa: F401 - a loopback listener that counts connections
 
-from uploader.certs import generate_certificate
+from uploader.model.certs import generate_certificate
 from uploader.sandbox.client import Sandbox, clean_environ
 
 _RUNNING: list[Sandbox] = []

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.offline import evaluate, list_stacks
+from provisioning.tools.offline import evaluate, list_stacks
 
 pytestmark = pytest.mark.pulumi
 

@@ -11,9 +11,9 @@ import pytest
 import requests
 from cryptography import x509
 
-from uploader.auth import TokenProvider
 from uploader.clouds import CLOUDS, get_cloud
 from uploader.errors import EXIT_FAILED, EXIT_USAGE, SignInError, UsageError
+from uploader.send.auth import TokenProvider
 
 
 class Recording(requests.Session):
@@ -127,7 +127,7 @@ def test_msal_credential_error_is_named_as_a_credential_problem(new_app, sandbox
     """The credential MSAL < 1.35 refused (a private key without thumbprint), raised by the installed MSAL."""
     import msal
 
-    from uploader.auth import msal_stage
+    from uploader.send.auth import msal_stage
 
     app = new_app()
     authority = f"{sandbox.authority_host}/{app.tenant_id}"
@@ -159,7 +159,7 @@ def test_pyproject_requires_an_msal_that_computes_the_thumbprint() -> None:
 
     import msal
 
-    from uploader.auth import MIN_MSAL
+    from uploader.send.auth import MIN_MSAL
 
     deps = tomllib.loads((Path(__file__).resolve().parent.parent / "pyproject.toml").read_text())["project"]
     (spec,) = [d for d in deps["dependencies"] if d.startswith("msal")]

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from provisioning.certificate import CertificateProvider, parse_iso, renewal_due
-from uploader.certs import load_bundle
+from provisioning.components.certificate import CertificateProvider, parse_iso, renewal_due
+from uploader.model.certs import load_bundle
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 PROPS = {"commonName": "hr-connector-test", "validityDays": 365, "renewBeforeDays": 30}

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from uploader.certs import (
+from uploader.model.certs import (
     CertificateError,
     days_to_expiry,
     expiry_status,

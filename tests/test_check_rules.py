@@ -299,7 +299,7 @@ def test_the_longest_allowed_name_evaluates(tmp_path: Path) -> None:
     ("[a-c]*", "d*", None),
 ])
 def test_overlap_is_exact_and_gives_a_path_both_match(first: str, second: str, example: str | None) -> None:
-    from uploader.globs import glob_regex, overlap
+    from uploader.model.globs import glob_regex, overlap
 
     found = overlap(first, second)
     assert found == example
@@ -310,7 +310,7 @@ def test_overlap_is_exact_and_gives_a_path_both_match(first: str, second: str, e
 
 def test_the_overlap_automaton_matches_exactly_what_job_mode_matches() -> None:
     """Random globs and paths: the automaton `overlap` walks agrees with job mode's regex on every pair."""
-    from uploader.globs import glob_problem, glob_regex, matches
+    from uploader.model.globs import glob_problem, glob_regex, matches
 
     rng = random.Random(20261128)
     atoms = ["a", "b", ".", "/", "*", "**/", "**", "?", "[ab]", "[!a]", "[a-c]", "c", "-"]
@@ -329,7 +329,7 @@ def test_the_overlap_automaton_matches_exactly_what_job_mode_matches() -> None:
 
 
 def test_disjoint_globs_in_separate_folders_pass(tmp_path: Path) -> None:
-    from provisioning.offline import load_stack_settings
+    from provisioning.tools.offline import load_stack_settings
 
     path = tmp_path / "Pulumi.two.yaml"
     path.write_text(stack(*connectors("departures/*.csv", "performance/*.csv", "profiles/**/*.csv")))
@@ -341,7 +341,7 @@ def test_disjoint_globs_in_separate_folders_pass(tmp_path: Path) -> None:
 def test_the_program_itself_refuses_a_secure_value_for_its_keys(tmp_path: Path) -> None:
     """Not only `check`: the program run by Pulumi (here under mocks) applies the same rule to its secret keys."""
     from provisioning.config import ConfigError
-    from provisioning.offline import evaluate
+    from provisioning.tools.offline import evaluate
 
     path = tmp_path / "Pulumi.secure.yaml"
     path.write_text(stack("  hr-connector:alertEmails:", "    secure: v1:AAAABBBBCCCC"))

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from uploader.checkpoint import (
+from uploader.send.checkpoint import (
     SKIP_WINDOW,
     LocalCheckpointStore,
     check_record,

@@ -9,11 +9,11 @@ import re
 
 import pytest
 
-from provisioning.alerts import FAILED_EXECUTIONS_QUERY
+from provisioning.components.alerts import FAILED_EXECUTIONS_QUERY
+from provisioning.components.outputs import next_steps
+from provisioning.components.rbacwait import PROPAGATION_SECONDS, RoleAssignmentWaitProvider
 from provisioning.config import load_settings
-from provisioning.offline import REPO_ROOT, Evaluation, evaluate, list_stacks
-from provisioning.outputs import next_steps
-from provisioning.rbacwait import PROPAGATION_SECONDS, RoleAssignmentWaitProvider
+from provisioning.tools.offline import REPO_ROOT, Evaluation, evaluate, list_stacks
 from uploader.clouds import CLOUDS
 
 APP_CERT = "azuread:index/applicationCertificate:ApplicationCertificate"

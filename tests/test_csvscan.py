@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from uploader.csvscan import iter_chunks, scan_file
-from uploader.mapping import parse_connector
-from uploader.rules import cell_problem
-from uploader.scenarios import SCENARIOS
+from uploader.check.csvscan import iter_chunks, scan_file
+from uploader.check.rules import cell_problem
+from uploader.model.mapping import parse_connector
+from uploader.model.scenarios import SCENARIOS
 
 JOB = "e081f4f4-3831-48d6-a7bb-3fcfab158145"
 TODAY = dt.date(2026, 11, 22)
@@ -226,7 +226,7 @@ def test_resume_from_a_chunk_boundary_needs_no_second_pass(tmp_path: Path, skip:
 
 
 def test_a_file_without_line_breaks_is_refused_without_holding_it(tmp_path: Path, monkeypatch) -> None:
-    import uploader.csvscan as csvscan
+    import uploader.check.csvscan as csvscan
 
     monkeypatch.setattr(csvscan, "MAX_LINE_BYTES", 4096)
     scan = scan_file(write(tmp_path, HEADER + "\n" + "x" * 50_000), RESIGNATION, 10, block_size=1024, today=TODAY)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.__main__ import build_parser as provisioning_parser
 from provisioning.config import KEYS
+from provisioning.tools.cli import build_parser as provisioning_parser
 from uploader import errors
 from uploader.cli import build_parser
-from uploader.scenarios import SCENARIOS
+from uploader.model.scenarios import SCENARIOS
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs"
@@ -84,7 +84,7 @@ def test_every_output_and_job_variable_is_in_the_configuration_reference() -> No
     assert outputs
     for name in outputs:
         assert table_row(text, f"`{name}`") is not None, f"configuration.md: no row for output {name}"
-    job = (REPO / "provisioning" / "job.py").read_text(encoding="utf-8")
+    job = (REPO / "provisioning" / "components" / "job.py").read_text(encoding="utf-8")
     variables = re.findall(r'EnvironmentVarArgs\(name="(\w+)"', job)
     assert variables
     for name in variables:

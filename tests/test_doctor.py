@@ -16,8 +16,7 @@ from pathlib import Path
 import certifi
 import pytest
 
-from uploader.certs import generate_certificate, load_bundle
-from uploader.cmd_doctor import (
+from uploader.commands.doctor import (
     FAIL,
     PASS,
     WARN,
@@ -28,6 +27,7 @@ from uploader.cmd_doctor import (
     explain_sign_in_error,
 )
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from uploader.model.certs import generate_certificate, load_bundle
 
 pytestmark = pytest.mark.e2e
 

@@ -1,4 +1,4 @@
-"""The drop-zone backends (uploader.dropzone) against a real Azurite and a real folder, and the job's globs.
+"""The drop-zone backends (uploader.job.dropzone) against a real Azurite and a real folder, and the job's globs.
 
 The `azurite` fixture (tests/azurite_support.py, shared through conftest) starts one Azurite per session.
 """
@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from azurite_support import DEV_ACCOUNT, DEV_KEY
 
-from uploader import dropzone as dzmod
-from uploader.dropzone import DropZoneError, FolderDropZone, UnreadableState, keep_renewed, open_dropzone
+from uploader.job import dropzone as dzmod
 from uploader.errors import UsageError
-from uploader.jobrun import glob_regex
+from uploader.job.dropzone import DropZoneError, FolderDropZone, UnreadableState, keep_renewed, open_dropzone
+from uploader.job.jobrun import glob_regex
 
 
 @pytest.fixture(params=["folder", "blob"])

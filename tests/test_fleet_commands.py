@@ -239,7 +239,7 @@ def test_matrix_selects_changed_stacks_with_their_sign_in_cloud(tmp_path: Path) 
     changed.write_text("docs/gitops.md\nREADME.md\n")
     assert _matrix(tmp_path, "--changed-files", str(changed)) == []
 
-    for program_file in ("provisioning/job.py", "__main__.py", "Pulumi.yaml", "uploader/cli.py"):
+    for program_file in ("provisioning/components/job.py", "__main__.py", "Pulumi.yaml", "uploader/cli.py"):
         changed.write_text(f"{program_file}\n")
         assert len(_matrix(tmp_path, "--changed-files", str(changed))) == 4, program_file
 
@@ -259,7 +259,7 @@ def test_matrix_of_the_repositorys_stacks() -> None:
 
 
 def test_check_lines_and_exit_code_precedence() -> None:
-    from provisioning.check import StackResult, overall_exit_code
+    from provisioning.tools.check import StackResult, overall_exit_code
 
     ok = StackResult("a", Path("Pulumi.a.yaml"), resources=21, seconds=1.234)
     config = StackResult("b", Path("Pulumi.b.yaml"), problems=(("hr-connector:schedule", "must have 5 fields"),

@@ -143,7 +143,7 @@ def test_render_refuses_a_broken_or_unknown_stack(stacks: Path) -> None:
 
 
 def test_scrub_masks_what_still_looks_like_key_material() -> None:
-    from provisioning.render import MASK, scrub
+    from provisioning.tools.render import MASK, scrub
 
     pem = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ\n-----END PRIVATE KEY-----\n"
     der = "MII" + "A" * 80

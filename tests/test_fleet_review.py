@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
-from provisioning.render import to_text
-from provisioning.review import COMMENT_LIMIT, MARKER, build_comment, diff_reports, diff_stacks
+from provisioning.tools.render import to_text
+from provisioning.tools.review import COMMENT_LIMIT, MARKER, build_comment, diff_reports, diff_stacks
 
 REPO = Path(__file__).resolve().parent.parent
 GITHUB_COMMENT_LIMIT = 65_536  # https://docs.github.com/en/rest/issues/comments (body: at most 65536 characters)

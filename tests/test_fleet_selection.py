@@ -11,26 +11,28 @@ from pathlib import Path
 
 import pytest
 
-from provisioning.selection import image_matcher, program_files, stack_wide_changes
+from provisioning.tools.selection import image_matcher, program_files, stack_wide_changes
 
 REPO = Path(__file__).resolve().parent.parent
 TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 
 STACK_WIDE = [
     "__main__.py", "Pulumi.yaml", "pyproject.toml", "requirements.txt",
-    "provisioning/job.py", "provisioning/rbacwait.py", "provisioning/certificate.py", "provisioning/config.py",
-    "provisioning/tags.py",
+    "provisioning/components/job.py", "provisioning/components/rbacwait.py", "provisioning/components/certificate.py",
+    "provisioning/config.py",
+    "provisioning/components/tags.py",
     "uploader/clouds.py",  # imported by the program (and in the image)
-    "uploader/send.py", "uploader/cmd_run.py", "uploader/new_module.py",  # in the image
+    "uploader/send/ingestion.py", "uploader/commands/run.py", "uploader/new_module.py",  # in the image
     "uploader/requirements.lock", "uploader/Dockerfile", "uploader/Dockerfile.dockerignore",
 ]
 NOT_STACK_WIDE = [
     "README.md", "docs/gitops.md", "CHANGELOG.md", "LICENSE", "tests/test_program.py", "tests/conftest.py",
     ".github/workflows/ci.yml", "Makefile", "package.json", "bench/throughput.py",
-    "uploader/sandbox/server.py", "uploader/examples/resignation.csv", "uploader/demo.py",
+    "uploader/sandbox/server.py", "uploader/examples/resignation.csv", "uploader/sandbox/demo.py",
     "uploader/__pycache__/cli.cpython-311.pyc",
-    "provisioning/render.py", "provisioning/check.py", "provisioning/newstack.py", "provisioning/fleet.py",
-    "provisioning/offline.py", "provisioning/__main__.py", "provisioning/templates/stack.yaml.tmpl",
+    "provisioning/tools/render.py", "provisioning/tools/check.py", "provisioning/tools/newstack.py",
+    "provisioning/tools/fleet.py",
+    "provisioning/tools/offline.py", "provisioning/tools/cli.py", "provisioning/templates/stack.yaml.tmpl",
     "stacks/Pulumi.contoso-commercial.yaml",  # selects its own stack only (fleet.changed_stacks)
 ]
 
@@ -47,8 +49,9 @@ def test_docs_tests_examples_sandbox_and_offline_tools_select_none(path: str) ->
 
 def test_the_program_closure_is_what_main_imports() -> None:
     files = program_files(REPO)
-    assert {"__main__.py", "provisioning/job.py", "provisioning/certificate.py", "uploader/certs.py"} <= files
-    assert not files & {"provisioning/offline.py", "provisioning/render.py", "provisioning/fleet.py"}
+    assert {"__main__.py", "provisioning/components/job.py", "provisioning/components/certificate.py",
+            "uploader/model/certs.py"} <= files
+    assert not files & {"provisioning/tools/offline.py", "provisioning/tools/render.py", "provisioning/tools/fleet.py"}
     assert all((REPO / f).is_file() for f in files)
 
 
@@ -101,4 +104,4 @@ def test_matrix_uses_the_derived_selection(tmp_path: Path) -> None:
 
     assert selected("uploader/sandbox/entra.py", "tests/test_run.py", "docs/fleet.md") == []
     assert selected("uploader/sandbox/entra.py", "stacks/Pulumi.b.yaml") == ["b"]
-    assert selected("uploader/upload.py") == ["a", "b"]
+    assert selected("uploader/send/upload.py") == ["a", "b"]

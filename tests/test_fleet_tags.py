@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from provisioning.config import FIXED_TAGS, ConfigError, load_settings
-from provisioning.offline import evaluate, list_stacks
+from provisioning.tools.offline import evaluate, list_stacks
 
 TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 BASE = {"tenantId": TENANT, "location": "eastus"}

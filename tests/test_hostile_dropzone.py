@@ -39,10 +39,10 @@ from test_run import (
     today_prefix,
 )
 
-from uploader import dropzone as dzmod
-from uploader.dropzone import open_dropzone
-from uploader.jobrun import JobRun
-from uploader.mapping import parse_connectors
+from uploader.job import dropzone as dzmod
+from uploader.job.dropzone import open_dropzone
+from uploader.job.jobrun import JobRun
+from uploader.model.mapping import parse_connectors
 from uploader.report import Reporter
 
 pytestmark = [pytest.mark.e2e, pytest.mark.azurite]

@@ -84,7 +84,7 @@ def test_lock_file_pins_every_dependency_with_hashes() -> None:
 def lean_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A clean venv built with the Dockerfile's own COPY (filtered by its .dockerignore) and pip steps, and its
     ENV PYTHONPATH; returns its python."""
-    from provisioning.selection import image_matcher
+    from provisioning.tools.selection import image_matcher
 
     in_context = image_matcher(REPO)
     root = tmp_path_factory.mktemp("image")

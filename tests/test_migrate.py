@@ -465,7 +465,7 @@ def test_mapping_init_reports_missing_required_fields_and_refuses_bad_input(tmp_
 
 
 def test_alias_table_names_only_catalogue_fields() -> None:
-    from uploader.scenarios import COLUMN_ALIASES, SCENARIOS
+    from uploader.model.scenarios import COLUMN_ALIASES, SCENARIOS
 
     fields = {f for s in SCENARIOS.values() for f in s.field_names}
     assert set(COLUMN_ALIASES) == fields

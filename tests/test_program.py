@@ -1,5 +1,5 @@
 """The real Pulumi program (__main__.py), run under mocks once per stack file in stacks/ with that file's config
-loaded as the Pulumi CLI would (provisioning.offline), and the graph it declares checked against the design."""
+loaded as the Pulumi CLI would (provisioning.tools.offline), and the graph it declares checked against the design."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from provisioning.config import Settings
-from provisioning.offline import ConfigError as OfflineConfigError
-from provisioning.offline import Evaluation, Resource, evaluate, list_stacks, load_stack_settings, mask
+from provisioning.tools.offline import ConfigError as OfflineConfigError
+from provisioning.tools.offline import Evaluation, Resource, evaluate, list_stacks, load_stack_settings, mask
 
 pytestmark = pytest.mark.pulumi
 
@@ -118,7 +118,7 @@ def test_the_vault_and_the_key_in_it(stack: tuple[Settings, Evaluation]) -> None
 
 
 def _epoch(iso: str) -> int:
-    from provisioning.certificate import parse_iso
+    from provisioning.components.certificate import parse_iso
 
     return int(parse_iso(iso).timestamp())
 
@@ -311,6 +311,6 @@ def test_a_stack_file_missing_a_required_key_fails_before_the_program(tmp_path: 
     (None, None),
 ])
 def test_which_configured_images_are_pulled_through_the_identity(image: str | None, host: str | None) -> None:
-    from provisioning.job import azure_registry_of
+    from provisioning.components.job import azure_registry_of
 
     assert azure_registry_of(image) == host

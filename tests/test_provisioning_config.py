@@ -9,7 +9,7 @@ import pytest
 
 from provisioning.config import ConfigError, Settings, load_settings
 from provisioning.cron import CronError, validate_cron
-from provisioning.offline import SECRET_STANDIN, list_stacks, load_stack_file, load_stack_settings
+from provisioning.tools.offline import SECRET_STANDIN, list_stacks, load_stack_file, load_stack_settings
 
 TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 JOB = "e081f4f4-3831-48d6-a7bb-3fcfab158145"
@@ -215,7 +215,7 @@ def test_pulumi_yaml_declares_every_key_the_way_the_cli_accepts() -> None:
     import yaml
 
     from provisioning.config import KEYS
-    from provisioning.offline import REPO_ROOT, _type_ok
+    from provisioning.tools.offline import REPO_ROOT, _type_ok
 
     project = yaml.safe_load((REPO_ROOT / "Pulumi.yaml").read_text(encoding="utf-8"))
     assert project["name"] == "hr-connector" and project["stackConfigDir"] == "stacks"

@@ -152,7 +152,7 @@ def summary(done: subprocess.CompletedProcess[str] | str) -> dict:
     found = [(raw, obj) for raw, obj in lines if obj.get("event") == "run_summary"]
     assert len(found) == 1, f"expected one run_summary line, found {len(found)}"
     raw, obj = found[0]
-    # the failed-execution alert (provisioning/alerts.py) matches this text in the console log
+    # the failed-execution alert (provisioning/components/alerts.py) matches this text in the console log
     assert "run_summary" in raw and f'"exit_code": {obj["exit_code"]}' in raw
     return obj
 
@@ -396,7 +396,7 @@ def test_interrupted_move_is_finished_without_resending(zone: Zone, sandbox, new
 
 def _etag(zone: Zone, path: str) -> str:
     """The drop zone's own notion of the file's version (the uploader's backend, used read-only)."""
-    from uploader.dropzone import open_dropzone
+    from uploader.job.dropzone import open_dropzone
 
     return open_dropzone(zone.url, env=zone.env).stat(path).etag
 

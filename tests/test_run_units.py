@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from uploader.cmd_run import load_connectors
-from uploader.csvscan import scan_file
-from uploader.dropzone import Lock, open_dropzone
+from uploader.check.csvscan import scan_file
 from uploader.errors import UsageError
-from uploader.jobrun import ClaimLostError, ConnectorSummary, GuardedStore, RunSummary, errors_document
-from uploader.mapping import parse_connector
+from uploader.job.connectors import load_connectors
+from uploader.job.dropzone import Lock, open_dropzone
+from uploader.job.jobrun import ClaimLostError, ConnectorSummary, GuardedStore, RunSummary, errors_document
+from uploader.model.mapping import parse_connector
 
 MAPPING = {"jobId": "e081f4f4-3831-48d6-a7bb-3fcfab158145", "files": "*.csv",
            "scenarios": [{"type": "resignation", "columns": {"userPrincipalName": "Email", "resignationDate": "R",

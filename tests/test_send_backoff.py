@@ -1,4 +1,4 @@
-"""The retry arithmetic of uploader.send: full-jitter backoff, Retry-After parsing, the deadline."""
+"""The retry arithmetic of uploader.send.ingestion: full-jitter backoff, Retry-After parsing, the deadline."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from uploader.send import MAX_DELAY, backoff_delay, is_transient_status, next_delay, parse_retry_after
+from uploader.send.ingestion import MAX_DELAY, backoff_delay, is_transient_status, next_delay, parse_retry_after
 
 
 @given(attempt=st.integers(min_value=0, max_value=10_000), r=st.floats(min_value=0, max_value=1, exclude_max=True),

@@ -16,7 +16,7 @@ from urllib3.response import HTTPResponse
 
 from uploader.clouds import get_cloud
 from uploader.errors import UploadError
-from uploader.send import MISMATCH_HINT, IngestionClient, RetryNotice
+from uploader.send.ingestion import MISMATCH_HINT, IngestionClient, RetryNotice
 
 Step = Callable[[requests.PreparedRequest], requests.Response]
 CLOUD = get_cloud("commercial").with_overrides(ingestion_url="https://ingest.invalid")

@@ -1,4 +1,4 @@
-"""`make demo` (python -m uploader.demo) runs end to end and ends with its line of success."""
+"""`make demo` (python -m uploader.sandbox.demo) runs end to end and ends with its line of success."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "uploader" / "examples"
 
 @pytest.mark.e2e
 def test_demo_succeeds_and_shows_no_cell_value() -> None:
-    result = subprocess.run([sys.executable, "-m", "uploader.demo"], env=clean_environ(), capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "uploader.sandbox.demo"], env=clean_environ(), capture_output=True,
                             text=True, timeout=180, stdin=subprocess.DEVNULL, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()

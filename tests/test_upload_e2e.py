@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from uploader.certs import generate_certificate
+from uploader.model.certs import generate_certificate
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ import io
 import json
 
 from uploader.report import Reporter
-from uploader.upload import FileOutcome
+from uploader.send.upload import FileOutcome
 
 
 def test_json_lines_carry_the_events_and_counts() -> None:

@@ -1,5 +1,5 @@
 """`python -m uploader`: see uploader.cli."""
 
-from .cli import main
+from uploader.cli import main
 
 raise SystemExit(main())

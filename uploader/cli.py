@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import __version__
-from .clouds import CLOUDS, DEFAULT_RECORDS_PER_CALL, UnknownCloudError, get_cloud
-from .errors import UploaderError, UsageError
-from .stackfile import add_mapping_options
+from uploader import __version__
+from uploader.clouds import CLOUDS, DEFAULT_RECORDS_PER_CALL, UnknownCloudError, get_cloud
+from uploader.errors import UploaderError, UsageError
+from uploader.model.mapping import ConnectorMapping, MappingError, load_mapping_file
+from uploader.model.stackfile import CHECKOUT_STACKS, load_connector
 
 ENV_PREFIX = "UPLOADER_"
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -191,6 +192,35 @@ def add_connection_options(parser: argparse.ArgumentParser, required: bool, http
                help="text (progress bar on a terminal) or json (one object per line)")
 
 
+def add_mapping_options(parser: argparse.ArgumentParser, mapping_help: str) -> None:
+    """--mapping FILE, or --stack NAME [--connector NAME] [--stacks-dir DIR]."""
+    add_option(parser, "--mapping", help=mapping_help)
+    add_option(parser, "--stack", help="take the mapping from this stack's file (stacks/Pulumi.STACK.yaml) "
+               "instead of --mapping")
+    add_option(parser, "--connector", help="with --stack: the connector's `name` in hr-connector:connectors "
+               "(optional when the stack has one connector)")
+    add_option(parser, "--stacks-dir", help=f"with --stack: where the stack files are (default {CHECKOUT_STACKS})")
+
+
+def mapping_from_args(args: argparse.Namespace, required: bool) -> ConnectorMapping | None:
+    """The mapping named by --mapping or --stack/--connector (UsageError, exit 2, naming the flag or key)."""
+    stack = getattr(args, "stack", None)
+    if args.mapping and stack:
+        raise UsageError("give --mapping FILE or --stack NAME, not both")
+    if stack:
+        return load_connector(stack, getattr(args, "connector", None), getattr(args, "stacks_dir", None))
+    if getattr(args, "connector", None):
+        raise UsageError("--connector needs --stack (the stack file whose connector it names)")
+    if args.mapping:
+        try:
+            return load_mapping_file(args.mapping)
+        except MappingError as exc:
+            raise UsageError(f"--mapping {exc}") from None
+    if required:
+        raise UsageError("a mapping is required: --mapping FILE, or --stack NAME --connector NAME")
+    return None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m uploader",
@@ -209,32 +239,32 @@ def build_parser() -> argparse.ArgumentParser:
     add_option(up, "--job-id", help="the connector's job ID from Purview (default: the mapping's jobId)")
     add_option(up, "--records-per-call", type=records_per_call, default=DEFAULT_RECORDS_PER_CALL,
                help="records per upload call")
-    add_mapping_options(up, add_option, "connector mapping JSON (docs/mapping.md); without it (or --stack), "
+    add_mapping_options(up, "connector mapping JSON (docs/mapping.md); without it (or --stack), "
                         "structural checks only")
     add_option(up, "--state-dir", default=_default_state_dir(), help="where checkpoints are kept")
     add_switch(up, "--dry-run", help="validate and plan the chunks; send nothing, make no request")
     add_switch(up, "--force", help="send even if identical content was sent to this job in the last 12 hours")
-    up.set_defaults(handler="uploader.cmd_upload")
+    up.set_defaults(handler="uploader.commands.upload")
 
     val = sub.add_parser("validate", help="check CSV files against a connector mapping; send nothing",
                          formatter_class=_TwinHelpFormatter)
     val.add_argument("files", nargs="+", metavar="FILE", help="CSV files to check")
-    add_mapping_options(val, add_option, "connector mapping JSON (docs/mapping.md); or --stack/--connector")
+    add_mapping_options(val, "connector mapping JSON (docs/mapping.md); or --stack/--connector")
     add_option(val, "--log-format", choices=("text", "json"), default="text", help="text or json")
-    val.set_defaults(handler="uploader.cmd_validate")
+    val.set_defaults(handler="uploader.commands.validate")
 
-    _module_command(sub, "mapping", "uploader.cmd_mapping",
+    _module_command(sub, "mapping", "uploader.commands.mapping",
                     "write a connector mapping from a CSV header (`mapping init`)")
-    _module_command(sub, "cert", "uploader.cmd_cert",
+    _module_command(sub, "cert", "uploader.commands.cert",
                     "make a certificate credential (`cert new`) or inspect one (`cert show`)")
 
     ep = sub.add_parser("endpoints", help="print a cloud's endpoints as JSON", formatter_class=_TwinHelpFormatter)
     add_option(ep, "--cloud", type=cloud_name, required=True, help=f"one of {', '.join(CLOUDS)}")
     ep.set_defaults(handler=None)
 
-    _module_command(sub, "run", "uploader.cmd_run",
+    _module_command(sub, "run", "uploader.commands.run",
                     "job mode: send the drop zone's new files (settings from UPLOADER_* env)")
-    _module_command(sub, "doctor", "uploader.cmd_doctor",
+    _module_command(sub, "doctor", "uploader.commands.doctor",
                     "live checks before a real run: certificate, sign-in, ingestion TLS, drop zone (sends no HR data)")
     _module_command(sub, "sandbox", "uploader.sandbox.cli",
                     "local stand-in for Entra and the ingestion API, on loopback TLS")

@@ -19,7 +19,7 @@ from typing import Any, Protocol, TextIO
 
 
 class Outcome(Protocol):
-    """What the reporter reads from uploader.upload.FileOutcome (or job mode's equivalent)."""
+    """What the reporter reads from uploader.send.upload.FileOutcome (or job mode's equivalent)."""
 
     status: str
     records_sent: int

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .mapping import MappingError
+from uploader.model.mapping import MappingError
 
 if TYPE_CHECKING:
     import yaml

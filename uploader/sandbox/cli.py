@@ -12,10 +12,10 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from ..errors import EXIT_USAGE
-from .server import SandboxServer, log
-from .state import SandboxState, StateError
-from .tls import prepare_tls
+from uploader.errors import EXIT_USAGE
+from uploader.sandbox.server import SandboxServer, log
+from uploader.sandbox.state import SandboxState, StateError
+from uploader.sandbox.tls import prepare_tls
 
 LOOPBACK_NAMES = {"localhost"}
 

@@ -6,8 +6,8 @@ import ipaddress
 import json
 from typing import Any
 
-from .messages import Request, Response, json_response
-from .state import SandboxState, StateError, check_id, parse_fault
+from uploader.sandbox.messages import Request, Response, json_response
+from uploader.sandbox.state import SandboxState, StateError, check_id, parse_fault
 
 
 def _is_loopback(host: str) -> bool:

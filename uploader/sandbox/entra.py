@@ -20,8 +20,8 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from .messages import Request, Response, fault_response, json_response
-from .state import SandboxState
+from uploader.sandbox.messages import Request, Response, fault_response, json_response
+from uploader.sandbox.state import SandboxState
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALGORITHMS = ["PS256", "RS256"]

@@ -12,8 +12,8 @@ import io
 import time
 from email.message import Message
 
-from .messages import Drop, Request, Response, fault_response, json_response, text_response
-from .state import ID_PATTERN, SandboxState
+from uploader.sandbox.messages import Drop, Request, Response, fault_response, json_response, text_response
+from uploader.sandbox.state import ID_PATTERN, SandboxState
 
 # The service's 403 text, as quoted in https://github.com/microsoft/m365-hrconnector-sample-scripts (README)
 MISMATCH_TEXT = "jobId and corresponding appId do not match."

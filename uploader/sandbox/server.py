@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import control, entra, ingestion
-from .messages import Drop, Request, Response, json_response
-from .state import SandboxState
-from .tls import TlsMaterial
+from uploader.sandbox import control, entra, ingestion
+from uploader.sandbox.messages import Drop, Request, Response, json_response
+from uploader.sandbox.state import SandboxState
+from uploader.sandbox.tls import TlsMaterial
 
 MAX_BODY = 256 * 1024 * 1024  # bytes; larger requests are refused with 413
 IDLE_TIMEOUT = 120  # seconds a keep-alive connection may sit idle

@@ -1,0 +1,106 @@
+"""The uploader's container image: the configured `image` as is, or built from uploader/Dockerfile and pushed
+to a registry of the stack's own (admin user off: nothing pulls or pushes with a password).
+
+Push is identity-based: at deploy time the deployer's Entra token (the one the azure-native provider signs
+in with) is exchanged at the registry's /oauth2/exchange endpoint for an ACR refresh token, which the
+docker-build provider uses with the null-GUID user name ACR expects. No admin password, no stored secret.
+The machine running `pulumi up` needs a Docker engine (BuildKit) only in this mode.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_docker_build as docker_build
+import requests
+from pulumi_azure_native import authorization, containerregistry
+
+from provisioning.config import Settings
+from provisioning.naming import Names
+
+REPOSITORY = "hr-uploader"
+# The null-GUID user name that goes with an ACR refresh token
+# (https://learn.microsoft.com/azure/container-registry/container-registry-authentication).
+ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # noqa: S105 - the user name ACR expects with a token
+# Azure Resource Manager's audience per cloud: management.azure.com, and management.usgovcloudapi.net in Azure
+# Government (https://learn.microsoft.com/azure/azure-government/compare-azure-government-global-azure).
+_ARM_AUDIENCE = {"public": "https://management.azure.com/", "usgovernment": "https://management.usgovcloudapi.net/"}
+# Build context and Dockerfile relative to the project directory (Pulumi runs the program and the docker-build
+# provider there; the provider's own examples use `./app` and `./app/Dockerfile...`:
+# https://www.pulumi.com/registry/packages/docker-build/api-docs/image/). Relative, so the inputs are the same
+# from every checkout path and a deploy from another clone does not rebuild, re-push and update every job.
+BUILD_CONTEXT = "."
+DOCKERFILE = "uploader/Dockerfile"
+
+
+def exchange_for_acr_token(login_server: str, tenant_id: str, arm_token: str) -> str:
+    """Trade an Entra (ARM audience) access token for an ACR refresh token (what `az acr login` does)."""
+    # POST /oauth2/exchange with grant_type=access_token (ACR's token exchange:
+    # https://github.com/Azure/acr/blob/main/docs/AAD-OAuth.md).
+    response = requests.post(
+        f"https://{login_server}/oauth2/exchange",
+        data={"grant_type": "access_token", "service": login_server, "tenant": tenant_id,
+              "access_token": arm_token},
+        timeout=30,
+    )
+    if response.status_code != 200:
+        raise RuntimeError(f"registry {login_server} refused the token exchange (HTTP {response.status_code})")
+    return str(response.json()["refresh_token"])
+
+
+class UploaderImage(pulumi.ComponentResource):
+    """`ref` is the image the job runs; `registry` is None when a prebuilt image is configured."""
+
+    ref: pulumi.Output[str]
+    registry: containerregistry.Registry | None
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        names: Names,
+        resource_group_name: pulumi.Input[str],
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        super().__init__("hr-connector:index:UploaderImage", name, None, opts)
+        self.registry = None
+        if settings.image:
+            self.ref = pulumi.Output.from_input(settings.image)
+            self.register_outputs({"image": self.ref})
+            return
+        child = pulumi.ResourceOptions(parent=self)
+        self.registry = containerregistry.Registry(
+            f"{name}-registry",
+            registry_name=names.registry,
+            resource_group_name=resource_group_name,
+            location=settings.location,
+            sku=containerregistry.SkuArgs(name=containerregistry.SkuName.BASIC),
+            admin_user_enabled=False,
+            anonymous_pull_enabled=False,
+            opts=child,
+        )
+        login_server = self.registry.login_server
+        client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
+        arm_token = authorization.get_client_token_output(
+            endpoint=_ARM_AUDIENCE[settings.azure_environment], opts=pulumi.InvokeOutputOptions(parent=self)
+        ).token
+
+        def acr_token(args: list[str]) -> str:
+            server, tenant, token = args
+            if pulumi.runtime.is_dry_run():  # preview pushes nothing and needs no registry token
+                return "preview"
+            return exchange_for_acr_token(server, tenant, token)
+
+        password = pulumi.Output.secret(pulumi.Output.all(login_server, client.tenant_id, arm_token).apply(acr_token))
+        self.image = docker_build.Image(
+            f"{name}-image",
+            context=docker_build.BuildContextArgs(location=BUILD_CONTEXT),
+            dockerfile=docker_build.DockerfileArgs(location=DOCKERFILE),
+            platforms=[docker_build.Platform.LINUX_AMD64],
+            tags=[login_server.apply(lambda s: f"{s}/{REPOSITORY}:latest")],
+            push=True,
+            build_on_preview=False,  # previews (pull requests, CI) need no Docker engine
+            registries=[docker_build.RegistryArgs(address=login_server, username=ACR_TOKEN_USER, password=password)],
+            opts=child,
+        )
+        self.ref = self.image.ref
+        self.register_outputs({"image": self.ref})

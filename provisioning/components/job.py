@@ -1,0 +1,187 @@
+"""The scheduled Container Apps Job that runs `python -m uploader run`, and everything it needs.
+
+Log Analytics workspace -> Container Apps environment -> user-assigned identity with three role assignments,
+each scoped to the one resource it serves (principalType ServicePrincipal):
+  Key Vault Secrets User        on the certificate secret (not the vault)
+  Storage Blob Data Contributor on the drop-zone container (not the account)
+  AcrPull                       on the stack's registry (only when the image is built here)
+The Job reads the key through a Key Vault secret reference (the secret's versioned URL, see vault.py) via that
+identity and pulls through it too. Container Apps already fetches the secret while it creates the job, and a
+fresh role assignment takes minutes to apply, so the job depends on a RoleAssignmentWait keyed to the role
+assignments (rbacwait.py): the first `up` waits once instead of failing with "unable to fetch secret".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pulumi
+from pulumi_azure_native import app, authorization, containerregistry, managedidentity, operationalinsights
+
+from provisioning.components.rbacwait import RoleAssignmentWait
+from provisioning.config import Settings
+from provisioning.naming import Names
+
+#: Built-in role definition GUIDs, the same in every Azure cloud
+#: (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
+ROLE_KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"  # built-in-roles/security#key-vault-secrets-user
+ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"  # built-in-roles/storage
+ROLE_ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"  # built-in-roles/containers#acrpull
+
+CERTIFICATE_SECRET_REF = "uploader-certificate-pem"  # noqa: S105 - the name of a secret reference
+REPLICA_TIMEOUT_SECONDS = 2 * 60 * 60
+REPLICA_RETRY_LIMIT = 1
+# 0.5 vCPU with 1Gi is one of the CPU/memory pairs the Consumption plan allows
+# (https://learn.microsoft.com/azure/container-apps/containers, "Allocations").
+CPU_CORES = 0.5
+MEMORY = "1Gi"
+
+
+def azure_registry_of(image: str | None) -> str | None:
+    """The registry host of an image in an Azure Container Registry (public or US Government), else None."""
+    host = (image or "").split("/", 1)[0].lower()
+    # Registry login servers: <name>.azurecr.io in Azure, <name>.azurecr.us in Azure Government
+    # (https://learn.microsoft.com/azure/azure-government/compare-azure-government-global-azure).
+    return host if "/" in (image or "") and host.endswith((".azurecr.io", ".azurecr.us")) else None
+
+
+def role_definition_id(subscription_id: str, role_guid: str) -> str:
+    """A built-in role's definition ID in one subscription (the form ARM expects in role assignments)."""
+    return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
+
+
+class UploaderJob(pulumi.ComponentResource):
+    """Workspace, environment, identity, role assignments and the scheduled job."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        names: Names,
+        resource_group_name: pulumi.Input[str],
+        *,
+        application_id: pulumi.Input[str],
+        secret_id: pulumi.Input[str],
+        secret_uri: pulumi.Input[str],
+        container_id: pulumi.Input[str],
+        dropzone_url: pulumi.Input[str],
+        image: pulumi.Input[str],
+        registry: containerregistry.Registry | None,
+        opts: pulumi.ResourceOptions,
+    ) -> None:
+        super().__init__("hr-connector:index:UploaderJob", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.workspace = operationalinsights.Workspace(
+            f"{name}-logs",
+            resource_group_name=resource_group_name,
+            location=settings.location,
+            sku=operationalinsights.WorkspaceSkuArgs(name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018),
+            # 30 days: the retention included in the price of the analytics tier
+            # (https://learn.microsoft.com/azure/azure-monitor/logs/data-retention-configure)
+            retention_in_days=30,
+            opts=child,
+        )
+        keys = operationalinsights.get_shared_keys_output(
+            resource_group_name=resource_group_name,
+            workspace_name=self.workspace.name,
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        )
+        self.environment = app.ManagedEnvironment(
+            f"{name}-environment",
+            environment_name=names.environment,
+            resource_group_name=resource_group_name,
+            location=settings.location,
+            app_logs_configuration=app.AppLogsConfigurationArgs(
+                destination="log-analytics",
+                log_analytics_configuration=app.LogAnalyticsConfigurationArgs(
+                    customer_id=self.workspace.customer_id,
+                    shared_key=pulumi.Output.secret(keys.primary_shared_key),
+                ),
+            ),
+            opts=child,
+        )
+        self.identity = managedidentity.UserAssignedIdentity(
+            f"{name}-identity",
+            resource_group_name=resource_group_name,
+            location=settings.location,
+            opts=child,
+        )
+        subscription_id: pulumi.Input[str] = settings.subscription_id or authorization.get_client_config_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).subscription_id
+        grants: list[tuple[str, str, pulumi.Input[str]]] = [
+            ("secret-reader", ROLE_KEY_VAULT_SECRETS_USER, secret_id),
+            ("dropzone-contributor", ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR, container_id),
+        ]
+        if registry is not None:
+            grants.append(("registry-pull", ROLE_ACR_PULL, registry.id))
+        self.role_assignments = [
+            authorization.RoleAssignment(
+                f"{name}-{label}",
+                principal_id=self.identity.principal_id,
+                principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+                role_definition_id=pulumi.Output.from_input(subscription_id).apply(
+                    lambda sub, role=role: role_definition_id(sub, role)
+                ),
+                scope=scope,
+                description=f"hr-connector uploader job ({label})",
+                opts=child,
+            )
+            for label, role, scope in grants
+        ]
+        # Container Apps fetches the Key Vault secret through the identity while it creates the job; wait for the
+        # role assignments to apply first, once per set of assignments (rbacwait.py).
+        self.rbac_wait = RoleAssignmentWait(
+            f"{name}-rbac-propagation",
+            role_assignment_ids=[assignment.id for assignment in self.role_assignments],
+            opts=child,
+        )
+        # Pull through the identity: from the stack's registry, or from a configured image's Azure registry
+        # (grant the jobIdentityPrincipalId output AcrPull there); other registries are pulled anonymously.
+        pull_from: pulumi.Input[str] | None = registry.login_server if registry is not None else azure_registry_of(
+            settings.image
+        )
+        registries: Sequence[app.RegistryCredentialsArgs] = (
+            [app.RegistryCredentialsArgs(server=pull_from, identity=self.identity.id)] if pull_from else []
+        )
+        env = [
+            app.EnvironmentVarArgs(name="UPLOADER_CLOUD", value=settings.cloud.name),
+            app.EnvironmentVarArgs(name="UPLOADER_TENANT_ID", value=settings.tenant_id),
+            app.EnvironmentVarArgs(name="UPLOADER_APP_ID", value=application_id),
+            app.EnvironmentVarArgs(name="UPLOADER_CONNECTORS", value=settings.connectors_json()),
+            app.EnvironmentVarArgs(name="UPLOADER_CERTIFICATE_PEM", secret_ref=CERTIFICATE_SECRET_REF),
+            app.EnvironmentVarArgs(name="UPLOADER_DROPZONE_URL", value=dropzone_url),
+            app.EnvironmentVarArgs(name="AZURE_CLIENT_ID", value=self.identity.client_id),
+        ]
+        self.job = app.Job(
+            f"{name}-job",
+            job_name=names.job,
+            resource_group_name=resource_group_name,
+            location=settings.location,
+            environment_id=self.environment.id,
+            identity=app.ManagedServiceIdentityArgs(
+                type=app.ManagedServiceIdentityType.USER_ASSIGNED,
+                user_assigned_identities=[self.identity.id],
+            ),
+            configuration=app.JobConfigurationArgs(
+                trigger_type=app.TriggerType.SCHEDULE,
+                schedule_trigger_config=app.JobConfigurationScheduleTriggerConfigArgs(
+                    cron_expression=settings.schedule, parallelism=1, replica_completion_count=1,
+                ),
+                replica_timeout=REPLICA_TIMEOUT_SECONDS,
+                replica_retry_limit=REPLICA_RETRY_LIMIT,
+                secrets=[app.SecretArgs(name=CERTIFICATE_SECRET_REF, key_vault_url=secret_uri,
+                                        identity=self.identity.id)],
+                registries=registries,
+            ),
+            template=app.JobTemplateArgs(containers=[
+                app.ContainerArgs(
+                    name="uploader",
+                    image=image,
+                    env=env,
+                    resources=app.ContainerResourcesArgs(cpu=CPU_CORES, memory=MEMORY),
+                ),
+            ]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.role_assignments, self.rbac_wait]),
+        )
+        self.register_outputs({"jobName": self.job.name})

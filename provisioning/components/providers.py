@@ -1,0 +1,44 @@
+"""Explicit providers: every resource in the stack goes through these, never through an ambient default.
+
+The azuread provider is pinned to the stack's Microsoft 365 tenant and its cloud's Entra environment, so a
+deployer signed in to another tenant fails instead of creating the app in the wrong directory. The
+azure-native provider is pinned to the hosting environment (public or usgovernment) and, when configured,
+the subscription.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_azuread as azuread
+from pulumi_azure_native import provider as azure_native_provider
+
+from provisioning.config import Settings
+
+
+class Providers(pulumi.ComponentResource):
+    """The stack's azuread and azure-native providers."""
+
+    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("hr-connector:index:Providers", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.azuread = azuread.Provider(
+            f"{name}-azuread",
+            tenant_id=settings.tenant_id,
+            # global | usgovernmentl4 | usgovernmentl5, from uploader/clouds.py
+            # (https://www.pulumi.com/registry/packages/azuread/api-docs/provider/#environment_python)
+            environment=settings.cloud.azuread_environment,
+            opts=child,
+        )
+        self.azure = azure_native_provider.Provider(
+            f"{name}-azure-native",
+            # public | usgovernment (https://www.pulumi.com/registry/packages/azure-native/api-docs/provider/)
+            environment=settings.azure_environment,
+            subscription_id=settings.subscription_id,
+            location=settings.location,
+            opts=child,
+        )
+        self.register_outputs({})
+
+    def options(self, **kwargs: object) -> pulumi.ResourceOptions:
+        """Resource options that bind a component's children to both providers."""
+        return pulumi.ResourceOptions(providers={"azuread": self.azuread, "azure-native": self.azure}, **kwargs)

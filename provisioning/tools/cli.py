@@ -1,0 +1,284 @@
+"""`python -m provisioning new-stack | check | render | render-diff | matrix | certs | fleet`: tools for a fleet.
+
+Exit codes: 0 ok; 2 usage or config problem (bad flag, bad stack name, a config key breaking a rule);
+1 the program failed to evaluate under mocks, a certificate is expiring, or a stack's operation failed.
+new-stack, check, render, render-diff and matrix are offline (no Pulumi CLI, credentials or network);
+certs (unless given exported outputs) and fleet drive the Pulumi CLI against the real state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from provisioning.config import ConfigError, all_problems
+from provisioning.tools import fleet
+from provisioning.tools.fleetrun import OPERATIONS
+from provisioning.tools.inventory import DEFAULT_WARN_DAYS
+from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+
+def _stacks_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--stacks-dir", metavar="DIR",
+        help=f"where the Pulumi.<stack>.yaml files are (default: stacks/; env {fleet.STACKS_DIR_ENV})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m provisioning",
+        description="Offline tools for the hr-connector stacks: add a tenant, check and render stack files.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    new = sub.add_parser("new-stack", help="write stacks/Pulumi.NAME.yaml for a new tenant",
+                         description="Write a commented stack file with the cloud's defaults; never overwrites.")
+    new.add_argument("name", metavar="NAME", help="the stack name (letters, digits, '-', '_', '.')")
+    new.add_argument("--cloud", required=True, help="commercial | gcc | gcchigh | dod")
+    new.add_argument("--tenant-id", required=True, help="the Microsoft 365 tenant's ID (a GUID)")
+    new.add_argument("--location", help="Azure region (default: eastus, or usgovvirginia for Azure Government)")
+    new.add_argument("--azure-environment", metavar="ENV",
+                     help="Azure for hosting: public | usgovernment (default: the cloud's; gcchigh and dod need "
+                          "usgovernment)")
+    new.add_argument("--image", metavar="REF",
+                     help="a prebuilt uploader image (default: built from uploader/Dockerfile)")
+    new.add_argument("--owner", action="append", default=[], metavar="OBJECT_ID",
+                     help="an Entra object ID that co-owns the app registration (repeatable)")
+    new.add_argument("--subscription-id", metavar="ID", help="the Azure subscription (default: the deployer's)")
+    _stacks_dir_arg(new)
+
+    check = sub.add_parser("check", help="validate and evaluate stack files under Pulumi mocks",
+                           description="Validate every stack file (or the named ones) and evaluate the program "
+                                       "under Pulumi mocks: offline, no credentials. One line per stack.")
+    check.add_argument("--stack", nargs="+", metavar="NAME", help="only these stacks")
+    _stacks_dir_arg(check)
+
+    render = sub.add_parser("render", help="what the program would declare for one stack (secrets masked)",
+                            description="List the resources the program declares for a stack, with the "
+                                        "settings a reviewer cares about; secrets are masked.")
+    render.add_argument("--stack", required=True, metavar="NAME")
+    render.add_argument("--json", action="store_true", help="JSON instead of text")
+    _stacks_dir_arg(render)
+
+    rdiff = sub.add_parser("render-diff", help="each stack's offline render compared with a base ref (PR comment)",
+                           description="Render the selected stacks here and at --base-ref (git archive), compare "
+                                       "them, and write a pull-request comment that stays under GitHub's size "
+                                       "limit (summary table + as many diffs as fit), a longer job summary and "
+                                       "every diff to --details-dir. Exit 1 when a stack fails to render.")
+    rdiff.add_argument("--base-ref", required=True, metavar="REF", help="the git ref to compare with")
+    rwhich = rdiff.add_mutually_exclusive_group(required=True)
+    rwhich.add_argument("--all", action="store_true", help="every stack")
+    rwhich.add_argument("--stack", nargs="+", metavar="NAME", help="these stacks")
+    rwhich.add_argument("--changed-files", metavar="FILE", help="the stacks `matrix --changed-files` selects")
+    rdiff.add_argument("--comment", metavar="FILE", help="write the comment body here (default: stdout)")
+    rdiff.add_argument("--summary", metavar="FILE", help="append a longer report here (e.g. $GITHUB_STEP_SUMMARY)")
+    rdiff.add_argument("--details-dir", metavar="DIR", help="write <stack>.diff and index.json here")
+    rdiff.add_argument("--outputs", metavar="PATH", help="exported stack outputs: adds certificate expiry")
+    rdiff.add_argument("--parallel", type=_positive, default=2, metavar="N", help="renders at once (default 2)")
+    _stacks_dir_arg(rdiff)
+
+    matrix = sub.add_parser("matrix", help="the GitHub Actions matrix of stacks a change touches (JSON)",
+                            description="Print {\"include\": [...]} with each stack's cloud, tenant and "
+                                        "sign-in environment, for the preview and deploy workflows.")
+    which = matrix.add_mutually_exclusive_group(required=True)
+    which.add_argument("--all", action="store_true", help="every stack")
+    which.add_argument("--stack", nargs="+", metavar="NAME", help="these stacks")
+    which.add_argument("--changed-files", metavar="FILE",
+                       help="a file listing changed paths, one per line (git diff --name-only)")
+    _stacks_dir_arg(matrix)
+
+    certs = sub.add_parser("certs", help="every stack's certificate thumbprint, expiry and days left",
+                           description="Read each stack's certificate outputs (pulumi stack output --json, or "
+                                       "exported files) and list thumbprint, expiry and days left. Exit 1 when "
+                                       "any certificate has fewer than --warn-days days left or a stack's "
+                                       "outputs cannot be read.")
+    certs.add_argument("--stack", nargs="+", metavar="NAME", help="only these stacks (default: every stack file)")
+    certs.add_argument("--outputs", metavar="PATH",
+                       help="exported outputs instead of the Pulumi CLI: a directory of <stack>.json files "
+                            "(pulumi stack output --json) or one JSON file {stack: outputs}")
+    certs.add_argument("--warn-days", type=_days, default=DEFAULT_WARN_DAYS, metavar="N",
+                       help=f"exit 1 when a certificate has fewer than N days left (default {DEFAULT_WARN_DAYS})")
+    certs.add_argument("--json", action="store_true", help="JSON instead of a table")
+    certs.add_argument("--pulumi", default="pulumi", metavar="EXE", help="the Pulumi CLI (default: on PATH)")
+    _stacks_dir_arg(certs)
+
+    run = sub.add_parser("fleet", help="pulumi preview | up | refresh over many stacks at once (Automation API)",
+                         description="Run one Pulumi operation on many stacks, --parallel at a time, each "
+                                     "isolated (a failure stops no other stack); one log file per stack, a "
+                                     "summary table, exit 1 when any stack failed.")
+    run.add_argument("operation", choices=OPERATIONS)
+    chosen = run.add_mutually_exclusive_group(required=True)
+    chosen.add_argument("--all", action="store_true", help="every stack file")
+    chosen.add_argument("--stack", nargs="+", metavar="NAME", help="these stacks")
+    run.add_argument("--parallel", type=_positive, default=4, metavar="N", help="stacks at once (default 4)")
+    run.add_argument("--pulumi-root", metavar="DIR",
+                     help="use DIR/bin/pulumi (default: pulumi on PATH); its version is checked once")
+    run.add_argument("--log-dir", default=".fleet-logs", metavar="DIR",
+                     help="one <stack>.<operation>.log per stack (default .fleet-logs)")
+    run.add_argument("--expect-no-changes", action="store_true",
+                     help="a stack with any change fails (drift detection)")
+    run.add_argument("--rotate-certificate", action="store_true",
+                     help="with up: replace each stack's certificate now (pulumi up --replace <its URN>)")
+    run.add_argument("--json", action="store_true", help="the summary as JSON")
+    _stacks_dir_arg(run)
+    return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError("must be a whole number, 1 or more")
+    return int(text)
+
+
+def _days(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError("must be a whole number of days")
+    return int(text)
+
+
+def _new_stack(args: argparse.Namespace) -> int:
+    from provisioning.tools.newstack import StackRequest, create_stack, next_steps
+
+    request = StackRequest(args.name, args.cloud, args.tenant_id, location=args.location,
+                           azure_environment=args.azure_environment, image=args.image, owners=tuple(args.owner),
+                           subscription_id=args.subscription_id)
+    flag = f" --stacks-dir {shlex.quote(args.stacks_dir)}" if args.stacks_dir else ""
+    path = create_stack(fleet.stacks_dir(args.stacks_dir), request, flag)
+    print(f"wrote {path}")
+    print("next steps (the file's comments say more):")
+    for i, step in enumerate(next_steps(request, flag), 1):
+        print(f"  {i}. {step}")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from provisioning.tools.check import check_stacks, overall_exit_code
+
+    paths = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), args.stack)
+    if not paths:
+        raise fleet.FleetError(f"{fleet.stacks_dir(args.stacks_dir)}: no Pulumi.<stack>.yaml files to check")
+    results = check_stacks(paths)
+    for result in results:
+        print(result.line(), flush=True)
+    bad = sum(not r.ok for r in results)
+    print(f"{len(results)} stack(s): {len(results) - bad} ok, {bad} with problems")
+    return overall_exit_code(results)
+
+
+def _render(args: argparse.Namespace) -> int:
+    from provisioning.tools.render import render_stack, to_text
+
+    (path,) = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), [args.stack])
+    report = render_stack(path)
+    print(json.dumps(report, indent=2) if args.json else to_text(report))
+    return EXIT_OK
+
+
+def _selected(args: argparse.Namespace) -> list[Path]:
+    """--all | --stack NAME... | --changed-files FILE, as `matrix` and `render-diff` take them."""
+    directory = fleet.stacks_dir(args.stacks_dir)
+    if args.all:
+        return fleet.select_stacks(directory, None)
+    if args.stack:
+        return fleet.select_stacks(directory, args.stack)
+    try:
+        changed = Path(args.changed_files).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise fleet.FleetError(f"--changed-files: {exc.strerror}: {args.changed_files}") from None
+    return fleet.changed_stacks(changed, directory)
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    print(json.dumps(fleet.matrix(_selected(args)), separators=(",", ":")))
+    return EXIT_OK
+
+
+def _render_diff(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from provisioning.tools.inventory import inventory
+    from provisioning.tools.review import (
+        COMMENT_LIMIT,
+        SUMMARY_LIMIT,
+        build_comment,
+        diff_stacks,
+        extract_tree,
+        write_details,
+    )
+
+    paths = _selected(args)
+    with tempfile.TemporaryDirectory(prefix="hr-connector-base-") as tmp:
+        diffs = diff_stacks(paths, extract_tree(args.base_ref, Path(tmp)), parallel=args.parallel)
+    expiries = {}
+    if args.outputs:
+        expiries = {r.stack: f"expires {r.expires_on[:10]} ({r.days_left} d)"
+                    for r in inventory(paths, 0, outputs=Path(args.outputs)) if r.expires_on}
+    comment = build_comment(diffs, args.base_ref, COMMENT_LIMIT, expiries)
+    if args.comment:
+        Path(args.comment).write_text(comment + "\n", encoding="utf-8")
+    else:
+        print(comment)
+    if args.summary:
+        with open(args.summary, "a", encoding="utf-8") as out:
+            out.write(build_comment(diffs, args.base_ref, SUMMARY_LIMIT, expiries, where="the `render` artifact",
+                                    marker="") + "\n")
+    if args.details_dir:
+        write_details(diffs, Path(args.details_dir))
+    return EXIT_FAILED if any(d.status == "error" for d in diffs) else EXIT_OK
+
+
+def _certs(args: argparse.Namespace) -> int:
+    from provisioning.tools.inventory import failing, inventory, to_table
+
+    paths = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), args.stack)
+    outputs = Path(args.outputs) if args.outputs else None
+    rows = inventory(paths, args.warn_days, outputs=outputs, pulumi=args.pulumi)
+    if args.json:
+        print(json.dumps([r.to_json() for r in rows], indent=2))
+    else:
+        print(to_table(rows, args.warn_days))
+    return EXIT_FAILED if failing(rows) else EXIT_OK
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    from provisioning.tools.fleetrun import run_fleet, summary_table
+
+    if args.rotate_certificate and args.operation != "up":
+        raise fleet.FleetError("--rotate-certificate goes with `fleet up` only")
+    paths = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), None if args.all else args.stack)
+    if not paths:
+        raise fleet.FleetError(f"{fleet.stacks_dir(args.stacks_dir)}: no Pulumi.<stack>.yaml files")
+    results = run_fleet(args.operation, paths, parallel=args.parallel, log_dir=Path(args.log_dir),
+                        pulumi_root=args.pulumi_root, expect_no_changes=args.expect_no_changes,
+                        rotate_certificate=args.rotate_certificate, progress=sys.stderr)
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], indent=2))
+    else:
+        print(summary_table(args.operation, results))
+    return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
+
+
+COMMANDS = {"new-stack": _new_stack, "check": _check, "render": _render, "matrix": _matrix, "render-diff": _render_diff,
+            "certs": _certs,
+            "fleet": _fleet}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        for problem in all_problems(exc):
+            print(f"error: {problem.key}: {problem.rule}", file=sys.stderr)
+        return EXIT_USAGE
+    except fleet.FleetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except BrokenPipeError:  # `render | head`: the reader went away; not an error of ours
+        sys.stderr.close()
+        return EXIT_OK
+

@@ -1,0 +1,142 @@
+"""The fleet of stacks: where the stack files live, which of them a change touches, and what the pipeline
+needs to know about each (its cloud, tenant and sign-in environment) — without Pulumi, credentials or network.
+
+Shared by `python -m provisioning new-stack | check | render | matrix`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from provisioning.config import NAMESPACE, ConfigError
+from provisioning.tools.offline import REPO_ROOT, load_stack_config, stack_name, stack_path
+from provisioning.tools.selection import stack_wide_changes
+from uploader.clouds import UnknownCloudError, get_cloud
+from uploader.errors import EXIT_FAILED, EXIT_USAGE
+from uploader.model.stackfile import STACK_NAME_RE  # Pulumi's stack-name rule, one definition for both sides
+
+#: Environment twin of `--stacks-dir` (tests and forks with their stack files elsewhere).
+STACKS_DIR_ENV = "HR_CONNECTOR_STACKS_DIR"
+
+
+#: azure/login's `environment` and the federated credential's audience, per Azure environment.
+LOGIN = {
+    "public": ("AzureCloud", "api://AzureADTokenExchange"),
+    "usgovernment": ("AzureUSGovernment", "api://AzureADTokenExchangeUSGov"),
+}
+
+
+class FleetError(Exception):
+    """A problem the command line reports as one line and an exit code (2 usage/config, 1 evaluation)."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class EvaluationFailed(FleetError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_FAILED)
+
+
+def validate_stack_name(name: str) -> str:
+    """A valid Pulumi stack name, or FleetError saying the rule."""
+    if name in (".", "..") or not STACK_NAME_RE.match(name):
+        raise FleetError(
+            f"stack name {name!r}: must be 1-100 characters of letters, digits, '-', '_' or '.' (Pulumi's rule)"
+        )
+    return name
+
+
+def stacks_dir(option: str | None = None) -> Path:
+    """`--stacks-dir`, else $HR_CONNECTOR_STACKS_DIR, else the project's stackConfigDir (stacks/)."""
+    chosen = option or os.environ.get(STACKS_DIR_ENV)
+    if chosen:
+        return Path(chosen).resolve()
+    return stack_path("x", REPO_ROOT).parent  # where Pulumi.yaml's stackConfigDir puts stack files
+
+
+def stack_file(directory: Path, name: str) -> Path:
+    return directory / f"Pulumi.{name}.yaml"
+
+
+def select_stacks(directory: Path, names: list[str] | None) -> list[Path]:
+    """The named stacks' files (each must exist), or every Pulumi.*.yaml in the directory."""
+    if not directory.is_dir():
+        raise FleetError(f"{directory}: stacks directory not found")
+    if not names:
+        return sorted(directory.glob("Pulumi.*.yaml"))
+    paths = []
+    for name in names:
+        validate_stack_name(name)
+        path = stack_file(directory, name)
+        if not path.is_file():
+            known = ", ".join(stack_name(p) for p in sorted(directory.glob("Pulumi.*.yaml"))) or "none"
+            raise FleetError(f"stack {name!r}: no file {path} (stacks here: {known})")
+        paths.append(path)
+    return paths
+
+
+@dataclass(frozen=True)
+class MatrixEntry:
+    """What one pipeline job needs about a stack; read from the stack file, never from Azure."""
+
+    stack: str
+    cloud: str
+    tenant_id: str
+    azure_environment: str
+
+    def to_json(self) -> dict[str, Any]:
+        login_environment, audience = LOGIN[self.azure_environment]
+        return {
+            "stack": self.stack,
+            "cloud": self.cloud,
+            "tenantId": self.tenant_id,
+            "azureEnvironment": self.azure_environment,
+            "loginEnvironment": login_environment,
+            "oidcAudience": audience,
+            # GitHub variable names allow letters, digits and `_`: PREVIEW_AZURE_CLIENT_ID_<varSuffix>.
+            "varSuffix": re.sub(r"[^A-Za-z0-9]", "_", self.stack).upper(),
+        }
+
+
+def matrix_entry(path: Path) -> MatrixEntry:
+    """The stack's cloud and hosting environment with Pulumi.yaml's defaults applied (no full validation)."""
+    values = load_stack_config(path, REPO_ROOT)
+    cloud = get_cloud(str(values.get(f"{NAMESPACE}:cloud") or "commercial"))
+    azure_environment = str(values.get(f"{NAMESPACE}:azureEnvironment") or cloud.azure_environment).lower()
+    if azure_environment not in LOGIN:
+        raise FleetError(f"{stack_name(path)}: {NAMESPACE}:azureEnvironment: unknown Azure environment")
+    return MatrixEntry(stack_name(path), cloud.name, str(values.get(f"{NAMESPACE}:tenantId") or ""),
+                       azure_environment)
+
+
+def changed_stacks(changed: list[str], directory: Path) -> list[Path]:
+    """Stacks a change touches: every stack if what they all deploy changed (the program, the project, the image:
+    selection.stack_wide_changes), else the changed stack files that exist."""
+    changed = [c.strip() for c in changed if c.strip()]
+    everything = select_stacks(directory, None)
+    if stack_wide_changes(changed, REPO_ROOT):
+        return everything
+    names = {Path(c).name for c in changed if re.fullmatch(r"(.*/)?Pulumi\.[^/]+\.yaml", c)}
+    return [p for p in everything if p.name in names]
+
+
+def matrix(paths: list[Path]) -> dict[str, Any]:
+    """A GitHub Actions matrix: {"include": [entry, ...]}.
+
+    A stack file too broken to read still gets its entry (with `error`), so that its own job fails on
+    `check` and names the problem, while the other stacks' jobs go ahead.
+    """
+    include = []
+    for path in paths:
+        try:
+            include.append(matrix_entry(path).to_json())
+        except (ConfigError, FleetError, UnknownCloudError) as exc:
+            broken = MatrixEntry(stack_name(path), "", "", "public").to_json()
+            include.append({**broken, "error": f"{exc.key}: {exc.rule}" if isinstance(exc, ConfigError) else str(exc)})
+    return {"include": include}

@@ -1,0 +1,172 @@
+"""`python -m provisioning fleet preview|up|refresh`: one Pulumi operation over many stacks at once, without GitHub.
+
+Built on Pulumi's Automation API (pulumi.automation): each stack is a LocalWorkspace on this project run by the
+Pulumi CLI (on PATH, or `--pulumi-root DIR` for DIR/bin/pulumi — what automation's PulumiCommand looks for).
+Stacks run N at a time (`--parallel`), each isolated: one stack's failure is recorded and the others go on.
+Every stack's CLI output goes to its own log file (nothing interleaves); the terminal gets one line when a
+stack starts and one when it ends, then a summary table. Exit 0 when every stack succeeded, 1 when any failed.
+
+`up --rotate-certificate` forces a new certificate now: `pulumi up --replace <the Certificate's URN>` (not
+`--target-replace`, which would leave the credential and the Key Vault secret out of the update), so the
+renewal order is that of a scheduled renewal: new credential registered, then the secret's new version,
+then the old credential removed (provisioning/components/certificate.py).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from provisioning.tools.offline import REPO_ROOT, stack_name
+
+OPERATIONS = ("preview", "up", "refresh")
+#: The program needs Pulumi CLI 3.187 or later (Pulumi.yaml's `type: object` config keys).
+MINIMUM_CLI = "3.187.0"
+#: Change kinds shown in the summary, in Pulumi's OpType spelling.
+CHANGE_KINDS = ("create", "update", "replace", "delete", "same")
+
+
+@dataclass
+class StackRun:
+    """What happened to one stack."""
+
+    stack: str
+    ok: bool = False
+    changes: dict[str, int] = field(default_factory=dict)
+    error: str = ""
+    seconds: float = 0.0
+    log: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stack": self.stack, "ok": self.ok, "changes": self.changes, "error": self.error,
+                "seconds": round(self.seconds, 1), "log": self.log}
+
+
+def certificate_urn(path: Path) -> str:
+    """The URN of a stack's Certificate resource, from the program's own graph under mocks (offline)."""
+    from provisioning.components.certificate import TYPE_TOKEN
+    from provisioning.tools.fleet import EvaluationFailed
+    from provisioning.tools.offline import EvaluationError, evaluate
+
+    try:
+        evaluation = evaluate(path, REPO_ROOT)
+    except EvaluationError as exc:
+        raise EvaluationFailed(str(exc)) from None
+    (certificate,) = evaluation.of_type(TYPE_TOKEN)
+    return certificate.urn
+
+
+def _error_text(exc: BaseException, stderr: list[str]) -> str:
+    """The CLI's own error lines (Pulumi masks secrets in its output), short: the log file has the rest."""
+    lines = [line.strip() for line in stderr if line.strip()]
+    picked = [line for line in lines if line.lower().startswith("error")] or lines
+    text = " | ".join(picked[-3:]) if picked else type(exc).__name__
+    return text[:500]
+
+
+def _changes(summary: Mapping[str, int] | None) -> dict[str, int]:
+    return {kind: int(count) for kind, count in (summary or {}).items() if count}
+
+
+def run_stack(operation: str, path: Path, command: Any, log_dir: Path, *, expect_no_changes: bool = False,
+              replace: list[str] | None = None, env: Mapping[str, str] | None = None) -> StackRun:
+    """Run one operation on one stack through the Automation API; never raises (the failure is recorded)."""
+    from pulumi import automation as auto
+
+    name = stack_name(path)
+    result = StackRun(name, log=str(log_dir / f"{name}.{operation}.log"))
+    started = time.monotonic()
+    with open(result.log, "w", encoding="utf-8") as log:
+        stderr: list[str] = []
+
+        def write(line: str) -> None:
+            log.write(line + "\n")
+            log.flush()
+
+        def write_error(line: str) -> None:
+            stderr.append(line)
+            write(line)
+
+        try:
+            workspace = auto.LocalWorkspace(work_dir=str(REPO_ROOT), pulumi_command=command, env_vars=dict(env or {}))
+            stack = auto.Stack.select(name, workspace)
+            if operation == "preview":
+                preview = stack.preview(on_output=write, on_error=write_error, diff=True,
+                                        expect_no_changes=expect_no_changes or None)
+                result.changes = _changes(preview.change_summary)
+            elif operation == "up":
+                up = stack.up(on_output=write, on_error=write_error, diff=True, show_secrets=False,
+                              expect_no_changes=expect_no_changes or None, replace=replace or None)
+                result.changes = _changes(up.summary.resource_changes)
+            else:
+                refresh = stack.refresh(on_output=write, on_error=write_error, show_secrets=False,
+                                        expect_no_changes=expect_no_changes or None)
+                result.changes = _changes(refresh.summary.resource_changes)
+            result.ok = True
+        except Exception as exc:  # noqa: BLE001 - any failure of one stack is that stack's result, not the fleet's
+            result.error = _error_text(exc, stderr)
+            write(f"hr-connector fleet: {operation} failed: {result.error}")
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def run_fleet(operation: str, paths: list[Path], *, parallel: int, log_dir: Path, pulumi_root: str | None = None,
+              expect_no_changes: bool = False, rotate_certificate: bool = False,
+              progress: TextIO | None = None,
+              runner: Callable[..., StackRun] = run_stack) -> list[StackRun]:
+    """Run `operation` on every stack, `parallel` at a time; results in the order of `paths`."""
+    from pulumi import automation as auto
+
+    if operation not in OPERATIONS:
+        raise ValueError(f"unknown operation {operation!r}")
+    from semver import VersionInfo
+
+    from provisioning.tools.fleet import FleetError
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    where = f"{pulumi_root}/bin/pulumi" if pulumi_root else "pulumi on PATH"
+    try:  # checks the CLI's version once, for every stack
+        command = auto.PulumiCommand(root=pulumi_root, version=VersionInfo.parse(MINIMUM_CLI))
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise FleetError(f"the Pulumi CLI ({where}) could not be run: {type(exc).__name__}") from None
+    except auto.errors.InvalidVersionError as exc:
+        raise FleetError(f"the Pulumi CLI ({where}): {exc} (this program needs {MINIMUM_CLI} or later)") from None
+    replaces = {p: [certificate_urn(p)] for p in paths} if rotate_certificate else {}
+    lock = threading.Lock()
+
+    def say(text: str) -> None:
+        if progress is not None:
+            with lock:
+                print(text, file=progress, flush=True)
+
+    def one(path: Path) -> StackRun:
+        say(f"{stack_name(path)}: {operation} started")
+        done = runner(operation, path, command, log_dir, expect_no_changes=expect_no_changes,
+                      replace=replaces.get(path))
+        outcome = "ok" if done.ok else f"FAILED: {done.error}"
+        say(f"{done.stack}: {operation} {outcome} ({done.seconds:.0f}s; log {done.log})")
+        return done
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        return list(pool.map(one, paths))
+
+
+def summary_table(operation: str, results: list[StackRun]) -> str:
+    """A Markdown table (readable in a terminal and in a job summary)."""
+    lines = [f"| stack | {operation} | " + " | ".join(CHANGE_KINDS) + " | seconds |",
+             "|---|---|" + "---:|" * len(CHANGE_KINDS) + "---:|"]
+    for r in results:
+        status = "ok" if r.ok else "**failed**"
+        counts = " | ".join(str(r.changes.get(kind, 0)) for kind in CHANGE_KINDS)
+        lines.append(f"| {r.stack} | {status} | {counts} | {r.seconds:.0f} |")
+    failed = [r for r in results if not r.ok]
+    lines.append("")
+    lines.append(f"{len(results)} stack(s): {len(results) - len(failed)} ok, {len(failed)} failed")
+    lines.extend(f"- {r.stack}: {r.error} (log: {r.log})" for r in failed)
+    return "\n".join(lines)

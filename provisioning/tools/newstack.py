@@ -1,0 +1,135 @@
+"""`python -m provisioning new-stack NAME --cloud C --tenant-id T [--location L] [--azure-environment E]
+[--image REF] [--owner ID ...] [--subscription-id ID]`: a new tenant in one command.
+
+Writes stacks/Pulumi.NAME.yaml from the commented template (templates/stack.yaml.tmpl) with the cloud's
+defaults filled in and no connectors yet; refuses to overwrite; validates the result with the program's own
+rules (provisioning.config via offline.load_stack_settings, Pulumi.yaml merged in) before writing anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from provisioning.config import ConfigError
+from provisioning.naming import stack_name_problem
+from provisioning.tools.fleet import FleetError, stack_file, validate_stack_name
+from provisioning.tools.offline import REPO_ROOT, load_stack_settings
+from uploader.clouds import UnknownCloudError, get_cloud
+
+TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "stack.yaml.tmpl"
+
+#: A region that hosts Container Apps in each Azure environment (check availability for your subscription).
+DEFAULT_LOCATION = {"public": "eastus", "usgovernment": "usgovvirginia"}
+_VAULT_DOMAIN = {"public": "vault.azure.net", "usgovernment": "vault.usgovcloudapi.net"}
+_ROLE_HINT = {
+    "commercial": "Whoever creates it needs Purview's Data Connector Admin role.",
+    "gcc": "Whoever creates it needs the Mailbox Import Export role (docs/us-government.md).",
+    "gcchigh": "Whoever creates it needs the Mailbox Import Export role (docs/us-government.md).",
+    "dod": "Whoever creates it needs the Mailbox Import Export role (docs/us-government.md).",
+}
+_TITLE = {
+    "commercial": "Microsoft 365 commercial",
+    "gcc": "Microsoft 365 GCC, Azure commercial hosting",
+    "gcchigh": "Microsoft 365 GCC High, Azure Government hosting",
+    "dod": "Microsoft 365 DoD, Azure Government hosting",
+}
+
+
+@dataclass(frozen=True)
+class StackRequest:
+    """What `new-stack` was asked for: the name, the tenant, and the optional settings given as flags."""
+
+    name: str
+    cloud: str
+    tenant_id: str
+    location: str | None = None
+    azure_environment: str | None = None
+    image: str | None = None
+    owners: tuple[str, ...] = ()
+    subscription_id: str | None = None
+
+
+def _checked_name(name: str) -> str:
+    """Pulumi's rule for stack names, then the program's: the names derived from it must fit Azure and X.509."""
+    validate_stack_name(name)
+    if (rule := stack_name_problem(name)) is not None:
+        raise FleetError(f"stack name {name!r}: {rule}")
+    return name
+
+
+def _optional_lines(request: StackRequest) -> str:
+    """The optional keys the flags set, as YAML lines (JSON strings are valid YAML scalars)."""
+    lines = []
+    if request.owners:
+        lines.append(f"  hr-connector:owners: [{', '.join(json.dumps(o.strip()) for o in request.owners)}]")
+    if request.image:
+        lines.append(f"  hr-connector:image: {json.dumps(request.image.strip())}")
+    if request.subscription_id:
+        lines.append(f"  hr-connector:subscriptionId: {json.dumps(request.subscription_id.strip())}")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def render_stack_file(request: StackRequest, stacks_dir_flag: str = "") -> str:
+    """The stack file's text, validated: FleetError for a bad name/cloud, ConfigError naming every key otherwise.
+
+    `stacks_dir_flag` (` --stacks-dir DIR` or empty) goes into the next steps the file's comments give."""
+    _checked_name(request.name)
+    try:
+        cloud = get_cloud(request.cloud)
+    except UnknownCloudError as exc:
+        raise FleetError(f"--cloud: {exc}") from None
+    azure_environment = (request.azure_environment or cloud.azure_environment).strip().lower()
+    text = Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
+        name=request.name,
+        cloud=cloud.name,
+        cloud_title=_TITLE.get(cloud.name, cloud.name),
+        tenant_id=request.tenant_id.strip(),
+        azure_environment=azure_environment,
+        location=(request.location or DEFAULT_LOCATION.get(azure_environment, "eastus")).strip(),
+        vault_domain=_VAULT_DOMAIN.get(azure_environment, _VAULT_DOMAIN["public"]),
+        role_hint=_ROLE_HINT.get(cloud.name, _ROLE_HINT["commercial"]),
+        stacks_dir_flag=stacks_dir_flag,
+        optional=_optional_lines(request),
+    )
+    # The program's own rules on the file as the Pulumi CLI would read it (Pulumi.yaml's defaults and types
+    # merged in): raises ConfigError naming every broken key before anything is written.
+    with tempfile.TemporaryDirectory() as scratch:
+        candidate = Path(scratch) / f"Pulumi.{request.name}.yaml"
+        candidate.write_text(text, encoding="utf-8")
+        load_stack_settings(candidate, REPO_ROOT)
+    return text
+
+
+def create_stack(directory: Path, request: StackRequest, stacks_dir_flag: str = "") -> Path:
+    """Write Pulumi.<name>.yaml in `directory`; never overwrites an existing file."""
+    path = stack_file(directory, _checked_name(request.name))
+    if path.exists():
+        raise FleetError(f"{path}: already exists; new-stack never overwrites a stack file (edit it instead)")
+    text = render_stack_file(request, stacks_dir_flag)
+    directory.mkdir(parents=True, exist_ok=True)
+    # O_EXCL: a file created meanwhile by someone else is not overwritten either.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise FleetError(f"{path}: already exists; new-stack never overwrites a stack file") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(text)
+    return path
+
+
+def next_steps(request: StackRequest, stacks_dir_flag: str = "") -> list[str]:
+    """What to run after new-stack, with the same --stacks-dir (the rest is in the file's comments)."""
+    return [
+        f"python -m provisioning check --stack {request.name}{stacks_dir_flag}",
+        f"python -m provisioning render --stack {request.name}{stacks_dir_flag}",
+        f"pulumi stack init {request.name} --secrets-provider \"azurekeyvault://<vault>/keys/<key>\"  "
+        "(docs/gitops.md), then pulumi up",
+    ]
+
+
+__all__ = ["ConfigError", "DEFAULT_LOCATION", "StackRequest", "create_stack", "next_steps", "render_stack_file"]

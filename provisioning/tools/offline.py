@@ -1,0 +1,634 @@
+"""Offline evaluation harness: a stack file's config as the Pulumi CLI would hand it to the program, and the
+real `__main__.py` run under Pulumi mocks with that config, recording every resource it declares.
+
+No Pulumi CLI, no cloud, no credentials. Used by the tests, `python -m provisioning check` and `render`.
+
+- `load_stack_config(stack)` reads `stacks/Pulumi.<stack>.yaml` (or a path) and merges Pulumi.yaml's project
+  config defaults the way the CLI's mergeConfig does: project keys the stack leaves out take their `default`;
+  a project key with no default the stack leaves out is an error; explicitly typed keys are type-checked;
+  `secure:` values are replaced by a fixed stand-in (never decrypted) and reported as secret keys.
+- `evaluate(stack)` runs the program under `pulumi.runtime.set_mocks` and returns an `Evaluation`. The mocks
+  run in preview mode, as `pulumi preview` would: nothing is pushed or exchanged, and the certificate's
+  dynamic provider `create` runs as the engine would run it on a first `up`.
+
+Isolation: Pulumi's runtime keeps process-global state (settings, the root Stack resource, context variables,
+the event loop), so by default each evaluation runs in a fresh subprocess (`python -m provisioning.tools.offline`)
+that prints the evaluation as JSON; the parent never imports Pulumi. Any value that was a Pulumi secret, or
+any string holding a private key, crosses the process boundary only as a masked digest ("[secret:ab12...]"),
+so tests can compare secrets for equality without ever seeing or printing them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provisioning.config import NAMESPACE, OTHER_NAMESPACES, ConfigError, ConfigProblems
+from provisioning.yamlfile import read_yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+#: The top-level keys of a stack file (the Pulumi CLI's ProjectStack):
+#: https://github.com/pulumi/pulumi/blob/master/sdk/go/common/workspace/project.go
+STACK_FILE_KEYS = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
+SECRET_STANDIN = "[secure value: not decrypted offline]"  # noqa: S105 - a placeholder
+UNKNOWN = "[unknown until deployed]"
+_SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"  # noqa: S105 - pulumi.runtime.rpc._special_sig_key
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - pulumi.runtime.rpc._special_secret_sig
+
+
+class EvaluationError(RuntimeError):
+    """The program failed under mocks for a reason other than a config rule (message has no secret values)."""
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """A stack's effective config: full key (`ns:key`) -> value (native YAML types), and which keys are secret."""
+
+    name: str
+    path: Path
+    values: dict[str, Any]
+    secret_keys: tuple[str, ...] = ()
+
+    def cli_env(self) -> dict[str, str]:
+        """What the CLI's language host puts in PULUMI_CONFIG: every value a string, objects/lists as JSON."""
+        return {k: _cli_string(v) for k, v in self.values.items()}
+
+
+def _cli_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    if value is None:
+        return ""
+    return str(value)
+
+
+# ---------------------------------------------------------------------------------------------- stack config
+
+
+def _read_yaml(path: Path) -> Any:
+    """A YAML file through the one stack-file reader (no aliases); duplicate keys are errors here."""
+    data, duplicates = read_yaml(path)
+    if duplicates:
+        raise ConfigProblems(duplicates)
+    return data
+
+
+def stack_path(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT) -> Path:
+    """`contoso` -> <project>/stacks/Pulumi.contoso.yaml; a path (anything with a / or .yaml) is used as is."""
+    text = os.fspath(stack)
+    if "/" in text or text.endswith((".yaml", ".yml")):
+        return Path(text)
+    return project_dir / _stack_config_dir(project_dir) / f"Pulumi.{text}.yaml"
+
+
+def stack_name(path: Path) -> str:
+    """Pulumi.<name>.yaml -> name."""
+    name = path.name
+    for suffix in (".yaml", ".yml"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+    return name.removeprefix("Pulumi.")
+
+
+def list_stacks(project_dir: Path = REPO_ROOT) -> list[Path]:
+    """Every stack file in the project's stackConfigDir, sorted."""
+    return sorted((project_dir / _stack_config_dir(project_dir)).glob("Pulumi.*.yaml"))
+
+
+def _project(project_dir: Path) -> dict[str, Any]:
+    project = _read_yaml(project_dir / "Pulumi.yaml")
+    if not isinstance(project, dict) or not project.get("name"):
+        raise ConfigError(str(project_dir / "Pulumi.yaml"), "project file without a name")
+    return project
+
+
+def _stack_config_dir(project_dir: Path) -> str:
+    return str(_project(project_dir).get("stackConfigDir") or ".")
+
+
+def _unsecure(value: Any) -> tuple[Any, bool]:
+    """Replace `secure:` leaves with a stand-in; report whether there were any."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SECRET_STANDIN, True
+        found = False
+        out = {}
+        for k, v in value.items():
+            out[k], s = _unsecure(v)
+            found = found or s
+        return out, found
+    if isinstance(value, list):
+        pairs = [_unsecure(v) for v in value]
+        return [p[0] for p in pairs], any(p[1] for p in pairs)
+    return value, False
+
+
+def _type_ok(type_name: str, items: dict[str, Any] | None, value: Any) -> bool:
+    """The CLI's ValidateConfigValue for explicitly typed project keys (stack scalars arrive as strings)."""
+    if type_name == "string":
+        return not isinstance(value, (dict, list))
+    if type_name == "integer":
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, int):
+            return True
+        return isinstance(value, str) and value.strip().lstrip("-").isdigit()
+    if type_name == "boolean":
+        return isinstance(value, bool) or value in ("true", "false")
+    if type_name == "object":
+        return isinstance(value, dict)
+    if type_name == "array":
+        if not isinstance(value, list) or not items:
+            return False
+        return all(_type_ok(items.get("type", ""), items.get("items"), v) for v in value)
+    return True
+
+
+def read_stack_file(
+    stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT
+) -> tuple[StackConfig, list[ConfigError]]:
+    """A stack's effective config, merged with Pulumi.yaml's project config as the Pulumi CLI does, and every
+    problem of the file itself (duplicate keys, unknown top-level keys and namespaces, the project's types).
+
+    Raises ConfigError only when the file cannot be read as a stack file at all (missing, not YAML, an alias).
+    """
+    project_dir = Path(project_dir)
+    project = _project(project_dir)
+    project_name = str(project["name"])
+    path = stack_path(stack, project_dir)
+    doc, problems = read_yaml(path)
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(str(path), "a stack file must be a mapping with a `config:` key")
+    for key in doc:
+        if str(key) not in STACK_FILE_KEYS:
+            close = difflib.get_close_matches(str(key), STACK_FILE_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"a stack file has {', '.join(STACK_FILE_KEYS)}"
+            problems.append(ConfigError(f"{path.name}: {key}", f"unknown top-level key; {hint}"))
+    if "config" not in doc and problems:
+        return StackConfig(stack_name(path), path, {}), problems  # without config, every other report is noise
+    raw = doc.get("config") or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: config", "must be a mapping of `namespace:key: value`")
+
+    namespaces = (project_name, *OTHER_NAMESPACES)
+    values: dict[str, Any] = {}
+    secret: list[str] = []
+    for key, value in raw.items():
+        key = str(key)
+        if ":" not in key:
+            problems.append(ConfigError(key, f"stack config keys must be namespaced, e.g. {project_name}:{key}"))
+            continue
+        namespace = key.split(":", 1)[0]
+        if namespace not in namespaces:
+            close = difflib.get_close_matches(namespace, namespaces, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"this program reads {', '.join(namespaces)}"
+            problems.append(ConfigError(key, f"unknown config namespace {namespace!r} (nothing reads it); {hint}"))
+            continue
+        value, is_secret = _unsecure(value)
+        values[key] = value
+        if is_secret:
+            secret.append(key)
+
+    declared = project.get("config") or {}
+    for short, decl in declared.items():
+        full = short if ":" in short else f"{project_name}:{short}"
+        if not isinstance(decl, dict):  # shorthand `key: default`
+            decl = {"default": decl} if full.startswith(f"{project_name}:") else {"value": decl}
+        default = decl.get("default", decl.get("value"))
+        if full not in values:
+            if default is None:
+                if full.startswith(f"{project_name}:"):
+                    problems.append(ConfigError(full, "is required: the stack file must set it (Pulumi.yaml gives "
+                                                      "no default)"))
+                continue
+            values[full] = default
+            continue
+        type_name = decl.get("type")
+        if type_name and full not in secret and not _type_ok(type_name, decl.get("items"), values[full]):
+            items = decl.get("items") or {}
+            shown = f"array<{items.get('type')}>" if type_name == "array" else type_name
+            problems.append(ConfigError(full, f"must be of type '{shown}' (Pulumi.yaml declares it so)"))
+    return StackConfig(stack_name(path), path, values, tuple(secret)), problems
+
+
+def load_stack_file(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT) -> StackConfig:
+    """read_stack_file, raising ConfigError (ConfigProblems for several) if the file has any problem."""
+    config, problems = read_stack_file(stack, project_dir)
+    if problems:
+        raise ConfigProblems(problems)
+    return config
+
+
+def load_stack_config(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT) -> dict[str, Any]:
+    """`load_stack_file(...).values`: full key (`hr-connector:cloud`) -> value, defaults applied."""
+    return load_stack_file(stack, project_dir).values
+
+
+def load_stack_settings(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT):  # -> config.Settings
+    """The validated Settings of a stack file (no Pulumi import). Raises ConfigError (ConfigProblems when there
+    are several) naming every key that breaks a rule: the file's own problems and the program's config rules."""
+    from provisioning.config import Problems, all_problems, load_settings
+
+    config, file_problems = read_stack_file(stack, project_dir)
+    problems = Problems()
+    for problem in file_problems:
+        problems.add(problem)
+    if not config.values and file_problems:
+        problems.raise_if_any()
+    try:
+        settings = load_settings({k: v for k, v in config.values.items() if k.startswith(f"{NAMESPACE}:")},
+                                 secret_keys=config.secret_keys)
+    except ConfigError as exc:
+        for problem in all_problems(exc):
+            problems.add(problem)
+    problems.raise_if_any()
+    return settings
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class Resource:
+    """One resource the program declared: type token, logical name, inputs, and how it hangs in the graph."""
+
+    type: str
+    name: str
+    urn: str
+    id: str
+    custom: bool
+    inputs: dict[str, Any]
+    state: dict[str, Any]
+    provider: str | None = None  # provider reference "urn::id" (explicit providers), None for components
+    parent: str | None = None  # parent URN
+    depends_on: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
+    additional_secret_outputs: list[str] = field(default_factory=list)
+
+
+
+@dataclass
+class Evaluation:
+    """The graph one stack evaluates to under mocks, with the stack outputs (secrets masked)."""
+
+    stack: str
+    resources: list[Resource]
+    outputs: dict[str, Any]
+    seconds: float
+
+    def of_type(self, type_token: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str) -> Resource:
+        found = self.of_type(type_token)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_token}, found {len(found)}")
+        return found[0]
+
+    def by_urn(self, urn: str) -> Resource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def provider_of(self, resource: Resource) -> Resource | None:
+        """The explicit provider resource a resource is bound to."""
+        if not resource.provider:
+            return None
+        urn = resource.provider.rsplit("::", 1)[0]
+        return self.by_urn(urn)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Evaluation:
+        return cls(data["stack"], [Resource(**r) for r in data["resources"]], data["outputs"], data["seconds"])
+
+
+def mask(value: Any, secret: bool = False) -> Any:
+    """Replace secrets (Pulumi secret wrappers, anything holding a private key) by a stable digest marker."""
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG_KEY) == _SECRET_SIG:
+            return mask(value.get("value"), secret=True)
+        return {k: mask(v, secret) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask(v, secret) for v in value]
+    if type(value).__name__ == "Unknown":  # pulumi.runtime.rpc.Unknown: not known until deployment
+        return UNKNOWN
+    if secret and value is not None:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # numbers cross the wire as floats; digest them as the program wrote them
+        return "[secret:" + hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:16] + "]"
+    if isinstance(value, str) and "PRIVATE KEY" in value:
+        # a key that was NOT marked secret: masked too, but visibly so the tests can fail on it
+        return "[unmarked-private-key:" + hashlib.sha256(value.encode()).hexdigest()[:16] + "]"
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return repr(type(value).__name__)
+
+
+def evaluate(
+    stack: str | os.PathLike[str],
+    project_dir: Path = REPO_ROOT,
+    *,
+    isolated: bool = True,
+    timeout: float = 120,
+) -> Evaluation:
+    """Run the real program for one stack under mocks. Config problems raise ConfigError(key, rule)."""
+    if not isolated:
+        return _evaluate_here(load_stack_file(stack, project_dir), Path(project_dir))
+    # Read the stack file here first: config-file errors surface without starting Python again.
+    load_stack_file(stack, project_dir)
+    proc = subprocess.run(
+        [sys.executable, "-m", "provisioning.tools.offline", os.fspath(stack_path(stack, Path(project_dir))),
+         "--project-dir", os.fspath(project_dir)],
+        capture_output=True, text=True, timeout=timeout, cwd=project_dir,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([os.fspath(project_dir), os.fspath(REPO_ROOT)])},
+    )
+    try:
+        data = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
+    except json.JSONDecodeError:
+        data = {}
+    if "config_error" in data:
+        raise ConfigError(data["config_error"]["key"], data["config_error"]["rule"])
+    if proc.returncode != 0 or "resources" not in data:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise EvaluationError(f"evaluating {stack} failed (exit {proc.returncode}):\n{tail}")
+    return Evaluation.from_json(data)
+
+
+def evaluate_all(project_dir: Path = REPO_ROOT) -> Iterator[tuple[Path, Evaluation | Exception]]:
+    """Every stack file, evaluated one subprocess each; errors are yielded, not raised."""
+    for path in list_stacks(project_dir):
+        try:
+            yield path, evaluate(path, project_dir)
+        except (ConfigError, EvaluationError, subprocess.TimeoutExpired) as exc:
+            yield path, exc
+
+
+# ------------------------------------------------------------------------------- in-process (the worker side)
+
+_ARM_TYPES = {
+    "resources:ResourceGroup": "Microsoft.Resources/resourceGroups",
+    "keyvault:Vault": "Microsoft.KeyVault/vaults",
+    "keyvault:Secret": "Microsoft.KeyVault/vaults/{vaultName}/secrets",
+    "storage:StorageAccount": "Microsoft.Storage/storageAccounts",
+    "storage:BlobContainer": "Microsoft.Storage/storageAccounts/{accountName}/blobServices/default/containers",
+    "storage:ManagementPolicy": "Microsoft.Storage/storageAccounts/{accountName}/managementPolicies",
+    "containerregistry:Registry": "Microsoft.ContainerRegistry/registries",
+    "operationalinsights:Workspace": "Microsoft.OperationalInsights/workspaces",
+    "app:ManagedEnvironment": "Microsoft.App/managedEnvironments",
+    "app:Job": "Microsoft.App/jobs",
+    "managedidentity:UserAssignedIdentity": "Microsoft.ManagedIdentity/userAssignedIdentities",
+    "authorization:RoleAssignment": "Microsoft.Authorization/roleAssignments",
+    "monitor:ActionGroup": "Microsoft.Insights/actionGroups",
+    "monitor:ScheduledQueryRule": "Microsoft.Insights/scheduledQueryRules",
+    "monitor:MetricAlert": "Microsoft.Insights/metricAlerts",
+}
+_ARM_NAME_INPUT = {
+    "resources:ResourceGroup": "resourceGroupName", "keyvault:Vault": "vaultName", "keyvault:Secret": "secretName",
+    "storage:StorageAccount": "accountName", "storage:BlobContainer": "containerName",
+    "storage:ManagementPolicy": "managementPolicyName", "containerregistry:Registry": "registryName",
+    "operationalinsights:Workspace": "workspaceName", "app:ManagedEnvironment": "environmentName",
+    "app:Job": "jobName", "managedidentity:UserAssignedIdentity": "resourceName",
+    "monitor:ActionGroup": "actionGroupName", "monitor:ScheduledQueryRule": "ruleName",
+}
+MOCK_SUBSCRIPTION = "00000000-0000-4000-8000-00000000a5b1"
+_HOSTING = {"usgovernment": False}  # one evaluation per process (see the module docstring)
+
+
+def _unwrap_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG_KEY) == _SECRET_SIG:
+            return _unwrap_secrets(value.get("value"))
+        return {k: _unwrap_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v) for v in value]
+    return value
+
+
+def _drop_empty_secrets(value: Any) -> Any:
+    """Secret wrappers around unset values cannot travel back through the mock monitor; drop them."""
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG_KEY) == _SECRET_SIG and value.get("value") is None:
+            return None
+        return {k: v2 for k, v in value.items() if (v2 := _drop_empty_secrets(v)) is not None}
+    if isinstance(value, list):
+        return [_drop_empty_secrets(v) for v in value]
+    return value
+
+
+def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Plausible outputs for the resources the program declares (ids shaped like Azure's)."""
+    from provisioning.components import (
+        certificate,  # the dynamic providers' own create, run as the engine would
+        rbacwait,
+    )
+
+    inputs = _drop_empty_secrets(inputs)
+    state = dict(inputs)
+    if typ == "pulumi:providers:azure-native":  # registered first: its cloud shapes the DNS names below
+        _HOSTING["usgovernment"] = inputs.get("environment") == "usgovernment"
+    if typ == rbacwait.TYPE_TOKEN:
+        return rbacwait.mock_create(inputs)  # without the sleep
+    if typ.startswith("pulumi-python:dynamic"):
+        return certificate.mock_create(inputs)
+    short = typ.split(":", 1)[1] if typ.startswith("azure-native:") else ""
+    if short in _ARM_TYPES:
+        plain = _unwrap_secrets(inputs)
+        rg = plain.get("resourceGroupName", name)
+        arm = _ARM_TYPES[short].format(vaultName=plain.get("vaultName", "vault"),
+                                       accountName=plain.get("accountName", "account"))
+        name_key = _ARM_NAME_INPUT.get(short)
+        leaf = plain.get(name_key) if name_key and isinstance(plain.get(name_key), str) else f"{name}-mock"
+        gov = _HOSTING["usgovernment"]
+        if short == "resources:ResourceGroup":
+            rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{leaf}"
+        elif short == "authorization:RoleAssignment":
+            rid = f"{plain.get('scope')}/providers/{arm}/{hashlib.sha256(name.encode()).hexdigest()[:32]}"
+        else:
+            rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{rg}/providers/{arm}/{leaf}"
+        state["name"] = leaf
+        state["id"] = rid
+        identity = plain.get("identity")
+        if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+            # ARM answers the list of identity IDs with a map of ID -> {principalId, clientId}
+            state["identity"] = {**identity, "userAssignedIdentities": {
+                uid: {"principalId": "22222222-2222-4222-8222-000000000000",
+                      "clientId": "11111111-1111-4111-8111-000000000000"}
+                for uid in identity["userAssignedIdentities"]}}
+        if short == "keyvault:Vault":
+            host = "vault.usgovcloudapi.net" if gov else "vault.azure.net"
+            state["properties"] = {**plain.get("properties", {}), "vaultUri": f"https://{leaf}.{host}/",
+                                   "hsmPoolResourceId": "", "privateEndpointConnections": [],
+                                   "provisioningState": "Succeeded"}
+        if short == "keyvault:Secret":
+            vault_host = "vault.usgovcloudapi.net" if gov else "vault.azure.net"
+            base = f"https://{plain.get('vaultName', 'vault')}.{vault_host}/secrets/{leaf}"
+            # as in Key Vault, every new value is a new version (32 hex digits); here derived from the value
+            value = json.dumps(plain.get("properties", {}).get("value"), sort_keys=True, default=str)
+            version = hashlib.sha256(value.encode()).hexdigest()[:32]
+            state["properties"] = {
+                **{k: v for k, v in plain.get("properties", {}).items() if k != "value"},
+                "secretUri": base, "secretUriWithVersion": f"{base}/{version}",
+            }
+        if short == "storage:StorageAccount":
+            suffix = "core.usgovcloudapi.net" if gov else "core.windows.net"
+            state["primaryEndpoints"] = {kind: f"https://{leaf}.{kind}.{suffix}/"
+                                         for kind in ("blob", "dfs", "file", "queue", "table", "web")}
+        if short == "containerregistry:Registry":
+            state["loginServer"] = f"{leaf}.azurecr.{'us' if gov else 'io'}"
+        if short == "managedidentity:UserAssignedIdentity":
+            state["clientId"] = "11111111-1111-4111-8111-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+            state["principalId"] = "22222222-2222-4222-8222-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+        if short == "operationalinsights:Workspace":
+            state["customerId"] = "33333333-3333-4333-8333-333333333333"
+        return rid, state
+    if typ.startswith("azuread:"):
+        oid = "44444444-4444-4444-8444-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+        state.setdefault("objectId", oid)
+        if typ == "azuread:index/application:Application":
+            state["clientId"] = "55555555-5555-4555-8555-" + hashlib.sha256(name.encode()).hexdigest()[:12]
+            return f"/applications/{oid}", state
+        return oid, state
+    if typ.startswith("docker-build:"):
+        state["ref"] = f"{inputs.get('tags', ['image'])[0]}@sha256:{'0' * 64}"
+        state["digest"] = f"sha256:{'0' * 64}"
+        return f"{name}-id", state
+    return f"{name}-id", state
+
+
+def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
+    """Run <project>/__main__.py under mocks in this process (one evaluation per process; see module doc)."""
+    import runpy
+
+    import pulumi
+    from pulumi.runtime import mocks, settings
+    from pulumi.runtime.stack import run_pulumi_func, wait_for_rpcs
+    from pulumi.runtime.sync_await import _sync_await
+
+    started = time.perf_counter()
+    _HOSTING["usgovernment"] = False
+    records: dict[str, dict[str, Any]] = {}
+
+    class Recorder(mocks.Mocks):
+        def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
+            return _mock_state(args.typ, args.name, args.inputs)
+
+        def call(self, args: mocks.MockCallArgs) -> dict:
+            if args.token.endswith("getClientConfig"):
+                return {"subscriptionId": MOCK_SUBSCRIPTION, "tenantId": config.values.get(f"{NAMESPACE}:tenantId"),
+                        "clientId": "66666666-6666-4666-8666-666666666666",
+                        "objectId": "77777777-7777-4777-8777-777777777777"}
+            if args.token.endswith("getClientToken"):
+                return {"token": "mock-access-token"}
+            if args.token.endswith("getSharedKeys"):
+                return {"primarySharedKey": "mock-workspace-key", "secondarySharedKey": "mock-workspace-key"}
+            return {}
+
+    class Monitor(mocks.MockMonitor):
+        def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                registered = self.resources.get(response.urn)
+                from pulumi.runtime import rpc
+
+                records[response.urn] = {
+                    "type": request.type, "name": request.name, "urn": response.urn,
+                    "id": response.id or "", "custom": bool(request.custom),
+                    "inputs": mask(rpc.deserialize_properties(request.object)),
+                    "state": {k: mask(v, secret=k in request.additionalSecretOutputs)
+                              for k, v in (registered.state if registered else {}).items()},
+                    "provider": request.provider or None, "parent": request.parent or None,
+                    "depends_on": list(request.dependencies),
+                    "delete_before_replace": bool(request.deleteBeforeReplace),
+                    "additional_secret_outputs": list(request.additionalSecretOutputs),
+                }
+            return response
+
+    env_before = {k: os.environ.get(k) for k in ("PULUMI_CONFIG", "PULUMI_CONFIG_SECRET_KEYS")}
+    os.environ["PULUMI_CONFIG"] = json.dumps(config.cli_env())
+    os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(list(config.secret_keys))
+    pulumi.runtime.set_all_config(config.cli_env(), list(config.secret_keys))
+    settings.set_root_resource(None)
+    project = str(_project(project_dir)["name"])
+    pulumi.runtime.set_mocks(Recorder(), project=project, stack=config.name, preview=True,
+                             monitor=Monitor(Recorder()))
+    main = project_dir / "__main__.py"
+    cwd = os.getcwd()
+    os.chdir(project_dir)
+    sys.path.insert(0, os.fspath(project_dir))
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(os.fspath(main), run_name="__main__")))
+
+        async def resolve() -> dict[str, Any]:
+            await wait_for_rpcs()
+            out: dict[str, Any] = {}
+            root = settings.get_root_resource()
+            for key, value in (root.outputs if root is not None else {}).items():
+                o = pulumi.Output.from_input(value)
+                resolved, is_secret = await o.future(), await o.is_secret()
+                out[key] = mask(resolved, secret=bool(is_secret))
+            return out
+
+        outputs = _sync_await(resolve())
+    finally:
+        os.chdir(cwd)
+        sys.path.remove(os.fspath(project_dir))
+        for k, v in env_before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    resources = [Resource(**r) for r in records.values()]
+    return Evaluation(config.name, resources, outputs, round(time.perf_counter() - started, 3))
+
+
+def _config_error_in(exc: BaseException) -> ConfigError | None:
+    """The ConfigError behind an exception the Pulumi runtime wrapped (cause chains may loop)."""
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, ConfigError):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m provisioning.tools.offline",
+                                     description="Evaluate one stack under Pulumi mocks; print the graph as JSON.")
+    parser.add_argument("stack", help="stack name or path to Pulumi.<stack>.yaml")
+    parser.add_argument("--project-dir", default=os.fspath(REPO_ROOT))
+    args = parser.parse_args(argv)
+    project_dir = Path(args.project_dir).resolve()
+    try:
+        evaluation = _evaluate_here(load_stack_file(args.stack, project_dir), project_dir)
+    except ConfigError as exc:
+        print(json.dumps({"config_error": {"key": exc.key, "rule": exc.rule}}))
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a config error may arrive wrapped by the Pulumi runtime
+        cause = _config_error_in(exc)
+        if cause is not None:
+            print(json.dumps({"config_error": {"key": cause.key, "rule": cause.rule}}))
+            return 2
+        raise
+    print(json.dumps(evaluation.to_json(), default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -1,0 +1,209 @@
+"""`python -m provisioning render-diff --base-ref REF`: what a change does to each stack, sized for a PR comment.
+
+Each selected stack is rendered twice, offline (the real __main__.py under Pulumi mocks, secrets masked):
+once from the base tree (`git archive REF`, the base's own program and stack file) and once from this tree.
+The resources are compared by (type, name): added, removed, changed settings; plus a unified diff of the
+two text renders. The pull-request comment holds a summary table and as many diffs as fit in its budget
+(GitHub refuses comments over 65,536 characters); every diff and full render also goes to a directory the
+workflow uploads as an artifact, and to the job summary. A change that touches 200 stacks still makes a
+comment under the limit.
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import json
+import subprocess
+import sys
+import tarfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from provisioning.tools.offline import REPO_ROOT, stack_name
+
+MARKER = "<!-- hr-connector:render -->"
+#: GitHub's limit for an issue or pull-request comment body is 65,536 characters; keep a margin.
+COMMENT_LIMIT = 60_000
+#: GitHub's limit for one step's job summary is 1 MiB; keep a margin.
+SUMMARY_LIMIT = 900_000
+CERTIFICATE_TYPE = "pulumi-python:dynamic/hrconnector:Certificate"
+
+
+@dataclass
+class StackDiff:
+    """How one stack's offline render differs between the base and this tree."""
+
+    stack: str
+    cloud: str = ""
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    diff: str = ""
+    certificate: str = ""
+    error: str = ""
+    status: str = "changed"  # changed | unchanged | new | removed | error
+
+    @property
+    def touched(self) -> bool:
+        return self.status != "unchanged"
+
+
+def _key(resource: dict[str, Any]) -> str:
+    return f"{resource['type']} {resource['name']}"
+
+
+def _certificate(report: dict[str, Any]) -> str:
+    for resource in report.get("resources", []):
+        if resource["type"] == CERTIFICATE_TYPE:
+            s = resource["settings"]
+            return f"{s.get('validityDays')} d, renews {s.get('renewBeforeDays')} d before expiry"
+    return ""
+
+
+def diff_reports(stack: str, base: dict[str, Any] | None, head: dict[str, Any] | None) -> StackDiff:
+    """Compare two render reports (None: the stack file does not exist on that side)."""
+    from provisioning.tools.render import to_text
+
+    if head is None and base is None:
+        return StackDiff(stack, status="unchanged")
+    if head is None:
+        return StackDiff(stack, cloud=str(base.get("cloud", "")), removed=[_key(r) for r in base["resources"]],
+                         status="removed")
+    before = {_key(r): r for r in (base or {}).get("resources", [])}
+    after = {_key(r): r for r in head["resources"]}
+    result = StackDiff(stack, cloud=str(head.get("cloud", "")), certificate=_certificate(head))
+    result.added = [k for k in after if k not in before]
+    result.removed = [k for k in before if k not in after]
+    result.changed = [k for k in after if k in before and after[k]["settings"] != before[k]["settings"]]
+    old_text = to_text(base).splitlines() if base else []
+    result.diff = "\n".join(difflib.unified_diff(old_text, to_text(head).splitlines(), "base", "head",
+                                                 lineterm="", n=2))
+    if base is None:
+        result.status = "new"
+    elif not result.diff:
+        result.status = "unchanged"
+    return result
+
+
+def _row(d: StackDiff, expiry: str) -> str:
+    what = {"new": "new stack", "removed": "stack file removed", "error": f"error: {d.error}"}.get(d.status, "")
+    cert = " / ".join(x for x in (expiry, d.certificate) if x)
+    return (f"| `{d.stack}` | {d.cloud} | {len(d.added)} | {len(d.changed)} | {len(d.removed)} | {cert} | "
+            f"{what} |")
+
+
+def _details(d: StackDiff) -> str:
+    body = d.diff or ("\n".join(f"- {k}" for k in d.removed) if d.status == "removed" else d.error)
+    return f"<details><summary><code>{d.stack}</code></summary>\n\n```diff\n{body}\n```\n</details>\n"
+
+
+def build_comment(diffs: list[StackDiff], base_ref: str, limit: int = COMMENT_LIMIT,
+                  expiries: dict[str, str] | None = None, where: str = "the job summary and the `render` artifact",
+                  marker: str = MARKER) -> str:
+    """The comment body: a summary table of the touched stacks and their diffs, never longer than `limit`."""
+    expiries = expiries or {}
+    touched = [d for d in diffs if d.touched]
+    unchanged = [d.stack for d in diffs if not d.touched]
+    head = [marker, f"### Offline render: {len(diffs)} stack(s) compared with `{base_ref}`",
+            "What the program declares for each stack under Pulumi mocks (no cloud access; secrets masked). "
+            f"Full renders and every diff: {where}.", ""]
+    if touched:
+        head += ["| stack | cloud | added | changed | removed | certificate | note |",
+                 "|---|---|---:|---:|---:|---|---|"]
+    tail = []
+    if unchanged:
+        tail.append(f"\n{len(unchanged)} stack(s) render the same as on `{base_ref}`.")
+    errors = sum(d.status == "error" for d in diffs)
+    if errors:
+        tail.append(f"\n**{errors} stack(s) failed to render** (see the table).")
+
+    def size(parts: list[str]) -> int:
+        return sum(len(p) + 1 for p in parts)
+
+    rows, budget = [], limit - size(head) - size(tail) - 200
+    for d in touched:
+        row = _row(d, expiries.get(d.stack, ""))
+        if size(rows) + len(row) + 1 > budget:
+            rows.append(f"| … | {len(touched) - len(rows)} more stack(s): see {where} | | | | | |")
+            break
+        rows.append(row)
+    parts = head + rows + tail
+    left = limit - size(parts) - 200
+    shown = 0
+    details = []
+    for d in touched:
+        block = _details(d)
+        if size(details) + len(block) + 1 > left:
+            break
+        details.append(block)
+        shown += 1
+    if details:
+        parts += ["", *details]
+    if shown < len(touched):
+        parts.append(f"_{len(touched) - shown} diff(s) did not fit in this comment: see {where}._")
+    body = "\n".join(parts)
+    return body[:limit]
+
+
+def extract_tree(ref: str, into: Path, repo: Path = REPO_ROOT) -> Path:
+    """The repository as it is at `ref` (git archive), unpacked into `into`."""
+    from provisioning.tools.fleet import FleetError
+
+    done = subprocess.run(["git", "archive", "--format=tar", ref], cwd=repo, capture_output=True, timeout=300)
+    if done.returncode != 0:
+        raise FleetError(f"--base-ref {ref}: git archive failed: {done.stderr.decode(errors='replace')[-300:]}")
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
+        archive.extractall(into, filter="data")
+    return into
+
+
+def render_in(tree: Path, stack_file: Path) -> dict[str, Any] | None | Exception:
+    """`python -m provisioning render --json` run in `tree` (its own program); None when the file is absent."""
+    if not stack_file.is_file():
+        return None
+    done = subprocess.run([sys.executable, "-m", "provisioning", "render", "--json", "--stack", stack_name(stack_file),
+                           "--stacks-dir", str(stack_file.parent)], cwd=tree, capture_output=True, text=True,
+                          timeout=600)
+    if done.returncode != 0:
+        lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
+        return RuntimeError(lines[-1][:300] if lines else f"render exited {done.returncode}")
+    return json.loads(done.stdout)
+
+
+def base_stack_file(head_file: Path, base_tree: Path, repo: Path = REPO_ROOT) -> Path:
+    """Where the same stack's file is in the base tree (same relative path; else the base's stacks/)."""
+    try:
+        return base_tree / head_file.resolve().relative_to(repo.resolve())
+    except ValueError:
+        return base_tree / "stacks" / head_file.name
+
+
+def diff_stacks(head_files: list[Path], base_tree: Path, parallel: int = 2,
+                render: Callable[[Path, Path], Any] = render_in) -> list[StackDiff]:
+    """Render each stack in both trees and compare; failures are that stack's row, not the command's."""
+    def one(path: Path) -> tuple[StackDiff, Any]:
+        base = render(base_tree, base_stack_file(path, base_tree))
+        head = render(REPO_ROOT, path)
+        name = stack_name(path)
+        for side, value in (("this branch", head), ("the base", base)):
+            if isinstance(value, Exception):
+                return StackDiff(name, error=f"{side}: {value}", status="error"), head
+        return diff_reports(name, base, head), head
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+        results = list(pool.map(one, head_files))
+    return [d for d, _ in results]
+
+
+def write_details(diffs: list[StackDiff], directory: Path) -> None:
+    """Every diff as <stack>.diff, and a JSON index, for the workflow's artifact."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for d in diffs:
+        (directory / f"{d.stack}.diff").write_text((d.diff or d.error) + "\n", encoding="utf-8")
+    index = [{"stack": d.stack, "cloud": d.cloud, "status": d.status, "added": d.added, "changed": d.changed,
+              "removed": d.removed, "error": d.error} for d in diffs]
+    (directory / "index.json").write_text(json.dumps(index, indent=2), encoding="utf-8")

@@ -1,0 +1,623 @@
+"""Read → validate → chunk: one streaming pass over an HR CSV file, then the chunks to send.
+
+`scan_file` reads the file once, in binary blocks (memory stays flat whatever the file size), and
+returns a `ScanResult`: problems (file, line, column, rule — never a cell value), warnings, the
+SHA-256 of the content and the chunk plan. `iter_chunks` then yields each chunk's body (the header
+row followed by at most `records_per_call` whole records), cutting the file at record boundaries
+the scan found, so a quoted field holding commas, quotes or line breaks is never split.
+
+Physical lines end at "\\n" ("\\r\\n" included). Blocks without a quote character take a fast path
+(split on commas, check whole columns at once); blocks with quotes go through `csv.reader`; any
+block that fails a check is re-read row by row to name the lines and rules.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import hashlib
+import io
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from itertools import islice, repeat
+from pathlib import Path
+from typing import AnyStr
+
+from uploader.check.rules import (
+    WARN_LAST_WORKING,
+    ColumnPlan,
+    DateWindow,
+    ScenarioPlan,
+    ValidCache,
+    cell_problem,
+    column_ok,
+    header_problems,
+    missing_optional,
+    plan_columns,
+)
+from uploader.model.mapping import ConnectorMapping
+from uploader.model.scenarios import Kind
+
+BLOCK_SIZE = 1 << 20
+#: A record still open (inside quotes) after this many characters is reported, not buffered further.
+MAX_RECORD_CHARS = 4 << 20
+#: A physical line longer than this is refused (memory stays bounded whatever the file holds).
+MAX_LINE_BYTES = 16 << 20
+#: The header row is refused beyond these bounds (parsing it would hold every name in memory: 16 MiB of
+#: names took ~800 MB). Real HR exports have tens to a few hundred columns with short names.
+MAX_HEADER_BYTES = 1 << 20
+MAX_COLUMNS = 10_000
+SHOWN_PROBLEMS = 20
+_BOM = codecs.BOM_UTF8
+
+#: Windows PowerShell's Export-Csv starts its file with this line unless told -NoTypeInformation
+#: (https://learn.microsoft.com/powershell/module/microsoft.powershell.utility/export-csv?view=powershell-5.1).
+POWERSHELL_TYPE_LINE = "#TYPE"
+RULE_POWERSHELL_TYPE = ("the first line is PowerShell's #TYPE line, not the header row: export with "
+                        "Export-Csv -NoTypeInformation (or delete line 1)")
+
+_CSV_ERRORS = {
+    "unexpected end of data": "a quoted field is never closed (unterminated quote)",
+    "new-line character seen in unquoted field": "a bare carriage return ends a line (save the file with "
+    "Windows or Unix line endings)",
+    "field larger than field limit": "a field is longer than 131072 characters (an unterminated quote?)",
+    "expected after": "a quote inside a quoted field is not doubled (write \"\" for a quote)",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One broken rule: where (physical line, column name) and which rule; never the cell's value."""
+
+    line: int
+    column: str | None
+    rule: str
+
+    def format(self, name: str) -> str:
+        where = f"{name}:{self.line}:"
+        return f"{where} column {self.column}: {self.rule}" if self.column else f"{where} {self.rule}"
+
+    def to_json(self) -> dict[str, object]:
+        return {"line": self.line, "column": self.column, "rule": self.rule}
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Records [first_record, first_record + records) of the file; `line_count` physical lines."""
+
+    index: int
+    first_record: int
+    records: int
+    line_count: int
+
+
+@dataclass
+class ScanResult:
+    """What one pass over a file found, and how it will be sent."""
+
+    path: Path
+    display_name: str
+    size: int
+    mtime_ns: int
+    sha256: str = ""
+    header: tuple[str, ...] = ()
+    header_bytes: bytes = b""
+    records: int = 0
+    skip_records: int = 0
+    skip_lines: int = 0
+    chunks: list[Chunk] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.problem_count == 0
+
+    def resume_from(self, skip: int) -> ScanResult | None:
+        """This plan from record `skip` on, when `skip` falls on one of its chunk boundaries (else None:
+        scan again with skip_records). Saves a second pass when a run resumes with the same chunk size."""
+        if not self.ok or self.skip_records:
+            return None
+        lines = self.skip_lines
+        for i, chunk in enumerate(self.chunks + [Chunk(len(self.chunks), self.records, 0, 0)]):
+            if chunk.first_record == skip:
+                rest = [replace(c, index=j) for j, c in enumerate(self.chunks[i:])]
+                return replace(self, skip_records=skip, skip_lines=lines, chunks=rest)
+            lines += chunk.line_count
+        return None
+
+    def report_lines(self) -> list[str]:
+        """The first 20 problems as `FILE:LINE: column NAME: rule`, then a count of the rest."""
+        lines = [p.format(self.display_name) for p in self.problems]
+        hidden = self.problem_count - len(self.problems)
+        if hidden > 0:
+            lines.append(f"{self.display_name}: ... and {hidden} more problem{'s' if hidden > 1 else ''}")
+        return lines
+
+
+class _Stop(Exception):
+    """The file cannot be read further (not UTF-8, binary, malformed CSV)."""
+
+
+class _LineTooLong(Exception):
+    """No line break for MAX_LINE_BYTES: not a CSV export, and not worth holding in memory."""
+
+
+class _Scanner:
+    """Consumes the file's text block by block; keeps counts, problems and the chunk plan."""
+
+    def __init__(self, result: ScanResult, mapping: ConnectorMapping | None, per_call: int, today: dt.date) -> None:
+        self.result = result
+        self.mapping = mapping
+        self.per_call = per_call
+        self.window = DateWindow.around(today)
+        self.caches: dict[Kind, ValidCache] = {}
+        self.plan: ColumnPlan | None = None
+        self.width = 0
+        self.header_lines = 0
+        self.lines = 0  # physical lines consumed so far (header included)
+        self.records = 0
+        self.last_record_line = 0
+        self.pending = ""  # a record still inside quotes at the end of the last block
+        self.blank_lines: list[int] = []  # blank lines not yet followed by a record
+        self.short_rows, self.first_short_line = 0, 0  # records with fewer cells than the header, accepted
+        self.missing_reported: set[tuple[str, str]] = set()
+        self.late_warnings = 0
+        self.first_late_line = 0
+        self.late_count, self.late_first = 0, None  # this block's implausible lastWorkingDate records
+        # chunk planning: the line reached at each record count where a cut falls
+        self.next_cut = result.skip_records if result.skip_records > 0 else per_call
+        self.cuts: list[tuple[int, int]] = []
+
+    def problem(self, line: int, column: str | None, rule: str) -> None:
+        self.result.problem_count += 1
+        if len(self.result.problems) < SHOWN_PROBLEMS:
+            self.result.problems.append(Problem(line, column, rule))
+
+    # -- header -------------------------------------------------------------------------------------
+
+    def read_header(self, block: bytes, text: str) -> str:
+        """Parse the header from the first block; keep its raw bytes; return the text after it."""
+        if text.startswith(POWERSHELL_TYPE_LINE):
+            self.problem(1, None, RULE_POWERSHELL_TYPE)
+            raise _Stop
+        first_line = block[:block.find(b"\n") + 1 or len(block)]
+        if len(first_line) > MAX_HEADER_BYTES:
+            self.problem(1, None, f"the header row is longer than {MAX_HEADER_BYTES >> 10} KiB (at most "
+                         f"{MAX_COLUMNS:,} columns of names are read): not the header of an HR export")
+            raise _Stop
+        if first_line.count(b",") >= MAX_COLUMNS:
+            self.problem(1, None, f"the header row has more than {MAX_COLUMNS:,} columns: not the header of an "
+                         "HR export")
+            raise _Stop
+        reader = csv.reader(io.StringIO(text), strict=True)
+        try:
+            header = next(reader)
+        except csv.Error as exc:
+            self.problem(1, None, _csv_rule(exc))
+            raise _Stop from None
+        if not any(cell.strip() for cell in header):
+            self.problem(1, None, "the first line must be the header row, but it is blank")
+            raise _Stop
+        self.header_lines = self.lines = reader.line_num
+        cut = _index_after_lines(block, b"\n", self.header_lines)
+        self.result.header_bytes = block[:cut] if block[:cut].endswith(b"\n") else block[:cut] + b"\n"
+        self.result.header = tuple(header)
+        self.width = len(header)
+        for column, rule in header_problems(header, _known_names(self.mapping)):
+            self.problem(1, column, rule)
+        self.plan, plan_problems = plan_columns(header, self.mapping)
+        for column, rule in plan_problems:
+            self.problem(1, column, rule)
+        for column, fields in missing_optional(self.plan).items():
+            self.result.warnings.append(
+                f"{self.result.display_name}:1: column {column}: not in the header; the mapping names it for "
+                f"{', '.join(fields)} (optional), so {'that field is' if len(fields) == 1 else 'those fields are'} "
+                "absent from this file"
+            )
+        return text[_index_after_lines(text, "\n", self.header_lines):]
+
+    # -- blocks -------------------------------------------------------------------------------------
+
+    def feed(self, text: str, final: bool) -> None:
+        """Check one block of text that ends at a line break (or at the end of the file)."""
+        if self.pending:
+            text, self.pending = self.pending + text, ""
+        if not text:
+            return
+        if "\x00" in text:
+            line = self.lines + 1 + text.count("\n", 0, text.index("\x00"))
+            self.problem(line, None, "contains a NUL byte: a binary file, not CSV text")
+            raise _Stop
+        if '"' not in text and self._fast_block(text):
+            return
+        self._csv_block(text, final)
+
+    def _fast_block(self, text: str) -> bool:
+        """A block without quotes: each line is one record. False when the block needs a closer look."""
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+            if "\r" in text:
+                return False
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        if self.blank_lines or "" in lines:
+            return False
+        if set(map(str.count, lines, repeat(","))) != {self.width - 1}:
+            return False
+        flat = ",".join(lines).split(",")
+        width = self.width
+        if not self._columns_ok(lambda i: flat[i::width], len(lines)):
+            return False
+        self._note_late(None)
+        self._advance(range(1, len(lines) + 1), len(lines))
+        return True
+
+    def _csv_block(self, text: str, final: bool) -> None:
+        """A block with quoted fields: csv.reader decides where records end."""
+        reader = csv.reader(io.StringIO(text), strict=True)
+        rows: list[list[str]] = []
+        ends: list[int] = []
+        try:
+            for row in reader:
+                rows.append(row)
+                ends.append(reader.line_num)
+        except csv.Error as exc:
+            done = ends[-1] if ends else 0
+            rest = text[_index_after_lines(text, "\n", done):]
+            if "unexpected end of data" in str(exc) and not final and len(rest) <= MAX_RECORD_CHARS:
+                self.pending = rest  # the record continues in the next block
+                if rows:
+                    self._rows(rows, ends, done)
+                return
+            if rows:
+                self._rows(rows, ends, done)
+            self.problem(self.lines + 1, None, _csv_rule(exc))
+            raise _Stop from None
+        self._rows(rows, ends, text.count("\n") + (0 if text.endswith("\n") else 1))
+
+    def _rows(self, rows: list[list[str]], ends: list[int], block_lines: int) -> None:
+        """Records parsed by csv.reader; `ends[i]` is the block-relative line where row i ends."""
+        widths = set(map(len, rows))
+        if not self.blank_lines and widths == {self.width}:
+            columns = list(zip(*rows, strict=True))
+            if self._columns_ok(lambda i: columns[i], len(rows)):
+                self._note_late(ends)
+                self._advance(ends, block_lines)
+                return
+        elif not self.blank_lines and rows and max(widths) <= self.width and self._short_rows_fast(rows, ends):
+            self._advance(ends, block_lines)
+            return
+        self._precise(rows, ends, block_lines)
+
+    def _short_rows_fast(self, rows: list[list[str]], ends: list[int]) -> bool:
+        """A block where some records lack trailing cells: pad them with empty cells and check the columns.
+        False (nothing counted) when a padded row breaks a rule or looks blank: the precise pass names it."""
+        width = self.width
+        short = [i for i, row in enumerate(rows) if len(row) < width]
+        if not all(any(map(str.strip, rows[i])) for i in short):
+            return False
+        padded = [row if len(row) == width else row + [""] * (width - len(row)) for row in rows]
+        columns = list(zip(*padded, strict=True))
+        if not self._columns_ok(lambda i: columns[i], len(padded)):
+            return False
+        self._note_late(ends)
+        first = short[0]
+        self._note_short(len(short), self.lines + 1 + (ends[first - 1] if first else 0))
+        return True
+
+    def _note_short(self, count: int, line: int) -> None:
+        self.short_rows += count
+        self.first_short_line = self.first_short_line or line
+
+    # -- checks -------------------------------------------------------------------------------------
+
+    def _columns_ok(self, column: Callable[[int], Sequence[str]], count: int) -> bool:
+        """Whole-column checks for a block of `count` well-formed records (late dates noted, not failed)."""
+        self.late_count, self.late_first = 0, None
+        plan = self.plan
+        if plan is None or not plan.scenarios:
+            return True
+        groups: list[tuple[ScenarioPlan, list[int] | None]]
+        if plan.scenario_index is None:
+            if self.mapping is not None and self.mapping.scenario_column is not None:
+                return False  # scenarioColumn missing from the header: reported once
+            groups = [(plan.scenarios[0], None)]
+        else:
+            values = list(map(str.lower, map(str.strip, column(plan.scenario_index))))
+            by_value = plan.by_value()
+            kinds = set(values)
+            if not kinds <= by_value.keys():
+                return False
+            if len(kinds) == 1:
+                groups = [(by_value[values[0]], None)]
+            else:
+                groups = [(by_value[v], [i for i, x in enumerate(values) if x == v]) for v in kinds]
+        for scenario, rows in groups:
+            if scenario.missing_required:
+                return False
+            for fc in scenario.present:
+                col = column(fc.index)  # type: ignore[arg-type]
+                if rows is not None:
+                    col = [col[i] for i in rows]
+                if not column_ok(fc.field, col, self.caches.setdefault(fc.field.kind, ValidCache())):
+                    return False
+                if fc.field.name == "lastWorkingDate" and not self.window.column_ok(col):
+                    count, first = self.window.outside(col)
+                    self.late_count += count
+                    first = first if rows is None else rows[first]
+                    self.late_first = first if self.late_first is None else min(first, self.late_first)
+        return True
+
+    def _note_late(self, ends: list[int] | None) -> None:
+        """Turn the block's implausible lastWorkingDate rows into a warning count and first line."""
+        if not self.late_count or self.late_first is None:
+            return
+        self.late_warnings += self.late_count
+        first = self.late_first
+        line = self.lines + 1 + (first if ends is None else (ends[first - 1] if first else 0))
+        self.first_late_line = self.first_late_line or line
+
+    def _precise(self, rows: list[list[str]], ends: list[int], block_lines: int) -> None:
+        """Row by row: name every broken rule with its line (and collect warnings)."""
+        start = self.lines
+        record_ends: list[int] = []
+        previous_end = 0
+        for row, end in zip(rows, ends, strict=True):
+            line = start + previous_end + 1  # where this row starts
+            previous_end = end
+            if not any(cell.strip() for cell in row) and (len(row) <= 1 or len(row) != self.width):
+                self.blank_lines.append(line)
+                continue
+            self._flush_blanks()
+            record_ends.append(end)
+            if len(row) > self.width:
+                self.problem(line, None, f"has {len(row)} cells; the header has {self.width}")
+                continue
+            cells = len(row)
+            if cells < self.width:  # missing trailing cells are empty, unless the row's scenario needs them
+                row = row + [""] * (self.width - cells)
+            scenario = self._scenario_of(row, line)
+            if cells < self.width:
+                needed = [] if scenario is None else [
+                    fc.column for fc in scenario.present if fc.field.required and fc.index >= cells  # type: ignore[operator]
+                ]
+                if needed:
+                    self.problem(line, None, f"has {cells} cells; the header has {self.width}, and the missing "
+                                             f"cells include {', '.join(needed)}, required for "
+                                             f"{scenario.spec.type} rows")  # type: ignore[union-attr]
+                    continue
+                self._note_short(1, line)
+            if scenario is None:
+                continue
+            for fc in scenario.missing_required:  # named once, at the first row that needs it
+                if (scenario.spec.type, fc.column) not in self.missing_reported:
+                    self.missing_reported.add((scenario.spec.type, fc.column))
+                    self.problem(line, fc.column, f"not in the header, but required for {scenario.spec.type} rows")
+            for fc in scenario.present:
+                value = row[fc.index]  # type: ignore[index]
+                rule = cell_problem(fc.field, value)
+                if rule is not None:
+                    self.problem(line, fc.column, rule)
+                elif fc.field.name == "lastWorkingDate" and not self.window.cell_ok(value):
+                    self.late_warnings += 1
+                    self.first_late_line = self.first_late_line or line
+        self._advance(record_ends, block_lines)
+
+    def _scenario_of(self, row: list[str], line: int) -> ScenarioPlan | None:
+        """The scenario a well-formed row belongs to (None: nothing to check, or reported)."""
+        plan = self.plan
+        if plan is None or not plan.scenarios:
+            return None
+        if plan.scenario_index is None:
+            assert self.mapping is not None
+            return None if self.mapping.scenario_column is not None else plan.scenarios[0]
+        value = row[plan.scenario_index].strip().lower()
+        scenario = plan.by_value().get(value)
+        if scenario is None:
+            assert self.mapping is not None
+            known = ", ".join(repr(s.value) for s in self.mapping.scenarios)
+            rule = "empty" if not value else f"not one of the mapped scenario values ({known})"
+            self.problem(line, self.mapping.scenario_column, rule)
+        return scenario
+
+    def _flush_blanks(self) -> None:
+        """Blank lines followed by a record are errors (trailing ones at the end of the file are not)."""
+        for line in self.blank_lines:
+            self.problem(line, None, f"blank line (every record needs {self.width} cells)")
+        self.blank_lines.clear()
+
+    # -- counting and chunk planning ------------------------------------------------------------------
+
+    def _advance(self, record_ends: Sequence[int], block_lines: int) -> None:
+        """Count a block's records (block-relative end lines) and note the line at each chunk cut."""
+        start, records = self.lines, self.records
+        n = len(record_ends)
+        while self.next_cut <= records + n:
+            self.cuts.append((self.next_cut, start + record_ends[self.next_cut - records - 1]))
+            self.next_cut += self.per_call
+        if n:
+            self.last_record_line = start + record_ends[-1]
+        self.records = records + n
+        self.lines = start + block_lines
+
+    def finish(self) -> None:
+        """Close the plan: trailing blank lines are left out, the last partial chunk is added."""
+        result = self.result
+        result.records = self.records
+        if self.short_rows:
+            n = self.short_rows
+            result.warnings.append(
+                f"{result.display_name}:{self.first_short_line}: {n} record{'s have' if n > 1 else ' has'} fewer "
+                f"cells than the header ({self.width}); the missing trailing cells are treated as empty"
+            )
+        if self.late_warnings:
+            n = self.late_warnings
+            result.warnings.append(
+                f"{result.display_name}:{self.first_late_line}: {n} lastWorkingDate "
+                f"value{'s are' if n > 1 else ' is'} {WARN_LAST_WORKING}"
+            )
+        if not result.ok:
+            return
+        skip = min(result.skip_records, self.records)
+        cuts = [c for c in self.cuts if c[0] < self.records]
+        cuts.append((self.records, self.last_record_line or self.header_lines))
+        start_records, start_lines = 0, self.header_lines
+        for records, line in cuts:
+            if records > skip and records > start_records:
+                result.chunks.append(Chunk(len(result.chunks), start_records, records - start_records,
+                                           line - start_lines))
+            if records <= skip:
+                result.skip_lines = line
+            start_records, start_lines = records, line
+        if skip == 0:
+            result.skip_lines = self.header_lines
+
+
+def _known_names(mapping: ConnectorMapping | None) -> set[str]:
+    """Lower-case column names the mapping gives: the only header text an error may repeat."""
+    if mapping is None:
+        return set()
+    names = {column.lower() for s in mapping.scenarios for column in s.columns.values()}
+    if mapping.scenario_column:
+        names.add(mapping.scenario_column.lower())
+    return names
+
+
+def _index_after_lines(text: AnyStr, newline: AnyStr, n: int) -> int:
+    """Index just after the n-th line break (len(text) when there are fewer)."""
+    pos = 0
+    for _ in range(n):
+        nxt = text.find(newline, pos)
+        if nxt < 0:
+            return len(text)
+        pos = nxt + 1
+    return pos
+
+
+def _csv_rule(exc: csv.Error) -> str:
+    text = str(exc)
+    for needle, rule in _CSV_ERRORS.items():
+        if needle in text:
+            return rule
+    return "malformed CSV"
+
+
+def _blocks(f: io.BufferedReader, hasher: hashlib._Hash, block_size: int) -> Iterator[tuple[bytes, bool]]:
+    """(bytes ending at a line break, is_final) from a binary file; the final block may end anywhere."""
+    carry = b""
+    while True:
+        data = f.read(block_size)
+        if not data:
+            break
+        hasher.update(data)
+        data = carry + data if carry else data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            if len(data) > MAX_LINE_BYTES:
+                raise _LineTooLong
+            carry = data
+            continue
+        carry = data[cut:]
+        yield data[:cut], False
+    yield carry, True
+
+
+def scan_file(
+    path: Path | str,
+    mapping: ConnectorMapping | None,
+    records_per_call: int,
+    skip_records: int = 0,
+    display_name: str | None = None,
+    *,
+    today: dt.date | None = None,
+    block_size: int = BLOCK_SIZE,
+) -> ScanResult:
+    """One streaming pass: structure, rules (when a mapping is given), SHA-256 and the chunk plan."""
+    p = Path(path)
+    st = p.stat()
+    result = ScanResult(p, display_name or str(path), st.st_size, st.st_mtime_ns, skip_records=max(0, skip_records))
+    scanner = _Scanner(result, mapping, records_per_call, today or dt.date.today())
+    hasher = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    first = True
+    with open(p, "rb") as f:
+        try:
+            for block, final in _blocks(f, hasher, block_size):
+                if first:
+                    if block.startswith(_BOM):
+                        block = block[len(_BOM):]
+                    if final and not block.strip():
+                        scanner.problem(1, None, "the file is empty (expected a header row and records)")
+                        raise _Stop
+                text = _decode(decoder, block, final, scanner)
+                if first:
+                    first = False
+                    text = scanner.read_header(block, text)
+                scanner.feed(text, final)
+            if scanner.pending:
+                scanner.problem(scanner.lines + 1, None, _CSV_ERRORS["unexpected end of data"])
+        except _LineTooLong:
+            scanner.problem(scanner.lines + 1, None,
+                            f"a line longer than {MAX_LINE_BYTES >> 20} MiB: not a CSV export (a binary file?)")
+        except _Stop:
+            pass  # nothing more is checked; the digest still covers the whole file
+        while rest := f.read(block_size):
+            hasher.update(rest)
+    result.sha256 = hasher.hexdigest()
+    scanner.finish()
+    return result
+
+
+def _decode(decoder: codecs.IncrementalDecoder, block: bytes, final: bool, scanner: _Scanner) -> str:
+    try:
+        return decoder.decode(block, final)
+    except UnicodeDecodeError as exc:
+        line = scanner.lines + 1 + block.count(b"\n", 0, exc.start)
+        scanner.problem(line, None, "not UTF-8 text (a binary file, or another encoding: export as CSV UTF-8)")
+        raise _Stop from None
+
+
+class ChangedWhileSending(ValueError):
+    """The file no longer holds what was validated (appended to, rewritten) while its chunks were read."""
+
+
+def iter_chunks(path: Path | str, scan: ScanResult) -> Iterator[tuple[Chunk, bytes]]:
+    """Each planned chunk's body: the header row, then its records exactly as they are in the file.
+
+    The file's size and modification time are checked before every chunk, and the SHA-256 of everything read
+    is compared with the scan's before the last chunk is handed out: a file changed since it was validated
+    raises ChangedWhileSending, at the latest before its final chunk (so it is never recorded as sent).
+    """
+    if not scan.ok:
+        raise ValueError("refusing to send a file that failed validation")
+    hasher = hashlib.sha256()
+    with open(path, "rb") as f:
+
+        def check() -> None:
+            st = os.fstat(f.fileno())
+            if (st.st_size, st.st_mtime_ns) != (scan.size, scan.mtime_ns):
+                raise ChangedWhileSending(f"{scan.display_name}: the file changed after it was validated")
+
+        check()
+        lines = iter(f)
+        for line in islice(lines, scan.skip_lines):
+            hasher.update(line)
+        last = len(scan.chunks) - 1
+        for i, chunk in enumerate(scan.chunks):
+            records = b"".join(islice(lines, chunk.line_count))
+            hasher.update(records)
+            if i == last:
+                while rest := f.read(BLOCK_SIZE):
+                    hasher.update(rest)
+                if hasher.hexdigest() != scan.sha256:
+                    raise ChangedWhileSending(f"{scan.display_name}: the file changed after it was validated")
+            check()
+            yield chunk, scan.header_bytes + records
+
+
+__all__ = ["ChangedWhileSending", "Chunk", "Problem", "ScanResult", "iter_chunks", "scan_file"]

@@ -1,0 +1,205 @@
+"""`python -m uploader mapping init FILE --scenario TYPE...`: a connector mapping from a CSV file's header.
+
+Reads the header row only (never a record, so never a cell value), matches its column names against the
+names Microsoft documents for each field (`scenarios.COLUMN_ALIASES`, case-insensitive), and writes the
+mapping JSON to stdout or to a new `--output` file (never overwritten). The report on stderr says which
+columns were mapped, which were not, and which required fields have no column. The `jobId` is a
+placeholder until the Purview connector exists (or `--job-id` gives it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from uploader.check.csvscan import POWERSHELL_TYPE_LINE, RULE_POWERSHELL_TYPE
+from uploader.errors import EXIT_INVALID, EXIT_OK, UploaderError, UsageError
+from uploader.model.mapping import GUID_RE, MappingError, parse_connector
+from uploader.model.scenarios import (
+    SCENARIO_COLUMN_ALIASES,
+    SCENARIOS,
+    ScenarioType,
+    field_aliases,
+    find_column,
+    lookup_scenario,
+)
+
+DATE_PREFIX_RE = re.compile(r"\d{4}-\d\d-\d\d|\d{1,2}/\d{1,2}/\d{2,4}")
+JOB_ID_PLACEHOLDER = "REPLACE-WITH-THE-CONNECTOR-JOB-ID-FROM-PURVIEW"
+#: The header must end within this many bytes (a header row is short; this is not a CSV export).
+MAX_HEADER_CHARS = 1 << 20
+
+
+class HeaderError(UploaderError):
+    """The file's first line is not a usable header row: a CSV problem (exit 3), named by file and line."""
+
+    exit_code = EXIT_INVALID
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="mapping_command", required=True, metavar="ACTION")
+    init = sub.add_parser("init", help="write a mapping JSON from a CSV file's header row (reads no record)")
+    init.add_argument("file", metavar="FILE", help="a CSV export whose first line is the header row")
+    init.add_argument("--scenario", action="append", required=True, metavar="TYPE",
+                      help=f"a scenario the file carries (repeat for several): {', '.join(SCENARIOS)} "
+                      "(or Microsoft's wording, e.g. 'Job level change'); case-insensitive")
+    init.add_argument("--scenario-column", metavar="COL",
+                      help="the column telling rows' scenarios apart (needed with several --scenario; "
+                      f"default: a header column named {' or '.join(SCENARIO_COLUMN_ALIASES)})")
+    init.add_argument("--job-id", metavar="GUID", help="the connector's job ID, if Purview already shows it")
+    init.add_argument("--output", "-o", metavar="FILE", help="write the mapping here (refused if it exists); "
+                      "default: standard output")
+
+
+def read_header(path: Path) -> list[str]:
+    """The header row of a CSV file, read without touching the records (HeaderError naming file:1)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_HEADER_CHARS)
+    except FileNotFoundError:
+        raise UsageError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: unreadable ({type(exc).__name__})") from None
+    # Decoded leniently so that the records after the header cannot fail it; the header itself must be UTF-8.
+    text = data.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    if len(data) == MAX_HEADER_CHARS and "\n" not in text:
+        raise HeaderError(f"{path}:1: no line break in the first {MAX_HEADER_CHARS >> 20} MiB: not a CSV export")
+    if text.startswith(POWERSHELL_TYPE_LINE):
+        raise HeaderError(f"{path}:1: {RULE_POWERSHELL_TYPE}")
+    try:
+        header = next(csv.reader(io.StringIO(text), strict=True), [])
+    except csv.Error:
+        raise HeaderError(f"{path}:1: the header row is not well-formed CSV") from None
+    if any("\ufffd" in cell or "\x00" in cell for cell in header):
+        raise HeaderError(f"{path}:1: the header row is not UTF-8 text (export as CSV UTF-8)")
+    if not any(cell.strip() for cell in header):
+        raise HeaderError(f"{path}:1: the first line must be the header row, but it is blank")
+    if any("@" in cell or DATE_PREFIX_RE.match(cell.strip()) for cell in header):
+        # A file without a header row: its first record must not be echoed back as "column names".
+        raise HeaderError(f"{path}:1: looks like a record (a cell holds an address or a date), not the header row; "
+                         "export with column names in the first line")
+    return [cell.strip() for cell in header]
+
+
+def build_mapping(header: list[str], specs: list[ScenarioType], scenario_column: str | None,
+                  job_id: str) -> tuple[dict[str, Any], list[str], list[str]]:
+    """(mapping JSON, missing required fields as `type.field`, optional fields without a column)."""
+    mapping: dict[str, Any] = {"jobId": job_id}
+    if scenario_column is not None:
+        mapping["scenarioColumn"] = scenario_column
+    missing: list[str] = []
+    unmatched_optional: list[str] = []
+    scenarios = []
+    for spec in specs:
+        columns: dict[str, str] = {}
+        for f in spec.fields:
+            column = find_column(header, field_aliases(f.name))
+            if column is not None:
+                columns[f.name] = column
+            elif f.required:
+                missing.append(f"{spec.type}.{f.name}")
+                columns[f.name] = field_aliases(f.name)[0]  # Microsoft's name: a suggestion to check
+            else:
+                unmatched_optional.append(f"{spec.type}.{f.name}")
+        entry: dict[str, Any] = {"type": spec.type}
+        if scenario_column is not None:
+            entry["value"] = spec.title  # Microsoft's example HRScenario values
+        entry["columns"] = columns
+        scenarios.append(entry)
+    mapping["scenarios"] = scenarios
+    return mapping, missing, unmatched_optional
+
+
+def _scenarios(names: list[str]) -> list[ScenarioType]:
+    specs: list[ScenarioType] = []
+    for name in names:
+        spec = lookup_scenario(name, titles=True)
+        if spec is None:
+            raise UsageError(f"--scenario {name!r}: unknown (expected one of {', '.join(SCENARIOS)})")
+        if spec in specs:
+            raise UsageError(f"--scenario {spec.type}: given twice")
+        specs.append(spec)
+    return specs
+
+
+def main(args: argparse.Namespace) -> int:
+    path = Path(args.file)
+    specs = _scenarios(args.scenario)
+    if args.job_id is not None and not GUID_RE.match(args.job_id):
+        raise UsageError("--job-id: must be a GUID (the job ID Purview shows for the connector)")
+    if args.output and os.path.lexists(args.output):
+        raise UsageError(f"--output {args.output}: already exists (never overwritten; choose another name)")
+    header = read_header(path)
+
+    scenario_column = None
+    if args.scenario_column:
+        scenario_column = find_column(header, (args.scenario_column,))
+        if scenario_column is None:
+            raise UsageError(f"--scenario-column {args.scenario_column}: not in {path}'s header")
+    elif len(specs) > 1:
+        scenario_column = find_column(header, SCENARIO_COLUMN_ALIASES)
+        if scenario_column is None:
+            raise UsageError(f"several scenarios need --scenario-column COL: the column of {path} whose value "
+                             f"says each row's scenario (none named {' or '.join(SCENARIO_COLUMN_ALIASES)})")
+
+    mapping, missing, unmatched = build_mapping(header, specs, scenario_column, args.job_id or JOB_ID_PLACEHOLDER)
+    try:  # what we write must be what validate/upload accept (the placeholder jobId aside)
+        parse_connector({**mapping, "jobId": args.job_id or "00000000-0000-0000-0000-000000000000"}, "mapping")
+    except MappingError as exc:  # pragma: no cover - build_mapping follows the catalogue
+        raise UsageError(f"internal: the generated mapping is invalid: {exc}") from None
+    text = json.dumps(mapping, indent=2) + "\n"
+
+    if args.output:
+        try:
+            with open(args.output, "x", encoding="utf-8") as f:
+                f.write(text)
+        except FileExistsError:
+            raise UsageError(f"--output {args.output}: already exists (never overwritten)") from None
+        except OSError as exc:
+            raise UsageError(f"--output {args.output}: cannot write ({type(exc).__name__})") from None
+    else:
+        sys.stdout.write(text)
+    _report(path, header, mapping, scenario_column, missing, unmatched, args)
+    return EXIT_OK
+
+
+def _report(path: Path, header: list[str], mapping: dict[str, Any], scenario_column: str | None,
+            missing: list[str], unmatched: list[str], args: argparse.Namespace) -> None:
+    """What was matched and what is left to do, on stderr (column names only: the header, never a record)."""
+    say = sys.stderr.write
+    used = {scenario_column} if scenario_column else set()
+    say(f"{path}: header with {len(header)} columns (records not read; * = required field)\n")
+    if scenario_column:
+        say(f"  scenario column: {scenario_column}\n")
+    for entry in mapping["scenarios"]:
+        value = f" (rows whose {scenario_column} is {entry['value']!r})" if scenario_column else ""
+        say(f"  {entry['type']}{value}:\n")
+        for name, column in entry["columns"].items():
+            key = f"{entry['type']}.{name}"
+            label = name + ("*" if SCENARIOS[entry["type"]].field(name).required else "")
+            if key in missing:
+                say(f"    {label:<19} <- {column}  MISSING: required, no such column in the header\n")
+            else:
+                used.add(column)
+                say(f"    {label:<19} <- {column}\n")
+    unmapped = [c for c in header if c not in used]
+    say(f"  mapped columns: {len(used)}; unmapped columns: {', '.join(unmapped) if unmapped else 'none'}\n")
+    if unmatched:
+        say(f"  optional fields without a column (left out): {', '.join(unmatched)}\n")
+    if missing:
+        say(f"  missing required fields: {', '.join(missing)}: add the columns to the export, or put your "
+            "column names in the mapping; validate fails until then\n")
+    where = args.output or "the mapping"
+    if not args.job_id:
+        say(f"next: in {where}, replace {JOB_ID_PLACEHOLDER} with the connector's job ID (Purview portal > "
+            "Settings > Data connectors > My connectors > your HR connector)\n")
+    if scenario_column:
+        say(f"next: check each scenario's \"value\" against what your {scenario_column} column holds\n")
+    say(f"then: python -m uploader validate {path} --mapping {args.output or 'MAPPING.json'}\n")

@@ -1,0 +1,153 @@
+"""`python -m uploader run`: job mode, every setting from the job's UPLOADER_* environment (docs/job-mode.md).
+
+Reads the connectors (UPLOADER_CONNECTORS), opens the drop zone (UPLOADER_DROPZONE_URL), and hands the
+work to uploader.job.jobrun. Prints readable lines and one JSON summary line; exits 0 when everything was sent
+(or there was nothing to do), 1 when any file failed (failure wins over rejection, so Container Apps
+marks the execution failed), 3 when any file was rejected, 2 on a configuration error naming the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+
+from uploader.cli import add_connection_options, add_option, env_name, records_per_call
+from uploader.clouds import DEFAULT_RECORDS_PER_CALL, get_cloud
+from uploader.errors import EXIT_FAILED, EXIT_OK, UploaderError, UsageError
+from uploader.job.connectors import CONNECTORS_ENV, load_connectors
+from uploader.report import Reporter
+from uploader.send.settings import CERTIFICATE_ENV as CERTIFICATE_PEM_ENV
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `run` options: normally all come from the environment twins the Pulumi program sets."""
+    parser.description = (
+        "Job mode: send each connector's new files from the drop zone's incoming/ (oldest first), then move "
+        "them to processed/<yyyy>/<mm>/<dd>/ or rejected/ (with .errors.json); a failed file stays in incoming/ "
+        "and resumes next run. Settings come from the environment (UPLOADER_*, AZURE_CLIENT_ID, "
+        "AZURE_STORAGE_CONNECTION_STRING); the certificate bundle from UPLOADER_CERTIFICATE_PEM."
+    )
+    parser.epilog = ("exit codes: 0 all sent or nothing to do; 1 a file failed, changed while it was sent or was "
+                     "held by another execution (wins over 3); 2 configuration; 3 a file was rejected or refused")
+    add_connection_options(parser, required=False)
+    add_option(parser, "--dropzone-url", help="blob container URL (https://ACCOUNT.blob.core.windows.net/CONTAINER) "
+               "or file:///path of the drop zone")
+    add_option(parser, "--connectors", help="JSON list of connector mappings (each with name, jobId, files, ...)")
+    add_option(parser, "--records-per-call", type=records_per_call, default=DEFAULT_RECORDS_PER_CALL,
+               help="records per upload call")
+
+
+def _required(value: str | None, flag: str) -> str:
+    if value is None or not str(value).strip():
+        raise UsageError(f"{env_name(flag)} is not set (job mode reads its settings from the environment)")
+    return str(value).strip()
+
+
+def _certificate_pem(args: argparse.Namespace) -> tuple[str, str]:
+    """The PEM bundle's text and where it came from (UPLOADER_CERTIFICATE_PEM, else --certificate's file)."""
+    from uploader.model.certs import PASSWORD_ENV, CertificateError, read_pem_file
+
+    pem = os.environ.get(CERTIFICATE_PEM_ENV, "")
+    if pem.strip():
+        return pem, CERTIFICATE_PEM_ENV
+    if args.certificate:
+        try:
+            pem = read_pem_file(args.certificate, "UPLOADER_CERTIFICATE", CERTIFICATE_PEM_ENV,
+                                password=os.environ.get(PASSWORD_ENV))
+            return pem, args.certificate
+        except CertificateError as exc:
+            raise UsageError(str(exc)) from None
+    raise UsageError(f"{CERTIFICATE_PEM_ENV} is not set (the job's certificate bundle, from Key Vault)")
+
+
+class Terminated(BaseException):
+    """SIGTERM (Container Apps stopping the execution): unwinds like an error, so local HR copies are removed and
+    claims released, but no per-file handler mistakes it for one file's failure."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def main(args: argparse.Namespace) -> int:
+    from uploader.job.dropzone import open_dropzone
+    from uploader.job.jobrun import JobRun
+    from uploader.send.auth import TokenProvider
+    from uploader.send.ingestion import IngestionClient
+    from uploader.send.settings import check_certificate
+    from uploader.send.upload import upload_file
+
+    reporter = Reporter(args.log_format)
+    connectors = load_connectors(args.connectors)
+    if not connectors:
+        reporter.event("nothing_to_do", f"nothing to do: no connectors configured yet ({CONNECTORS_ENV} is empty); "
+                       "add them to the stack's `connectors` once the Purview HR connector exists",
+                       reason="no connectors")
+        _print_summary_line(reporter, {"event": "run_summary", "exit_code": EXIT_OK, "connectors": [],
+                                       "reason": "no connectors configured"})
+        return EXIT_OK
+    tenant_id = _required(args.tenant_id, "--tenant-id")
+    app_id = _required(args.app_id, "--app-id")
+    dropzone_url = _required(args.dropzone_url, "--dropzone-url")
+    pem, source = _certificate_pem(args)
+    cloud = get_cloud(args.cloud).with_overrides(args.authority_host, args.ingestion_url, args.scope)
+    dropzone = open_dropzone(dropzone_url)
+    tokens = TokenProvider(cloud, tenant_id, app_id, pem, source=source)  # signs in only when a file is sent
+    key_file = None if source == CERTIFICATE_PEM_ENV else args.certificate
+    check_certificate(tokens.bundle, key_file, source, reporter)  # expired: exit 2 before any request
+    client = IngestionClient(cloud, tokens, deadline=args.deadline, read_timeout=args.read_timeout)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with reporter:
+            summary = JobRun(dropzone, connectors, upload=upload_file, client=client,
+                             records_per_call=args.records_per_call, reporter=reporter).run()
+    except Terminated:
+        reporter.event("exit", "exit 1: stopped by SIGTERM; files not filed stay in incoming/ and the next run "
+                       "resumes them", error=True)
+        _print_summary_line(reporter, {"event": "run_summary", "exit_code": EXIT_FAILED,
+                                       "error": "stopped by SIGTERM", "connectors": []})
+        return EXIT_FAILED
+    except UploaderError as exc:  # the drop zone itself failed (listing, permissions): still one summary line
+        _print_summary_line(reporter, {"event": "run_summary", "exit_code": exc.exit_code, "error": str(exc),
+                                       "connectors": []})
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        client.close()
+
+    totals = summary.to_json()
+    if not any(totals[k] for k in ("files_sent", "files_skipped", "files_rejected", "files_failed",
+                                   "files_locked", "files_waiting", "files_refused")):
+        extra = f" ({summary.unmatched} file(s) under incoming/ match no connector's glob)" if summary.unmatched else ""
+        reporter.event("nothing_to_do", f"nothing to do: no new files in {dropzone.display}/incoming/{extra}",
+                       reason="no files", files_unmatched=summary.unmatched)
+    for c in summary.connectors:
+        reporter.event("connector_summary",
+                       f"{c.name}: {c.files_sent} sent, {c.files_skipped} skipped, {c.files_rejected} rejected, "
+                       f"{c.files_failed} failed, {c.files_locked} busy elsewhere, {c.files_waiting} waiting; "
+                       f"{c.records_sent:,} records; {c.seconds:.1f} s")
+    if summary.unmatched:
+        reporter.event("unmatched", f"{summary.unmatched} file(s) under incoming/ match no connector's glob "
+                       "(left where they are)")
+    if summary.refused:
+        reporter.event("refused", f"{summary.refused} file(s) under incoming/ refused (links, special files, unsafe "
+                       "or over-long names; left where they are): see the lines above", error=True)
+    reporter.event("exit", f"exit {summary.exit_code}: " + {
+        0: "everything was sent (or there was nothing to send)",
+        1: "a file failed to send; it stays in incoming/ and the next run resumes it",
+        3: "a file was rejected (see rejected/<path>.errors.json) or refused",
+    }[summary.exit_code])
+    _print_summary_line(reporter, totals)
+    return summary.exit_code
+
+
+def _print_summary_line(reporter: Reporter, fields: dict) -> None:
+    """The one JSON line per run that Log Analytics queries (also in text mode)."""
+    if reporter.json:
+        fields = {k: v for k, v in fields.items() if k != "event"}
+        reporter.event("run_summary", None, **fields)
+    else:
+        reporter.out.write(json.dumps(fields, sort_keys=False) + "\n")
+        reporter.out.flush()

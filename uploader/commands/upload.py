@@ -1,0 +1,120 @@
+"""`python -m uploader upload FILE...`: validate and send files to one connector job.
+
+Each file is validated before any of its chunks is sent; an invalid file is reported and the next
+file still goes. A failed upload stops the run (the next files would meet the same refusal or outage);
+a rerun resumes from the checkpoints. Exit code: 1 if a file failed, else 3 if a file was invalid,
+else 0 (docs/cli.md's exit codes; 2 is raised as UsageError before anything is read or sent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from uploader.cli import env_name, mapping_from_args
+from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
+from uploader.model.mapping import GUID_RE
+from uploader.report import Reporter, safe_name
+from uploader.send.checkpoint import LocalCheckpointStore
+from uploader.send.settings import CERTIFICATE_ENV, check_certificate, read_certificate, resolve_cloud
+from uploader.send.upload import FileOutcome, upload_file
+
+if TYPE_CHECKING:
+    pass
+
+def exit_code(outcomes: list[FileOutcome]) -> int:
+    """1 if any file failed, else 3 if any was invalid, else 0."""
+    statuses = {o.status for o in outcomes}
+    if "failed" in statuses:
+        return EXIT_FAILED
+    if "invalid" in statuses:
+        return EXIT_INVALID
+    return EXIT_OK
+
+
+def check_files(names: list[str]) -> list[Path]:
+    """Every FILE must exist and be a readable regular file (exit 2 naming the first that is not)."""
+    paths = []
+    for raw in names:
+        path, name = Path(raw), safe_name(raw)
+        if not path.exists():
+            raise UsageError(f"{name}: file not found")
+        if not path.is_file():
+            raise UsageError(f"{name}: not a regular file")
+        if not os.access(path, os.R_OK):
+            raise UsageError(f"{name}: not readable")
+        paths.append(path)
+    return paths
+
+
+def main(args: argparse.Namespace) -> int:
+    paths = check_files(args.files)
+    mapping = mapping_from_args(args, required=False)
+    job_id = args.job_id or (mapping.job_id if mapping is not None else None)
+    if not args.dry_run:
+        for flag, value in (("--tenant-id", args.tenant_id), ("--app-id", args.app_id), ("--job-id", job_id)):
+            if not value:
+                raise UsageError(f"{flag} (or {env_name(flag)}) is required to send; a --dry-run needs none")
+    if job_id is not None and not GUID_RE.match(job_id):
+        raise UsageError("--job-id: must be a GUID (the job ID Purview shows for the connector)")
+    for flag, value in (("--deadline", args.deadline), ("--read-timeout", getattr(args, "read_timeout", 1.0))):
+        if value is None or not value > 0:
+            raise UsageError(f"{flag}: must be a positive number of seconds")
+    cloud = resolve_cloud(args)
+    reporter = Reporter(args.log_format)
+    if mapping is not None and args.job_id and mapping.job_id.lower() != args.job_id.lower():
+        reporter.warning(args.mapping or f"stack {args.stack}", "the mapping's jobId differs from --job-id; "
+                         "sending to --job-id")
+
+    client = None
+    if args.dry_run:  # no certificate needed, no token provider, no network
+        if args.certificate or os.environ.get(CERTIFICATE_ENV, "").strip():
+            from uploader.model.certs import CertificateError, load_bundle
+
+            pem, source = read_certificate(args.certificate)
+            try:
+                bundle = load_bundle(pem, source=source)
+            except CertificateError as exc:
+                raise UsageError(str(exc)) from None
+            check_certificate(bundle, args.certificate, source, reporter)
+    else:
+        from uploader.send.auth import TokenProvider
+        from uploader.send.ingestion import READ_TIMEOUT, IngestionClient
+
+        pem, source = read_certificate(args.certificate)
+        tokens = TokenProvider(cloud, args.tenant_id, args.app_id, pem, source=source)
+        check_certificate(tokens.bundle, args.certificate, source, reporter)
+        try:
+            Path(args.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise UsageError(f"--state-dir {safe_name(args.state_dir)}: cannot create ({type(exc).__name__})") from None
+        try:  # before the first byte leaves: a chunk sent without its checkpoint would be sent again by a retry
+            LocalCheckpointStore(args.state_dir).check_writable()
+        except OSError as exc:
+            raise UsageError(f"--state-dir: the checkpoint folder is not writable ({type(exc).__name__}"
+                             f"{': ' + exc.strerror if exc.strerror else ''}); nothing was sent") from None
+        client = IngestionClient(cloud, tokens, deadline=args.deadline,
+                                 read_timeout=getattr(args, "read_timeout", None) or READ_TIMEOUT)
+    store = LocalCheckpointStore(args.state_dir)
+
+    outcomes: list[tuple[str, FileOutcome]] = []
+    not_attempted = 0
+    try:
+        with reporter:
+            for i, path in enumerate(paths):
+                name = safe_name(path)
+                outcome = upload_file(path, display_name=name, job_id=job_id or "", mapping=mapping, client=client,
+                                      store=store, records_per_call=args.records_per_call, force=args.force,
+                                      dry_run=args.dry_run, reporter=reporter)
+                outcomes.append((name, outcome))
+                if outcome.status == "failed":
+                    not_attempted = len(paths) - i - 1
+                    break
+            code = exit_code([o for _, o in outcomes])
+            reporter.summary(outcomes, code, not_attempted=not_attempted)
+    finally:
+        if client is not None:
+            client.close()
+    return code

@@ -1,0 +1,43 @@
+"""`python -m uploader validate FILE... --mapping FILE | --stack NAME --connector NAME`: check files against a
+mapping; send nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from uploader.check.csvscan import scan_file
+from uploader.cli import mapping_from_args
+from uploader.errors import EXIT_INVALID, EXIT_OK, UsageError
+from uploader.report import safe_name
+
+
+def main(args: argparse.Namespace) -> int:
+    mapping = mapping_from_args(args, required=True)
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        raise UsageError(f"{safe_name(missing[0])}: no such file")
+    invalid = 0
+    for raw in args.files:
+        name = safe_name(raw)
+        scan = scan_file(Path(raw), mapping, records_per_call=10**9, display_name=name)
+        invalid += not scan.ok
+        if args.log_format == "json":
+            print(json.dumps({
+                "event": "file_validated", "file": name, "ok": scan.ok, "records": scan.records,
+                "problem_count": scan.problem_count, "problems": [p.to_json() for p in scan.problems],
+                "warnings": scan.warnings, "sha256": scan.sha256,
+            }))
+            continue
+        for line in scan.warnings:
+            print(f"warning: {line}", file=sys.stderr)
+        if scan.ok:
+            print(f"{name}: valid, {scan.records} record{'s' if scan.records != 1 else ''}")
+        else:
+            for line in scan.report_lines():
+                print(line, file=sys.stderr)
+            print(f"{name}: INVALID, {scan.problem_count} problem{'s' if scan.problem_count != 1 else ''}; "
+                  "nothing from this file would be sent", file=sys.stderr)
+    return EXIT_INVALID if invalid else EXIT_OK

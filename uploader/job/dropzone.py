@@ -1,0 +1,696 @@
+"""The drop zone: where the HR system leaves its exports and the job leaves every file's outcome.
+
+One small interface, two backends:
+
+- `BlobDropZone`: an Azure Blob container (`https://ACCOUNT.blob.core.windows.net/CONTAINER`), signed in with
+  the job's managed identity (`AZURE_CLIENT_ID`) or, without it, `DefaultAzureCredential`;
+  `AZURE_STORAGE_CONNECTION_STRING`, when set, takes precedence (Azurite, development).
+- `FolderDropZone`: a local folder (`file:///srv/hr-dropzone`) for on-premises runners.
+
+Paths are '/'-separated and relative to the drop zone's root (`incoming/departures/2026-11-21.csv`).
+Downloads stream to a local file in chunks; no file is ever held whole in memory.
+A `Lock` keeps two overlapping executions off the same file: a 60-second blob lease, renewed while the
+file is being sent (an execution that dies frees it within a minute), or, for folders, an exclusive lock
+file under `state/locks/` renewed the same way and broken when older than `STALE_LOCK_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import json
+import os
+import socket
+import stat
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from uploader.errors import UploaderError, UsageError
+from uploader.report import safe_name
+
+LEASE_SECONDS = 60  # a blob lease's duration (Azure allows 15-60 s or infinite)
+RENEW_SECONDS = 20  # how often a held lock is renewed
+STALE_LOCK_SECONDS = LEASE_SECONDS  # a lock file not renewed for this long belongs to a dead execution
+#: How long a run waits for another execution's claim on a file to be released or to lapse (a dead execution's
+#: lease expires, its lock file goes stale, within one lease period) before leaving the file for the next run.
+CLAIM_WAIT_SECONDS = LEASE_SECONDS + 10
+CLAIM_POLL_SECONDS = 2
+MAX_JSON_BYTES = 1 << 20  # checkpoints and state records are a few hundred bytes
+MAX_NAME_BYTES = 200  # a file or folder name (leaves room for a time stamp or `.errors.json` within 255)
+MAX_DEPTH = 32  # folders below a listed folder
+MAX_PATH_CHARS = 900  # a whole path (leaves room for processed/yyyy/mm/dd/ within a blob name's 1,024)
+COPY_TIMEOUT_SECONDS = 600  # a server-side copy within one account is normally immediate
+DOWNLOAD_CHUNK = 4 * 1024 * 1024
+
+
+class DropZoneError(UploaderError):
+    """The drop zone could not be read or written (storage error, permissions)."""
+
+
+class FileChangedError(DropZoneError):
+    """The file changed (was replaced, appended to, rewritten) since the job looked at it."""
+
+
+class UnreadableState(DropZoneError):
+    """A JSON record under state/ exists but cannot be read (damaged, not JSON, not a regular file)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One file in the drop zone."""
+
+    path: str  # relative to the root, '/'-separated
+    size: int
+    modified: dt.datetime  # last-modified, UTC
+    etag: str  # changes whenever the content is replaced
+    refused: str | None = None  # why the job must not touch it (a link, a FIFO, an unsafe or too-long name)
+
+
+class Lock(ABC):
+    """A held claim on one file; renew it while working, release it when done."""
+
+    lost = False  # set when a renewal failed: another execution may now take the file
+
+    @abstractmethod
+    def renew(self) -> None: ...
+
+    @abstractmethod
+    def release(self) -> None: ...
+
+
+class DropZone(ABC):
+    """List, download, move and lock files, and keep small JSON records (checkpoints, state)."""
+
+    display: str  # the drop zone's address without credentials
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[Entry]:
+        """Files whose path starts with prefix (e.g. 'incoming/'), in no particular order."""
+
+    @abstractmethod
+    def stat(self, path: str) -> Entry | None:
+        """The file's entry, or None when it does not exist."""
+
+    @abstractmethod
+    def download(self, path: str, dest: Path, etag: str | None = None) -> None:
+        """Stream the file into dest (a local path), chunk by chunk; with `etag`, only that version of it."""
+
+    @abstractmethod
+    def read_json(self, path: str) -> Any | None:
+        """A small JSON document, or None when it does not exist; UnreadableState when it cannot be read."""
+
+    @abstractmethod
+    def write_json(self, path: str, obj: Any) -> None:
+        """Write a small JSON document atomically (a reader sees the old or the new one, never half)."""
+
+    @abstractmethod
+    def move(self, src: str, dst: str, lock: Lock | None = None) -> None:
+        """Copy src to dst then delete src. Safe to repeat: a missing src with an existing dst is done."""
+
+    @abstractmethod
+    def delete(self, path: str) -> None:
+        """Delete a file (no error when it is already gone)."""
+
+    @abstractmethod
+    def try_lock(self, path: str) -> Lock | None:
+        """Claim a file for this execution, or None when another execution holds it or it is gone."""
+
+    def exists(self, path: str) -> bool:
+        return self.stat(path) is not None
+
+    def sweep_locks(self) -> int:
+        """Remove claims left by dead executions (folder lock files; blob leases lapse by themselves)."""
+        return 0
+
+
+@contextlib.contextmanager
+def keep_renewed(lock: Lock, every: float = RENEW_SECONDS) -> Iterator[Lock]:
+    """Renew `lock` in a background thread while the block runs; sets lock.lost if a renewal fails."""
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(every):
+            try:
+                lock.renew()
+            except Exception:  # noqa: BLE001 - any failure means the claim can no longer be trusted
+                lock.lost = True
+                return
+
+    thread = threading.Thread(target=renew, name="lock-renewal", daemon=True)
+    thread.start()
+    try:
+        yield lock
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def open_dropzone(url: str, env: dict[str, str] | None = None) -> DropZone:
+    """The backend for a drop-zone URL: file:///path or a blob container URL."""
+    env = dict(os.environ if env is None else env)
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise UsageError(f"UPLOADER_DROPZONE_URL: file URL must be file:///absolute/path, not {url!r}")
+        return FolderDropZone(Path(unquote(parsed.path)))
+    if parsed.scheme in ("https", "http"):
+        return BlobDropZone.from_url(url, env)
+    raise UsageError(
+        "UPLOADER_DROPZONE_URL: expected a blob container URL (https://ACCOUNT.blob.core.windows.net/CONTAINER) "
+        "or file:///path"
+    )
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def _clean(path: str) -> str:
+    """Refuse paths that could leave the root ('..', absolute, backslashes)."""
+    parts = path.split("/")
+    if path.startswith("/") or "\\" in path or any(p in ("", ".", "..") for p in parts):
+        raise DropZoneError(f"drop zone: refusing unsafe path {safe_name(path)}")
+    return path
+
+
+def name_problem(path: str) -> str | None:
+    """Why a listed name cannot be processed safely (None when it can): the job refuses such files.
+
+    Refused: names that could leave the root or that storage keeps apart from their folders ('..', '//',
+    backslashes), and names too long to file under processed/ or rejected/ with a time stamp or an
+    `.errors.json` beside them.
+    """
+    try:
+        _clean(path)
+    except DropZoneError:
+        return "an unsafe name (a backslash, an empty, '.' or '..' folder): rename it"
+    if len(path) > MAX_PATH_CHARS or any(len(p.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES
+                                         for p in path.split("/")):
+        return (f"a name too long to file (at most {MAX_NAME_BYTES} bytes per folder or file name, "
+                f"{MAX_PATH_CHARS} characters in all): rename it")
+    return None
+
+
+# --------------------------------------------------------------------------------------------- folder
+
+# Folder drop zones are walked one directory at a time, each opened relative to its parent without following
+# a symbolic link (O_NOFOLLOW | O_DIRECTORY), so no link, in incoming/ or in place of a zone folder, can make
+# the job read, write or move anything outside the root. Only regular files are read.
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)  # a FIFO never blocks
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def _open_dir(name: str, dir_fd: int) -> int:
+    """Open a sub-folder without following a link (a link raises ELOOP, whatever it points at)."""
+    try:
+        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+    except NotADirectoryError:
+        if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP)) from None
+        raise
+
+
+def _kind(mode: int) -> str | None:
+    """Why a file of this mode is refused (None for a regular file)."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return "a symbolic link (the drop zone never follows links): refused"
+    return "not a regular file (a FIFO, device or socket): refused"
+
+
+def _os_reason(exc: OSError) -> str:
+    """An OSError as its errno name and text, never its file names."""
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link on the way (the drop zone never follows links)"
+    name = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+    return f"{name} ({exc.strerror})" if exc.strerror else name
+
+
+class _FileLock(Lock):
+    """An exclusive lock file (O_CREAT|O_EXCL) renewed by touching it."""
+
+    def __init__(self, zone: FolderDropZone, lock_path: str, token: str) -> None:
+        self.zone = zone
+        self.path = lock_path  # relative to the zone's root
+        self.token = token
+
+    def _mine(self) -> bool:
+        try:
+            return json.loads(self.zone._read_bytes(self.path, limit=4096)).get("token") == self.token
+        except (OSError, ValueError, AttributeError, DropZoneError):
+            return False
+
+    def renew(self) -> None:
+        if not self._mine():
+            raise DropZoneError("the lock file was taken over")
+        parents, name = self.zone._split(self.path)
+        with self.zone._dir(parents) as fd:
+            os.utime(name, dir_fd=fd, follow_symlinks=False)
+
+    def release(self) -> None:
+        if self._mine():
+            with contextlib.suppress(OSError, DropZoneError):
+                self.zone._unlink(self.path)
+
+
+class FolderDropZone(DropZone):
+    """A local (or mounted) folder; moves are atomic renames within it. Links and special files are refused."""
+
+    def __init__(self, root: Path) -> None:
+        if not root.is_absolute():
+            raise UsageError(f"UPLOADER_DROPZONE_URL: file URL must hold an absolute path, not {safe_name(root)}")
+        if not root.is_dir():
+            raise UsageError(f"UPLOADER_DROPZONE_URL: folder {safe_name(root)} does not exist")
+        self.root = root
+        self.display = root.as_uri()
+
+    # -- safe access, one directory at a time ------------------------------------------------------
+
+    @staticmethod
+    def _split(path: str) -> tuple[list[str], str]:
+        parts = _clean(path).split("/")
+        return parts[:-1], parts[-1]
+
+    @contextlib.contextmanager
+    def _dir(self, parts: list[str], create: bool = False) -> Iterator[int]:
+        """A descriptor of root/parts…, opened without following links; missing folders made when `create`."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            for part in parts:
+                try:
+                    nxt = _open_dir(part, fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, dir_fd=fd)
+                    nxt = _open_dir(part, fd)
+                os.close(fd)
+                fd = nxt
+            yield fd
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise DropZoneError(f"drop zone {self.display}: {what}: {_os_reason(exc)}") from None
+
+    def _open_regular(self, dir_fd: int, name: str) -> int:
+        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+        reason = _kind(os.fstat(fd).st_mode)
+        if reason is not None:
+            os.close(fd)
+            raise DropZoneError(f"drop zone: {safe_name(name)}: {reason}")
+        return fd
+
+    def _read_bytes(self, path: str, limit: int) -> bytes:
+        parents, name = self._split(path)
+        with self._dir(parents) as dir_fd:
+            fd = self._open_regular(dir_fd, name)
+            with os.fdopen(fd, "rb") as fh:
+                data = fh.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError("too large")
+        return data
+
+    def _unlink(self, path: str) -> None:
+        parents, name = self._split(path)
+        try:
+            with self._dir(parents) as fd:
+                os.unlink(name, dir_fd=fd)
+        except FileNotFoundError:
+            pass
+
+    def _entry(self, path: str, st: os.stat_result) -> Entry:
+        return Entry(path, st.st_size, _utc(st.st_mtime), f"{st.st_mtime_ns:x}-{st.st_size:x}",
+                     refused=_kind(st.st_mode) or name_problem(path))
+
+    # -- the interface -----------------------------------------------------------------------------
+
+    def list(self, prefix: str) -> list[Entry]:
+        folder = prefix[:prefix.rfind("/") + 1]
+        parts = [p for p in folder.split("/") if p]
+        out: list[Entry] = []
+
+        def walk(fd: int, rel: str, depth: int) -> None:
+            if depth > MAX_DEPTH:
+                out.append(Entry(rel, 0, _utc(0), "", refused=f"folders nested deeper than {MAX_DEPTH}: refused"))
+                return
+            for item in os.scandir(fd):
+                name = item.name
+                if name.startswith("."):
+                    continue
+                path = rel + name
+                try:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    try:
+                        child = _open_dir(name, fd)
+                    except FileNotFoundError:
+                        continue
+                    try:
+                        walk(child, path + "/", depth + 1)
+                    finally:
+                        os.close(child)
+                elif path.startswith(prefix):
+                    out.append(self._entry(path, st))
+
+        with self._errors(f"listing {safe_name(folder)}"):
+            try:
+                with self._dir(parts) as fd:
+                    walk(fd, folder, 0)
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        return out
+
+    def stat(self, path: str) -> Entry | None:
+        parents, name = self._split(path)
+        with self._errors(f"reading {safe_name(path)}"):
+            try:
+                with self._dir(parents) as fd:
+                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+        return self._entry(path, st)
+
+    def download(self, path: str, dest: Path, etag: str | None = None) -> None:
+        parents, name = self._split(path)
+        with self._errors(f"downloading {safe_name(path)}"), self._dir(parents) as dir_fd:
+            fd = self._open_regular(dir_fd, name)
+            with os.fdopen(fd, "rb") as src, dest.open("wb") as out:
+                before = self._entry(path, os.fstat(fd)).etag
+                if etag is not None and before != etag:
+                    raise FileChangedError(f"drop zone: {safe_name(path)}: the file changed since it was listed")
+                while block := src.read(DOWNLOAD_CHUNK):
+                    out.write(block)
+                if self._entry(path, os.fstat(fd)).etag != before:
+                    raise FileChangedError(f"drop zone: {safe_name(path)}: the file changed while it was read "
+                                           "(still being written?)")
+
+    def read_json(self, path: str) -> Any | None:
+        try:
+            data = self._read_bytes(path, MAX_JSON_BYTES)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except (OSError, ValueError, DropZoneError) as exc:
+            reason = _os_reason(exc) if isinstance(exc, OSError) else str(exc)
+            raise UnreadableState(f"{safe_name(path)}: unreadable ({reason})") from None
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise UnreadableState(f"{safe_name(path)}: not valid JSON") from None
+
+    def write_json(self, path: str, obj: Any) -> None:
+        parents, name = self._split(path)
+        data = json.dumps(obj, indent=1).encode()
+        tmp = f".tmp-{uuid.uuid4().hex[:16]}"  # short: the target's own name may already be long
+        with self._errors(f"writing {safe_name(path)}"), self._dir(parents, create=True) as dir_fd:
+            try:
+                fd = os.open(tmp, _CREATE_FLAGS, 0o666, dir_fd=dir_fd)
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=dir_fd)
+                raise
+            _fsync_fd(dir_fd)
+
+    def move(self, src: str, dst: str, lock: Lock | None = None) -> None:
+        (src_parents, src_name), (dst_parents, dst_name) = self._split(src), self._split(dst)
+        with self._errors(f"moving {safe_name(src)} to {safe_name(dst)}"), \
+                self._dir(dst_parents, create=True) as dst_fd:
+            try:
+                with self._dir(src_parents) as src_fd:
+                    os.replace(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+                    _fsync_fd(src_fd)
+            except FileNotFoundError:
+                try:
+                    os.stat(dst_name, dir_fd=dst_fd, follow_symlinks=False)
+                except FileNotFoundError:
+                    raise DropZoneError(f"drop zone: cannot move {safe_name(src)}: it is gone") from None
+            _fsync_fd(dst_fd)
+
+    def delete(self, path: str) -> None:
+        with self._errors(f"deleting {safe_name(path)}"), contextlib.suppress(NotADirectoryError):
+            self._unlink(path)
+
+    def try_lock(self, path: str) -> Lock | None:
+        lock_path = f"state/locks/{_clean(path)}.lock"
+        parents, name = self._split(lock_path)
+        token = uuid.uuid4().hex
+        body = json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(),
+                           "acquired_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}).encode()
+        with self._errors(f"locking {safe_name(path)}"), self._dir(parents, create=True) as dir_fd:
+            for _ in range(2):
+                try:
+                    fd = os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
+                except FileExistsError:
+                    if not _break_stale(dir_fd, name):
+                        return None
+                    continue
+                try:
+                    with os.fdopen(fd, "wb") as fh:
+                        fh.write(body)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(name, dir_fd=dir_fd)
+                    raise
+                lock = _FileLock(self, lock_path, token)
+                if self.stat(path) is None:  # another execution finished it while we waited
+                    lock.release()
+                    return None
+                return lock
+        return None
+
+    def sweep_locks(self) -> int:
+        """Remove lock files nobody renews any more, or whose file is gone from incoming/; how many went."""
+        removed = 0
+        now = time.time()
+        for entry in self.list("state/locks/"):
+            target = entry.path[len("state/locks/"):-len(".lock")] if entry.path.endswith(".lock") else None
+            stale = now - entry.modified.timestamp() >= STALE_LOCK_SECONDS
+            gone = target is not None and name_problem(target) is None and self.stat(target) is None
+            if stale or gone or entry.refused:
+                with contextlib.suppress(OSError, DropZoneError):
+                    self._unlink(entry.path)
+                    removed += 1
+        return removed
+
+
+def _break_stale(dir_fd: int, name: str) -> bool:
+    """Remove a lock file nobody has renewed for STALE_LOCK_SECONDS; True if the lock may be retried.
+
+    Renames the lock aside first and re-checks its age, so two executions breaking the same stale lock
+    cannot remove a fresh lock the other has just created.
+    """
+    try:
+        if time.time() - os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime < STALE_LOCK_SECONDS:
+            return False
+        aside = f".{uuid.uuid4().hex}.stale"
+        os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except FileNotFoundError:
+        return True  # released meanwhile
+    if time.time() - os.stat(aside, dir_fd=dir_fd, follow_symlinks=False).st_mtime < STALE_LOCK_SECONDS:
+        with contextlib.suppress(FileExistsError):  # we took a fresh one: put it back
+            os.link(aside, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
+        os.unlink(aside, dir_fd=dir_fd)
+        return False
+    os.unlink(aside, dir_fd=dir_fd)
+    return True
+
+
+def _fsync_fd(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.fsync(fd)
+
+
+# ----------------------------------------------------------------------------------------------- blob
+
+
+# Downloads in 4 MiB requests (the SDK's first request would otherwise fetch up to 32 MiB into memory).
+_CHUNKING = {"max_single_get_size": DOWNLOAD_CHUNK, "max_chunk_get_size": DOWNLOAD_CHUNK}
+
+
+class _Lease(Lock):
+    def __init__(self, lease: Any) -> None:
+        self.lease = lease
+
+    def renew(self) -> None:
+        self.lease.renew()
+
+    def release(self) -> None:
+        from azure.core.exceptions import HttpResponseError
+
+        with contextlib.suppress(HttpResponseError):  # gone with a deleted blob, or already expired
+            self.lease.release()
+
+
+class BlobDropZone(DropZone):
+    """An Azure Blob container. Moves are server-side copies followed by a delete under the lease."""
+
+    def __init__(self, container: Any, display: str) -> None:
+        self.container = container
+        self.display = display
+
+    @classmethod
+    def from_url(cls, url: str, env: dict[str, str]) -> BlobDropZone:
+        from azure.storage.blob import ContainerClient
+
+        parsed = urlparse(url)
+        segments = [unquote(s) for s in parsed.path.strip("/").split("/") if s]
+        if not segments:
+            raise UsageError("UPLOADER_DROPZONE_URL: the URL must name the container (…/CONTAINER)")
+        display = f"{parsed.scheme}://{parsed.netloc}{parsed.path}"
+        conn = env.get("AZURE_STORAGE_CONNECTION_STRING")
+        if conn:
+            try:
+                container = ContainerClient.from_connection_string(conn, segments[-1], **_CHUNKING)
+            except ValueError:
+                raise UsageError("AZURE_STORAGE_CONNECTION_STRING: not a valid storage connection string") from None
+            return cls(container, display)
+        if parsed.scheme != "https":
+            raise UsageError("UPLOADER_DROPZONE_URL: a blob container URL must use https")
+        from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+        client_id = env.get("AZURE_CLIENT_ID")
+        credential = ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential()
+        return cls(ContainerClient.from_container_url(display, credential=credential, **_CHUNKING), display)
+
+    @contextlib.contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
+
+        try:
+            yield
+        except ClientAuthenticationError as exc:
+            raise DropZoneError(f"drop zone {self.display}: {what}: sign-in failed ({type(exc).__name__})") from None
+        except HttpResponseError as exc:
+            if exc.status_code == 412:  # an ETag condition failed: the blob was replaced meanwhile
+                raise FileChangedError(f"drop zone: {what}: the file changed since it was listed") from None
+            code = getattr(exc, "error_code", None) or exc.status_code
+            code = getattr(code, "value", code)
+            raise DropZoneError(f"drop zone {self.display}: {what}: {code}") from None
+        except AzureError as exc:
+            raise DropZoneError(f"drop zone {self.display}: {what}: {type(exc).__name__}") from None
+
+    def _entry(self, props: Any) -> Entry:
+        modified = props.last_modified
+        if modified.tzinfo is None:
+            modified = modified.replace(tzinfo=dt.UTC)
+        return Entry(props.name, int(props.size or 0), modified, str(props.etag).strip('"'),  # listings drop quotes
+                     refused=name_problem(props.name))
+
+    def list(self, prefix: str) -> list[Entry]:
+        with self._errors(f"listing {safe_name(prefix)}"):
+            return [self._entry(b) for b in self.container.list_blobs(name_starts_with=prefix)
+                    if not b.name.endswith("/")]
+
+    def stat(self, path: str) -> Entry | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with self._errors(f"reading {safe_name(path)}"):
+            try:
+                return self._entry(self.container.get_blob_client(_clean(path)).get_blob_properties())
+            except ResourceNotFoundError:
+                return None
+
+    def download(self, path: str, dest: Path, etag: str | None = None) -> None:
+        from azure.core import MatchConditions
+
+        # with an ETag, the service refuses (412) a blob replaced since it was looked at
+        condition = {"etag": f'"{etag}"', "match_condition": MatchConditions.IfNotModified} if etag else {}
+        with self._errors(f"downloading {safe_name(path)}"), dest.open("wb") as out:
+            stream = self.container.get_blob_client(_clean(path)).download_blob(**condition)
+            for block in stream.chunks():
+                out.write(block)
+
+    def read_json(self, path: str) -> Any | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with self._errors(f"reading {safe_name(path)}"):
+            try:
+                blob = self.container.get_blob_client(_clean(path))
+                stream = blob.download_blob(offset=0, length=MAX_JSON_BYTES + 1)
+                data = stream.readall()
+            except ResourceNotFoundError:
+                return None
+        if len(data) > MAX_JSON_BYTES:
+            raise UnreadableState(f"{safe_name(path)}: unreadable (too large)")
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise UnreadableState(f"{safe_name(path)}: not valid JSON") from None
+
+    def write_json(self, path: str, obj: Any) -> None:
+        from azure.storage.blob import ContentSettings
+
+        with self._errors(f"writing {safe_name(path)}"):
+            self.container.get_blob_client(_clean(path)).upload_blob(
+                json.dumps(obj, indent=1).encode(), overwrite=True,
+                content_settings=ContentSettings(content_type="application/json"),
+            )
+
+    def move(self, src: str, dst: str, lock: Lock | None = None) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        source = self.container.get_blob_client(_clean(src))
+        target = self.container.get_blob_client(_clean(dst))
+        with self._errors(f"moving {safe_name(src)} to {safe_name(dst)}"):
+            try:
+                target.start_copy_from_url(source.url)
+            except ResourceNotFoundError:
+                if self.stat(dst) is None:
+                    raise DropZoneError(f"drop zone: cannot move {safe_name(src)}: it is gone") from None
+                return  # an earlier attempt copied and deleted it
+            deadline = time.monotonic() + COPY_TIMEOUT_SECONDS
+            while (status := target.get_blob_properties().copy.status) == "pending":
+                if time.monotonic() > deadline:
+                    raise DropZoneError(f"drop zone: copying {safe_name(src)} to {safe_name(dst)} did not finish")
+                time.sleep(1)
+            if status != "success":
+                raise DropZoneError(f"drop zone: copying {safe_name(src)} to {safe_name(dst)} "
+                                    f"ended with status {status}")
+            lease = lock.lease if isinstance(lock, _Lease) else None
+            with contextlib.suppress(ResourceNotFoundError):
+                source.delete_blob(lease=lease)
+
+    def delete(self, path: str) -> None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        with self._errors(f"deleting {safe_name(path)}"), contextlib.suppress(ResourceNotFoundError):
+            self.container.get_blob_client(_clean(path)).delete_blob()
+
+    def try_lock(self, path: str) -> Lock | None:
+        from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+
+        blob = self.container.get_blob_client(_clean(path))
+        try:
+            return _Lease(blob.acquire_lease(lease_duration=LEASE_SECONDS))
+        except ResourceNotFoundError:
+            return None
+        except HttpResponseError as exc:
+            if exc.status_code == 409:  # LeaseAlreadyPresent: another execution holds it
+                return None
+            with self._errors(f"leasing {safe_name(path)}"):
+                raise
+    # (a lease on a blob that is being deleted by its holder fails with 404 or 409: both mean "not ours")

@@ -1,0 +1,197 @@
+"""The connector mapping model, shared by the CLI's `--mapping` file, the job's UPLOADER_CONNECTORS
+and the Pulumi stack config (docs/mapping.md).
+
+Parsing is strict: every problem raises MappingError naming the key path and the rule broken.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping as AnyMapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from uploader.model.scenarios import SCENARIOS, ScenarioType, lookup_scenario
+
+GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+
+
+class MappingError(ValueError):
+    """A mapping that breaks a rule; `key` is the path of the offending key."""
+
+    def __init__(self, key: str, rule: str) -> None:
+        super().__init__(f"{key}: {rule}")
+        self.key = key
+        self.rule = rule
+
+
+@dataclass(frozen=True)
+class ScenarioMapping:
+    """One scenario of a connector: its type, its HRScenario value, and field → CSV column."""
+
+    type: str
+    value: str | None
+    columns: dict[str, str]
+
+    @property
+    def spec(self) -> ScenarioType:
+        return SCENARIOS[self.type]
+
+
+@dataclass(frozen=True)
+class ConnectorMapping:
+    """One Purview HR connector: its job ID and how its CSV files map to scenarios."""
+
+    job_id: str
+    scenarios: tuple[ScenarioMapping, ...]
+    name: str | None = None
+    files: str | None = None
+    scenario_column: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def maps_employee_profile(self) -> bool:
+        return any(s.type == "employeeProfile" for s in self.scenarios)
+
+    def to_json(self) -> dict[str, Any]:
+        """The mapping in its JSON shape (docs/mapping.md) (what UPLOADER_CONNECTORS carries)."""
+        out: dict[str, Any] = {}
+        if self.name is not None:
+            out["name"] = self.name
+        out["jobId"] = self.job_id
+        if self.files is not None:
+            out["files"] = self.files
+        if self.scenario_column is not None:
+            out["scenarioColumn"] = self.scenario_column
+        out["scenarios"] = [
+            {"type": s.type, **({"value": s.value} if s.value is not None else {}), "columns": dict(s.columns)}
+            for s in self.scenarios
+        ]
+        return out
+
+
+_CONNECTOR_KEYS = {"name", "jobId", "files", "scenarioColumn", "scenarios"}
+_SCENARIO_KEYS = {"type", "value", "columns"}
+
+
+def _str(obj: AnyMapping[str, Any], key: str, where: str, required: bool) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise MappingError(f"{where}.{key}", "is required")
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise MappingError(f"{where}.{key}", "must be a non-empty string")
+    return value.strip()
+
+
+def parse_scenario(obj: Any, where: str) -> ScenarioMapping:
+    """Parse one entry of a connector's `scenarios` list."""
+    if not isinstance(obj, AnyMapping):
+        raise MappingError(where, "must be an object with type, value and columns")
+    unknown = sorted(set(obj) - _SCENARIO_KEYS)
+    if unknown:
+        raise MappingError(f"{where}.{unknown[0]}", f"unknown key (expected {', '.join(sorted(_SCENARIO_KEYS))})")
+    given_type = _str(obj, "type", where, required=True)
+    assert given_type is not None
+    spec = lookup_scenario(given_type)
+    if spec is None:
+        raise MappingError(f"{where}.type",
+                           f"unknown scenario type {given_type!r} (expected one of {', '.join(SCENARIOS)})")
+    type_ = spec.type  # scenario types and field names match case-insensitively; the canonical spelling is kept
+    fields_by_lower = {f.lower(): f for f in spec.field_names}
+    value = _str(obj, "value", where, required=False)
+    columns = obj.get("columns")
+    if not isinstance(columns, AnyMapping) or not columns:
+        raise MappingError(f"{where}.columns", "must be an object mapping the scenario's fields to CSV column names")
+    parsed: dict[str, str] = {}
+    for given, column in columns.items():
+        name = fields_by_lower.get(str(given).lower())
+        if name is None:
+            raise MappingError(
+                f"{where}.columns.{given}",
+                f"{type_} has no field {given!r} (fields: {', '.join(spec.field_names)})",
+            )
+        if name in parsed:
+            raise MappingError(f"{where}.columns.{given}",
+                               f"maps {name} a second time (field names match case-insensitively)")
+        if not isinstance(column, str) or not column.strip():
+            raise MappingError(f"{where}.columns.{given}", "must be a non-empty CSV column name")
+        parsed[name] = column.strip()
+    for required in spec.required_fields:
+        if required not in parsed:
+            raise MappingError(f"{where}.columns.{required}", f"is required for {type_}")
+    return ScenarioMapping(type_, value, parsed)
+
+
+def parse_connector(obj: Any, where: str = "mapping") -> ConnectorMapping:
+    """Parse one connector mapping object (docs/mapping.md)."""
+    if not isinstance(obj, AnyMapping):
+        raise MappingError(where, "must be an object with jobId and scenarios")
+    unknown = sorted(set(obj) - _CONNECTOR_KEYS)
+    if unknown:
+        raise MappingError(f"{where}.{unknown[0]}", f"unknown key (expected {', '.join(sorted(_CONNECTOR_KEYS))})")
+    job_id = _str(obj, "jobId", where, required=True)
+    assert job_id is not None
+    if not GUID_RE.match(job_id):
+        raise MappingError(f"{where}.jobId", "must be a GUID (the job ID Purview shows when the connector is created)")
+    raw_scenarios = obj.get("scenarios")
+    if not isinstance(raw_scenarios, list) or not raw_scenarios:
+        raise MappingError(f"{where}.scenarios", "must be a non-empty list")
+    scenarios = tuple(parse_scenario(s, f"{where}.scenarios[{i}]") for i, s in enumerate(raw_scenarios))
+    scenario_column = _str(obj, "scenarioColumn", where, required=False)
+    if len(scenarios) > 1:
+        if scenario_column is None:
+            raise MappingError(f"{where}.scenarioColumn", "is required when a connector maps more than one scenario")
+        seen: dict[str, int] = {}
+        for i, s in enumerate(scenarios):
+            if s.value is None:
+                raise MappingError(
+                    f"{where}.scenarios[{i}].value", "is required when a connector maps more than one scenario"
+                )
+            if s.value.lower() in seen:
+                raise MappingError(
+                    f"{where}.scenarios[{i}].value",
+                    f"duplicates scenarios[{seen[s.value.lower()]}].value (values match case-insensitively)",
+                )
+            seen[s.value.lower()] = i
+    elif scenario_column is not None and scenarios[0].value is None:
+        raise MappingError(f"{where}.scenarios[0].value", "is required when scenarioColumn is set")
+    name = _str(obj, "name", where, required=False)
+    files = _str(obj, "files", where, required=False)
+    return ConnectorMapping(job_id, scenarios, name=name, files=files, scenario_column=scenario_column)
+
+
+def parse_connectors(obj: Any, where: str = "connectors") -> tuple[ConnectorMapping, ...]:
+    """Parse a list of connector mappings (stack config, UPLOADER_CONNECTORS). Names must be unique."""
+    if obj is None:
+        return ()
+    if not isinstance(obj, list):
+        raise MappingError(where, "must be a list of connector mappings")
+    connectors = tuple(parse_connector(c, f"{where}[{i}]") for i, c in enumerate(obj))
+    names: dict[str, int] = {}
+    for i, c in enumerate(connectors):
+        if c.name is not None:
+            if c.name in names:
+                raise MappingError(f"{where}[{i}].name", f"duplicates {where}[{names[c.name]}].name")
+            names[c.name] = i
+    return connectors
+
+
+def load_mapping_file(path: str | Path) -> ConnectorMapping:
+    """Read a `--mapping` JSON file; errors name the file and the key."""
+    p = Path(path)
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise MappingError(str(p), "file not found") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        line = getattr(exc, "lineno", None)
+        raise MappingError(f"{p}:{line}" if line else str(p), f"not valid JSON ({type(exc).__name__})") from None
+    except RecursionError:
+        raise MappingError(str(p), "not a connector mapping (JSON nested too deeply)") from None
+    except OSError as exc:
+        raise MappingError(str(p), f"cannot read ({type(exc).__name__})") from None
+    return parse_connector(obj, where=str(p))

@@ -1,0 +1,61 @@
+"""The sign-in settings every command that signs in shares (`upload`, `run`, `doctor`): the cloud with its
+overrides, the certificate bundle and where it came from, and the certificate's hygiene before any request."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from uploader.clouds import Cloud, get_cloud
+from uploader.errors import UsageError
+from uploader.model.certs import CertificateBundle
+from uploader.report import Reporter, safe_name
+
+#: The certificate bundle's PEM text, as the scheduled job gets it (the one place this name is defined).
+CERTIFICATE_ENV = "UPLOADER_CERTIFICATE_PEM"
+
+
+def read_certificate(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """The PEM bundle text and where it came from: --certificate FILE (or its twin), else UPLOADER_CERTIFICATE_PEM.
+
+    FILE may be a PEM bundle or a PKCS#12 (.pfx/.p12) file, whose password is read from
+    UPLOADER_CERTIFICATE_PASSWORD (never from a flag)."""
+    from uploader.model.certs import PASSWORD_ENV, CertificateError, read_pem_file
+
+    if path:
+        try:
+            return read_pem_file(path, "--certificate", CERTIFICATE_ENV, password=environ.get(PASSWORD_ENV)), path
+        except CertificateError as exc:
+            raise UsageError(str(exc)) from None
+    text = environ.get(CERTIFICATE_ENV, "")
+    if text.strip():
+        return text, CERTIFICATE_ENV
+    raise UsageError(f"--certificate PEMFILE (or the PEM text in {CERTIFICATE_ENV}) is required to sign in")
+
+
+def check_certificate(bundle: CertificateBundle, key_file: str | None, source: str, reporter: Reporter) -> None:
+    """Before any sign-in: warn when the key file is readable by others or the certificate expires within
+    30 days; an expired certificate is a UsageError (Entra would refuse it)."""
+    from uploader.model.certs import expiry_status, key_file_exposure
+
+    if key_file and (exposure := key_file_exposure(key_file)):
+        reporter.warning(safe_name(key_file), f"the private key file is {exposure}-readable; make it readable by "
+                         "its owner only (chmod 600)")
+    level, text = expiry_status(bundle.not_after)
+    if level == "expired":
+        raise UsageError(f"{safe_name(source)}: {text}; nothing was sent")
+    if level == "expiring":
+        reporter.warning(safe_name(source), text)
+
+
+def resolve_cloud(args: argparse.Namespace) -> Cloud:
+    """The cloud table's entry with --authority-host / --ingestion-url / --scope applied (https only)."""
+    for flag, value in (("--authority-host", args.authority_host), ("--ingestion-url", args.ingestion_url)):
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme != "https" or not parts.netloc:
+                raise UsageError(f"{flag} {value}: must be an https:// URL (TLS is never turned off)")
+    return get_cloud(args.cloud).with_overrides(args.authority_host, args.ingestion_url,
+                                                getattr(args, "scope", None))
