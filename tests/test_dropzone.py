@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from azurite_support import DEV_ACCOUNT, DEV_KEY
 
-from uploader.job import dropzone as dzmod
 from uploader.errors import UsageError
+from uploader.job import dropzone as dzmod
 from uploader.job.dropzone import DropZoneError, FolderDropZone, UnreadableState, keep_renewed, open_dropzone
 from uploader.job.jobrun import glob_regex
 

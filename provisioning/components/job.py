@@ -21,6 +21,7 @@ from pulumi_azure_native import app, authorization, containerregistry, managedid
 from provisioning.components.rbacwait import RoleAssignmentWait
 from provisioning.config import Settings
 from provisioning.naming import Names
+from uploader.model.certs import CERTIFICATE_PEM_ENV
 
 #: Built-in role definition GUIDs, the same in every Azure cloud
 #: (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
@@ -149,7 +150,7 @@ class UploaderJob(pulumi.ComponentResource):
             app.EnvironmentVarArgs(name="UPLOADER_TENANT_ID", value=settings.tenant_id),
             app.EnvironmentVarArgs(name="UPLOADER_APP_ID", value=application_id),
             app.EnvironmentVarArgs(name="UPLOADER_CONNECTORS", value=settings.connectors_json()),
-            app.EnvironmentVarArgs(name="UPLOADER_CERTIFICATE_PEM", secret_ref=CERTIFICATE_SECRET_REF),
+            app.EnvironmentVarArgs(name=CERTIFICATE_PEM_ENV, secret_ref=CERTIFICATE_SECRET_REF),
             app.EnvironmentVarArgs(name="UPLOADER_DROPZONE_URL", value=dropzone_url),
             app.EnvironmentVarArgs(name="AZURE_CLIENT_ID", value=self.identity.client_id),
         ]

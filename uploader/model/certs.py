@@ -54,6 +54,11 @@ def expiry_status(not_after: dt.datetime, now: dt.datetime | None = None,
     return "ok", f"the certificate is valid until {when}"
 
 
+#: The variable holding the PEM bundle's text, as the scheduled job gets it (the one definition of its name;
+#: the program sets it on the job, the uploader reads it).
+CERTIFICATE_PEM_ENV = "UPLOADER_CERTIFICATE_PEM"
+
+
 def shown_path(value: str) -> str | None:
     """`value` when it is safe to repeat in an error as a file path; None when it may be key material."""
     if len(value) > 255 or "-----" in value or any(ch in value for ch in "\r\n"):
@@ -61,7 +66,7 @@ def shown_path(value: str) -> str | None:
     return value
 
 
-def read_pem_file(value: str, label: str, pem_env: str = "UPLOADER_CERTIFICATE_PEM",
+def read_pem_file(value: str, label: str, pem_env: str = CERTIFICATE_PEM_ENV,
                   password: str | None = None) -> str:
     """The text of the PEM bundle file named by `value` (from `label`, a flag or variable).
 

@@ -10,11 +10,10 @@ from urllib.parse import urlsplit
 
 from uploader.clouds import Cloud, get_cloud
 from uploader.errors import UsageError
-from uploader.model.certs import CertificateBundle
+from uploader.model.certs import CERTIFICATE_PEM_ENV, CertificateBundle
 from uploader.report import Reporter, safe_name
 
-#: The certificate bundle's PEM text, as the scheduled job gets it (the one place this name is defined).
-CERTIFICATE_ENV = "UPLOADER_CERTIFICATE_PEM"
+CERTIFICATE_ENV = CERTIFICATE_PEM_ENV
 
 
 def read_certificate(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
