@@ -6,6 +6,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from uploader.model.stackfile import STACK_NAME_RE
+
 #: X.509's upper bound on a subject common name, ub-common-name INTEGER ::= 64 (RFC 5280, Appendix A.1):
 #: https://www.rfc-editor.org/rfc/rfc5280#appendix-A.1 ; the app's certificate subject carries the whole stack name.
 MAX_COMMON_NAME = 64
@@ -70,7 +72,11 @@ def max_stack_name_length() -> int:
 
 
 def stack_name_problem(stack: str) -> str | None:
-    """Why the program cannot build resources for this stack name, or None."""
+    """Why the program cannot build resources for this stack name, or None. A stack name is plain text: it is shown
+    in pull-request comments, job names and resource names, so it never holds markup, spaces or control characters."""
+    if stack in (".", "..") or not STACK_NAME_RE.match(stack):
+        return ("a stack name is 1-100 letters, digits, '-', '_' or '.' (Pulumi's rule; it appears in pull-request "
+                "comments and resource names): rename the file Pulumi.<name>.yaml")
     limit = max_stack_name_length()
     if len(stack) > limit:
         return (f"the stack name has {len(stack)} characters; at most {limit} fit the app certificate's subject "

@@ -213,9 +213,9 @@ def test_check_reads_the_stacks_dir_from_the_environment(tmp_path: Path) -> None
 # --------------------------------------------------------------------------------------------------- matrix
 
 
-def _matrix(tmp_path: Path, *args: str) -> list[dict]:
+def _matrix(tmp_path: Path, *args: str, exit_code: int = 0) -> list[dict]:
     proc = provisioning("matrix", *args, "--stacks-dir", str(tmp_path))
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == exit_code, proc.stderr
     return json.loads(proc.stdout)["include"]
 
 
@@ -287,7 +287,7 @@ def test_matrix_keeps_a_broken_stack_as_its_own_failing_entry(tmp_path: Path) ->
                         "--stacks-dir", str(tmp_path)).returncode == 0
     (tmp_path / "Pulumi.bad.yaml").write_text(BROKEN["bad-yaml"][0])
     (tmp_path / "Pulumi.moon.yaml").write_text(BROKEN["unknown-cloud"][0])
-    entries = {e["stack"]: e for e in _matrix(tmp_path, "--all")}
+    entries = {e["stack"]: e for e in _matrix(tmp_path, "--all", exit_code=1)}  # 1: one stack could not be read
     assert set(entries) == {"good", "bad", "moon"}
     assert "error" not in entries["good"] and entries["good"]["cloud"] == "gcc"
     assert "Pulumi.bad.yaml:" in entries["bad"]["error"] and "YAML" in entries["bad"]["error"]

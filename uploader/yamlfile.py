@@ -8,11 +8,17 @@ file is read: the job's image has no PyYAML, and every uploader module must stil
   need of them. The error names the file and line.
 - A key given twice in one mapping is reported with its config path (`hr-connector:connectors[1].files`) and both
   lines: YAML keeps the last one silently, so one of the two values never takes effect.
+- Bounded: a file over MAX_BYTES, nesting deeper than MAX_DEPTH, or an integer longer than MAX_INT_DIGITS is refused
+  with file:line and the rule (a stack file needs none of them; unbounded, they end in a RecursionError or Python's
+  int-conversion limit as a traceback). A FIFO or device is refused before it is read. So one broken stack file is
+  one stack's error, never the fleet's traceback.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,26 +28,76 @@ from uploader.model.mapping import MappingError
 if TYPE_CHECKING:
     import yaml
 
+#: A stack file is a few KB; 1 MiB leaves room for hundreds of connectors.
+MAX_BYTES = 1024 * 1024
+#: The deepest a stack file goes is ~7 levels (config > connectors > [i] > scenarios > [j] > columns > key).
+MAX_DEPTH = 64
+#: Past a 64-bit integer (19 digits) no setting means anything; Python refuses over 4300 digits with a traceback.
+MAX_INT_DIGITS = 20
+
 
 @functools.cache
 def _no_alias_loader() -> type[yaml.SafeLoader]:
-    """PyYAML's SafeLoader, refusing an alias the moment the parser meets it (before any expansion)."""
+    """PyYAML's SafeLoader, refusing an alias the moment the parser meets it (before any expansion), nesting
+    deeper than MAX_DEPTH before it recurses further, and integers longer than MAX_INT_DIGITS before int()."""
     import yaml
 
     class NoAliasLoader(yaml.SafeLoader):
-        def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
-            if self.check_event(yaml.AliasEvent):
-                event = self.peek_event()
-                raise _AliasRefused(event.anchor, event.start_mark.line + 1)
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        _depth = 0
 
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            line = event.start_mark.line + 1 if event.start_mark is not None else 0
+            if isinstance(event, yaml.AliasEvent):
+                raise _Refused(line,
+                               f"YAML alias *{event.anchor} is not allowed in stack files (aliases can expand a "
+                               "small file into gigabytes): write the value out")
+            if self._depth >= MAX_DEPTH:
+                raise _Refused(line,
+                               f"nested more than {MAX_DEPTH} levels deep (a stack file needs fewer than 10)")
+            self._depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
+
+        def construct_bounded_int(self, node: yaml.ScalarNode) -> int:
+            digits = str(node.value).replace("_", "").lstrip("+-")
+            if len(digits) > MAX_INT_DIGITS:
+                raise _Refused(node.start_mark.line + 1,
+                               f"an integer of {len(digits)} digits (at most {MAX_INT_DIGITS}): quote it if it is text")
+            return self.construct_yaml_int(node)
+
+    NoAliasLoader.add_constructor("tag:yaml.org,2002:int", NoAliasLoader.construct_bounded_int)
     return NoAliasLoader
 
 
-class _AliasRefused(Exception):
-    def __init__(self, anchor: str, line: int) -> None:
-        super().__init__(anchor)
-        self.anchor, self.line = anchor, line
+class _Refused(Exception):
+    """A bound the file breaks, found while parsing: the line and the rule."""
+
+    def __init__(self, line: int, rule: str) -> None:
+        super().__init__(rule)
+        self.line, self.rule = line, rule
+
+
+def _read_bounded(path: Path) -> str:
+    """The file's text: a regular file of at most MAX_BYTES (a FIFO or device is refused before any read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except FileNotFoundError:
+        raise MappingError(str(path), "stack file not found") from None
+    except OSError as exc:
+        raise MappingError(str(path), f"cannot be read ({type(exc).__name__})") from None
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise MappingError(str(path), "is not a regular file")
+        data = handle.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        raise MappingError(str(path), f"is larger than {MAX_BYTES // 1024} KiB (a stack file is a few KiB)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise MappingError(str(path), "cannot be read (not UTF-8)") from None
 
 
 def _step(path: str, key: str) -> str:
@@ -73,12 +129,7 @@ def _duplicates(node: yaml.Node, path: str = "") -> Iterator[tuple[str, int, int
 
 def read_yaml(path: Path) -> tuple[Any, list[MappingError]]:
     """The file's data and its duplicate-key problems; MappingError (file:line) when it cannot be read at all."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise MappingError(str(path), "stack file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MappingError(str(path), f"cannot be read ({type(exc).__name__})") from None
+    text = _read_bounded(path)
     import yaml
 
     loader = _no_alias_loader()(text)
@@ -90,14 +141,14 @@ def read_yaml(path: Path) -> tuple[Any, list[MappingError]]:
             for key, first, again in _duplicates(node)
         ] if node is not None else []
         data = loader.construct_document(node) if node is not None else None
-    except _AliasRefused as exc:
-        raise MappingError(f"{path}:{exc.line}", f"YAML alias *{exc.anchor} is not allowed in stack files "
-                                                "(aliases can expand a small file into gigabytes): write the "
-                                                "value out") from None
+    except _Refused as exc:
+        raise MappingError(f"{path}:{exc.line}", exc.rule) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise MappingError(where, f"not valid YAML ({getattr(exc, 'problem', None) or type(exc).__name__})") from None
+    except (RecursionError, ValueError, OverflowError, MemoryError) as exc:  # a bound this reader does not know yet
+        raise MappingError(str(path), f"cannot be read as a stack file ({type(exc).__name__})") from None
     finally:
         loader.dispose()
     return data, problems

@@ -81,11 +81,19 @@ def check_stack(path: Path, timeout: float = 180) -> StackResult:
     return StackResult(name, path, resources=len(custom), seconds=evaluation.seconds, warnings=warnings)
 
 
+def _check_one(path: Path) -> StackResult:
+    """check_stack, with any failure it did not foresee as that stack's result: a stack file is a unit of failure."""
+    try:
+        return check_stack(path)
+    except Exception as exc:  # noqa: BLE001 - one stack's failure never stops the others
+        return StackResult(stack_name(path), path, error=f"cannot be checked ({type(exc).__name__})")
+
+
 def check_stacks(paths: list[Path], workers: int | None = None) -> list[StackResult]:
     """Every stack, a few at a time (each evaluation is its own process); results in the given order."""
     workers = workers or max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(check_stack, paths))
+        return list(pool.map(_check_one, paths))
 
 
 def overall_exit_code(results: list[StackResult]) -> int:

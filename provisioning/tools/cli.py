@@ -193,8 +193,12 @@ def _selected(args: argparse.Namespace) -> list[Path]:
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    print(json.dumps(fleet.matrix(_selected(args)), separators=(",", ":")))
-    return EXIT_OK
+    result = fleet.matrix(_selected(args))
+    print(json.dumps(result, separators=(",", ":")))
+    errors = fleet.matrix_errors(result)
+    for error in errors:  # each keeps its entry: its own job fails on `check` and deploys nothing
+        print(f"error: {error}", file=sys.stderr)
+    return EXIT_FAILED if errors else EXIT_OK
 
 
 def _render_diff(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioning.config import NAMESPACE, ConfigError
+from provisioning.naming import stack_name_problem
 from provisioning.tools.offline import REPO_ROOT, load_stack_config, stack_name, stack_path
 from provisioning.tools.selection import stack_wide_changes
 from uploader.clouds import UnknownCloudError, get_cloud
@@ -106,6 +107,8 @@ class MatrixEntry:
 
 def matrix_entry(path: Path) -> MatrixEntry:
     """The stack's cloud and hosting environment with Pulumi.yaml's defaults applied (no full validation)."""
+    if (rule := stack_name_problem(stack_name(path))) is not None:
+        raise FleetError(f"{path.name}: {rule}")
     values = load_stack_config(path, REPO_ROOT)
     cloud = get_cloud(str(values.get(f"{NAMESPACE}:cloud") or "commercial"))
     azure_environment = str(values.get(f"{NAMESPACE}:azureEnvironment") or cloud.azure_environment).lower()
@@ -129,14 +132,25 @@ def changed_stacks(changed: list[str], directory: Path) -> list[Path]:
 def matrix(paths: list[Path]) -> dict[str, Any]:
     """A GitHub Actions matrix: {"include": [entry, ...]}.
 
-    A stack file too broken to read still gets its entry (with `error`), so that its own job fails on
-    `check` and names the problem, while the other stacks' jobs go ahead.
+    A stack file is a unit of failure: one too broken to read (or with a name that is not plain text) still gets
+    its entry, with `error`, so that its own job fails on `check` naming the problem and deploys nothing, while
+    the other stacks' jobs go ahead. `matrix_errors` lists them for the command's report and exit code.
     """
     include = []
     for path in paths:
         try:
             include.append(matrix_entry(path).to_json())
         except (ConfigError, FleetError, UnknownCloudError) as exc:
-            broken = MatrixEntry(stack_name(path), "", "", "public").to_json()
-            include.append({**broken, "error": f"{exc.key}: {exc.rule}" if isinstance(exc, ConfigError) else str(exc)})
+            include.append(_broken_entry(path, f"{exc.key}: {exc.rule}" if isinstance(exc, ConfigError) else str(exc)))
+        except Exception as exc:  # noqa: BLE001 - one stack's unexpected failure is that stack's entry, not the fleet's
+            include.append(_broken_entry(path, f"cannot be read ({type(exc).__name__})"))
     return {"include": include}
+
+
+def _broken_entry(path: Path, error: str) -> dict[str, Any]:
+    return {**MatrixEntry(stack_name(path), "", "", "public").to_json(), "error": error}
+
+
+def matrix_errors(result: dict[str, Any]) -> list[str]:
+    """`<stack>: <problem>` for every entry of a matrix that could not be read."""
+    return [f"{e['stack']}: {e['error']}" for e in result["include"] if e.get("error")]

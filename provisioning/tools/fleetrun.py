@@ -62,6 +62,26 @@ def certificate_urn(path: Path) -> str:
     return certificate.urn
 
 
+def stack_file_problem(path: Path) -> str:
+    """Why the stack file cannot be read (through the one bounded stack-file reader), or "" when it can."""
+    from provisioning.config import ConfigError
+    from provisioning.yamlfile import read_yaml
+
+    try:
+        read_yaml(path)
+    except ConfigError as exc:
+        return f"{exc.key}: {exc.rule}"
+    return ""
+
+
+def _short(exc: BaseException) -> str:
+    from provisioning.config import ConfigError
+
+    if isinstance(exc, ConfigError):
+        return f"{exc.key}: {exc.rule}"
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+
 def _error_text(exc: BaseException, stderr: list[str]) -> str:
     """The CLI's own error lines (Pulumi masks secrets in its output), short: the log file has the rest."""
     lines = [line.strip() for line in stderr if line.strip()]
@@ -137,7 +157,14 @@ def run_fleet(operation: str, paths: list[Path], *, parallel: int, log_dir: Path
         raise FleetError(f"the Pulumi CLI ({where}) could not be run: {type(exc).__name__}") from None
     except auto.errors.InvalidVersionError as exc:
         raise FleetError(f"the Pulumi CLI ({where}): {exc} (this program needs {MINIMUM_CLI} or later)") from None
-    replaces = {p: [certificate_urn(p)] for p in paths} if rotate_certificate else {}
+    unreadable = {p: error for p in paths if (error := stack_file_problem(p))}
+    replaces: dict[Path, list[str]] = {}
+    for p in paths if rotate_certificate else []:
+        if p not in unreadable:
+            try:
+                replaces[p] = [certificate_urn(p)]
+            except Exception as exc:  # noqa: BLE001 - that stack fails; the others still rotate
+                unreadable[p] = _short(exc)
     lock = threading.Lock()
 
     def say(text: str) -> None:
@@ -146,6 +173,10 @@ def run_fleet(operation: str, paths: list[Path], *, parallel: int, log_dir: Path
                 print(text, file=progress, flush=True)
 
     def one(path: Path) -> StackRun:
+        if path in unreadable:  # a stack file is a unit of failure: reported and skipped, the others go on
+            skipped = StackRun(stack_name(path), error=f"skipped: {unreadable[path]}")
+            say(f"{skipped.stack}: {operation} FAILED: {skipped.error}")
+            return skipped
         say(f"{stack_name(path)}: {operation} started")
         done = runner(operation, path, command, log_dir, expect_no_changes=expect_no_changes,
                       replace=replaces.get(path))

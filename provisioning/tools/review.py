@@ -171,7 +171,11 @@ def render_in(tree: Path, stack_file: Path) -> dict[str, Any] | None | Exception
     if done.returncode != 0:
         lines = [ln for ln in done.stderr.splitlines() if ln.strip()]
         return RuntimeError(lines[-1][:300] if lines else f"render exited {done.returncode}")
-    return json.loads(done.stdout)
+    try:
+        report: dict[str, Any] = json.loads(done.stdout)
+    except json.JSONDecodeError:
+        return RuntimeError("render did not print a JSON report")
+    return report
 
 
 def base_stack_file(head_file: Path, base_tree: Path, repo: Path = REPO_ROOT) -> Path:
@@ -186,6 +190,12 @@ def diff_stacks(head_files: list[Path], base_tree: Path, parallel: int = 2,
                 render: Callable[[Path, Path], Any] = render_in) -> list[StackDiff]:
     """Render each stack in both trees and compare; failures are that stack's row, not the command's."""
     def one(path: Path) -> tuple[StackDiff, Any]:
+        try:
+            return compare(path)
+        except Exception as exc:  # noqa: BLE001 - a stack file is a unit of failure: its row, not the command's
+            return StackDiff(stack_name(path), error=f"cannot be rendered ({type(exc).__name__})", status="error"), None
+
+    def compare(path: Path) -> tuple[StackDiff, Any]:
         base = render(base_tree, base_stack_file(path, base_tree))
         head = render(REPO_ROOT, path)
         name = stack_name(path)
