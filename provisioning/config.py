@@ -58,6 +58,11 @@ _MAX_TAGS = 50
 _MAX_TAG_NAME = 128
 _MAX_TAG_VALUE = 256
 _TAG_NAME_FORBIDDEN = re.compile(r"[<>%&\\?/]")
+#: A connector name is plain text: it appears in the job's logs, alerts, `render` and pull-request comments, so it
+#: holds no markup, spaces, quotes or control characters (docs/configuration.md).
+CONNECTOR_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+CONNECTOR_NAME_RULE = ("a connector name is 1-64 letters, digits, '-', '_' or '.', starting with a letter or digit "
+                       "(plain text: no spaces, markup or control characters)")
 
 
 class ConfigError(MappingError):
@@ -355,6 +360,9 @@ def _connectors(cfg: dict[str, Any], problems: Problems) -> tuple[ConnectorMappi
                                                            "job fails every run"))
             elif isinstance(files, str) and files.strip() and (rule := glob_problem(files.strip())):
                 problems.add(ConfigError(f"{where}.files", rule))
+            name = obj.get("name")
+            if isinstance(name, str) and name.strip() and not CONNECTOR_NAME_RE.match(name.strip()):
+                problems.add(ConfigError(f"{where}.name", CONNECTOR_NAME_RULE))
         connector = problems.attempt(parse_connector, obj, where)
         if connector is not None:
             parsed[i] = connector

@@ -12,11 +12,14 @@ comment under the limit.
 from __future__ import annotations
 
 import difflib
+import html
 import io
 import json
+import re
 import subprocess
 import sys
 import tarfile
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -70,9 +73,10 @@ def diff_reports(stack: str, base: dict[str, Any] | None, head: dict[str, Any] |
 
     if head is None and base is None:
         return StackDiff(stack, status="unchanged")
-    if head is None:
+    if head is None and base is not None:
         return StackDiff(stack, cloud=str(base.get("cloud", "")), removed=[_key(r) for r in base["resources"]],
                          status="removed")
+    assert head is not None
     before = {_key(r): r for r in (base or {}).get("resources", [])}
     after = {_key(r): r for r in head["resources"]}
     result = StackDiff(stack, cloud=str(head.get("cloud", "")), certificate=_certificate(head))
@@ -89,16 +93,66 @@ def diff_reports(stack: str, base: dict[str, Any] | None, head: dict[str, Any] |
     return result
 
 
+# ------------------------------------------------------------------ text from stack files, made inert for GitHub
+# Everything below that comes from a stack file or a file name (stack names, values in the renders, errors) is
+# untrusted: GitHub renders the comment as Markdown with inline HTML. Each piece goes out through one of three
+# functions, chosen by where it lands: `md` (Markdown text, e.g. a table cell), `code` (an inline code span),
+# `fenced` (a code block no line of the text can close). `_visible` first shows control, bidi and invisible
+# characters as \uXXXX, so no character can end a line, reorder the text or hide.
+
+#: Categories shown as escapes: controls, format (bidi, zero-width, tags), separators, private use, unassigned.
+_INVISIBLE = {"Cc", "Cf", "Zl", "Zp", "Co", "Cs", "Cn"}
+
+
+def _visible(text: str, keep: str = "") -> str:
+    """`text` with every control, format, line/paragraph separator, private-use or unassigned character (other
+    than those in `keep`) written as \\uXXXX, and U+3164/U+2800-style blanks with no glyph too."""
+    out = []
+    for ch in text:
+        if ch in keep:
+            out.append(ch)
+        elif unicodedata.category(ch) in _INVISIBLE or ch in "\u115f\u1160\u3164\uffa0\u2800":
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def md(text: str) -> str:
+    """Plain text for Markdown with inline HTML: every ASCII punctuation mark backslash-escaped (CommonMark allows
+    it for all of them: no emphasis, link, table cell, mention or fence), then &, <, > and quotes as entities."""
+    escaped = re.sub(r"""([!#$%()*+,\-./:;=?@\[\\\]^_`{|}~])""", r"\\\1", _visible(text))
+    return html.escape(escaped, quote=True)
+
+
+def code(text: str) -> str:
+    """An inline code span the text cannot close (a backtick run longer than any inside); `|` escaped for tables
+    (GitHub's table rule applies inside code spans too). HTML is not interpreted inside a code span."""
+    text = _visible(text)
+    ticks = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}".replace("|", "\\|")
+
+
+def fenced(text: str, info: str = "") -> str:
+    """A fenced code block no line of `text` can close: the fence is longer than any backtick run in it."""
+    text = _visible(text, keep="\n")
+    fence = "`" * max(3, max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    return f"{fence}{info}\n{text}\n{fence}"
+
+
 def _row(d: StackDiff, expiry: str) -> str:
     what = {"new": "new stack", "removed": "stack file removed", "error": f"error: {d.error}"}.get(d.status, "")
     cert = " / ".join(x for x in (expiry, d.certificate) if x)
-    return (f"| `{d.stack}` | {d.cloud} | {len(d.added)} | {len(d.changed)} | {len(d.removed)} | {cert} | "
-            f"{what} |")
+    return (f"| {code(d.stack)} | {md(d.cloud)} | {len(d.added)} | {len(d.changed)} | {len(d.removed)} | {md(cert)} | "
+            f"{md(what)} |")
 
 
 def _details(d: StackDiff) -> str:
     body = d.diff or ("\n".join(f"- {k}" for k in d.removed) if d.status == "removed" else d.error)
-    return f"<details><summary><code>{d.stack}</code></summary>\n\n```diff\n{body}\n```\n</details>\n"
+    # The <details> line is an HTML block: Markdown does not apply there, so the name is HTML-escaped.
+    summary = html.escape(_visible(d.stack), quote=True)
+    return f"<details><summary><code>{summary}</code></summary>\n\n{fenced(body, 'diff')}\n</details>\n"
 
 
 def build_comment(diffs: list[StackDiff], base_ref: str, limit: int = COMMENT_LIMIT,
@@ -108,7 +162,7 @@ def build_comment(diffs: list[StackDiff], base_ref: str, limit: int = COMMENT_LI
     expiries = expiries or {}
     touched = [d for d in diffs if d.touched]
     unchanged = [d.stack for d in diffs if not d.touched]
-    head = [marker, f"### Offline render: {len(diffs)} stack(s) compared with `{base_ref}`",
+    head = [marker, f"### Offline render: {len(diffs)} stack(s) compared with {code(base_ref)}",
             "What the program declares for each stack under Pulumi mocks (no cloud access; secrets masked). "
             f"Full renders and every diff: {where}.", ""]
     if touched:
@@ -116,7 +170,7 @@ def build_comment(diffs: list[StackDiff], base_ref: str, limit: int = COMMENT_LI
                  "|---|---|---:|---:|---:|---|---|"]
     tail = []
     if unchanged:
-        tail.append(f"\n{len(unchanged)} stack(s) render the same as on `{base_ref}`.")
+        tail.append(f"\n{len(unchanged)} stack(s) render the same as on {code(base_ref)}.")
     errors = sum(d.status == "error" for d in diffs)
     if errors:
         tail.append(f"\n**{errors} stack(s) failed to render** (see the table).")
@@ -124,7 +178,8 @@ def build_comment(diffs: list[StackDiff], base_ref: str, limit: int = COMMENT_LI
     def size(parts: list[str]) -> int:
         return sum(len(p) + 1 for p in parts)
 
-    rows, budget = [], limit - size(head) - size(tail) - 200
+    rows: list[str] = []
+    budget = limit - size(head) - size(tail) - 200
     for d in touched:
         row = _row(d, expiries.get(d.stack, ""))
         if size(rows) + len(row) + 1 > budget:
@@ -134,7 +189,7 @@ def build_comment(diffs: list[StackDiff], base_ref: str, limit: int = COMMENT_LI
     parts = head + rows + tail
     left = limit - size(parts) - 200
     shown = 0
-    details = []
+    details: list[str] = []
     for d in touched:
         block = _details(d)
         if size(details) + len(block) + 1 > left:
