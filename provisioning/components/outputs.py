@@ -4,26 +4,29 @@ from __future__ import annotations
 
 from provisioning.config import Settings
 
-#: Who may create the HR connector. Commercial: Purview's Data Connector Admin role
-#: (https://learn.microsoft.com/purview/import-hr-data). GCC, GCC High and DoD follow the US Government page, which
-#: requires the Exchange Online Mailbox Import Export role; the commercial page sends GCC tenants to it
-#: (https://learn.microsoft.com/purview/import-hr-data-us-government).
-US_GOVERNMENT_ROLE = "Mailbox Import Export (Exchange Online role, US Government clouds)"
-COMMERCIAL_ROLE = "Data Connector Admin"
+#: Who may create the HR connector, in every cloud: Purview's Data Connector Admin role. Microsoft's current pages say
+#: so for commercial (https://learn.microsoft.com/purview/import-hr-data) and for the US Government clouds, GCC, GCC
+#: High and DoD (https://learn.microsoft.com/purview/import-hr-data-us-government): "The user who creates the HR
+#: connector in Step 3 must be assigned the Data Connector Admin role". Older versions of the US Government page
+#: named Exchange Online's Mailbox Import Export role instead: only what to try if the portal refuses.
+CONNECTOR_ROLE = "Data Connector Admin"
+LEGACY_ROLE = "Mailbox Import Export"
+ROLE_FALLBACK = (f"if the portal refuses, an older Microsoft page named Exchange Online's {LEGACY_ROLE} role: "
+                 "try adding it")
 
 
 def purview_role(settings: Settings) -> str:
-    """The role whoever creates HR connectors in this cloud needs."""
-    if settings.cloud.name in ("gcc", "gcchigh", "dod"):
-        return US_GOVERNMENT_ROLE
-    return COMMERCIAL_ROLE
+    """The role whoever creates HR connectors needs: Data Connector Admin in every cloud (see CONNECTOR_ROLE)."""
+    del settings  # the same in every cloud since Microsoft's US Government page was updated
+    return CONNECTOR_ROLE
 
 
 def next_steps(settings: Settings, application_id: str) -> str:
     """Plain text; never contains a secret."""
     if not settings.connectors:
         return (
-            f"1. In the Microsoft Purview portal (role: {purview_role(settings)}), create an HR connector and enter "
+            f"1. In the Microsoft Purview portal (role: {purview_role(settings)}; {ROLE_FALLBACK}), create an HR "
+            "connector and enter "
             f"App ID {application_id}. "
             "2. Copy the connector's job ID and your CSV column mapping into hr-connector:connectors in this "
             "stack's file. "

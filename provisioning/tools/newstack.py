@@ -26,11 +26,12 @@ TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "stack.yaml.tmpl"
 #: A region that hosts Container Apps in each Azure environment (check availability for your subscription).
 DEFAULT_LOCATION = {"public": "eastus", "usgovernment": "usgovvirginia"}
 _VAULT_DOMAIN = {"public": "vault.azure.net", "usgovernment": "vault.usgovcloudapi.net"}
+#: Every cloud: Data Connector Admin (provisioning/components/outputs.py cites Microsoft's pages).
 _ROLE_HINT = {
     "commercial": "Whoever creates it needs Purview's Data Connector Admin role.",
-    "gcc": "Whoever creates it needs the Mailbox Import Export role (docs/us-government.md).",
-    "gcchigh": "Whoever creates it needs the Mailbox Import Export role (docs/us-government.md).",
-    "dod": "Whoever creates it needs the Mailbox Import Export role (docs/us-government.md).",
+    "gcc": "Whoever creates it needs Purview's Data Connector Admin role (docs/us-government.md).",
+    "gcchigh": "Whoever creates it needs Purview's Data Connector Admin role (docs/us-government.md).",
+    "dod": "Whoever creates it needs Purview's Data Connector Admin role (docs/us-government.md).",
 }
 _TITLE = {
     "commercial": "Microsoft 365 commercial",
