@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -275,6 +276,75 @@ def test_release_builds_once_with_sbom_on_version_tags() -> None:
     assert build["build-args"] == "PYTHON_IMAGE=${{ steps.base.outputs.image }}"
     runs = " ".join(s.get("run", "") for s in image["steps"])
     assert "imagetools inspect python:3.11-slim" in runs and "^sha256:[0-9a-f]{64}$" in runs
+
+
+IMAGE_MANIFEST = "sha256:" + "a" * 64
+ATTESTATION = "sha256:" + "b" * 64
+INDEX = "sha256:" + "c" * 64
+
+
+def _descriptor(digest: str, os_: str, arch: str, **annotations: str) -> dict[str, Any]:
+    return {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 1234,
+            "platform": {"architecture": arch, "os": os_}, **({"annotations": annotations} if annotations else {})}
+
+
+#: What `docker buildx imagetools inspect IMAGE@INDEX --format '{{json .Manifest}}'` prints for an image pushed with
+#: SBOM and provenance: an index with the platform manifest and its attestation manifest (unknown/unknown,
+#: https://docs.docker.com/build/metadata/attestations/attestation-storage/).
+ATTESTED_INDEX = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "digest": INDEX,
+                  "size": 856, "manifests": [
+                      _descriptor(IMAGE_MANIFEST, "linux", "amd64"),
+                      _descriptor(ATTESTATION, "unknown", "unknown", **{
+                          "vnd.docker.reference.digest": IMAGE_MANIFEST,
+                          "vnd.docker.reference.type": "attestation-manifest"})]}
+
+
+def _run_platform_step(tmp_path: Path, manifest: dict[str, Any]) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run release.yml's own `platform` step with a stand-in `docker` that answers imagetools inspect."""
+    step = next(s for s in load("release.yml")["jobs"]["image"]["steps"] if s.get("id") == "platform")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    docker = bin_dir / "docker"
+    docker.write_text('#!/bin/sh\n[ "$*" = "buildx imagetools inspect ghcr.io/o/hr-uploader@' + INDEX +
+                      ' --format {{json .Manifest}}" ] || { echo "unexpected: $*" >&2; exit 9; }\n'
+                      f'cat "{tmp_path / "manifest.json"}"\n')
+    docker.chmod(0o755)
+    output = tmp_path / "output"
+    output.write_text("")
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "GITHUB_OUTPUT": str(output),
+           "IMAGE": "ghcr.io/o/hr-uploader", "INDEX": INDEX}
+    assert step["env"] == {"IMAGE": "${{ steps.name.outputs.image }}", "INDEX": "${{ steps.build.outputs.digest }}"}
+    done = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True, timeout=30)
+    return done, output.read_text()
+
+
+def test_release_publishes_the_linux_amd64_manifest_digest_not_the_index(tmp_path: Path) -> None:
+    done, output = _run_platform_step(tmp_path, ATTESTED_INDEX)
+    assert done.returncode == 0, done.stderr
+    assert output == f"digest={IMAGE_MANIFEST}\n"
+    image = load("release.yml")["jobs"]["image"]
+    assert image["outputs"]["digest"] == "${{ steps.platform.outputs.digest }}"
+    publish = next(s for s in image["steps"] if s.get("name") == "publish the digest")
+    assert publish["env"]["DIGEST"] == "${{ steps.platform.outputs.digest }}"
+    assert "hr-connector:image: $IMAGE@$DIGEST" in publish["run"]
+    # The attestations stay: in the index (sbom/provenance on) and as files in the run's artifact.
+    build = next(s for s in image["steps"] if s.get("uses", "").startswith("docker/build-push-action@"))["with"]
+    assert build["sbom"] is True and build["provenance"]
+    runs = " ".join(s.get("run", "") for s in image["steps"])
+    assert "{{json .SBOM}}" in runs and "{{json .Provenance}}" in runs
+    assert any(s.get("uses", "").startswith("actions/upload-artifact@") for s in image["steps"])
+
+
+def test_release_fails_without_exactly_one_linux_amd64_manifest(tmp_path: Path) -> None:
+    plain = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": IMAGE_MANIFEST}
+    done, output = _run_platform_step(tmp_path, plain)  # no attestations: the digest is the image's own
+    assert done.returncode == 0 and output == f"digest={IMAGE_MANIFEST}\n", done.stderr
+    for manifests in ([ATTESTED_INDEX["manifests"][1]],
+                      [_descriptor(IMAGE_MANIFEST, "linux", "amd64"), _descriptor(ATTESTATION, "linux", "amd64")]):
+        done, output = _run_platform_step(tmp_path, {**ATTESTED_INDEX, "manifests": manifests})
+        assert done.returncode != 0 and output == "", done.stdout
+        assert "no single linux/amd64 manifest" in done.stdout
 
 
 def test_local_action_calls_match_its_inputs() -> None:
