@@ -265,7 +265,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _settings(args: argparse.Namespace) -> tuple[Check, Cloud | None]:
     """Required IDs present and well formed, endpoint overrides https: the cloud to check, or None."""
-    from uploader.model.mapping import GUID_RE
+    from uploader.model.mapping import job_id_problem
     from uploader.send.settings import resolve_cloud
 
     missing = [flag for flag, value in (("--tenant-id", args.tenant_id), ("--app-id", args.app_id))
@@ -277,8 +277,8 @@ def _settings(args: argparse.Namespace) -> tuple[Check, Cloud | None]:
     if missing:
         envs = ", ".join(f"{m} (UPLOADER_{m[2:].upper().replace('-', '_')})" for m in missing)
         return fail("settings", f"{envs} not set", "give the app registration's IDs", usage=True), cloud
-    if args.job_id and not GUID_RE.match(args.job_id):
-        return fail("settings", "--job-id: must be a GUID", "copy the job ID Purview shows for the connector",
+    if args.job_id and (rule := job_id_problem(args.job_id)) is not None:
+        return fail("settings", f"--job-id: {rule}", "copy the job ID Purview shows for the connector",
                     usage=True), cloud
     if not (args.timeout and args.timeout > 0):
         return fail("settings", "--timeout: must be a positive number of seconds", "e.g. --timeout 10",

@@ -16,12 +16,13 @@ import json
 import os
 import re
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 from uploader.check.csvscan import POWERSHELL_TYPE_LINE, RULE_POWERSHELL_TYPE
 from uploader.errors import EXIT_INVALID, EXIT_OK, UploaderError, UsageError
-from uploader.model.mapping import GUID_RE, MappingError, parse_connector
+from uploader.model.mapping import MappingError, job_id_problem, parse_connector
 from uploader.model.scenarios import (
     SCENARIO_COLUMN_ALIASES,
     SCENARIOS,
@@ -132,8 +133,8 @@ def _scenarios(names: list[str]) -> list[ScenarioType]:
 def main(args: argparse.Namespace) -> int:
     path = Path(args.file)
     specs = _scenarios(args.scenario)
-    if args.job_id is not None and not GUID_RE.match(args.job_id):
-        raise UsageError("--job-id: must be a GUID (the job ID Purview shows for the connector)")
+    if args.job_id is not None and (rule := job_id_problem(args.job_id)) is not None:
+        raise UsageError(f"--job-id: {rule}")
     if args.output and os.path.lexists(args.output):
         raise UsageError(f"--output {args.output}: already exists (never overwritten; choose another name)")
     header = read_header(path)
@@ -151,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
 
     mapping, missing, unmatched = build_mapping(header, specs, scenario_column, args.job_id or JOB_ID_PLACEHOLDER)
     try:  # what we write must be what validate/upload accept (the placeholder jobId aside)
-        parse_connector({**mapping, "jobId": args.job_id or "00000000-0000-0000-0000-000000000000"}, "mapping")
+        parse_connector({**mapping, "jobId": args.job_id or str(uuid.uuid4())}, "mapping")
     except MappingError as exc:  # pragma: no cover - build_mapping follows the catalogue
         raise UsageError(f"internal: the generated mapping is invalid: {exc}") from None
     text = json.dumps(mapping, indent=2) + "\n"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from uploader.cli import env_name, mapping_from_args
 from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
-from uploader.model.mapping import GUID_RE
+from uploader.model.mapping import job_id_problem
 from uploader.report import Reporter, safe_name
 from uploader.send.checkpoint import LocalCheckpointStore
 from uploader.send.settings import CERTIFICATE_ENV, check_certificate, read_certificate, resolve_cloud
@@ -57,8 +57,8 @@ def main(args: argparse.Namespace) -> int:
         for flag, value in (("--tenant-id", args.tenant_id), ("--app-id", args.app_id), ("--job-id", job_id)):
             if not value:
                 raise UsageError(f"{flag} (or {env_name(flag)}) is required to send; a --dry-run needs none")
-    if job_id is not None and not GUID_RE.match(job_id):
-        raise UsageError("--job-id: must be a GUID (the job ID Purview shows for the connector)")
+    if job_id is not None and (rule := job_id_problem(job_id)) is not None:
+        raise UsageError(f"--job-id: {rule}")
     for flag, value in (("--deadline", args.deadline), ("--read-timeout", getattr(args, "read_timeout", 1.0))):
         if value is None or not value > 0:
             raise UsageError(f"{flag}: must be a positive number of seconds")

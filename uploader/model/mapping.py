@@ -17,6 +17,30 @@ from uploader.model.scenarios import SCENARIOS, ScenarioType, lookup_scenario
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
+#: Job IDs that are examples, never a connector's: the all-zero GUID and every GUID this project's docs and
+#: templates show as a job ID (tests/test_placeholders.py finds them and checks that each is listed here). A job
+#: pointing at one of them deploys and then fails every upload, so `check`, `validate`, `upload`, `run`,
+#: `doctor` and `mapping init` refuse them. (The example stacks in stacks/ and the mappings in uploader/examples/
+#: are run by the tests and the demo against the sandbox, so they hold ordinary GUIDs.)
+PLACEHOLDER_JOB_IDS = frozenset({
+    "00000000-0000-0000-0000-000000000000",  # provisioning/templates/stack.yaml.tmpl
+    "aaaaaaaa-bbbb-4ccc-8ddd-eeeeeeeeeeee",  # docs/configuration.md, mapping.md, operators-guide.md, doctor.md
+})
+#: Where Purview shows a connector's job ID: on the wizard's last page and on the connector's flyout
+#: (https://learn.microsoft.com/purview/import-hr-data, step 3: "copy the job ID ... from this page or from the
+#: connector flyout page").
+JOB_ID_WHERE = ("the Purview portal shows the real one on the HR connector wizard's last page and on the "
+                "connector's flyout (Data connectors > My connectors > your connector)")
+
+
+def job_id_problem(job_id: str) -> str | None:
+    """Why `job_id` cannot be a connector's job ID (not a GUID, or a known example), or None."""
+    if not GUID_RE.match(job_id.strip()):
+        return f"must be a GUID (the job ID of the connector: {JOB_ID_WHERE})"
+    if job_id.strip().lower() in PLACEHOLDER_JOB_IDS:
+        return f"is an example job ID from this project's docs or templates, not a connector's: {JOB_ID_WHERE}"
+    return None
+
 
 class MappingError(ValueError):
     """A mapping that breaks a rule; `key` is the path of the offending key."""
@@ -135,8 +159,8 @@ def parse_connector(obj: Any, where: str = "mapping") -> ConnectorMapping:
         raise MappingError(f"{where}.{unknown[0]}", f"unknown key (expected {', '.join(sorted(_CONNECTOR_KEYS))})")
     job_id = _str(obj, "jobId", where, required=True)
     assert job_id is not None
-    if not GUID_RE.match(job_id):
-        raise MappingError(f"{where}.jobId", "must be a GUID (the job ID Purview shows when the connector is created)")
+    if (rule := job_id_problem(job_id)) is not None:
+        raise MappingError(f"{where}.jobId", rule)
     raw_scenarios = obj.get("scenarios")
     if not isinstance(raw_scenarios, list) or not raw_scenarios:
         raise MappingError(f"{where}.scenarios", "must be a non-empty list")
