@@ -28,7 +28,8 @@ TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 IMG = 'commercial <img src=x onerror="alert(1)">'
 HOSTILE_NAME = "x`<!--"
 #: The tags a render-diff comment may produce; anything else came from a stack file.
-ALLOWED_TAGS = {"h3", "p", "table", "thead", "tbody", "tr", "th", "td", "code", "details", "summary", "pre", "em", "strong"}
+ALLOWED_TAGS = {"h3", "p", "table", "thead", "tbody", "tr", "th", "td", "code", "details", "summary", "pre", "em",
+                "strong"}
 
 
 class Tags(HTMLParser):
