@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -292,3 +293,29 @@ def test_matrix_keeps_a_broken_stack_as_its_own_failing_entry(tmp_path: Path) ->
     assert "error" not in entries["good"] and entries["good"]["cloud"] == "gcc"
     assert "Pulumi.bad.yaml:" in entries["bad"]["error"] and "YAML" in entries["bad"]["error"]
     assert "gcc-high" in entries["moon"]["error"]
+
+
+# ------------------------------------------------------------------------------- the secrets provider, one URL
+
+@pytest.mark.parametrize(("cloud", "domain"), [("commercial", "vault.azure.net"), ("dod", "vault.usgovcloudapi.net")])
+def test_new_stack_prints_writes_and_documents_one_secrets_provider(tmp_path: Path, cloud: str, domain: str) -> None:
+    """The URL new-stack prints is the one it writes in the file's comments, and the one docs/gitops.md gives."""
+    done = provisioning("new-stack", "one", "--cloud", cloud, "--tenant-id", TENANT, "--stacks-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    url = re.compile(r'--secrets-provider "([^"]+)"')
+    printed = url.findall(done.stdout)
+    written = url.findall((tmp_path / "Pulumi.one.yaml").read_text())
+    assert printed == written == [f"azurekeyvault://<vault>.{domain}/keys/pulumi-secrets"]
+    gitops = (REPO / "docs" / "gitops.md").read_text()
+    assert "azurekeyvault://<vault>.vault.azure.net/keys/pulumi-secrets" in gitops and f"<vault>.{domain}" in gitops
+    assert "-n pulumi-secrets" in gitops  # the key gitops.md creates is the key the URL names
+    assert "then pulumi up --stack one" in done.stdout
+
+
+def test_readme_first_deploy_creates_the_stack_before_pulumi_up() -> None:
+    """new-stack says `pulumi stack init` comes before the first `pulumi up`; the README's first deploy does too."""
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## A first deploy"):readme.index("## Documentation")]
+    init = section.index('pulumi stack init contoso --secrets-provider "azurekeyvault://<vault>.vault.azure.net/keys/'
+                         'pulumi-secrets"')
+    assert init < section.index("pulumi up --stack contoso")

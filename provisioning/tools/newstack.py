@@ -26,6 +26,21 @@ TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "stack.yaml.tmpl"
 #: A region that hosts Container Apps in each Azure environment (check availability for your subscription).
 DEFAULT_LOCATION = {"public": "eastus", "usgovernment": "usgovvirginia"}
 _VAULT_DOMAIN = {"public": "vault.azure.net", "usgovernment": "vault.usgovcloudapi.net"}
+#: The stack's secrets provider: the Key Vault key docs/gitops.md ("2. The secrets key") creates, `pulumi-secrets`.
+#: One definition for the file's comments, the printed next steps and the docs (tests/test_fleet_commands.py).
+#: Pulumi's form: azurekeyvault://<vault>.vault.azure.net/keys/<key>
+#: (https://www.pulumi.com/docs/iac/cli/commands/pulumi_stack_init/).
+SECRETS_KEY = "pulumi-secrets"
+
+
+def secrets_provider(azure_environment: str) -> str:
+    """`--secrets-provider` for `pulumi stack init`, in the stack's Azure environment (<vault> left to fill)."""
+    domain = _VAULT_DOMAIN.get(azure_environment, _VAULT_DOMAIN["public"])
+    return f"azurekeyvault://<vault>.{domain}/keys/{SECRETS_KEY}"
+
+
+def _azure_environment(request: StackRequest) -> str:
+    return (request.azure_environment or get_cloud(request.cloud).azure_environment).strip().lower()
 #: Every cloud: Data Connector Admin (provisioning/components/outputs.py cites Microsoft's pages).
 _ROLE_HINT = {
     "commercial": "Whoever creates it needs Purview's Data Connector Admin role.",
@@ -84,7 +99,7 @@ def render_stack_file(request: StackRequest, stacks_dir_flag: str = "") -> str:
         cloud = get_cloud(request.cloud)
     except UnknownCloudError as exc:
         raise FleetError(f"--cloud: {exc}") from None
-    azure_environment = (request.azure_environment or cloud.azure_environment).strip().lower()
+    azure_environment = _azure_environment(request)
     text = Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         name=request.name,
         cloud=cloud.name,
@@ -92,7 +107,7 @@ def render_stack_file(request: StackRequest, stacks_dir_flag: str = "") -> str:
         tenant_id=request.tenant_id.strip(),
         azure_environment=azure_environment,
         location=(request.location or DEFAULT_LOCATION.get(azure_environment, "eastus")).strip(),
-        vault_domain=_VAULT_DOMAIN.get(azure_environment, _VAULT_DOMAIN["public"]),
+        secrets_provider=secrets_provider(azure_environment),
         role_hint=_ROLE_HINT.get(cloud.name, _ROLE_HINT["commercial"]),
         stacks_dir_flag=stacks_dir_flag,
         optional=_optional_lines(request),
@@ -128,8 +143,8 @@ def next_steps(request: StackRequest, stacks_dir_flag: str = "") -> list[str]:
     return [
         f"python -m provisioning check --stack {request.name}{stacks_dir_flag}",
         f"python -m provisioning render --stack {request.name}{stacks_dir_flag}",
-        f"pulumi stack init {request.name} --secrets-provider \"azurekeyvault://<vault>/keys/<key>\"  "
-        "(docs/gitops.md), then pulumi up",
+        f"pulumi stack init {request.name} --secrets-provider \"{secrets_provider(_azure_environment(request))}\""
+        "  (docs/gitops.md; <vault>: your secrets vault), then pulumi up --stack " + request.name,
     ]
 
 
