@@ -81,7 +81,21 @@ def test_render_json_summarises_the_stack(report: dict) -> None:
     assert (report["azureEnvironment"], report["location"], report["schedule"]) == ("public", "westeurope",
                                                                                   "45 4 * * 1-5")
     assert [(c["name"], c["jobId"]) for c in report["connectors"]] == [("departures", JOB_A), ("profiles", JOB_B)]
-    assert report["resourceCount"] == len(report["resources"]) > 10
+    providers = [r for r in report["resources"] if r["type"].startswith("pulumi:providers:")]
+    assert report["providerCount"] == len(providers) == 2
+    assert report["resourceCount"] == len(report["resources"]) - len(providers) > 10
+
+
+def test_check_and_render_report_the_same_resource_count(stacks: Path, report: dict) -> None:
+    """One count, one definition (offline.Evaluation.deployed): `check`'s `N resources` is render's resourceCount,
+    and the text render names it so."""
+    env = {**os.environ, "HR_CONNECTOR_STACKS_DIR": str(stacks)}
+    check = subprocess.run([sys.executable, "-m", "provisioning", "check", "--stack", "review"], cwd=REPO, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"ok    review: {report['resourceCount']} resources," in check.stdout
+    text = render(stacks, "review")
+    assert f"\n{report['resourceCount']} resources (as `check` counts them), listed with the 2 provider(s)" in text.stdout
 
 
 def test_render_shows_what_a_reviewer_checks(report: dict) -> None:

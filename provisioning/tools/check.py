@@ -77,8 +77,8 @@ def check_stack(path: Path, timeout: float = 180) -> StackResult:
         return StackResult(name, path, error=str(exc), warnings=warnings)
     except subprocess.TimeoutExpired:
         return StackResult(name, path, error=f"no result within {timeout:.0f} s", warnings=warnings)
-    custom = [r for r in evaluation.resources if r.custom and not r.type.startswith("pulumi:providers:")]
-    return StackResult(name, path, resources=len(custom), seconds=evaluation.seconds, warnings=warnings)
+    return StackResult(name, path, resources=len(evaluation.deployed()), seconds=evaluation.seconds,
+                       warnings=warnings)
 
 
 def _check_one(path: Path) -> StackResult:

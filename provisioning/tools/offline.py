@@ -293,6 +293,11 @@ class Evaluation:
     def of_type(self, type_token: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_token]
 
+    def deployed(self) -> list[Resource]:
+        """What `check` and `render` count as the stack's resources: the custom resources `pulumi up` creates in
+        Azure and Entra (and the program's dynamic ones), not the provider instances nor component resources."""
+        return [r for r in self.resources if r.custom and not r.type.startswith("pulumi:providers:")]
+
     def one(self, type_token: str) -> Resource:
         found = self.of_type(type_token)
         if len(found) != 1:

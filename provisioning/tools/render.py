@@ -194,7 +194,8 @@ def render_stack(path: Path) -> dict[str, Any]:
         "tags": dict(settings.tags),
         "connectors": [{"name": c.name, "jobId": c.job_id, "files": c.files,
                         "scenarios": [s.type for s in c.scenarios]} for c in settings.connectors],
-        "resourceCount": len(resources),
+        "resourceCount": len(evaluation.deployed()),  # the number `check` prints (providers not counted)
+        "providerCount": sum(r.type.startswith("pulumi:providers:") for r in evaluation.resources),
         "resources": resources,
         "outputs": scrub(tidy({k: GENERATED if k in GENERATED_OUTPUTS else v
                                 for k, v in evaluation.outputs.items()})),
@@ -222,7 +223,10 @@ def to_text(report: dict[str, Any]) -> str:
                          f"scenarios {', '.join(c['scenarios'])}")
     else:
         lines.append("  connectors: none yet (first deploy, before the Purview connector exists)")
-    lines.append(f"{report['resourceCount']} resources:")
+    providers = report.get("providerCount", 0)
+    lines.append(f"{report['resourceCount']} resources (as `check` counts them), listed with the "
+                 f"{providers} provider(s) they are created with:" if providers else
+                 f"{report['resourceCount']} resources:")
     for r in report["resources"]:
         lines.append(f"- {r['type']}  {r['name']}")
         for key, value in r["settings"].items():
