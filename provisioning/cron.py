@@ -8,6 +8,12 @@ Day of week is 0-6 (Sunday is 0): 7, which some crons also take for Sunday, is r
 on Kubernetes, whose CronJob schedules are parsed by robfig/cron (`cron.ParseStandard`:
 https://github.com/kubernetes/kubernetes/blob/master/pkg/apis/batch/validation/validation.go), and robfig/cron's
 day-of-week bounds are 0-6 (https://github.com/robfig/cron/blob/master/spec.go, `dow = bounds{0, 6, ...}`).
+
+A schedule that never fires is refused too (`0 2 31 2 *`, 30 February, 31 April): Kubernetes would accept it and
+the job would never run. robfig/cron's day rule (spec.go, `dayMatches`): when the day-of-month or the day-of-week
+field is `*` (an item `*` without a step above 1: robfig's `starBit`), a day must match both fields; when both are
+restricted, either. So only a restricted day of month with a `*` day of week can rule out every day: when none
+of its days exists in any month the month field names (February counted with 29 days: leap years fire).
 """
 
 from __future__ import annotations
@@ -73,6 +79,46 @@ def _item(item: str, f: _Field) -> None:
             raise CronError(f"{f.name} field: range {base!r} runs backwards")
 
 
+#: The most days each month has (February 29: a leap year's 29 February fires).
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _values(text: str, f: _Field) -> set[int]:
+    """The values a (validated) field selects; `N/step` runs from N to the field's top, as in robfig/cron."""
+    out: set[int] = set()
+    for item in text.split(","):
+        base, _, step_text = item.partition("/")
+        step = int(step_text) if step_text else 1
+        if base == "*":
+            low, high = f.low, f.high
+        else:
+            low_text, dash, high_text = base.partition("-")
+            low = _value(low_text, f)
+            high = _value(high_text, f) if dash else (f.high if step_text else low)
+        out.update(range(low, high + 1, step))
+    return out
+
+
+def _star(text: str) -> bool:
+    """robfig/cron's starBit: some item is `*` with no step above 1."""
+    return any(item.partition("/")[0] == "*" and int(item.partition("/")[2] or 1) <= 1 for item in text.split(","))
+
+
+def _never_fires(parts: list[str]) -> str | None:
+    """Why a valid 5-field expression never matches a date, or None."""
+    _, _, dom, month, dow = parts
+    if _star(dom) or not _star(dow):
+        return None  # every day of some month matches, or the day of week alone makes days match
+    days, months = _values(dom, _FIELDS[2]), _values(month, _FIELDS[3])
+    if any(day <= _MONTH_DAYS[m - 1] for m in months for day in days):
+        return None
+    named_days = ", ".join(str(d) for d in sorted(days))
+    named_months = ", ".join(_MONTHS[m - 1].title() for m in sorted(months))
+    return (f"never fires: day of month {named_days} does not exist in {named_months} (April, June, September and "
+            "November have 30 days, February 29), so the job would never run; choose a day every named month has, "
+            "e.g. '0 2 28 2 *', or a day-of-week field")
+
+
 def validate_cron(expression: object) -> str:
     """Return the expression normalised to single spaces, or raise CronError naming the field and rule."""
     if not isinstance(expression, str) or not expression.strip():
@@ -85,4 +131,6 @@ def validate_cron(expression: object) -> str:
     for text, f in zip(parts, _FIELDS, strict=True):
         for item in text.split(","):
             _item(item, f)
+    if (rule := _never_fires(parts)) is not None:
+        raise CronError(rule)
     return " ".join(parts)

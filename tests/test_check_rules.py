@@ -63,6 +63,8 @@ BROKEN: dict[str, tuple[str, list[tuple[str, str]]]] = {
     "gov-region-typo": (stack(location="usgovvirgina", cloud="gcchigh"),
                         [("hr-connector:location", "did you mean 'usgovvirginia'?")]),
     "unknown-region": (stack(location="moonbase"), [("hr-connector:location", "not an Azure public region")]),
+    "never-fires": (stack('  hr-connector:schedule: "0 2 31 2 *"'),
+                    [("hr-connector:schedule", "never fires: day of month 31 does not exist in Feb")]),
     "duplicate-key": (stack("  hr-connector:location: westus"),
                       [("hr-connector:location", "given twice in Pulumi.duplicate-key.yaml (lines 4 and 5)")]),
     "duplicate-nested": (stack(*connectors("a/*.csv")[:4], "      files: 'b/*.csv'", *connectors("a/*.csv")[4:]),

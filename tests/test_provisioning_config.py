@@ -125,6 +125,8 @@ def test_every_error_names_the_key_and_the_rule(config: dict[str, object], key: 
 @pytest.mark.parametrize("expression", [
     "0 2 * * *", "*/15 * * * *", "0 0 1 1 *", "5,35 8-18/2 * * MON-FRI", "0 3 */2 * *", "59 23 31 DEC SUN",
     "0 4 * jan,jul 0", "0-59/5 0-23 1-31 1-12 0-6", "  0   2 * * *  ",
+    # Days that exist in some named month, or a restricted day of week (robfig/cron ORs the two day fields then):
+    "0 2 29 2 *", "0 2 31 1-2 *", "0 2 31 */2 *", "0 2 31 2 1", "0 2 31 2 */2", "0 2 30,31 4,5 *", "0 2 */10 2 *",
 ])
 def test_valid_cron_expressions(expression: str) -> None:
     assert validate_cron(expression) == " ".join(expression.split())
@@ -138,6 +140,19 @@ def test_valid_cron_expressions(expression: str) -> None:
 def test_invalid_cron_expressions(expression: str, message: str) -> None:
     with pytest.raises(CronError, match=message):
         validate_cron(expression)
+
+
+@pytest.mark.parametrize("expression", [
+    "0 2 31 2 *", "0 2 30 2 *", "0 2 30 FEB *", "0 2 31 4 *", "0 2 31 4,6,9,11 *", "0 2 30,31 2 *", "0 2 30/1 2 *",
+    "0 2 31 2 */1", "0 2 31 APR-APR *",
+])
+def test_a_schedule_that_never_fires_is_refused_naming_the_rule(expression: str) -> None:
+    with pytest.raises(CronError, match=r"^never fires: day of month .* does not exist in .*February 29"):
+        validate_cron(expression)
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"tenantId": "3f2504e0-4f89-41d3-9a0c-0305e82c3301", "location": "eastus",
+                       "schedule": expression})
+    assert caught.value.key == "hr-connector:schedule" and "never fires" in caught.value.rule
 
 
 # --------------------------------------------------------------------------------------- stack files, as the CLI
