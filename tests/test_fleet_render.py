@@ -95,7 +95,8 @@ def test_check_and_render_report_the_same_resource_count(stacks: Path, report: d
     assert check.returncode == 0, check.stdout + check.stderr
     assert f"ok    review: {report['resourceCount']} resources," in check.stdout
     text = render(stacks, "review")
-    assert f"\n{report['resourceCount']} resources (as `check` counts them), listed with the 2 provider(s)" in text.stdout
+    heading = f"\n{report['resourceCount']} resources (as `check` counts them), listed with the 2 provider(s)"
+    assert heading in text.stdout
 
 
 def test_render_shows_what_a_reviewer_checks(report: dict) -> None:
