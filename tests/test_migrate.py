@@ -569,6 +569,32 @@ def test_cert_show_reads_a_der_cer_and_refuses_other_files(tmp_path: Path, run_u
     assert other.returncode == 2 and "not a certificate file" in other.stderr
 
 
+def test_cert_show_with_an_ed25519_certificate_beside_an_rsa_key_says_they_do_not_match(
+        tmp_path: Path, run_uploader, make_certificate) -> None:
+    # An Ed25519 public key has no public_numbers(): comparing it with the RSA key used to crash `cert show`.
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
+    ed_key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ed25519-test")])
+    now = dt.datetime.now(dt.UTC)
+    ed_cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(ed_key.public_key())
+               .serial_number(x509.random_serial_number()).not_valid_before(now)
+               .not_valid_after(now + dt.timedelta(days=30)).sign(ed_key, None))
+    rsa_pem = make_certificate("rsa-key").pem
+    rsa_key_pem = rsa_pem[rsa_pem.index("-----BEGIN PRIVATE KEY-----"):]
+    mixed = tmp_path / "mixed.pem"
+    mixed.write_text(ed_cert.public_bytes(serialization.Encoding.PEM).decode() + rsa_key_pem)
+    mixed.chmod(0o600)
+    shown = run_uploader("cert", "show", mixed)
+    assert shown.returncode == 0, shown.stderr
+    assert "does NOT belong to" in shown.stdout
+
+
 def test_gitignore_keeps_keys_and_pfx_files_out() -> None:
     ignored = (REPO / ".gitignore").read_text().split()
     assert {"*.pem", "*.pfx", "*.p12", "*.key"} <= set(ignored)

@@ -125,7 +125,7 @@ def _load(path: Path) -> tuple[list[x509.Certificate], object | None]:
             certs = x509.load_pem_x509_certificates(data)
         except ValueError:
             raise UsageError(f"{path}: no readable PEM certificate in it") from None
-        key = None
+        key: object | None = None
         if b"PRIVATE KEY-----" in data:
             try:
                 key = serialization.load_pem_private_key(data, password=None)
@@ -162,7 +162,9 @@ def show(args: argparse.Namespace) -> int:
         print(f"  valid:                {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
               f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; {status}")
         if key is not None and not isinstance(key, str):
-            matches = key_numbers is not None and cert.public_key().public_numbers() == key_numbers
+            # Not every key type has public_numbers (Ed25519, Ed448): such a certificate matches no RSA/EC key.
+            cert_numbers = getattr(cert.public_key(), "public_numbers", lambda: None)()
+            matches = key_numbers is not None and cert_numbers == key_numbers
             print(f"  private key:          in the file; {'belongs to' if matches else 'does NOT belong to'} "
                   "this certificate")
     if key is None:
