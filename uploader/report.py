@@ -170,9 +170,9 @@ class Reporter:
     def file_done(self, name: str, outcome: Outcome) -> None:
         """A file finished: sent, empty, or failed (with outcome.message)."""
         self._stop_bar(name)
-        fields = dict(file=name, status=outcome.status, records_sent=outcome.records_sent,
-                      chunks_sent=outcome.chunks_sent, retries=outcome.retries,
-                      seconds=round(outcome.seconds, 3))
+        fields: dict[str, Any] = dict(file=name, status=outcome.status, records_sent=outcome.records_sent,
+                                      chunks_sent=outcome.chunks_sent, retries=outcome.retries,
+                                      seconds=round(outcome.seconds, 3))
         if outcome.status == "failed":
             text = (f"{name}: FAILED after {_plural(outcome.records_sent, 'record')} in "
                     f"{_plural(outcome.chunks_sent, 'chunk')}: {outcome.message}")

@@ -167,7 +167,8 @@ class _Scanner:
         self.missing_reported: set[tuple[str, str]] = set()
         self.late_warnings = 0
         self.first_late_line = 0
-        self.late_count, self.late_first = 0, None  # this block's implausible lastWorkingDate records
+        self.late_count: int = 0
+        self.late_first: int | None = None  # this block's implausible lastWorkingDate records
         # chunk planning: the line reached at each record count where a cut falls
         self.next_cut = result.skip_records if result.skip_records > 0 else per_call
         self.cuts: list[tuple[int, int]] = []

@@ -25,7 +25,7 @@ import ssl
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from uploader.cli import add_connection_options, add_option
@@ -105,9 +105,10 @@ def check_certificate(bundle: CertificateBundle, now: dt.datetime | None = None,
 
     now = now or dt.datetime.now(dt.UTC)
     days = days_to_expiry(bundle.not_after, now)
-    facts = {"thumbprint_sha1": bundle.thumbprint_sha1, "thumbprint_sha256": bundle.thumbprint_sha256,
-             "not_before": bundle.not_before.isoformat(), "not_after": bundle.not_after.isoformat(),
-             "days_to_expiry": int(days), "key_bits": bundle.key_bits}
+    facts: dict[str, Any] = {
+        "thumbprint_sha1": bundle.thumbprint_sha1, "thumbprint_sha256": bundle.thumbprint_sha256,
+        "not_before": bundle.not_before.isoformat(), "not_after": bundle.not_after.isoformat(),
+        "days_to_expiry": int(days), "key_bits": bundle.key_bits}
     ids = (f"private key matches; SHA-1 thumbprint {bundle.thumbprint_sha1} (what Entra shows), "
            f"SHA-256 {bundle.thumbprint_sha256}")
     if bundle.not_before > now:
@@ -150,13 +151,14 @@ def tls_verify_setting(url: str) -> str | bool:
     import requests
 
     settings = requests.Session().merge_environment_settings(url, {}, None, None, None)
-    return settings["verify"]
+    # Never None: requests falls back to the session's verify, True unless set (the stub allows None).
+    return cast("str | bool", settings["verify"])
 
 
 def check_ingestion(url: str, *, timeout: float = NETWORK_TIMEOUT, verify: str | bool | None = None,
                     proxied: bool | None = None) -> Check:
     """DNS, TCP and a verified TLS handshake with the ingestion host. No HTTP request, nothing sent."""
-    import requests
+    import requests.utils
 
     parts = urlsplit(url)
     host, port = parts.hostname or "", parts.port or 443
@@ -187,7 +189,7 @@ def check_ingestion(url: str, *, timeout: float = NETWORK_TIMEOUT, verify: str |
         context = ssl.create_default_context(cafile=None if os.path.isdir(verify) else verify,
                                              capath=verify if os.path.isdir(verify) else None)
     elif verify is True:  # requests' own default bundle
-        context = ssl.create_default_context(cafile=requests.certs.where())
+        context = ssl.create_default_context(cafile=requests.utils.DEFAULT_CA_BUNDLE_PATH)
     try:
         with sock, context.wrap_socket(sock, server_hostname=host) as tls:
             version = tls.version()

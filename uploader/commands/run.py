@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import signal
+from typing import Any
 
 from uploader.cli import add_connection_options, add_option, env_name, records_per_call
 from uploader.clouds import DEFAULT_RECORDS_PER_CALL, get_cloud
@@ -143,7 +144,7 @@ def main(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
-def _print_summary_line(reporter: Reporter, fields: dict) -> None:
+def _print_summary_line(reporter: Reporter, fields: dict[str, Any]) -> None:
     """The one JSON line per run that Log Analytics queries (also in text mode)."""
     if reporter.json:
         fields = {k: v for k, v in fields.items() if k != "event"}

@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import unquote, urlparse
 
 from uploader.errors import UploaderError, UsageError
@@ -246,7 +246,7 @@ class _FileLock(Lock):
 
     def _mine(self) -> bool:
         try:
-            return json.loads(self.zone._read_bytes(self.path, limit=4096)).get("token") == self.token
+            return bool(json.loads(self.zone._read_bytes(self.path, limit=4096)).get("token") == self.token)
         except (OSError, ValueError, AttributeError, DropZoneError):
             return False
 
@@ -528,7 +528,12 @@ def _fsync_fd(fd: int) -> None:
 
 
 # Downloads in 4 MiB requests (the SDK's first request would otherwise fetch up to 32 MiB into memory).
-_CHUNKING = {"max_single_get_size": DOWNLOAD_CHUNK, "max_chunk_get_size": DOWNLOAD_CHUNK}
+class _Chunking(TypedDict):
+    max_single_get_size: int
+    max_chunk_get_size: int
+
+
+_CHUNKING: _Chunking = {"max_single_get_size": DOWNLOAD_CHUNK, "max_chunk_get_size": DOWNLOAD_CHUNK}
 
 
 class _Lease(Lock):

@@ -53,6 +53,7 @@ from uploader.model.mapping import ConnectorMapping
 from uploader.model.scenarios import PROFILE_REFRESH_DAYS
 from uploader.report import Reporter, safe_name
 from uploader.send.checkpoint import parse_iso, utc_iso
+from uploader.send.upload import FileOutcome
 
 INCOMING = "incoming/"
 PROCESSED = "processed/"
@@ -147,7 +148,7 @@ class GuardedStore:
     def path(key: str) -> str:
         return f"{STATE}{key}.json"
 
-    def load(self, key: str) -> dict | None:
+    def load(self, key: str) -> dict[str, Any] | None:
         try:
             data = self.dropzone.read_json(self.path(key))
         except UnreadableState as exc:
@@ -156,7 +157,7 @@ class GuardedStore:
             return None
         return data
 
-    def save(self, key: str, record: dict) -> None:
+    def save(self, key: str, record: dict[str, Any]) -> None:
         self.dropzone.write_json(self.path(key), record)
         if self.lock is not None and self.lock.lost:
             raise ClaimLostError("lost the lease on the file while sending; stopped so no other execution "
@@ -342,7 +343,7 @@ class JobRun:
         result.files_failed += 1
         return "failed"
 
-    def file_outcome(self, connector: ConnectorMapping, entry: Entry, current: Entry, outcome: Any, lock: Lock,
+    def file_outcome(self, connector: ConnectorMapping, entry: Entry, current: Entry, outcome: FileOutcome, lock: Lock,
                      result: ConnectorSummary) -> str:
         rel = entry.path[len(INCOMING):]
         status = outcome.status
@@ -413,9 +414,9 @@ class JobRun:
 
     def finish_move(self, record: Entry) -> None:
         data = None if record.refused else self.read_state(record.path)
-        valid = isinstance(data, dict) and all(isinstance(data.get(k), str) for k in ("src", "dst", "etag"))
-        if not valid or not (data["src"].startswith(INCOMING) and data["dst"].startswith((PROCESSED, REJECTED))
-                             and name_problem(data["src"]) is None and name_problem(data["dst"]) is None):
+        if not (isinstance(data, dict) and all(isinstance(data.get(k), str) for k in ("src", "dst", "etag"))) \
+                or not (data["src"].startswith(INCOMING) and data["dst"].startswith((PROCESSED, REJECTED))
+                         and name_problem(data["src"]) is None and name_problem(data["dst"]) is None):
             self.warn(f"{safe_name(record.path)}: not a move of a file from incoming/ to processed/ or rejected/; "
                       "ignored and removed")
             self.dz.delete(record.path)
@@ -442,7 +443,7 @@ class JobRun:
     def state_path(connector: ConnectorMapping) -> str:
         return f"{STATE}connectors/{connector.job_id}.json"
 
-    def connector_state(self, connector: ConnectorMapping) -> dict | None:
+    def connector_state(self, connector: ConnectorMapping) -> dict[str, Any] | None:
         state = self.read_state(self.state_path(connector))
         if state is not None and not isinstance(state, dict):
             self.warn(f"{self.state_path(connector)}: not a JSON object; treated as absent")

@@ -144,7 +144,7 @@ def column_key(name: str) -> str:
 
 def find_column(header: tuple[str, ...] | list[str], names: tuple[str, ...]) -> str | None:
     """The first header column matching one of `names` (in the order of `names`), as the header spells it."""
-    keys = {}
+    keys: dict[str, str] = {}
     for column in header:
         keys.setdefault(column_key(column), column)
     for name in names:

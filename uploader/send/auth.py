@@ -84,7 +84,7 @@ class TokenProvider:
     def _client(self) -> msal.ConfidentialClientApplication:
         # Built on first use: MSAL fetches the authority's metadata in its constructor.
         if self._app is None:
-            kwargs: dict = {"instance_discovery": False} if self.host_overridden else {}
+            kwargs: dict[str, object] = {"instance_discovery": False} if self.host_overridden else {}
             kwargs["http_client"] = self.http_client
             try:
                 self._app = msal.ConfidentialClientApplication(

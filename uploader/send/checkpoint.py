@@ -25,9 +25,9 @@ _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 class CheckpointStore(Protocol):
     """Where checkpoint records live (a local directory here; job mode keeps them in blob storage)."""
 
-    def load(self, key: str) -> dict | None: ...
+    def load(self, key: str) -> dict[str, Any] | None: ...
 
-    def save(self, key: str, record: dict) -> None: ...  # atomic and durable
+    def save(self, key: str, record: dict[str, Any]) -> None: ...  # atomic and durable
 
 
 def checkpoint_key(job_id: str, sha256: str) -> str:
@@ -73,7 +73,7 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 def check_record(record: object, *, job_id: str, sha256: str, records_total: int,
-                 now: dt.datetime) -> tuple[dict | None, str | None]:
+                 now: dt.datetime) -> tuple[dict[str, Any] | None, str | None]:
     """The record if it is consistent with the file just read, else (None, why) (the caller warns and sends all).
 
     State lives where others can write (a drop zone); a record naming other content, another job, another
@@ -107,7 +107,7 @@ class Decision:
     reason: str
 
 
-def decide(record: dict | None, *, records_total: int, now: dt.datetime, force: bool = False,
+def decide(record: dict[str, Any] | None, *, records_total: int, now: dt.datetime, force: bool = False,
            source: str | None = None) -> Decision:
     """Skip, resume or send from the start.
 
@@ -158,7 +158,7 @@ class LocalCheckpointStore:
             raise ValueError(f"checkpoint key must be JOB_ID/SHA256 of letters, digits, '.', '_' or '-': {key!r}")
         return self.root / parts[0] / f"{parts[1]}.jsonl"
 
-    def load(self, key: str) -> dict | None:
+    def load(self, key: str) -> dict[str, Any] | None:
         try:
             data = self._path(key).read_bytes()
         except FileNotFoundError:
@@ -185,7 +185,7 @@ class LocalCheckpointStore:
             os.close(fd)
             Path(tmp).unlink(missing_ok=True)
 
-    def save(self, key: str, record: dict) -> None:
+    def save(self, key: str, record: dict[str, Any]) -> None:
         path = self._path(key)
         line = ("\n" + json.dumps(record, sort_keys=True)).encode()
         if record.get("completed_at"):

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from uploader.check.csvscan import ChangedWhileSending, ScanResult, iter_chunks, scan_file
 from uploader.errors import SignInError, UploadError
@@ -126,7 +126,7 @@ def upload_file(
     sent = chunks_sent = retries = 0
     acked = skip
 
-    def save(record: dict) -> None:
+    def save(record: dict[str, Any]) -> None:
         try:
             store.save(key, record)
         except OSError as exc:  # a full disk, a read-only folder: the chunk went, its record did not
