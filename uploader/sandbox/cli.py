@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from uploader.errors import EXIT_USAGE
 from uploader.sandbox.server import SandboxServer, log
@@ -60,7 +61,7 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def _write_ready(path: Path, payload: dict) -> None:
+def _write_ready(path: Path, payload: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(payload))

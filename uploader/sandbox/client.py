@@ -54,8 +54,8 @@ def http_session(ca_file: str | Path) -> requests.Session:
 class Sandbox:
     """A running sandbox: its URLs and CA, a child-process environment that trusts it, and control calls."""
 
-    def __init__(self, url: str, ca_file: Path, state_dir: Path, process: subprocess.Popen | None = None,
-                 log_file: Path | None = None) -> None:
+    def __init__(self, url: str, ca_file: Path, state_dir: Path,
+                 process: subprocess.Popen[bytes] | None = None, log_file: Path | None = None) -> None:
         self.url = url
         self.authority_host = url
         self.ingestion_url = url
@@ -121,34 +121,40 @@ class Sandbox:
             raise RuntimeError(f"sandbox control {method} {path}: HTTP {resp.status_code}: {resp.text[:300]}")
         return resp.json()
 
-    def register_app(self, app_id: str, pem: str, tenant_id: str | None = None) -> dict:
+    def _object(self, method: str, path: str, payload: Any = None) -> dict[str, Any]:
+        """A control call answered with a JSON object (every route but jobs/<id>/received)."""
+        answer: dict[str, Any] = self._call(method, path, payload)
+        return answer
+
+    def register_app(self, app_id: str, pem: str, tenant_id: str | None = None) -> dict[str, Any]:
         """Register an app with the certificate(s) in pem (a key+cert bundle is fine: only certs are sent).
 
         With tenant_id, the app exists only in that tenant (other tenants get AADSTS700016)."""
         payload: dict[str, Any] = {"app_id": app_id, "certificate_pem": certificate_only(pem)}
         if tenant_id is not None:
             payload["tenant_id"] = tenant_id
-        return self._call("POST", "apps", payload)
+        return self._object("POST", "apps", payload)
 
-    def bind_job(self, job_id: str, app_id: str) -> dict:
-        return self._call("POST", "jobs", {"job_id": job_id, "app_id": app_id})
+    def bind_job(self, job_id: str, app_id: str) -> dict[str, Any]:
+        return self._object("POST", "jobs", {"job_id": job_id, "app_id": app_id})
 
-    def faults(self, faults: list[dict]) -> dict:
+    def faults(self, faults: list[dict[str, Any]]) -> dict[str, Any]:
         """Queue faults for the next ingestion requests, in order: {"kind": "status", "status": 503,
         "retry_after": 1, "echo": false}, {"kind": "drop"}, {"kind": "slow", "seconds": 2},
         {"kind": "redirect", "status": 307, "location": URL}; optional "job_id"; "target": "token" serves a
         status or redirect fault to the next token request instead."""
-        return self._call("POST", "faults", {"faults": faults})
+        return self._object("POST", "faults", {"faults": faults})
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
         """{"tokens_issued", "token_requests", "apps": {app: {"tokens_issued"}},
         "jobs": {job: {"uploads", "records", "rejected"}}, "faults_pending", "faults_served",
         "connections" (TLS connections accepted)}"""
-        return self._call("GET", "stats")
+        return self._object("GET", "stats")
 
-    def job_stats(self, job_id: str) -> dict:
+    def job_stats(self, job_id: str) -> dict[str, Any]:
         """This job's counters (zeros when nothing arrived)."""
-        return self.stats()["jobs"].get(job_id, {"uploads": 0, "records": 0, "rejected": 0})
+        jobs: dict[str, dict[str, Any]] = self.stats()["jobs"]
+        return jobs.get(job_id, {"uploads": 0, "records": 0, "rejected": 0})
 
     def received_paths(self, job_id: str) -> list[Path]:
         return [Path(p) for p in self._call("GET", f"jobs/{job_id}/received")]
@@ -157,13 +163,13 @@ class Sandbox:
         """The accepted bodies (CSV part content) for job_id, in arrival order."""
         return [p.read_bytes() for p in self.received_paths(job_id)]
 
-    def reset(self) -> dict:
+    def reset(self) -> dict[str, Any]:
         """Drop queued faults and zero the counters (registrations, tokens and stored files stay)."""
-        return self._call("POST", "reset")
+        return self._object("POST", "reset")
 
-    def expire_tokens(self) -> dict:
+    def expire_tokens(self) -> dict[str, Any]:
         """Expire every issued access token (the next ingestion call with one gets 401)."""
-        return self._call("POST", "tokens/expire")
+        return self._object("POST", "tokens/expire")
 
     def http_session(self) -> requests.Session:
         """A fresh requests Session trusting only this sandbox's CA (trust_env off)."""

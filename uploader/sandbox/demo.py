@@ -14,13 +14,19 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from uploader.errors import EXIT_INVALID, EXIT_OK
 from uploader.model.certs import generate_certificate
 from uploader.model.mapping import load_mapping_file
 from uploader.sandbox.client import Sandbox
+
+if TYPE_CHECKING:  # rich is imported when the demo runs
+    from rich.console import Console
+    from rich.table import Table
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 SCENARIO_FILES = ("resignation", "job-level-change", "performance-review", "performance-improvement-plan",
@@ -52,7 +58,7 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
                           timeout=120, check=False)
 
 
-def _json_lines(text: str) -> list[dict]:
+def _json_lines(text: str) -> list[dict[str, Any]]:
     out = []
     for line in text.splitlines():
         try:
@@ -130,7 +136,7 @@ def _records(path: Path) -> int:
         return sum(1 for _ in csv.reader(fh)) - 1
 
 
-def _validate_all(out, items: list[Example], env: dict[str, str], head) -> bool:  # noqa: ANN001
+def _validate_all(out: Console, items: list[Example], env: dict[str, str], head: Callable[[str], None]) -> bool:
     head("Validate every example against its connector mapping (`python -m uploader validate`)")
     good = True
     for e in items:
@@ -143,8 +149,8 @@ def _validate_all(out, items: list[Example], env: dict[str, str], head) -> bool:
     return good
 
 
-def _upload_all(out, items: list[Example], env: dict[str, str], common: list[str], sandbox: Sandbox,  # noqa: ANN001
-                head) -> bool:  # noqa: ANN001
+def _upload_all(out: Console, items: list[Example], env: dict[str, str], common: list[str], sandbox: Sandbox,
+                head: Callable[[str], None]) -> bool:
     head(f"Upload every example (`python -m uploader upload`, {RECORDS_PER_CALL} records per call)")
     good = True
     for e in items:
@@ -172,7 +178,8 @@ def _upload_all(out, items: list[Example], env: dict[str, str], common: list[str
     return good
 
 
-def _show_received(out, items: list[Example], sandbox: Sandbox, head, table_cls) -> bool:  # noqa: ANN001
+def _show_received(out: Console, items: list[Example], sandbox: Sandbox, head: Callable[[str], None],
+                   table_cls: type[Table]) -> bool:
     head("What the sandbox received (GET /_sandbox/stats): upload calls and records, against the file")
     stats = sandbox.stats()
     table = table_cls(show_edge=False, pad_edge=False, box=None)
@@ -191,7 +198,8 @@ def _show_received(out, items: list[Example], sandbox: Sandbox, head, table_cls)
     return good
 
 
-def _show_bad_file(out, env: dict[str, str], common: list[str], sandbox: Sandbox, head) -> bool:  # noqa: ANN001
+def _show_bad_file(out: Console, env: dict[str, str], common: list[str], sandbox: Sandbox,
+                   head: Callable[[str], None]) -> bool:
     head(f"A bad file is refused before anything is sent ({_rel(BAD_FILE)})")
     mapping = load_mapping_file(BAD_MAPPING)
     before = sandbox.stats().get("jobs", {}).get(mapping.job_id, {}).get("records", 0)

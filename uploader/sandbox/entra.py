@@ -14,6 +14,7 @@ import base64
 import datetime as dt
 import time
 import uuid
+from typing import Any
 from urllib.parse import parse_qs
 
 import jwt
@@ -75,7 +76,7 @@ def _decode_thumbprint(value: object) -> bytes | None:
         return None
 
 
-def _matching_certificate(header: dict, certificates: list[x509.Certificate]) -> x509.Certificate | None:
+def _matching_certificate(header: dict[str, Any], certificates: list[x509.Certificate]) -> x509.Certificate | None:
     """The registered certificate named by the assertion's x5t#S256 (SHA-256) or x5t (SHA-1) header."""
     s256, s1 = _decode_thumbprint(header.get("x5t#S256")), _decode_thumbprint(header.get("x5t"))
     for cert in certificates:
@@ -86,7 +87,7 @@ def _matching_certificate(header: dict, certificates: list[x509.Certificate]) ->
     return None
 
 
-def _client_thumbprint(header: dict) -> str:
+def _client_thumbprint(header: dict[str, Any]) -> str:
     """The thumbprint the client presented, as upper-case hex (what Entra quotes in AADSTS700027)."""
     raw = _decode_thumbprint(header.get("x5t#S256")) or _decode_thumbprint(header.get("x5t"))
     return raw.hex().upper() if raw else ""

@@ -8,7 +8,7 @@ import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from uploader.sandbox import control, entra, ingestion
@@ -62,7 +62,8 @@ class SandboxServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        # An AF_INET/AF_INET6 server: the host is a str (typeshed also allows bytes for other families).
+        host, port = cast("tuple[str, int]", self.server_address[:2])
         return f"https://[{host}]:{port}" if ":" in str(host) else f"https://{host}:{port}"
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -114,7 +115,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes | None:
         """The request body (Content-Length or chunked); None when too large (the answer is 413)."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            pieces, total = [], 0
+            pieces: list[bytes] = []
+            total = 0
             while True:
                 size = int(self.rfile.readline(128).split(b";")[0].strip() or b"0", 16)
                 if size == 0:

@@ -54,13 +54,13 @@ class Fault:
     target: str = "ingestion"  # which endpoint consumes it: ingestion (/api/signals) or token
 
 
-def check_id(value: Any, name: str) -> str:
+def check_id(value: object, name: str) -> str:
     if not isinstance(value, str) or not ID_PATTERN.match(value):
         raise StateError(f"{name}: expected an ID of letters, digits, '.', '_' or '-' (at most 128)")
     return value
 
 
-def parse_certificates(pem: str, source: str = "certificate_pem") -> list[x509.Certificate]:
+def parse_certificates(pem: object, source: str = "certificate_pem") -> list[x509.Certificate]:
     """The certificates in a PEM text (a key+certificate bundle is fine; the key is ignored)."""
     if not isinstance(pem, str) or "BEGIN CERTIFICATE-----" not in pem:
         raise StateError(f"{source}: no PEM certificate found")
@@ -137,11 +137,13 @@ class SandboxState:
         self._received: dict[str, list[Path]] = {}
 
     # registrations ---------------------------------------------------------------------------------
-    def register_app(self, app_id: str, certificate_pem: str, tenant_id: str | None = None) -> App:
-        """Register an app (or add a certificate credential to it, as during a renewal overlap)."""
-        check_id(app_id, "app_id")
+    def register_app(self, app_id: object, certificate_pem: object, tenant_id: object = None) -> App:
+        """Register an app (or add a certificate credential to it, as during a renewal overlap).
+
+        The arguments come unchecked from a control request's JSON body: they are checked here."""
+        app_id = check_id(app_id, "app_id")
         if tenant_id is not None:
-            check_id(tenant_id, "tenant_id")
+            tenant_id = check_id(tenant_id, "tenant_id")
         certs = parse_certificates(certificate_pem)
         with self._lock:
             app = self._apps.setdefault(app_id, App(app_id, tenant_id))
@@ -157,9 +159,9 @@ class SandboxState:
             app = self._apps.get(app_id)
             return None if app is None else App(app.app_id, app.tenant_id, list(app.certificates))
 
-    def bind_job(self, job_id: str, app_id: str) -> None:
-        check_id(job_id, "job_id")
-        check_id(app_id, "app_id")
+    def bind_job(self, job_id: object, app_id: object) -> None:
+        job_id = check_id(job_id, "job_id")
+        app_id = check_id(app_id, "app_id")
         with self._lock:
             self._jobs[job_id] = app_id
 
