@@ -139,7 +139,7 @@ def _unknown(key: str, known: tuple[str, ...], path: str) -> ConfigError:
     return ConfigError(_k(path), f"unknown key{hint}")
 
 
-def _structured(value: Any, path: str, kind: type, what: str) -> Any:
+def _structured(value: Any, path: str, kind: type[T], what: str) -> T:
     """Objects and lists arrive from the Pulumi CLI as JSON text."""
     if isinstance(value, str):
         text = value.strip()

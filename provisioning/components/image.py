@@ -90,7 +90,8 @@ class UploaderImage(pulumi.ComponentResource):
                 return "preview"
             return exchange_for_acr_token(server, tenant, token)
 
-        password = pulumi.Output.secret(pulumi.Output.all(login_server, client.tenant_id, arm_token).apply(acr_token))
+        password: pulumi.Output[str] = pulumi.Output.secret(
+            pulumi.Output.all(login_server, client.tenant_id, arm_token).apply(acr_token))
         self.image = docker_build.Image(
             f"{name}-image",
             context=docker_build.BuildContextArgs(location=BUILD_CONTEXT),

@@ -13,6 +13,7 @@ assignments (rbacwait.py): the first `up` waits once instead of failing with "un
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import pulumi
@@ -122,7 +123,7 @@ class UploaderJob(pulumi.ComponentResource):
                 principal_id=self.identity.principal_id,
                 principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
                 role_definition_id=pulumi.Output.from_input(subscription_id).apply(
-                    lambda sub, role=role: role_definition_id(sub, role)
+                    functools.partial(role_definition_id, role_guid=role)
                 ),
                 scope=scope,
                 description=f"hr-connector uploader job ({label})",

@@ -8,11 +8,25 @@ the subscription.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TypedDict, Unpack
+
 import pulumi
 import pulumi_azuread as azuread
 from pulumi_azure_native import provider as azure_native_provider
 
 from provisioning.config import Settings
+
+
+class ChildOptions(TypedDict, total=False):
+    """The ResourceOptions a caller of Providers.options may add (add a key here when one needs another)."""
+
+    parent: pulumi.Resource
+    depends_on: Sequence[pulumi.Resource]
+    protect: bool
+    ignore_changes: list[str]
+    delete_before_replace: bool
+    retain_on_delete: bool
 
 
 class Providers(pulumi.ComponentResource):
@@ -39,6 +53,6 @@ class Providers(pulumi.ComponentResource):
         )
         self.register_outputs({})
 
-    def options(self, **kwargs: object) -> pulumi.ResourceOptions:
+    def options(self, **kwargs: Unpack[ChildOptions]) -> pulumi.ResourceOptions:
         """Resource options that bind a component's children to both providers."""
         return pulumi.ResourceOptions(providers={"azuread": self.azuread, "azure-native": self.azure}, **kwargs)

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, TextIO, TypeVar
 
 from provisioning.tools.offline import REPO_ROOT, stack_name
 
@@ -90,7 +90,11 @@ def _error_text(exc: BaseException, stderr: list[str]) -> str:
     return text[:500]
 
 
-def _changes(summary: Mapping[str, int] | None) -> dict[str, int]:
+#: An operation name: Pulumi's automation API keys its change counts by OpType, a str enum.
+_Op = TypeVar("_Op", bound=str)
+
+
+def _changes(summary: Mapping[_Op, int] | None) -> dict[str, int]:
     return {kind: int(count) for kind, count in (summary or {}).items() if count}
 
 

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provisioning.config import NAMESPACE, OTHER_NAMESPACES, ConfigError, ConfigProblems
+from provisioning.config import NAMESPACE, OTHER_NAMESPACES, ConfigError, ConfigProblems, Settings
 from provisioning.yamlfile import read_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -238,7 +238,7 @@ def load_stack_config(stack: str | os.PathLike[str], project_dir: Path = REPO_RO
     return load_stack_file(stack, project_dir).values
 
 
-def load_stack_settings(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT):  # -> config.Settings
+def load_stack_settings(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT) -> Settings:
     """The validated Settings of a stack file (no Pulumi import). Raises ConfigError (ConfigProblems when there
     are several) naming every key that breaks a rule: the file's own problems and the program's config rules."""
     from provisioning.config import Problems, all_problems, load_settings
@@ -521,7 +521,8 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
 
     import pulumi
     from pulumi.runtime import mocks, settings
-    from pulumi.runtime.stack import run_pulumi_func, wait_for_rpcs
+    from pulumi.runtime.proto import resource_pb2
+    from pulumi.runtime.stack import Stack, run_pulumi_func, wait_for_rpcs
     from pulumi.runtime.sync_await import _sync_await
 
     started = time.perf_counter()
@@ -529,10 +530,12 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
     records: dict[str, dict[str, Any]] = {}
 
     class Recorder(mocks.Mocks):
-        def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
+        def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
             return _mock_state(args.typ, args.name, args.inputs)
 
-        def call(self, args: mocks.MockCallArgs) -> dict:
+        # Pulumi's MockMonitor.Invoke takes a plain dict too (`isinstance(tup, dict)`); Mocks.call names only the
+        # (result, failures) tuple.
+        def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
             if args.token.endswith("getClientConfig"):
                 return {"subscriptionId": MOCK_SUBSCRIPTION, "tenantId": config.values.get(f"{NAMESPACE}:tenantId"),
                         "clientId": "66666666-6666-4666-8666-666666666666",
@@ -544,8 +547,10 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
             return {}
 
     class Monitor(mocks.MockMonitor):
-        def RegisterResource(self, request):  # noqa: N802 - gRPC method name
-            response = super().RegisterResource(request)
+        def RegisterResource(  # noqa: N802 - gRPC method name
+                self, request: resource_pb2.RegisterResourceRequest) -> resource_pb2.RegisterResourceResponse:
+            # Pulumi's MockMonitor is unannotated.
+            response: resource_pb2.RegisterResourceResponse = super().RegisterResource(request)  # type: ignore[no-untyped-call]
             if request.type != "pulumi:pulumi:Stack":
                 registered = self.resources.get(response.urn)
                 from pulumi.runtime import rpc
@@ -567,7 +572,8 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
     os.environ["PULUMI_CONFIG"] = json.dumps(config.cli_env())
     os.environ["PULUMI_CONFIG_SECRET_KEYS"] = json.dumps(list(config.secret_keys))
     pulumi.runtime.set_all_config(config.cli_env(), list(config.secret_keys))
-    settings.set_root_resource(None)
+    # Pulumi annotates a Resource; None clears the root a previous evaluation in this process left behind.
+    settings.set_root_resource(None)  # type: ignore[arg-type]
     project = str(_project(project_dir)["name"])
     pulumi.runtime.set_mocks(Recorder(), project=project, stack=config.name, preview=True,
                              monitor=Monitor(Recorder()))
@@ -576,13 +582,16 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
     os.chdir(project_dir)
     sys.path.insert(0, os.fspath(project_dir))
     try:
-        _sync_await(run_pulumi_func(lambda: runpy.run_path(os.fspath(main), run_name="__main__")))
+        def program() -> None:
+            runpy.run_path(os.fspath(main), run_name="__main__")
+
+        _sync_await(run_pulumi_func(program))
 
         async def resolve() -> dict[str, Any]:
             await wait_for_rpcs()
             out: dict[str, Any] = {}
             root = settings.get_root_resource()
-            for key, value in (root.outputs if root is not None else {}).items():
+            for key, value in (root.outputs if isinstance(root, Stack) else {}).items():
                 o = pulumi.Output.from_input(value)
                 resolved, is_secret = await o.future(), await o.is_secret()
                 out[key] = mask(resolved, secret=bool(is_secret))

@@ -168,7 +168,8 @@ def _settings(resource: Resource) -> dict[str, Any]:
         settings["env"] = _env(resource)
     if resource.type == "azuread:index/application:Application":
         settings["passwords"] = len(resource.inputs.get("passwords") or [])
-    return scrub(tidy(settings))
+    shown: dict[str, Any] = scrub(tidy(settings))  # both keep a dict a dict
+    return shown
 
 
 def render_stack(path: Path) -> dict[str, Any]:

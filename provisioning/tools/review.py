@@ -71,12 +71,11 @@ def diff_reports(stack: str, base: dict[str, Any] | None, head: dict[str, Any] |
     """Compare two render reports (None: the stack file does not exist on that side)."""
     from provisioning.tools.render import to_text
 
-    if head is None and base is None:
-        return StackDiff(stack, status="unchanged")
-    if head is None and base is not None:
+    if head is None:
+        if base is None:
+            return StackDiff(stack, status="unchanged")
         return StackDiff(stack, cloud=str(base.get("cloud", "")), removed=[_key(r) for r in base["resources"]],
                          status="removed")
-    assert head is not None
     before = {_key(r): r for r in (base or {}).get("resources", [])}
     after = {_key(r): r for r in head["resources"]}
     result = StackDiff(stack, cloud=str(head.get("cloud", "")), certificate=_certificate(head))

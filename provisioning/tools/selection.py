@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import re
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 
 #: The program's entry point (Pulumi's Python runtime runs it) and the files that set up every stack.
@@ -49,7 +50,7 @@ def _imports(path: Path, root: Path) -> set[str]:
                 base = ".".join([*parts, base] if base else parts)
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)  # `from pkg import module`
-    out = set()
+    out: set[str] = set()
     for name in found:
         if name.split(".")[0] in LOCAL_PACKAGES:
             parts = name.split(".")
@@ -125,7 +126,7 @@ def _in_context(path: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
     return not excluded
 
 
-def image_matcher(root: Path):  # -> Callable[[str], bool]
+def image_matcher(root: Path) -> Callable[[str], bool]:
     """A predicate: does this repository path end up in the uploader image?"""
     sources = _copy_sources(root / DOCKERFILE)
     rules = _ignore_rules(root / DOCKERIGNORE)
