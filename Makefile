@@ -25,9 +25,14 @@ $(NPM_STAMP): package.json
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-# Everything CI runs: lint, then the whole suite in one worker per core (pytest-xdist).
+# Type check (mypy strict on uploader/, provisioning/ and __main__.py; settings in pyproject.toml, cache in .mypy_cache).
+types: $(STAMP)
+	$(PY) -m mypy
+
+# Everything CI runs: lint, types, then the whole suite in one worker per core (pytest-xdist).
 test: $(STAMP) $(NPM_STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(PY) -m pytest -q -n 2
 
 # The inner loop: no Azurite, no image install, no Pulumi program evaluation (CI runs everything).
@@ -53,4 +58,4 @@ lock: $(STAMP)
 		--output-file uploader/requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis .mypy_cache
