@@ -117,3 +117,30 @@ def test_run_with_expired_certificate_exits_2_and_leaves_the_file(tmp_path: Path
     assert sandbox.stats()["token_requests"] == 0
     assert [p.relative_to(zone).as_posix() for p in zone.rglob("*.csv")] == ["incoming/a.csv"]
     assert_clean(done, pem)
+
+
+def test_rsa_key_beside_an_ed25519_certificate_is_refused_as_not_belonging(tmp_path: Path, sandbox,  # noqa: ANN001
+                                                                           new_app) -> None:  # noqa: ANN001
+    # An Ed25519 public key has no public_numbers(): comparing it with the RSA key used to crash (a traceback).
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
+    ed_key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ed25519")])
+    now = dt.datetime.now(dt.UTC)
+    ed_cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(ed_key.public_key())
+               .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+               .not_valid_after(now + dt.timedelta(days=30)).sign(ed_key, None))
+    rsa_pem = weak_bundle_pem(2048)
+    pem = rsa_pem[:rsa_pem.index("-----BEGIN CERTIFICATE-----")] + ed_cert.public_bytes(
+        serialization.Encoding.PEM).decode()
+    app, flags, key = app_with(sandbox, new_app, tmp_path, pem)
+    done = upload(tmp_path, sandbox, flags)
+    assert done.returncode == 2, done.stdout[-800:] + done.stderr[-800:]
+    assert "does not belong to the certificate" in done.stderr and str(key) in done.stderr
+    assert sandbox.stats()["token_requests"] == 0 and sandbox.received(app.job_id) == []
+    assert_clean(done, pem)

@@ -190,7 +190,8 @@ def load_bundle(pem_text: str, source: str = "certificate") -> CertificateBundle
         raise CertificateError(f"{source}: unreadable PEM ({reason})") from None
     if not isinstance(key, rsa.RSAPrivateKey):
         raise CertificateError(f"{source}: the private key must be RSA (Entra app certificates are RSA)")
-    if key.public_key().public_numbers() != cert.public_key().public_numbers():  # type: ignore[union-attr]
+    cert_key = cert.public_key()  # not necessarily RSA (an Ed25519 key has no public_numbers)
+    if not isinstance(cert_key, rsa.RSAPublicKey) or key.public_key().public_numbers() != cert_key.public_numbers():
         raise CertificateError(f"{source}: the private key does not belong to the certificate")
     if key.key_size < MIN_RSA_BITS:
         raise CertificateError(f"{source}: the RSA key has {key.key_size} bits; Entra requires at least "
