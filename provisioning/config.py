@@ -295,9 +295,11 @@ def _tenant(cfg: dict[str, Any]) -> str:
 
 def _azure_environment(cfg: dict[str, Any], cloud: Cloud | None) -> str | None:
     chosen = _optional_str(cfg.get("azureEnvironment"), "azureEnvironment")
-    if chosen is None and cloud is None:
-        return None  # the cloud's problem is reported; its default cannot be known
-    azure_environment = (chosen or cloud.azure_environment).lower()  # type: ignore[union-attr]
+    if chosen is None:
+        if cloud is None:
+            return None  # the cloud's problem is reported; its default cannot be known
+        chosen = cloud.azure_environment
+    azure_environment = chosen.lower()
     if azure_environment not in AZURE_ENVIRONMENTS:
         raise ConfigError(
             _k("azureEnvironment"),

@@ -342,7 +342,7 @@ class _Scanner:
             if scenario.missing_required:
                 return False
             for fc in scenario.present:
-                col = column(fc.index)  # type: ignore[arg-type]
+                col = column(fc.index)
                 if rows is not None:
                     col = [col[i] for i in rows]
                 if not column_ok(fc.field, col, self.caches.setdefault(fc.field.kind, ValidCache())):
@@ -385,22 +385,22 @@ class _Scanner:
             scenario = self._scenario_of(row, line)
             if cells < self.width:
                 needed = [] if scenario is None else [
-                    fc.column for fc in scenario.present if fc.field.required and fc.index >= cells  # type: ignore[operator]
+                    fc.column for fc in scenario.present if fc.field.required and fc.index >= cells
                 ]
-                if needed:
+                if needed and scenario is not None:  # (needed implies a scenario)
                     self.problem(line, None, f"has {cells} cells; the header has {self.width}, and the missing "
                                              f"cells include {', '.join(needed)}, required for "
-                                             f"{scenario.spec.type} rows")  # type: ignore[union-attr]
+                                             f"{scenario.spec.type} rows")
                     continue
                 self._note_short(1, line)
             if scenario is None:
                 continue
-            for fc in scenario.missing_required:  # named once, at the first row that needs it
-                if (scenario.spec.type, fc.column) not in self.missing_reported:
-                    self.missing_reported.add((scenario.spec.type, fc.column))
-                    self.problem(line, fc.column, f"not in the header, but required for {scenario.spec.type} rows")
+            for missing in scenario.missing_required:  # named once, at the first row that needs it
+                if (scenario.spec.type, missing.column) not in self.missing_reported:
+                    self.missing_reported.add((scenario.spec.type, missing.column))
+                    self.problem(line, missing.column, f"not in the header, but required for {scenario.spec.type} rows")
             for fc in scenario.present:
-                value = row[fc.index]  # type: ignore[index]
+                value = row[fc.index]
                 rule = cell_problem(fc.field, value)
                 if rule is not None:
                     self.problem(line, fc.column, rule)

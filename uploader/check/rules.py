@@ -15,6 +15,7 @@ import operator
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 from uploader.model.mapping import ConnectorMapping
 from uploader.model.scenarios import MAX_LENGTH, Field, Kind, ScenarioType
@@ -162,6 +163,19 @@ class FieldColumn:
     index: int | None
 
 
+class PresentColumn(Protocol):
+    """A FieldColumn whose column is in the header (what ScenarioPlan.present yields)."""
+
+    @property
+    def field(self) -> Field: ...
+
+    @property
+    def column(self) -> str: ...
+
+    @property
+    def index(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class ScenarioPlan:
     """How to check the rows of one scenario in this file."""
@@ -175,8 +189,8 @@ class ScenarioPlan:
         return tuple(c for c in self.columns if c.index is None and c.field.required)
 
     @property
-    def present(self) -> tuple[FieldColumn, ...]:
-        return tuple(c for c in self.columns if c.index is not None)
+    def present(self) -> tuple[PresentColumn, ...]:
+        return cast("tuple[PresentColumn, ...]", tuple(c for c in self.columns if c.index is not None))
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,8 @@ def _verify_assertion(req: Request, tenant: str, client_id: str, certificates: l
     endpoint = f"{req.base_url}/{tenant}/oauth2/v2.0/token"
     audiences = [endpoint, f"{req.base_url}/{tenant}/v2.0"]
     try:
+        # PyJWT's key type names the key types it verifies with (RSA, EC, EdDSA); cryptography's public_key() names
+        # every type a certificate can hold (the tests register RSA certificates).
         jwt.decode(assertion, cert.public_key(), algorithms=ALGORITHMS, audience=audiences,  # type: ignore[arg-type]
                    options={"require": ["exp", "aud", "iss", "sub"], "verify_nbf": False, "verify_iat": False})
     except jwt.InvalidSignatureError:
