@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from uploader.send.checkpoint import (
     SKIP_WINDOW,
     LocalCheckpointStore,
+    StateUnreadable,
     check_record,
     checkpoint_key,
     decide,
@@ -99,13 +100,16 @@ def test_store_round_trip_is_atomic_and_private(tmp_path: Path) -> None:
     assert (folder.stat().st_mode & 0o077) == 0
 
 
-def test_store_ignores_a_damaged_file(tmp_path: Path) -> None:
+def test_store_sets_a_damaged_file_aside(tmp_path: Path) -> None:
     store = LocalCheckpointStore(tmp_path)
     key = checkpoint_key(JOB, SHA)
     path = tmp_path / "checkpoints" / JOB / f"{SHA}.jsonl"
     path.parent.mkdir(parents=True)
     path.write_text("{not json")
-    assert store.load(key) is None
+    with pytest.raises(StateUnreadable, match="set aside"):
+        store.load(key)
+    assert not path.exists() and len(list(path.parent.glob(f"{SHA}.jsonl.unreadable-*"))) == 1
+    assert store.load(key) is None  # set aside: the next load finds no checkpoint
 
 
 def test_store_survives_a_torn_write(tmp_path: Path) -> None:
@@ -125,7 +129,7 @@ def test_store_failed_write_keeps_the_previous_record(tmp_path: Path, monkeypatc
     key = checkpoint_key(JOB, SHA)
     store.save(key, record(10))
 
-    def boom(src: str, dst: str) -> None:
+    def boom(src: str, dst: str, **kwargs: object) -> None:
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", boom)

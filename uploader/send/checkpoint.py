@@ -7,11 +7,14 @@ each acknowledged chunk. `decide` turns a record into skip / resume / send-from-
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import json
 import os
 import re
-import tempfile
+import stat
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -25,9 +28,11 @@ _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 class CheckpointStore(Protocol):
     """Where checkpoint records live (a local directory here; job mode keeps them in blob storage)."""
 
-    def load(self, key: str) -> dict[str, Any] | None: ...
+    def load(self, key: str) -> dict[str, Any] | None: ...  # StateUnreadable (after setting it aside) if damaged
 
-    def save(self, key: str, record: dict[str, Any]) -> None: ...  # atomic and durable
+    def save(self, key: str, record: dict[str, Any]) -> None: ...  # atomic and durable; never follows a link
+
+    def folder(self, key: str) -> str: ...  # where this key's checkpoint lives (named when it cannot be written)
 
 
 def checkpoint_key(job_id: str, sha256: str) -> str:
@@ -140,94 +145,305 @@ def decide(record: dict[str, Any] | None, *, records_total: int, now: dt.datetim
     return Decision("resume", acked, f"resuming after {acked} acknowledged records")
 
 
+class StoreWriteError(Exception):
+    """A checkpoint store could not write a record (its message names where and why, never a value)."""
+
+
+class StateUnreadable(ValueError):
+    """A state or checkpoint file exists but fails the state reader's bounds; the message says why, never a value."""
+
+
+#: The state reader's bounds (`parse_state`). State records are flat JSON objects of a few hundred bytes.
+MAX_STATE_BYTES = 64 << 10
+MAX_STATE_KEYS = 64
+MAX_STATE_STRING = 4096
+MAX_STATE_INT = 1 << 53
+#: Dates in state are believed between these bounds: before 2000 (or year 1) is damage, and more than a day
+#: ahead of the clock would switch off a rule that compares with now (freshness, the 12-hour window).
+EARLIEST_STATE_DATE = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+STATE_MAX_AHEAD = dt.timedelta(days=1)
+
+
+def _is_date_key(key: str) -> bool:
+    return key.endswith("_at") or key == "first_seen"
+
+
+def _nesting_ok(text: str) -> bool:
+    """True when the JSON text opens exactly one container outside strings (state records are flat objects).
+
+    Checked before json.loads, so no input (100,000 `[`) makes the decoder recurse: one linear pass.
+    """
+    opened, in_string, escaped = 0, False, False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            opened += 1
+            if opened > 1:
+                return False
+    return True
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 16:
+        raise ValueError("a number too large for a state record")
+    return int(text)
+
+
+def _refuse_constant(text: str) -> float:
+    raise ValueError("NaN or Infinity")
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("a key appears twice")
+    return out
+
+
+def parse_state(data: bytes, *, now: dt.datetime) -> dict[str, Any]:
+    """The one state reader: every checkpoint and state record (drop zone or local) is read through it.
+
+    A record is a flat JSON object (at most MAX_STATE_KEYS keys) of strings (at most MAX_STATE_STRING
+    characters), integers (|n| < 2**53), booleans and nulls, at most MAX_STATE_BYTES in all; every date
+    (`*_at`, `first_seen`) is ISO-8601 between 2000 and one day from now. Anything else raises
+    StateUnreadable naming the rule broken (never the value): the caller sets the file aside and carries on.
+    """
+    if len(data) > MAX_STATE_BYTES:
+        raise StateUnreadable(f"larger than {MAX_STATE_BYTES >> 10} KiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise StateUnreadable("not UTF-8 text") from None
+    if not _nesting_ok(text):
+        raise StateUnreadable("nested JSON (a state record is one flat object)")
+    try:
+        obj = json.loads(text, parse_int=_bounded_int, parse_constant=_refuse_constant,
+                         object_pairs_hook=_unique_pairs)
+    except (ValueError, RecursionError):
+        raise StateUnreadable("not valid JSON") from None
+    if not isinstance(obj, dict):
+        raise StateUnreadable("not a JSON object")
+    if len(obj) > MAX_STATE_KEYS:
+        raise StateUnreadable(f"more than {MAX_STATE_KEYS} keys")
+    for key, value in obj.items():
+        if len(key) > 64:
+            raise StateUnreadable("a key longer than 64 characters")
+        if isinstance(value, str) and len(value) > MAX_STATE_STRING:
+            raise StateUnreadable(f"a value longer than {MAX_STATE_STRING} characters")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= MAX_STATE_INT:
+            raise StateUnreadable("a number out of range")
+        if isinstance(value, float):
+            raise StateUnreadable("a fractional number")
+        if _is_date_key(key) and value is not None:
+            moment = parse_iso(value) if isinstance(value, str) else None
+            if moment is None:
+                raise StateUnreadable(f"{key} is not an ISO-8601 date")
+            if moment < EARLIEST_STATE_DATE:
+                raise StateUnreadable(f"{key} is dated before 2000")
+            if moment > now + STATE_MAX_AHEAD:
+                raise StateUnreadable(f"{key} is dated in the future")
+    return obj
+
+
+def aside_name(name: str, now: dt.datetime) -> str:
+    """Where an unreadable state file is set aside, beside it: kept for a person to look at, never read again."""
+    return f"{name}.unreadable-{now.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{os.urandom(3).hex()}"
+
+
+# Local checkpoint files are reached one folder at a time from --state-dir, each opened without following a
+# link (O_NOFOLLOW | O_DIRECTORY), and written only through descriptors opened with O_NOFOLLOW or created
+# with O_CREAT | O_EXCL: in a shared --state-dir, a link planted at a checkpoint's path (or in place of its
+# folder) is never followed. A hard link is refused too (its count is above one).
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+#: A journal is read from its end: the newest records only, however long it grew.
+JOURNAL_TAIL_BYTES = MAX_STATE_BYTES
+
+
 class LocalCheckpointStore:
     """A journal per file under `state_dir/checkpoints/<job_id>/<sha256>.jsonl`.
 
     Each save appends one JSON line and fsyncs it: one disk flush per acknowledged chunk, where a
     rewrite-and-rename costs two flushes and a rename. Every line starts with a line break, so a
-    write torn by a crash can only spoil its own line; `load` returns the newest line that parses.
-    A completed file's journal is compacted to its last record (temp file, fsync, rename).
+    write torn by a crash can only spoil its own line; `load` reads the journal's end and returns its
+    newest complete line, through the state reader (`parse_state`). A completed file's journal is
+    compacted to its last record (create-exclusive temp file, fsync, rename). A journal that fails the
+    state reader, or is not a regular file, is renamed aside (`aside_name`) and StateUnreadable raised.
     """
 
-    def __init__(self, state_dir: str | os.PathLike[str]) -> None:
-        self.root = Path(state_dir) / "checkpoints"
+    def __init__(self, state_dir: str | os.PathLike[str],
+                 now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+        self.state_dir = Path(state_dir)
+        self.root = self.state_dir / "checkpoints"
+        self.now = now
 
-    def _path(self, key: str) -> Path:
+    @staticmethod
+    def _parts(key: str) -> tuple[str, str]:
         parts = key.split("/")
         if len(parts) != 2 or not all(_KEY_PART.match(p) for p in parts):
             raise ValueError(f"checkpoint key must be JOB_ID/SHA256 of letters, digits, '.', '_' or '-': {key!r}")
-        return self.root / parts[0] / f"{parts[1]}.jsonl"
+        return parts[0], f"{parts[1]}.jsonl"
+
+    def _path(self, key: str) -> Path:
+        job, name = self._parts(key)
+        return self.root / job / name
+
+    def folder(self, key: str) -> str:
+        """The folder that holds this key's checkpoint (for messages)."""
+        return str(self.root / self._parts(key)[0])
+
+    @contextlib.contextmanager
+    def _dir(self, job: str | None, create: bool) -> Iterator[int]:
+        """A descriptor of checkpoints/<job>/ (or checkpoints/), each level opened without following a link."""
+        if create:
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            for part in ("checkpoints", job) if job else ("checkpoints",):
+                try:
+                    nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(part, 0o700, dir_fd=fd)
+                    nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+            yield fd
+        finally:
+            os.close(fd)
 
     def load(self, key: str) -> dict[str, Any] | None:
+        job, name = self._parts(key)
         try:
-            data = self._path(key).read_bytes()
+            with self._dir(job, create=False) as dir_fd:
+                try:
+                    fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+                except FileNotFoundError:
+                    return None
+                except OSError as exc:  # a link (ELOOP) or worse where the journal should be
+                    reason = "a symbolic link" if exc.errno == errno.ELOOP else f"cannot be opened ({exc.strerror})"
+                    raise StateUnreadable(self._set_aside(dir_fd, job, name, reason)) from None
+                try:
+                    st = os.fstat(fd)
+                    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                        why = "not a regular file" if not stat.S_ISREG(st.st_mode) else "a hard link"
+                        raise StateUnreadable(self._set_aside(dir_fd, job, name, why))
+                    os.lseek(fd, max(0, st.st_size - JOURNAL_TAIL_BYTES), os.SEEK_SET)
+                    data = os.read(fd, JOURNAL_TAIL_BYTES)
+                finally:
+                    os.close(fd)
+                try:
+                    return self._newest(data, whole=st.st_size <= JOURNAL_TAIL_BYTES)
+                except StateUnreadable as exc:
+                    raise StateUnreadable(self._set_aside(dir_fd, job, name, str(exc))) from None
         except FileNotFoundError:
             return None
-        except OSError:
-            return None  # a damaged checkpoint must not block sending; the worst case is a resend
-        for line in reversed(data.splitlines()):
+        except OSError as exc:  # a folder on the way is a link, or unreadable
+            if exc.errno == errno.ELOOP:
+                raise StateUnreadable(f"{self.folder(key)}: a symbolic link on the way (never followed)") from None
+            raise StateUnreadable(f"{self.folder(key)}: cannot be read ({exc.strerror})") from None
+
+    def _newest(self, data: bytes, whole: bool) -> dict[str, Any] | None:
+        """The newest complete record: a torn last line (a crash mid-write) is skipped; any other bad line is not."""
+        lines = [line for line in data.split(b"\n") if line.strip()]
+        if not whole and lines:
+            lines = lines[1:]  # the first line of a tail read may be cut
+        if not lines:
+            if whole:
+                return None  # created, then the process died before its first record
+            raise StateUnreadable(f"no complete record in its last {JOURNAL_TAIL_BYTES >> 10} KiB")
+        now = self.now()
+        for i, line in enumerate(reversed(lines)):
             try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(record, dict):
-                return record
-        return None
+                return parse_state(line, now=now)
+            except StateUnreadable as exc:
+                if i == 0 and str(exc) == "not valid JSON":
+                    continue  # torn by a crash: the record before it stands
+                raise
+        raise StateUnreadable("not valid JSON")
+
+    def _set_aside(self, dir_fd: int, job: str, name: str, reason: str) -> str:
+        aside = aside_name(name, self.now())
+        where = self.root / job / name
+        try:
+            os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # renames a link itself, never its target
+        except OSError as exc:
+            return f"{where}: unreadable ({reason}); could not be set aside ({exc.strerror})"
+        return f"{where}: unreadable ({reason}); set aside as {aside}"
 
     def check_writable(self) -> None:
-        """Raise OSError unless a checkpoint can be written here (checked before anything is sent)."""
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".write-check-")
-        try:
-            os.write(fd, b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-            Path(tmp).unlink(missing_ok=True)
+        """Raise OSError unless a file can be created in the checkpoints folder (upload checks before anything)."""
+        with self._dir(None, create=True) as fd:
+            tmp = f".write-check-{os.urandom(6).hex()}"
+            out = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=fd)
+            try:
+                os.write(out, b"\n")
+                os.fsync(out)
+            finally:
+                os.close(out)
+                os.unlink(tmp, dir_fd=fd)
 
     def save(self, key: str, record: dict[str, Any]) -> None:
-        path = self._path(key)
+        job, name = self._parts(key)
         line = ("\n" + json.dumps(record, sort_keys=True)).encode()
-        if record.get("completed_at"):
-            self._replace(path, line)
-            return
-        created = not path.exists()
-        if created:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:
-            _fsync_dir(path.parent)
+        with self._dir(job, create=True) as dir_fd:
+            if record.get("completed_at"):
+                self._replace(dir_fd, name, line)
+                return
+            try:
+                fd = os.open(name, _APPEND_FLAGS, dir_fd=dir_fd)
+                created = False
+            except FileNotFoundError:
+                fd = os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
+                created = True
+            try:
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                    raise OSError(errno.EPERM, "the checkpoint is not a regular file of its own")
+                _write_all(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            if created:
+                _fsync_fd(dir_fd)
 
     @staticmethod
-    def _replace(path: Path, content: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".jsonl")
+    def _replace(dir_fd: int, name: str, content: bytes) -> None:
+        tmp = f".tmp-{os.urandom(8).hex()}"
+        fd = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(content)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
+            try:
+                _write_all(fd, content)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
             raise
-        _fsync_dir(path.parent)
+        _fsync_fd(dir_fd)
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _fsync_fd(fd: int) -> None:
+    with contextlib.suppress(OSError):
         os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+
