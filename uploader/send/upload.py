@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 from uploader.check.csvscan import ChangedWhileSending, ScanResult, iter_chunks, scan_file
 from uploader.errors import SignInError, UploadError
 from uploader.report import Reporter
-from uploader.send.checkpoint import CheckpointStore, check_record, checkpoint_key, decide, new_record
+from uploader.send.checkpoint import (
+    CheckpointStore,
+    StateUnreadable,
+    StoreWriteError,
+    check_record,
+    checkpoint_key,
+    decide,
+    new_record,
+)
 
 if TYPE_CHECKING:
     from uploader.model.mapping import ConnectorMapping
@@ -84,7 +92,11 @@ def upload_file(
         reporter.warning(name, warning)
 
     key = checkpoint_key(job_id, scan.sha256)
-    previous = store.load(key) if job_id else None  # a dry run without a job ID has no checkpoints to consult
+    try:
+        previous = store.load(key) if job_id else None  # a dry run without a job ID has no checkpoints to consult
+    except StateUnreadable as exc:  # the store set it aside: the file is sent from its first record
+        reporter.warning(name, f"its checkpoint {exc}: treated as absent")
+        previous = None
     record, distrust = check_record(previous, job_id=job_id or "", sha256=scan.sha256, records_total=scan.records,
                                     now=now())
     if distrust:
@@ -130,9 +142,21 @@ def upload_file(
         try:
             store.save(key, record)
         except OSError as exc:  # a full disk, a read-only folder: the chunk went, its record did not
-            raise CheckpointWriteError(f"could not record the checkpoint ({type(exc).__name__}: "
-                                       f"{exc.strerror or 'write failed'}); a rerun may send the last chunk "
-                                       "again") from None
+            raise CheckpointWriteError(f"could not write the checkpoint in {store.folder(key)} "
+                                       f"({type(exc).__name__}: {exc.strerror or 'write failed'})") from None
+        except StoreWriteError as exc:  # the drop zone's store: its message names the zone and the reason
+            raise CheckpointWriteError(f"could not write the checkpoint in {store.folder(key)} ({exc})") from None
+
+    # Nothing leaves before this file's own checkpoint can be written where it lives: a checkpoint folder that
+    # refuses writes (permissions, a full disk, a file-size limit) would otherwise have every run send the same
+    # chunk again. The record says what is acknowledged so far (0, or where a resumed run starts).
+    try:
+        save(new_record(job_id, scan.sha256, name, records_per_call, scan.records, skip, now(), source=source))
+    except CheckpointWriteError as exc:
+        message = f"{exc}: nothing was sent (a chunk without its checkpoint would be sent again by every run)"
+        outcome = FileOutcome("failed", 0, 0, 0, elapsed(), scan, message, fatal=True)
+        reporter.file_done(name, outcome)
+        return outcome
 
     upload_name = path.name if path.name.lower().endswith(".csv") else f"{path.name}.csv"
     try:
@@ -156,6 +180,9 @@ def upload_file(
         fatal = isinstance(exc, SignInError | CheckpointWriteError) or getattr(exc, "permanent", False)
         if isinstance(exc, ChangedWhileSending):
             message = f"{exc} (while it was being sent): not recorded as sent; a rerun validates and sends it again"
+        elif isinstance(exc, CheckpointWriteError):
+            message = (f"{exc}; a rerun may send the last chunk again ({acked} of {scan.records} records "
+                       "acknowledged)")
         else:
             message = f"{exc} ({acked} of {scan.records} records acknowledged; a rerun resumes there)"
         outcome = FileOutcome("failed", sent, chunks_sent, retries, elapsed(), scan, message, fatal=fatal)
