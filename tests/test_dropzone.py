@@ -19,7 +19,7 @@ from azurite_support import DEV_ACCOUNT, DEV_KEY
 from uploader.errors import UsageError
 from uploader.job import dropzone as dzmod
 from uploader.job.dropzone import DropZoneError, FolderDropZone, UnreadableState, keep_renewed, open_dropzone
-from uploader.job.jobrun import glob_regex
+from uploader.model.globs import GlobMatcher
 
 
 @pytest.fixture(params=["folder", "blob"])
@@ -210,7 +210,7 @@ def test_storage_errors_name_the_drop_zone_not_secrets(azurite) -> None:
     ("a.csv", "aXcsv", False),
 ])
 def test_glob(pattern: str, path: str, matches: bool) -> None:
-    assert bool(glob_regex(pattern).match(path)) is matches
+    assert GlobMatcher(pattern).matches(path) is matches
 
 
 def test_entry_times_are_utc(dropzone) -> None:
