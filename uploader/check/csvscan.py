@@ -42,9 +42,11 @@ from uploader.model.scenarios import Kind
 
 BLOCK_SIZE = 1 << 20
 #: A record still open (inside quotes) after this many characters is reported, not buffered further.
-MAX_RECORD_CHARS = 4 << 20
-#: A physical line longer than this is refused (memory stays bounded whatever the file holds).
-MAX_LINE_BYTES = 16 << 20
+MAX_RECORD_CHARS = 1 << 20
+#: A physical line longer than this is refused, naming the line (docs/mapping.md, "Limits"). An HR record is a
+#: few hundred bytes; parsing one 16 MiB line of `ab,ab,…` into its cells took 561 MB, 1 MiB keeps a record's
+#: cells to a few tens of MB, so `validate` stays under 100 MB whatever a line holds.
+MAX_LINE_BYTES = 1 << 20
 #: The header row is refused beyond these bounds (parsing it would hold every name in memory: 16 MiB of
 #: names took ~800 MB). Real HR exports have tens to a few hundred columns with short names.
 MAX_HEADER_BYTES = 1 << 20
@@ -57,6 +59,9 @@ _BOM = codecs.BOM_UTF8
 POWERSHELL_TYPE_LINE = "#TYPE"
 RULE_POWERSHELL_TYPE = ("the first line is PowerShell's #TYPE line, not the header row: export with "
                         "Export-Csv -NoTypeInformation (or delete line 1)")
+
+RULE_LONG_HEADER = (f"the header row is longer than {MAX_HEADER_BYTES >> 10} KiB (at most {MAX_COLUMNS:,} columns "
+                    "of names are read): not the header of an HR export")
 
 _CSV_ERRORS = {
     "unexpected end of data": "a quoted field is never closed (unterminated quote)",
@@ -143,7 +148,11 @@ class _Stop(Exception):
 
 
 class _LineTooLong(Exception):
-    """No line break for MAX_LINE_BYTES: not a CSV export, and not worth holding in memory."""
+    """A physical line over MAX_LINE_BYTES: not an HR record, and not worth holding in memory."""
+
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
 
 
 class _Scanner:
@@ -187,8 +196,7 @@ class _Scanner:
             raise _Stop
         first_line = block[:block.find(b"\n") + 1 or len(block)]
         if len(first_line) > MAX_HEADER_BYTES:
-            self.problem(1, None, f"the header row is longer than {MAX_HEADER_BYTES >> 10} KiB (at most "
-                         f"{MAX_COLUMNS:,} columns of names are read): not the header of an HR export")
+            self.problem(1, None, RULE_LONG_HEADER)
             raise _Stop
         if first_line.count(b",") >= MAX_COLUMNS:
             self.problem(1, None, f"the header row has more than {MAX_COLUMNS:,} columns: not the header of an "
@@ -277,7 +285,9 @@ class _Scanner:
                 return
             if rows:
                 self._rows(rows, ends, done)
-            self.problem(self.lines + 1, None, _csv_rule(exc))
+            too_long = "unexpected end of data" in str(exc) and not final and len(rest) > MAX_RECORD_CHARS
+            self.problem(self.lines + 1, None, f"a record longer than {MAX_RECORD_CHARS >> 20} MiB (the limit for "
+                         "one record; an unterminated quote?)" if too_long else _csv_rule(exc))
             raise _Stop from None
         self._rows(rows, ends, text.count("\n") + (0 if text.endswith("\n") else 1))
 
@@ -508,9 +518,29 @@ def _csv_rule(exc: csv.Error) -> str:
     return "malformed CSV"
 
 
+def _long_line(data: bytes, limit: int) -> int | None:
+    """The offset where a line longer than `limit` starts in data, or None. A few `find` calls per block: a line
+    over `limit` covers a whole aligned window of limit/2 bytes, so only windows without a line break are looked
+    at closely."""
+    half = max(1, limit // 2)
+    for start in range(0, len(data), half):
+        if data.find(b"\n", start, start + half) != -1:
+            continue
+        line_start = data.rfind(b"\n", 0, start) + 1
+        end = data.find(b"\n", start)
+        if (len(data) if end == -1 else end) - line_start > limit:
+            return line_start
+    return None
+
+
 def _blocks(f: io.BufferedReader, hasher: hashlib._Hash, block_size: int) -> Iterator[tuple[bytes, bool]]:
-    """(bytes ending at a line break, is_final) from a binary file; the final block may end anywhere."""
+    """(bytes ending at a line break, is_final) from a binary file; the final block may end anywhere.
+
+    No block holds a line over MAX_LINE_BYTES (_LineTooLong names its line), and none is longer than block_size
+    unless it is one line, so the records parsed from one block hold at most ~max(block_size, MAX_LINE_BYTES) / 2
+    cells (memory stays flat whatever a line holds)."""
     carry = b""
+    lines = 0  # line breaks before this block
     while True:
         data = f.read(block_size)
         if not data:
@@ -520,11 +550,22 @@ def _blocks(f: io.BufferedReader, hasher: hashlib._Hash, block_size: int) -> Ite
         cut = data.rfind(b"\n") + 1
         if cut == 0:
             if len(data) > MAX_LINE_BYTES:
-                raise _LineTooLong
+                raise _LineTooLong(lines + 1)
             carry = data
             continue
         carry = data[cut:]
-        yield data[:cut], False
+        block = data[:cut]
+        if len(block) > MAX_LINE_BYTES and (at := _long_line(block, MAX_LINE_BYTES)) is not None:
+            raise _LineTooLong(lines + 1 + block.count(b"\n", 0, at))
+        lines += block.count(b"\n")
+        while len(block) > block_size:  # after a long line: cut again at line breaks, so no block parses more
+            piece = block.rfind(b"\n", 0, block_size) + 1 or block.find(b"\n") + 1  # than block_size bytes or one line
+            yield block[:piece], False
+            block = block[piece:]
+        if block:
+            yield block, False
+    if len(carry) > MAX_LINE_BYTES:
+        raise _LineTooLong(lines + 1)
     yield carry, True
 
 
@@ -562,9 +603,11 @@ def scan_file(
                 scanner.feed(text, final)
             if scanner.pending:
                 scanner.problem(scanner.lines + 1, None, _CSV_ERRORS["unexpected end of data"])
-        except _LineTooLong:
-            scanner.problem(scanner.lines + 1, None,
-                            f"a line longer than {MAX_LINE_BYTES >> 20} MiB: not a CSV export (a binary file?)")
+        except _LineTooLong as exc:
+            scanner.problem(exc.line, None, RULE_LONG_HEADER if exc.line == 1 else
+                            f"a line longer than {MAX_LINE_BYTES >> 20} MiB (the limit for one record; an HR "
+                            "record is a few hundred bytes): not a CSV export, or records not separated by line "
+                            "breaks")
         except _Stop:
             pass  # nothing more is checked; the digest still covers the whole file
         while rest := f.read(block_size):
