@@ -91,6 +91,7 @@ def test_run_rejects_headerless_file_and_errors_json_holds_no_cell(tmp_path: Pat
     env.update({"UPLOADER_TENANT_ID": app.tenant_id, "UPLOADER_APP_ID": app.app_id,
                 "UPLOADER_CERTIFICATE_PEM": app.certificate.pem, "UPLOADER_AUTHORITY_HOST": app.authority_host,
                 "UPLOADER_INGESTION_URL": app.ingestion_url, "UPLOADER_DROPZONE_URL": zone.as_uri(),
+                "UPLOADER_SETTLE_SECONDS": "0",  # the files are complete: take them at once
                 "UPLOADER_CONNECTORS": json.dumps([{"name": "d", "jobId": app.job_id, "files": "*.csv",
                                                    "scenarios": [{"type": "resignation", "columns": COLUMNS}]}])})
     done = uploader("run", env=env)
@@ -163,6 +164,7 @@ def test_file_names_cannot_forge_log_lines(tmp_path: Path, sandbox, new_app, log
     env.update({"UPLOADER_TENANT_ID": app.tenant_id, "UPLOADER_APP_ID": app.app_id,
                 "UPLOADER_CERTIFICATE_PEM": app.certificate.pem, "UPLOADER_AUTHORITY_HOST": app.authority_host,
                 "UPLOADER_INGESTION_URL": app.ingestion_url, "UPLOADER_DROPZONE_URL": zone.as_uri(),
+                "UPLOADER_SETTLE_SECONDS": "0",  # the files are complete: take them at once
                 "UPLOADER_LOG_FORMAT": log_format,
                 "UPLOADER_CONNECTORS": json.dumps([{"name": "d", "jobId": app.job_id, "files": "*.csv",
                                                    "scenarios": [{"type": "resignation", "columns": COLUMNS}]}])})

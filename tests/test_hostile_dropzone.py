@@ -383,7 +383,7 @@ def test_a_file_still_claimed_after_a_lease_period_is_not_success(tmp_path: Path
     (mapping,) = parse_connectors([connector(str(uuid.uuid4()), "*.csv")], where="test")
     calls: list[object] = []
     run = JobRun(dz, (mapping,), upload=lambda *a, **k: calls.append(a), client=None, records_per_call=10,
-                 reporter=Reporter("json", stream=out), claim_wait=1.5)
+                 reporter=Reporter("json", stream=out), claim_wait=1.5, settle=0)
     started = time.monotonic()
     result = run.run()
     assert time.monotonic() - started >= 1.5

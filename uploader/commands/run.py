@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 from typing import Any
@@ -38,6 +39,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--connectors", help="JSON list of connector mappings (each with name, jobId, files, ...)")
     add_option(parser, "--records-per-call", type=records_per_call, default=DEFAULT_RECORDS_PER_CALL,
                help="records per upload call")
+    add_option(parser, "--settle-seconds", type=settle_seconds, default=60.0,
+               help="take a file only once it has not changed for this many seconds (0 to 86400; default 60): "
+                    "a writer still writing, or pausing mid-file, is not sent half a file")
+
+
+def settle_seconds(text: str) -> float:
+    """0 to 86,400 seconds, finite (nan, inf and negatives are refused)."""
+    rule = "must be a number of seconds from 0 to 86400"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(rule) from None
+    if not math.isfinite(value) or not 0 <= value <= 86_400:
+        raise argparse.ArgumentTypeError(rule)
+    return value
 
 
 def _required(value: str | None, flag: str) -> str:
@@ -103,7 +119,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         with reporter:
             summary = JobRun(dropzone, connectors, upload=upload_file, client=client,
-                             records_per_call=args.records_per_call, reporter=reporter).run()
+                             records_per_call=args.records_per_call, reporter=reporter,
+                             settle=args.settle_seconds).run()
     except Terminated:
         reporter.event("exit", "exit 1: stopped by SIGTERM; files not filed stay in incoming/ and the next run "
                        "resumes them", error=True)
@@ -114,20 +131,27 @@ def main(args: argparse.Namespace) -> int:
         _print_summary_line(reporter, {"event": "run_summary", "exit_code": exc.exit_code, "error": str(exc),
                                        "connectors": []})
         raise
+    except Exception as exc:  # noqa: BLE001 - whatever happens, every run ends with its summary line
+        reporter.event("exit", f"exit 1: unexpected {type(exc).__name__}; files not filed stay in incoming/",
+                       error=True)
+        _print_summary_line(reporter, {"event": "run_summary", "exit_code": EXIT_FAILED,
+                                       "error": f"unexpected {type(exc).__name__}", "connectors": []})
+        return EXIT_FAILED
     finally:
         signal.signal(signal.SIGTERM, previous)
         client.close()
 
     totals = summary.to_json()
     if not any(totals[k] for k in ("files_sent", "files_skipped", "files_rejected", "files_failed",
-                                   "files_locked", "files_waiting", "files_refused")):
+                                   "files_locked", "files_waiting", "files_settling", "files_refused")):
         extra = f" ({summary.unmatched} file(s) under incoming/ match no connector's glob)" if summary.unmatched else ""
         reporter.event("nothing_to_do", f"nothing to do: no new files in {dropzone.display}/incoming/{extra}",
                        reason="no files", files_unmatched=summary.unmatched)
     for c in summary.connectors:
         reporter.event("connector_summary",
                        f"{c.name}: {c.files_sent} sent, {c.files_skipped} skipped, {c.files_rejected} rejected, "
-                       f"{c.files_failed} failed, {c.files_locked} busy elsewhere, {c.files_waiting} waiting; "
+                       f"{c.files_failed} failed, {c.files_locked} busy elsewhere, {c.files_waiting} waiting, "
+                       f"{c.files_settling} settling; "
                        f"{c.records_sent:,} records; {c.seconds:.1f} s")
     if summary.unmatched:
         reporter.event("unmatched", f"{summary.unmatched} file(s) under incoming/ match no connector's glob "

@@ -35,6 +35,7 @@ from urllib.parse import unquote, urlparse
 
 from uploader.errors import UploaderError, UsageError
 from uploader.report import safe_name
+from uploader.send.checkpoint import CLOCK_SKEW, MAX_STATE_BYTES, StateUnreadable, parse_state
 
 LEASE_SECONDS = 60  # a blob lease's duration (Azure allows 15-60 s or infinite)
 RENEW_SECONDS = 20  # how often a held lock is renewed
@@ -43,7 +44,7 @@ STALE_LOCK_SECONDS = LEASE_SECONDS  # a lock file not renewed for this long belo
 #: lease expires, its lock file goes stale, within one lease period) before leaving the file for the next run.
 CLAIM_WAIT_SECONDS = LEASE_SECONDS + 10
 CLAIM_POLL_SECONDS = 2
-MAX_JSON_BYTES = 1 << 20  # checkpoints and state records are a few hundred bytes
+MAX_JSON_BYTES = MAX_STATE_BYTES  # checkpoints and state records are a few hundred bytes (the state reader's cap)
 MAX_NAME_BYTES = 200  # a file or folder name (leaves room for a time stamp or `.errors.json` within 255)
 MAX_DEPTH = 32  # folders below a listed folder
 MAX_PATH_CHARS = 900  # a whole path (leaves room for processed/yyyy/mm/dd/ within a blob name's 1,024)
@@ -105,15 +106,18 @@ class DropZone(ABC):
 
     @abstractmethod
     def read_json(self, path: str) -> Any | None:
-        """A small JSON document, or None when it does not exist; UnreadableState when it cannot be read."""
+        """A state record, or None when it does not exist; UnreadableState when it cannot be read or fails the state
+        reader (`parse_state`: size, nesting, types, dates)."""
 
     @abstractmethod
     def write_json(self, path: str, obj: Any) -> None:
         """Write a small JSON document atomically (a reader sees the old or the new one, never half)."""
 
     @abstractmethod
-    def move(self, src: str, dst: str, lock: Lock | None = None) -> None:
-        """Copy src to dst then delete src. Safe to repeat: a missing src with an existing dst is done."""
+    def move(self, src: str, dst: str, lock: Lock | None = None, etag: str | None = None) -> None:
+        """Copy src to dst then delete src. Safe to repeat: a missing src with an existing dst is done; the same
+        src moved to the same dst again replaces it (never a second copy). With `etag`, FileChangedError when src
+        is no longer that version (nothing is filed or deleted)."""
 
     @abstractmethod
     def delete(self, path: str) -> None:
@@ -199,6 +203,21 @@ def name_problem(path: str) -> str | None:
     return None
 
 
+def _parse(path: str, data: bytes) -> dict[str, Any]:
+    """Every state record read from a drop zone goes through the one state reader."""
+    try:
+        return parse_state(data, now=dt.datetime.now(dt.UTC))
+    except StateUnreadable as exc:
+        raise UnreadableState(f"{safe_name(path)}: {exc}") from None
+
+
+def lock_is_stale(modified: float, now: float) -> bool:
+    """A lock file nobody renewed for STALE_LOCK_SECONDS, or one dated in the future (a renewal never dates a lock
+    ahead of the clock by more than CLOCK_SKEW: a future date is planted or damaged, and would block for ever)."""
+    age = now - modified
+    return age >= STALE_LOCK_SECONDS or age < -CLOCK_SKEW.total_seconds()
+
+
 # --------------------------------------------------------------------------------------------- folder
 
 # Folder drop zones are walked one directory at a time, each opened relative to its parent without following
@@ -246,7 +265,7 @@ class _FileLock(Lock):
 
     def _mine(self) -> bool:
         try:
-            return bool(json.loads(self.zone._read_bytes(self.path, limit=4096)).get("token") == self.token)
+            return bool(_parse(self.path, self.zone._read_bytes(self.path, limit=4096)).get("token") == self.token)
         except (OSError, ValueError, AttributeError, DropZoneError):
             return False
 
@@ -410,10 +429,7 @@ class FolderDropZone(DropZone):
         except (OSError, ValueError, DropZoneError) as exc:
             reason = _os_reason(exc) if isinstance(exc, OSError) else str(exc)
             raise UnreadableState(f"{safe_name(path)}: unreadable ({reason})") from None
-        try:
-            return json.loads(data)
-        except ValueError:
-            raise UnreadableState(f"{safe_name(path)}: not valid JSON") from None
+        return _parse(path, data)
 
     def write_json(self, path: str, obj: Any) -> None:
         parents, name = self._split(path)
@@ -433,14 +449,26 @@ class FolderDropZone(DropZone):
                 raise
             _fsync_fd(dir_fd)
 
-    def move(self, src: str, dst: str, lock: Lock | None = None) -> None:
+    def move(self, src: str, dst: str, lock: Lock | None = None, etag: str | None = None) -> None:
         (src_parents, src_name), (dst_parents, dst_name) = self._split(src), self._split(dst)
         with self._errors(f"moving {safe_name(src)} to {safe_name(dst)}"), \
                 self._dir(dst_parents, create=True) as dst_fd:
             try:
                 with self._dir(src_parents) as src_fd:
+                    if etag is not None:
+                        st = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
+                        if self._entry(src, st).etag != etag:
+                            raise FileChangedError(f"drop zone: {safe_name(src)}: the file changed since it was "
+                                                   "sent: not filed")
                     os.replace(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
                     _fsync_fd(src_fd)
+                    if etag is not None and self._entry(dst, os.stat(dst_name, dir_fd=dst_fd,
+                                                                     follow_symlinks=False)).etag != etag:
+                        # written to between the check and the rename: put it back, unfiled
+                        with contextlib.suppress(OSError):
+                            os.rename(dst_name, src_name, src_dir_fd=dst_fd, dst_dir_fd=src_fd)
+                        raise FileChangedError(f"drop zone: {safe_name(src)}: the file changed while it was "
+                                               "filed: not filed")
             except FileNotFoundError:
                 try:
                     os.stat(dst_name, dir_fd=dst_fd, follow_symlinks=False)
@@ -488,7 +516,7 @@ class FolderDropZone(DropZone):
         now = time.time()
         for entry in self.list("state/locks/"):
             target = entry.path[len("state/locks/"):-len(".lock")] if entry.path.endswith(".lock") else None
-            stale = now - entry.modified.timestamp() >= STALE_LOCK_SECONDS
+            stale = lock_is_stale(entry.modified.timestamp(), now)
             gone = target is not None and name_problem(target) is None and self.stat(target) is None
             if stale or gone or entry.refused:
                 with contextlib.suppress(OSError, DropZoneError):
@@ -498,19 +526,19 @@ class FolderDropZone(DropZone):
 
 
 def _break_stale(dir_fd: int, name: str) -> bool:
-    """Remove a lock file nobody has renewed for STALE_LOCK_SECONDS; True if the lock may be retried.
+    """Remove a stale lock file (`lock_is_stale`); True if the lock may be retried.
 
     Renames the lock aside first and re-checks its age, so two executions breaking the same stale lock
     cannot remove a fresh lock the other has just created.
     """
     try:
-        if time.time() - os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime < STALE_LOCK_SECONDS:
+        if not lock_is_stale(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime, time.time()):
             return False
         aside = f".{uuid.uuid4().hex}.stale"
         os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except FileNotFoundError:
         return True  # released meanwhile
-    if time.time() - os.stat(aside, dir_fd=dir_fd, follow_symlinks=False).st_mtime < STALE_LOCK_SECONDS:
+    if not lock_is_stale(os.stat(aside, dir_fd=dir_fd, follow_symlinks=False).st_mtime, time.time()):
         with contextlib.suppress(FileExistsError):  # we took a fresh one: put it back
             os.link(aside, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
         os.unlink(aside, dir_fd=dir_fd)
@@ -639,12 +667,7 @@ class BlobDropZone(DropZone):
                 data = stream.readall()
             except ResourceNotFoundError:
                 return None
-        if len(data) > MAX_JSON_BYTES:
-            raise UnreadableState(f"{safe_name(path)}: unreadable (too large)")
-        try:
-            return json.loads(data)
-        except ValueError:
-            raise UnreadableState(f"{safe_name(path)}: not valid JSON") from None
+        return _parse(path, data)
 
     def write_json(self, path: str, obj: Any) -> None:
         from azure.storage.blob import ContentSettings
@@ -655,14 +678,20 @@ class BlobDropZone(DropZone):
                 content_settings=ContentSettings(content_type="application/json"),
             )
 
-    def move(self, src: str, dst: str, lock: Lock | None = None) -> None:
+    def move(self, src: str, dst: str, lock: Lock | None = None, etag: str | None = None) -> None:
+        from azure.core import MatchConditions
         from azure.core.exceptions import ResourceNotFoundError
 
         source = self.container.get_blob_client(_clean(src))
         target = self.container.get_blob_client(_clean(dst))
+        # with an ETag, only that version is copied and deleted (412, FileChangedError, for any other): a blob
+        # rewritten after it was sent is never filed in its place, nor deleted unsent.
+        condition = {"source_etag": f'"{etag}"', "source_match_condition": MatchConditions.IfNotModified} if etag \
+            else {}
+        delete_condition = {"etag": f'"{etag}"', "match_condition": MatchConditions.IfNotModified} if etag else {}
         with self._errors(f"moving {safe_name(src)} to {safe_name(dst)}"):
             try:
-                target.start_copy_from_url(source.url)
+                target.start_copy_from_url(source.url, **condition)
             except ResourceNotFoundError:
                 if self.stat(dst) is None:
                     raise DropZoneError(f"drop zone: cannot move {safe_name(src)}: it is gone") from None
@@ -677,7 +706,7 @@ class BlobDropZone(DropZone):
                                     f"ended with status {status}")
             lease = lock.lease if isinstance(lock, _Lease) else None
             with contextlib.suppress(ResourceNotFoundError):
-                source.delete_blob(lease=lease)
+                source.delete_blob(lease=lease, **delete_condition)
 
     def delete(self, path: str) -> None:
         from azure.core.exceptions import ResourceNotFoundError

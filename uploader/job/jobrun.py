@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -48,18 +49,45 @@ from uploader.job.dropzone import (
     keep_renewed,
     name_problem,
 )
-from uploader.model.globs import glob_regex
+from uploader.model.globs import GlobMatcher
 from uploader.model.mapping import ConnectorMapping
 from uploader.model.scenarios import PROFILE_REFRESH_DAYS
 from uploader.report import Reporter, safe_name
-from uploader.send.checkpoint import parse_iso, utc_iso
+from uploader.send.checkpoint import StateUnreadable, StoreWriteError, aside_name, parse_iso, utc_iso
 from uploader.send.upload import FileOutcome
 
 INCOMING = "incoming/"
 PROCESSED = "processed/"
 REJECTED = "rejected/"
 STATE = "state/"
+UNREADABLE = "state/unreadable/"  # state files that failed the state reader, set aside for a person to look at
 TEMP_PREFIX = "hr-uploader-"  # + "<pid>-": local copies of HR files, removed on every exit path
+#: A drop-zone file is taken only once its size and modification time have not changed for this long
+#: (UPLOADER_SETTLE_SECONDS / --settle-seconds): a writer that pauses mid-file is not sent half a file.
+DEFAULT_SETTLE_SECONDS = 60.0
+
+
+def load_state(dz: DropZone, path: str, now: dt.datetime) -> Any | None:
+    """The one way job mode reads a state file: the drop zone's read_json (through the state reader), and a file
+    that fails it set aside under state/unreadable/ (renamed, not deleted; deleted only when it cannot be moved)
+    before StateUnreadable says what happened. None when the file does not exist."""
+    try:
+        return dz.read_json(path)
+    except UnreadableState as exc:
+        reason = str(exc)
+    aside = aside_name(UNREADABLE + path[len(STATE):], now) if path.startswith(STATE) else None
+    try:
+        if aside is None or name_problem(aside) is not None:
+            raise DropZoneError("its name is too long to set aside")
+        dz.move(path, aside)
+        where = f"set aside as {safe_name(aside)}"
+    except UploaderError:
+        try:
+            dz.delete(path)
+            where = "could not be set aside, so it was removed"
+        except UploaderError:
+            where = "could neither be set aside nor removed"
+    raise StateUnreadable(f"{reason}; {where}")
 
 
 class ClaimLostError(DropZoneError):
@@ -82,6 +110,7 @@ class ConnectorSummary:
     files_failed: int = 0
     files_locked: int = 0  # another execution holds it
     files_waiting: int = 0  # not attempted after an earlier failure; next run
+    files_settling: int = 0  # changed within the settle time (still being written?); a later run takes them
     records_sent: int = 0
     seconds: float = 0.0
     days_since_sent: float | None = None  # employee-profile connectors only
@@ -120,7 +149,7 @@ class RunSummary:
 
     def to_json(self) -> dict[str, Any]:
         keys = ("files_sent", "files_skipped", "files_rejected", "files_failed", "files_locked", "files_waiting",
-                "records_sent")
+                "files_settling", "records_sent")
         return {
             "event": "run_summary",
             "exit_code": self.exit_code,
@@ -135,30 +164,33 @@ class RunSummary:
 class GuardedStore:
     """Checkpoints under `state/<job_id>/<sha256>.json` in the drop zone (CheckpointStore).
 
-    With a lock, each save first records the acknowledged chunk, then stops the file if the lock was lost.
+    Reads go through `load_state` (an unreadable checkpoint is set aside and StateUnreadable raised); a write the
+    drop zone refuses raises StoreWriteError. With a lock, each save first records the acknowledged chunk, then
+    stops the file if the lock was lost.
     """
 
     def __init__(self, dropzone: DropZone, lock: Lock | None = None,
-                 warn: Callable[[str], None] | None = None) -> None:
+                 now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
         self.dropzone = dropzone
         self.lock = lock
-        self.warn = warn
+        self.now = now
 
     @staticmethod
     def path(key: str) -> str:
         return f"{STATE}{key}.json"
 
+    def folder(self, key: str) -> str:
+        return f"{self.dropzone.display}/{STATE}{key.split('/')[0]}/"
+
     def load(self, key: str) -> dict[str, Any] | None:
-        try:
-            data = self.dropzone.read_json(self.path(key))
-        except UnreadableState as exc:
-            if self.warn is not None:
-                self.warn(f"checkpoint {exc}: treated as absent")
-            return None
-        return data
+        data = load_state(self.dropzone, self.path(key), self.now())
+        return data if isinstance(data, dict) else None
 
     def save(self, key: str, record: dict[str, Any]) -> None:
-        self.dropzone.write_json(self.path(key), record)
+        try:
+            self.dropzone.write_json(self.path(key), record)
+        except DropZoneError as exc:
+            raise StoreWriteError(str(exc)) from None
         if self.lock is not None and self.lock.lost:
             raise ClaimLostError("lost the lease on the file while sending; stopped so no other execution "
                                  "sends it twice (the next run resumes from the checkpoint)")
@@ -173,8 +205,10 @@ class JobRun:
     def __init__(self, dropzone: DropZone, connectors: tuple[ConnectorMapping, ...], *, upload: UploadFn,
                  client: Any, records_per_call: int, reporter: Reporter,
                  now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
-                 claim_wait: float = CLAIM_WAIT_SECONDS) -> None:
+                 claim_wait: float = CLAIM_WAIT_SECONDS, settle: float = DEFAULT_SETTLE_SECONDS) -> None:
         self.dz = dropzone
+        self.settle = settle
+        self.reset_state: set[str] = set()  # connectors whose state was unreadable this run
         self.claim_wait = claim_wait
         self.connectors = connectors
         self.upload = upload
@@ -192,8 +226,8 @@ class JobRun:
     def read_state(self, path: str) -> Any | None:
         """A state record, or None (with a warning) when it cannot be read: state is never trusted blindly."""
         try:
-            return self.dz.read_json(path)
-        except UnreadableState as exc:
+            return load_state(self.dz, path, self.now())
+        except StateUnreadable as exc:
             self.warn(f"{exc}: treated as absent")
             return None
 
@@ -214,13 +248,35 @@ class JobRun:
         entries = [e for e in entries if not e.refused]
         assigned = self.assign(entries)
         summary.unmatched = len(entries) - sum(len(v) for v in assigned)
+        settling = [self.unsettled(connector, files) for connector, files in zip(self.connectors, assigned,
+                                                                               strict=True)]
         if any(assigned):
             self.check_writable()
         with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
-            for connector, files in zip(self.connectors, assigned, strict=True):
-                summary.connectors.append(self.run_connector(connector, files, Path(tmp)))
+            for connector, files, waiting in zip(self.connectors, assigned, settling, strict=True):
+                result = self.run_connector(connector, files, Path(tmp))
+                result.files_settling = waiting
+                summary.connectors.append(result)
         summary.seconds = time.monotonic() - started
         return summary
+
+    def unsettled(self, connector: ConnectorMapping, files: list[Entry]) -> int:
+        """Take out of `files` (sorted oldest first) those modified within the settle time; report and count them.
+
+        A folder file's modification time moves with every write, and a blob's last-modified with every
+        upload or append, so "unchanged for the settle time" is "last modified at least that long ago". They are
+        the newest, so the ones taken still go in order. A file dated in the future waits until it is not."""
+        cutoff = self.now() - dt.timedelta(seconds=self.settle)
+        waiting = [e for e in files if e.modified > cutoff]
+        files[:] = [e for e in files if e.modified <= cutoff]
+        for entry in waiting:
+            ahead = entry.modified > self.now() + dt.timedelta(minutes=5)
+            why = ("its modification time is in the future (a wrong clock?); it is taken once that time is "
+                   f"{int(self.settle)} s past" if ahead else
+                   f"changed less than {int(self.settle)} s ago (still being written?); a later run takes it")
+            self.say("file_settling", f"{safe_name(entry.path)}: {why}", error=ahead, file=safe_name(entry.path),
+                     connector=connector_label(connector), settle_seconds=self.settle)
+        return len(waiting)
 
     def check_writable(self) -> None:
         """Write and remove a probe under state/ before anything is sent: a read-only or full drop zone fails the
@@ -241,12 +297,12 @@ class JobRun:
 
     def assign(self, entries: list[Entry]) -> list[list[Entry]]:
         """Each incoming file to the first connector whose glob matches it (lists in connector order), oldest first."""
-        globs = [(i, c, glob_regex(c.files or "")) for i, c in enumerate(self.connectors)]
+        globs = [(i, c, GlobMatcher(c.files or "")) for i, c in enumerate(self.connectors)]
         out: list[list[Entry]] = [[] for _ in self.connectors]
         overlaps: set[tuple[str, str]] = set()
         for entry in entries:
             rel = entry.path[len(INCOMING):]
-            matches = [(i, c) for i, c, rx in globs if rx.match(rel)]
+            matches = [(i, c) for i, c, glob in globs if glob.matches(rel)]
             if matches:
                 out[matches[0][0]].append(entry)
                 overlaps.update((connector_label(matches[0][1]), connector_label(c)) for _, c in matches[1:])
@@ -303,7 +359,7 @@ class JobRun:
                 self.dz.download(entry.path, local, etag=current.etag)
                 outcome = self.upload(
                     local, display_name=name, job_id=connector.job_id, mapping=connector,
-                    client=self.client, store=GuardedStore(self.dz, lock, warn=lambda text: self.warn(text)),
+                    client=self.client, store=GuardedStore(self.dz, lock, now=self.now),
                     records_per_call=self.records_per_call, reporter=self.reporter, now=self.now,
                     source=f"{entry.path}@{current.etag}",
                 )
@@ -359,7 +415,7 @@ class JobRun:
             if outcome.records_sent:
                 self.record_sent(connector)
             today = self.now().strftime("%Y/%m/%d")
-            dst = self.free_name(f"{PROCESSED}{today}/{rel}")
+            dst = self.filing_name(entry.path, current.etag, f"{PROCESSED}{today}/{rel}")
             self.move(entry.path, dst, current.etag, lock)
             if status == "skipped":
                 result.files_skipped += 1
@@ -369,7 +425,7 @@ class JobRun:
                      to=safe_name(dst), status=status)
             return status
         if status == "invalid":
-            dst = self.free_name(f"{REJECTED}{rel}")
+            dst = self.filing_name(entry.path, current.etag, f"{REJECTED}{rel}")
             self.dz.write_json(f"{dst}.errors.json", errors_document(safe_name(entry.path), outcome.scan))
             self.move(entry.path, dst, current.etag, lock)
             result.files_rejected += 1
@@ -382,6 +438,17 @@ class JobRun:
                  file=safe_name(entry.path), status=status)
         return "failed"
 
+    def filing_name(self, src: str, etag: str, wanted: str) -> str:
+        """Where this version of src is filed: where an earlier run that died mid-move was filing it (its move
+        journal says, and that run's copy is then replaced, never doubled), else `wanted` or a free variant."""
+        data = self.read_state(move_journal(src, etag))
+        if isinstance(data, dict) and data.get("src") == src and data.get("etag") == etag:
+            dst = data.get("dst")
+            prefix = wanted.split("/", 1)[0] + "/"
+            if isinstance(dst, str) and dst.startswith(prefix) and name_problem(dst) is None:
+                return dst
+        return self.free_name(wanted)
+
     def free_name(self, path: str) -> str:
         """path, or path with a time stamp before its extension when that name is taken already."""
         if not self.dz.exists(path):
@@ -393,10 +460,11 @@ class JobRun:
     # -- moves that survive a crash ---------------------------------------------------------------
 
     def move(self, src: str, dst: str, etag: str, lock: Lock) -> None:
-        """Journal the move, copy + delete, drop the journal entry; a run that dies midway is finished later."""
-        journal = f"{STATE}moves/{uuid.uuid4().hex}.json"
+        """Journal the move, copy + delete (of this version only), drop the journal entry; a run that dies midway
+        is finished later, and a run that files the same version again uses the same journal and destination."""
+        journal = move_journal(src, etag)
         self.dz.write_json(journal, {"src": src, "dst": dst, "etag": etag, "at": utc_iso(self.now())})
-        self.dz.move(src, dst, lock)
+        self.dz.move(src, dst, lock, etag=etag)
         self.dz.delete(journal)
 
     def finish_interrupted_moves(self) -> None:
@@ -430,7 +498,7 @@ class JobRun:
         try:
             current = self.dz.stat(src)
             if current is not None and current.etag == data["etag"] and not current.refused:
-                self.dz.move(src, dst, lock)
+                self.dz.move(src, dst, lock, etag=current.etag)
                 self.say("file_moved", f"{safe_name(src)}: finished an interrupted move to {safe_name(dst)}",
                          file=safe_name(src), to=safe_name(dst))
             self.dz.delete(record.path)
@@ -444,11 +512,13 @@ class JobRun:
         return f"{STATE}connectors/{connector.job_id}.json"
 
     def connector_state(self, connector: ConnectorMapping) -> dict[str, Any] | None:
-        state = self.read_state(self.state_path(connector))
-        if state is not None and not isinstance(state, dict):
-            self.warn(f"{self.state_path(connector)}: not a JSON object; treated as absent")
+        try:
+            state = load_state(self.dz, self.state_path(connector), self.now())
+        except StateUnreadable as exc:
+            self.warn(f"{exc}: treated as absent")
+            self.reset_state.add(connector.job_id)
             return None
-        return state
+        return state if isinstance(state, dict) else None  # the state reader only returns objects
 
     def record_sent(self, connector: ConnectorMapping) -> None:
         state = self.connector_state(connector) or {}
@@ -470,7 +540,14 @@ class JobRun:
         since = parse_iso(state.get("last_sent_at")) or parse_iso(state.get("first_seen")) or now
         days = (now - since).total_seconds() / 86400
         result.days_since_sent = days
-        if days >= PROFILE_REFRESH_DAYS:
+        if connector.job_id in self.reset_state and not result.records_sent:
+            result.stale = True  # when it last sent is not known: say so rather than assume it is fresh
+            self.say("freshness_warning",
+                     f"warning: connector {result.name} maps employeeProfile and when it last sent is not known (its "
+                     "state was unreadable and set aside); Purview deletes employee profiles not refreshed for 30 "
+                     "days: check that the HR system's export arrives", connector=result.name,
+                     job_id=connector.job_id, days_since_sent=None)
+        elif days >= PROFILE_REFRESH_DAYS:
             result.stale = True
             what = "sent nothing" if state.get("last_sent_at") else "sent nothing since it was configured"
             self.say("freshness_warning",
@@ -478,6 +555,12 @@ class JobRun:
                      f"Purview deletes employee profiles not refreshed for 30 days (send every "
                      f"{PROFILE_REFRESH_DAYS}-20 days): check the HR system's export",
                      connector=result.name, job_id=connector.job_id, days_since_sent=round(days, 1))
+
+
+def move_journal(src: str, etag: str) -> str:
+    """The move journal of one version of one file: the same name every time that version is filed."""
+    digest = hashlib.sha256(f"{src}@{etag}".encode("utf-8", "surrogateescape")).hexdigest()
+    return f"{STATE}moves/{digest[:32]}.json"
 
 
 def errors_document(path: str, scan: Any) -> dict[str, Any]:
