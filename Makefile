@@ -44,6 +44,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/throughput.py
+	$(PY) bench/long_lines.py
 
 check: $(STAMP)
 	$(PY) -m provisioning check

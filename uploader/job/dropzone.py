@@ -618,7 +618,8 @@ class BlobDropZone(DropZone):
         except ClientAuthenticationError as exc:
             raise DropZoneError(f"drop zone {self.display}: {what}: sign-in failed ({type(exc).__name__})") from None
         except HttpResponseError as exc:
-            if exc.status_code == 412:  # an ETag condition failed: the blob was replaced meanwhile
+            lease_error = "lease" in str(getattr(exc, "error_code", "") or "").lower()
+            if exc.status_code == 412 and not lease_error:  # an ETag condition failed: the blob was replaced
                 raise FileChangedError(f"drop zone: {what}: the file changed since it was listed") from None
             code = getattr(exc, "error_code", None) or exc.status_code
             code = getattr(code, "value", code)

@@ -221,7 +221,8 @@ class JobRun:
         self.reporter.event(kind, text, error=error, **fields)
 
     def warn(self, text: str, **fields: Any) -> None:
-        self.say("warning", f"warning: {text}", error=True, **fields)
+        """A warning; in JSON logs its text is the `message` field (our own words, names passed through safe_name)."""
+        self.say("warning", f"warning: {text}", error=True, **{"message": text, **fields})
 
     def read_state(self, path: str) -> Any | None:
         """A state record, or None (with a warning) when it cannot be read: state is never trusted blindly."""
