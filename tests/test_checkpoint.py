@@ -178,3 +178,83 @@ def test_a_consistent_record_is_trusted() -> None:
         assert check_record(rec, job_id=JOB.upper(), sha256=SHA, records_total=100, now=NOW) == (rec, None)
     assert check_record(None, job_id=JOB, sha256=SHA, records_total=100, now=NOW) == (None, None)
     assert check_record([1], job_id=JOB, sha256=SHA, records_total=100, now=NOW) == (None, "not a JSON object")
+
+
+# -- the one state reader (issue 18) ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("data", "why"), [
+    (b"[" * 60_000, "nested"),
+    (b"[" * 100_000, "larger than"),
+    (b'{"a": {"b": 1}}', "nested"),
+    (b'{"a": [1]}', "nested"),
+    (b"[1]", "not a JSON object"),
+    (b'"text"', "not a JSON object"),
+    (b"{broken", "not valid JSON"),
+    (b'{"a": NaN}', "not valid JSON"),
+    (b'{"a": ' + b"9" * 5001 + b"}", "not valid JSON"),
+    (b'{"a": 1, "a": 2}', "not valid JSON"),
+    (b'{"a": 1.5}', "fractional"),
+    (b'{"a": 9007199254740993}', "out of range"),
+    (b"\xff\xfe", "not UTF-8"),
+    (b'{"a": "' + b"x" * (70 << 10) + b'"}', "larger than"),
+    (b'{"completed_at": "0001-01-01T00:00:00+01:00"}', "before 2000"),
+    (b'{"updated_at": "1999-12-31T23:59:59Z"}', "before 2000"),
+    (b'{"last_sent_at": "2027-11-22T12:00:00Z"}', "future"),
+    (b'{"first_seen": "yesterday"}', "not an ISO-8601 date"),
+    (b'{"acquired_at": 5}', "not an ISO-8601 date"),
+])
+def test_the_state_reader_refuses_what_state_never_holds(data: bytes, why: str) -> None:
+    from uploader.send.checkpoint import parse_state
+
+    with pytest.raises(StateUnreadable, match=why):
+        parse_state(data, now=NOW)
+
+
+def test_the_state_reader_reads_every_record_the_program_writes() -> None:
+    from uploader.send.checkpoint import parse_state
+
+    for rec in (record(40), record(100, completed=True),
+                new_record(JOB, SHA, "f.csv", 10, 100, 100, NOW, completed=True, source="incoming/a.csv@1-2"),
+                {"job_id": JOB, "name": None, "first_seen": utc_iso(NOW), "last_sent_at": None},
+                {"src": "incoming/a.csv", "dst": "processed/a.csv", "etag": "1", "at": utc_iso(NOW)},
+                {"token": "ab", "host": "h", "pid": 1, "acquired_at": NOW.isoformat(timespec="seconds")}):
+        assert parse_state(json.dumps(rec).encode(), now=NOW) == rec
+    # a date a little ahead of this host's clock is another host's clock, not a forgery
+    assert parse_state(json.dumps({"updated_at": utc_iso(NOW + dt.timedelta(hours=23))}).encode(), now=NOW)
+
+
+def test_the_state_reader_is_linear_on_deep_input() -> None:
+    import time
+
+    from uploader.send.checkpoint import parse_state
+
+    started = time.monotonic()
+    for data in (b"[" * 60_000, b'"' + b"\\\"" * 30_000, b"{" + b'"a":1,' * 10_000):
+        with pytest.raises(StateUnreadable):
+            parse_state(data, now=NOW)
+    assert time.monotonic() - started < 2
+
+
+def test_a_long_journal_is_read_from_its_end(tmp_path: Path) -> None:
+    store = LocalCheckpointStore(tmp_path, now=lambda: NOW)
+    key = checkpoint_key(JOB, SHA)
+    for acked in range(1, 400):  # ~120 KiB of journal: more than the tail that is read
+        store.save(key, record(acked))
+    assert (tmp_path / "checkpoints" / JOB / f"{SHA}.jsonl").stat().st_size > 64 << 10
+    assert store.load(key)["records_acked"] == 399
+
+
+def test_the_store_never_writes_through_a_hard_link(tmp_path: Path) -> None:
+    store = LocalCheckpointStore(tmp_path, now=lambda: NOW)
+    key = checkpoint_key(JOB, SHA)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep\n")
+    folder = tmp_path / "checkpoints" / JOB
+    folder.mkdir(parents=True)
+    os.link(victim, folder / f"{SHA}.jsonl")
+    with pytest.raises(OSError):
+        store.save(key, record(10))
+    assert victim.read_bytes() == b"keep\n"
+    with pytest.raises(StateUnreadable, match="hard link"):
+        store.load(key)
+    assert victim.read_bytes() == b"keep\n"

@@ -254,3 +254,36 @@ def test_a_missing_column_is_named_once_not_on_every_row(tmp_path: Path) -> None
     rows = "".join(f"Job level change,u{i}@contoso.com,,\n" for i in range(30))
     scan = scan_file(write(tmp_path, "HRScenario,Email,RD,LWD\n" + rows), mapping, 10, today=TODAY)
     assert [(p.line, p.column) for p in scan.problems] == [(2, "ED")] and scan.problem_count == 1
+
+
+@pytest.mark.parametrize("block_size", [64, 1000, 4096, 1 << 20])
+def test_a_long_line_anywhere_is_named_by_its_line(tmp_path: Path, monkeypatch, block_size: int) -> None:
+    """Issue 18: a line over the limit is refused naming its own line, whichever block it starts in."""
+    import uploader.check.csvscan as csvscan
+
+    monkeypatch.setattr(csvscan, "MAX_LINE_BYTES", 4096)
+    rows = good_file(40).split("\n", 1)[1]
+    body = HEADER + "\n" + rows + "ab," * 2000 + "ab\n" + rows
+    scan = scan_file(write(tmp_path, body), RESIGNATION, 10, block_size=block_size, today=TODAY)
+    assert not scan.ok and [p.line for p in scan.problems] == [42], scan.problems
+    assert "longer than" in scan.problems[0].rule
+
+
+def test_lines_under_the_limit_after_a_long_one_are_planned_alike(tmp_path: Path, monkeypatch) -> None:
+    """Blocks cut again after a long (allowed) line plan the same chunks as one big block."""
+    import uploader.check.csvscan as csvscan
+
+    monkeypatch.setattr(csvscan, "MAX_LINE_BYTES", 4096)
+    path = write(tmp_path, good_file(200))
+    plans = {bs: [(c.first_record, c.records, c.line_count) for c in
+                  scan_file(path, RESIGNATION, 7, block_size=bs, today=TODAY).chunks] for bs in (100, 1000, 1 << 20)}
+    assert plans[100] == plans[1000] == plans[1 << 20]
+
+
+def test_long_line_finder() -> None:
+    from uploader.check.csvscan import _long_line
+
+    assert _long_line(b"a\n" * 1000, 10) is None
+    assert _long_line(b"ab\n" + b"x" * 11 + b"\nc\n", 10) == 3
+    assert _long_line(b"x" * 10 + b"\n", 10) is None
+    assert _long_line(b"\n" + b"x" * 30, 10) == 1

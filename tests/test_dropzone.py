@@ -217,3 +217,28 @@ def test_entry_times_are_utc(dropzone) -> None:
     _put(dropzone, "incoming/t.csv", b"h\n")
     entry = dropzone.stat("incoming/t.csv")
     assert abs((dt.datetime.now(dt.UTC) - entry.modified).total_seconds()) < 120
+
+
+def test_glob_matching_is_linear_in_the_name() -> None:
+    """Issue 18: `*-*-*-*-*.csv` against 196 dashes took 51 s by regex; the automaton takes one step a character."""
+    import time
+
+    from uploader.model.globs import MAX_MATCH_CHARS
+
+    started = time.monotonic()
+    for pattern in ("*-*-*-*-*.csv", "*-*-*-*-*-*-*-*.csv", "**/*a*a*a*a*a*b", "[!x]*?*?*?*?*.csv"):
+        glob = GlobMatcher(pattern)
+        for name in ("-" * 196 + ".txt", "-" * 1000, "a/" * 400 + "a" * 200, "-" * 1019 + ".csv"):
+            glob.matches(name)
+    assert time.monotonic() - started < 2
+    assert GlobMatcher("*-*.csv").matches("-" * 500 + ".csv")
+    assert not GlobMatcher("*").matches("x" * (MAX_MATCH_CHARS + 1))  # names over the bound never match
+
+
+def test_a_lock_dated_in_the_future_is_stale() -> None:
+    from uploader.job.dropzone import STALE_LOCK_SECONDS, lock_is_stale
+
+    now = time.time()
+    assert not lock_is_stale(now, now) and not lock_is_stale(now + 60, now)  # a little clock skew is fine
+    assert lock_is_stale(now - STALE_LOCK_SECONDS, now)
+    assert lock_is_stale(now + 3600, now) and lock_is_stale(now + 365 * 86400, now)

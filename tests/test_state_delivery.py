@@ -173,6 +173,30 @@ def test_upload_sets_a_corrupt_local_checkpoint_aside(new_app, sandbox, tmp_path
     assert aside.read_bytes() == DEEP
 
 
+def test_links_planted_in_a_folder_zones_state_are_never_followed(tmp_path: Path, sandbox, new_app) -> None:  # noqa: ANN001
+    """Checkpoint and state writes in a folder drop zone never follow a link: each planted link is set aside."""
+    app = new_app()
+    zone = Zone("folder", tmp_path, None)
+    data = resignation_csv(4)
+    zone.put("incoming/departures/a.csv", data)
+    victim = tmp_path / "victim.json"
+    victim.write_bytes(b'{"keep": 1}')
+    planted = [f"state/{app.job_id}/{hashlib.sha256(data).hexdigest()}.json", f"state/connectors/{app.job_id}.json"]
+    for path in planted:
+        (zone.root / path).parent.mkdir(parents=True, exist_ok=True)
+        (zone.root / path).symlink_to(victim)
+    done = run_job(job_env(sandbox, app, zone, [connector(app.job_id, "departures/*.csv")]))
+    assert victim.read_bytes() == b'{"keep": 1}', "a state write followed a link"
+    assert done.returncode == 0, outcome(done)
+    assert_clean(done, app)
+    from test_run import records_at
+
+    assert records_at(sandbox, app.job_id) == file_records(data)
+    for path in planted:
+        assert not (zone.root / path).is_symlink()
+    assert len([p for p in (zone.root / "state/unreadable").rglob("*") if p.is_symlink()]) == 2
+
+
 # -- break 14: upload's local checkpoint never follows a link ------------------------------------------------
 
 def test_upload_never_writes_through_a_link_planted_in_a_shared_state_dir(new_app, sandbox, tmp_path: Path) -> None:  # noqa: ANN001

@@ -424,7 +424,7 @@ class JobRun:
                 result.files_sent += 1
             self.say("file_moved", f"{safe_name(entry.path)}: moved to {safe_name(dst)}", file=safe_name(entry.path),
                      to=safe_name(dst), status=status)
-            return status
+            return str(status)
         if status == "invalid":
             dst = self.filing_name(entry.path, current.etag, f"{REJECTED}{rel}")
             self.dz.write_json(f"{dst}.errors.json", errors_document(safe_name(entry.path), outcome.scan))
@@ -433,7 +433,7 @@ class JobRun:
             self.say("file_moved", f"{safe_name(entry.path)}: rejected: moved to {safe_name(dst)} "
                      f"(errors in {safe_name(dst)}.errors.json)", file=safe_name(entry.path), to=safe_name(dst),
                      status=status)
-            return status
+            return str(status)
         result.files_failed += 1  # failed: stays in incoming/, its checkpoint under state/
         self.say("file_left", f"{safe_name(entry.path)}: left in incoming/; the next run resumes from its checkpoint",
                  file=safe_name(entry.path), status=status)

@@ -156,7 +156,7 @@ class StateUnreadable(ValueError):
 #: The state reader's bounds (`parse_state`). State records are flat JSON objects of a few hundred bytes.
 MAX_STATE_BYTES = 64 << 10
 MAX_STATE_KEYS = 64
-MAX_STATE_STRING = 4096
+MAX_STATE_STRING = 16384
 MAX_STATE_INT = 1 << 53
 #: Dates in state are believed between these bounds: before 2000 (or year 1) is damage, and more than a day
 #: ahead of the clock would switch off a rule that compares with now (freshness, the 12-hour window).
