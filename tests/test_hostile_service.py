@@ -35,6 +35,7 @@ def run(tmp_path: Path, sandbox, app) -> tuple[subprocess.CompletedProcess[str],
     env.update({"UPLOADER_TENANT_ID": app.tenant_id, "UPLOADER_APP_ID": app.app_id,
                 "UPLOADER_CERTIFICATE_PEM": app.certificate.pem, "UPLOADER_AUTHORITY_HOST": app.authority_host,
                 "UPLOADER_INGESTION_URL": app.ingestion_url, "UPLOADER_DROPZONE_URL": zone.as_uri(),
+                "UPLOADER_SETTLE_SECONDS": "0",  # the files are complete: take them at once
                 "UPLOADER_DEADLINE": "5",
                 "UPLOADER_CONNECTORS": json.dumps([{"name": "departures", "jobId": app.job_id, "files": "*.csv",
                                                    "scenarios": [{"type": "resignation", "columns": COLUMNS}]}])})
