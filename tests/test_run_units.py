@@ -80,3 +80,38 @@ def test_job_mode_refuses_the_globs_check_refuses(files: str, rule: str) -> None
     with pytest.raises(UsageError, match=r"UPLOADER_CONNECTORS\[1\]\.files") as caught:
         load_connectors(json.dumps([MAPPING, bad]))
     assert rule in str(caught.value) and files not in str(caught.value)
+
+
+def test_a_file_written_to_again_after_listing_waits_to_settle(tmp_path: Path) -> None:
+    """Settled when listed, written to again before its turn: it is left to settle, not sent in its new state."""
+    import io
+    import os
+    import tempfile
+    import time
+
+    from uploader.job.jobrun import JobRun
+    from uploader.model.mapping import parse_connectors
+    from uploader.report import Reporter
+
+    root = tmp_path / "zone"
+    (root / "incoming").mkdir(parents=True)
+    path = root / "incoming" / "a.csv"
+    path.write_text("h\n1\n")
+    old = time.time() - 600
+    os.utime(path, (old, old))
+    dz = open_dropzone(root.as_uri())
+    (mapping,) = parse_connectors([{"name": "d", "jobId": "e081f4f4-3831-48d6-a7bb-3fcfab158145", "files": "*.csv",
+                                    "scenarios": [{"type": "resignation", "columns": {
+                                        "userPrincipalName": "E", "resignationDate": "R", "lastWorkingDate": "L"}}]}],
+                                  where="test")
+    calls: list[object] = []
+    run = JobRun(dz, (mapping,), upload=lambda *a, **k: calls.append(a), client=None, records_per_call=10,
+                 reporter=Reporter("json", stream=io.StringIO()), settle=60)
+    (files,) = run.assign(dz.list("incoming/"))
+    assert run.unsettled(mapping, files) == 0 and len(files) == 1
+    with path.open("a") as fh:
+        fh.write("2\n")  # the writer comes back
+    with tempfile.TemporaryDirectory() as tmp:
+        result = run.run_connector(mapping, files, Path(tmp))
+    assert calls == [] and result.files_settling == 1 and result.files_failed == 0
+    assert path.exists()

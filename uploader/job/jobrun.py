@@ -256,7 +256,7 @@ class JobRun:
         with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
             for connector, files, waiting in zip(self.connectors, assigned, settling, strict=True):
                 result = self.run_connector(connector, files, Path(tmp))
-                result.files_settling = waiting
+                result.files_settling += waiting
                 summary.connectors.append(result)
         summary.seconds = time.monotonic() - started
         return summary
@@ -267,17 +267,22 @@ class JobRun:
         A folder file's modification time moves with every write, and a blob's last-modified with every
         upload or append, so "unchanged for the settle time" is "last modified at least that long ago". They are
         the newest, so the ones taken still go in order. A file dated in the future waits until it is not."""
-        cutoff = self.now() - dt.timedelta(seconds=self.settle)
-        waiting = [e for e in files if e.modified > cutoff]
-        files[:] = [e for e in files if e.modified <= cutoff]
+        waiting = [e for e in files if not self.settled(e)]
+        files[:] = [e for e in files if self.settled(e)]
         for entry in waiting:
-            ahead = entry.modified > self.now() + dt.timedelta(minutes=5)
-            why = ("its modification time is in the future (a wrong clock?); it is taken once that time is "
-                   f"{int(self.settle)} s past" if ahead else
-                   f"changed less than {int(self.settle)} s ago (still being written?); a later run takes it")
-            self.say("file_settling", f"{safe_name(entry.path)}: {why}", error=ahead, file=safe_name(entry.path),
-                     connector=connector_label(connector), settle_seconds=self.settle)
+            self.report_settling(connector, entry)
         return len(waiting)
+
+    def settled(self, entry: Entry) -> bool:
+        return entry.modified <= self.now() - dt.timedelta(seconds=self.settle)
+
+    def report_settling(self, connector: ConnectorMapping, entry: Entry) -> None:
+        ahead = entry.modified > self.now() + dt.timedelta(minutes=5)
+        why = ("its modification time is in the future (a wrong clock?); it is taken once that time is "
+               f"{int(self.settle)} s past" if ahead else
+               f"changed less than {int(self.settle)} s ago (still being written?); a later run takes it")
+        self.say("file_settling", f"{safe_name(entry.path)}: {why}", error=ahead, file=safe_name(entry.path),
+                 connector=connector_label(connector), settle_seconds=self.settle)
 
     def check_writable(self) -> None:
         """Write and remove a probe under state/ before anything is sent: a read-only or full drop zone fails the
@@ -357,6 +362,10 @@ class JobRun:
                     return "gone"
                 if current.refused:
                     raise DropZoneError(current.refused)
+                if current.etag != entry.etag and not self.settled(current):  # written to again since it was listed
+                    self.report_settling(connector, current)
+                    result.files_settling += 1
+                    return "settling"
                 self.dz.download(entry.path, local, etag=current.etag)
                 outcome = self.upload(
                     local, display_name=name, job_id=connector.job_id, mapping=connector,
