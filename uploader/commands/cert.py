@@ -72,6 +72,28 @@ def _write_new(path: Path, data: bytes, mode: int) -> None:
     os.chmod(path, mode)  # a umask cannot widen it, but be explicit
 
 
+def _out_dir(out: Path) -> Path:
+    """The folder for the key and certificate: created (mode 0700, parents too) when it does not exist yet."""
+    if out.is_dir():
+        return out
+    if os.path.lexists(out):
+        kind = "a file" if out.is_file() else "a broken link" if out.is_symlink() else "a special file"
+        raise UsageError(f"--out-dir {out}: exists and is {kind}, not a folder (give a folder, or a new name "
+                         "to create one)")
+    try:
+        out.mkdir(mode=0o700, parents=True)
+    except FileExistsError:  # created meanwhile by someone else: use it if it is a folder
+        if not out.is_dir():
+            raise UsageError(f"--out-dir {out}: exists and is not a folder") from None
+    except NotADirectoryError:
+        raise UsageError(f"--out-dir {out}: a part of the path is a file, not a folder") from None
+    except OSError as exc:
+        raise UsageError(f"--out-dir {out}: cannot create the folder ({type(exc).__name__}"
+                         f"{': ' + exc.strerror if exc.strerror else ''})") from None
+    os.chmod(out, 0o700)  # mkdir's mode is narrowed by the umask only; be explicit
+    return out
+
+
 def new(args: argparse.Namespace) -> int:
     from cryptography import x509
 
@@ -80,9 +102,7 @@ def new(args: argparse.Namespace) -> int:
     subject = _subject(args.subject)
     if not 1 <= args.days <= MAX_DAYS:
         raise UsageError(f"--days: must be between 1 and {MAX_DAYS}")
-    out = Path(args.out_dir)
-    if not out.is_dir():
-        raise UsageError(f"--out-dir {out}: not a folder")
+    out = _out_dir(Path(args.out_dir))
     stem = _stem(subject, args.name)
     pem_path, cer_path = out / f"{stem}.pem", out / f"{stem}.cer"
     for path in (pem_path, cer_path):
