@@ -14,12 +14,12 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from uploader import __version__
 from uploader.clouds import CLOUDS, DEFAULT_RECORDS_PER_CALL, UnknownCloudError, get_cloud
-from uploader.errors import UploaderError, UsageError
+from uploader.errors import EXIT_USAGE, UploaderError, UsageError
 from uploader.model.mapping import ConnectorMapping, MappingError, load_mapping_file
 from uploader.model.stackfile import CHECKOUT_STACKS, load_connector
 
@@ -222,7 +222,7 @@ def mapping_from_args(args: argparse.Namespace, required: bool) -> ConnectorMapp
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="python -m uploader",
         description="Validate HR CSV files and send them to the Microsoft Purview HR connector, "
         "signed in with a certificate (never a client secret).",
@@ -297,7 +297,74 @@ def _extend(module: str, parser: argparse.ArgumentParser) -> None:
         add(parser)
 
 
+#: Microsoft's sample_script.ps1 parameters (https://learn.microsoft.com/purview/import-hr-data, step 4:
+#: -tenantId -appId -appSecret -jobId -filePath; older versions -csvFilePath; -RecordsPerCall) and what replaces
+#: each here. None: no flag replaces it (the certificate replaces the client secret).
+POWERSHELL_FLAGS: dict[str, str | None] = {
+    "tenantid": "--tenant-id",
+    "appid": "--app-id",
+    "appsecret": None,
+    "clientsecret": None,
+    "jobid": "--job-id",
+    "filepath": "FILE... (the files, as arguments)",
+    "csvfilepath": "FILE... (the files, as arguments)",
+    "recordspercall": "--records-per-call",
+}
+_POWERSHELL_SPELLING = {"tenantid": "-tenantId", "appid": "-appId", "appsecret": "-appSecret",
+                        "clientsecret": "-clientSecret", "jobid": "-jobId", "filepath": "-filePath",
+                        "csvfilepath": "-csvFilePath", "recordspercall": "-RecordsPerCall"}
+
+
+def powershell_flags(argv: Sequence[str]) -> list[str]:
+    """The PowerShell script's parameter names found in `argv` (-appId, -appSecret:VALUE, --jobId=...), by key."""
+    found: list[str] = []
+    for arg in argv:
+        if arg == "--":  # the rest are file names
+            break
+        if not arg.startswith("-") or arg.startswith("---"):
+            continue
+        name = arg.lstrip("-").split(":", 1)[0].split("=", 1)[0].lower()
+        if name in POWERSHELL_FLAGS and name not in found:
+            found.append(name)
+    return found
+
+
+def powershell_message(found: list[str]) -> str:
+    """What replaces each PowerShell parameter; names only (a value after -appSecret is never repeated)."""
+    parts = []
+    for name in found:
+        new = POWERSHELL_FLAGS[name]
+        if new is None:
+            parts.append(f"{_POWERSHELL_SPELLING[name]}: no such flag; a certificate replaces the client secret "
+                         "(--certificate PEMFILE, or a .pfx with its password in UPLOADER_CERTIFICATE_PASSWORD; "
+                         "`python -m uploader cert new` makes one). The value given was not shown or kept: remove "
+                         "it from your shell history or task definition, and delete the secret from the app "
+                         "registration once the certificate works")
+        else:
+            parts.append(f"{_POWERSHELL_SPELLING[name]} -> {new}")
+    return ("these are the parameters of Microsoft's PowerShell script, not this uploader's flags: "
+            + "; ".join(parts) + " (docs/migrating.md)")
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, except that "unrecognized arguments" never repeats a value (it may be a secret)."""
+
+    def error(self, message: str) -> NoReturn:
+        prefix = "unrecognized arguments: "
+        if message.startswith(prefix):
+            tokens = message[len(prefix):].split()
+            flags = [t.split("=", 1)[0].split(":", 1)[0] for t in tokens if t.startswith("-")]
+            hidden = len(tokens) - len(flags)
+            message = prefix + " ".join(flags) + (f" (and {hidden} value{'s' if hidden > 1 else ''}, not shown)"
+                                                  if hidden else "")
+        super().error(message)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if found := powershell_flags(argv):
+        print(f"error: {powershell_message(found)}", file=sys.stderr)
+        return EXIT_USAGE
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
