@@ -30,6 +30,7 @@ from uploader.model.scenarios import (
     field_aliases,
     find_column,
     lookup_scenario,
+    scenario_names_hint,
 )
 
 DATE_PREFIX_RE = re.compile(r"\d{4}-\d\d-\d\d|\d{1,2}/\d{1,2}/\d{2,4}")
@@ -50,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     init.add_argument("file", metavar="FILE", help="a CSV export whose first line is the header row")
     init.add_argument("--scenario", action="append", required=True, metavar="TYPE",
                       help=f"a scenario the file carries (repeat for several): {', '.join(SCENARIOS)} "
-                      "(or Microsoft's wording, e.g. 'Job level change'); case-insensitive")
+                      "or Microsoft's names, e.g. 'Job level changes' (docs/mapping.md); case-insensitive")
     init.add_argument("--scenario-column", metavar="COL",
                       help="the column telling rows' scenarios apart (needed with several --scenario; "
                       f"default: a header column named {' or '.join(SCENARIO_COLUMN_ALIASES)})")
@@ -121,9 +122,9 @@ def build_mapping(header: list[str], specs: list[ScenarioType], scenario_column:
 def _scenarios(names: list[str]) -> list[ScenarioType]:
     specs: list[ScenarioType] = []
     for name in names:
-        spec = lookup_scenario(name, titles=True)
+        spec = lookup_scenario(name)
         if spec is None:
-            raise UsageError(f"--scenario {name!r}: unknown (expected one of {', '.join(SCENARIOS)})")
+            raise UsageError(f"--scenario {name!r}: unknown (expected {scenario_names_hint()})")
         if spec in specs:
             raise UsageError(f"--scenario {spec.type}: given twice")
         specs.append(spec)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from uploader.model.scenarios import SCENARIOS, ScenarioType, lookup_scenario
+from uploader.model.scenarios import SCENARIOS, ScenarioType, lookup_scenario, scenario_names_hint
 
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
@@ -122,8 +122,7 @@ def parse_scenario(obj: Any, where: str) -> ScenarioMapping:
     assert given_type is not None
     spec = lookup_scenario(given_type)
     if spec is None:
-        raise MappingError(f"{where}.type",
-                           f"unknown scenario type {given_type!r} (expected one of {', '.join(SCENARIOS)})")
+        raise MappingError(f"{where}.type", f"unknown scenario type {given_type!r} (expected {scenario_names_hint()})")
     type_ = spec.type  # scenario types and field names match case-insensitively; the canonical spelling is kept
     fields_by_lower = {f.lower(): f for f in spec.field_names}
     value = _str(obj, "value", where, required=False)

@@ -96,13 +96,43 @@ SCENARIOS: dict[str, ScenarioType] = {
 PROFILE_REFRESH_DAYS = 15
 
 
-def lookup_scenario(name: str, *, titles: bool = False) -> ScenarioType | None:
-    """The scenario whose type (or, with titles=True, Microsoft's wording) matches `name` case-insensitively."""
-    key = name.strip().lower()
-    for spec in SCENARIOS.values():
-        if key == spec.type.lower() or (titles and key == spec.title.lower()):
-            return spec
-    return None
+# --- the names a scenario goes by (one table, accepted everywhere a scenario is named) -------------------
+# `scenarios[].type` in mapping files, stack files and UPLOADER_CONNECTORS, and `mapping init --scenario`.
+# Sources: "Set up a connector to import HR data", https://learn.microsoft.com/purview/import-hr-data (the list
+# of data types: "Employee resignation", "Job level changes", "Performance reviews", "Performance improvement
+# plans", "Employee profile"; the policy table: "Employee resignations"; the HRScenario values of the
+# multi-scenario section: "Resignation", "Job level change", "Performance review", "Performance improvement
+# plan", "Employee profile"), and the US Government page,
+# https://learn.microsoft.com/purview/import-hr-data-us-government ("Employee resignation"). Each name in its
+# singular and plural, and the camelCase key. Compared ignoring case and runs of spaces.
+SCENARIO_NAMES: dict[str, tuple[str, ...]] = {
+    "resignation": ("resignation", "Resignation", "Resignations", "Employee resignation",
+                    "Employee resignations"),
+    "jobLevelChange": ("jobLevelChange", "Job level change", "Job level changes"),
+    "performanceReview": ("performanceReview", "Performance review", "Performance reviews"),
+    "performanceImprovementPlan": ("performanceImprovementPlan", "Performance improvement plan",
+                                   "Performance improvement plans"),
+    "employeeProfile": ("employeeProfile", "Employee profile", "Employee profiles"),
+}
+
+
+def scenario_key(name: str) -> str:
+    """How scenario names are compared: case ignored, surrounding spaces trimmed, inner runs of spaces as one."""
+    return " ".join(name.split()).lower()
+
+
+_BY_NAME: dict[str, str] = {scenario_key(n): t for t, names in SCENARIO_NAMES.items() for n in names}
+
+
+def lookup_scenario(name: str) -> ScenarioType | None:
+    """The scenario `name` stands for (its camelCase key or one of Microsoft's names, SCENARIO_NAMES), or None."""
+    type_ = _BY_NAME.get(scenario_key(name))
+    return SCENARIOS[type_] if type_ is not None else None
+
+
+def scenario_names_hint() -> str:
+    """For error messages: the keys, and where the other accepted names are listed."""
+    return f"{', '.join(SCENARIOS)}, or Microsoft's names such as 'Job level changes' (docs/mapping.md)"
 
 
 # --- the column names Microsoft documents (what `mapping init` recognises in a CSV header) ---------------

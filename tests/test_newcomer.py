@@ -1,0 +1,223 @@
+"""A newcomer's first hour (issue 16, B6/B7/B12/B13): Microsoft's scenario names, `cert new --out-dir`,
+PowerShell-style flags, and the docs' sandbox recipe. Every test drives the real command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import stat
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from provisioning.config import ConfigError, load_settings
+from uploader.job.connectors import load_connectors
+from uploader.model.scenarios import SCENARIO_NAMES, SCENARIOS
+from uploader.sandbox.client import clean_environ
+
+REPO = Path(__file__).resolve().parent.parent
+TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def job_id() -> str:
+    return str(uuid.uuid4())
+
+
+MULTI_HEADER = ("HRScenario,EmailAddress,ResignationDate,LastWorkingDate,EffectiveDate,Remarks,Rating,OldLevel,"
+                "NewLevel\n")
+
+
+def mapping_with(types: list[str]) -> dict:
+    columns = {
+        "resignation": {"userPrincipalName": "EmailAddress", "resignationDate": "ResignationDate",
+                        "lastWorkingDate": "LastWorkingDate"},
+        "jobLevelChange": {"userPrincipalName": "EmailAddress", "effectiveDate": "EffectiveDate"},
+        "performanceReview": {"userPrincipalName": "EmailAddress", "effectiveDate": "EffectiveDate"},
+        "performanceImprovementPlan": {"userPrincipalName": "EmailAddress", "effectiveDate": "EffectiveDate"},
+        "employeeProfile": {"userPrincipalName": "EmailAddress", "firstName": "F", "lastName": "L",
+                            "addressLine1": "A", "zipCode": "Z"},
+    }
+    from uploader.model.scenarios import lookup_scenario
+
+    scenarios = []
+    for i, name in enumerate(types):
+        spec = lookup_scenario(name)
+        assert spec is not None, name
+        scenarios.append({"type": name, "value": f"v{i}", "columns": columns[spec.type]})
+    return {"name": "c", "jobId": job_id(), "files": "hr/*.csv", "scenarioColumn": "HRScenario",
+            "scenarios": scenarios}
+
+
+# --- B6: one table of scenario names, accepted everywhere ----------------------------------------------
+
+ALL_NAMES = [(t, n) for t, names in SCENARIO_NAMES.items() for n in names]
+
+
+def test_the_table_names_every_scenario_and_its_key() -> None:
+    assert set(SCENARIO_NAMES) == set(SCENARIOS)
+    for t, names in SCENARIO_NAMES.items():
+        assert t in names
+    keys = [n.lower() for names in SCENARIO_NAMES.values() for n in names]
+    assert len(keys) == len(set(keys)) + 1  # `resignation` and Microsoft's `Resignation` differ only in case
+
+
+@pytest.mark.parametrize("given", ["Job level changes", "Employee resignation", "Employee resignations",
+                                   "Performance reviews", "Performance improvement plans", "job LEVEL  change",
+                                   "employee profiles"])
+def test_mapping_init_accepts_microsofts_names(tmp_path: Path, run_uploader, given: str) -> None:
+    header = write(tmp_path / "h.csv", "EmailAddress,ResignationDate,LastWorkingDate,EffectiveDate,EmployeeFirstName,"
+                   "EmployeeLastName,EmployeeAddressLine1,EmployeeZipCode\n")
+    result = run_uploader("mapping", "init", header, "--scenario", given)
+    assert result.returncode == 0, result.stderr
+    from uploader.model.scenarios import lookup_scenario
+
+    assert json.loads(result.stdout)["scenarios"][0]["type"] == lookup_scenario(given).type  # type: ignore[union-attr]
+
+
+def test_mapping_files_stack_files_and_job_connectors_accept_every_name(tmp_path: Path, run_uploader) -> None:
+    import yaml
+
+    names = [n for _, n in ALL_NAMES]
+    csv_file = write(tmp_path / "a.csv", MULTI_HEADER + "v0,a@contoso.com,2026-01-01T00:00,2026-01-02T00:00,,,,,\n")
+    by_type: dict[str, list[str]] = {}
+    for t, n in ALL_NAMES:
+        by_type.setdefault(t, []).append(n)
+    # Every name, in connectors of one scenario type each; resignation first so the CSV row is valid.
+    for t, group in by_type.items():
+        if t == "employeeProfile":
+            continue
+        for name in group:
+            mapping = mapping_with([name]) if t == "resignation" else mapping_with(["resignation", name])
+            f = write(tmp_path / "m.json", json.dumps(mapping))
+            result = run_uploader("validate", csv_file, "--mapping", f)
+            assert result.returncode == 0, (name, result.stderr)
+            # UPLOADER_CONNECTORS (job mode) and the stack config read the same model.
+            (parsed,) = load_connectors(json.dumps([mapping]))
+            assert parsed.scenarios[-1].type == t
+    # A stack file with Microsoft's wording: the uploader's --stack and provisioning's config both accept it.
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    connector = mapping_with(["Employee resignation", "Job level change", "performance reviews"])
+    config = {"hr-connector:tenantId": TENANT, "hr-connector:location": "westeurope",
+              "hr-connector:connectors": [connector]}
+    (stacks / "Pulumi.t.yaml").write_text(yaml.safe_dump({"config": config}))
+    result = run_uploader("validate", csv_file, "--stack", "t", "--stacks-dir", stacks)
+    assert result.returncode == 0, result.stderr
+    settings = load_settings(config)
+    assert [s.type for s in settings.connectors[0].scenarios] == ["resignation", "jobLevelChange", "performanceReview"]
+    assert names  # every name was tried above
+
+
+def test_an_unknown_scenario_name_is_refused_with_the_table_pointer(tmp_path: Path, run_uploader) -> None:
+    header = write(tmp_path / "h.csv", "EmailAddress,ResignationDate,LastWorkingDate\n")
+    result = run_uploader("mapping", "init", header, "--scenario", "Promotions")
+    assert result.returncode == 2 and "docs/mapping.md" in result.stderr
+    with pytest.raises(ConfigError, match="unknown scenario type"):
+        load_settings({"hr-connector:tenantId": TENANT, "hr-connector:location": "westeurope",
+                        "hr-connector:connectors": [mapping_with(["resignation"]) | {"scenarios": [
+                            {"type": "Promotions", "columns": {"userPrincipalName": "EmailAddress"}}]}]})
+
+
+def test_docs_mapping_lists_exactly_the_table() -> None:
+    text = (REPO / "docs" / "mapping.md").read_text(encoding="utf-8")
+    block = text.split("<!-- scenario-names:start -->", 1)[1].split("<!-- scenario-names:end -->", 1)[0]
+    listed: dict[str, list[str]] = {}
+    for line in block.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[0].startswith("`"):
+            listed[cells[0].strip("`")] = re.findall(r"`([^`]+)`", cells[1])
+    assert listed == {t: [n for n in names if n != t] for t, names in SCENARIO_NAMES.items()}
+
+
+# --- B7: cert new --out-dir creates the folder -------------------------------------------------------
+
+
+def test_cert_new_creates_a_missing_out_dir_private(tmp_path: Path, run_uploader) -> None:
+    out = tmp_path / "not" / "yet"
+    result = run_uploader("cert", "new", "--subject", "CN=hr-connector-contoso", "--out-dir", out)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert stat.S_IMODE((out / "hr-connector-contoso.pem").stat().st_mode) == 0o600
+
+
+def test_cert_new_out_dir_that_is_a_file_says_so(tmp_path: Path, run_uploader) -> None:
+    blocker = write(tmp_path / "afile", "x")
+    result = run_uploader("cert", "new", "--subject", "CN=x", "--out-dir", blocker)
+    assert result.returncode == 2
+    assert "exists and is a file, not a folder" in result.stderr
+    below = run_uploader("cert", "new", "--subject", "CN=x", "--out-dir", blocker / "sub")
+    assert below.returncode == 2 and "a part of the path is a file" in below.stderr
+
+
+# --- B12: Microsoft's PowerShell parameters ----------------------------------------------------------
+
+SECRET = "Zq8~notARealSecret.value-7731"
+
+
+@pytest.mark.parametrize("style", ["-{} {}", "-{}:{}", "--{}={}"])
+def test_powershell_flags_name_their_replacements_and_never_echo_the_secret(
+        tmp_path: Path, run_uploader, style: str) -> None:
+    args: list[str] = ["upload"]
+    for name, value in (("tenantId", TENANT), ("appId", job_id()), ("appSecret", SECRET), ("jobId", job_id()),
+                        ("filePath", "C:\\HR\\departures.csv")):
+        args += shlex.split(style.format(name, shlex.quote(value)))
+    result = run_uploader(*args)
+    assert result.returncode == 2
+    for old, new in (("-tenantId", "--tenant-id"), ("-appId", "--app-id"), ("-jobId", "--job-id"),
+                     ("-filePath", "FILE...")):
+        assert f"{old} -> {new}" in result.stderr
+    assert "a certificate replaces the client secret" in result.stderr and "--certificate" in result.stderr
+    assert SECRET not in result.stdout + result.stderr
+    assert "unrecognized arguments" not in result.stderr
+
+
+def test_other_unknown_flags_never_echo_their_values(run_uploader) -> None:
+    result = run_uploader("upload", "a.csv", "--client-secret-value", SECRET)
+    assert result.returncode == 2
+    assert "unrecognized arguments: --client-secret-value (and 1 value, not shown)" in result.stderr
+    assert SECRET not in result.stderr
+
+
+def test_file_names_after_double_dash_are_not_taken_for_flags(tmp_path: Path, run_uploader) -> None:
+    f = write(tmp_path / "-jobId", "EmailAddress,ResignationDate,LastWorkingDate\n")
+    result = run_uploader("validate", "--mapping", tmp_path / "none.json", "--", f)
+    assert "PowerShell" not in result.stderr
+
+
+# --- B13: housekeeping -------------------------------------------------------------------------------
+
+
+def test_gitignore_has_no_merge_conflict_markers() -> None:
+    text = (REPO / ".gitignore").read_text()
+    assert not re.search(r"^(<{7}|={7}|>{7})", text, flags=re.M)
+    assert ".fleet-logs/" in text.split()
+
+
+def test_cli_md_sandbox_recipe_writes_a_key_doctor_accepts(tmp_path: Path) -> None:
+    """Run the recipe's first line (the credential) as written; the key must be owner-only (no doctor warning)."""
+    from uploader.model.certs import key_file_exposure
+
+    text = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    recipe = text.split("`make demo` does all of this for you. By hand:", 1)[1].split("```sh\n", 1)[1]
+    first = recipe.splitlines()[0]
+    assert "app.pem" in first
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "python"  # `python` in the recipe is this checkout's interpreter
+    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    shim.chmod(0o755)
+    env = clean_environ() | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(REPO)}
+    subprocess.run(["sh", "-c", first], cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60)
+    key = tmp_path / "app.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert key_file_exposure(str(key)) is None
