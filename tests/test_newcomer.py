@@ -221,3 +221,27 @@ def test_cli_md_sandbox_recipe_writes_a_key_doctor_accepts(tmp_path: Path) -> No
     key = tmp_path / "app.pem"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert key_file_exposure(str(key)) is None
+
+
+# --- A4: doctor's headline says what it verified and what only the first upload proves -----------------
+
+
+def test_doctor_headline_says_the_job_binding_is_not_verified(new_app, sandbox, run_uploader) -> None:  # noqa: ANN001
+    app = new_app(bind=False)  # the job is bound to no app: doctor cannot know, and must not claim it
+    flags = ["--tenant-id", app.tenant_id, "--app-id", app.app_id, "--job-id", app.job_id, "--certificate",
+             str(app.certificate_path), "--authority-host", app.authority_host, "--ingestion-url", app.ingestion_url]
+    result = run_uploader("doctor", *flags)
+    assert result.returncode == 0, result.stdout + result.stderr
+    headline = result.stdout.strip().splitlines()[-1]
+    assert "ready for a real run" not in headline
+    assert "verified settings, certificate, sign-in, ingestion host (DNS + TLS)" in headline
+    assert f"NOT verified: that job {app.job_id} belongs to a connector bound to this app" in headline
+    assert "the first upload proves it" in headline
+    as_json = run_uploader("doctor", *flags, "--log-format", "json")
+    summary = json.loads(as_json.stdout.strip().splitlines()[-1])
+    assert summary["not_verified"] == ["job-binding"] and "sign-in" in summary["verified"]
+    # ...and indeed the first upload is what finds it out (403, exit 1).
+    f = write(Path(sandbox.state_dir).parent / f"{uuid.uuid4().hex}.csv",
+              "EmailAddress,ResignationDate,LastWorkingDate\nzq@contoso.com,2026-11-01T10:00,2026-12-01T10:00\n")
+    sent = run_uploader("upload", f, *flags, "--state-dir", Path(sandbox.state_dir).parent / uuid.uuid4().hex)
+    assert sent.returncode == 1 and "jobId and corresponding appId do not match" in sent.stderr + sent.stdout

@@ -376,9 +376,34 @@ def main(args: argparse.Namespace) -> int:
     checks = run_checks(args, emit)
     code = exit_code(checks)
     counts = {s: sum(c.status == s for c in checks) for s in (PASS, WARN, FAIL, SKIP)}
-    verdict = {EXIT_OK: "ready for a real run", EXIT_FAILED: "a live check failed",
+    verdict = {EXIT_OK: verified_headline(checks, args.job_id), EXIT_FAILED: "a live check failed",
                EXIT_USAGE: "a setting is wrong"}[code]
     reporter.event("doctor_summary", f"doctor: {counts[PASS]} passed, {counts[WARN]} warning(s), {counts[FAIL]} "
                    f"failed, {counts[SKIP]} skipped; exit {code}: {verdict}", exit_code=code,
-                   passed=counts[PASS], warnings=counts[WARN], failed=counts[FAIL], skipped=counts[SKIP])
+                   passed=counts[PASS], warnings=counts[WARN], failed=counts[FAIL], skipped=counts[SKIP],
+                   verified=[c.name for c in checks if c.status in (PASS, WARN)],
+                   not_verified=[JOB_BINDING])
     return code
+
+
+#: What doctor cannot check. Microsoft documents one ingestion call, the upload itself (POST /api/signals?jobid=,
+#: "Set up a connector to import HR data", https://learn.microsoft.com/purview/import-hr-data, step 4), and no
+#: request that checks a job ID without sending records (no GET, no header-only or empty upload is documented
+#: as free of side effects: a header-only file may well be recorded as a run). So the job ID's binding to this app
+#: is proved only by the first real upload (a 403 "jobId and corresponding appId do not match." refuses it).
+JOB_BINDING = "job-binding"
+
+
+def verified_headline(checks: list[Check], job_id: str | None) -> str:
+    """The exit-0 headline: what was verified, and what only the first upload can prove."""
+    names = {"settings": "settings", "certificate": "certificate", "sign-in": "sign-in",
+             "ingestion": "ingestion host (DNS + TLS)", "connectors": "connectors", "dropzone": "drop zone"}
+    done = [names.get(c.name, c.name) for c in checks if c.status in (PASS, WARN)]
+    jobs = [job_id] if job_id else []
+    for c in checks:
+        jobs += [str(x.get("job_id")) for x in c.facts.get("connectors", ()) if isinstance(x, dict)]
+    job = (f"that job{'s' if len(jobs) > 1 else ''} {', '.join(jobs)} belong{'' if len(jobs) > 1 else 's'} to a "
+           "connector bound to this app" if jobs else "any job ID (none given)")
+    return (f"verified {', '.join(done)}; NOT verified: {job} (only its form was checked: no documented request "
+            "checks it without sending HR data; the first upload proves it, a 403 \"jobId and corresponding "
+            "appId do not match.\" means it is wrong)")
