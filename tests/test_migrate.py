@@ -381,10 +381,13 @@ def test_mapping_init_resignation_from_microsofts_older_header(tmp_path: Path, r
     assert "replace REPLACE-WITH-THE-CONNECTOR-JOB-ID-FROM-PURVIEW with the connector's job ID" in result.stderr
     assert "unmapped columns: none" in result.stderr
     assert SENTINEL not in result.stdout + result.stderr
-    # Unedited, the placeholder is refused by name; with the job ID in, the file validates against it.
+    # Unedited, the placeholder still validates (checking needs no job ID: issue 16 B8) but cannot send;
+    # with the job ID in, the file validates against it.
     raw = write(tmp_path / "raw.json", result.stdout)
-    refused = run_uploader("validate", f, "--mapping", raw)
-    assert refused.returncode == 2 and "jobId: must be a GUID" in refused.stderr
+    assert run_uploader("validate", f, "--mapping", raw).returncode == 0
+    refused = run_uploader("upload", f, "--mapping", raw, "--tenant-id", JOB, "--app-id", JOB,
+                           "--state-dir", tmp_path / "s")
+    assert refused.returncode == 2 and "the mapping's jobId is not set yet" in refused.stderr
     edited = write(tmp_path / "m.json", with_job(result.stdout))
     checked = run_uploader("validate", f, "--mapping", edited)
     assert checked.returncode == 0, checked.stderr

@@ -245,3 +245,79 @@ def test_doctor_headline_says_the_job_binding_is_not_verified(new_app, sandbox, 
               "EmailAddress,ResignationDate,LastWorkingDate\nzq@contoso.com,2026-11-01T10:00,2026-12-01T10:00\n")
     sent = run_uploader("upload", f, *flags, "--state-dir", Path(sandbox.state_dir).parent / uuid.uuid4().hex)
     assert sent.returncode == 1 and "jobId and corresponding appId do not match" in sent.stderr + sent.stdout
+
+
+# --- B8: docs/migrating.md works as written, step by step ---------------------------------------------
+
+
+def fenced_commands(markdown: str) -> list[str]:
+    """Each command of the page's ```sh blocks, in order, continuation lines joined (comments left to sh)."""
+    commands: list[str] = []
+    for block in re.findall(r"```sh\n(.*?)```", markdown, flags=re.S):
+        for cmd in block.replace("\\\n", " ").splitlines():
+            if cmd.strip() and not cmd.lstrip().startswith("#"):
+                commands.append(cmd.strip())
+    return commands
+
+
+def test_migrating_md_runs_start_to_finish(tmp_path: Path, sandbox) -> None:  # noqa: ANN001
+    """Every command of docs/migrating.md, run as written by `sh` in a fresh folder against the sandbox. Between
+    them the test does only what the page tells the user to do by hand (upload the .cer, paste the job ID)."""
+    import tomllib
+
+    text = (REPO / "docs" / "migrating.md").read_text(encoding="utf-8")
+    commands = fenced_commands(text)
+    # Step 0: the install line brings PyYAML (the [stack] extra), which step 5's --stack tip needs.
+    install = next(c for c in commands if "pip install" in c)
+    extras = re.findall(r"\.\[(\w+)\]", install)
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert extras and any(d.startswith("PyYAML") for e in extras for d in project["optional-dependencies"][e])
+    assert "--stack" in text
+
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    home.mkdir()
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "python"  # the activated .venv's python: this checkout's interpreter
+    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n')
+    shim.chmod(0o755)
+    (work / "departures.csv").write_bytes((REPO / "uploader" / "examples" / "resignation.csv").read_bytes())
+    (work / "hr-export.csv").write_bytes((REPO / "uploader" / "examples" / "multi-scenario.csv").read_bytes())
+    tenant, app, job = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    env = dict(sandbox.env, HOME=str(home), PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+               PYTHONPATH=str(REPO), TENANT=tenant, APP=app, JOB=job,
+               UPLOADER_AUTHORITY_HOST=sandbox.authority_host, UPLOADER_INGESTION_URL=sandbox.ingestion_url)
+    env.pop("XDG_STATE_HOME", None)
+
+    ran: list[str] = []
+    for command in commands:
+        if "pip install" in command or command.startswith(". .venv/bin/activate") or "…" in command \
+                or "app.pfx" in command or command.startswith("export UPLOADER_CERTIFICATE_PASSWORD"):
+            continue  # the install (checked above), activation (the shim), placeholders (…), the PFX alternative
+        if " upload " in f" {command} " and "--dry-run" not in command:
+            # Step 1's second task, by hand: paste the connector's job ID into the mapping's jobId.
+            mapping = work / "departures.json"
+            mapping.write_text(mapping.read_text().replace("REPLACE-WITH-THE-CONNECTOR-JOB-ID-FROM-PURVIEW", job))
+        result = subprocess.run(["sh", "-c", command], cwd=work, env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+        ran.append(command)
+        if " cert new " in f" {command} ":
+            # Step 3, in the Entra admin center: upload the .cer to the app; the connector is bound to the app.
+            pem = (home / ".hr-connector" / "hr-connector-contoso.pem").read_text()
+            sandbox.register_app(app, pem, tenant_id=tenant)
+            sandbox.bind_job(job, app)
+        if "--dry-run" in command:
+            assert "to job (none given)" in result.stdout  # the mapping still holds the placeholder
+    kinds = [next((w for w in ("mapping init", "validate", "cert new", "--dry-run", "doctor", " upload ")
+                   if w in f" {c} "), c) for c in ran]
+    assert kinds == ["python -m uploader --version", "mapping init", "mapping init", "validate", "cert new",
+                     "--dry-run", "doctor", " upload "]
+    assert sandbox.job_stats(job)["records"] == 12
+    # Step 5's tip, as written (inline code): the stack file's connector, read with PyYAML.
+    tip = re.search(r"`(python -m uploader validate [^`]*--stack[^`]*)`", text)
+    assert tip is not None
+    result = subprocess.run(["sh", "-c", " ".join(tip.group(1).split())], cwd=work, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

@@ -16,13 +16,12 @@ import json
 import os
 import re
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 from uploader.check.csvscan import POWERSHELL_TYPE_LINE, RULE_POWERSHELL_TYPE
 from uploader.errors import EXIT_INVALID, EXIT_OK, UploaderError, UsageError
-from uploader.model.mapping import MappingError, job_id_problem, parse_connector
+from uploader.model.mapping import JOB_ID_PLACEHOLDER, MappingError, job_id_problem, parse_connector
 from uploader.model.scenarios import (
     SCENARIO_COLUMN_ALIASES,
     SCENARIOS,
@@ -34,7 +33,6 @@ from uploader.model.scenarios import (
 )
 
 DATE_PREFIX_RE = re.compile(r"\d{4}-\d\d-\d\d|\d{1,2}/\d{1,2}/\d{2,4}")
-JOB_ID_PLACEHOLDER = "REPLACE-WITH-THE-CONNECTOR-JOB-ID-FROM-PURVIEW"
 #: The header must end within this many bytes (a header row is short; this is not a CSV export).
 MAX_HEADER_CHARS = 1 << 20
 
@@ -153,7 +151,7 @@ def main(args: argparse.Namespace) -> int:
 
     mapping, missing, unmatched = build_mapping(header, specs, scenario_column, args.job_id or JOB_ID_PLACEHOLDER)
     try:  # what we write must be what validate/upload accept (the placeholder jobId aside)
-        parse_connector({**mapping, "jobId": args.job_id or str(uuid.uuid4())}, "mapping")
+        parse_connector(mapping, "mapping", job_id_optional=True)
     except MappingError as exc:  # pragma: no cover - build_mapping follows the catalogue
         raise UsageError(f"internal: the generated mapping is invalid: {exc}") from None
     text = json.dumps(mapping, indent=2) + "\n"

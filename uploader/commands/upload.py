@@ -52,11 +52,13 @@ def check_files(names: list[str]) -> list[Path]:
 def main(args: argparse.Namespace) -> int:
     paths = check_files(args.files)
     mapping = mapping_from_args(args, required=False)
-    job_id = args.job_id or (mapping.job_id if mapping is not None else None)
+    job_id = args.job_id or (mapping.job_id if mapping is not None else None) or None
     if not args.dry_run:
         for flag, value in (("--tenant-id", args.tenant_id), ("--app-id", args.app_id), ("--job-id", job_id)):
             if not value:
-                raise UsageError(f"{flag} (or {env_name(flag)}) is required to send; a --dry-run needs none")
+                hint = (" (the mapping's jobId is not set yet: put the connector's job ID there, or give --job-id)"
+                        if flag == "--job-id" and mapping is not None else "")
+                raise UsageError(f"{flag} (or {env_name(flag)}) is required to send{hint}; a --dry-run needs none")
     if job_id is not None and (rule := job_id_problem(job_id)) is not None:
         raise UsageError(f"--job-id: {rule}")
     for flag, value in (("--deadline", args.deadline), ("--read-timeout", getattr(args, "read_timeout", 1.0))):
@@ -64,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag}: must be a positive number of seconds")
     cloud = resolve_cloud(args)
     reporter = Reporter(args.log_format)
-    if mapping is not None and args.job_id and mapping.job_id.lower() != args.job_id.lower():
+    if mapping is not None and args.job_id and mapping.job_id and mapping.job_id.lower() != args.job_id.lower():
         reporter.warning(args.mapping or f"stack {args.stack}", "the mapping's jobId differs from --job-id; "
                          "sending to --job-id")
 

@@ -15,6 +15,10 @@ from typing import Any
 
 from uploader.model.scenarios import SCENARIOS, ScenarioType, lookup_scenario, scenario_names_hint
 
+#: What `mapping init` writes as jobId until the Purview connector exists. A mapping file (`--mapping`) may still
+#: hold it (or no jobId): validate and dry runs need no job ID; sending asks for one. Stack files and
+#: UPLOADER_CONNECTORS, which the scheduled job sends with, always need the real GUID.
+JOB_ID_PLACEHOLDER = "REPLACE-WITH-THE-CONNECTOR-JOB-ID-FROM-PURVIEW"
 GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 #: Job IDs that are examples, never a connector's: the all-zero GUID and every GUID this project's docs and
@@ -149,16 +153,25 @@ def parse_scenario(obj: Any, where: str) -> ScenarioMapping:
     return ScenarioMapping(type_, value, parsed)
 
 
-def parse_connector(obj: Any, where: str = "mapping") -> ConnectorMapping:
-    """Parse one connector mapping object (docs/mapping.md)."""
+def parse_connector(obj: Any, where: str = "mapping", *, job_id_optional: bool = False) -> ConnectorMapping:
+    """Parse one connector mapping object (docs/mapping.md).
+
+    job_id_optional: a missing jobId, or mapping init's placeholder, gives job_id "" (a `--mapping` file before
+    the connector exists: validate and dry runs need no job ID; `upload` asks for one before sending)."""
     if not isinstance(obj, AnyMapping):
         raise MappingError(where, "must be an object with jobId and scenarios")
     unknown = sorted(set(obj) - _CONNECTOR_KEYS)
     if unknown:
         raise MappingError(f"{where}.{unknown[0]}", f"unknown key (expected {', '.join(sorted(_CONNECTOR_KEYS))})")
-    job_id = _str(obj, "jobId", where, required=True)
+    job_id = _str(obj, "jobId", where, required=not job_id_optional)
+    if job_id_optional and (job_id is None or job_id == JOB_ID_PLACEHOLDER):
+        job_id = ""
+    elif job_id == JOB_ID_PLACEHOLDER:
+        raise MappingError(f"{where}.jobId", "still holds the placeholder mapping init wrote: put the connector's "
+                           "job ID there (Purview portal > Settings > Data connectors > My connectors > the "
+                           "connector > Connector job ID)")
     assert job_id is not None
-    if (rule := job_id_problem(job_id)) is not None:
+    if job_id and (rule := job_id_problem(job_id)) is not None:
         raise MappingError(f"{where}.jobId", rule)
     raw_scenarios = obj.get("scenarios")
     if not isinstance(raw_scenarios, list) or not raw_scenarios:
@@ -204,7 +217,8 @@ def parse_connectors(obj: Any, where: str = "connectors") -> tuple[ConnectorMapp
 
 
 def load_mapping_file(path: str | Path) -> ConnectorMapping:
-    """Read a `--mapping` JSON file; errors name the file and the key."""
+    """Read a `--mapping` JSON file; errors name the file and the key. Its jobId may be absent or mapping
+    init's placeholder (job_id ""): checking files and planning need none."""
     p = Path(path)
     try:
         obj = json.loads(p.read_text(encoding="utf-8-sig"))
@@ -217,4 +231,4 @@ def load_mapping_file(path: str | Path) -> ConnectorMapping:
         raise MappingError(str(p), "not a connector mapping (JSON nested too deeply)") from None
     except OSError as exc:
         raise MappingError(str(p), f"cannot read ({type(exc).__name__})") from None
-    return parse_connector(obj, where=str(p))
+    return parse_connector(obj, where=str(p), job_id_optional=True)

@@ -39,7 +39,7 @@ def load_connector(stack: str, connector: str | None, stacks_dir: str | None) ->
     try:
         import yaml  # noqa: F401 - read_yaml needs it
     except ImportError:
-        raise UsageError("--stack needs PyYAML to read the stack file: pip install 'hr-connector[provisioning]' "
+        raise UsageError("--stack needs PyYAML to read the stack file: pip install '.[stack]' in the checkout "
                          "(or pip install PyYAML), or pass the mapping as JSON with --mapping") from None
     if not path.is_file():
         known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in path.parent.glob("Pulumi.*.yaml"))
