@@ -111,11 +111,13 @@ def test_microsofts_multi_scenario_sample_short_rows_are_accepted(tmp_path: Path
     sample = write(tmp_path / "sample.csv", MS_SAMPLE_HEADER + "".join(MS_SAMPLE_ROWS))
     result = run_uploader("validate", sample, "--mapping", mapping)
     # Short rows are no longer errors. What is left is the sample's own slip: its job-level-change rows put
-    # the effective date under ResignationDate, so their EffectiveDate is empty (lines 4 and 5 only).
+    # the effective date under ResignationDate, so their EffectiveDate is empty (lines 4 and 5 only), and the
+    # error says where the date is (column names only; issue 16 C).
     assert result.returncode == 3
     lines = [x for x in result.stderr.splitlines() if x.startswith(f"{sample}:") and x[len(str(sample)) + 1].isdigit()]
-    assert lines == [f"{sample}:4: column EffectiveDate: required, but empty",
-                     f"{sample}:5: column EffectiveDate: required, but empty"], result.stderr
+    hint = "EffectiveDate is empty; ResignationDate holds a date on this row"
+    assert lines == [f"{sample}:4: column EffectiveDate: {hint}",
+                     f"{sample}:5: column EffectiveDate: {hint}"], result.stderr
     assert "cells; the header has" not in result.stderr
 
     # With the date in the EffectiveDate column, the sample is valid: one warning counts the short rows.
@@ -436,7 +438,9 @@ def test_mapping_init_several_scenarios_to_a_new_file_never_overwritten(tmp_path
     edited = write(tmp_path / "edited.json", with_job(out.read_text()))
     checked = run_uploader("validate", sample, "--mapping", edited)
     assert checked.returncode == 3
-    assert "cells; the header has" not in checked.stderr and ":4: column effectivedate: required" in checked.stderr
+    assert "cells; the header has" not in checked.stderr
+    hint = "effectivedate is empty; resignationdate holds a date on this row"
+    assert f":4: column effectivedate: {hint}" in checked.stderr
 
 
 def test_mapping_init_reports_missing_required_fields_and_refuses_bad_input(tmp_path: Path, run_uploader) -> None:

@@ -20,7 +20,14 @@ from urllib.parse import urlsplit
 from uploader import __version__
 from uploader.clouds import CLOUDS, DEFAULT_RECORDS_PER_CALL, UnknownCloudError, get_cloud
 from uploader.errors import EXIT_USAGE, UploaderError, UsageError
-from uploader.model.mapping import ConnectorMapping, MappingError, load_mapping_file
+from uploader.model.mapping import (
+    INVALID_ROWS_MODES,
+    ConnectorMapping,
+    MappingError,
+    RowCap,
+    load_mapping_file,
+    parse_row_cap,
+)
 from uploader.model.stackfile import CHECKOUT_STACKS, load_connector
 
 ENV_PREFIX = "UPLOADER_"
@@ -160,6 +167,25 @@ def records_per_call(text: str) -> int:
     return value
 
 
+def row_cap(text: str) -> RowCap:
+    """--max-invalid-rows: a number of rows or a percentage ("5%")."""
+    try:
+        return parse_row_cap(text, "--max-invalid-rows")
+    except MappingError as exc:
+        raise argparse.ArgumentTypeError(exc.rule) from None
+
+
+def add_row_policy_options(parser: argparse.ArgumentParser) -> None:
+    """--invalid-rows and --max-invalid-rows (upload and run): what to do with rows that break a rule."""
+    add_option(parser, "--invalid-rows", choices=INVALID_ROWS_MODES,
+               help="refuse: a file with an invalid row is not sent at all (default, unless the mapping's "
+               "invalidRows says otherwise); quarantine: send the valid rows, set the invalid ones aside "
+               "(exit 4)")
+    add_option(parser, "--max-invalid-rows", type=row_cap,
+               help="quarantine: refuse the file whole above this many invalid rows, a count or a percentage "
+               "like 5%% (default: the mapping's maxInvalidRows, else 50%%)")
+
+
 def cloud_name(text: str) -> str:
     try:
         return get_cloud(text).name
@@ -244,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_option(up, "--state-dir", default=_default_state_dir(), help="where checkpoints are kept")
     add_switch(up, "--dry-run", help="validate and plan the chunks; send nothing, make no request")
     add_switch(up, "--force", help="send even if identical content was sent to this job in the last 12 hours")
+    add_row_policy_options(up)
+    add_option(up, "--rejected-dir", help="quarantine: where the set-aside rows go (default: beside each file)")
     up.set_defaults(handler="uploader.commands.upload")
 
     val = sub.add_parser("validate", help="check CSV files against a connector mapping; send nothing",

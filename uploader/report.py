@@ -223,12 +223,14 @@ class Reporter:
         chunks = sum(o.chunks_sent for _, o in outcomes)
         retries = sum(o.retries for _, o in outcomes)
         seconds = sum(o.seconds for _, o in outcomes)
-        parts = [f"{n} {status}" for status, n in counts.items()]
+        set_aside = sum(getattr(o, "rows_set_aside", 0) for _, o in outcomes)  # quarantine: rows not sent
+        parts = [f"{n} {'sent with rows set aside' if status == 'partial' else status}" for status, n in counts.items()]
         if not_attempted:
             parts.append(f"{not_attempted} not attempted")
+        aside = f", {_plural(set_aside, 'row')} set aside" if set_aside else ""
         text = (f"{_plural(len(outcomes) + not_attempted, 'file')}: {', '.join(parts) or 'none'}; "
-                f"{_plural(records, 'record')} sent in {_plural(chunks, 'chunk')}, "
+                f"{_plural(records, 'record')} sent in {_plural(chunks, 'chunk')}{aside}, "
                 f"{_plural(retries, 'retry')}, {seconds:.1f} s (exit {exit_code})")
-        self.event("summary", text, files=len(outcomes) + not_attempted, statuses=counts,
+        self.event("summary", text, files=len(outcomes) + not_attempted, statuses=counts, rows_set_aside=set_aside,
                    not_attempted=not_attempted, records_sent=records, chunks_sent=chunks, retries=retries,
                    seconds=round(seconds, 3), exit_code=exit_code)

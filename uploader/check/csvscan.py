@@ -23,9 +23,10 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import islice, repeat
 from pathlib import Path
-from typing import AnyStr
+from typing import AnyStr, BinaryIO
 
 from uploader.check.rules import (
+    RULE_REQUIRED,
     WARN_LAST_WORKING,
     ColumnPlan,
     DateWindow,
@@ -38,7 +39,7 @@ from uploader.check.rules import (
     plan_columns,
 )
 from uploader.model.mapping import ConnectorMapping
-from uploader.model.scenarios import Kind
+from uploader.model.scenarios import Field, Kind
 
 BLOCK_SIZE = 1 << 20
 #: A record still open (inside quotes) after this many characters is reported, not buffered further.
@@ -52,6 +53,8 @@ MAX_LINE_BYTES = 1 << 20
 MAX_HEADER_BYTES = 1 << 20
 MAX_COLUMNS = 10_000
 SHOWN_PROBLEMS = 20
+#: Quarantine keeps every invalid row's span and problems in memory: above this many rows the file is refused whole.
+MAX_SET_ASIDE = 100_000
 _BOM = codecs.BOM_UTF8
 
 #: Windows PowerShell's Export-Csv starts its file with this line unless told -NoTypeInformation
@@ -116,10 +119,21 @@ class ScanResult:
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     warnings: list[str] = field(default_factory=list)
+    # With collect_rows (quarantine): the problems that belong to one record (or one blank line) and can be set
+    # aside with it, every one of them; the physical line span of each such record; the rest are file problems.
+    row_problems: list[Problem] = field(default_factory=list)
+    row_spans: list[tuple[int, int]] = field(default_factory=list)
+    row_problem_count: int = 0
+    rows_truncated: bool = False  # more than MAX_SET_ASIDE rows broke a rule: not all were kept
 
     @property
     def ok(self) -> bool:
         return self.problem_count == 0
+
+    @property
+    def file_problem_count(self) -> int:
+        """Problems of the file itself (header, encoding, structure): no row can be set aside for them."""
+        return self.problem_count - self.row_problem_count
 
     def resume_from(self, skip: int) -> ScanResult | None:
         """This plan from record `skip` on, when `skip` falls on one of its chunk boundaries (else None:
@@ -158,8 +172,11 @@ class _LineTooLong(Exception):
 class _Scanner:
     """Consumes the file's text block by block; keeps counts, problems and the chunk plan."""
 
-    def __init__(self, result: ScanResult, mapping: ConnectorMapping | None, per_call: int, today: dt.date) -> None:
+    def __init__(self, result: ScanResult, mapping: ConnectorMapping | None, per_call: int, today: dt.date,
+                 collect_rows: bool = False) -> None:
         self.result = result
+        self.collect_rows = collect_rows
+        self.date_columns: list[tuple[int, str, Field]] = []  # (index, column, field) of every mapped date column
         self.mapping = mapping
         self.per_call = per_call
         self.window = DateWindow.around(today)
@@ -182,10 +199,25 @@ class _Scanner:
         self.next_cut = result.skip_records if result.skip_records > 0 else per_call
         self.cuts: list[tuple[int, int]] = []
 
-    def problem(self, line: int, column: str | None, rule: str) -> None:
+    def problem(self, line: int, column: str | None, rule: str, span: tuple[int, int] | None = None) -> None:
+        """Record a broken rule; `span` (first and last physical line) marks a problem of that one record."""
         self.result.problem_count += 1
         if len(self.result.problems) < SHOWN_PROBLEMS:
             self.result.problems.append(Problem(line, column, rule))
+        if span is None:
+            return
+        result = self.result
+        result.row_problem_count += 1
+        if not self.collect_rows:
+            return
+        if not result.row_spans or result.row_spans[-1] != span:
+            if len(result.row_spans) >= MAX_SET_ASIDE:
+                result.rows_truncated = True
+                return
+            result.row_spans.append(span)
+        elif result.rows_truncated:
+            return
+        result.row_problems.append(Problem(line, column, rule))
 
     # -- header -------------------------------------------------------------------------------------
 
@@ -221,6 +253,12 @@ class _Scanner:
         self.plan, plan_problems = plan_columns(header, self.mapping)
         for column, rule in plan_problems:
             self.problem(1, column, rule)
+        seen_dates: set[int] = set()
+        for scenario in self.plan.scenarios if self.plan is not None else ():
+            for fc in scenario.present:
+                if fc.field.kind is Kind.DATE and fc.index not in seen_dates:
+                    seen_dates.add(fc.index)  # type: ignore[arg-type]
+                    self.date_columns.append((fc.index, fc.column, fc.field))  # type: ignore[arg-type]
         for column, fields in missing_optional(self.plan).items():
             self.result.warnings.append(
                 f"{self.result.display_name}:1: column {column}: not in the header; the mapping names it for "
@@ -380,6 +418,7 @@ class _Scanner:
         previous_end = 0
         for row, end in zip(rows, ends, strict=True):
             line = start + previous_end + 1  # where this row starts
+            span = (line, start + end)
             previous_end = end
             if not any(cell.strip() for cell in row) and (len(row) <= 1 or len(row) != self.width):
                 self.blank_lines.append(line)
@@ -387,12 +426,12 @@ class _Scanner:
             self._flush_blanks()
             record_ends.append(end)
             if len(row) > self.width:
-                self.problem(line, None, f"has {len(row)} cells; the header has {self.width}")
+                self.problem(line, None, f"has {len(row)} cells; the header has {self.width}", span)
                 continue
             cells = len(row)
             if cells < self.width:  # missing trailing cells are empty, unless the row's scenario needs them
                 row = row + [""] * (self.width - cells)
-            scenario = self._scenario_of(row, line)
+            scenario = self._scenario_of(row, line, span)
             if cells < self.width:
                 needed = [] if scenario is None else [
                     fc.column for fc in scenario.present if fc.field.required and fc.index >= cells
@@ -400,7 +439,7 @@ class _Scanner:
                 if needed and scenario is not None:  # (needed implies a scenario)
                     self.problem(line, None, f"has {cells} cells; the header has {self.width}, and the missing "
                                              f"cells include {', '.join(needed)}, required for "
-                                             f"{scenario.spec.type} rows")
+                                             f"{scenario.spec.type} rows", span)
                     continue
                 self._note_short(1, line)
             if scenario is None:
@@ -412,14 +451,25 @@ class _Scanner:
             for fc in scenario.present:
                 value = row[fc.index]
                 rule = cell_problem(fc.field, value)
+                if rule == RULE_REQUIRED and fc.field.kind is Kind.DATE:
+                    rule = self._date_elsewhere(row, fc.index, fc.column) or rule  # type: ignore[arg-type]
                 if rule is not None:
-                    self.problem(line, fc.column, rule)
+                    self.problem(line, fc.column, rule, span)
                 elif fc.field.name == "lastWorkingDate" and not self.window.cell_ok(value):
                     self.late_warnings += 1
                     self.first_late_line = self.first_late_line or line
         self._advance(record_ends, block_lines)
 
-    def _scenario_of(self, row: list[str], line: int) -> ScenarioPlan | None:
+    def _date_elsewhere(self, row: list[str], index: int, column: str) -> str | None:
+        """For an empty required date: another mapped date column of the row that holds a valid date (a date put
+        in the wrong column, as in Microsoft's multi-scenario sample). Names columns only, never the value."""
+        for other, name, date_field in self.date_columns:
+            cell = row[other] if other != index and other < len(row) else ""
+            if cell.strip() and cell_problem(date_field, cell) is None:
+                return f"{column} is empty; {name} holds a date on this row"
+        return None
+
+    def _scenario_of(self, row: list[str], line: int, span: tuple[int, int] | None = None) -> ScenarioPlan | None:
         """The scenario a well-formed row belongs to (None: nothing to check, or reported)."""
         plan = self.plan
         if plan is None or not plan.scenarios:
@@ -433,13 +483,13 @@ class _Scanner:
             assert self.mapping is not None
             known = ", ".join(repr(s.value) for s in self.mapping.scenarios)
             rule = "empty" if not value else f"not one of the mapped scenario values ({known})"
-            self.problem(line, self.mapping.scenario_column, rule)
+            self.problem(line, self.mapping.scenario_column, rule, span)
         return scenario
 
     def _flush_blanks(self) -> None:
         """Blank lines followed by a record are errors (trailing ones at the end of the file are not)."""
         for line in self.blank_lines:
-            self.problem(line, None, f"blank line (every record needs {self.width} cells)")
+            self.problem(line, None, f"blank line (every record needs {self.width} cells)", (line, line))
         self.blank_lines.clear()
 
     # -- counting and chunk planning ------------------------------------------------------------------
@@ -578,12 +628,13 @@ def scan_file(
     *,
     today: dt.date | None = None,
     block_size: int = BLOCK_SIZE,
+    collect_rows: bool = False,
 ) -> ScanResult:
     """One streaming pass: structure, rules (when a mapping is given), SHA-256 and the chunk plan."""
     p = Path(path)
     st = p.stat()
     result = ScanResult(p, display_name or str(path), st.st_size, st.st_mtime_ns, skip_records=max(0, skip_records))
-    scanner = _Scanner(result, mapping, records_per_call, today or dt.date.today())
+    scanner = _Scanner(result, mapping, records_per_call, today or dt.date.today(), collect_rows=collect_rows)
     hasher = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     first = True
@@ -664,4 +715,30 @@ def iter_chunks(path: Path | str, scan: ScanResult) -> Iterator[tuple[Chunk, byt
             yield chunk, scan.header_bytes + records
 
 
-__all__ = ["ChangedWhileSending", "Chunk", "Problem", "ScanResult", "iter_chunks", "scan_file"]
+def split_rows(path: Path | str, scan: ScanResult, valid: BinaryIO, rejected: BinaryIO) -> int:
+    """Quarantine: copy the file's records byte for byte, those in `scan.row_spans` (invalid) to `rejected` and the
+    others to `valid`, each after the header row. Returns the number of invalid spans copied. A file that no longer
+    holds what was scanned (SHA-256) raises ChangedWhileSending: nothing from it may be sent or set aside."""
+    if scan.file_problem_count or scan.rows_truncated:
+        raise ValueError("only a file whose problems are all in its rows can be split")
+    spans = scan.row_spans
+    header_lines = scan.header_bytes.count(b"\n")
+    hasher = hashlib.sha256()
+    valid.write(scan.header_bytes)
+    rejected.write(scan.header_bytes)
+    i = 0
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            hasher.update(line)
+            if number <= header_lines:
+                continue
+            while i < len(spans) and spans[i][1] < number:
+                i += 1
+            inside = i < len(spans) and spans[i][0] <= number
+            (rejected if inside else valid).write(line)
+    if hasher.hexdigest() != scan.sha256:
+        raise ChangedWhileSending(f"{scan.display_name}: the file changed after it was validated")
+    return len(spans)
+
+
+__all__ = ["ChangedWhileSending", "Chunk", "Problem", "ScanResult", "iter_chunks", "scan_file", "split_rows"]

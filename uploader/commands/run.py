@@ -9,13 +9,14 @@ marks the execution failed), 3 when any file was rejected, 2 on a configuration 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
 import signal
 from typing import Any
 
-from uploader.cli import add_connection_options, add_option, env_name, records_per_call
+from uploader.cli import add_connection_options, add_option, add_row_policy_options, env_name, records_per_call
 from uploader.clouds import DEFAULT_RECORDS_PER_CALL, get_cloud
 from uploader.errors import EXIT_FAILED, EXIT_OK, UploaderError, UsageError
 from uploader.job.connectors import CONNECTORS_ENV, load_connectors
@@ -32,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "AZURE_STORAGE_CONNECTION_STRING); the certificate bundle from UPLOADER_CERTIFICATE_PEM."
     )
     parser.epilog = ("exit codes: 0 all sent or nothing to do; 1 a file failed, changed while it was sent or was "
-                     "held by another execution (wins over 3); 2 configuration; 3 a file was rejected or refused")
+                     "held by another execution (wins over 3); 2 configuration; 3 a file was rejected or refused "
+                     "(wins over 4); 4 sent with rows set aside (--invalid-rows quarantine)")
     add_connection_options(parser, required=False)
     add_option(parser, "--dropzone-url", help="blob container URL (https://ACCOUNT.blob.core.windows.net/CONTAINER) "
                "or file:///path of the drop zone")
@@ -42,6 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--settle-seconds", type=settle_seconds, default=60.0,
                help="take a file only once it has not changed for this many seconds (0 to 86400; default 60): "
                     "a writer still writing, or pausing mid-file, is not sent half a file")
+    add_row_policy_options(parser)
 
 
 def settle_seconds(text: str) -> float:
@@ -93,8 +96,8 @@ def main(args: argparse.Namespace) -> int:
     from uploader.job.jobrun import JobRun
     from uploader.send.auth import TokenProvider
     from uploader.send.ingestion import IngestionClient
+    from uploader.send.quarantine import upload_with_policy
     from uploader.send.settings import check_certificate
-    from uploader.send.upload import upload_file
 
     reporter = Reporter(args.log_format)
     connectors = load_connectors(args.connectors)
@@ -118,7 +121,9 @@ def main(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         with reporter:
-            summary = JobRun(dropzone, connectors, upload=upload_file, client=client,
+            upload = functools.partial(upload_with_policy, invalid_rows=args.invalid_rows,
+                                       max_invalid_rows=args.max_invalid_rows)
+            summary = JobRun(dropzone, connectors, upload=upload, client=client,
                              records_per_call=args.records_per_call, reporter=reporter,
                              settle=args.settle_seconds).run()
     except Terminated:
@@ -152,7 +157,9 @@ def main(args: argparse.Namespace) -> int:
                        f"{c.name}: {c.files_sent} sent, {c.files_skipped} skipped, {c.files_rejected} rejected, "
                        f"{c.files_failed} failed, {c.files_locked} busy elsewhere, {c.files_waiting} waiting, "
                        f"{c.files_settling} settling; "
-                       f"{c.records_sent:,} records; {c.seconds:.1f} s")
+                       f"{c.records_sent:,} records; {c.seconds:.1f} s"
+                       + (f"; {c.rows_set_aside} row(s) set aside from {c.files_partial} file(s) sent"
+                          if c.files_partial else ""))
     if summary.unmatched:
         reporter.event("unmatched", f"{summary.unmatched} file(s) under incoming/ match no connector's glob "
                        "(left where they are)")
@@ -163,6 +170,7 @@ def main(args: argparse.Namespace) -> int:
         0: "everything was sent (or there was nothing to send)",
         1: "a file failed to send; it stays in incoming/ and the next run resumes it",
         3: "a file was rejected (see rejected/<path>.errors.json) or refused",
+        4: "sent with rows set aside: the valid rows went, the invalid ones are in rejected/ (with .errors.json)",
     }[summary.exit_code])
     _print_summary_line(reporter, totals)
     return summary.exit_code

@@ -10,27 +10,31 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uploader.cli import env_name, mapping_from_args
-from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UsageError
+from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SET_ASIDE, UsageError
 from uploader.model.mapping import job_id_problem
 from uploader.report import Reporter, safe_name
 from uploader.send.checkpoint import LocalCheckpointStore
+from uploader.send.quarantine import STATUS_PARTIAL, FolderSetAside, upload_with_policy
 from uploader.send.settings import CERTIFICATE_ENV, check_certificate, read_certificate, resolve_cloud
-from uploader.send.upload import FileOutcome, upload_file
+from uploader.send.upload import FileOutcome
 
 if TYPE_CHECKING:
     pass
 
 def exit_code(outcomes: list[FileOutcome]) -> int:
-    """1 if any file failed, else 3 if any was invalid, else 0."""
+    """1 if any file failed, else 3 if any was invalid, else 4 if rows were set aside, else 0."""
     statuses = {o.status for o in outcomes}
     if "failed" in statuses:
         return EXIT_FAILED
     if "invalid" in statuses:
         return EXIT_INVALID
+    if STATUS_PARTIAL in statuses:
+        return EXIT_SET_ASIDE
     return EXIT_OK
 
 
@@ -100,6 +104,8 @@ def main(args: argparse.Namespace) -> int:
         client = IngestionClient(cloud, tokens, deadline=args.deadline,
                                  read_timeout=getattr(args, "read_timeout", None) or READ_TIMEOUT)
     store = LocalCheckpointStore(args.state_dir)
+    # Quarantine's split copies (HR data): in the private state folder, or the system's temporary folder.
+    work_dir = Path(args.state_dir) if os.path.isdir(args.state_dir) else Path(tempfile.gettempdir())
 
     outcomes: list[tuple[str, FileOutcome]] = []
     not_attempted = 0
@@ -107,9 +113,12 @@ def main(args: argparse.Namespace) -> int:
         with reporter:
             for i, path in enumerate(paths):
                 name = safe_name(path)
-                outcome = upload_file(path, display_name=name, job_id=job_id or "", mapping=mapping, client=client,
-                                      store=store, records_per_call=args.records_per_call, force=args.force,
-                                      dry_run=args.dry_run, reporter=reporter)
+                rejected = Path(args.rejected_dir) if args.rejected_dir else path.parent
+                outcome = upload_with_policy(
+                    path, display_name=name, job_id=job_id or "", mapping=mapping, client=client, store=store,
+                    records_per_call=args.records_per_call, force=args.force, dry_run=args.dry_run,
+                    reporter=reporter, invalid_rows=args.invalid_rows, max_invalid_rows=args.max_invalid_rows,
+                    set_aside=FolderSetAside(rejected, path.name), work_dir=work_dir)
                 outcomes.append((name, outcome))
                 if outcome.status == "failed":
                     not_attempted = len(paths) - i - 1

@@ -130,6 +130,10 @@ class DropZone(ABC):
     def exists(self, path: str) -> bool:
         return self.stat(path) is not None
 
+    def write_file(self, path: str, local: Path) -> None:
+        """Write a local file's bytes to `path` atomically (quarantine's set-aside rows under rejected/)."""
+        raise DropZoneError(f"{self.display}: this drop zone cannot store files")
+
     def sweep_locks(self) -> int:
         """Remove claims left by dead executions (folder lock files; blob leases lapse by themselves)."""
         return 0
@@ -449,6 +453,24 @@ class FolderDropZone(DropZone):
                 raise
             _fsync_fd(dir_fd)
 
+    def write_file(self, path: str, local: Path) -> None:
+        parents, name = self._split(path)
+        tmp = f".tmp-{uuid.uuid4().hex[:16]}"
+        with self._errors(f"writing {safe_name(path)}"), self._dir(parents, create=True) as dir_fd:
+            try:
+                fd = os.open(tmp, _CREATE_FLAGS, 0o666, dir_fd=dir_fd)
+                with os.fdopen(fd, "wb") as fh, open(local, "rb") as src:
+                    while block := src.read(DOWNLOAD_CHUNK):
+                        fh.write(block)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=dir_fd)
+                raise
+            _fsync_fd(dir_fd)
+
     def move(self, src: str, dst: str, lock: Lock | None = None, etag: str | None = None) -> None:
         (src_parents, src_name), (dst_parents, dst_name) = self._split(src), self._split(dst)
         with self._errors(f"moving {safe_name(src)} to {safe_name(dst)}"), \
@@ -678,6 +700,13 @@ class BlobDropZone(DropZone):
                 json.dumps(obj, indent=1).encode(), overwrite=True,
                 content_settings=ContentSettings(content_type="application/json"),
             )
+
+    def write_file(self, path: str, local: Path) -> None:
+        from azure.storage.blob import ContentSettings
+
+        with self._errors(f"writing {safe_name(path)}"), open(local, "rb") as data:
+            self.container.get_blob_client(_clean(path)).upload_blob(
+                data, overwrite=True, content_settings=ContentSettings(content_type="text/csv"))
 
     def move(self, src: str, dst: str, lock: Lock | None = None, etag: str | None = None) -> None:
         from azure.core import MatchConditions

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, UploaderError
+from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SET_ASIDE, UploaderError
 from uploader.job.dropzone import (
     CLAIM_POLL_SECONDS,
     CLAIM_WAIT_SECONDS,
@@ -112,6 +112,8 @@ class ConnectorSummary:
     files_waiting: int = 0  # not attempted after an earlier failure; next run
     files_settling: int = 0  # changed within the settle time (still being written?); a later run takes them
     records_sent: int = 0
+    files_partial: int = 0  # sent with rows set aside (quarantine); also counted in files_sent
+    rows_set_aside: int = 0
     seconds: float = 0.0
     days_since_sent: float | None = None  # employee-profile connectors only
     stale: bool = False
@@ -142,6 +144,8 @@ class RunSummary:
             return EXIT_FAILED
         if self.refused or any(c.files_rejected for c in self.connectors):
             return EXIT_INVALID
+        if any(c.files_partial for c in self.connectors):
+            return EXIT_SET_ASIDE
         return EXIT_OK
 
     def total(self, key: str) -> int:
@@ -149,7 +153,7 @@ class RunSummary:
 
     def to_json(self) -> dict[str, Any]:
         keys = ("files_sent", "files_skipped", "files_rejected", "files_failed", "files_locked", "files_waiting",
-                "files_settling", "records_sent")
+                "files_settling", "records_sent", "files_partial", "rows_set_aside")
         return {
             "event": "run_summary",
             "exit_code": self.exit_code,
@@ -372,12 +376,21 @@ class JobRun:
                     client=self.client, store=GuardedStore(self.dz, lock, now=self.now),
                     records_per_call=self.records_per_call, reporter=self.reporter, now=self.now,
                     source=f"{entry.path}@{current.etag}",
+                    **self.set_aside_options(entry, tmp),
                 )
                 return self.file_outcome(connector, entry, current, outcome, lock, result)
         finally:
             local.unlink(missing_ok=True)
             with contextlib.suppress(Exception):
                 lock.release()
+
+    def set_aside_options(self, entry: Entry, tmp: Path) -> dict[str, Any]:
+        """For an upload function that can set invalid rows aside (send.quarantine): rejected/<path>'s folder."""
+        if not getattr(getattr(self.upload, "func", self.upload), "sets_rows_aside", False):
+            return {}
+        from uploader.job.setaside import DropZoneSetAside
+
+        return {"set_aside": DropZoneSetAside(self.dz, f"{REJECTED}{entry.path[len(INCOMING):]}"), "work_dir": tmp}
 
     def claim(self, entry: Entry, connector: ConnectorMapping, result: ConnectorSummary) -> Lock | str:
         """The claim on a file, "gone" when another execution filed it, or "busy" when another execution still
@@ -414,14 +427,17 @@ class JobRun:
         rel = entry.path[len(INCOMING):]
         status = outcome.status
         result.records_sent += outcome.records_sent
-        if status in ("sent", "empty", "skipped", "invalid"):
+        if status in ("sent", "empty", "skipped", "invalid", "partial"):
             after = self.dz.stat(entry.path)
             if after is None or after.etag != current.etag:
                 if outcome.records_sent:
                     self.record_sent(connector)
                 return self.failed(entry, result, "the file changed while it was being sent (still being written?): "
                                    "not filed; the next run validates and sends what it holds then")
-        if status in ("sent", "empty", "skipped"):
+        if status in ("sent", "empty", "skipped", "partial"):
+            if status == "partial":  # the valid rows went; the invalid ones are in rejected/ already
+                result.files_partial += 1
+                result.rows_set_aside += getattr(outcome, "rows_set_aside", 0)
             if outcome.records_sent:
                 self.record_sent(connector)
             today = self.now().strftime("%Y/%m/%d")

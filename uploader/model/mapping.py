@@ -55,6 +55,56 @@ class MappingError(ValueError):
         self.rule = rule
 
 
+#: What to do with a file whose rows break rules: refuse it whole (nothing sent; the default), or send its valid
+#: rows and set the invalid ones aside (`quarantine`). docs/mapping.md, "Invalid rows".
+INVALID_ROWS_MODES = ("refuse", "quarantine")
+_CAP_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%\s*$")
+
+
+@dataclass(frozen=True)
+class RowCap:
+    """maxInvalidRows: a count, or a percentage of the file's records, of invalid rows above which a file is refused
+    whole even in quarantine mode (a broken export must not trickle in)."""
+
+    count: int | None = None
+    percent: float | None = None
+
+    def limit(self, records: int) -> int:
+        """The most rows that may be set aside from a file of `records` records."""
+        if self.count is not None:
+            return self.count
+        return int(records * (self.percent or 0.0) / 100)
+
+    def __str__(self) -> str:
+        return str(self.count) if self.count is not None else f"{self.percent:g}%"
+
+    def to_json(self) -> int | str:
+        return self.count if self.count is not None else f"{self.percent:g}%"
+
+
+#: The cap when none is given: more than half of a file's rows invalid is a broken export, not a few bad rows.
+DEFAULT_ROW_CAP = RowCap(percent=50.0)
+
+
+def parse_row_cap(value: Any, where: str) -> RowCap:
+    """A whole number of rows (>= 0) or a percentage "P%" (0 < P <= 100); MappingError naming `where`."""
+    rule = 'must be a number of rows (e.g. 100) or a percentage of the file\'s rows (e.g. "5%")'
+    if isinstance(value, bool):
+        raise MappingError(where, rule)
+    if isinstance(value, int):
+        if value < 0:
+            raise MappingError(where, rule)
+        return RowCap(count=value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return RowCap(count=int(text))
+        found = _CAP_RE.match(text)
+        if found and 0 < float(found.group(1)) <= 100:
+            return RowCap(percent=float(found.group(1)))
+    raise MappingError(where, rule)
+
+
 @dataclass(frozen=True)
 class ScenarioMapping:
     """One scenario of a connector: its type, its HRScenario value, and field → CSV column."""
@@ -78,6 +128,8 @@ class ConnectorMapping:
     files: str | None = None
     scenario_column: str | None = None
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    invalid_rows: str | None = None  # refuse | quarantine (None: the command line's choice, else refuse)
+    max_invalid_rows: RowCap | None = None
 
     @property
     def maps_employee_profile(self) -> bool:
@@ -97,10 +149,14 @@ class ConnectorMapping:
             {"type": s.type, **({"value": s.value} if s.value is not None else {}), "columns": dict(s.columns)}
             for s in self.scenarios
         ]
+        if self.invalid_rows is not None:
+            out["invalidRows"] = self.invalid_rows
+        if self.max_invalid_rows is not None:
+            out["maxInvalidRows"] = self.max_invalid_rows.to_json()
         return out
 
 
-_CONNECTOR_KEYS = {"name", "jobId", "files", "scenarioColumn", "scenarios"}
+_CONNECTOR_KEYS = {"name", "jobId", "files", "scenarioColumn", "scenarios", "invalidRows", "maxInvalidRows"}
 _SCENARIO_KEYS = {"type", "value", "columns"}
 
 
@@ -197,7 +253,14 @@ def parse_connector(obj: Any, where: str = "mapping", *, job_id_optional: bool =
         raise MappingError(f"{where}.scenarios[0].value", "is required when scenarioColumn is set")
     name = _str(obj, "name", where, required=False)
     files = _str(obj, "files", where, required=False)
-    return ConnectorMapping(job_id, scenarios, name=name, files=files, scenario_column=scenario_column)
+    invalid_rows = _str(obj, "invalidRows", where, required=False)
+    if invalid_rows is not None and invalid_rows.lower() not in INVALID_ROWS_MODES:
+        raise MappingError(f"{where}.invalidRows", f"must be one of {', '.join(INVALID_ROWS_MODES)}")
+    cap = obj.get("maxInvalidRows")
+    max_invalid_rows = None if cap is None else parse_row_cap(cap, f"{where}.maxInvalidRows")
+    return ConnectorMapping(job_id, scenarios, name=name, files=files, scenario_column=scenario_column,
+                            invalid_rows=invalid_rows.lower() if invalid_rows else None,
+                            max_invalid_rows=max_invalid_rows)
 
 
 def parse_connectors(obj: Any, where: str = "connectors") -> tuple[ConnectorMapping, ...]:

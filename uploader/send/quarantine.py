@@ -1,0 +1,255 @@
+"""Rows set aside instead of whole files refused (`--invalid-rows quarantine`, a connector's `invalidRows`).
+
+In quarantine mode a file whose problems all lie in its rows is split, byte for byte, into the rows that pass
+(sent as today: chunked, checkpointed, resumed) and the rows that break a rule, which are set aside with the
+header row and an errors document (line, column and rule of each; never a value). A problem of the file itself
+(header, encoding, structure), more invalid rows than the cap (`maxInvalidRows`, default half the file's rows), or
+more than MAX_SET_ASIDE of them, still refuses the file whole, as `refuse` (the default) always does.
+
+Exactly once, whatever kills the process: the split is a pure function of the file's content, so the valid rows
+form the same bytes on every run and their checkpoint (keyed by that content's SHA-256) resumes or skips them;
+the set-aside rows go to a name derived from the original content's SHA-256, written errors first and rows last
+(atomically), so a rows file that exists is complete and is never written twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol
+
+from uploader.check.csvscan import SHOWN_PROBLEMS, ChangedWhileSending, ScanResult, scan_file, split_rows
+from uploader.model.mapping import DEFAULT_ROW_CAP, ConnectorMapping, RowCap
+from uploader.report import Reporter
+from uploader.send.upload import FileOutcome, upload_file
+
+#: "sent with rows set aside": the valid rows went, the invalid ones are in the set-aside file.
+STATUS_PARTIAL = "partial"
+
+
+@dataclass
+class PartialOutcome(FileOutcome):
+    """A FileOutcome that also says how many rows were set aside, and where."""
+
+    rows_set_aside: int = 0
+    set_aside_to: str = ""
+
+
+@dataclass(frozen=True)
+class RowPolicy:
+    """What to do with invalid rows: `refuse` the file whole, or `quarantine` them (up to `cap`)."""
+
+    mode: str = "refuse"
+    cap: RowCap = DEFAULT_ROW_CAP
+
+    @classmethod
+    def resolve(cls, mapping: ConnectorMapping | None, mode: str | None = None, cap: RowCap | None = None) -> RowPolicy:
+        """The command line's choice (--invalid-rows, --max-invalid-rows or their twins) wins over the mapping's
+        invalidRows and maxInvalidRows; refuse and half the rows are the defaults."""
+        chosen = mode or (mapping.invalid_rows if mapping is not None else None) or "refuse"
+        limit = cap or (mapping.max_invalid_rows if mapping is not None else None) or DEFAULT_ROW_CAP
+        return cls(chosen, limit)
+
+
+class SetAside(Protocol):
+    """Where a file's invalid rows go: a folder (upload) or the drop zone's rejected/ (job mode)."""
+
+    def target(self, sha256: str) -> str:
+        """The rows file's name (its errors document: the same + '.errors.json'), for this content."""
+
+    def exists(self, target: str) -> bool: ...
+
+    def write_errors(self, target: str, document: dict[str, Any]) -> None: ...
+
+    def write_rows(self, target: str, local: Path) -> None:
+        """Write the rows file atomically (a reader sees all of it or nothing)."""
+
+
+def set_aside_name(name: str, sha256: str) -> str:
+    """`departures.csv` -> `departures.invalid-rows-<first 12 of the SHA-256>.csv`: one name per content."""
+    p = PurePosixPath(name)
+    suffix = p.suffix or ".csv"
+    return str(p.with_name(f"{p.stem if p.suffix else p.name}.invalid-rows-{sha256[:12]}{suffix}"))
+
+
+class FolderSetAside:
+    """`upload`: the rows next to the file, or in --rejected-dir; private files (0600), atomic renames."""
+
+    def __init__(self, folder: Path, file_name: str) -> None:
+        self.folder = folder
+        self.file_name = file_name
+
+    def target(self, sha256: str) -> str:
+        return str(self.folder / set_aside_name(self.file_name, sha256))
+
+    def exists(self, target: str) -> bool:
+        return os.path.lexists(target)
+
+    def _write(self, target: str, fill: Callable[[Any], None]) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = Path(target).with_name(f".{Path(target).name}.{uuid.uuid4().hex[:8]}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                fill(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+    def write_errors(self, target: str, document: dict[str, Any]) -> None:
+        data = json.dumps(document, indent=1).encode()
+        self._write(f"{target}.errors.json", lambda f: f.write(data))
+
+    def write_rows(self, target: str, local: Path) -> None:
+        def copy(f: Any) -> None:
+            with open(local, "rb") as src:
+                while block := src.read(1 << 20):
+                    f.write(block)
+
+        self._write(target, copy)
+
+
+def errors_document(name: str, scan: ScanResult, target: str) -> dict[str, Any]:
+    """The set-aside rows' errors: line (in the original file), column and rule of each; never a value."""
+    return {
+        "file": name,
+        "rows_file": target,
+        "rows_set_aside": len(scan.row_spans),
+        "records_in_file": scan.records,
+        "problem_count": len(scan.row_problems),
+        "problems": [p.to_json() for p in scan.row_problems],
+        "note": "these rows were set aside (kept byte for byte under the header in rows_file) and not sent; the "
+                "file's other rows were sent. Lines are the original file's.",
+    }
+
+
+def upload_with_policy(
+    path: str | os.PathLike[str],
+    *,
+    display_name: str | None,
+    mapping: ConnectorMapping | None,
+    reporter: Reporter,
+    records_per_call: int,
+    dry_run: bool = False,
+    invalid_rows: str | None = None,
+    max_invalid_rows: RowCap | None = None,
+    set_aside: SetAside | None = None,
+    work_dir: Path | None = None,
+    **send: Any,
+) -> FileOutcome:
+    """upload_file, with the connector's invalid-rows policy applied (send: upload_file's other keywords)."""
+    path = Path(path)
+    name = display_name or str(path)
+    policy = RowPolicy.resolve(mapping, invalid_rows, max_invalid_rows)
+    common = dict(display_name=name, mapping=mapping, reporter=reporter, records_per_call=records_per_call,
+                  dry_run=dry_run, **send)
+    if policy.mode != "quarantine":
+        return upload_file(path, **common)
+    scan = scan_file(path, mapping, records_per_call, display_name=name, collect_rows=True)
+    if scan.ok:
+        return upload_file(path, **common)
+    if scan.file_problem_count or scan.rows_truncated or len(scan.row_spans) > policy.cap.limit(scan.records):
+        return _refuse_whole(name, scan, policy, reporter)
+    if set_aside is None:
+        set_aside = FolderSetAside(path.parent, path.name)
+    work = _work_folder(work_dir or path.parent)
+    valid = work / (path.name if path.name.lower().endswith(".csv") else f"{path.name}.csv")  # the name sent
+    rows = work / "set-aside.csv"
+    target = set_aside.target(scan.sha256)
+    count = len(scan.row_spans)
+    try:
+        with _private(valid) as valid_out, _private(rows) as rows_out:
+            split_rows(path, scan, valid_out, rows_out)
+        _report_rows(name, scan, target, reporter, dry_run)
+        if not dry_run and not set_aside.exists(target):  # errors first, rows last: the rows file marks it done
+            set_aside.write_errors(target, errors_document(name, scan, target))
+            set_aside.write_rows(target, rows)
+        outcome = upload_file(valid, **common)
+    except ChangedWhileSending as exc:
+        message = f"{exc}: nothing sent or set aside; a rerun validates it again"
+        outcome = FileOutcome("failed", scan=scan, message=message)
+        reporter.file_done(name, outcome)
+        return outcome
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if outcome.status in ("sent", "skipped", "empty"):
+        result = PartialOutcome(STATUS_PARTIAL, outcome.records_sent, outcome.chunks_sent, outcome.retries,
+                                outcome.seconds, scan, outcome.message, rows_set_aside=count, set_aside_to=target)
+        reporter.event("rows_set_aside", f"{name}: {outcome.records_sent:,} record(s) sent, {count} row(s) set "
+                       f"aside in {target}", file=name, records_sent=outcome.records_sent, rows_set_aside=count,
+                       set_aside_to=target, sent_status=outcome.status)
+        return result
+    if outcome.status == "planned":  # a dry run says what the real run would: exit 4, rows set aside
+        return PartialOutcome(STATUS_PARTIAL, 0, 0, 0, outcome.seconds, scan,
+                              f"{outcome.message}; {count} row(s) would be set aside in {target}",
+                              rows_set_aside=count, set_aside_to=target)
+    return outcome
+
+
+upload_with_policy.sets_rows_aside = True  # type: ignore[attr-defined]  # job mode hands it rejected/
+
+
+def _refuse_whole(name: str, scan: ScanResult, policy: RowPolicy, reporter: Reporter) -> FileOutcome:
+    if scan.file_problem_count:
+        why = "a problem of the file itself (header, encoding or structure) cannot be set aside with a row"
+    elif scan.rows_truncated:
+        why = "too many invalid rows to set aside"
+    else:
+        why = (f"{len(scan.row_spans)} of {scan.records} rows are invalid, above maxInvalidRows {policy.cap} "
+               f"(at most {policy.cap.limit(scan.records)} here)")
+    reporter.warning(name, f"quarantine: refused whole: {why}")
+    reporter.file_invalid(name, problem_count=scan.problem_count, lines=scan.report_lines())
+    return FileOutcome("invalid", scan=scan, message=f"{scan.problem_count} problems; nothing sent ({why})")
+
+
+def _report_rows(name: str, scan: ScanResult, target: str, reporter: Reporter, dry_run: bool) -> None:
+    count = len(scan.row_spans)
+    verb = "would be set aside" if dry_run else "set aside"
+    lines = [p.format(name) for p in scan.row_problems[:SHOWN_PROBLEMS]]
+    hidden = len(scan.row_problems) - len(lines)
+    if hidden > 0:
+        lines.append(f"{name}: ... and {hidden} more")
+    text = "\n".join([f"{name}: {count} invalid row(s) {verb} in {target} (errors: {target}.errors.json); the "
+                      "other rows are sent:", *(f"  {line}" for line in lines)])
+    reporter.event("rows_invalid", text, error=True, file=name, rows=count, set_aside_to=target, problems=lines)
+
+
+WORK_PREFIX = ".hr-quarantine-"  # + "<pid>-<random>": the split copies of one file, removed on every exit path
+
+
+def _work_folder(parent: Path) -> Path:
+    """A private folder for the split copies (HR data); first removes those of processes that no longer run."""
+    for old in parent.glob(f"{WORK_PREFIX}*-*"):
+        pid = old.name[len(WORK_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or old.is_symlink() or not old.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # still running
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            continue
+    work = parent / f"{WORK_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    work.mkdir(mode=0o700)
+    return work
+
+
+@contextlib.contextmanager
+def _private(path: Path) -> Any:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        yield f
+
+
+__all__ = ["PartialOutcome", "RowPolicy", "FolderSetAside", "STATUS_PARTIAL", "set_aside_name", "upload_with_policy"]
