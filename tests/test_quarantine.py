@@ -312,3 +312,20 @@ def test_the_failed_run_alert_query_catches_exit_4() -> None:
     leg = FAILED_EXECUTIONS_QUERY.split("ContainerAppConsoleLogs_CL", 1)[1]
     assert 'has "run_summary"' in leg and "not(column_ifexists(\"Log_s\", \"\") has '\"exit_code\": 0')" in leg
     assert "run_summary" in line and '"exit_code": 0' not in line
+
+
+def test_stack_config_carries_the_policy_to_the_job() -> None:
+    """A stack's invalidRows/maxInvalidRows reach UPLOADER_CONNECTORS unchanged (one mapping model)."""
+    from provisioning.config import load_settings
+    from uploader.job.connectors import load_connectors
+    from uploader.send.quarantine import RowPolicy
+
+    connector = {**MS_MAPPING, "jobId": "3f2504e0-4f89-41d3-9a0c-0305e82c3301", "invalidRows": "Quarantine",
+                 "maxInvalidRows": "5%"}
+    settings = load_settings({"hr-connector:tenantId": "3f2504e0-4f89-41d3-9a0c-0305e82c3302",
+                              "hr-connector:location": "westeurope", "hr-connector:connectors": [connector]})
+    (parsed,) = load_connectors(settings.connectors_json())
+    assert json.loads(settings.connectors_json())[0]["invalidRows"] == "quarantine"
+    policy = RowPolicy.resolve(parsed)
+    assert (policy.mode, str(policy.cap), policy.cap.limit(200)) == ("quarantine", "5%", 10)
+    assert RowPolicy.resolve(parsed, "refuse").mode == "refuse"  # the job's UPLOADER_INVALID_ROWS wins

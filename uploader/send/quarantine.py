@@ -171,10 +171,12 @@ def upload_with_policy(
         with _private(valid) as valid_out, _private(rows) as rows_out:
             split_rows(path, scan, valid_out, rows_out)
         _report_rows(name, scan, target, reporter, dry_run)
+        for warning in scan.warnings:  # the whole file's, with its line numbers
+            reporter.warning(name, warning)
         if not dry_run and not set_aside.exists(target):  # errors first, rows last: the rows file marks it done
             set_aside.write_errors(target, errors_document(name, scan, target))
             set_aside.write_rows(target, rows)
-        outcome = upload_file(valid, **common)
+        outcome = upload_file(valid, **{**common, "reporter": _OwnLineWarnings(reporter, name)})
     except ChangedWhileSending as exc:
         message = f"{exc}: nothing sent or set aside; a rerun validates it again"
         outcome = FileOutcome("failed", scan=scan, message=message)
@@ -194,6 +196,23 @@ def upload_with_policy(
                               f"{outcome.message}; {count} row(s) would be set aside in {target}",
                               rows_set_aside=count, set_aside_to=target)
     return outcome
+
+
+class _OwnLineWarnings:
+    """The reporter, minus the split copy's own line-numbered scan warnings (its lines are not the file's: the
+    whole file's warnings were reported already). Every other call, warnings included, goes through."""
+
+    def __init__(self, reporter: Reporter, name: str) -> None:
+        self._reporter = reporter
+        self._prefix = f"{name}:"
+
+    def warning(self, name: str, text: str) -> None:
+        if text.startswith(self._prefix) and text[len(self._prefix):][:1].isdigit():
+            return
+        self._reporter.warning(name, text)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._reporter, attr)
 
 
 upload_with_policy.sets_rows_aside = True  # type: ignore[attr-defined]  # job mode hands it rejected/
