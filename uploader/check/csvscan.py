@@ -721,7 +721,7 @@ def split_rows(path: Path | str, scan: ScanResult, valid: BinaryIO, rejected: Bi
     holds what was scanned (SHA-256) raises ChangedWhileSending: nothing from it may be sent or set aside."""
     if scan.file_problem_count or scan.rows_truncated:
         raise ValueError("only a file whose problems are all in its rows can be split")
-    spans = scan.row_spans
+    spans = sorted(scan.row_spans)
     header_lines = scan.header_bytes.count(b"\n")
     hasher = hashlib.sha256()
     valid.write(scan.header_bytes)
