@@ -93,7 +93,9 @@ class FolderSetAside:
 
     def _write(self, target: str, fill: Callable[[Any], None]) -> None:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = Path(target).with_name(f".{Path(target).name}.{uuid.uuid4().hex[:8]}.tmp")
+        tmp = Path(target).with_name(f".{Path(target).name}.tmp")  # one name: a killed run's leftover is replaced
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             with os.fdopen(fd, "wb") as f:
