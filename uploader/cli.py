@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_TwinHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"hr-connector uploader {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=argparse.ArgumentParser)
 
     up = sub.add_parser("upload", help="validate and send CSV files to one connector job",
                         formatter_class=_TwinHelpFormatter)

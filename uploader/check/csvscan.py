@@ -257,8 +257,8 @@ class _Scanner:
         for scenario in self.plan.scenarios if self.plan is not None else ():
             for fc in scenario.present:
                 if fc.field.kind is Kind.DATE and fc.index not in seen_dates:
-                    seen_dates.add(fc.index)  # type: ignore[arg-type]
-                    self.date_columns.append((fc.index, fc.column, fc.field))  # type: ignore[arg-type]
+                    seen_dates.add(fc.index)
+                    self.date_columns.append((fc.index, fc.column, fc.field))
         for column, fields in missing_optional(self.plan).items():
             self.result.warnings.append(
                 f"{self.result.display_name}:1: column {column}: not in the header; the mapping names it for "
@@ -452,7 +452,7 @@ class _Scanner:
                 value = row[fc.index]
                 rule = cell_problem(fc.field, value)
                 if rule == RULE_REQUIRED and fc.field.kind is Kind.DATE:
-                    rule = self._date_elsewhere(row, fc.index, fc.column) or rule  # type: ignore[arg-type]
+                    rule = self._date_elsewhere(row, fc.index, fc.column) or rule
                 if rule is not None:
                     self.problem(line, fc.column, rule, span)
                 elif fc.field.name == "lastWorkingDate" and not self.window.cell_ok(value):
