@@ -205,6 +205,11 @@ def add_connection_options(parser: argparse.ArgumentParser, required: bool, http
     add_option(parser, "--certificate", help="PEM file with the private key and the certificate, or a PKCS#12 "
                ".pfx/.p12 file (password in UPLOADER_CERTIFICATE_PASSWORD); or the PEM text itself in "
                "UPLOADER_CERTIFICATE_PEM")
+    add_option(parser, "--key-id", help="versioned Key Vault key ID (https://VAULT.vault.azure.net/keys/NAME/VERSION): "
+               "Key Vault signs the sign-in with it, through the managed identity (AZURE_CLIENT_ID picks a "
+               "user-assigned one); --certificate then holds the public certificate only (PEM or DER)")
+    add_option(parser, "--key-vault-domain", help="sandbox and tests only: accept --key-id hosts in this domain "
+               "instead of the cloud's Key Vault domains")
     add_option(parser, "--cloud", type=cloud_name, default="commercial", help=f"one of {', '.join(CLOUDS)}")
     add_option(parser, "--authority-host", type=url,
                help="override the cloud's Entra host (no instance discovery)")

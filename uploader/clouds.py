@@ -21,6 +21,42 @@ DEFAULT_RECORDS_PER_CALL = 5000
 
 
 @dataclass(frozen=True)
+class KeyVaultEndpoints:
+    """Key Vault in one Azure environment: the vault and Managed HSM DNS suffixes and their token resources.
+
+    A versioned key ID's host must end in one of the suffixes (`name.vault.azure.net`): the uploader sends its
+    managed identity's token to no other host. The token is asked for the resource of the suffix matched.
+    """
+
+    vault_domain: str  # vault hosts are NAME.<vault_domain>
+    vault_resource: str  # the token resource (audience) for vaults
+    hsm_domain: str  # Managed HSM hosts are NAME.<hsm_domain>
+    hsm_resource: str
+
+    def resource_for(self, host: str) -> str | None:
+        """The token resource for a key host in this environment, or None when the host is not Key Vault's."""
+        host = host.lower().rstrip(".")
+        for domain, resource in ((self.vault_domain, self.vault_resource), (self.hsm_domain, self.hsm_resource)):
+            if host.endswith("." + domain) and len(host) > len(domain) + 1:
+                return resource
+        return None
+
+
+#: Key Vault per Azure environment (the `azure_environment` of the cloud table below).
+#: Public: DNS `.vault.azure.net`, resource `https://vault.azure.net`
+#: (https://learn.microsoft.com/azure/key-vault/general/authentication-requests-and-responses); Managed HSM
+#: `.managedhsm.azure.net`. US Government: `.vault.usgovcloudapi.net` and `.managedhsm.usgovcloudapi.net`
+#: (https://learn.microsoft.com/azure/key-vault/general/about-keys-secrets-and-certificates, "DNS suffixes";
+#: azure-cli's AZURE_US_GOV_CLOUD keyvault_dns, https://github.com/Azure/azure-cli/blob/dev/src/azure-cli-core/azure/cli/core/cloud.py).
+KEY_VAULTS: dict[str, KeyVaultEndpoints] = {
+    "public": KeyVaultEndpoints("vault.azure.net", "https://vault.azure.net",
+                                "managedhsm.azure.net", "https://managedhsm.azure.net"),
+    "usgovernment": KeyVaultEndpoints("vault.usgovcloudapi.net", "https://vault.usgovcloudapi.net",
+                                      "managedhsm.usgovcloudapi.net", "https://managedhsm.usgovcloudapi.net"),
+}
+
+
+@dataclass(frozen=True)
 class Cloud:
     """Endpoints and hosting defaults of one Microsoft 365 cloud."""
 
@@ -34,6 +70,11 @@ class Cloud:
     # (https://www.pulumi.com/registry/packages/azuread/api-docs/provider/)
     azuread_environment: str
     scope: str = DEFAULT_SCOPE
+
+    @property
+    def key_vault(self) -> KeyVaultEndpoints:
+        """Key Vault's DNS suffixes and token resources in the Azure that hosts this cloud's stacks."""
+        return KEY_VAULTS[self.azure_environment]
 
     @property
     def government(self) -> bool:

@@ -111,11 +111,19 @@ def main(args: argparse.Namespace) -> int:
     tenant_id = _required(args.tenant_id, "--tenant-id")
     app_id = _required(args.app_id, "--app-id")
     dropzone_url = _required(args.dropzone_url, "--dropzone-url")
-    pem, source = _certificate_pem(args)
     cloud = get_cloud(args.cloud).with_overrides(args.authority_host, args.ingestion_url, args.scope)
+    if args.key_id:  # Key Vault signs (UPLOADER_KEY_ID): the key ID is checked before the drop zone is opened
+        from uploader.send.settings import vault_credential
+
+        assertion = vault_credential(args, cloud, app_id)
+        pem, source, key_file = None, CERTIFICATE_PEM_ENV, None
+    else:
+        assertion = None
+        pem, source = _certificate_pem(args)
+        key_file = None if source == CERTIFICATE_PEM_ENV else args.certificate
     dropzone = open_dropzone(dropzone_url)
-    tokens = TokenProvider(cloud, tenant_id, app_id, pem, source=source)  # signs in only when a file is sent
-    key_file = None if source == CERTIFICATE_PEM_ENV else args.certificate
+    # signs in only when a file is sent
+    tokens = TokenProvider(cloud, tenant_id, app_id, pem, source=source, assertion=assertion)
     check_certificate(tokens.bundle, key_file, source, reporter)  # expired: exit 2 before any request
     client = IngestionClient(cloud, tokens, deadline=args.deadline, read_timeout=args.read_timeout)
     previous = signal.signal(signal.SIGTERM, _terminate)

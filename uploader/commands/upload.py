@@ -20,7 +20,14 @@ from uploader.model.mapping import job_id_problem
 from uploader.report import Reporter, safe_name
 from uploader.send.checkpoint import LocalCheckpointStore
 from uploader.send.quarantine import STATUS_PARTIAL, FolderSetAside, upload_with_policy
-from uploader.send.settings import CERTIFICATE_ENV, check_certificate, read_certificate, resolve_cloud
+from uploader.send.settings import (
+    CERTIFICATE_ENV,
+    check_certificate,
+    read_certificate,
+    read_public_certificate,
+    resolve_cloud,
+    vault_credential,
+)
 from uploader.send.upload import FileOutcome
 
 if TYPE_CHECKING:
@@ -76,7 +83,13 @@ def main(args: argparse.Namespace) -> int:
 
     client = None
     if args.dry_run:  # no certificate needed, no token provider, no network
-        if args.certificate or os.environ.get(CERTIFICATE_ENV, "").strip():
+        if args.key_id:
+            from uploader.send.keyvault import parse_key_id
+
+            parse_key_id(args.key_id, cloud, args.key_vault_domain)
+            if args.certificate or os.environ.get(CERTIFICATE_ENV, "").strip():
+                check_certificate(read_public_certificate(args.certificate)[0], None, "--certificate", reporter)
+        elif args.certificate or os.environ.get(CERTIFICATE_ENV, "").strip():
             from uploader.model.certs import CertificateError, load_bundle
 
             pem, source = read_certificate(args.certificate)
@@ -89,9 +102,14 @@ def main(args: argparse.Namespace) -> int:
         from uploader.send.auth import TokenProvider
         from uploader.send.ingestion import READ_TIMEOUT, IngestionClient
 
-        pem, source = read_certificate(args.certificate)
-        tokens = TokenProvider(cloud, args.tenant_id, args.app_id, pem, source=source)
-        check_certificate(tokens.bundle, args.certificate, source, reporter)
+        if args.key_id:  # Key Vault signs: the key ID and the public certificate are checked before any request
+            assertion = vault_credential(args, cloud, args.app_id)
+            tokens = TokenProvider(cloud, args.tenant_id, args.app_id, None, assertion=assertion)
+            check_certificate(tokens.bundle, None, args.certificate or CERTIFICATE_ENV, reporter)
+        else:
+            pem, source = read_certificate(args.certificate)
+            tokens = TokenProvider(cloud, args.tenant_id, args.app_id, pem, source=source)
+            check_certificate(tokens.bundle, args.certificate, source, reporter)
         try:
             Path(args.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:

@@ -241,3 +241,75 @@ def pem_from_pkcs12(data: bytes, password: str | None, source: str) -> str:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     return key_pem + cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+# --- The public certificate alone: what --certificate holds when Key Vault holds the key (--key-id) ------------
+
+KEY_HELD_ELSEWHERE = ("with --key-id the private key stays in Key Vault: give the public certificate only "
+                      "(PEM or DER), never a file that holds a private key")
+
+
+@dataclass(frozen=True)
+class PublicCertificate:
+    """An app credential's certificate without its key (the key is in Key Vault), with what Entra and MSAL need."""
+
+    certificate_pem: str
+    der: bytes
+    thumbprint_sha1: str
+    thumbprint_sha256: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    key_bits: int
+    public_key: rsa.RSAPublicKey
+
+    def __repr__(self) -> str:
+        return f"PublicCertificate(thumbprint_sha1={self.thumbprint_sha1}, not_after={self.not_after.isoformat()})"
+
+
+def public_certificate(cert: x509.Certificate, source: str) -> PublicCertificate:
+    """The facts of one certificate; its key must be RSA of at least MIN_RSA_BITS (Entra's rule)."""
+    key = cert.public_key()
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise CertificateError(f"{source}: the certificate's key must be RSA (Entra app certificates are RSA)")
+    if key.key_size < MIN_RSA_BITS:
+        raise CertificateError(f"{source}: the certificate's RSA key has {key.key_size} bits; Entra requires at "
+                               f"least {MIN_RSA_BITS}")
+    return PublicCertificate(
+        certificate_pem=cert.public_bytes(serialization.Encoding.PEM).decode(),
+        der=cert.public_bytes(serialization.Encoding.DER),
+        thumbprint_sha1=thumbprint(cert, "sha1"),
+        thumbprint_sha256=thumbprint(cert, "sha256"),
+        not_before=cert.not_valid_before_utc,
+        not_after=cert.not_valid_after_utc,
+        key_bits=key.key_size,
+        public_key=key,
+    )
+
+
+def load_public_certificate(data: bytes, source: str = "certificate") -> PublicCertificate:
+    """The one certificate in `data` (PEM or DER). Anything that holds a private key is refused: a PEM key block,
+    or a PKCS#12 (PFX) file with a key (the point of --key-id is that the key is not on this machine)."""
+    if b"PRIVATE KEY-----" in data:
+        raise CertificateError(f"{source}: holds a private key; {KEY_HELD_ELSEWHERE}")
+    if b"-----BEGIN" in data[:4096] or b"BEGIN CERTIFICATE-----" in data:
+        try:
+            certs = x509.load_pem_x509_certificates(data)
+        except ValueError:
+            raise CertificateError(f"{source}: no readable PEM certificate (expected the public certificate)") from None
+        if len(certs) != 1:
+            raise CertificateError(f"{source}: holds {len(certs)} certificates; give the app's certificate alone")
+        return public_certificate(certs[0], source)
+    try:
+        return public_certificate(x509.load_der_x509_certificate(data), source)
+    except ValueError:
+        pass
+    if is_pkcs12(data):
+        from cryptography.hazmat.primitives.serialization import pkcs12
+
+        try:
+            key = pkcs12.load_key_and_certificates(data, None)[0]
+        except (ValueError, TypeError):
+            key = None  # locked with a password: it is a PFX, which is made to carry a key
+        raise CertificateError(f"{source}: a PKCS#12 (PFX) file{' holding a private key' if key else ''}; "
+                               f"{KEY_HELD_ELSEWHERE}")
+    raise CertificateError(f"{source}: neither a PEM nor a DER certificate")

@@ -38,9 +38,16 @@ def certificate_only(pem: str) -> str:
     return "\n".join(blocks) + "\n"
 
 
+#: A managed identity's environment (Container Apps, App Service, VM override, user-assigned selection): never
+#: inherited by a test's child process from the developer's shell.
+IDENTITY_VARS = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_POD_IDENTITY_AUTHORITY_HOST", "AZURE_CLIENT_ID",
+                 "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT")
+
+
 def clean_environ(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """os.environ without UPLOADER_* variables (so a developer's shell never leaks into a test)."""
-    return {k: v for k, v in (base or os.environ).items() if not k.startswith("UPLOADER_")}
+    return {k: v for k, v in (base or os.environ).items()
+            if not k.startswith("UPLOADER_") and k not in IDENTITY_VARS}
 
 
 def http_session(ca_file: str | Path) -> requests.Session:
@@ -170,6 +177,37 @@ class Sandbox:
     def expire_tokens(self) -> dict[str, Any]:
         """Expire every issued access token (the next ingestion call with one gets 401)."""
         return self._object("POST", "tokens/expire")
+
+    # Key Vault and managed identity stand-ins ---------------------------------------------------------
+    def add_identity(self, client_id: str | None = None) -> dict:
+        """Register a managed identity (None: the system-assigned one); returns its client_id and the header."""
+        return self._call("POST", "identities", {"client_id": client_id} if client_id else {})
+
+    def identity_env(self, client_id: str | None = None, protocol: str = "container-apps") -> dict[str, str]:
+        """The environment a workload with this identity sees: Container Apps' IDENTITY_ENDPOINT/IDENTITY_HEADER,
+        or (protocol "vm") the instance metadata endpoint's host; AZURE_CLIENT_ID for a user-assigned one."""
+        info = self.add_identity(client_id)
+        env = ({"IDENTITY_ENDPOINT": f"{self.url}/msi/token", "IDENTITY_HEADER": info["identity_header"]}
+               if protocol == "container-apps" else {"AZURE_POD_IDENTITY_AUTHORITY_HOST": self.url})
+        if client_id:
+            env["AZURE_CLIENT_ID"] = client_id
+        return env
+
+    def create_key(self, name: str, common_name: str = "hr-uploader", validity_days: int = 365) -> dict:
+        """A new key version in the vault stand-in: {"kid" (on host localhost), "name", "version",
+        "certificate_pem"} (the private key is never returned)."""
+        made = self._call("POST", "vault/keys", {"name": name, "common_name": common_name,
+                                                   "validity_days": validity_days})
+        made["kid"] = f"https://localhost:{self.port}/keys/{made['name']}/{made['version']}"
+        return dict(made)
+
+    def grant_sign(self, client_id: str | None, key_name: str) -> dict:
+        """Let the identity sign with every version of key_name (what the stack's signer role gives)."""
+        return self._call("POST", "vault/grants", {"client_id": client_id, "key_name": key_name})
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
 
     def http_session(self) -> requests.Session:
         """A fresh requests Session trusting only this sandbox's CA (trust_env off)."""

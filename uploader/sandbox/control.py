@@ -6,6 +6,7 @@ import ipaddress
 import json
 from typing import Any
 
+from uploader.sandbox import vault
 from uploader.sandbox.messages import Request, Response, json_response
 from uploader.sandbox.state import SandboxState, StateError, check_id, parse_fault
 
@@ -56,6 +57,10 @@ def _route(req: Request, state: SandboxState) -> Response:
             raise StateError("faults: expected a list of fault objects")
         pending = state.add_faults([parse_fault(f) for f in faults])
         return json_response(200, {"faults_pending": pending})
+    if method == "POST" and parts and parts[0] in ("identities", "vault"):
+        answer = vault.control(req, parts, _json_body(req), state.vault)
+        if answer is not None:
+            return answer
     if method == "GET" and parts == ["stats"]:
         return json_response(200, state.stats())
     if method == "GET" and len(parts) == 3 and parts[0] == "jobs" and parts[2] == "received":

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
-from uploader.sandbox import control, entra, ingestion
+from uploader.sandbox import control, entra, ingestion, vault
 from uploader.sandbox.messages import Drop, Request, Response, json_response
 from uploader.sandbox.state import SandboxState
 from uploader.sandbox.tls import TlsMaterial
@@ -20,6 +20,7 @@ MAX_BODY = 256 * 1024 * 1024  # bytes; larger requests are refused with 413
 IDLE_TIMEOUT = 120  # seconds a keep-alive connection may sit idle
 OPENID = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$")
 TOKEN = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
+SIGN = re.compile(r"^/keys/([^/]+)/([^/]+)/sign$")
 
 _log_lock = threading.Lock()
 
@@ -42,6 +43,12 @@ def route(req: Request, state: SandboxState) -> Response | Drop:
         return entra.openid_configuration(req, m.group(1))
     if (m := TOKEN.match(req.path)) and req.method == "POST":
         return entra.token(req, m.group(1), state)
+    if (m := SIGN.match(req.path)) and req.method == "POST":
+        return vault.sign(req, m.group(1), m.group(2), state.vault)
+    if req.path == "/msi/token" and req.method == "GET":
+        return vault.container_apps_token(req, state.vault)
+    if req.path == "/metadata/identity/oauth2/token" and req.method == "GET":
+        return vault.instance_metadata_token(req, state.vault)
     return json_response(404, {"error": f"not found: {req.method} {req.path}"})
 
 

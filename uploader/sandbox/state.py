@@ -135,6 +135,9 @@ class SandboxState:
         self._connections = 0
         self._next_seq: dict[str, int] = {}
         self._received: dict[str, list[Path]] = {}
+        from uploader.sandbox.vault import VaultState
+
+        self.vault = VaultState()  # managed identities, their tokens, the Key Vault stand-in's keys and grants
 
     # registrations ---------------------------------------------------------------------------------
     def register_app(self, app_id: object, certificate_pem: object, tenant_id: object = None) -> App:
@@ -263,6 +266,7 @@ class SandboxState:
                 "faults_pending": len(self._faults),
                 "faults_served": self._faults_served,
                 "connections": self._connections,
+                "vault": self.vault.stats(),
             }
 
     def reset(self) -> None:
@@ -276,4 +280,5 @@ class SandboxState:
             self._faults_served = 0
             self._connections = 0
             self._received.clear()
+        self.vault.reset()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import traceback
 from pathlib import PurePath
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import msal
@@ -22,8 +23,11 @@ import requests
 
 from uploader.clouds import CLOUDS, Cloud
 from uploader.errors import TLS_TRUST_HINT, SignInError, UploaderError, UsageError, is_tls_trust_failure
-from uploader.model.certs import CertificateError, load_bundle
+from uploader.model.certs import CertificateBundle, CertificateError, PublicCertificate, load_bundle
 from uploader.send.https import NoRedirectSession, RedirectRefused
+
+if TYPE_CHECKING:
+    from uploader.send.keyvault import VaultAssertion
 
 TOKEN_TIMEOUT = 30.0  # seconds per request to the authority
 # First MSAL computing the thumbprint from public_certificate (1.35.0 release notes, "Thumbprint for certificate
@@ -56,14 +60,23 @@ def _first_line(exc: BaseException) -> str:
 class TokenProvider:
     """Access tokens for the ingestion API, for one app registration signed in with a certificate."""
 
-    def __init__(self, cloud: Cloud, tenant_id: str, app_id: str, pem_text: str,
+    def __init__(self, cloud: Cloud, tenant_id: str, app_id: str, pem_text: str | None,
                  *, source: str = "certificate", timeout: float = TOKEN_TIMEOUT,
-                 http_client: requests.Session | None = None) -> None:
-        try:
-            self.bundle = load_bundle(pem_text, source=source)
-        except CertificateError as exc:
-            raise UsageError(str(exc)) from None
-        self._key_pem = self.bundle.pem.split("-----BEGIN CERTIFICATE-----", 1)[0]
+                 http_client: requests.Session | None = None, assertion: VaultAssertion | None = None) -> None:
+        # `assertion` (--key-id): Key Vault signs the client assertion and MSAL calls it for each real token
+        # request; `bundle` is then the public certificate alone. Otherwise the PEM bundle's key signs in MSAL.
+        self.bundle: CertificateBundle | PublicCertificate
+        self._credential: dict[str, Any]
+        if assertion is not None:
+            self.bundle = assertion.certificate
+            self._credential = {"client_assertion": assertion}
+        else:
+            try:
+                self.bundle = load_bundle(pem_text or "", source=source)
+            except CertificateError as exc:
+                raise UsageError(str(exc)) from None
+            self._credential = {"private_key": self.bundle.pem.split("-----BEGIN CERTIFICATE-----", 1)[0],
+                                "public_certificate": self.bundle.certificate_pem}
         self.cloud = cloud
         self.tenant_id = tenant_id
         self.app_id = app_id
@@ -90,10 +103,7 @@ class TokenProvider:
                 self._app = msal.ConfidentialClientApplication(
                     self.app_id,
                     authority=self.authority,
-                    client_credential={
-                        "private_key": self._key_pem,
-                        "public_certificate": self.bundle.certificate_pem,
-                    },
+                    client_credential=self._credential,
                     timeout=self.timeout,
                     **kwargs,
                 )

@@ -6,12 +6,16 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from uploader.clouds import Cloud, get_cloud
 from uploader.errors import UsageError
-from uploader.model.certs import CERTIFICATE_PEM_ENV, CertificateBundle
+from uploader.model.certs import CERTIFICATE_PEM_ENV, CertificateBundle, PublicCertificate
 from uploader.report import Reporter, safe_name
+
+if TYPE_CHECKING:
+    from uploader.send.keyvault import VaultAssertion
 
 CERTIFICATE_ENV = CERTIFICATE_PEM_ENV
 
@@ -34,7 +38,8 @@ def read_certificate(path: str | None, environ: Mapping[str, str] = os.environ) 
     raise UsageError(f"--certificate PEMFILE (or the PEM text in {CERTIFICATE_ENV}) is required to sign in")
 
 
-def check_certificate(bundle: CertificateBundle, key_file: str | None, source: str, reporter: Reporter) -> None:
+def check_certificate(bundle: CertificateBundle | PublicCertificate, key_file: str | None, source: str,
+                      reporter: Reporter) -> None:
     """Before any sign-in: warn when the key file is readable by others or the certificate expires within
     30 days; an expired certificate is a UsageError (Entra would refuse it)."""
     from uploader.model.certs import expiry_status, key_file_exposure
@@ -58,3 +63,44 @@ def resolve_cloud(args: argparse.Namespace) -> Cloud:
                 raise UsageError(f"{flag} {value}: must be an https:// URL (TLS is never turned off)")
     return get_cloud(args.cloud).with_overrides(args.authority_host, args.ingestion_url,
                                                 getattr(args, "scope", None))
+
+
+def read_public_certificate(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[PublicCertificate, str]:
+    """With --key-id: the public certificate alone (PEM or DER) from --certificate FILE, else from the PEM text in
+    UPLOADER_CERTIFICATE_PEM. Anything holding a private key is refused (UsageError, exit 2)."""
+    from pathlib import Path
+
+    from uploader.model.certs import CertificateError, load_public_certificate, shown_path
+
+    try:
+        if path:
+            shown = shown_path(path)
+            if shown is None:
+                raise UsageError("--certificate: the value is not a file path (it is not shown); with --key-id give "
+                                 f"the public certificate's file, or its PEM text in {CERTIFICATE_ENV}")
+            try:
+                data = Path(path).read_bytes()
+            except FileNotFoundError:
+                raise UsageError(f"--certificate {safe_name(shown)}: file not found") from None
+            except OSError as exc:
+                raise UsageError(f"--certificate {safe_name(shown)}: cannot read ({type(exc).__name__})") from None
+            return load_public_certificate(data, f"--certificate {safe_name(shown)}"), path
+        text = environ.get(CERTIFICATE_ENV, "")
+        if text.strip():
+            return load_public_certificate(text.encode(), CERTIFICATE_ENV), CERTIFICATE_ENV
+    except CertificateError as exc:
+        raise UsageError(str(exc)) from None
+    raise UsageError(f"with --key-id, --certificate CERTFILE (the public certificate, PEM or DER) or its PEM text in "
+                     f"{CERTIFICATE_ENV} is required")
+
+
+def vault_credential(args: argparse.Namespace, cloud: Cloud, app_id: str,
+                     timeout: float | None = None) -> VaultAssertion:
+    """--key-id's assertion source: the key ID checked against the cloud's Key Vault domains first (exit 2 before
+    any token is asked for), then the public certificate (exit 2 when it holds a private key)."""
+    from uploader.send.keyvault import KEY_TIMEOUT, parse_key_id, vault_assertion
+
+    parse_key_id(args.key_id, cloud, getattr(args, "key_vault_domain", None))
+    certificate, _source = read_public_certificate(args.certificate)
+    return vault_assertion(args.key_id, certificate, cloud, app_id,
+                           domain_override=getattr(args, "key_vault_domain", None), timeout=timeout or KEY_TIMEOUT)
