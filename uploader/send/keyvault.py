@@ -57,6 +57,9 @@ SIGN_ACTION = "Microsoft.KeyVault/vaults/keys/sign/action"
 #: "keep it short - 5-10 minutes after nbf at most" (https://learn.microsoft.com/entra/identity-platform/certificate-credentials).
 ASSERTION_LIFETIME = 600
 KEY_TIMEOUT = 30.0
+#: First msal documenting a callable `client_assertion` (invoked only for a real token request): 1.37.0, PR #910
+#: (https://github.com/AzureAD/microsoft-authentication-library-for-python/pull/910); pyproject's floor.
+MIN_MSAL_ASSERTION = "1.37"
 CLIENT_ID_ENV = "AZURE_CLIENT_ID"
 _NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")  # Key Vault object names (certificates/{name}: ^[0-9a-zA-Z-]+$)
 _VERSION = re.compile(r"^[0-9A-Za-z]{32}$")  # versions are 32 characters (e.g. f60f2a4f8e8b4ab1...)
