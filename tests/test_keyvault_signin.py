@@ -232,3 +232,47 @@ def test_key_id_in_the_clouds_key_vault_domain(cloud: str, url: str, resource: s
 def test_key_id_outside_the_domain_or_malformed_is_refused(cloud: str, url: str) -> None:
     with pytest.raises(UsageError):
         parse_key_id(url, get_cloud(cloud))
+
+
+# -- doctor in vault mode --------------------------------------------------------------------------
+
+def doctor(app: VaultApp, *flags: str) -> tuple[subprocess.CompletedProcess[str], dict[str, dict]]:
+    flags = tuple(f for f in flags if f not in ("--job-id", app.job_id))
+    done = subprocess.run([sys.executable, "-m", "uploader", "doctor", *flags, "--log-format", "json"], env=app.env,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    return done, {line["check"]: line for line in lines if line.get("event") == "check"}
+
+
+def test_doctor_vault_mode_checks_identity_sign_and_signature(sandbox, tmp_path: Path) -> None:  # noqa: ANN001
+    app = VaultApp(sandbox, tmp_path)
+    done, checks = doctor(app, *app.flags())
+    assert {k: checks[k]["status"] for k in ("certificate", "identity", "key-vault", "signature", "sign-in")} == {
+        "certificate": "PASS", "identity": "PASS", "key-vault": "PASS", "signature": "PASS", "sign-in": "PASS"}, \
+        tell(done)
+    assert "the key stays in Key Vault" in checks["certificate"]["summary"]
+    nothing_secret(done)
+
+
+def test_doctor_vault_mode_names_the_missing_role_and_a_wrong_certificate(sandbox, tmp_path: Path) -> None:  # noqa: ANN001
+    app = VaultApp(sandbox, tmp_path, grant=False)
+    done, checks = doctor(app, *app.flags())
+    assert done.returncode == 2 and checks["key-vault"]["status"] == "FAIL", tell(done)
+    assert SIGN_ACTION in checks["key-vault"]["summary"] and checks["sign-in"]["status"] == "SKIP"
+    granted = VaultApp(sandbox, tmp_path)
+    other = tmp_path / "other.crt"
+    other.write_text(generate_certificate("other").certificate_pem)
+    done, checks = doctor(granted, *granted.flags(certificate=other))
+    assert done.returncode == 2 and checks["signature"]["status"] == "FAIL", tell(done)
+    assert sandbox.stats()["token_requests"] == 0
+
+
+def test_doctor_vault_mode_without_an_identity_endpoint_fails_the_identity_check(sandbox, tmp_path: Path) -> None:  # noqa: ANN001
+    app = VaultApp(sandbox, tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app.env = {**app.env, "IDENTITY_ENDPOINT": f"https://127.0.0.1:{port}/msi/token"}
+    done, checks = doctor(app, *app.flags())
+    assert done.returncode == 1 and checks["identity"]["status"] == "FAIL", tell(done)
+    assert f"127.0.0.1:{port}" in checks["identity"]["summary"]

@@ -35,8 +35,9 @@ from uploader.report import Reporter, safe_name
 if TYPE_CHECKING:
     from uploader.clouds import Cloud
     from uploader.job.dropzone import DropZone
-    from uploader.model.certs import CertificateBundle
+    from uploader.model.certs import CertificateBundle, PublicCertificate
     from uploader.send.auth import TokenProvider
+    from uploader.send.keyvault import VaultAssertion
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 NETWORK_TIMEOUT = 10.0  # seconds for each DNS/TCP/TLS step
@@ -98,10 +99,11 @@ def exit_code(checks: Iterable[Check]) -> int:
 
 # -- pure checks ------------------------------------------------------------------------------------
 
-def check_certificate(bundle: CertificateBundle, now: dt.datetime | None = None,
+def check_certificate(bundle: CertificateBundle | PublicCertificate, now: dt.datetime | None = None,
                       exposure: str | None = None) -> Check:
-    """Thumbprints (what Entra shows), key size and the validity window of a loaded bundle."""
-    from uploader.model.certs import EXPIRY_WARNING_DAYS, days_to_expiry, expiry_status
+    """Thumbprints (what Entra shows), key size and the validity window of a loaded bundle (or, with --key-id,
+    of the public certificate whose key Key Vault holds)."""
+    from uploader.model.certs import EXPIRY_WARNING_DAYS, PublicCertificate, days_to_expiry, expiry_status
 
     now = now or dt.datetime.now(dt.UTC)
     days = days_to_expiry(bundle.not_after, now)
@@ -109,7 +111,8 @@ def check_certificate(bundle: CertificateBundle, now: dt.datetime | None = None,
         "thumbprint_sha1": bundle.thumbprint_sha1, "thumbprint_sha256": bundle.thumbprint_sha256,
         "not_before": bundle.not_before.isoformat(), "not_after": bundle.not_after.isoformat(),
         "days_to_expiry": int(days), "key_bits": bundle.key_bits}
-    ids = (f"private key matches; SHA-1 thumbprint {bundle.thumbprint_sha1} (what Entra shows), "
+    held = "the key stays in Key Vault" if isinstance(bundle, PublicCertificate) else "private key matches"
+    ids = (f"{held}; SHA-1 thumbprint {bundle.thumbprint_sha1} (what Entra shows), "
            f"SHA-256 {bundle.thumbprint_sha256}")
     if bundle.not_before > now:
         return fail("certificate", f"{ids}; not valid before {bundle.not_before:%Y-%m-%d %H:%M} UTC",
@@ -305,6 +308,56 @@ def _certificate(args: argparse.Namespace) -> tuple[Check, CertificateBundle | N
     return check_certificate(bundle, exposure=exposure), bundle, pem, source
 
 
+def _vault_certificate(args: argparse.Namespace, cloud: Cloud | None) -> tuple[Check, VaultAssertion | None]:
+    """--key-id: the key ID inside the cloud's Key Vault domains and the public certificate alone (no key)."""
+    from uploader.send.settings import vault_credential
+
+    if cloud is None:
+        return Check("certificate", SKIP, "needs valid settings (see above)"), None
+    try:
+        assertion = vault_credential(args, cloud, (args.app_id or "").strip(), timeout=args.timeout)
+    except UsageError as exc:
+        return fail("certificate", str(exc), "give --key-id (the versioned key ID the stack outputs) and "
+                    "--certificate CERTFILE (the public certificate only)", usage=True), None
+    return check_certificate(assertion.certificate), assertion
+
+
+def vault_checks(assertion: VaultAssertion) -> list[Check]:
+    """Vault mode: the managed identity's token for Key Vault, Key Vault's `sign` with the key (a random digest, no
+    HR data), and that signature verifying against the certificate given. Stops at the first failure."""
+    import hashlib
+    import os
+
+    from uploader.errors import SignInError
+    from uploader.send.keyvault import SIGN_ACTION
+
+    signer = assertion.signer
+    key = signer.key
+    try:
+        signer.identity.token()
+    except SignInError as exc:
+        return [fail("identity", str(exc), "run where the job's managed identity is assigned (Container Apps, "
+                     "App Service, an Azure VM) and set AZURE_CLIENT_ID to its client ID")]
+    who = getattr(signer.identity, "who", "the managed identity")
+    checks = [Check("identity", PASS, f"{who} got a token for {key.resource} (token not shown)")]
+    signing_input = os.urandom(32)
+    try:
+        signature = signer.sign(hashlib.sha256(signing_input).digest())
+    except UploaderError as exc:
+        hint = (f"grant the identity '{SIGN_ACTION}' on the key (the stack's signer role) and allow 10 minutes"
+                if exc.exit_code == EXIT_USAGE else f"allow outbound HTTPS to {key.host} (port 443)")
+        return [*checks, fail("key-vault", str(exc), hint, usage=exc.exit_code == EXIT_USAGE)]
+    checks.append(Check("key-vault", PASS, f"Key Vault {key.host} signed with key {key.name} version {key.version} "
+                        "(signature not shown)"))
+    try:
+        assertion.verify(signing_input, signature)
+    except UsageError as exc:
+        return [*checks, fail("signature", str(exc), "give the certificate of this key version (the stack's "
+                              "certificate output), or the key ID of this certificate", usage=True)]
+    return [*checks, Check("signature", PASS, f"the vault's PS256 signature verifies against the certificate "
+                           f"(SHA-1 thumbprint {assertion.certificate.thumbprint_sha1})")]
+
+
 def _sign_in(tokens: TokenProvider) -> Check:
     import msal
 
@@ -331,14 +384,26 @@ def run_checks(args: argparse.Namespace, emit: Callable[[Check], None]) -> list[
 
     settings, cloud = _settings(args)
     add(settings)
-    cert, bundle, pem, source = _certificate(args)
-    add(cert)
+    assertion: VaultAssertion | None = None
+    bundle: CertificateBundle | PublicCertificate | None
+    if getattr(args, "key_id", None):  # vault mode: the public certificate, then identity, sign and verify
+        cert, assertion = _vault_certificate(args, cloud)
+        add(cert)
+        bundle, pem, source = (assertion.certificate if assertion else None), "", "--certificate"
+        if assertion is not None:
+            for check in vault_checks(assertion):
+                add(check)
+            if checks[-1].status != PASS:
+                assertion = bundle = None  # the sign-in below would only repeat the failure
+    else:
+        cert, bundle, pem, source = _certificate(args)
+        add(cert)
     if cloud is not None and bundle is not None and settings.status == PASS:
         from uploader.send.auth import TokenProvider
 
         try:
             tokens = TokenProvider(cloud, args.tenant_id.strip(), args.app_id.strip(), pem, source=source,
-                                   timeout=args.timeout)
+                                   timeout=args.timeout, assertion=assertion)
             add(_sign_in(tokens))
         except UploaderError as exc:
             add(fail("sign-in", str(exc), "check the certificate bundle", usage=exc.exit_code == EXIT_USAGE))
