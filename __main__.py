@@ -1,7 +1,7 @@
 """hr-connector: everything Microsoft Purview's HR data connector needs in one Microsoft 365 tenant.
 
 Composition root only; each Azure concern is one component in provisioning/. Read top to bottom:
-settings -> providers -> Entra app + certificate -> Key Vault -> drop zone -> image -> scheduled job -> alerts.
+settings -> providers -> Key Vault -> Entra app + certificate -> the vault's secret -> drop zone -> image -> scheduled job -> alerts.
 """
 
 import pulumi
@@ -11,7 +11,7 @@ from provisioning.components.alerts import Alerts
 from provisioning.components.dropzone import DropZone
 from provisioning.components.identity import Identity
 from provisioning.components.image import UploaderImage
-from provisioning.components.job import UploaderJob
+from provisioning.components.job import UploaderJob, signing_key
 from provisioning.components.outputs import next_steps
 from provisioning.components.providers import Providers
 from provisioning.components.tags import apply_tags
@@ -27,14 +27,15 @@ bound = providers.options()
 
 group = resources.ResourceGroup("group", resource_group_name=names.resource_group, location=settings.location,
                                 opts=pulumi.ResourceOptions(provider=providers.azure))
-identity = Identity("identity", settings, names, opts=bound)
-vault = Vault("vault", settings, names, group.name, identity.certificate, opts=bound, registered=[identity.credential])
+vault = Vault("vault", settings, names, group.name, opts=bound)
+identity = Identity("identity", settings, names, opts=bound, vault=vault)
+vault.publish(identity.certificate, registered=[identity.credential])
 dropzone = DropZone("dropzone", settings, names, group.name, opts=bound)
 image = UploaderImage("image", settings, names, group.name, opts=bound)
 job = UploaderJob(
     "job", settings, names, group.name,
     application_id=identity.application.client_id,
-    secret_id=vault.secret.id, secret_uri=vault.secret_uri,
+    secret_id=vault.secret.id, secret_uri=vault.secret_uri, signing_key=signing_key(identity.certificate, vault),
     container_id=dropzone.container.id, dropzone_url=dropzone.url,
     image=image.ref, registry=image.registry, opts=bound,
 )
@@ -46,6 +47,9 @@ pulumi.export("tenantId", settings.tenant_id)
 pulumi.export("certificateThumbprint", identity.certificate.thumbprintSha1)
 pulumi.export("certificateExpiresOn", identity.certificate.notAfter)
 pulumi.export("certificateRenewBeforeDays", settings.certificate.renew_before_days)  # `python -m provisioning certs`
+pulumi.export("certificateProtection", settings.certificate.protection)
+if settings.certificate.in_vault:
+    pulumi.export("keyId", identity.certificate.keyId)  # the versioned key ID the job signs with (UPLOADER_KEY_ID)
 pulumi.export("keyVaultUri", vault.vault_uri)
 pulumi.export("dropZoneUrl", dropzone.url)
 pulumi.export("jobName", job.job.name)

@@ -42,7 +42,17 @@ KEYS = (
     "cloud", "tenantId", "azureEnvironment", "location", "schedule", "connectors", "certificate",
     "image", "owners", "dropZone", "alertEmails", "subscriptionId", "tags",
 )
-_CERTIFICATE_KEYS = ("validityDays", "renewBeforeDays")
+_CERTIFICATE_KEYS = ("validityDays", "renewBeforeDays", "protection")
+#: Where the certificate's private key lives (docs/configuration.md, docs/security.md):
+#: vault = made by Key Vault, never exportable; hsm = the same with an HSM-backed key (RSA-HSM) in a Premium vault;
+#: exportable = made by the program, kept (encrypted) in Pulumi state and as a Key Vault secret (the default when the
+#: key is absent, so no existing stack changes).
+PROTECTIONS = ("vault", "hsm", "exportable")
+DEFAULT_PROTECTION = "exportable"
+#: What Key Vault's validity_months counts: an average Gregorian month, in days.
+_DAYS_PER_MONTH = 365.25 / 12
+#: How far validityDays may sit from a whole number of months and still be honoured (months run 28 to 31 days).
+_MONTH_TOLERANCE_DAYS = 3
 _DROPZONE_KEYS = ("processedDays", "rejectedDays")
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
@@ -78,6 +88,13 @@ class CertificateSettings:
 
     validity_days: int = DEFAULT_VALIDITY_DAYS
     renew_before_days: int = DEFAULT_RENEW_BEFORE_DAYS
+    protection: str = DEFAULT_PROTECTION
+    protection_set: bool = False  # the stack file names `protection` (else the default applies, with a warning)
+
+    @property
+    def in_vault(self) -> bool:
+        """True when Key Vault makes and keeps the key (vault or hsm): Pulumi state and the job hold no key."""
+        return self.protection in ("vault", "hsm")
 
 
 @dataclass(frozen=True)
@@ -181,7 +198,7 @@ def _int(value: Any, path: str, low: int, high: int) -> int:
 
 
 def _certificate(value: Any) -> CertificateSettings:
-    obj = _structured(value, "certificate", dict, "an object {validityDays, renewBeforeDays}")
+    obj = _structured(value, "certificate", dict, "an object {validityDays, renewBeforeDays, protection}")
     for key in obj:
         if key not in _CERTIFICATE_KEYS:
             raise _unknown(key, _CERTIFICATE_KEYS, f"certificate.{key}")
@@ -192,7 +209,29 @@ def _certificate(value: Any) -> CertificateSettings:
             _k("certificate.renewBeforeDays"),
             f"must be less than certificate.validityDays ({validity}), or every `up` would renew the certificate",
         )
-    return CertificateSettings(validity, renew)
+    protection = obj.get("protection", DEFAULT_PROTECTION)
+    if not isinstance(protection, str) or protection.strip().lower() not in PROTECTIONS:
+        raise ConfigError(_k("certificate.protection"), f"must be one of {', '.join(PROTECTIONS)}")
+    protection = protection.strip().lower()
+    if protection != "exportable" and validity_months(validity) is None:
+        months = max(1, int(validity / _DAYS_PER_MONTH))
+        raise ConfigError(
+            _k("certificate.validityDays"),
+            f"Key Vault counts validity in whole months, and {validity} days is not one (within "
+            f"{_MONTH_TOLERANCE_DAYS} days): use {round(months * _DAYS_PER_MONTH)} ({months} months) or "
+            f"{round((months + 1) * _DAYS_PER_MONTH)} ({months + 1} months)",
+        )
+    return CertificateSettings(validity, renew, protection, "protection" in obj)
+
+
+def validity_months(days: int) -> int | None:
+    """validityDays as Key Vault's whole validity_months, or None when no whole number of months is within
+    _MONTH_TOLERANCE_DAYS of it (Key Vault's x509_props.validity_months is an integer count of months:
+    https://learn.microsoft.com/rest/api/keyvault/certificates/create-certificate/create-certificate)."""
+    months = round(days / _DAYS_PER_MONTH)
+    if months < 1 or abs(months * _DAYS_PER_MONTH - days) > _MONTH_TOLERANCE_DAYS:
+        return None
+    return months
 
 
 def _drop_zone(value: Any) -> DropZoneSettings:
@@ -506,6 +545,14 @@ def config_warnings(settings: Settings) -> list[ConfigWarning]:
             f"Container Apps jobs are not known to be offered in {settings.location} (the evidence is thin: "
             "Microsoft's region pages do not list them there); before the first `up` confirm with "
             f"`az cloud set --name AzureUSGovernment` then `{regions.CONFIRM_JOBS_REGIONS}`, or use usgovvirginia",
+        ))
+    if not settings.certificate.protection_set:
+        out.append(ConfigWarning(
+            _k("certificate.protection"),
+            "not set, so the certificate's private key is made by the program and kept (encrypted) in Pulumi state "
+            "and in a Key Vault secret the job reads; add `protection: vault` under hr-connector:certificate "
+            "(`hsm` for an HSM-backed key) to have Key Vault make a key that never leaves it (the next `up` renews "
+            "the certificate with overlap: docs/operators-guide.md)",
         ))
     for i, c in enumerate(settings.connectors):
         if c.files and c.files.split("/", 1)[0] == "incoming":

@@ -28,6 +28,22 @@ JOB = "azure-native:app:Job"
 ROLE = "azure-native:authorization:RoleAssignment"
 IDENTITY = "azure-native:managedidentity:UserAssignedIdentity"
 RBAC_WAIT = "pulumi-python:dynamic/hrconnector:RoleAssignmentWait"
+VAULT_CERT = "pulumi-python:dynamic/hrconnector:VaultCertificate"
+CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
+CERTIFICATES_OFFICER = "a4417e6f-fecd-4de8-b567-7b0420556985"
+SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+
+
+def certificate_of(settings: Settings, ev: Evaluation) -> Resource:
+    """The stack's one certificate resource: Key Vault-made (vault, hsm) or program-made (exportable)."""
+    assert len(ev.of_type(CERT)) + len(ev.of_type(VAULT_CERT)) == 1
+    return ev.one(VAULT_CERT if settings.certificate.in_vault else CERT)
+
+
+def job_roles(ev: Evaluation) -> list[Resource]:
+    """The job identity's role assignments (not the deployer's own grant on the vault)."""
+    principal = ev.one(IDENTITY).state["principalId"]
+    return [r for r in ev.of_type(ROLE) if r.inputs["principalId"] == principal]
 
 
 @pytest.fixture(scope="module", params=STACKS, ids=[p.name for p in STACKS])
@@ -50,15 +66,19 @@ def test_outputs(stack: tuple[Settings, Evaluation]) -> None:
     settings, ev = stack
     out = ev.outputs
     assert set(out) == {"applicationId", "tenantId", "certificateThumbprint", "certificateExpiresOn",
-                        "certificateRenewBeforeDays", "keyVaultUri",
+                        "certificateRenewBeforeDays", "certificateProtection", "keyVaultUri",
                         "dropZoneUrl", "jobName", "jobIdentityPrincipalId", "cloud", "ingestionEndpoint",
-                        "nextSteps"}
+                        "nextSteps"} | ({"keyId"} if settings.certificate.in_vault else set())
+    assert out["certificateProtection"] == settings.certificate.protection
+    cert = certificate_of(settings, ev)
     assert out["jobIdentityPrincipalId"] == ev.one(IDENTITY).state["principalId"]
     assert out["applicationId"] == ev.one(APP).state["clientId"]
     assert out["tenantId"] == settings.tenant_id and out["cloud"] == settings.cloud.name
     assert out["ingestionEndpoint"] == settings.cloud.signals_url
-    assert out["certificateThumbprint"] == ev.one(CERT).state["thumbprintSha1"]
-    assert out["certificateExpiresOn"] == ev.one(CERT).state["notAfter"]
+    assert out["certificateThumbprint"] == cert.state["thumbprintSha1"]
+    assert out["certificateExpiresOn"] == cert.state["notAfter"]
+    if settings.certificate.in_vault:
+        assert out["keyId"] == cert.state["keyId"]
     assert out["certificateRenewBeforeDays"] == settings.certificate.renew_before_days
     assert out["jobName"] == ev.one(JOB).inputs["jobName"]
     assert out["applicationId"] in out["nextSteps"]
@@ -78,19 +98,31 @@ def test_no_password_credential_anywhere(stack: tuple[Settings, Evaluation]) -> 
 
 def test_a_certificate_credential_from_the_generated_certificate(stack: tuple[Settings, Evaluation]) -> None:
     settings, ev = stack
-    cert, cred, app = ev.one(CERT), ev.one(APP_CERT), ev.one(APP)
+    cert, cred, app = certificate_of(settings, ev), ev.one(APP_CERT), ev.one(APP)
     assert cred.inputs["type"] == "AsymmetricX509Cert" and cred.inputs["encoding"] == "pem"
     assert cred.inputs["applicationId"] == app.id
     # the azuread schema marks the value secret; it is the public certificate, never the key bundle
     assert cert.state["certificatePem"].startswith("-----BEGIN CERTIFICATE-----")
-    assert cred.inputs["value"] == mask(cert.state["certificatePem"], secret=True) != cert.state["pem"]
+    assert cred.inputs["value"] == mask(cert.state["certificatePem"], secret=True)
     assert (cred.inputs["startDate"], cred.inputs["endDate"]) == (cert.state["notBefore"], cert.state["notAfter"])
     assert cert.inputs["validityDays"] == settings.certificate.validity_days
     assert cert.inputs["renewBeforeDays"] == settings.certificate.renew_before_days
-    # renewal overlap: both are replaced create-before-delete; the key is a secret output of the certificate
+    # renewal overlap: both are replaced create-before-delete
     assert not cert.delete_before_replace and not cred.delete_before_replace
-    assert cert.additional_secret_outputs == ["pem"]
-    assert cert.state["pem"].startswith("[secret:")
+    if settings.certificate.in_vault:
+        # Key Vault makes it (after the deployer's grant has applied); state keeps public values only
+        assert "pem" not in cert.state and cert.additional_secret_outputs == []
+        assert cert.inputs["keyType"] == ("RSA-HSM" if settings.certificate.protection == "hsm" else "RSA")
+        assert cert.inputs["keySize"] >= 2048
+        assert cert.state["keyId"].startswith(ev.outputs["keyVaultUri"].rstrip("/") + "/keys/uploader-signer/")
+        waits = [w for w in ev.of_type(RBAC_WAIT) if w.urn in cert.depends_on]
+        officer = [r for r in ev.of_type(ROLE) if r.inputs["roleDefinitionId"].endswith(CERTIFICATES_OFFICER)]
+        assert len(waits) == 1 and len(officer) == 1 and waits[0].inputs["roleAssignmentIds"] == [officer[0].id]
+        assert officer[0].inputs["scope"] == ev.one(VAULT).id  # the one vault, for the deployer
+    else:
+        assert cred.inputs["value"] != cert.state["pem"]
+        assert cert.additional_secret_outputs == ["pem"]  # the key is a secret output of the certificate
+        assert cert.state["pem"].startswith("[secret:")
     assert app.inputs.get("owners", []) == list(settings.owners)
 
 
@@ -99,18 +131,36 @@ def test_no_private_key_travels_unmarked(stack: tuple[Settings, Evaluation]) -> 
     assert "unmarked-private-key" not in json.dumps(ev.to_json())
 
 
+def test_vault_and_hsm_stacks_hold_no_private_key_anywhere(stack: tuple[Settings, Evaluation]) -> None:
+    """protection vault/hsm: no resource's inputs or state, and no output, holds a private key or a secret of one
+    (the evaluation runs the VaultCertificate provider's real create against the in-memory Key Vault stand-in)."""
+    settings, ev = stack
+    if not settings.certificate.in_vault:
+        pytest.skip("exportable: the key is a secret output (test_no_private_key_travels_unmarked)")
+    text = json.dumps(ev.to_json())
+    assert "PRIVATE KEY" not in text
+    assert not [r.name for r in ev.resources if "pem" in r.state or "pem" in r.inputs]
+    assert not ev.of_type(CERT), "no program-made (exportable) certificate"
+
+
 def test_the_vault_and_the_key_in_it(stack: tuple[Settings, Evaluation]) -> None:
-    _, ev = stack
-    vault, secret, cert = ev.one(VAULT), ev.one(SECRET), ev.one(CERT)
+    settings, ev = stack
+    vault, secret, cert = ev.one(VAULT), ev.one(SECRET), certificate_of(settings, ev)
     props = vault.inputs["properties"]
     assert props["enableRbacAuthorization"] is True
     assert props["enablePurgeProtection"] is True
     assert props["softDeleteRetentionInDays"] == 90
     assert "accessPolicies" not in props
+    assert props["sku"]["name"] == ("premium" if settings.certificate.protection == "hsm" else "standard")
     assert secret.inputs["vaultName"] == vault.state["name"]
     # renewal order: the new key is published only after its certificate is registered on the app
     assert ev.one(APP_CERT).urn in secret.depends_on
     secret_props = secret.inputs["properties"]
+    if settings.certificate.in_vault:  # the secret stays, disabled, holding no key (a moved stack's old one retired)
+        assert secret_props["attributes"] == {"enabled": False}
+        assert "PRIVATE KEY" not in secret_props["value"] and "retired" in secret_props["value"]
+        assert cert.inputs["vaultUri"] == ev.outputs["keyVaultUri"]
+        return
     # the whole properties object is a Pulumi secret; its value is the certificate's PEM bundle (key included)
     assert secret_props["value"] == cert.state["pem"]
     assert secret_props["contentType"] == mask("application/x-pem-file", secret=True)
@@ -148,13 +198,25 @@ def test_the_job_schedule_environment_and_secret_reference(stack: tuple[Settings
     assert conf["scheduleTriggerConfig"]["cronExpression"] == settings.schedule
     assert conf["replicaTimeout"] > 0 and conf["replicaRetryLimit"] >= 0
     assert job.inputs["identity"] == {"type": "UserAssigned", "userAssignedIdentities": [identity.id]}
-    (kv_ref,) = conf["secrets"]
-    # versioned: a renewal's new secret version updates the job inside the `up`, before the old credential goes
-    assert kv_ref["keyVaultUrl"] == secret.state["properties"]["secretUriWithVersion"]
-    assert kv_ref["keyVaultUrl"] != secret.state["properties"]["secretUri"]
-    assert kv_ref["identity"] == identity.id and "value" not in kv_ref
     env = env_of(job)
-    assert env["UPLOADER_CERTIFICATE_PEM"] == {"name": "UPLOADER_CERTIFICATE_PEM", "secretRef": kv_ref["name"]}
+    key_vars: set[str] = set()
+    if settings.certificate.in_vault:
+        # no key, no secret reference: the versioned key ID (a renewal's new version updates the job inside the
+        # `up`) and the public certificate alone, in plain values
+        cert = certificate_of(settings, ev)
+        assert not conf.get("secrets")
+        assert not any("secretRef" in e for e in env.values())
+        assert env["UPLOADER_KEY_ID"]["value"] == cert.state["keyId"]
+        assert env["UPLOADER_CERTIFICATE_PEM"]["value"] == cert.state["certificatePem"]
+        assert "PRIVATE KEY" not in env["UPLOADER_CERTIFICATE_PEM"]["value"]
+        key_vars = {"UPLOADER_KEY_ID"}
+    else:
+        (kv_ref,) = conf["secrets"]
+        # versioned: a renewal's new secret version updates the job inside the `up`, before the old credential goes
+        assert kv_ref["keyVaultUrl"] == secret.state["properties"]["secretUriWithVersion"]
+        assert kv_ref["keyVaultUrl"] != secret.state["properties"]["secretUri"]
+        assert kv_ref["identity"] == identity.id and "value" not in kv_ref
+        assert env["UPLOADER_CERTIFICATE_PEM"] == {"name": "UPLOADER_CERTIFICATE_PEM", "secretRef": kv_ref["name"]}
     assert env["UPLOADER_CLOUD"]["value"] == settings.cloud.name
     assert env["UPLOADER_TENANT_ID"]["value"] == settings.tenant_id
     assert env["UPLOADER_APP_ID"]["value"] == app.state["clientId"]
@@ -163,32 +225,34 @@ def test_the_job_schedule_environment_and_secret_reference(stack: tuple[Settings
     connectors = json.loads(env["UPLOADER_CONNECTORS"]["value"])
     assert [c["jobId"] for c in connectors] == [c.job_id for c in settings.connectors]
     assert set(env) == {"UPLOADER_CLOUD", "UPLOADER_TENANT_ID", "UPLOADER_APP_ID", "UPLOADER_CONNECTORS",
-                        "UPLOADER_CERTIFICATE_PEM", "UPLOADER_DROPZONE_URL", "AZURE_CLIENT_ID"}
+                        "UPLOADER_CERTIFICATE_PEM", "UPLOADER_DROPZONE_URL", "AZURE_CLIENT_ID"} | key_vars
     (container,) = job.inputs["template"]["containers"]
     assert container["resources"] == {"cpu": 0.5, "memory": "1Gi"}
     # the job waits for its role assignments, and for them to propagate (the wait is keyed to their IDs)
-    assert {r.urn for r in ev.of_type(ROLE)} <= set(job.depends_on)
-    wait = ev.one(RBAC_WAIT)
-    assert wait.urn in job.depends_on
-    assert sorted(wait.inputs["roleAssignmentIds"]) == sorted(r.id for r in ev.of_type(ROLE))
-    assert {r.urn for r in ev.of_type(ROLE)} <= set(wait.depends_on)
+    assert {r.urn for r in job_roles(ev)} <= set(job.depends_on)
+    (wait,) = [w for w in ev.of_type(RBAC_WAIT) if w.urn in job.depends_on]
+    assert sorted(wait.inputs["roleAssignmentIds"]) == sorted(r.id for r in job_roles(ev))
+    assert {r.urn for r in job_roles(ev)} <= set(wait.depends_on)
     assert wait.inputs["seconds"] == 600  # Key Vault's documented role-assignment latency
 
 
 def test_role_assignments_each_scoped_to_one_resource(stack: tuple[Settings, Evaluation]) -> None:
     settings, ev = stack
     identity = ev.one(IDENTITY)
-    by_role = {r.inputs["roleDefinitionId"].rsplit("/", 1)[1]: r for r in ev.of_type(ROLE)}
-    expected = {
-        "4633458b-17de-408a-b874-0445c86b69e6": ev.one(SECRET).id,  # Key Vault Secrets User: the secret
-        "ba92f5b4-2d11-453d-a403-e96b0029c9fe": ev.one("azure-native:storage:BlobContainer").id,  # the container
-    }
+    by_role = {r.inputs["roleDefinitionId"].rsplit("/", 1)[1]: r for r in job_roles(ev)}
+    expected = {"ba92f5b4-2d11-453d-a403-e96b0029c9fe": ev.one("azure-native:storage:BlobContainer").id}
+    if settings.certificate.in_vault:  # Key Vault Crypto User on the one key; no Secrets User role at all
+        expected[CRYPTO_USER] = f"{ev.one(VAULT).id}/keys/uploader-signer"
+        assert not [r for r in ev.of_type(ROLE) if r.inputs["roleDefinitionId"].endswith(SECRETS_USER)]
+    else:
+        expected[SECRETS_USER] = ev.one(SECRET).id  # Key Vault Secrets User: the secret
     registries = ev.of_type("azure-native:containerregistry:Registry")
     if registries:
         expected["7f951dda-4ed3-4680-a7ca-43fe172d538d"] = registries[0].id  # AcrPull: the registry
     assert {role: r.inputs["scope"] for role, r in by_role.items()} == expected
     for r in by_role.values():
-        assert ARM_RESOURCE_ID.match(r.inputs["scope"]), "scoped to one resource, not a group or subscription"
+        assert ARM_RESOURCE_ID.match(r.inputs["scope"]) or r.inputs["scope"].endswith("/keys/uploader-signer"), \
+            "scoped to one resource, not a group or subscription"
         assert r.inputs["principalType"] == "ServicePrincipal"
         assert r.inputs["principalId"] == identity.state["principalId"]
         assert re.fullmatch(rf"/subscriptions/{GUID}/providers/Microsoft.Authorization/roleDefinitions/{GUID}",

@@ -6,6 +6,8 @@ import pulumi
 import pulumi_azuread as azuread
 
 from provisioning.components.certificate import Certificate
+from provisioning.components.vault import VAULT_CERTIFICATE_NAME, Vault
+from provisioning.components.vaultcert import VaultCertificate
 from provisioning.config import Settings
 from provisioning.naming import Names
 
@@ -20,18 +22,38 @@ class Identity(pulumi.ComponentResource):
     """Application + service principal + the generated certificate registered as its credential."""
 
     application: azuread.Application
-    certificate: Certificate
+    certificate: Certificate | VaultCertificate
 
-    def __init__(self, name: str, settings: Settings, names: Names, opts: pulumi.ResourceOptions) -> None:
+    def __init__(self, name: str, settings: Settings, names: Names, opts: pulumi.ResourceOptions,
+                 vault: Vault | None = None) -> None:
+        """`vault` (required for protection vault/hsm): where Key Vault makes the certificate, once the deployer's
+        grant there has applied."""
         super().__init__("hr-connector:index:Identity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.certificate = Certificate(
-            f"{name}-certificate",
-            common_name=names.certificate_subject,
-            validity_days=settings.certificate.validity_days,
-            renew_before_days=settings.certificate.renew_before_days,
-            opts=child,
-        )
+        cert = settings.certificate
+        if cert.in_vault:
+            # A different resource (type and name) from the exportable Certificate: moving a stack to the vault
+            # creates this one and, at the end of the `up`, deletes the old one (a renewal, create-before-delete).
+            assert vault is not None, "protection vault/hsm needs the Vault"
+            self.certificate = VaultCertificate(
+                f"{name}-vault-certificate",
+                vault_uri=vault.vault_uri,
+                certificate_name=VAULT_CERTIFICATE_NAME,
+                common_name=names.certificate_subject,
+                validity_days=cert.validity_days,
+                renew_before_days=cert.renew_before_days,
+                key_type="RSA-HSM" if cert.protection == "hsm" else "RSA",
+                azure_environment=settings.azure_environment,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=vault.ready),
+            )
+        else:
+            self.certificate = Certificate(
+                f"{name}-certificate",
+                common_name=names.certificate_subject,
+                validity_days=cert.validity_days,
+                renew_before_days=cert.renew_before_days,
+                opts=child,
+            )
         self.application = azuread.Application(
             f"{name}-app",
             display_name=names.app_display_name,

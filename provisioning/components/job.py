@@ -2,11 +2,13 @@
 
 Log Analytics workspace -> Container Apps environment -> user-assigned identity with three role assignments,
 each scoped to the one resource it serves (principalType ServicePrincipal):
-  Key Vault Secrets User        on the certificate secret (not the vault)
+  Key Vault Secrets User        on the certificate secret (not the vault)       protection exportable
+  Key Vault Crypto User         on the certificate's key (not the vault)        protection vault / hsm
   Storage Blob Data Contributor on the drop-zone container (not the account)
   AcrPull                       on the stack's registry (only when the image is built here)
-The Job reads the key through a Key Vault secret reference (the secret's versioned URL, see vault.py) via that
-identity and pulls through it too. Container Apps already fetches the secret while it creates the job, and a
+With `exportable` the Job reads the key through a Key Vault secret reference (the secret's versioned URL, see
+vault.py) via that identity; with `vault`/`hsm` it gets no key at all, only UPLOADER_KEY_ID (the versioned key ID)
+and the public certificate, and Key Vault signs its sign-in through that identity. It pulls through it too. Container Apps already fetches the secret while it creates the job, and a
 fresh role assignment takes minutes to apply, so the job depends on a RoleAssignmentWait keyed to the role
 assignments (rbacwait.py): the first `up` waits once instead of failing with "unable to fetch secret".
 """
@@ -15,11 +17,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 from pulumi_azure_native import app, authorization, containerregistry, managedidentity, operationalinsights
 
 from provisioning.components.rbacwait import RoleAssignmentWait
+from provisioning.components.vaultcert import VaultCertificate
 from provisioning.config import Settings
 from provisioning.naming import Names
 from uploader.model.certs import CERTIFICATE_PEM_ENV
@@ -27,6 +32,16 @@ from uploader.model.certs import CERTIFICATE_PEM_ENV
 #: Built-in role definition GUIDs, the same in every Azure cloud
 #: (https://learn.microsoft.com/azure/role-based-access-control/built-in-roles).
 ROLE_KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"  # built-in-roles/security#key-vault-secrets-user
+# Key Vault Crypto User, scoped to the one key (protection vault/hsm): the job may use the key, never read a secret
+# or export it (the role has no secrets/* data action; the key is not exportable). Chosen over a custom role holding
+# only keys/sign/action because creating a role definition needs Microsoft.Authorization/roleDefinitions/write,
+# which the deploy identity's conditioned RBAC Administrator role (docs/gitops.md) does not have, and because the
+# certificate's key usage (digitalSignature) already limits the key to sign and verify
+# (https://learn.microsoft.com/azure/key-vault/certificates/about-certificates): encrypt, decrypt, wrap and unwrap
+# fail at the key. What the role still allows beyond signing (keys/update, keys/backup) is in docs/security.md.
+ROLE_KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"  # built-in-roles/security#key-vault-crypto-user
+#: The versioned key ID the uploader signs with (its `--key-id` twin).
+KEY_ID_ENV = "UPLOADER_KEY_ID"
 ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"  # built-in-roles/storage
 ROLE_ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"  # built-in-roles/containers#acrpull
 
@@ -37,6 +52,22 @@ REPLICA_RETRY_LIMIT = 1
 # (https://learn.microsoft.com/azure/container-apps/containers, "Allocations").
 CPU_CORES = 0.5
 MEMORY = "1Gi"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """Protection vault/hsm: the key the job signs with (versioned ID), its ARM scope and the public certificate."""
+
+    key_id: pulumi.Input[str]
+    scope: pulumi.Input[str]
+    certificate_pem: pulumi.Input[str]
+
+
+def signing_key(certificate: Any, vault: Any) -> SigningKey | None:
+    """The job's SigningKey when Key Vault holds the key (a VaultCertificate), else None (the PEM secret)."""
+    if not isinstance(certificate, VaultCertificate):
+        return None
+    return SigningKey(key_id=certificate.keyId, scope=vault.key_scope, certificate_pem=certificate.certificatePem)
 
 
 def azure_registry_of(image: str | None) -> str | None:
@@ -63,8 +94,9 @@ class UploaderJob(pulumi.ComponentResource):
         resource_group_name: pulumi.Input[str],
         *,
         application_id: pulumi.Input[str],
-        secret_id: pulumi.Input[str],
-        secret_uri: pulumi.Input[str],
+        secret_id: pulumi.Input[str] | None = None,
+        secret_uri: pulumi.Input[str] | None = None,
+        signing_key: SigningKey | None = None,
         container_id: pulumi.Input[str],
         dropzone_url: pulumi.Input[str],
         image: pulumi.Input[str],
@@ -111,8 +143,15 @@ class UploaderJob(pulumi.ComponentResource):
         subscription_id: pulumi.Input[str] = settings.subscription_id or authorization.get_client_config_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).subscription_id
+        # The job's way to sign in: a key in Key Vault it may only sign with (protection vault/hsm), or the PEM secret.
+        key_grant: tuple[str, str, pulumi.Input[str]]
+        if signing_key is not None:
+            key_grant = ("key-signer", ROLE_KEY_VAULT_CRYPTO_USER, signing_key.scope)
+        else:
+            assert secret_id is not None and secret_uri is not None, "exportable: the job reads the PEM secret"
+            key_grant = ("secret-reader", ROLE_KEY_VAULT_SECRETS_USER, secret_id)
         grants: list[tuple[str, str, pulumi.Input[str]]] = [
-            ("secret-reader", ROLE_KEY_VAULT_SECRETS_USER, secret_id),
+            key_grant,
             ("dropzone-contributor", ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR, container_id),
         ]
         if registry is not None:
@@ -151,7 +190,11 @@ class UploaderJob(pulumi.ComponentResource):
             app.EnvironmentVarArgs(name="UPLOADER_TENANT_ID", value=settings.tenant_id),
             app.EnvironmentVarArgs(name="UPLOADER_APP_ID", value=application_id),
             app.EnvironmentVarArgs(name="UPLOADER_CONNECTORS", value=settings.connectors_json()),
-            app.EnvironmentVarArgs(name=CERTIFICATE_PEM_ENV, secret_ref=CERTIFICATE_SECRET_REF),
+            *([app.EnvironmentVarArgs(name=KEY_ID_ENV, value=signing_key.key_id),
+               # the public certificate alone (no key), as a plain value: what --certificate holds with --key-id
+               app.EnvironmentVarArgs(name=CERTIFICATE_PEM_ENV, value=signing_key.certificate_pem)]
+              if signing_key is not None else
+              [app.EnvironmentVarArgs(name=CERTIFICATE_PEM_ENV, secret_ref=CERTIFICATE_SECRET_REF)]),
             app.EnvironmentVarArgs(name="UPLOADER_DROPZONE_URL", value=dropzone_url),
             app.EnvironmentVarArgs(name="AZURE_CLIENT_ID", value=self.identity.client_id),
         ]
@@ -173,7 +216,7 @@ class UploaderJob(pulumi.ComponentResource):
                 replica_timeout=REPLICA_TIMEOUT_SECONDS,
                 replica_retry_limit=REPLICA_RETRY_LIMIT,
                 secrets=[app.SecretArgs(name=CERTIFICATE_SECRET_REF, key_vault_url=secret_uri,
-                                        identity=self.identity.id)],
+                                        identity=self.identity.id)] if signing_key is None else [],
                 registries=registries,
             ),
             template=app.JobTemplateArgs(containers=[

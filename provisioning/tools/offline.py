@@ -440,6 +440,7 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
     from provisioning.components import (
         certificate,  # the dynamic providers' own create, run as the engine would
         rbacwait,
+        vaultcert,
     )
 
     inputs = _drop_empty_secrets(inputs)
@@ -448,6 +449,8 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
         _HOSTING["usgovernment"] = inputs.get("environment") == "usgovernment"
     if typ == rbacwait.TYPE_TOKEN:
         return rbacwait.mock_create(inputs)  # without the sleep
+    if typ == vaultcert.TYPE_TOKEN:
+        return vaultcert.mock_create(inputs)  # against the in-memory Key Vault stand-in (vaultcert.MemoryVault)
     if typ.startswith("pulumi-python:dynamic"):
         return certificate.mock_create(inputs)
     short = typ.split(":", 1)[1] if typ.startswith("azure-native:") else ""

@@ -1,0 +1,465 @@
+"""The app's certificate made by Key Vault itself, its key never exportable, as a Pulumi dynamic resource.
+
+Key Vault certificates exist only on Key Vault's data plane (Azure Resource Manager, so pulumi-azure-native, has no
+certificate type), so this is a dynamic provider, as certificate.py is. It calls the documented REST operations
+with `requests` (already a dependency) and a token from azure-identity (already a dependency, for the uploader's
+blob client) rather than azure-keyvault-certificates: four plain calls (create, poll pending, list/get versions,
+PATCH) read clearly, and the deployment environment (Pulumi's .venv) gains no package.
+REST reference: https://learn.microsoft.com/rest/api/keyvault/certificates (api-version 7.5).
+
+Lifecycle:
+- create: `POST {vault}/certificates/{name}/create` with policy issuer Self, key_props exportable false, kty RSA or
+  RSA-HSM (hsm), key_size 2048+, reuse_key false, key usage digitalSignature (the key may sign and verify, nothing
+  else), lifetime_actions a single EmailContacts (no AutoRenew: Entra would not know a key Key Vault renewed by
+  itself), validity in whole months (config.validity_months); then it waits for the pending operation
+  (`GET …/pending`) to complete. Idempotent: every create is tagged with a request tag derived from its inputs and
+  the UTC day; a create re-run after a crash first waits for an operation still in progress, then adopts the
+  enabled version carrying its tag (unless that one is itself due for renewal) instead of making a second one.
+- state (outputs) holds only public values: the versioned key ID, the certificate (PEM), both thumbprints and the
+  validity; never a key, never a token.
+- diff/renewal: as certificate.py — inside renewBeforeDays of expiry, or when the subject, validity, key type or
+  vault changes, the resource is replaced create-before-delete: the new version is made, the app credential
+  (identity.py) is replaced create-before-delete and the job moves to the new versioned key ID inside the same
+  `up`; at its end Pulumi deletes the replaced resources: the old credential leaves the app, then this resource's
+  delete disables the old version (`PATCH …/{version}` attributes.enabled false; the certificate's attributes are
+  mirrored to its key, so the old key no longer signs).
+- tokens: for the stack's Azure (https://vault.azure.net or https://vault.usgovcloudapi.net), from the deployer's own
+  sign-in, chosen explicitly: in GitHub Actions (ACTIONS_ID_TOKEN_REQUEST_URL set, and ARM_CLIENT_ID/ARM_TENANT_ID)
+  azure-identity's ClientAssertionCredential with a callable that fetches a fresh GitHub OIDC token (the cloud's
+  audience) for every token request, since those tokens live minutes and an `up` can outlive one; otherwise the az
+  CLI sign-in (AzureCliCredential). The deployer holds Key Vault Certificates Officer on the vault (vault.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
+
+import pulumi
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+from provisioning.components.certificate import parse_iso, renewal_due
+from provisioning.config import validity_months
+from uploader.clouds import KEY_VAULTS
+
+TYPE_TOKEN = "pulumi-python:dynamic/hrconnector:VaultCertificate"  # noqa: S105 - a type token
+API_VERSION = "7.5"
+REQUEST_TAG = "hr-connector-request"
+KEY_TYPES = ("RSA", "RSA-HSM")  # CertificatePolicy key_props.kty (SPEC 7.4 certificates.json KeyProperties)
+KEY_SIZES = (2048, 3072, 4096)
+#: Client authentication EKU (RFC 5280 id-kp-clientAuth)
+CLIENT_AUTH_EKU = "1.3.6.1.5.5.7.3.2"
+PENDING_TIMEOUT = 600.0  # seconds to wait for Key Vault to finish making the certificate
+POLL_SECONDS = 2.0
+#: GitHub's OIDC token audience per Azure environment: what the federated credential names
+#: (https://learn.microsoft.com/entra/workload-id/workload-identity-federation-create-trust; US Government:
+#: https://learn.microsoft.com/azure/azure-government/documentation-government-aad-auth-qs).
+OIDC_AUDIENCE = {"public": "api://AzureADTokenExchange", "usgovernment": "api://AzureADTokenExchangeUSGov"}
+_REPLACE_ON = ("vaultUri", "certificateName", "commonName", "validityDays", "keyType", "keySize")
+
+
+class VaultCallError(RuntimeError):
+    """A data-plane call failed; the message names the call, the status and Key Vault's error code (no token)."""
+
+
+class VaultCertificates(Protocol):
+    """The data-plane operations the provider uses (RestVault; MemoryVault in the offline harness and tests)."""
+
+    def pending(self, name: str) -> dict[str, Any] | None: ...
+    def create(self, name: str, body: dict[str, Any]) -> dict[str, Any]: ...
+    def versions(self, name: str) -> list[dict[str, Any]]: ...
+    def get(self, name: str, version: str = "") -> dict[str, Any]: ...
+    def update(self, name: str, version: str, body: dict[str, Any]) -> dict[str, Any] | None: ...
+
+
+# -- the deployer's token -------------------------------------------------------------------------------------------
+
+def deployer_credential(azure_environment: str, environ: dict[str, str] | None = None) -> Any:
+    """azure-identity credential for the deployer: GitHub OIDC (fresh token per request) in a workflow, else az CLI."""
+    from azure.identity import AzureAuthorityHosts, AzureCliCredential, ClientAssertionCredential
+
+    env = dict(os.environ if environ is None else environ)
+    authority = (AzureAuthorityHosts.AZURE_GOVERNMENT if azure_environment == "usgovernment"
+                 else AzureAuthorityHosts.AZURE_PUBLIC_CLOUD)
+    request_url, request_token = env.get("ACTIONS_ID_TOKEN_REQUEST_URL"), env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+    client_id = env.get("ARM_CLIENT_ID") or env.get("AZURE_CLIENT_ID")
+    tenant_id = env.get("ARM_TENANT_ID") or env.get("AZURE_TENANT_ID")
+    if request_url and request_token and client_id and tenant_id:
+        audience = env.get("ARM_OIDC_AUDIENCE") or OIDC_AUDIENCE[azure_environment]
+        return ClientAssertionCredential(tenant_id, client_id, github_oidc_token(request_url, request_token, audience),
+                                         authority=authority)
+    return AzureCliCredential()
+
+
+def github_oidc_token(request_url: str, request_token: str, audience: str) -> Callable[[], str]:
+    """A callable that asks GitHub for a fresh OIDC token with `audience` every time it is called
+    (https://docs.github.com/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect)."""
+    import requests
+
+    def fetch() -> str:
+        separator = "&" if "?" in request_url else "?"
+        response = requests.get(f"{request_url}{separator}audience={quote(audience, safe='')}",
+                                headers={"Authorization": f"bearer {request_token}"}, timeout=30)
+        if response.status_code != 200:
+            raise VaultCallError(f"GitHub refused an OIDC token (HTTP {response.status_code})")
+        return str(response.json()["value"])
+
+    return fetch
+
+
+# -- the REST client ---------------------------------------------------------------------------------------------
+
+def check_vault_uri(vault_uri: str, azure_environment: str) -> str:
+    """The vault's base URL, refused unless it is https in the stack's Key Vault domain (the token goes nowhere else)."""
+    parts = urlsplit(vault_uri)
+    host = (parts.hostname or "").lower()
+    domain = KEY_VAULTS[azure_environment].vault_domain
+    if parts.scheme != "https" or not host.endswith("." + domain):
+        raise VaultCallError(f"vault URI {vault_uri!r} is not https://NAME.{domain}/")
+    return f"https://{host}"
+
+
+class RestVault:
+    """Key Vault certificates over REST (api-version 7.5), with the deployer's token."""
+
+    def __init__(self, vault_uri: str, azure_environment: str, credential: Any = None,
+                 session: Any = None) -> None:
+        import requests
+
+        self.base = check_vault_uri(vault_uri, azure_environment)
+        self.scope = KEY_VAULTS[azure_environment].vault_resource + "/.default"
+        self.credential = credential or deployer_credential(azure_environment)
+        self.session = session or requests.Session()
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
+              missing_ok: bool = False) -> dict[str, Any] | None:
+        token = self.credential.get_token(self.scope).token
+        url = path if path.startswith("https://") else f"{self.base}{path}"
+        params = None if "api-version=" in url else {"api-version": API_VERSION}
+        response = self.session.request(method, url, params=params, json=body, timeout=60, allow_redirects=False,
+                                        headers={"Authorization": f"Bearer {token}"})
+        if missing_ok and response.status_code == 404:
+            return None
+        if response.status_code not in (200, 201, 202):
+            try:
+                error = response.json().get("error") or {}
+            except ValueError:
+                error = {}
+            code = str(error.get("code", ""))[:64]
+            message = str(error.get("message", "")).splitlines()[0][:300] if error.get("message") else ""
+            hint = (" (the deploying identity needs Key Vault Certificates Officer on this vault; the program "
+                    "assigns it and waits for it, so allow up to 10 minutes after a first grant)"
+                    if response.status_code == 403 else "")
+            raise VaultCallError(f"Key Vault {method} {urlsplit(url).path}: HTTP {response.status_code} {code}: "
+                                 f"{message}{hint}")
+        return dict(response.json()) if response.content else {}
+
+    def pending(self, name: str) -> dict[str, Any] | None:
+        return self._call("GET", f"/certificates/{name}/pending", missing_ok=True)
+
+    def create(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._call("POST", f"/certificates/{name}/create", body) or {}
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        page = self._call("GET", f"/certificates/{name}/versions", missing_ok=True)
+        while page:
+            out += list(page.get("value") or [])
+            link = page.get("nextLink")
+            page = self._call("GET", link) if isinstance(link, str) and link.startswith(self.base + "/") else None
+        return out
+
+    def get(self, name: str, version: str = "") -> dict[str, Any]:
+        return self._call("GET", f"/certificates/{name}/{version}".rstrip("/")) or {}
+
+    def update(self, name: str, version: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        return self._call("PATCH", f"/certificates/{name}/{version}", body, missing_ok=True)
+
+
+# -- the policy and the bundle ------------------------------------------------------------------------------------
+
+def request_tag(props: dict[str, Any], today: dt.date) -> str:
+    """Same inputs on the same UTC day -> the same tag: what a re-run after a crash looks for."""
+    keys = ("vaultUri", "certificateName", "commonName", "validityDays", "keyType", "keySize")
+    text = json.dumps({k: props.get(k) for k in keys} | {"day": today.isoformat()}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def create_body(props: dict[str, Any], tag: str) -> dict[str, Any]:
+    """CertificateCreateParameters (SPEC 7.4 certificates.json; example CreateCertificate-example.json)."""
+    months = validity_months(int(props["validityDays"]))
+    return {
+        "policy": {
+            "key_props": {"exportable": False, "kty": props["keyType"], "key_size": int(props["keySize"]),
+                          "reuse_key": False},
+            "secret_props": {"contentType": "application/x-pem-file"},
+            "x509_props": {"subject": f"CN={props['commonName']}", "validity_months": months,
+                           # digitalSignature maps to the key operations sign and verify only
+                           # (https://learn.microsoft.com/azure/key-vault/certificates/about-certificates)
+                           "key_usage": ["digitalSignature"], "ekus": [CLIENT_AUTH_EKU]},
+            # EmailContacts only: Key Vault must not renew by itself (Entra would not know the new key).
+            "lifetime_actions": [{"trigger": {"lifetime_percentage": 80}, "action": {"action_type": "EmailContacts"}}],
+            "issuer": {"name": "Self"},
+        },
+        "attributes": {"enabled": True},
+        "tags": {REQUEST_TAG: tag, "managed-by": "hr-connector"},
+    }
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def public_outputs(bundle: dict[str, Any]) -> dict[str, Any]:
+    """What state keeps of a completed certificate version: public values only."""
+    kid, cid = str(bundle.get("kid") or ""), str(bundle.get("id") or "")
+    version = cid.rstrip("/").rsplit("/", 1)[-1]
+    if "/keys/" not in kid or not kid.rstrip("/").endswith("/" + version):
+        raise VaultCallError("Key Vault returned a certificate without its versioned key ID")
+    exportable = (((bundle.get("policy") or {}).get("key_props") or {}).get("exportable"))
+    if exportable is True:
+        raise VaultCallError("the vault certificate's policy says its key is exportable; refusing to use it")
+    cert = x509.load_der_x509_certificate(base64.b64decode(str(bundle["cer"])))
+    return {
+        "keyId": kid.split("?", 1)[0],
+        "certificateId": cid.split("?", 1)[0],
+        "version": version,
+        "certificatePem": cert.public_bytes(serialization.Encoding.PEM).decode(),
+        "thumbprintSha1": cert.fingerprint(hashes.SHA1()).hex().upper(),  # noqa: S303 - Entra's thumbprint
+        "thumbprintSha256": cert.fingerprint(hashes.SHA256()).hex().upper(),
+        "notBefore": _iso(cert.not_valid_before_utc),
+        "notAfter": _iso(cert.not_valid_after_utc),
+    }
+
+
+# -- the provider -------------------------------------------------------------------------------------------------
+
+class VaultCertificateProvider(ResourceProvider):
+    """CRUD for a Key Vault-made certificate; `client`, `now` and `sleep` are injectable for tests."""
+
+    # It captures no secret (no key, no token: tokens are fetched when a method runs), so its outputs are public
+    # values and stay readable in state and previews.
+    serialize_as_secret_always = False
+
+    def __init__(self, client: Callable[[dict[str, Any]], VaultCertificates] | None = None,
+                 now: Callable[[], dt.datetime] | None = None, sleep: Callable[[float], None] | None = None) -> None:
+        super().__init__()
+        self._client = client
+        self._now = now
+        self._sleep = sleep
+
+    def _clock(self) -> dt.datetime:
+        return (self._now or (lambda: dt.datetime.now(dt.UTC)))()
+
+    def _vault(self, props: dict[str, Any]) -> VaultCertificates:
+        if self._client is not None:
+            return self._client(props)
+        return RestVault(str(props["vaultUri"]), str(props["azureEnvironment"]))
+
+    def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
+        failures = []
+        if not isinstance(news.get("commonName"), str) or not news["commonName"]:
+            failures.append(CheckFailure("commonName", "must be a non-empty string"))
+        validity, renew = news.get("validityDays"), news.get("renewBeforeDays")
+        if not isinstance(validity, int | float) or validity_months(int(validity)) is None:
+            failures.append(CheckFailure("validityDays", "Key Vault counts validity in whole months: a number of "
+                                         "days within 3 of a whole number of months (e.g. 365 = 12 months)"))
+        elif not isinstance(renew, int | float) or not 1 <= renew < validity:
+            failures.append(CheckFailure("renewBeforeDays", "must be at least 1 and less than validityDays"))
+        if news.get("keyType") not in KEY_TYPES:
+            failures.append(CheckFailure("keyType", f"must be one of {', '.join(KEY_TYPES)}"))
+        if news.get("keySize") not in KEY_SIZES:
+            failures.append(CheckFailure("keySize", "must be 2048, 3072 or 4096"))
+        if news.get("azureEnvironment") not in KEY_VAULTS:
+            failures.append(CheckFailure("azureEnvironment", f"must be one of {', '.join(KEY_VAULTS)}"))
+        return CheckResult(news, failures)
+
+    def _wait_pending(self, vault: VaultCertificates, name: str) -> dict[str, Any] | None:
+        """Poll the pending operation until it is no longer in progress; its last state (None: none exists)."""
+        deadline = time.monotonic() + PENDING_TIMEOUT
+        while True:
+            operation = vault.pending(name)
+            if operation is None or str(operation.get("status", "")).lower() != "inprogress":
+                return operation
+            if time.monotonic() > deadline:
+                raise VaultCallError(f"Key Vault did not finish certificate {name} within {PENDING_TIMEOUT:.0f} s")
+            (self._sleep or time.sleep)(POLL_SECONDS)
+
+    def _adoptable(self, vault: VaultCertificates, name: str, tag: str, renew_before: int) -> dict[str, Any] | None:
+        """The enabled version this request already made (a create re-run after a crash), if still fresh."""
+        for item in vault.versions(name):
+            if (item.get("tags") or {}).get(REQUEST_TAG) != tag or not (item.get("attributes") or {}).get("enabled"):
+                continue
+            version = str(item.get("id", "")).rstrip("/").rsplit("/", 1)[-1]
+            outs = public_outputs(vault.get(name, version))
+            if not renewal_due(parse_iso(outs["notAfter"]), renew_before, self._clock()):
+                return outs
+        return None
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        vault, name = self._vault(props), str(props["certificateName"])
+        tag = request_tag(props, self._clock().date())
+        renew_before = int(props["renewBeforeDays"])
+        self._wait_pending(vault, name)  # a create still running (ours, before a crash) finishes first
+        outs = self._adoptable(vault, name, tag, renew_before)
+        if outs is None:
+            vault.create(name, create_body(props, tag))
+            operation = self._wait_pending(vault, name) or {}
+            status = str(operation.get("status", "")).lower()
+            if status and status != "completed":
+                error = operation.get("error") or {}
+                raise VaultCallError(f"Key Vault could not make certificate {name}: {status} "
+                                     f"{str(error.get('code', ''))[:64]} {str(error.get('message', ''))[:300]}")
+            outs = self._adoptable(vault, name, tag, renew_before)
+            if outs is None:
+                raise VaultCallError(f"Key Vault finished certificate {name} but no enabled version carries this "
+                                     f"request's tag ({REQUEST_TAG})")
+        keep = {k: props[k] for k in ("vaultUri", "certificateName", "commonName", "validityDays", "renewBeforeDays",
+                                      "keyType", "keySize", "azureEnvironment")}
+        return CreateResult(id_=outs["certificateId"], outs={**keep, **outs, "requestTag": tag})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [key for key in _REPLACE_ON if key in news and olds.get(key) != news.get(key)]
+        renew_before = int(news.get("renewBeforeDays", olds.get("renewBeforeDays", 30)))
+        not_after = olds.get("notAfter")
+        if not not_after or renewal_due(parse_iso(str(not_after)), renew_before, self._clock()):
+            replaces.append("notAfter")
+        changed = bool(replaces) or olds.get("renewBeforeDays") != news.get("renewBeforeDays")
+        return DiffResult(changes=changed, replaces=replaces, stables=[], delete_before_replace=False)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs={**olds, "renewBeforeDays": int(news["renewBeforeDays"])})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        """After the old credential has left the app: disable this version (its key stops signing)."""
+        self._vault(props).update(str(props["certificateName"]), str(props["version"]),
+                                  {"attributes": {"enabled": False}})
+
+
+class VaultCertificate(pulumi.dynamic.Resource, module="hrconnector", name="VaultCertificate"):
+    """A certificate Key Vault made, its key not exportable; outputs as in VaultCertificateProvider.create."""
+
+    keyId: pulumi.Output[str]  # noqa: N815 - output names are the provider's property names
+    certificatePem: pulumi.Output[str]  # noqa: N815
+    thumbprintSha1: pulumi.Output[str]  # noqa: N815
+    thumbprintSha256: pulumi.Output[str]  # noqa: N815
+    notBefore: pulumi.Output[str]  # noqa: N815
+    notAfter: pulumi.Output[str]  # noqa: N815
+
+    def __init__(self, name: str, *, vault_uri: pulumi.Input[str], certificate_name: str, common_name: str,
+                 validity_days: int, renew_before_days: int, key_type: str, azure_environment: str,
+                 key_size: int = 2048, opts: pulumi.ResourceOptions | None = None) -> None:
+        props = {
+            "vaultUri": vault_uri, "certificateName": certificate_name, "commonName": common_name,
+            "validityDays": validity_days, "renewBeforeDays": renew_before_days, "keyType": key_type,
+            "keySize": key_size, "azureEnvironment": azure_environment,
+            **{k: None for k in ("keyId", "certificateId", "version", "certificatePem", "thumbprintSha1",
+                                 "thumbprintSha256", "notBefore", "notAfter", "requestTag")},
+        }
+        options = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=False))
+        super().__init__(VaultCertificateProvider(), name, props, options)
+
+
+# -- the stand-in: Key Vault's certificate operations in memory (offline harness, tests) --------------------------
+
+class MemoryVault:
+    """Key Vault's certificate operations in memory: makes keys it never returns, completes pending operations
+    after `polls` looks, keeps tags and attributes per version. Shared per vault URI within a process."""
+
+    _vaults: dict[str, MemoryVault] = {}
+
+    def __init__(self, vault_uri: str = "https://sandbox.vault.azure.net/", polls: int = 1) -> None:
+        self.base = vault_uri.rstrip("/")
+        self.polls = polls
+        self.certs: dict[str, list[dict[str, Any]]] = {}
+        self._keys: dict[str, rsa.RSAPrivateKey] = {}  # never leaves this object
+        self._pending: dict[str, dict[str, Any]] = {}
+        self.creates = 0
+
+    @classmethod
+    def for_props(cls, props: dict[str, Any]) -> MemoryVault:
+        uri = str(props.get("vaultUri") or "https://sandbox.vault.azure.net/")
+        return cls._vaults.setdefault(uri, cls(uri))
+
+    def pending(self, name: str) -> dict[str, Any] | None:
+        op = self._pending.get(name)
+        if op is None:
+            return None
+        if op["status"] == "inProgress":
+            op["_looks"] += 1
+            if op["_looks"] >= self.polls:
+                self._complete(name, op)
+        return {k: v for k, v in op.items() if not k.startswith("_")}
+
+    def create(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        if (self._pending.get(name) or {}).get("status") == "inProgress":
+            raise VaultCallError("HTTP 409: a pending certificate is in progress")
+        self.creates += 1
+        op = {"id": f"{self.base}/certificates/{name}/pending", "status": "inProgress", "_body": body, "_looks": 0,
+              "request_id": uuid.uuid4().hex}
+        self._pending[name] = op
+        return {k: v for k, v in op.items() if not k.startswith("_")}
+
+    def _complete(self, name: str, op: dict[str, Any]) -> None:
+        body = op["_body"]
+        policy = body["policy"]
+        size = int(policy["key_props"]["key_size"])
+        key = rsa.generate_private_key(public_exponent=65537, key_size=size)
+        now = dt.datetime.now(dt.UTC)
+        months = int(policy["x509_props"]["validity_months"])
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
+                                                policy["x509_props"]["subject"].removeprefix("CN="))])
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number()).not_valid_before(now)
+                .not_valid_after(now + dt.timedelta(days=round(months * 365.25 / 12)))
+                .sign(key, hashes.SHA256()))
+        version = uuid.uuid4().hex
+        self._keys[f"{name}/{version}"] = key
+        self.certs.setdefault(name, []).append({
+            "id": f"{self.base}/certificates/{name}/{version}", "kid": f"{self.base}/keys/{name}/{version}",
+            "sid": f"{self.base}/secrets/{name}/{version}",
+            "cer": base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode(),
+            "attributes": {**body.get("attributes", {}), "enabled": True},
+            "tags": dict(body.get("tags") or {}), "policy": policy,
+        })
+        op.update(status="completed", target=f"{self.base}/certificates/{name}")
+
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        return [{k: v[k] for k in ("id", "attributes", "tags")} for v in self.certs.get(name, [])]
+
+    def get(self, name: str, version: str = "") -> dict[str, Any]:
+        versions = self.certs.get(name) or []
+        found = [v for v in versions if v["id"].endswith("/" + version)] if version else versions[-1:]
+        if not found:
+            raise VaultCallError(f"HTTP 404: certificate {name}/{version} not found")
+        return json.loads(json.dumps(found[0]))
+
+    def update(self, name: str, version: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        for v in self.certs.get(name, []):
+            if v["id"].endswith("/" + version):
+                v["attributes"].update(body.get("attributes") or {})
+                return json.loads(json.dumps(v))
+        return None
+
+    def can_sign(self, name: str, version: str) -> bool:
+        """What Key Vault's sign would allow: the version exists and is enabled (attributes mirror to the key)."""
+        return any(v["id"].endswith("/" + version) and v["attributes"].get("enabled") for v in self.certs.get(name, []))
+
+
+def mock_create(inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The provider's create against the in-memory stand-in (used by the offline harness)."""
+    props = {k: v for k, v in inputs.items() if not k.startswith("__")}
+    result = VaultCertificateProvider(client=MemoryVault.for_props, sleep=lambda _s: None).create(props)
+    return result.id, {**props, **(result.outs or {})}
