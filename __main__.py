@@ -1,7 +1,8 @@
 """hr-connector: everything Microsoft Purview's HR data connector needs in one Microsoft 365 tenant.
 
 Composition root only; each Azure concern is one component in provisioning/. Read top to bottom:
-settings -> providers -> Key Vault -> Entra app + certificate -> the vault's secret -> drop zone -> image -> scheduled job -> alerts.
+settings -> providers -> Key Vault -> Entra app + certificate -> the vault's secret ->
+drop zone -> image -> scheduled job -> alerts.
 """
 
 import pulumi

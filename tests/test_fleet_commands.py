@@ -29,13 +29,14 @@ def provisioning(*args: str, timeout: float = 240) -> subprocess.CompletedProces
 # ------------------------------------------------------------------------------------------------ new-stack
 
 
-@pytest.mark.parametrize(("cloud", "environment", "location"), [
-    ("commercial", "public", "eastus"),
-    ("gcc", "public", "eastus"),
-    ("gcchigh", "usgovernment", "usgovvirginia"),
-    ("dod", "usgovernment", "usgovvirginia"),
+@pytest.mark.parametrize(("cloud", "environment", "location", "protection"), [
+    ("commercial", "public", "eastus", "vault"),
+    ("gcc", "public", "eastus", "vault"),
+    ("gcchigh", "usgovernment", "usgovvirginia", "hsm"),
+    ("dod", "usgovernment", "usgovvirginia", "hsm"),
 ])
-def test_new_stack_writes_the_clouds_defaults(tmp_path: Path, cloud: str, environment: str, location: str) -> None:
+def test_new_stack_writes_the_clouds_defaults(tmp_path: Path, cloud: str, environment: str, location: str,
+                                              protection: str) -> None:
     import yaml
 
     proc = provisioning("new-stack", f"t-{cloud}", "--cloud", cloud, "--tenant-id", TENANT,
@@ -49,6 +50,8 @@ def test_new_stack_writes_the_clouds_defaults(tmp_path: Path, cloud: str, enviro
     assert config["hr-connector:azureEnvironment"] == environment
     assert config["hr-connector:location"] == location
     assert config["hr-connector:connectors"] == []
+    # new stacks keep the key in Key Vault: vault for commercial and GCC, an HSM-backed key for GCC High and DoD
+    assert config["hr-connector:certificate"]["protection"] == protection
     assert "Next steps" in text and f"check --stack t-{cloud}" in text  # the next steps, as comments
     assert ("usgovcloudapi.net" in text) == (environment == "usgovernment")
 

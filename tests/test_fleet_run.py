@@ -225,3 +225,19 @@ def test_certs_from_the_pulumi_cli(fake, stacks_dir: Path) -> None:
     assert rows["delta"]["status"] == "error" and "no stack named" in rows["delta"]["error"]
     asked = calls(state, "stack output")
     assert asked and all("--show-secrets" not in c["args"] for c in asked)  # secrets are never asked for
+
+
+def test_certs_shows_where_each_stacks_key_lives(stacks_dir: Path, tmp_path: Path) -> None:
+    """`certificateProtection` per stack; a stack deployed before the output existed is exportable."""
+    exported = tmp_path / "all.json"
+    exported.write_text(json.dumps({"alpha": {**_outputs(100.5), "certificateProtection": "vault"},
+                                    "bravo": {**_outputs(300.5), "certificateProtection": "hsm"},
+                                    "charlie": _outputs(200.5)}))
+    done = provisioning("certs", "--outputs", str(exported), "--stack", "alpha", "bravo", "charlie",
+                        "--stacks-dir", str(stacks_dir), "--json")
+    assert done.returncode == 0, done.stderr
+    rows = {r["stack"]: r["protection"] for r in json.loads(done.stdout)}
+    assert rows == {"alpha": "vault", "bravo": "hsm", "charlie": "exportable"}
+    table = provisioning("certs", "--outputs", str(exported), "--stack", "alpha", "bravo", "charlie",
+                         "--stacks-dir", str(stacks_dir))
+    assert table.stdout.splitlines()[0].endswith("| key |") and "| hsm |" in table.stdout

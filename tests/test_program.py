@@ -378,3 +378,34 @@ def test_which_configured_images_are_pulled_through_the_identity(image: str | No
     from provisioning.components.job import azure_registry_of
 
     assert azure_registry_of(image) == host
+
+
+# ----------------------------------------------------------------------- moving a stack's key into Key Vault
+
+def test_changing_protection_is_a_renewal_and_the_job_moves_to_the_new_key(tmp_path: Path) -> None:
+    """The same stack evaluated as `exportable`, then as `vault`: the certificate is a new resource (Pulumi creates
+    it, then deletes the old one at the end of the `up`), so the app credential (create-before-delete) and the job
+    change in the same `up`; the job drops its secret reference and its Secrets User role for the versioned key ID
+    and Crypto User on the key; the secret stays (same resource) but is disabled and holds no key."""
+    base = ("config:\n  hr-connector:cloud: commercial\n  hr-connector:tenantId: " + TENANT + "\n"
+            "  hr-connector:location: eastus\n  hr-connector:image: example.azurecr.io/hr-uploader:1\n")
+    before_path, after_path = tmp_path / "Pulumi.moving.yaml", tmp_path / "after" / "Pulumi.moving.yaml"
+    after_path.parent.mkdir()
+    before_path.write_text(base)
+    after_path.write_text(base + "  hr-connector:certificate:\n    protection: vault\n")
+    before, after = evaluate(before_path), evaluate(after_path)
+    old_cert, new_cert = before.one(CERT), after.one(VAULT_CERT)
+    assert old_cert.urn != new_cert.urn and not after.of_type(CERT)  # a new certificate; the old one is deleted
+    assert not new_cert.delete_before_replace
+    old_cred, new_cred = before.one(APP_CERT), after.one(APP_CERT)
+    assert old_cred.urn == new_cred.urn and not new_cred.delete_before_replace  # replaced, new before old goes
+    assert new_cred.inputs["value"] == mask(new_cert.state["certificatePem"], secret=True) != old_cred.inputs["value"]
+    assert before.one(SECRET).urn == after.one(SECRET).urn
+    assert after.one(SECRET).inputs["properties"]["attributes"] == {"enabled": False}
+    old_env, new_env = env_of(before.one(JOB)), env_of(after.one(JOB))
+    assert before.one(JOB).urn == after.one(JOB).urn  # updated in place, in the same `up`
+    assert "secretRef" in old_env["UPLOADER_CERTIFICATE_PEM"] and "UPLOADER_KEY_ID" not in old_env
+    assert new_env["UPLOADER_KEY_ID"]["value"] == new_cert.state["keyId"] == after.outputs["keyId"]
+    roles = {r.inputs["roleDefinitionId"].rsplit("/", 1)[1] for r in job_roles(after)}
+    assert CRYPTO_USER in roles and SECRETS_USER not in roles
+    assert before.outputs["certificateProtection"] == "exportable" and after.outputs["certificateProtection"] == "vault"

@@ -8,9 +8,10 @@ each scoped to the one resource it serves (principalType ServicePrincipal):
   AcrPull                       on the stack's registry (only when the image is built here)
 With `exportable` the Job reads the key through a Key Vault secret reference (the secret's versioned URL, see
 vault.py) via that identity; with `vault`/`hsm` it gets no key at all, only UPLOADER_KEY_ID (the versioned key ID)
-and the public certificate, and Key Vault signs its sign-in through that identity. It pulls through it too. Container Apps already fetches the secret while it creates the job, and a
-fresh role assignment takes minutes to apply, so the job depends on a RoleAssignmentWait keyed to the role
-assignments (rbacwait.py): the first `up` waits once instead of failing with "unable to fetch secret".
+and the public certificate, and Key Vault signs its sign-in through that identity. It pulls through it too.
+Container Apps already fetches the secret while it creates the job, and a fresh role assignment takes minutes to
+apply, so the job depends on a RoleAssignmentWait keyed to the role assignments (rbacwait.py): the first `up` waits
+once instead of failing with "unable to fetch secret".
 """
 
 from __future__ import annotations

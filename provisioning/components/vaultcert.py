@@ -122,7 +122,7 @@ def github_oidc_token(request_url: str, request_token: str, audience: str) -> Ca
 # -- the REST client ---------------------------------------------------------------------------------------------
 
 def check_vault_uri(vault_uri: str, azure_environment: str) -> str:
-    """The vault's base URL, refused unless it is https in the stack's Key Vault domain (the token goes nowhere else)."""
+    """The vault's base URL; refused unless https in the stack's Key Vault domain (the token goes nowhere else)."""
     parts = urlsplit(vault_uri)
     host = (parts.hostname or "").lower()
     domain = KEY_VAULTS[azure_environment].vault_domain
@@ -297,14 +297,18 @@ class VaultCertificateProvider(ResourceProvider):
                 raise VaultCallError(f"Key Vault did not finish certificate {name} within {PENDING_TIMEOUT:.0f} s")
             (self._sleep or time.sleep)(POLL_SECONDS)
 
-    def _adoptable(self, vault: VaultCertificates, name: str, tag: str, renew_before: int) -> dict[str, Any] | None:
-        """The enabled version this request already made (a create re-run after a crash), if still fresh."""
-        for item in vault.versions(name):
+    def _adoptable(self, vault: VaultCertificates, name: str, tag: str,
+                   renew_before: int | None) -> dict[str, Any] | None:
+        """The newest enabled version carrying this request's tag: one a crashed run made (then only if it is not
+        itself due for renewal: renew_before), or the one this create just made (renew_before None)."""
+        # newest first (attributes.created, Unix seconds: the listing's order is not documented)
+        for item in sorted(vault.versions(name), key=lambda i: (i.get("attributes") or {}).get("created") or 0,
+                           reverse=True):
             if (item.get("tags") or {}).get(REQUEST_TAG) != tag or not (item.get("attributes") or {}).get("enabled"):
                 continue
             version = str(item.get("id", "")).rstrip("/").rsplit("/", 1)[-1]
             outs = public_outputs(vault.get(name, version))
-            if not renewal_due(parse_iso(outs["notAfter"]), renew_before, self._clock()):
+            if renew_before is None or not renewal_due(parse_iso(outs["notAfter"]), renew_before, self._clock()):
                 return outs
         return None
 
@@ -322,7 +326,7 @@ class VaultCertificateProvider(ResourceProvider):
                 error = operation.get("error") or {}
                 raise VaultCallError(f"Key Vault could not make certificate {name}: {status} "
                                      f"{str(error.get('code', ''))[:64]} {str(error.get('message', ''))[:300]}")
-            outs = self._adoptable(vault, name, tag, renew_before)
+            outs = self._adoptable(vault, name, tag, None)
             if outs is None:
                 raise VaultCallError(f"Key Vault finished certificate {name} but no enabled version carries this "
                                      f"request's tag ({REQUEST_TAG})")
@@ -431,7 +435,8 @@ class MemoryVault:
             "id": f"{self.base}/certificates/{name}/{version}", "kid": f"{self.base}/keys/{name}/{version}",
             "sid": f"{self.base}/secrets/{name}/{version}",
             "cer": base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode(),
-            "attributes": {**body.get("attributes", {}), "enabled": True},
+            "attributes": {**body.get("attributes", {}), "enabled": True,
+                           "created": int(time.time() * 1000) + len(self._keys)},  # ordered, unlike Key Vault's s
             "tags": dict(body.get("tags") or {}), "policy": policy,
         })
         op.update(status="completed", target=f"{self.base}/certificates/{name}")

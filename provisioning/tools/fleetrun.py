@@ -50,7 +50,8 @@ class StackRun:
 
 def certificate_urn(path: Path) -> str:
     """The URN of a stack's Certificate resource, from the program's own graph under mocks (offline)."""
-    from provisioning.components.certificate import TYPE_TOKEN
+    from provisioning.components import certificate as program_made
+    from provisioning.components import vaultcert
     from provisioning.tools.fleet import EvaluationFailed
     from provisioning.tools.offline import EvaluationError, evaluate
 
@@ -58,7 +59,8 @@ def certificate_urn(path: Path) -> str:
         evaluation = evaluate(path, REPO_ROOT)
     except EvaluationError as exc:
         raise EvaluationFailed(str(exc)) from None
-    (certificate,) = evaluation.of_type(TYPE_TOKEN)
+    # protection exportable: the program-made Certificate; vault/hsm: the Key Vault-made VaultCertificate
+    (certificate,) = evaluation.of_type(program_made.TYPE_TOKEN) + evaluation.of_type(vaultcert.TYPE_TOKEN)
     return certificate.urn
 
 

@@ -3,7 +3,8 @@
 The outputs come from `pulumi stack output --json --stack <stack>` per stack (the Pulumi CLI, signed in to the
 state backend), or from files exported earlier: a directory of `<stack>.json` files (each one stack's
 `pulumi stack output --json`) or one JSON file `{"<stack>": {outputs}}`. Only the non-secret outputs
-`certificateThumbprint`, `certificateExpiresOn` and `certificateRenewBeforeDays` are read; nothing secret is
+`certificateThumbprint`, `certificateExpiresOn`, `certificateRenewBeforeDays` and `certificateProtection` (where the
+key lives: vault, hsm or exportable; a stack deployed before it existed is exportable) are read; nothing secret is
 asked for (no `--show-secrets`).
 
 A stack with no outputs yet is "not deployed" (not a failure); a stack whose outputs cannot be read is an
@@ -36,6 +37,7 @@ class CertificateRow:
     days_left: int | None = None
     renew_before_days: int | None = None
     error: str = ""
+    protection: str = ""  # vault | hsm | exportable (deployed before `protection` existed: exportable)
 
     @property
     def renewal_due(self) -> bool:
@@ -46,7 +48,8 @@ class CertificateRow:
     def to_json(self) -> dict[str, Any]:
         return {"stack": self.stack, "status": self.status, "thumbprint": self.thumbprint,
                 "expiresOn": self.expires_on, "daysLeft": self.days_left,
-                "renewBeforeDays": self.renew_before_days, "renewalDue": self.renewal_due, "error": self.error}
+                "renewBeforeDays": self.renew_before_days, "renewalDue": self.renewal_due,
+                "protection": self.protection, "error": self.error}
 
 
 def row_from_outputs(stack: str, outputs: dict[str, Any] | None, warn_days: int,
@@ -66,6 +69,9 @@ def row_from_outputs(stack: str, outputs: dict[str, Any] | None, warn_days: int,
     days_left = math.floor((moment - (now or dt.datetime.now(dt.UTC))).total_seconds() / 86400)
     renew = outputs.get("certificateRenewBeforeDays")
     renew_before = int(renew) if isinstance(renew, (int, float)) and not isinstance(renew, bool) else None
+    # where the key lives; a stack deployed before `protection` existed has no such output and is exportable
+    shown = outputs.get("certificateProtection")
+    protection = shown if shown in ("vault", "hsm", "exportable") else "exportable"
     row = CertificateRow(stack, "ok", thumbprint, expires, days_left, renew_before)
     if days_left < 0:
         status = "expired"
@@ -75,7 +81,7 @@ def row_from_outputs(stack: str, outputs: dict[str, Any] | None, warn_days: int,
         status = "renewal due"
     else:
         status = "ok"
-    return CertificateRow(stack, status, thumbprint, expires, days_left, renew_before)
+    return CertificateRow(stack, status, thumbprint, expires, days_left, renew_before, protection=protection)
 
 
 def failing(rows: list[CertificateRow]) -> list[CertificateRow]:
@@ -147,13 +153,14 @@ def to_table(rows: list[CertificateRow], warn_days: int) -> str:
     def urgency(r: CertificateRow) -> tuple[int, int, str]:
         return (0 if r.status == "error" else 1, r.days_left if r.days_left is not None else 10**6, r.stack)
 
-    lines = ["| stack | status | days left | expires (UTC) | renew before (days) | thumbprint (SHA-1) |",
-             "|---|---|---:|---|---:|---|"]
+    lines = ["| stack | status | days left | expires (UTC) | renew before (days) | thumbprint (SHA-1) | key |",
+             "|---|---|---:|---|---:|---|---|"]
     for r in sorted(rows, key=urgency):
         days = "" if r.days_left is None else str(r.days_left)
         renew = "" if r.renew_before_days is None else str(r.renew_before_days)
         status = f"{r.status}: {r.error}" if r.error else r.status
-        lines.append(f"| {r.stack} | {status} | {days} | {r.expires_on} | {renew} | {r.thumbprint} |")
+        lines.append(f"| {r.stack} | {status} | {days} | {r.expires_on} | {renew} | {r.thumbprint} | "
+                     f"{r.protection} |")
     bad = failing(rows)
     due = [r for r in rows if r.renewal_due]
     lines.append("")

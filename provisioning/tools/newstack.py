@@ -25,6 +25,9 @@ TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "stack.yaml.tmpl"
 
 #: A region that hosts Container Apps in each Azure environment (check availability for your subscription).
 DEFAULT_LOCATION = {"public": "eastus", "usgovernment": "usgovvirginia"}
+#: New stacks keep the key in Key Vault: `vault` for commercial and GCC, `hsm` (an HSM-backed key, Premium vault) for
+#: GCC High and DoD (docs/security.md; availability of Premium in Azure Government: docs/us-government.md).
+DEFAULT_NEW_PROTECTION = {"commercial": "vault", "gcc": "vault", "gcchigh": "hsm", "dod": "hsm"}
 _VAULT_DOMAIN = {"public": "vault.azure.net", "usgovernment": "vault.usgovcloudapi.net"}
 #: The stack's secrets provider: the Key Vault key docs/gitops.md ("2. The secrets key") creates, `pulumi-secrets`.
 #: One definition for the file's comments, the printed next steps and the docs (tests/test_fleet_commands.py).
@@ -111,6 +114,7 @@ def render_stack_file(request: StackRequest, stacks_dir_flag: str = "") -> str:
         role_hint=_ROLE_HINT.get(cloud.name, _ROLE_HINT["commercial"]),
         stacks_dir_flag=stacks_dir_flag,
         optional=_optional_lines(request),
+        protection=DEFAULT_NEW_PROTECTION[cloud.name],
     )
     # The program's own rules on the file as the Pulumi CLI would read it (Pulumi.yaml's defaults and types
     # merged in): raises ConfigError naming every broken key before anything is written.

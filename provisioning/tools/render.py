@@ -81,6 +81,8 @@ REVIEW_PATHS: dict[str, tuple[str, ...]] = {
         "template.containers[].resources.memory"),
     "docker-build:index:Image": ("tags", "push", "context.location", "dockerfile.location", "platforms"),
     "pulumi-python:dynamic/hrconnector:Certificate": ("commonName", "validityDays", "renewBeforeDays"),
+    "pulumi-python:dynamic/hrconnector:VaultCertificate": ("certificateName", "commonName", "validityDays",
+                                                           "renewBeforeDays", "keyType", "keySize", "vaultUri"),
 }
 
 #: Outputs that come from the certificate generated at deploy time: different on every evaluation, so shown as
@@ -89,7 +91,8 @@ GENERATED_OUTPUTS = ("certificateThumbprint", "certificateExpiresOn")
 GENERATED = "(generated at deploy)"
 _ARM_PREFIX = re.compile(r"^/subscriptions/[^/]+/resourceGroups/([^/]+)/providers/")
 #: A Key Vault secret version (32 hex digits) in a versioned secret URL: new with every certificate, so generated.
-_SECRET_VERSION = re.compile(r"(/secrets/[^/]+)/[0-9a-f]{32}$")
+#: A key version in a versioned key ID (UPLOADER_KEY_ID, the keyId output): Key Vault makes it at deploy time.
+_SECRET_VERSION = re.compile(r"(/(?:secrets|keys)/[^/]+)/[0-9a-f]{32}$")
 
 #: Input keys never shown for types without a curated list (bulky or key material).
 _SKIP_KEYS = {"value", "certificate", "pem", "privateKey", "private_key", "key", "password", "secret"}
