@@ -23,6 +23,9 @@ def test_demo_succeeds_and_shows_no_cell_value() -> None:
     assert lines[-1].startswith("✔ Demo complete: 6 example files")
     assert "HTTP 503; retried after 1.0 s" in result.stdout
     assert "exit 3; records the sandbox received for that job: 12 before, 12 after" in result.stdout
+    # the Key Vault-signed path beside the PEM path: refused without the role, then one sign for the whole run
+    assert "without a role on the key: exit 2" in result.stdout
+    assert "resignation.csv sent 12 records, 1 sign operation(s) for the whole run" in result.stdout
     values = set()
     for path in EXAMPLES.rglob("*.csv"):
         with path.open(encoding="utf-8-sig", newline="") as fh:

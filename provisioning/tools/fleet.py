@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provisioning.components.vaultcert import OIDC_AUDIENCE  # one definition: the Key Vault provider's too
 from provisioning.config import NAMESPACE, ConfigError
 from provisioning.naming import stack_name_problem
 from provisioning.tools.offline import REPO_ROOT, load_stack_config, stack_name, stack_path
@@ -26,8 +27,8 @@ STACKS_DIR_ENV = "HR_CONNECTOR_STACKS_DIR"
 
 #: azure/login's `environment` and the federated credential's audience, per Azure environment.
 LOGIN = {
-    "public": ("AzureCloud", "api://AzureADTokenExchange"),
-    "usgovernment": ("AzureUSGovernment", "api://AzureADTokenExchangeUSGov"),
+    "public": ("AzureCloud", OIDC_AUDIENCE["public"]),
+    "usgovernment": ("AzureUSGovernment", OIDC_AUDIENCE["usgovernment"]),
 }
 
 

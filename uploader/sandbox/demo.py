@@ -114,12 +114,14 @@ def main() -> int:
                 return 1
             received = _show_received(out, items, sandbox, head, Table)
             refused = _show_bad_file(out, env, common, sandbox, head)
+            vault_ok = _vault_signed(out, items[0], sandbox, work, head)
         finally:
             sandbox.stop()
-    if received and refused:
+    if received and refused and vault_ok:
         total = sum(_records(e.csv) for e in items)
         out.print(f"\n[bold green]✔ Demo complete:[/] {len(items)} example files ({total} records, all five "
-                  "scenarios) accepted by the sandbox, one token for each run; the bad file refused with exit 3.")
+                  "scenarios) accepted by the sandbox, one token for each run; the bad file refused with exit 3; "
+                  "the Key Vault-signed run sent with one sign operation, and refused without the role.")
         return 0
     out.print("\n[bold red]Demo failed[/] (see above)")
     return 1
@@ -210,6 +212,41 @@ def _show_bad_file(out: Console, env: dict[str, str], common: list[str], sandbox
     refused = result.returncode == EXIT_INVALID and after == before
     out.print(f"   exit {result.returncode}; records the sandbox received for that job: {before} before, {after} after")
     return refused
+
+
+def _vault_signed(out, example: Example, sandbox: Sandbox, work: Path, head) -> bool:  # noqa: ANN001
+    """The same upload with the key held by Key Vault (`--key-id`): the sandbox's vault makes the key and never
+    returns it, its managed identity endpoint gives the job's identity a token, and Entra's stand-in verifies the
+    vault-signed assertion against the registered certificate."""
+    head("The same upload, signed by Key Vault: the key never leaves the vault (`--key-id`, managed identity)")
+    key = sandbox.create_key(f"demo-{uuid.uuid4().hex[:8]}", common_name="hr-connector demo (vault)")
+    vault_app, job_id, identity = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    sandbox.register_app(vault_app, key["certificate_pem"])
+    sandbox.bind_job(job_id, vault_app)
+    public = work / "vault-app.crt"  # the certificate alone: --certificate holds no key in this mode
+    public.write_text(key["certificate_pem"])
+    env = {**sandbox.env, **sandbox.identity_env(identity)}
+    flags = ["--tenant-id", TENANT_ID, "--app-id", vault_app, "--job-id", job_id, "--key-id", key["kid"],
+             "--key-vault-domain", "localhost", "--certificate", str(public), "--authority-host",
+             sandbox.authority_host, "--ingestion-url", sandbox.ingestion_url, "--state-dir", str(work / "state-kv"),
+             "--records-per-call", str(RECORDS_PER_CALL), "--mapping", _rel(example.mapping)]
+    out.print(f"   key {key['name']} version {key['version'][:8]}… in the vault stand-in; identity {identity[:8]}…")
+    before = sandbox.stats()["vault"]
+    refused = _cli(["upload", _rel(example.csv), *flags], env)  # no role on the key yet
+    line = (refused.stderr.strip().splitlines() or [""])[-1]
+    out.print(f"   without a role on the key: exit {refused.returncode}: {line[:160]}…", markup=False)
+    sandbox.grant_sign(identity, key["name"])
+    result = _cli(["upload", _rel(example.csv), *flags], env)
+    after = sandbox.stats()
+    signs = after["vault"]["signatures"] - before["signatures"]
+    records = after["jobs"].get(job_id, {}).get("records", 0)
+    good = refused.returncode == 2 and result.returncode == EXIT_OK and signs == 1 and records == _records(example.csv)
+    mark = "[green]sent[/]" if good else f"[red]exit {result.returncode}[/]"
+    out.print(f"   with Key Vault Crypto User on the key: {example.csv.name} {mark} {records} records, "
+              f"{signs} sign operation(s) for the whole run, PEM path and vault path side by side above")
+    if not good:
+        out.print(result.stderr[-2000:], markup=False)
+    return good
 
 
 if __name__ == "__main__":
