@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from uploader.clouds import get_cloud
 from uploader.errors import UsageError
 from uploader.model.certs import generate_certificate, load_bundle
+from uploader.sandbox.client import Sandbox
 from uploader.send.keyvault import SIGN_ACTION, parse_key_id
 
 pytestmark = pytest.mark.e2e
@@ -44,7 +46,7 @@ MAPPING = {"name": "departures", "jobId": "", "files": "*.csv",
 class VaultApp:
     """An app whose certificate Key Vault made (key in the sandbox vault), a job, an identity, the CLI flags."""
 
-    def __init__(self, sandbox, tmp_path: Path, *, grant: bool = True, identity: str | None = "user",  # noqa: ANN001
+    def __init__(self, sandbox: Sandbox, tmp_path: Path, *, grant: bool = True, identity: str | None = "user",
                  protocol: str = "container-apps") -> None:
         self.sandbox = sandbox
         self.tenant_id, self.app_id, self.job_id = (str(uuid.uuid4()) for _ in range(3))
@@ -66,7 +68,8 @@ class VaultApp:
         return out + (["--key-vault-domain", "localhost"] if domain else [])
 
 
-def upload(app: VaultApp, csv: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+def upload(app: VaultApp, csv: Path, *extra: str,
+           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "uploader", "upload", str(csv), *extra,
                            "--state-dir", str(csv.parent / "state")], env=env or app.env, capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
@@ -90,7 +93,7 @@ def csv_file(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("protocol,identity", [("container-apps", "user"), ("vm", None)])
-def test_vault_signed_upload_sends_every_record_with_one_signature(sandbox, tmp_path: Path, csv_file: Path,  # noqa: ANN001
+def test_vault_signed_upload_sends_every_record_with_one_signature(sandbox: Sandbox, tmp_path: Path, csv_file: Path,
                                                                     protocol: str, identity: str | None) -> None:
     app = VaultApp(sandbox, tmp_path, identity=identity, protocol=protocol)
     done = upload(app, csv_file, *app.flags(), "--records-per-call", "10")
@@ -103,7 +106,7 @@ def test_vault_signed_upload_sends_every_record_with_one_signature(sandbox, tmp_
     nothing_secret(done)
 
 
-def test_der_certificate_is_accepted(sandbox, tmp_path: Path, csv_file: Path) -> None:  # noqa: ANN001
+def test_der_certificate_is_accepted(sandbox: Sandbox, tmp_path: Path, csv_file: Path) -> None:
     app = VaultApp(sandbox, tmp_path)
     der = tmp_path / "app.cer"
     der.write_bytes(x509.load_pem_x509_certificate(app.key["certificate_pem"].encode())
@@ -113,7 +116,7 @@ def test_der_certificate_is_accepted(sandbox, tmp_path: Path, csv_file: Path) ->
     assert sandbox.stats()["jobs"][app.job_id]["records"] == 25
 
 
-def test_key_outside_the_key_vault_domain_is_refused_before_any_token(sandbox, tmp_path: Path,  # noqa: ANN001
+def test_key_outside_the_key_vault_domain_is_refused_before_any_token(sandbox: Sandbox, tmp_path: Path,
                                                                       csv_file: Path) -> None:
     app = VaultApp(sandbox, tmp_path)
     done = upload(app, csv_file, *app.flags(domain=False))  # localhost is not *.vault.azure.net
@@ -124,7 +127,7 @@ def test_key_outside_the_key_vault_domain_is_refused_before_any_token(sandbox, t
     assert stats["token_requests"] == 0 and app.job_id not in stats["jobs"]
 
 
-def test_identity_without_the_role_is_refused_naming_the_permission(sandbox, tmp_path: Path,  # noqa: ANN001
+def test_identity_without_the_role_is_refused_naming_the_permission(sandbox: Sandbox, tmp_path: Path,
                                                                      csv_file: Path) -> None:
     app = VaultApp(sandbox, tmp_path, grant=False)
     done = upload(app, csv_file, *app.flags())
@@ -137,7 +140,7 @@ def test_identity_without_the_role_is_refused_naming_the_permission(sandbox, tmp
     nothing_secret(done)
 
 
-def test_private_key_with_key_id_is_refused(sandbox, tmp_path: Path, csv_file: Path) -> None:  # noqa: ANN001
+def test_private_key_with_key_id_is_refused(sandbox: Sandbox, tmp_path: Path, csv_file: Path) -> None:
     app = VaultApp(sandbox, tmp_path)
     bundle = generate_certificate("local")
     pem = tmp_path / "bundle.pem"
@@ -160,7 +163,7 @@ def test_private_key_with_key_id_is_refused(sandbox, tmp_path: Path, csv_file: P
     assert stats["vault"]["identity_tokens"] == 0 and stats["token_requests"] == 0
 
 
-def test_certificate_of_another_key_fails_before_sign_in(sandbox, tmp_path: Path, csv_file: Path) -> None:  # noqa: ANN001
+def test_certificate_of_another_key_fails_before_sign_in(sandbox: Sandbox, tmp_path: Path, csv_file: Path) -> None:
     app = VaultApp(sandbox, tmp_path)
     other = tmp_path / "other.crt"
     other.write_text(generate_certificate("other").certificate_pem)
@@ -170,7 +173,7 @@ def test_certificate_of_another_key_fails_before_sign_in(sandbox, tmp_path: Path
     assert sandbox.stats()["token_requests"] == 0
 
 
-def test_unreachable_vault_names_the_host_to_allow(sandbox, tmp_path: Path, csv_file: Path) -> None:  # noqa: ANN001
+def test_unreachable_vault_names_the_host_to_allow(sandbox: Sandbox, tmp_path: Path, csv_file: Path) -> None:
     app = VaultApp(sandbox, tmp_path)
     with socket.socket() as probe:  # a loopback port nobody listens on
         probe.bind(("127.0.0.1", 0))
@@ -182,7 +185,7 @@ def test_unreachable_vault_names_the_host_to_allow(sandbox, tmp_path: Path, csv_
     assert sandbox.stats()["token_requests"] == 0
 
 
-def test_job_mode_signs_with_the_vault(sandbox, tmp_path: Path) -> None:  # noqa: ANN001
+def test_job_mode_signs_with_the_vault(sandbox: Sandbox, tmp_path: Path) -> None:
     app = VaultApp(sandbox, tmp_path)
     zone = tmp_path / "zone"
     (zone / "incoming").mkdir(parents=True)
@@ -236,7 +239,7 @@ def test_key_id_outside_the_domain_or_malformed_is_refused(cloud: str, url: str)
 
 # -- doctor in vault mode --------------------------------------------------------------------------
 
-def doctor(app: VaultApp, *flags: str) -> tuple[subprocess.CompletedProcess[str], dict[str, dict]]:
+def doctor(app: VaultApp, *flags: str) -> tuple[subprocess.CompletedProcess[str], dict[str, dict[str, Any]]]:
     flags = tuple(f for f in flags if f not in ("--job-id", app.job_id))
     done = subprocess.run([sys.executable, "-m", "uploader", "doctor", *flags, "--log-format", "json"], env=app.env,
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
@@ -244,7 +247,7 @@ def doctor(app: VaultApp, *flags: str) -> tuple[subprocess.CompletedProcess[str]
     return done, {line["check"]: line for line in lines if line.get("event") == "check"}
 
 
-def test_doctor_vault_mode_checks_identity_sign_and_signature(sandbox, tmp_path: Path) -> None:  # noqa: ANN001
+def test_doctor_vault_mode_checks_identity_sign_and_signature(sandbox: Sandbox, tmp_path: Path) -> None:
     app = VaultApp(sandbox, tmp_path)
     done, checks = doctor(app, *app.flags())
     assert {k: checks[k]["status"] for k in ("certificate", "identity", "key-vault", "signature", "sign-in")} == {
@@ -254,7 +257,7 @@ def test_doctor_vault_mode_checks_identity_sign_and_signature(sandbox, tmp_path:
     nothing_secret(done)
 
 
-def test_doctor_vault_mode_names_the_missing_role_and_a_wrong_certificate(sandbox, tmp_path: Path) -> None:  # noqa: ANN001
+def test_doctor_vault_mode_names_the_missing_role_and_a_wrong_certificate(sandbox: Sandbox, tmp_path: Path) -> None:
     app = VaultApp(sandbox, tmp_path, grant=False)
     done, checks = doctor(app, *app.flags())
     assert done.returncode == 2 and checks["key-vault"]["status"] == "FAIL", tell(done)
@@ -267,7 +270,8 @@ def test_doctor_vault_mode_names_the_missing_role_and_a_wrong_certificate(sandbo
     assert sandbox.stats()["token_requests"] == 0
 
 
-def test_doctor_vault_mode_without_an_identity_endpoint_fails_the_identity_check(sandbox, tmp_path: Path) -> None:  # noqa: ANN001
+def test_doctor_vault_mode_without_an_identity_endpoint_fails_the_identity_check(sandbox: Sandbox,
+                                                                                  tmp_path: Path) -> None:
     app = VaultApp(sandbox, tmp_path)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

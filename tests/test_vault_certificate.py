@@ -162,7 +162,7 @@ def test_config_protection_default_and_rules() -> None:
 def test_the_provider_survives_pulumi_serialisation() -> None:
     import base64
 
-    import dill
+    import dill  # type: ignore[import-untyped]
     from pulumi.dynamic.dynamic import serialize_provider
 
     restored = dill.loads(base64.b64decode(serialize_provider(VaultCertificateProvider())))  # noqa: S301

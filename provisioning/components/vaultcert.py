@@ -449,13 +449,13 @@ class MemoryVault:
         found = [v for v in versions if v["id"].endswith("/" + version)] if version else versions[-1:]
         if not found:
             raise VaultCallError(f"HTTP 404: certificate {name}/{version} not found")
-        return json.loads(json.dumps(found[0]))
+        return dict(json.loads(json.dumps(found[0])))  # a copy, as a fresh HTTP answer would be
 
     def update(self, name: str, version: str, body: dict[str, Any]) -> dict[str, Any] | None:
         for v in self.certs.get(name, []):
             if v["id"].endswith("/" + version):
                 v["attributes"].update(body.get("attributes") or {})
-                return json.loads(json.dumps(v))
+                return dict(json.loads(json.dumps(v)))
         return None
 
     def can_sign(self, name: str, version: str) -> bool:
