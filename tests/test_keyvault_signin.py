@@ -280,3 +280,14 @@ def test_doctor_vault_mode_without_an_identity_endpoint_fails_the_identity_check
     done, checks = doctor(app, *app.flags())
     assert done.returncode == 1 and checks["identity"]["status"] == "FAIL", tell(done)
     assert f"127.0.0.1:{port}" in checks["identity"]["summary"]
+
+
+def test_dry_run_checks_the_key_id_and_the_certificate_and_asks_for_nothing(sandbox: Sandbox, tmp_path: Path,
+                                                                             csv_file: Path) -> None:
+    app = VaultApp(sandbox, tmp_path)
+    done = upload(app, csv_file, *app.flags(), "--dry-run")
+    assert done.returncode == 0, tell(done)
+    outside = upload(app, csv_file, *app.flags(domain=False), "--dry-run")
+    assert outside.returncode == 2 and "is not Key Vault's" in outside.stderr, tell(outside)
+    stats = sandbox.stats()
+    assert stats["vault"]["identity_tokens"] == 0 and stats["token_requests"] == 0
