@@ -139,8 +139,9 @@ def test_rotate_certificate_replaces_the_certificate_by_urn(fake, stacks_dir: Pa
     for call in calls(state, "up"):
         args = call["args"]
         urn = args[args.index("--replace") + 1]
+        # new-stack writes `protection: vault` for GCC: the certificate is the one Key Vault makes
         assert urn == (f"urn:pulumi:{call['stack']}::hr-connector::hr-connector:index:Identity"
-                       "$pulumi-python:dynamic/hrconnector:Certificate::identity-certificate")
+                       "$pulumi-python:dynamic/hrconnector:VaultCertificate::identity-vault-certificate")
         # A whole-stack `up` with the certificate replaced: the credential and the secret follow in order.
         assert "--target-replace" not in args and "--target" not in args
 

@@ -291,3 +291,16 @@ def test_dry_run_checks_the_key_id_and_the_certificate_and_asks_for_nothing(sand
     assert outside.returncode == 2 and "is not Key Vault's" in outside.stderr, tell(outside)
     stats = sandbox.stats()
     assert stats["vault"]["identity_tokens"] == 0 and stats["token_requests"] == 0
+
+
+def test_the_vault_stand_in_never_exports_a_key(sandbox: Sandbox, tmp_path: Path) -> None:
+    app = VaultApp(sandbox, tmp_path)
+    session = sandbox.http_session()
+    base = f"{sandbox.url}/keys/{app.key['name']}/{app.key['version']}"
+    for method, url in (("GET", base), ("GET", base.replace("/keys/", "/secrets/")), ("POST", base + "/export"),
+                        ("POST", base + "/backup"), ("GET", f"{sandbox.url}/_sandbox/stats")):
+        answer = session.request(method, url, timeout=30)
+        assert "PRIVATE KEY" not in answer.text and '"d"' not in answer.text
+        if not url.endswith("/stats"):
+            assert answer.status_code == 404
+    assert "PRIVATE KEY" not in json.dumps(app.key)

@@ -161,7 +161,6 @@ class IdentityTokens:
                          else msal.SystemAssignedManagedIdentity())
         self._http = http_client or NoRedirectSession(timeout=timeout, retries=1)
         self._client = msal.ManagedIdentityClient(identity, http_client=self._http)
-        self.requests = 0
 
     @property
     def who(self) -> str:
@@ -182,8 +181,6 @@ class IdentityTokens:
             raise SignInError(f"the managed identity endpoint {host} gave no usable answer ({type(exc).__name__})"
                               ) from None
         if isinstance(result, dict) and result.get("access_token"):
-            if result.get("token_source") != "cache":
-                self.requests += 1
             return str(result["access_token"])
         error = result.get("error") if isinstance(result, dict) else None
         code = error if isinstance(error, str) and _CODE.match(error) else "error"
