@@ -17,6 +17,7 @@ from provisioning.components.outputs import next_steps
 from provisioning.components.providers import Providers
 from provisioning.components.tags import apply_tags
 from provisioning.components.vault import Vault
+from provisioning.components.vaultcert import VaultCertificate
 from provisioning.config import settings_from_pulumi
 from provisioning.naming import Names
 
@@ -49,7 +50,7 @@ pulumi.export("certificateThumbprint", identity.certificate.thumbprintSha1)
 pulumi.export("certificateExpiresOn", identity.certificate.notAfter)
 pulumi.export("certificateRenewBeforeDays", settings.certificate.renew_before_days)  # `python -m provisioning certs`
 pulumi.export("certificateProtection", settings.certificate.protection)
-if settings.certificate.in_vault:
+if isinstance(identity.certificate, VaultCertificate):  # protection vault or hsm
     pulumi.export("keyId", identity.certificate.keyId)  # the versioned key ID the job signs with (UPLOADER_KEY_ID)
 pulumi.export("keyVaultUri", vault.vault_uri)
 pulumi.export("dropZoneUrl", dropzone.url)

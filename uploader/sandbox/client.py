@@ -179,9 +179,9 @@ class Sandbox:
         return self._object("POST", "tokens/expire")
 
     # Key Vault and managed identity stand-ins ---------------------------------------------------------
-    def add_identity(self, client_id: str | None = None) -> dict:
+    def add_identity(self, client_id: str | None = None) -> dict[str, Any]:
         """Register a managed identity (None: the system-assigned one); returns its client_id and the header."""
-        return self._call("POST", "identities", {"client_id": client_id} if client_id else {})
+        return self._object("POST", "identities", {"client_id": client_id} if client_id else {})
 
     def identity_env(self, client_id: str | None = None, protocol: str = "container-apps") -> dict[str, str]:
         """The environment a workload with this identity sees: Container Apps' IDENTITY_ENDPOINT/IDENTITY_HEADER,
@@ -193,17 +193,17 @@ class Sandbox:
             env["AZURE_CLIENT_ID"] = client_id
         return env
 
-    def create_key(self, name: str, common_name: str = "hr-uploader", validity_days: int = 365) -> dict:
+    def create_key(self, name: str, common_name: str = "hr-uploader", validity_days: int = 365) -> dict[str, Any]:
         """A new key version in the vault stand-in: {"kid" (on host localhost), "name", "version",
         "certificate_pem"} (the private key is never returned)."""
-        made = self._call("POST", "vault/keys", {"name": name, "common_name": common_name,
-                                                   "validity_days": validity_days})
+        made = self._object("POST", "vault/keys", {"name": name, "common_name": common_name,
+                                                     "validity_days": validity_days})
         made["kid"] = f"https://localhost:{self.port}/keys/{made['name']}/{made['version']}"
-        return dict(made)
+        return made
 
-    def grant_sign(self, client_id: str | None, key_name: str) -> dict:
+    def grant_sign(self, client_id: str | None, key_name: str) -> dict[str, Any]:
         """Let the identity sign with every version of key_name (what the stack's signer role gives)."""
-        return self._call("POST", "vault/grants", {"client_id": client_id, "key_name": key_name})
+        return self._object("POST", "vault/grants", {"client_id": client_id, "key_name": key_name})
 
     @property
     def port(self) -> int:

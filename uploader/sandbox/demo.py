@@ -214,7 +214,7 @@ def _show_bad_file(out: Console, env: dict[str, str], common: list[str], sandbox
     return refused
 
 
-def _vault_signed(out, example: Example, sandbox: Sandbox, work: Path, head) -> bool:  # noqa: ANN001
+def _vault_signed(out: Console, example: Example, sandbox: Sandbox, work: Path, head: Callable[[str], None]) -> bool:
     """The same upload with the key held by Key Vault (`--key-id`): the sandbox's vault makes the key and never
     returns it, its managed identity endpoint gives the job's identity a token, and Entra's stand-in verifies the
     vault-signed assertion against the registered certificate."""
