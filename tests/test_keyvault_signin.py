@@ -185,17 +185,26 @@ def test_unreachable_vault_names_the_host_to_allow(sandbox: Sandbox, tmp_path: P
     assert sandbox.stats()["token_requests"] == 0
 
 
+def job_env(app: VaultApp, sandbox: Sandbox, zone: Path) -> dict[str, str]:
+    return {**app.env, "UPLOADER_TENANT_ID": app.tenant_id, "UPLOADER_APP_ID": app.app_id,
+           "UPLOADER_KEY_ID": app.key["kid"], "UPLOADER_CERTIFICATE_PEM": app.key["certificate_pem"],
+           "UPLOADER_KEY_VAULT_DOMAIN": "localhost", "UPLOADER_AUTHORITY_HOST": sandbox.authority_host,
+           "UPLOADER_INGESTION_URL": sandbox.ingestion_url, "UPLOADER_DROPZONE_URL": zone.as_uri(),
+           "UPLOADER_CONNECTORS": json.dumps([{**MAPPING, "jobId": app.job_id}])}
+
+
+def run_job(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "uploader", "run"], env=env, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
 def test_job_mode_signs_with_the_vault(sandbox: Sandbox, tmp_path: Path) -> None:
     app = VaultApp(sandbox, tmp_path)
     zone = tmp_path / "zone"
     (zone / "incoming").mkdir(parents=True)
     (zone / "incoming" / "a.csv").write_bytes(resignations(7))
     (zone / "incoming" / "b.csv").write_bytes(resignations(4))
-    env = {**app.env, "UPLOADER_TENANT_ID": app.tenant_id, "UPLOADER_APP_ID": app.app_id,
-           "UPLOADER_KEY_ID": app.key["kid"], "UPLOADER_CERTIFICATE_PEM": app.key["certificate_pem"],
-           "UPLOADER_KEY_VAULT_DOMAIN": "localhost", "UPLOADER_AUTHORITY_HOST": sandbox.authority_host,
-           "UPLOADER_INGESTION_URL": sandbox.ingestion_url, "UPLOADER_DROPZONE_URL": zone.as_uri(),
-           "UPLOADER_CONNECTORS": json.dumps([{**MAPPING, "jobId": app.job_id}])}
+    env = job_env(app, sandbox, zone)
     done = subprocess.run([sys.executable, "-m", "uploader", "run"], env=env, capture_output=True, text=True,
                           timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 0, tell(done)
@@ -304,3 +313,23 @@ def test_the_vault_stand_in_never_exports_a_key(sandbox: Sandbox, tmp_path: Path
         if not url.endswith("/stats"):
             assert answer.status_code == 404
     assert "PRIVATE KEY" not in json.dumps(app.key)
+
+
+def test_job_mode_stops_with_exit_2_when_key_vault_refuses_to_sign(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Every file would meet the refusal: the run stops (exit 2) naming the permission, the file stays in
+    incoming/ unclaimed, nothing is sent, and the one run_summary line says why."""
+    app = VaultApp(sandbox, tmp_path, grant=False)
+    zone = tmp_path / "zone"
+    (zone / "incoming").mkdir(parents=True)
+    (zone / "incoming" / "a.csv").write_bytes(resignations(5))
+    done = run_job(job_env(app, sandbox, zone))
+    assert done.returncode == 2, tell(done)
+    assert SIGN_ACTION in done.stderr and app.key["name"] in done.stderr
+    summary = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert [s["exit_code"] for s in summary if s.get("event") == "run_summary"] == [2]
+    assert sorted(p.name for p in (zone / "incoming").iterdir()) == ["a.csv"]
+    assert not (zone / "rejected").exists() and not (zone / "processed").exists()
+    locks = list((zone / "state").rglob("*.lock")) if (zone / "state").exists() else []
+    assert locks == []  # the claim was released
+    stats = sandbox.stats()
+    assert stats["token_requests"] == 0 and app.job_id not in stats["jobs"]

@@ -21,6 +21,11 @@ class UsageError(UploaderError):
     exit_code = EXIT_USAGE
 
 
+class RunConfigError(UsageError):
+    """A configuration error met only when a file is sent (Key Vault refusing to sign: the identity lacks the
+    role): every later file would meet it too, so job mode stops the run with exit 2 instead of failing files."""
+
+
 class SignInError(UploaderError):
     """Entra refused the sign-in (AADSTS… shown verbatim); permanent."""
 

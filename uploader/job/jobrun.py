@@ -14,7 +14,9 @@ Order: each connector's files oldest first (last-modified, then name). After a f
 later files wait for the next run, so events reach Purview in the order the HR system exported them.
 
 One bad file never stops the run: whatever goes wrong with a file (storage error, full disk, a name storage
-cannot hold) is reported as that file's failure and the run goes on with the other connectors. Links, FIFOs,
+cannot hold) is reported as that file's failure and the run goes on with the other connectors. The exception is a
+configuration error every file would meet (RunConfigError: Key Vault refusing to sign): the run stops with exit 2
+and the file stays in incoming/, unclaimed, with nothing sent. Links, FIFOs,
 devices and unsafe or over-long names under incoming/ are refused (reported, left where they are, exit 3).
 A file another execution has claimed is waited for (one lease period: a dead execution's claim lapses); a
 file that changes while it is being sent is not filed (it stays in incoming/, the run exits 1).
@@ -36,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SET_ASIDE, UploaderError
+from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SET_ASIDE, RunConfigError, UploaderError
 from uploader.job.dropzone import (
     CLAIM_POLL_SECONDS,
     CLAIM_WAIT_SECONDS,
@@ -331,6 +333,8 @@ class JobRun:
         for i, entry in enumerate(files):
             try:
                 status = self.process(connector, entry, result, tmp)
+            except RunConfigError:
+                raise  # a configuration error every file would meet (Key Vault refused to sign): exit 2, file left
             except Exception as exc:  # noqa: BLE001 - one bad file never stops the run
                 status = self.failed(entry, result, describe(exc))
             if status == "failed":

@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 
 from uploader.clouds import Cloud
-from uploader.errors import TLS_TRUST_HINT, SignInError, UsageError, is_tls_trust_failure
+from uploader.errors import TLS_TRUST_HINT, RunConfigError, SignInError, UsageError, is_tls_trust_failure
 from uploader.model.certs import PublicCertificate
 from uploader.report import safe_name
 from uploader.send.https import NoRedirectSession, RedirectRefused
@@ -234,7 +234,7 @@ class KeyVaultSigner:
                               f"HTTPS to {self.key.host} (port 443) through the firewall; nothing was sent") from None
         status = response.status_code
         if status == 403:
-            raise UsageError(f"{where} refused to sign with key {self.key.url}: HTTP 403{_error_codes(response)}: "
+            raise RunConfigError(f"{where} refused to sign with key {self.key.url}: HTTP 403{_error_codes(response)}: "
                              f"the identity ({getattr(self.identity, 'who', 'the managed identity')}) lacks "
                              f"'{SIGN_ACTION}' on this key; grant the stack's signer role (or Key Vault Crypto User) "
                              "scoped to the key, and allow up to 10 minutes for the role to apply; nothing was sent")
