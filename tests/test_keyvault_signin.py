@@ -190,7 +190,8 @@ def job_env(app: VaultApp, sandbox: Sandbox, zone: Path) -> dict[str, str]:
            "UPLOADER_KEY_ID": app.key["kid"], "UPLOADER_CERTIFICATE_PEM": app.key["certificate_pem"],
            "UPLOADER_KEY_VAULT_DOMAIN": "localhost", "UPLOADER_AUTHORITY_HOST": sandbox.authority_host,
            "UPLOADER_INGESTION_URL": sandbox.ingestion_url, "UPLOADER_DROPZONE_URL": zone.as_uri(),
-           "UPLOADER_CONNECTORS": json.dumps([{**MAPPING, "jobId": app.job_id}])}
+           "UPLOADER_CONNECTORS": json.dumps([{**MAPPING, "jobId": app.job_id}]),
+           "UPLOADER_SETTLE_SECONDS": "0"}  # the test writes complete files at once
 
 
 def run_job(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
