@@ -103,6 +103,7 @@ def test_vault_signed_upload_sends_every_record_with_one_signature(sandbox: Sand
     assert stats["vault"]["signatures"] == 1, "one sign operation per run (MSAL asks only on a real token request)"
     assert stats["vault"]["identity_tokens"] == 1
     assert stats["apps"][app.app_id]["tokens_issued"] == 1
+    assert "--key-vault-domain: warning:" in done.stdout + done.stderr  # the override is never silent
     nothing_secret(done)
 
 

@@ -113,9 +113,10 @@ def main(args: argparse.Namespace) -> int:
     dropzone_url = _required(args.dropzone_url, "--dropzone-url")
     cloud = get_cloud(args.cloud).with_overrides(args.authority_host, args.ingestion_url, args.scope)
     if args.key_id:  # Key Vault signs (UPLOADER_KEY_ID): the key ID is checked before the drop zone is opened
-        from uploader.send.settings import vault_credential
+        from uploader.send.settings import vault_credential, warn_key_vault_override
 
         assertion = vault_credential(args, cloud, app_id)
+        warn_key_vault_override(args, reporter)
         pem, source, key_file = None, CERTIFICATE_PEM_ENV, None
     else:
         assertion = None

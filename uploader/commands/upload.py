@@ -27,6 +27,7 @@ from uploader.send.settings import (
     read_public_certificate,
     resolve_cloud,
     vault_credential,
+    warn_key_vault_override,
 )
 from uploader.send.upload import FileOutcome
 
@@ -104,6 +105,7 @@ def main(args: argparse.Namespace) -> int:
 
         if args.key_id:  # Key Vault signs: the key ID and the public certificate are checked before any request
             assertion = vault_credential(args, cloud, args.app_id)
+            warn_key_vault_override(args, reporter)
             tokens = TokenProvider(cloud, args.tenant_id, args.app_id, None, assertion=assertion)
             check_certificate(tokens.bundle, None, args.certificate or CERTIFICATE_ENV, reporter)
         else:

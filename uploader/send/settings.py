@@ -104,3 +104,12 @@ def vault_credential(args: argparse.Namespace, cloud: Cloud, app_id: str,
     certificate, _source = read_public_certificate(args.certificate)
     return vault_assertion(args.key_id, certificate, cloud, app_id,
                            domain_override=getattr(args, "key_vault_domain", None), timeout=timeout or KEY_TIMEOUT)
+
+
+def warn_key_vault_override(args: argparse.Namespace, reporter: Reporter) -> None:
+    """`--key-vault-domain` is for the sandbox and tests: say so in every run that uses it (a forgotten override in a
+    real job's environment would send the identity's token to hosts of that domain)."""
+    domain = getattr(args, "key_vault_domain", None)
+    if getattr(args, "key_id", None) and domain and domain.strip():
+        reporter.warning("--key-vault-domain", f"Key Vault hosts in {safe_name(domain.strip(), 100)} are accepted "
+                         "instead of the cloud's Key Vault domains: for the sandbox and tests only")
