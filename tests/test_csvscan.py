@@ -225,6 +225,74 @@ def test_resume_from_a_chunk_boundary_needs_no_second_pass(tmp_path: Path, skip:
     assert full.resume_from(4) is None  # not a boundary of this plan (another chunk size): scan again
 
 
+# --- chunk boundaries: the byte cap (issue 18: memory bounded when sending) --------------------------------
+
+@pytest.mark.parametrize("block_size", [16, 64, 1 << 20])
+def test_chunks_are_cut_by_bytes_as_well_as_by_records(tmp_path: Path, block_size: int) -> None:
+    """Greedy: a chunk ends after per_call records or before the record that takes it over the cap; a record
+    larger than the cap goes alone; quoted line breaks and UTF-8 count as the bytes they are in the file."""
+    sizes = [10, 10, 10, 30, 50, 10, 10, 10, 10]
+    lines = [f"r{i},{'x' * (size - 4)}\n" for i, size in enumerate(sizes)]
+    lines[1] = 'r1,"\néx"\n'  # 10 bytes over two physical lines
+    assert [len(line.encode()) for line in lines] == sizes
+    path = write(tmp_path, "A,B\n" + "".join(lines))
+    scan = scan_file(path, None, 3, block_size=block_size, chunk_bytes=35)
+    assert scan.ok and scan.records == 9
+    assert [(c.first_record, c.records, c.line_count) for c in scan.chunks] == [
+        (0, 3, 4),  # 3 records (per_call), 30 bytes
+        (3, 1, 1),  # 30 bytes: with the next 50 it would be over 35
+        (4, 1, 1),  # one record over the cap goes alone, whole
+        (5, 3, 3),
+        (8, 1, 1),
+    ]
+    bodies = [body for _, body in iter_chunks(path, scan)]
+    assert [len(b) - len(b"A,B\n") for b in bodies] == [30, 30, 50, 30, 10]
+    assert b"".join(b.removeprefix(b"A,B\n") for b in bodies) == path.read_bytes().removeprefix(b"A,B\n")
+    # the default cap leaves files of ordinary records to records_per_call alone
+    plain = write(tmp_path, good_file(20), "plain.csv")
+    assert [c.records for c in scan_file(plain, RESIGNATION, 7, today=TODAY).chunks] == [7, 7, 6]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    records=st.lists(st.lists(cell_text, min_size=3, max_size=3), min_size=0, max_size=30),
+    per_call=st.integers(min_value=1, max_value=9),
+    chunk_bytes=st.integers(min_value=1, max_value=120),
+    block_size=st.integers(min_value=1, max_value=64),
+    bom=st.booleans(),
+)
+def test_byte_capped_plans_are_greedy_exact_and_resumable(tmp_path: Path, records, per_call, chunk_bytes,
+                                                          block_size, bom) -> None:
+    records = [[c.replace("\r", "") for c in r] for r in records]
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([["A", "B", "C"], *records])
+    path = write(tmp_path, ("\ufeff" if bom else "") + buf.getvalue(), "b.csv")
+    sizes = []  # each record's bytes in the file
+    for record in records:
+        one = io.StringIO()
+        csv.writer(one, lineterminator="\n").writerow(record)
+        sizes.append(len(one.getvalue().encode()))
+    scan = scan_file(path, None, per_call, block_size=block_size, chunk_bytes=chunk_bytes)
+    assert scan.ok and scan.records == len(records)
+    sent: list[list[str]] = []
+    for chunk, body in iter_chunks(path, scan):
+        size = len(body) - len(scan.header_bytes)
+        assert size == sum(sizes[chunk.first_record:chunk.first_record + chunk.records])
+        assert chunk.records <= per_call and (size <= chunk_bytes or chunk.records == 1)
+        after = chunk.first_record + chunk.records
+        if after < len(records) and chunk.records < per_call:  # cut early only when the next record does not fit
+            assert size + sizes[after] > chunk_bytes
+        sent += rows_of(body)[1:]
+    assert sent == records
+    again = scan_file(path, None, per_call, block_size=block_size, chunk_bytes=chunk_bytes)
+    assert again.chunks == scan.chunks  # deterministic: a checkpoint's record count means the same cut
+    for k, chunk in enumerate(scan.chunks):  # a resumed scan plans the same cuts after the resume point
+        resumed = scan_file(path, None, per_call, skip_records=chunk.first_record, block_size=block_size,
+                            chunk_bytes=chunk_bytes)
+        assert [(c.first_record, c.records, c.line_count) for c in resumed.chunks] == \
+            [(c.first_record, c.records, c.line_count) for c in scan.chunks[k:]]
+
+
 def test_a_file_without_line_breaks_is_refused_without_holding_it(tmp_path: Path, monkeypatch) -> None:
     import uploader.check.csvscan as csvscan
 

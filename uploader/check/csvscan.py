@@ -3,8 +3,9 @@
 `scan_file` reads the file once, in binary blocks (memory stays flat whatever the file size), and
 returns a `ScanResult`: problems (file, line, column, rule — never a cell value), warnings, the
 SHA-256 of the content and the chunk plan. `iter_chunks` then yields each chunk's body (the header
-row followed by at most `records_per_call` whole records), cutting the file at record boundaries
-the scan found, so a quoted field holding commas, quotes or line breaks is never split.
+row followed by at most `records_per_call` whole records and at most MAX_CHUNK_BYTES of them), cutting the
+file at record boundaries the scan found, so a quoted field holding commas, quotes or line breaks is never
+split.
 
 Physical lines end at "\\n" ("\\r\\n" included). Blocks without a quote character take a fast path
 (split on commas, check whole columns at once); blocks with quotes go through `csv.reader`; any
@@ -19,9 +20,11 @@ import datetime as dt
 import hashlib
 import io
 import os
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from itertools import islice, repeat
+from itertools import accumulate, islice, repeat
+from operator import add
 from pathlib import Path
 from typing import AnyStr, BinaryIO
 
@@ -52,6 +55,12 @@ MAX_LINE_BYTES = 1 << 20
 #: names took ~800 MB). Real HR exports have tens to a few hundred columns with short names.
 MAX_HEADER_BYTES = 1 << 20
 MAX_COLUMNS = 10_000
+#: A chunk holds at most this many bytes of records (besides the header row and `records_per_call`); a record
+#: larger than this goes alone. The chunk is held in memory while it is sent, once as read and once in its
+#: multipart body: 8 MiB keeps a send at ~70 MB peak RSS whatever the records hold (docs/performance.md), where
+#: 5,000 records of ~1 MiB made a 5 GB chunk. A real HR record is a few hundred bytes, so the default 5,000 per
+#: call (~1 MiB) is never cut by it.
+MAX_CHUNK_BYTES = 8 << 20
 SHOWN_PROBLEMS = 20
 #: Quarantine keeps every invalid row's span and problems in memory: above this many rows the file is refused whole.
 MAX_SET_ASIDE = 100_000
@@ -141,7 +150,8 @@ class ScanResult:
         if not self.ok or self.skip_records:
             return None
         lines = self.skip_lines
-        for i, chunk in enumerate(self.chunks + [Chunk(len(self.chunks), self.records, 0, 0)]):
+        for i, chunk in enumerate(self.chunks + [Chunk(len(self.chunks), self.records, 0, 0)]):  # same cuts when
+            # scanned again from `skip` (the byte cap counts from each cut), so a resume plan is this plan's tail
             if chunk.first_record == skip:
                 rest = [replace(c, index=j) for j, c in enumerate(self.chunks[i:])]
                 return replace(self, skip_records=skip, skip_lines=lines, chunks=rest)
@@ -173,7 +183,7 @@ class _Scanner:
     """Consumes the file's text block by block; keeps counts, problems and the chunk plan."""
 
     def __init__(self, result: ScanResult, mapping: ConnectorMapping | None, per_call: int, today: dt.date,
-                 collect_rows: bool = False) -> None:
+                 collect_rows: bool = False, chunk_bytes: int = MAX_CHUNK_BYTES) -> None:
         self.result = result
         self.collect_rows = collect_rows
         self.date_columns: list[tuple[int, str, Field]] = []  # (index, column, field) of every mapped date column
@@ -195,9 +205,21 @@ class _Scanner:
         self.first_late_line = 0
         self.late_count: int = 0
         self.late_first: int | None = None  # this block's implausible lastWorkingDate records
-        # chunk planning: the line reached at each record count where a cut falls
+        # chunk planning: the line reached at each record count where a cut falls. A chunk ends after per_call
+        # records, or before the record that would take its bytes over chunk_bytes (a larger record goes alone).
+        self.chunk_bytes = max(1, chunk_bytes)
         self.next_cut = result.skip_records if result.skip_records > 0 else per_call
         self.cuts: list[tuple[int, int]] = []
+        self.chunk_first = 0  # record count where the chunk being planned starts
+        self.chunk_line = 0  # the line after which it starts (the header row's last line, or the last cut)
+        self.chunk_start = 0  # the byte offset there; only a lower bound of it while not chunk_exact
+        self.chunk_exact = False
+        # Byte offsets are worked out only where a chunk may reach chunk_bytes (an ordinary file never does):
+        # the raw blocks that may still be asked about, as (lines before, byte offset, bytes), and their line ends.
+        self.raw: list[tuple[int, int, bytes]] = []
+        self.raw_ends: dict[int, list[int]] = {}
+        self.lines_noted = 0
+        self.bytes_seen = 0
 
     def problem(self, line: int, column: str | None, rule: str, span: tuple[int, int] | None = None) -> None:
         """Record a broken rule; `span` (first and last physical line) marks a problem of that one record."""
@@ -243,7 +265,7 @@ class _Scanner:
         if not any(cell.strip() for cell in header):
             self.problem(1, None, "the first line must be the header row, but it is blank")
             raise _Stop
-        self.header_lines = self.lines = reader.line_num
+        self.header_lines = self.lines = self.chunk_line = reader.line_num
         cut = _index_after_lines(block, b"\n", self.header_lines)
         self.result.header_bytes = block[:cut] if block[:cut].endswith(b"\n") else block[:cut] + b"\n"
         self.result.header = tuple(header)
@@ -268,6 +290,38 @@ class _Scanner:
         return text[_index_after_lines(text, "\n", self.header_lines):]
 
     # -- blocks -------------------------------------------------------------------------------------
+
+    def note_bytes(self, block: bytes, final: bool) -> None:
+        """Keep the next raw block (as it is in the file) for the byte cap of chunks; drop blocks no longer needed:
+        those before the chunk's start (while its offset is not known), the last record and the uncounted lines."""
+        keep = min(self.lines + 1, self.last_record_line or self.lines + 1,
+                   self.chunk_line if not self.chunk_exact else self.lines + 1)  # the first line still needed
+        while len(self.raw) > 1 and self.raw[1][0] < keep:  # the first block ends before it
+            self.raw_ends.pop(self.raw.pop(0)[1], None)
+        lines = block.count(b"\n") + (1 if final and block and not block.endswith(b"\n") else 0)
+        self.raw.append((self.lines_noted, self.bytes_seen, block))
+        self.lines_noted += lines
+        self.bytes_seen += len(block)
+
+    def _raw_of(self, line: int) -> tuple[int, int, bytes]:
+        """The raw block holding physical line `line` (one of the blocks kept)."""
+        for i in range(len(self.raw) - 1, -1, -1):
+            if self.raw[i][0] < line:
+                return self.raw[i]
+        raise AssertionError("a line no longer kept")
+
+    def _line_end(self, line: int) -> int:
+        """Byte offset just after physical line `line` (in the file without its BOM)."""
+        first, offset, data = self._raw_of(line)
+        ends = self.raw_ends.get(offset)
+        if ends is None:  # where each line of that block ends: worked out once per block, only when asked
+            parts = data.split(b"\n")
+            tail = parts.pop()
+            ends = list(map(add, accumulate(map(len, parts)), range(offset + 1, offset + 1 + len(parts))))
+            if tail:
+                ends.append(offset + len(data))
+            self.raw_ends[offset] = ends
+        return ends[line - first - 1]
 
     def feed(self, text: str, final: bool) -> None:
         """Check one block of text that ends at a line break (or at the end of the file)."""
@@ -498,13 +552,41 @@ class _Scanner:
         """Count a block's records (block-relative end lines) and note the line at each chunk cut."""
         start, records = self.lines, self.records
         n = len(record_ends)
-        while self.next_cut <= records + n:
-            self.cuts.append((self.next_cut, start + record_ends[self.next_cut - records - 1]))
-            self.next_cut += self.per_call
         if n:
+            self._plan_cuts(record_ends, start, records)
             self.last_record_line = start + record_ends[-1]
         self.records = records + n
         self.lines = start + block_lines
+
+    def _plan_cuts(self, record_ends: Sequence[int], start: int, records: int) -> None:
+        """The cuts among a block's records: by count (per_call, or the resume point first), and before the first
+        record that takes the chunk over chunk_bytes. Only the records of the file decide, so the plan is the same
+        on every run, and a plan scanned from a cut on (resume) has the same cuts after it."""
+        n = len(record_ends)
+        resuming = self.chunk_first < self.result.skip_records  # records before the resume point are not sent
+        while True:
+            cut = self.next_cut
+            # everything read so far is within the cap: no record of this block can take the chunk over it
+            if not resuming and self.bytes_seen - self.chunk_start > self.chunk_bytes:
+                if not self.chunk_exact:
+                    self.chunk_start, self.chunk_exact = self._line_end(self.chunk_line), True
+                limit = self.chunk_start + self.chunk_bytes
+                fit = bisect_right(record_ends, limit, key=lambda end: self._line_end(start + end))
+                if fit < n:  # record `fit` does not fit: the chunk ends before it (or with it, when it is alone)
+                    cut = min(cut, max(records + fit, self.chunk_first + 1))
+            if cut > records + n:
+                return
+            # a cut at `records` falls after the previous block's last record
+            line = self.last_record_line if cut == records else start + record_ends[cut - records - 1]
+            self.cuts.append((cut, line))
+            resuming = False
+            self.chunk_first, self.chunk_line = cut, line
+            offset = self._raw_of(line)[1]
+            if offset in self.raw_ends:
+                self.chunk_start, self.chunk_exact = self._line_end(line), True
+            else:  # the start of its block is a lower bound: the exact offset is worked out only if needed
+                self.chunk_start, self.chunk_exact = offset, False
+            self.next_cut = cut + self.per_call
 
     def finish(self) -> None:
         """Close the plan: trailing blank lines are left out, the last partial chunk is added."""
@@ -629,12 +711,15 @@ def scan_file(
     today: dt.date | None = None,
     block_size: int = BLOCK_SIZE,
     collect_rows: bool = False,
+    chunk_bytes: int = MAX_CHUNK_BYTES,
 ) -> ScanResult:
-    """One streaming pass: structure, rules (when a mapping is given), SHA-256 and the chunk plan."""
+    """One streaming pass: structure, rules (when a mapping is given), SHA-256 and the chunk plan (chunks of at most
+    `records_per_call` records and `chunk_bytes` bytes of them; a larger record goes alone)."""
     p = Path(path)
     st = p.stat()
     result = ScanResult(p, display_name or str(path), st.st_size, st.st_mtime_ns, skip_records=max(0, skip_records))
-    scanner = _Scanner(result, mapping, records_per_call, today or dt.date.today(), collect_rows=collect_rows)
+    scanner = _Scanner(result, mapping, records_per_call, today or dt.date.today(), collect_rows=collect_rows,
+                       chunk_bytes=chunk_bytes)
     hasher = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     first = True
@@ -647,6 +732,7 @@ def scan_file(
                     if final and not block.strip():
                         scanner.problem(1, None, "the file is empty (expected a header row and records)")
                         raise _Stop
+                scanner.note_bytes(block, final)
                 text = _decode(decoder, block, final, scanner)
                 if first:
                     first = False
@@ -703,16 +789,19 @@ def iter_chunks(path: Path | str, scan: ScanResult) -> Iterator[tuple[Chunk, byt
         for line in islice(lines, scan.skip_lines):
             hasher.update(line)
         last = len(scan.chunks) - 1
+        header = len(scan.header_bytes)
         for i, chunk in enumerate(scan.chunks):
-            records = b"".join(islice(lines, chunk.line_count))
-            hasher.update(records)
+            # one copy of the chunk is held while it is sent (the lines joined are freed at once)
+            body = b"".join([scan.header_bytes, *islice(lines, chunk.line_count)])
+            hasher.update(memoryview(body)[header:])
             if i == last:
                 while rest := f.read(BLOCK_SIZE):
                     hasher.update(rest)
                 if hasher.hexdigest() != scan.sha256:
                     raise ChangedWhileSending(f"{scan.display_name}: the file changed after it was validated")
             check()
-            yield chunk, scan.header_bytes + records
+            yield chunk, body
+            del body
 
 
 def split_rows(path: Path | str, scan: ScanResult, valid: BinaryIO, rejected: BinaryIO) -> int:
