@@ -12,11 +12,12 @@ from collections.abc import Callable
 import pytest
 import requests
 from requests.adapters import BaseAdapter
+from urllib3.filepost import encode_multipart_formdata
 from urllib3.response import HTTPResponse
 
 from uploader.clouds import get_cloud
 from uploader.errors import UploadError
-from uploader.send.ingestion import MISMATCH_HINT, IngestionClient, RetryNotice
+from uploader.send.ingestion import MISMATCH_HINT, IngestionClient, MultipartBody, RetryNotice
 
 Step = Callable[[requests.PreparedRequest], requests.Response]
 CLOUD = get_cloud("commercial").with_overrides(ingestion_url="https://ingest.invalid")
@@ -87,10 +88,22 @@ def test_accepted_chunk_is_one_multipart_post_with_job_and_bearer() -> None:
     assert req.url == "https://ingest.invalid/api/signals?jobid=job-1"
     assert req.headers["Authorization"] == "Bearer opaque-test-token"
     assert req.headers["Content-Type"].startswith("multipart/form-data; boundary=")
-    body = req.body
+    body = b"".join(req.body)  # sent in pieces, with a Content-Length (not chunked)
+    assert req.headers["Content-Length"] == str(len(body)) and "Transfer-Encoding" not in req.headers
     assert b'name="file"; filename="x.csv"' in body and b"Content-Type: text/csv" in body
     assert b"A,B\r\n1,2\r\n" in body
     assert clock.slept == []
+
+
+@pytest.mark.parametrize("name", ["data.csv", "Änderungen 2026.csv"])
+def test_the_multipart_body_is_what_requests_files_would_send_without_copying_the_chunk(name: str) -> None:
+    """Issue 18 (memory): the chunk goes out as it is, between the part's headers and the closing line."""
+    chunk = b"A,B\r\n" + b"x,y\r\n" * 1000
+    body = MultipartBody(name, chunk, boundary="b0undary")
+    expected, content_type = encode_multipart_formdata({"file": (name, chunk, "text/csv")}, boundary="b0undary")
+    assert b"".join(body) == expected and len(body) == len(expected) and body.content_type == content_type
+    assert any(piece is chunk for piece in body)  # the same object, not a copy
+    assert b"".join(body) == b"".join(body)  # each attempt iterates afresh
 
 
 def test_retry_after_is_honoured_then_success() -> None:

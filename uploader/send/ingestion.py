@@ -17,12 +17,14 @@ import math
 import random
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Protocol
 
 import requests
+from urllib3.fields import RequestField
+from urllib3.filepost import choose_boundary
 
 from uploader.clouds import Cloud
 from uploader.errors import TLS_TRUST_HINT, UploadError, is_tls_trust_failure
@@ -144,6 +146,25 @@ def service_message(response: requests.Response) -> str:
     return f"{detail}; the service's own text is not shown (it may repeat the data sent)"
 
 
+class MultipartBody:
+    """One chunk's multipart/form-data body (one part `file`, text/csv), byte for byte what requests' `files=` makes
+    (urllib3's encode_multipart_formdata), but sent as three pieces: the part's headers, the chunk, the closing
+    line. The chunk is never copied into a second buffer, so a chunk in flight is held in memory once."""
+
+    def __init__(self, name: str, data: bytes, boundary: str | None = None) -> None:
+        boundary = boundary or choose_boundary()
+        part = RequestField.from_tuples("file", (name, b"", "text/csv"))
+        self.content_type = f"multipart/form-data; boundary={boundary}"
+        self._pieces = (f"--{boundary}\r\n".encode("latin-1") + part.render_headers().encode("utf-8"), data,
+                        f"\r\n--{boundary}--\r\n".encode("latin-1"))
+
+    def __len__(self) -> int:  # requests sends Content-Length (not chunked) when it knows the length
+        return sum(map(len, self._pieces))
+
+    def __iter__(self) -> Iterator[bytes]:  # a fresh iterator for each attempt
+        return iter(self._pieces)
+
+
 class IngestionClient:
     """Sends chunks to one cloud's ingestion API over one keep-alive session."""
 
@@ -213,12 +234,13 @@ class IngestionClient:
     def _attempt(self, job_id: str, body: bytes, name: str, token: str,
                  remaining: float) -> tuple[str | None, float | None]:
         """One POST: (None, None) when accepted, (reason, retry_after) when transient; raises when permanent."""
+        multipart = MultipartBody(name, body)
         try:
             response = self.session.post(
                 self.url,
                 params={"jobid": job_id},
-                files={"file": (name, body, "text/csv")},
-                headers={"Authorization": f"Bearer {token}"},
+                data=multipart,
+                headers={"Authorization": f"Bearer {token}", "Content-Type": multipart.content_type},
                 timeout=(min(self.connect_timeout, remaining), min(self.read_timeout, remaining)),
                 allow_redirects=False,  # a redirect would re-send the CSV and the token elsewhere
             )

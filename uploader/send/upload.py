@@ -176,6 +176,7 @@ def upload_file(
                             completed=done, source=source))
             reporter.chunk_sent(name, chunk=number, chunks=total_chunks, records=chunk.records,
                                 records_acked=acked, records_total=scan.records, retries=retries)
+            del body  # before the next chunk is read: one chunk in memory at a time (docs/performance.md)
     except (UploadError, SignInError, ChangedWhileSending, CheckpointWriteError) as exc:
         fatal = isinstance(exc, SignInError | CheckpointWriteError) or getattr(exc, "permanent", False)
         if isinstance(exc, ChangedWhileSending):
