@@ -1,15 +1,21 @@
 """Issue 18, break 5: `validate` keeps its memory under 100 MB whatever one data line holds. A record over the
 documented limit (1 MiB per line) is refused naming its line; lines just under it are parsed within bounds.
+Sending stays under it too: chunks are capped by bytes as well as records (MAX_CHUNK_BYTES).
 The peak is the uploader process's own VmHWM (see test_hostile_csv.measured)."""
 
 from __future__ import annotations
 
+import collections
+import csv
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from test_hostile_csv import HEADER, mapping_file, measured
+from test_hostile_csv import _PEAK, HEADER, mapping_file, measured
 
-from uploader.check.csvscan import MAX_LINE_BYTES
+from uploader.check.csvscan import MAX_CHUNK_BYTES, MAX_LINE_BYTES
 
 pytestmark = pytest.mark.e2e
 
@@ -48,3 +54,56 @@ def test_lines_just_under_the_limit_stay_within_the_promise(tmp_path: Path, cell
     assert code == 3, out[-800:]
     assert f"{data}:2:" in out and "cells; the header has 3" in out, out[-800:]
     assert peak_mib < PROMISE_MIB, f"peak memory {peak_mib} MiB"
+
+
+# -- sending: chunks capped by bytes -----------------------------------------------------------------------
+
+BIG_COLUMNS = 8  # unmapped columns that make each record ~900 KiB (each cell under csv's 128 KiB field limit)
+BIG_CELL = 900 * 1024 // BIG_COLUMNS
+
+
+def _big_record(i: int) -> str:
+    filler = ",".join(f"zq{i:04d}{c}".ljust(BIG_CELL, "abcdefgh"[c]) for c in range(BIG_COLUMNS))
+    return f"okzq{i:04d}@contoso.com,2026-11-01T10:00,2026-12-15T17:00,{filler}\n"
+
+
+def test_records_of_900_kib_are_sent_within_the_promise_each_exactly_once(tmp_path: Path, sandbox,  # noqa: ANN001
+                                                                          new_app) -> None:  # noqa: ANN001
+    """150 valid records of ~900 KiB (132 MB; before the cap, one 5,000-record chunk held all of it, several
+    times over) go through the real `upload` in chunks of at most 8 MiB, under 100 MB peak."""
+    app = new_app()
+    count = 150
+    data = tmp_path / "big.csv"
+    with data.open("w") as out:
+        out.write(HEADER.rstrip("\n") + "".join(f",Extra{c}" for c in range(BIG_COLUMNS)) + "\n")
+        for i in range(count):
+            out.write(_big_record(i))
+    peak = tmp_path / "peak.txt"
+    args = [sys.executable, "-c", _PEAK, "upload", str(data), *app.flags, "--mapping",
+            str(mapping_file(tmp_path, app.job_id)), "--state-dir", str(tmp_path / "state"), "--log-format", "json"]
+    per_chunk = MAX_CHUNK_BYTES // len(_big_record(0))
+    plan = subprocess.run([*args, "--dry-run"], env=dict(sandbox.env, PEAK_FILE=str(peak)), capture_output=True,
+                          text=True, timeout=300, stdin=subprocess.DEVNULL)
+    planned = next(e for e in map(json.loads, plan.stdout.splitlines()) if e["event"] == "file_planned")
+    assert planned["chunks"] == -(-count // per_chunk), plan.stderr[-2000:]  # the dry run shows the same plan
+    done = subprocess.run(args, env=dict(sandbox.env, PEAK_FILE=str(peak)), capture_output=True, text=True,
+                          timeout=300, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "zq" not in (done.stdout + done.stderr).replace(str(tmp_path), "")  # no cell value printed
+    peak_mib = int(peak.read_text()) // 1024
+    assert peak_mib < PROMISE_MIB, f"peak memory {peak_mib} MiB"
+    started = next(e for e in map(json.loads, done.stdout.splitlines()) if e["event"] == "file_started")
+    assert started["chunks"] == -(-count // per_chunk)  # 9 records (~8 MiB) per call, not 5,000
+    got: collections.Counter[str] = collections.Counter()
+    paths = sandbox.received_paths(app.job_id)
+    assert len(paths) == started["chunks"]
+    csv.field_size_limit(1 << 20)
+    for path in paths:  # one chunk at a time: every record whole, as in the file
+        assert path.stat().st_size <= MAX_CHUNK_BYTES + 4096
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        for row in rows[1:]:
+            i = int(row[0][4:8])
+            assert ",".join(row) + "\n" == _big_record(i), "a record arrived changed"
+            got[row[0]] += 1
+    assert got == {f"okzq{i:04d}@contoso.com": 1 for i in range(count)}  # every record exactly once
