@@ -6,7 +6,6 @@ The peak is the uploader process's own VmHWM (see test_hostile_csv.measured)."""
 from __future__ import annotations
 
 import collections
-import csv
 import json
 import subprocess
 import sys
@@ -97,13 +96,56 @@ def test_records_of_900_kib_are_sent_within_the_promise_each_exactly_once(tmp_pa
     got: collections.Counter[str] = collections.Counter()
     paths = sandbox.received_paths(app.job_id)
     assert len(paths) == started["chunks"]
-    csv.field_size_limit(1 << 20)
-    for path in paths:  # one chunk at a time: every record whole, as in the file
+    for path in paths:  # one chunk at a time: every record whole, as in the file (no quotes: one line each)
         assert path.stat().st_size <= MAX_CHUNK_BYTES + 4096
-        with path.open(newline="") as f:
-            rows = list(csv.reader(f))
-        for row in rows[1:]:
-            i = int(row[0][4:8])
-            assert ",".join(row) + "\n" == _big_record(i), "a record arrived changed"
-            got[row[0]] += 1
+        for line in path.read_text().splitlines(keepends=True)[1:]:
+            upn = line.split(",", 1)[0]
+            assert line == _big_record(int(upn[4:8])), "a record arrived changed"
+            got[upn] += 1
     assert got == {f"okzq{i:04d}@contoso.com": 1 for i in range(count)}  # every record exactly once
+
+
+def test_a_run_refused_mid_file_resumes_exactly_when_chunks_are_cut_by_bytes(tmp_path: Path, sandbox,  # noqa: ANN001
+                                                                              new_app, run_uploader) -> None:  # noqa: ANN001
+    """Chunks of varying record counts (cut by bytes and by count): a run refused at its third chunk resumes
+    after the acknowledged record count, with the same settings and with another --records-per-call."""
+    app = new_app()
+    data = tmp_path / "mixed.csv"
+    sizes = ([900] * 10 + [0] * 10) * 3  # KiB of filler per record
+    lines = [f"okzq{i:04d}@contoso.com,2026-11-01T10:00,2026-12-15T17:00,{'zq' * (kib * 512)}\n"
+             for i, kib in enumerate(sizes)]
+    data.write_text(HEADER.rstrip("\n") + ",Extra\n" + "".join(lines))
+    expected = [0]  # record counts where chunks start: 20 per call, or fewer when 8 MiB is reached first
+    size = 0
+    for i, line in enumerate(lines):
+        if i > expected[-1] and (i - expected[-1] == 20 or size + len(line) > MAX_CHUNK_BYTES):
+            expected.append(i)
+            size = 0
+        size += len(line)
+    state = tmp_path / "state"
+    base = ["upload", str(data), *app.flags, "--mapping", str(mapping_file(tmp_path, app.job_id)),
+            "--state-dir", str(state), "--log-format", "json"]
+    plan = run_uploader(*base, "--records-per-call", "20", "--dry-run")
+    chunks = [e for e in map(json.loads, plan.stdout.splitlines()) if e["event"] == "file_planned"][0]["chunks"]
+    assert chunks == len(expected), plan.stdout[-2000:]
+    assert len({b - a for a, b in zip(expected, expected[1:], strict=False)}) > 1  # chunks of varying record counts
+    sandbox.faults([{"kind": "slow", "seconds": 0, "job_id": app.job_id}] * 2 +
+                   [{"kind": "status", "status": 400, "job_id": app.job_id}])  # chunk 3 is refused for good
+    first = run_uploader(*base, "--records-per-call", "20")
+    assert first.returncode == 1 and "HTTP 400" in first.stdout + first.stderr, first.stderr[-2000:]
+    acked = max(e["records_acked"] for e in map(json.loads, first.stdout.splitlines()) if e["event"] == "chunk_sent")
+    assert acked == expected[2]  # two chunks, the first cut by bytes after 9 records
+    for per_call in ("20", "7"):  # the same plan (resumed from a cut), then another one from the acknowledged count
+        sandbox.faults([{"kind": "status", "status": 400, "job_id": app.job_id}] if per_call == "20" else [])
+        again = run_uploader(*base, "--records-per-call", per_call)
+        started = next(e for e in map(json.loads, again.stdout.splitlines()) if e["event"] == "file_started")
+        assert started["skip_records"] == acked
+        if per_call == "20":
+            assert started["chunks"] == len(expected) - 2  # the tail of the same plan
+            assert again.returncode == 1  # refused again at once: nothing more acknowledged
+            continue
+        assert again.returncode == 0, again.stderr[-2000:]
+    got = []
+    for path in sandbox.received_paths(app.job_id):  # no quotes in this file: one record per line
+        got += [line.split(b",", 1)[0].decode() for line in path.read_bytes().splitlines()[1:]]
+    assert got == [f"okzq{i:04d}@contoso.com" for i in range(len(sizes))]  # every record once, in order
