@@ -56,10 +56,10 @@ MAX_LINE_BYTES = 1 << 20
 MAX_HEADER_BYTES = 1 << 20
 MAX_COLUMNS = 10_000
 #: A chunk holds at most this many bytes of records (besides the header row and `records_per_call`); a record
-#: larger than this goes alone. The chunk is held in memory while it is sent, once as read and once in its
-#: multipart body: 8 MiB keeps a send at ~70 MB peak RSS whatever the records hold (docs/performance.md), where
-#: 5,000 records of ~1 MiB made a 5 GB chunk. A real HR record is a few hundred bytes, so the default 5,000 per
-#: call (~1 MiB) is never cut by it.
+#: larger than this goes alone. The chunk is held in memory while it is sent (once: send/ingestion.py does not
+#: copy it into the multipart body): 8 MiB kept `upload` of ~900 KiB records at 61 MB peak RSS (docs/performance.md),
+#: where 5,000 records of ~1 MiB made one 5 GB chunk. HR records are a few hundred bytes, so the default 5,000 per
+#: call (~1-2 MiB) is never cut by it.
 MAX_CHUNK_BYTES = 8 << 20
 SHOWN_PROBLEMS = 20
 #: Quarantine keeps every invalid row's span and problems in memory: above this many rows the file is refused whole.
@@ -150,8 +150,8 @@ class ScanResult:
         if not self.ok or self.skip_records:
             return None
         lines = self.skip_lines
-        for i, chunk in enumerate(self.chunks + [Chunk(len(self.chunks), self.records, 0, 0)]):  # same cuts when
-            # scanned again from `skip` (the byte cap counts from each cut), so a resume plan is this plan's tail
+        # A scan from `skip` plans the same cuts after it (the byte cap counts from each cut): this plan's tail.
+        for i, chunk in enumerate(self.chunks + [Chunk(len(self.chunks), self.records, 0, 0)]):
             if chunk.first_record == skip:
                 rest = [replace(c, index=j) for j, c in enumerate(self.chunks[i:])]
                 return replace(self, skip_records=skip, skip_lines=lines, chunks=rest)
