@@ -17,6 +17,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
 
+from uploader.model.safetext import safe_text
+
 
 class Outcome(Protocol):
     """What the reporter reads from uploader.send.upload.FileOutcome (or job mode's equivalent)."""
@@ -30,23 +32,10 @@ class Outcome(Protocol):
 
 
 def safe_name(name: object, limit: int = 300) -> str:
-    """A name from outside (a path, a blob name) fit for one output line and any encoding.
-
-    Backslashes are doubled and every character that is not printable (control characters, line breaks,
-    undecodable bytes that Python keeps as lone surrogates) is written as a `\\xNN` / `\\uNNNN` escape,
-    so a hostile name can neither forge a log line nor crash the output; cut to `limit` characters.
-    """
-    text = str(name)
-    out = []
-    for ch in text[:limit]:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch.isprintable():
-            out.append(ch)
-        else:
-            code = ord(ch)
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
-    return "".join(out) + ("..." if len(text) > limit else "")
+    """A name or text from outside (a path, a blob name, a service's words) fit for one output line: the one
+    escaper, uploader.model.safetext.safe_text (secrets withheld, control and invisible characters escaped,
+    backslashes doubled, cut to `limit` characters)."""
+    return safe_text(name, limit)
 
 
 def _n(value: int) -> str:
