@@ -17,13 +17,12 @@ file is read: the job's image has no PyYAML, and every uploader module must stil
 from __future__ import annotations
 
 import functools
-import os
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from uploader.model.mapping import MappingError
+from uploader.model.safetext import safe_text
 
 if TYPE_CHECKING:
     import yaml
@@ -50,8 +49,8 @@ def _no_alias_loader() -> type[yaml.SafeLoader]:
             line = event.start_mark.line + 1 if event.start_mark is not None else 0
             if isinstance(event, yaml.AliasEvent):
                 raise _Refused(line,
-                               f"YAML alias *{event.anchor} is not allowed in stack files (aliases can expand a "
-                               "small file into gigabytes): write the value out")
+                               f"YAML alias *{safe_text(event.anchor, 60)} is not allowed in stack files (aliases can "
+                               "expand a small file into gigabytes): write the value out")
             if self._depth >= MAX_DEPTH:
                 raise _Refused(line,
                                f"nested more than {MAX_DEPTH} levels deep (a stack file needs fewer than 10)")
@@ -81,23 +80,18 @@ class _Refused(Exception):
 
 
 def _read_bounded(path: Path) -> str:
-    """The file's text: a regular file of at most MAX_BYTES (a FIFO or device is refused before any read)."""
+    """The file's text, through the one bounded reader (model/boundedio): a regular file of at most MAX_BYTES (a
+    FIFO or device is refused before any read)."""
+    from uploader.model.boundedio import FileReadError, read_file
+
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    except FileNotFoundError:
-        raise MappingError(str(path), "stack file not found") from None
-    except OSError as exc:
-        raise MappingError(str(path), f"cannot be read ({type(exc).__name__})") from None
-    with os.fdopen(fd, "rb") as handle:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise MappingError(str(path), "is not a regular file")
-        data = handle.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise MappingError(str(path), f"is larger than {MAX_BYTES // 1024} KiB (a stack file is a few KiB)")
+        data = read_file(path, limit=MAX_BYTES)
+    except FileReadError as exc:
+        raise MappingError(exc.where or "the value", "stack file not found" if exc.missing else exc.reason) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise MappingError(str(path), "cannot be read (not UTF-8)") from None
+        raise MappingError(safe_text(path), "cannot be read (not UTF-8)") from None
 
 
 def _step(path: str, key: str) -> str:
@@ -136,19 +130,19 @@ def read_yaml(path: Path) -> tuple[Any, list[MappingError]]:
     try:
         node = loader.get_single_node()
         problems = [
-            MappingError(key, f"is given twice in {path.name} (lines {first} and {again}); YAML keeps only the "
-                             "last one, so the other is silently ignored: keep one")
+            MappingError(safe_text(key), f"is given twice in {safe_text(path.name)} (lines {first} and {again}); "
+                             "YAML keeps only the last one, so the other is silently ignored: keep one")
             for key, first, again in _duplicates(node)
         ] if node is not None else []
         data = loader.construct_document(node) if node is not None else None
     except _Refused as exc:
-        raise MappingError(f"{path}:{exc.line}", exc.rule) from None
+        raise MappingError(f"{safe_text(path)}:{exc.line}", exc.rule) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        where = f"{safe_text(path)}:{mark.line + 1}" if mark is not None else safe_text(path)
         raise MappingError(where, f"not valid YAML ({getattr(exc, 'problem', None) or type(exc).__name__})") from None
     except (RecursionError, ValueError, OverflowError, MemoryError) as exc:  # a bound this reader does not know yet
-        raise MappingError(str(path), f"cannot be read as a stack file ({type(exc).__name__})") from None
+        raise MappingError(safe_text(path), f"cannot be read as a stack file ({type(exc).__name__})") from None
     finally:
         loader.dispose()
     return data, problems

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uploader.errors import EXIT_OK, UsageError
+from uploader.model.safetext import safe_text
 
 if TYPE_CHECKING:  # cryptography is imported when a cert command runs, not when the parser is built
     from cryptography import x509
@@ -78,17 +79,17 @@ def _out_dir(out: Path) -> Path:
         return out
     if os.path.lexists(out):
         kind = "a file" if out.is_file() else "a broken link" if out.is_symlink() else "a special file"
-        raise UsageError(f"--out-dir {out}: exists and is {kind}, not a folder (give a folder, or a new name "
-                         "to create one)")
+        raise UsageError(f"--out-dir {safe_text(out)}: exists and is {kind}, not a folder (give a folder, or a new "
+                         "name to create one)")
     try:
         out.mkdir(mode=0o700, parents=True)
     except FileExistsError:  # created meanwhile by someone else: use it if it is a folder
         if not out.is_dir():
-            raise UsageError(f"--out-dir {out}: exists and is not a folder") from None
+            raise UsageError(f"--out-dir {safe_text(out)}: exists and is not a folder") from None
     except NotADirectoryError:
-        raise UsageError(f"--out-dir {out}: a part of the path is a file, not a folder") from None
+        raise UsageError(f"--out-dir {safe_text(out)}: a part of the path is a file, not a folder") from None
     except OSError as exc:
-        raise UsageError(f"--out-dir {out}: cannot create the folder ({type(exc).__name__}"
+        raise UsageError(f"--out-dir {safe_text(out)}: cannot create the folder ({type(exc).__name__}"
                          f"{': ' + exc.strerror if exc.strerror else ''})") from None
     os.chmod(out, 0o700)  # mkdir's mode is narrowed by the umask only; be explicit
     return out
@@ -107,23 +108,24 @@ def new(args: argparse.Namespace) -> int:
     pem_path, cer_path = out / f"{stem}.pem", out / f"{stem}.cer"
     for path in (pem_path, cer_path):
         if os.path.lexists(path):
-            raise UsageError(f"{path}: already exists (never overwritten; choose --name or --out-dir)")
+            raise UsageError(f"{safe_text(path)}: already exists (never overwritten; choose --name or --out-dir)")
     common_name = str(subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)[0].value)
     bundle = generate_certificate(common_name, validity_days=args.days, key_size=args.key_size, subject=subject)
     try:
         _write_new(pem_path, bundle.pem.encode(), 0o600)
         _write_new(cer_path, bundle.certificate_pem.encode(), 0o644)
     except FileExistsError as exc:
-        raise UsageError(f"{exc.filename}: already exists (never overwritten)") from None
+        raise UsageError(f"{safe_text(exc.filename)}: already exists (never overwritten)") from None
     except OSError as exc:
-        raise UsageError(f"--out-dir {out}: cannot write ({type(exc).__name__})") from None
-    print(f"private key + certificate: {pem_path} (mode 0600; keep it secret: --certificate {pem_path})")
-    print(f"public certificate:        {cer_path}")
-    print(f"subject:                   {subject.rfc4514_string()}")
+        raise UsageError(f"--out-dir {safe_text(out)}: cannot write ({type(exc).__name__})") from None
+    pem_shown, cer_shown = safe_text(pem_path), safe_text(cer_path)
+    print(f"private key + certificate: {pem_shown} (mode 0600; keep it secret: --certificate {pem_shown})")
+    print(f"public certificate:        {cer_shown}")
+    print(f"subject:                   {_name(subject)}")
     print(f"thumbprint (SHA-1):        {bundle.thumbprint_sha1}")
     print(f"thumbprint (SHA-256):      {bundle.thumbprint_sha256}")
     print(f"valid until:               {bundle.not_after.strftime('%Y-%m-%d %H:%M UTC')}")
-    print("next: " + UPLOAD_HINT.format(cer=cer_path, tp=bundle.thumbprint_sha1))
+    print("next: " + UPLOAD_HINT.format(cer=cer_shown, tp=bundle.thumbprint_sha1))
     return EXIT_OK
 
 
@@ -132,19 +134,19 @@ def _load(path: Path) -> tuple[list[x509.Certificate], object | None]:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
 
+    from uploader.model.boundedio import CERTIFICATE_LIMIT, FileReadError, read_file
     from uploader.model.certs import PASSWORD_ENV, CertificateError, is_pkcs12, pem_from_pkcs12
 
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: unreadable ({type(exc).__name__})") from None
+        data = read_file(path, limit=CERTIFICATE_LIMIT)
+    except FileReadError as exc:
+        raise UsageError(str(exc)) from None
+    name = safe_text(path)
     if b"-----BEGIN" in data:
         try:
             certs = x509.load_pem_x509_certificates(data)
         except ValueError:
-            raise UsageError(f"{path}: no readable PEM certificate in it") from None
+            raise UsageError(f"{name}: no readable PEM certificate in it") from None
         key: object | None = None
         if b"PRIVATE KEY-----" in data:
             try:
@@ -158,12 +160,22 @@ def _load(path: Path) -> tuple[list[x509.Certificate], object | None]:
         pass
     if is_pkcs12(data):
         try:
-            pem = pem_from_pkcs12(data, os.environ.get(PASSWORD_ENV), source=str(path))
+            pem = pem_from_pkcs12(data, os.environ.get(PASSWORD_ENV), source=name)
         except CertificateError as exc:
             raise UsageError(str(exc)) from None
         key = serialization.load_pem_private_key(pem.encode(), password=None)
         return x509.load_pem_x509_certificates(pem.encode()), key
-    raise UsageError(f"{path}: not a certificate file (PEM, DER .cer or PKCS#12 .pfx)")
+    raise UsageError(f"{name}: not a certificate file (PEM, DER .cer or PKCS#12 .pfx)")
+
+
+def _name(name: x509.Name) -> str:
+    """A subject or issuer, escaped: a certificate's names are whatever its maker wrote (escape sequences,
+    bidi overrides, line breaks that would forge a line of this output)."""
+    try:
+        text = name.rfc4514_string()
+    except ValueError:  # an attribute cryptography cannot render
+        return "(unreadable name)"
+    return safe_text(text, 1000)
 
 
 def show(args: argparse.Namespace) -> int:
@@ -171,12 +183,13 @@ def show(args: argparse.Namespace) -> int:
 
     path = Path(args.file)
     certs, key = _load(path)
+    name = safe_text(path)
     key_numbers = getattr(getattr(key, "public_key", lambda: None)(), "public_numbers", lambda: None)()
     for i, cert in enumerate(certs, start=1):
         _, status = expiry_status(cert.not_valid_after_utc)
-        print(f"{path}: certificate {i} of {len(certs)}")
-        print(f"  subject:              {cert.subject.rfc4514_string()}")
-        print(f"  issuer:               {cert.issuer.rfc4514_string()}")
+        print(f"{name}: certificate {i} of {len(certs)}")
+        print(f"  subject:              {_name(cert.subject)}")
+        print(f"  issuer:               {_name(cert.issuer)}")
         print(f"  thumbprint (SHA-1):   {thumbprint(cert, 'sha1')}")
         print(f"  thumbprint (SHA-256): {thumbprint(cert, 'sha256')}")
         print(f"  valid:                {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
@@ -188,9 +201,9 @@ def show(args: argparse.Namespace) -> int:
             print(f"  private key:          in the file; {'belongs to' if matches else 'does NOT belong to'} "
                   "this certificate")
     if key is None:
-        print(f"{path}: no private key in the file (a public certificate: what the app registration holds)")
+        print(f"{name}: no private key in the file (a public certificate: what the app registration holds)")
     elif isinstance(key, str):
-        print(f"{path}: holds a private key that is {key} (--certificate needs an unencrypted key or a PFX)")
+        print(f"{name}: holds a private key that is {key} (--certificate needs an unencrypted key or a PFX)")
     return EXIT_OK
 
 

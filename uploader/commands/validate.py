@@ -11,14 +11,17 @@ from pathlib import Path
 from uploader.check.csvscan import scan_file
 from uploader.cli import mapping_from_args
 from uploader.errors import EXIT_INVALID, EXIT_OK, UsageError
+from uploader.model.boundedio import FileReadError, check_regular_file
 from uploader.report import safe_name
 
 
 def main(args: argparse.Namespace) -> int:
     mapping = mapping_from_args(args, required=True)
-    missing = [f for f in args.files if not Path(f).is_file()]
-    if missing:
-        raise UsageError(f"{safe_name(missing[0])}: no such file")
+    for raw in args.files:  # every FILE a readable regular file (not a FIFO or device), before any is read
+        try:
+            check_regular_file(raw)
+        except FileReadError as exc:
+            raise UsageError(str(exc)) from None
     invalid = 0
     for raw in args.files:
         name = safe_name(raw)

@@ -11,12 +11,13 @@ import datetime as dt
 import os
 import stat
 from dataclasses import dataclass
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
+from uploader.model.safetext import safe_text
 
 #: Smallest RSA key accepted: Entra refuses smaller keys at sign-in ("AADSTS700027: RSA key size 1024 is less
 #: than the minimum required 2048 bits", https://github.com/silverhack/monkey365/issues/183).
@@ -59,13 +60,6 @@ def expiry_status(not_after: dt.datetime, now: dt.datetime | None = None,
 CERTIFICATE_PEM_ENV = "UPLOADER_CERTIFICATE_PEM"
 
 
-def shown_path(value: str) -> str | None:
-    """`value` when it is safe to repeat in an error as a file path; None when it may be key material."""
-    if len(value) > 255 or "-----" in value or any(ch in value for ch in "\r\n"):
-        return None
-    return value
-
-
 def read_pem_file(value: str, label: str, pem_env: str = CERTIFICATE_PEM_ENV,
                   password: str | None = None) -> str:
     """The text of the PEM bundle file named by `value` (from `label`, a flag or variable).
@@ -75,16 +69,17 @@ def read_pem_file(value: str, label: str, pem_env: str = CERTIFICATE_PEM_ENV,
     A PKCS#12 (.pfx/.p12) file is converted to the PEM bundle in memory, opened with `password`
     (the caller reads it from UPLOADER_CERTIFICATE_PASSWORD, never from a flag).
     """
-    shown = shown_path(value)
-    if shown is None:
-        raise CertificateError(f"{label}: the value is not a file path (it looks like PEM text or is too long; "
-                               f"it is not shown); put the PEM text in {pem_env}, or give the PEM file's path")
+    from uploader.model.boundedio import CERTIFICATE_LIMIT, FileReadError, read_file
+
     try:
-        data = Path(value).read_bytes()
-    except FileNotFoundError:
-        raise CertificateError(f"{label} {shown}: file not found") from None
-    except OSError as exc:
-        raise CertificateError(f"{label} {shown}: cannot read ({type(exc).__name__})") from None
+        data = read_file(value, limit=CERTIFICATE_LIMIT, label=label)
+    except FileReadError as exc:
+        if not exc.where:  # not a path: PEM text (or worse) where a path belongs; never repeated
+            raise CertificateError(f"{label}: the value is not a file path (it looks like PEM text or is too "
+                                   f"long; it is not shown); put the PEM text in {pem_env}, or give the PEM "
+                                   "file's path") from None
+        raise CertificateError(str(exc)) from None
+    shown = safe_text(value)
     if is_pkcs12(data):
         return pem_from_pkcs12(data, password, source=f"{label} {shown}")
     try:
@@ -221,7 +216,8 @@ def pem_from_pkcs12(data: bytes, password: str | None, source: str) -> str:
     """
     from cryptography.hazmat.primitives.serialization import pkcs12
 
-    tries = [password.encode()] if password else [None, b""]
+    # The variable's bytes as given: os.environ keeps undecodable bytes as lone surrogates (surrogateescape).
+    tries = [password.encode("utf-8", "surrogateescape")] if password else [None, b""]
     loaded = None
     for secret in tries:
         try:

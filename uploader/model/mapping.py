@@ -280,18 +280,21 @@ def parse_connectors(obj: Any, where: str = "connectors") -> tuple[ConnectorMapp
 
 
 def load_mapping_file(path: str | Path) -> ConnectorMapping:
-    """Read a `--mapping` JSON file; errors name the file and the key. Its jobId may be absent or mapping
-    init's placeholder (job_id ""): checking files and planning need none."""
-    p = Path(path)
+    """Read a `--mapping` JSON file (bounded: a regular file of at most 1 MiB); errors name the file and the key.
+    Its jobId may be absent or mapping init's placeholder (job_id ""): checking files and planning need none."""
+    from uploader.model.boundedio import MAPPING_LIMIT, FileReadError, read_file
+    from uploader.model.safetext import safe_text
+
     try:
-        obj = json.loads(p.read_text(encoding="utf-8-sig"))
-    except FileNotFoundError:
-        raise MappingError(str(p), "file not found") from None
+        data = read_file(path, limit=MAPPING_LIMIT)
+    except FileReadError as exc:
+        raise MappingError(exc.where or "the value", exc.reason) from None
+    name = safe_text(path)
+    try:
+        obj = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         line = getattr(exc, "lineno", None)
-        raise MappingError(f"{p}:{line}" if line else str(p), f"not valid JSON ({type(exc).__name__})") from None
+        raise MappingError(f"{name}:{line}" if line else name, f"not valid JSON ({type(exc).__name__})") from None
     except RecursionError:
-        raise MappingError(str(p), "not a connector mapping (JSON nested too deeply)") from None
-    except OSError as exc:
-        raise MappingError(str(p), f"cannot read ({type(exc).__name__})") from None
-    return parse_connector(obj, where=str(p), job_id_optional=True)
+        raise MappingError(name, "not a connector mapping (JSON nested too deeply)") from None
+    return parse_connector(obj, where=name, job_id_optional=True)

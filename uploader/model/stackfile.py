@@ -17,6 +17,7 @@ from pathlib import Path
 
 from uploader.errors import UsageError
 from uploader.model.mapping import ConnectorMapping, MappingError, parse_connectors
+from uploader.model.safetext import safe_text
 from uploader.yamlfile import read_yaml
 
 NAMESPACE = "hr-connector"
@@ -29,7 +30,8 @@ CHECKOUT_STACKS = Path(__file__).resolve().parents[2] / "stacks"
 
 def stack_path(stack: str, stacks_dir: str | None) -> Path:
     if stack in (".", "..") or not STACK_NAME_RE.match(stack):
-        raise UsageError(f"--stack {stack!r}: must be 1-100 letters, digits, '-', '_' or '.' (Pulumi's rule)")
+        raise UsageError(f"--stack {safe_text(repr(stack))}: must be 1-100 letters, digits, '-', '_' or '.' "
+                         "(Pulumi's rule)")
     return Path(stacks_dir or CHECKOUT_STACKS) / f"Pulumi.{stack}.yaml"
 
 
@@ -41,25 +43,26 @@ def load_connector(stack: str, connector: str | None, stacks_dir: str | None) ->
     except ImportError:
         raise UsageError("--stack needs PyYAML to read the stack file: pip install '.[stack]' in the checkout "
                          "(or pip install PyYAML), or pass the mapping as JSON with --mapping") from None
-    if not path.is_file():
-        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in path.parent.glob("Pulumi.*.yaml"))
-        raise UsageError(f"--stack {stack}: no file {path} (stacks there: {', '.join(known) or 'none'}; "
+    shown = safe_text(path)
+    if not path.exists():  # a FIFO or device there is refused by the bounded reader, naming it
+        known = sorted(safe_text(p.name[len("Pulumi."):-len(".yaml")], 60) for p in path.parent.glob("Pulumi.*.yaml"))
+        raise UsageError(f"--stack {stack}: no file {shown} (stacks there: {', '.join(known) or 'none'}; "
                          "--stacks-dir DIR to look elsewhere)")
     try:
         document, duplicates = read_yaml(path)  # no aliases (a few bytes could expand to gigabytes)
     except MappingError as exc:
         raise UsageError(str(exc)) from None
     if duplicates:
-        raise UsageError("; ".join(f"{path}: {d}" for d in duplicates))
+        raise UsageError("; ".join(f"{shown}: {d}" for d in duplicates))
     config = document.get("config") if isinstance(document, dict) else None
     raw = config.get(CONNECTORS_KEY) if isinstance(config, dict) else None
     try:
-        connectors = parse_connectors(raw, where=f"{path}: {CONNECTORS_KEY}")
+        connectors = parse_connectors(raw, where=f"{shown}: {CONNECTORS_KEY}")
     except MappingError as exc:
         raise UsageError(str(exc)) from None
-    names = [c.name or f"#{i}" for i, c in enumerate(connectors)]
+    names = [safe_text(c.name, 60) if c.name else f"#{i}" for i, c in enumerate(connectors)]
     if not connectors:
-        raise UsageError(f"{path}: {CONNECTORS_KEY} is empty (add the connector's mapping and jobId once it "
+        raise UsageError(f"{shown}: {CONNECTORS_KEY} is empty (add the connector's mapping and jobId once it "
                          "exists in Purview)")
     if connector is None:
         if len(connectors) == 1:
@@ -69,4 +72,5 @@ def load_connector(stack: str, connector: str | None, stacks_dir: str | None) ->
     for c in connectors:
         if c.name == connector:
             return c
-    raise UsageError(f"--connector {connector!r}: not in {path}'s {CONNECTORS_KEY} (connectors: {', '.join(names)})")
+    raise UsageError(f"--connector {safe_text(repr(connector))}: not in {shown}'s {CONNECTORS_KEY} (connectors: "
+                     f"{', '.join(names)})")
