@@ -21,11 +21,14 @@ from typing import Any
 
 from uploader.check.csvscan import POWERSHELL_TYPE_LINE, RULE_POWERSHELL_TYPE
 from uploader.errors import EXIT_INVALID, EXIT_OK, UploaderError, UsageError
+from uploader.model.boundedio import FileReadError, read_prefix
 from uploader.model.mapping import JOB_ID_PLACEHOLDER, MappingError, job_id_problem, parse_connector
+from uploader.model.safetext import INVISIBLE_CLASS, safe_text
 from uploader.model.scenarios import (
     SCENARIO_COLUMN_ALIASES,
     SCENARIOS,
     ScenarioType,
+    column_key,
     field_aliases,
     find_column,
     lookup_scenario,
@@ -33,6 +36,9 @@ from uploader.model.scenarios import (
 )
 
 DATE_PREFIX_RE = re.compile(r"\d{4}-\d\d-\d\d|\d{1,2}/\d{1,2}/\d{2,4}")
+_INVISIBLE = re.compile(f"[{INVISIBLE_CLASS}]")
+#: Longest cell taken for a column name.
+MAX_COLUMN_NAME = 128
 #: The header must end within this many bytes (a header row is short; this is not a CSV export).
 MAX_HEADER_CHARS = 1 << 20
 
@@ -54,37 +60,80 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="the column telling rows' scenarios apart (needed with several --scenario; "
                       f"default: a header column named {' or '.join(SCENARIO_COLUMN_ALIASES)})")
     init.add_argument("--job-id", metavar="GUID", help="the connector's job ID, if Purview already shows it")
+    init.add_argument("--first-line-is-header", action="store_true",
+                      help="take the first line for the header row although none of its cells is a column name "
+                      "Microsoft documents (the other header rules still apply; docs/mapping.md)")
     init.add_argument("--output", "-o", metavar="FILE", help="write the mapping here (refused if it exists); "
                       "default: standard output")
 
 
-def read_header(path: Path) -> list[str]:
+def known_column_names() -> set[str]:
+    """Every column name the catalogue knows (Microsoft's documented names, the field names, the scenario
+    column's names), compared as scenarios.column_key compares them."""
+    names = {*SCENARIO_COLUMN_ALIASES}
+    for spec in SCENARIOS.values():
+        for f in spec.fields:
+            names.update(field_aliases(f.name))
+    return {column_key(name) for name in names}
+
+
+def header_problem(header: list[str], confirmed: bool) -> str | None:
+    """Why `header` (the first line's cells) cannot be taken for the header row, or None.
+
+    The rule (docs/mapping.md): every cell is a column name (non-empty, at most MAX_COLUMN_NAME characters,
+    beginning with a letter or '_', holding no '@', no control or invisible character and not a date), the
+    names are distinct, and at least one of them is a column name the catalogue knows; `--first-line-is-header`
+    (confirmed) waives only that last condition, for exports whose every column has its own name.
+    The reason never repeats a cell (a record's cells are personal data).
+    """
+    if not any(cell.strip() for cell in header):
+        return "the first line must be the header row, but it is blank"
+    for i, raw in enumerate(header, start=1):
+        cell = raw.strip()
+        if not cell:
+            return f"looks like a record, not the header row (cell {i} is empty, and every column needs a name)"
+        if "@" in cell or DATE_PREFIX_RE.match(cell) or not (cell[0].isalpha() or cell[0] == "_"):
+            return (f"looks like a record (cell {i} holds an address, a date, a number or another value, not a "
+                    "column name), not the header row; export with column names in the first line")
+        if _INVISIBLE.search(cell):
+            return f"cell {i} of the header row holds a control or invisible character"
+        if len(cell) > MAX_COLUMN_NAME:
+            return f"looks like a record (cell {i} is longer than {MAX_COLUMN_NAME} characters), not the header row"
+    keys = [column_key(cell) for cell in header]
+    if len(set(keys)) != len(keys):
+        first = next(i for i, k in enumerate(keys) if keys.index(k) != i)
+        return (f"looks like a record (cells {keys.index(keys[first]) + 1} and {first + 1} are equal, and column "
+                "names are distinct), not the header row")
+    if not confirmed and not set(keys) & known_column_names():
+        return ("none of the first line's cells is a column name Microsoft documents for a scenario's field "
+                "(e.g. EmailAddress, ResignationDate), so it may be a record: if it is the header row, say so with "
+                "--first-line-is-header")
+    return None
+
+
+def read_header(path: Path, confirmed: bool = False) -> list[str]:
     """The header row of a CSV file, read without touching the records (HeaderError naming file:1)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_HEADER_CHARS)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: unreadable ({type(exc).__name__})") from None
+        data = read_prefix(path, limit=MAX_HEADER_CHARS)
+    except FileReadError as exc:
+        raise UsageError(str(exc)) from None
+    name = safe_text(path)
     # Decoded leniently so that the records after the header cannot fail it; the header itself must be UTF-8.
     text = data.decode("utf-8", errors="replace").removeprefix("\ufeff")
     if len(data) == MAX_HEADER_CHARS and "\n" not in text:
-        raise HeaderError(f"{path}:1: no line break in the first {MAX_HEADER_CHARS >> 20} MiB: not a CSV export")
+        raise HeaderError(f"{name}:1: no line break in the first {MAX_HEADER_CHARS >> 20} MiB: not a CSV export")
     if text.startswith(POWERSHELL_TYPE_LINE):
-        raise HeaderError(f"{path}:1: {RULE_POWERSHELL_TYPE}")
+        raise HeaderError(f"{name}:1: {RULE_POWERSHELL_TYPE}")
     try:
         header = next(csv.reader(io.StringIO(text), strict=True), [])
     except csv.Error:
-        raise HeaderError(f"{path}:1: the header row is not well-formed CSV") from None
+        raise HeaderError(f"{name}:1: the header row is not well-formed CSV") from None
     if any("\ufffd" in cell or "\x00" in cell for cell in header):
-        raise HeaderError(f"{path}:1: the header row is not UTF-8 text (export as CSV UTF-8)")
-    if not any(cell.strip() for cell in header):
-        raise HeaderError(f"{path}:1: the first line must be the header row, but it is blank")
-    if any("@" in cell or DATE_PREFIX_RE.match(cell.strip()) for cell in header):
+        raise HeaderError(f"{name}:1: the header row is not UTF-8 text (export as CSV UTF-8)")
+    problem = header_problem(header, confirmed)
+    if problem is not None:
         # A file without a header row: its first record must not be echoed back as "column names".
-        raise HeaderError(f"{path}:1: looks like a record (a cell holds an address or a date), not the header row; "
-                         "export with column names in the first line")
+        raise HeaderError(f"{name}:1: {problem}")
     return [cell.strip() for cell in header]
 
 
@@ -122,7 +171,7 @@ def _scenarios(names: list[str]) -> list[ScenarioType]:
     for name in names:
         spec = lookup_scenario(name)
         if spec is None:
-            raise UsageError(f"--scenario {name!r}: unknown (expected {scenario_names_hint()})")
+            raise UsageError(f"--scenario {safe_text(repr(name))}: unknown (expected {scenario_names_hint()})")
         if spec in specs:
             raise UsageError(f"--scenario {spec.type}: given twice")
         specs.append(spec)
@@ -135,19 +184,20 @@ def main(args: argparse.Namespace) -> int:
     if args.job_id is not None and (rule := job_id_problem(args.job_id)) is not None:
         raise UsageError(f"--job-id: {rule}")
     if args.output and os.path.lexists(args.output):
-        raise UsageError(f"--output {args.output}: already exists (never overwritten; choose another name)")
-    header = read_header(path)
+        raise UsageError(f"--output {safe_text(args.output)}: already exists (never overwritten; choose another name)")
+    header = read_header(path, confirmed=args.first_line_is_header)
 
     scenario_column = None
     if args.scenario_column:
         scenario_column = find_column(header, (args.scenario_column,))
         if scenario_column is None:
-            raise UsageError(f"--scenario-column {args.scenario_column}: not in {path}'s header")
+            raise UsageError(f"--scenario-column {safe_text(args.scenario_column)}: not in {safe_text(path)}'s header")
     elif len(specs) > 1:
         scenario_column = find_column(header, SCENARIO_COLUMN_ALIASES)
         if scenario_column is None:
-            raise UsageError(f"several scenarios need --scenario-column COL: the column of {path} whose value "
-                             f"says each row's scenario (none named {' or '.join(SCENARIO_COLUMN_ALIASES)})")
+            names = " or ".join(SCENARIO_COLUMN_ALIASES)
+            raise UsageError(f"several scenarios need --scenario-column COL: the column of {safe_text(path)} "
+                             f"whose value says each row's scenario (none named {names})")
 
     mapping, missing, unmatched = build_mapping(header, specs, scenario_column, args.job_id or JOB_ID_PLACEHOLDER)
     try:  # what we write must be what validate/upload accept (the placeholder jobId aside)
@@ -161,9 +211,9 @@ def main(args: argparse.Namespace) -> int:
             with open(args.output, "x", encoding="utf-8") as f:
                 f.write(text)
         except FileExistsError:
-            raise UsageError(f"--output {args.output}: already exists (never overwritten)") from None
+            raise UsageError(f"--output {safe_text(args.output)}: already exists (never overwritten)") from None
         except OSError as exc:
-            raise UsageError(f"--output {args.output}: cannot write ({type(exc).__name__})") from None
+            raise UsageError(f"--output {safe_text(args.output)}: cannot write ({type(exc).__name__})") from None
     else:
         sys.stdout.write(text)
     _report(path, header, mapping, scenario_column, missing, unmatched, args)
@@ -175,31 +225,32 @@ def _report(path: Path, header: list[str], mapping: dict[str, Any], scenario_col
     """What was matched and what is left to do, on stderr (column names only: the header, never a record)."""
     say = sys.stderr.write
     used = {scenario_column} if scenario_column else set()
-    say(f"{path}: header with {len(header)} columns (records not read; * = required field)\n")
+    say(f"{safe_text(path)}: header with {len(header)} columns (records not read; * = required field)\n")
     if scenario_column:
-        say(f"  scenario column: {scenario_column}\n")
+        say(f"  scenario column: {safe_text(scenario_column)}\n")
     for entry in mapping["scenarios"]:
-        value = f" (rows whose {scenario_column} is {entry['value']!r})" if scenario_column else ""
-        say(f"  {entry['type']}{value}:\n")
+        rows = f" (rows whose {safe_text(scenario_column)} is {entry['value']!r})" if scenario_column else ""
+        say(f"  {entry['type']}{rows}:\n")
         for name, column in entry["columns"].items():
             key = f"{entry['type']}.{name}"
             label = name + ("*" if SCENARIOS[entry["type"]].field(name).required else "")
             if key in missing:
-                say(f"    {label:<19} <- {column}  MISSING: required, no such column in the header\n")
+                say(f"    {label:<19} <- {safe_text(column)}  MISSING: required, no such column in the header\n")
             else:
                 used.add(column)
-                say(f"    {label:<19} <- {column}\n")
+                say(f"    {label:<19} <- {safe_text(column)}\n")
     unmapped = [c for c in header if c not in used]
-    say(f"  mapped columns: {len(used)}; unmapped columns: {', '.join(unmapped) if unmapped else 'none'}\n")
+    listed = ", ".join(map(safe_text, unmapped)) if unmapped else "none"
+    say(f"  mapped columns: {len(used)}; unmapped columns: {listed}\n")
     if unmatched:
         say(f"  optional fields without a column (left out): {', '.join(unmatched)}\n")
     if missing:
         say(f"  missing required fields: {', '.join(missing)}: add the columns to the export, or put your "
             "column names in the mapping; validate fails until then\n")
-    where = args.output or "the mapping"
+    where = safe_text(args.output or "the mapping")
     if not args.job_id:
         say(f"next: in {where}, replace {JOB_ID_PLACEHOLDER} with the connector's job ID (Purview portal > "
             "Settings > Data connectors > My connectors > your HR connector)\n")
     if scenario_column:
-        say(f"next: check each scenario's \"value\" against what your {scenario_column} column holds\n")
-    say(f"then: python -m uploader validate {path} --mapping {args.output or 'MAPPING.json'}\n")
+        say(f"next: check each scenario's \"value\" against what your {safe_text(scenario_column)} column holds\n")
+    say(f"then: python -m uploader validate {safe_text(path)} --mapping {safe_text(args.output or 'MAPPING.json')}\n")
