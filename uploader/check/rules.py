@@ -18,15 +18,17 @@ from dataclasses import dataclass
 from typing import Protocol, cast
 
 from uploader.model.mapping import ConnectorMapping
+from uploader.model.safetext import INVISIBLE_CLASS
 from uploader.model.scenarios import MAX_LENGTH, Field, Kind, ScenarioType
 
 # --- the rules -------------------------------------------------------------------------------------
 
 # Characters no UPN holds, which would make two addresses look alike or hide text: C0/C1 controls, the soft
-# hyphen, zero-width characters, bidirectional marks, overrides and isolates, the BOM and Unicode's
-# invisible operators (Unicode's Cf and Cc categories, as far as they occur in text).
-INVISIBLE_CHARS = ("\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064"
-                   "\u2066-\u206f\ufeff\ufff9-\ufffb")
+# hyphen, zero-width characters, bidirectional marks, overrides and isolates, the BOM, Unicode's invisible
+# operators, tag characters (U+E0000 block), variation selectors, the Hangul fillers (U+115F, U+1160, U+3164,
+# U+FFA0), the blank Braille pattern (U+2800) and spaces other than U+0020: the escaper's own set
+# (uploader/model/safetext.py), so what a UPN may hold is exactly what prints as itself.
+INVISIBLE_CHARS = INVISIBLE_CLASS
 _INVISIBLE_RE = re.compile(f"[{INVISIBLE_CHARS}]")
 _UPN = rf"[^@\s{INVISIBLE_CHARS}]+@[^@\s{INVISIBLE_CHARS}]+"
 _LEAP_YEAR = r"(?:\d\d(?:0[48]|[2468][048]|[13579][26])|(?:[02468][048]|[13579][26])00)"
@@ -52,7 +54,7 @@ DATE_FORMAT_HINT = "YYYY-MM-DDThh:mm[:ss[.fffffff]][Z|±hh:mm]"
 RULE_REQUIRED = "required, but empty"
 RULE_UPN = "not a user principal name (needs exactly one '@' and no spaces)"
 RULE_UPN_INVISIBLE = ("not a user principal name (holds an invisible, control or text-direction character, "
-                      "e.g. a zero-width space or a right-to-left override)")
+                      "e.g. a zero-width space, a right-to-left override, a tag character or a variation selector)")
 RULE_DATE = f"not an ISO 8601 date-time ({DATE_FORMAT_HINT})"
 RULE_CALENDAR = "not a real calendar date"
 
