@@ -94,7 +94,7 @@ def _terminate(signum: int, frame: object) -> None:
 def main(args: argparse.Namespace) -> int:
     from uploader.job.dropzone import open_dropzone
     from uploader.job.jobrun import JobRun
-    from uploader.send.auth import TokenProvider
+    from uploader.send.auth import TOKEN_TIMEOUT, TokenProvider
     from uploader.send.ingestion import IngestionClient
     from uploader.send.quarantine import upload_with_policy
     from uploader.send.settings import check_certificate
@@ -123,8 +123,9 @@ def main(args: argparse.Namespace) -> int:
         pem, source = _certificate_pem(args)
         key_file = None if source == CERTIFICATE_PEM_ENV else args.certificate
     dropzone = open_dropzone(dropzone_url)
-    # signs in only when a file is sent
-    tokens = TokenProvider(cloud, tenant_id, app_id, pem, source=source, assertion=assertion)
+    # signs in only when a file is sent; each sign-in request (its answer included) within --read-timeout, <= 30 s
+    tokens = TokenProvider(cloud, tenant_id, app_id, pem, source=source, assertion=assertion,
+                           timeout=min(TOKEN_TIMEOUT, args.read_timeout))
     check_certificate(tokens.bundle, key_file, source, reporter)  # expired: exit 2 before any request
     client = IngestionClient(cloud, tokens, deadline=args.deadline, read_timeout=args.read_timeout)
     previous = signal.signal(signal.SIGTERM, _terminate)

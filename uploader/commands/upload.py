@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from uploader.cli import env_name, mapping_from_args
 from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SET_ASIDE, UsageError
+from uploader.model.boundedio import FileReadError, check_regular_file
 from uploader.model.mapping import job_id_problem
 from uploader.report import Reporter, safe_name
 from uploader.send.checkpoint import LocalCheckpointStore
@@ -50,13 +51,10 @@ def check_files(names: list[str]) -> list[Path]:
     """Every FILE must exist and be a readable regular file (exit 2 naming the first that is not)."""
     paths = []
     for raw in names:
-        path, name = Path(raw), safe_name(raw)
-        if not path.exists():
-            raise UsageError(f"{name}: file not found")
-        if not path.is_file():
-            raise UsageError(f"{name}: not a regular file")
-        if not os.access(path, os.R_OK):
-            raise UsageError(f"{name}: not readable")
+        try:
+            path = Path(check_regular_file(raw))
+        except FileReadError as exc:
+            raise UsageError(str(exc)) from None
         paths.append(path)
     return paths
 
@@ -100,17 +98,20 @@ def main(args: argparse.Namespace) -> int:
                 raise UsageError(str(exc)) from None
             check_certificate(bundle, args.certificate, source, reporter)
     else:
-        from uploader.send.auth import TokenProvider
+        from uploader.send.auth import TOKEN_TIMEOUT, TokenProvider
         from uploader.send.ingestion import READ_TIMEOUT, IngestionClient
 
+        read_timeout = getattr(args, "read_timeout", None) or READ_TIMEOUT
+        sign_in_timeout = min(TOKEN_TIMEOUT, read_timeout)  # each request, its answer included
         if args.key_id:  # Key Vault signs: the key ID and the public certificate are checked before any request
             assertion = vault_credential(args, cloud, args.app_id)
             warn_key_vault_override(args, reporter)
-            tokens = TokenProvider(cloud, args.tenant_id, args.app_id, None, assertion=assertion)
+            tokens = TokenProvider(cloud, args.tenant_id, args.app_id, None, assertion=assertion,
+                                   timeout=sign_in_timeout)
             check_certificate(tokens.bundle, None, args.certificate or CERTIFICATE_ENV, reporter)
         else:
             pem, source = read_certificate(args.certificate)
-            tokens = TokenProvider(cloud, args.tenant_id, args.app_id, pem, source=source)
+            tokens = TokenProvider(cloud, args.tenant_id, args.app_id, pem, source=source, timeout=sign_in_timeout)
             check_certificate(tokens.bundle, args.certificate, source, reporter)
         try:
             Path(args.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -21,7 +21,7 @@ import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from uploader.sandbox.messages import Request, Response, fault_response, json_response
+from uploader.sandbox.messages import Request, Response, Stream, fault_response, json_response
 from uploader.sandbox.state import SandboxState
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -30,8 +30,11 @@ CLOCK_SKEW = 300  # seconds Entra tolerates on nbf/iat
 CERT_DOC = "https://learn.microsoft.com/entra/identity-platform/certificate-credentials"
 
 
-def openid_configuration(req: Request, tenant: str) -> Response:
-    """What MSAL reads from {authority}/v2.0/.well-known/openid-configuration."""
+def openid_configuration(req: Request, tenant: str, state: SandboxState | None = None) -> Response | Stream:
+    """What MSAL reads from {authority}/v2.0/.well-known/openid-configuration (or a queued discovery fault)."""
+    fault = state.next_fault(None, target="discovery") if state is not None else None
+    if fault is not None:
+        return fault_response(fault, req)
     base = f"{req.base_url}/{tenant}"
     return json_response(200, {
         "issuer": f"{base}/v2.0",
@@ -98,7 +101,7 @@ def _found_key(cert: x509.Certificate) -> str:
     return f"Found key 'Start={cert.not_valid_before_utc:{fmt}}, End={cert.not_valid_after_utc:{fmt}}'"
 
 
-def token(req: Request, tenant: str, state: SandboxState) -> Response:
+def token(req: Request, tenant: str, state: SandboxState) -> Response | Stream:
     """POST /{tenant}/oauth2/v2.0/token (client_credentials with a certificate assertion only)."""
     state.count_token_request()
     fault = state.next_fault(None, target="token")

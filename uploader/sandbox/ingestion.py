@@ -12,7 +12,7 @@ import io
 import time
 from email.message import Message
 
-from uploader.sandbox.messages import Drop, Request, Response, fault_response, json_response, text_response
+from uploader.sandbox.messages import Drop, Request, Response, Stream, fault_response, json_response, text_response
 from uploader.sandbox.state import ID_PATTERN, SandboxState
 
 # The service's 403 text, as quoted in https://github.com/microsoft/m365-hrconnector-sample-scripts (README)
@@ -88,7 +88,7 @@ def count_records(data: bytes) -> int:
     return max(rows - 1, 0)
 
 
-def _fault_response(job_id: str | None, state: SandboxState, req: Request) -> Response | Drop | None:
+def _fault_response(job_id: str | None, state: SandboxState, req: Request) -> Response | Drop | Stream | None:
     fault = state.next_fault(job_id)
     if fault is None:
         return None
@@ -101,7 +101,7 @@ def _fault_response(job_id: str | None, state: SandboxState, req: Request) -> Re
     return fault_response(fault, req, job_id)
 
 
-def signals(req: Request, state: SandboxState) -> Response | Drop:
+def signals(req: Request, state: SandboxState) -> Response | Drop | Stream:
     """POST /api/signals?jobid=..."""
     job_id = req.query.get("jobid") or req.query.get("jobId")
     faulted = _fault_response(job_id, state, req)

@@ -6,13 +6,14 @@ import re
 import socket
 import sys
 import threading
+import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from uploader.sandbox import control, entra, ingestion, vault
-from uploader.sandbox.messages import Drop, Request, Response, json_response
+from uploader.sandbox.messages import Drop, Request, Response, Stream, json_response
 from uploader.sandbox.state import SandboxState
 from uploader.sandbox.tls import TlsMaterial
 
@@ -32,7 +33,7 @@ def log(line: str) -> None:
         sys.stderr.flush()
 
 
-def route(req: Request, state: SandboxState) -> Response | Drop:
+def route(req: Request, state: SandboxState) -> Response | Drop | Stream:
     if req.path.startswith("/_sandbox/"):
         return control.handle(req, state)
     if req.path == "/api/signals":
@@ -40,7 +41,7 @@ def route(req: Request, state: SandboxState) -> Response | Drop:
             return json_response(405, {"error": "use POST"}, headers={"Allow": "POST"})
         return ingestion.signals(req, state)
     if (m := OPENID.match(req.path)) and req.method == "GET":
-        return entra.openid_configuration(req, m.group(1))
+        return entra.openid_configuration(req, m.group(1), state)
     if (m := TOKEN.match(req.path)) and req.method == "POST":
         return entra.token(req, m.group(1), state)
     if (m := SIGN.match(req.path)) and req.method == "POST":
@@ -163,7 +164,48 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             log(f"{self.command} {path} dropped job={result.job_id or '-'} (scripted fault)")
             return
+        if isinstance(result, Stream):
+            self.close_connection = True
+            log(f"{self.command} {path} {result.kind} job={result.job_id or '-'} (scripted fault)")
+            self._stream(result)
+            return
         self._send(result, path)
+
+    def _stream(self, fault: Stream) -> None:
+        """Write a hostile answer (messages.Stream) until it is done, the client leaves or its time is up."""
+        try:
+            reason = HTTPStatus(fault.status).phrase
+        except ValueError:
+            reason = "Error"
+        end = time.monotonic() + fault.seconds
+        try:
+            if fault.kind == "echo":
+                head = (f"HTTP/1.1 {fault.status} {reason}\r\nContent-Type: text/plain\r\n"
+                        f"Content-Length: {len(fault.request_body)}\r\nConnection: close\r\n\r\n")
+                self.wfile.write(head.encode("latin-1") + fault.request_body)
+            elif fault.kind == "badstatus":
+                echoed = fault.request_body[:300].replace(b"\r", b" ").replace(b"\n", b" ")
+                self.wfile.write(b"HTTP/1.1 2OO " + echoed + b"\r\nContent-Length: 0\r\n\r\n")
+            elif fault.kind == "endless":
+                head = (f"HTTP/1.1 {fault.status} {reason}\r\nContent-Type: text/plain\r\n"
+                        "Content-Length: 1000000000000\r\nConnection: close\r\n\r\n")
+                self.wfile.write(head.encode("latin-1"))
+                block = b"x" * 65536
+                while time.monotonic() < end:
+                    self.wfile.write(block)
+            else:  # drip: the whole answer, one byte at a time
+                answer = (f"HTTP/1.1 {fault.status} {reason}\r\nContent-Type: text/plain\r\n"
+                          "Content-Length: 1000000\r\nConnection: close\r\n\r\n").encode("latin-1")
+                data = answer + b"y" * 1_000_000
+                for i in range(len(data)):
+                    if time.monotonic() >= end:
+                        break
+                    self.wfile.write(data[i:i + 1])
+                    self.wfile.flush()
+                    time.sleep(fault.interval)
+            self.wfile.flush()
+        except OSError:
+            pass  # the client left: what a bounded client does
 
     def _send(self, resp: Response, path: str, close: bool = False) -> None:
         """Write status line, headers and body in one TLS record write (no Nagle stall on keep-alive)."""

@@ -15,8 +15,11 @@ from cryptography.hazmat.primitives import hashes
 
 # Job and app IDs become directory names under received/: GUID-like text only.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-FAULT_KINDS = ("status", "drop", "slow", "redirect")
-FAULT_TARGETS = ("ingestion", "token")
+FAULT_KINDS = ("status", "drop", "slow", "redirect", "echo", "endless", "drip", "badstatus")
+FAULT_TARGETS = ("ingestion", "token", "discovery")
+#: Faults whose answer is written by the server as it goes (hostile answers): any endpoint takes them.
+STREAM_KINDS = ("echo", "endless", "drip", "badstatus")
+MAX_STREAM_SECONDS = 300.0
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 MAX_SLOW_SECONDS = 600.0
 MAX_RETRY_AFTER = 86400
@@ -51,7 +54,8 @@ class Fault:
     job_id: str | None = None
     location: str | None = None  # redirect: the Location header
     echo: bool = False  # status: the error body reflects the request (its Authorization header and body)
-    target: str = "ingestion"  # which endpoint consumes it: ingestion (/api/signals) or token
+    target: str = "ingestion"  # which endpoint consumes it: ingestion (/api/signals), token or discovery
+    interval: float = 0.5  # drip: seconds between bytes
 
 
 def check_id(value: object, name: str) -> str:
@@ -74,7 +78,8 @@ def parse_fault(raw: Any) -> Fault:
     """Validate one fault object from `POST /_sandbox/faults`."""
     if not isinstance(raw, dict):
         raise StateError("faults: each fault must be an object")
-    unknown = set(raw) - {"kind", "status", "retry_after", "seconds", "job_id", "location", "echo", "target"}
+    unknown = set(raw) - {"kind", "status", "retry_after", "seconds", "job_id", "location", "echo", "target",
+                          "interval"}
     if unknown:
         raise StateError(f"faults: unknown key {sorted(unknown)[0]!r}")
     kind = raw.get("kind")
@@ -86,8 +91,21 @@ def parse_fault(raw: Any) -> Fault:
     target = raw.get("target", "ingestion")
     if target not in FAULT_TARGETS:
         raise StateError(f"faults: target must be one of {', '.join(FAULT_TARGETS)}")
-    if target == "token" and kind not in ("status", "redirect"):
-        raise StateError("faults: the token endpoint takes status and redirect faults only")
+    if target != "ingestion" and kind not in ("status", "redirect", *STREAM_KINDS):
+        raise StateError(f"faults: the {target} endpoint takes status, redirect and "
+                         f"{', '.join(STREAM_KINDS)} faults only")
+    if kind in STREAM_KINDS:
+        status = raw.get("status", 200)
+        if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
+            raise StateError("faults: status must be an HTTP status between 200 and 599")
+        seconds = raw.get("seconds", 120)
+        if not isinstance(seconds, int | float) or isinstance(seconds, bool) or not 0 < seconds <= MAX_STREAM_SECONDS:
+            raise StateError(f"faults: seconds must be between 0 and {MAX_STREAM_SECONDS:g}")
+        interval = raw.get("interval", 0.5)
+        if not isinstance(interval, int | float) or isinstance(interval, bool) or not 0 < interval <= 10:
+            raise StateError("faults: interval must be between 0 and 10 seconds")
+        return Fault(kind, status=status, seconds=float(seconds), job_id=job_id, target=target,
+                     interval=float(interval))
     if kind == "redirect":
         status = raw.get("status", 307)
         location = raw.get("location")

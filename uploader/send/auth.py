@@ -24,12 +24,28 @@ import requests
 from uploader.clouds import CLOUDS, Cloud
 from uploader.errors import TLS_TRUST_HINT, SignInError, UploaderError, UsageError, is_tls_trust_failure
 from uploader.model.certs import CertificateBundle, CertificateError, PublicCertificate, load_bundle
-from uploader.send.https import NoRedirectSession, RedirectRefused
+from uploader.model.mapping import GUID_RE
+from uploader.model.safetext import safe_text
+from uploader.send.https import AnswerRefused, BoundedSession, CaBundleMissing, RedirectRefused, describe
 
 if TYPE_CHECKING:
     from uploader.send.keyvault import VaultAssertion
 
-TOKEN_TIMEOUT = 30.0  # seconds per request to the authority
+TOKEN_TIMEOUT = 30.0  # seconds per request to the authority (the whole answer, read within this)
+#: A tenant is named by its ID (a GUID) or one of its domain names (contoso.onmicrosoft.com): the two forms an
+#: authority URL takes (https://learn.microsoft.com/entra/identity-platform/msal-client-application-configuration#authority).
+TENANT_DOMAIN_RE = re.compile(r"(?=.{1,253}\Z)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\Z")
+
+
+def check_ids(tenant_id: str, app_id: str) -> None:
+    """The tenant and app IDs that go into the authority URL and the assertion: a GUID (or, for the tenant, a
+    domain name); UsageError naming the flag otherwise, never repeating the value (it may be a pasted key)."""
+    if not (GUID_RE.match(tenant_id) or TENANT_DOMAIN_RE.match(tenant_id)):
+        raise UsageError("--tenant-id: must be the tenant's ID (a GUID) or its domain name "
+                         "(contoso.onmicrosoft.com); the value given is not shown")
+    if not GUID_RE.match(app_id):
+        raise UsageError("--app-id: must be the app registration's application (client) ID, a GUID; the value "
+                         "given is not shown")
 # First MSAL computing the thumbprint from public_certificate (1.35.0 release notes, "Thumbprint for certificate
 # made optional"): https://github.com/AzureAD/microsoft-authentication-library-for-python/pull/835
 MIN_MSAL = "1.35"
@@ -54,7 +70,7 @@ def _trust_hint(exc: BaseException) -> str:
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    return safe_text(text[0]) if text else type(exc).__name__
 
 
 class TokenProvider:
@@ -65,6 +81,7 @@ class TokenProvider:
                  http_client: requests.Session | None = None, assertion: VaultAssertion | None = None) -> None:
         # `assertion` (--key-id): Key Vault signs the client assertion and MSAL calls it for each real token
         # request; `bundle` is then the public certificate alone. Otherwise the PEM bundle's key signs in MSAL.
+        check_ids(tenant_id, app_id)
         self.bundle: CertificateBundle | PublicCertificate
         self._credential: dict[str, Any]
         if assertion is not None:
@@ -84,8 +101,9 @@ class TokenProvider:
         self.timeout = timeout
         self.source = source
         # Default: a session like MSAL's own (verifies TLS, honours the env CA, one connection retry) that
-        # never follows a redirect, so the signed client assertion only ever goes to the authority configured.
-        self.http_client = http_client or NoRedirectSession(timeout=timeout, retries=1)
+        # never follows a redirect, so the signed client assertion only ever goes to the authority configured,
+        # and reads each answer within a size cap and `timeout` seconds in all.
+        self.http_client = http_client or BoundedSession(timeout=timeout, retries=1, deadline=timeout)
         self._app: msal.ConfidentialClientApplication | None = None
 
     @property
@@ -107,14 +125,34 @@ class TokenProvider:
                     timeout=self.timeout,
                     **kwargs,
                 )
-            except RedirectRefused as exc:
-                raise self._redirect_error(exc) from None
-            except requests.RequestException as exc:
-                raise SignInError(f"could not reach the sign-in authority {self._host()}: "
-                                  f"{type(exc).__name__}{_trust_hint(exc)}") from None
+            except UploaderError:  # the program's own (a Key Vault assertion's failure): already told
+                raise
+            except (RedirectRefused, AnswerRefused, CaBundleMissing, requests.RequestException) as exc:
+                raise self._transport_error(exc) from None
+            except msal.exceptions.MsalServiceError as exc:
+                raise self._service_error(exc) from None
             except ValueError as exc:  # MSAL raises ValueError for both a bad authority and a refused credential
                 raise self._constructor_error(exc) from None
+            except Exception as exc:  # noqa: BLE001 - the edge: MSAL's other failures on a strange answer
+                raise self._unusable_answer(exc) from None
         return self._app
+
+    def _transport_error(self, exc: BaseException) -> SignInError:
+        if isinstance(exc, RedirectRefused):
+            return self._redirect_error(exc)
+        return SignInError(f"could not reach the sign-in authority {self._host()}: {describe(exc)}"
+                           f"{_trust_hint(exc)}")
+
+    def _service_error(self, exc: BaseException) -> SignInError:
+        """MSAL's MsalServiceError: the authority answered 5xx (discovery or token); its text is not shown."""
+        found = re.search(r"HTTP Error: (\d{3})", str(exc))
+        status = f"HTTP {found.group(1)}" if found else "an error"
+        return SignInError(f"the sign-in authority {self._host()} answered {status} (a failure on its side; "
+                           "its answer is not shown); try again later")
+
+    def _unusable_answer(self, exc: BaseException) -> SignInError:
+        return SignInError(f"sign-in at {self._host()} failed: the authority's answer could not be used "
+                           f"({type(exc).__name__}; the answer is not shown)")
 
     def _constructor_error(self, exc: ValueError) -> UploaderError:
         """Name the real cause of MSAL's ValueError: the authority's metadata, or the certificate credential."""
@@ -131,7 +169,11 @@ class TokenProvider:
                            "redirects are never followed, so nothing was sent elsewhere (check --authority-host)")
 
     def _host(self) -> str:
-        return urlsplit(self.cloud.authority_host).netloc or self.cloud.authority_host
+        try:
+            host = urlsplit(self.cloud.authority_host).netloc or self.cloud.authority_host
+        except ValueError:
+            host = self.cloud.authority_host
+        return safe_text(host)
 
     def invalidate(self) -> None:
         """Forget the cached token (the service refused it); the next token() signs in again."""
@@ -142,18 +184,24 @@ class TokenProvider:
         app = self._client()
         try:
             result = app.acquire_token_for_client(scopes=[self.cloud.scope])
-        except RedirectRefused as exc:
-            raise self._redirect_error(exc) from None
-        except requests.RequestException as exc:
-            raise SignInError(f"could not reach the sign-in authority {self._host()}: "
-                              f"{type(exc).__name__}{_trust_hint(exc)}") from None
+        except UploaderError:  # the program's own (a Key Vault assertion's failure): already told
+            raise
+        except (RedirectRefused, AnswerRefused, CaBundleMissing, requests.RequestException) as exc:
+            raise self._transport_error(exc) from None
+        except msal.exceptions.MsalServiceError as exc:
+            raise self._service_error(exc) from None
+        except ValueError:  # MSAL's json.loads of a token answer that is not JSON (it may echo the assertion)
+            raise SignInError(f"sign-in at {self._host()} failed: the token endpoint's answer is not JSON (it is "
+                              "not shown: it may repeat the request, the signed client assertion included)") from None
+        except Exception as exc:  # noqa: BLE001 - the edge: MSAL's other failures on a strange answer
+            raise self._unusable_answer(exc) from None
         if not isinstance(result, dict):
             raise SignInError(f"sign-in at {self._host()} gave no answer")
         token = result.get("access_token")
         if token:
             return str(token)
         raise SignInError(
-            f"sign-in refused by {self._host()} for app {self.app_id} in tenant {self.tenant_id}: "
+            f"sign-in refused by {self._host()} for app {self.app_id} in tenant {safe_text(self.tenant_id)}: "
             f"{entra_message(result.get('error'), result.get('error_description'))}"
         )
 

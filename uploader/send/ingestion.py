@@ -28,7 +28,15 @@ from urllib3.filepost import choose_boundary
 
 from uploader.clouds import Cloud
 from uploader.errors import TLS_TRUST_HINT, UploadError, is_tls_trust_failure
-from uploader.send.https import NoRedirectSession, RedirectRefused, is_redirect_status
+from uploader.send.https import (
+    AnswerRefused,
+    AnswerTooLarge,
+    BoundedSession,
+    CaBundleMissing,
+    RedirectRefused,
+    describe,
+    is_redirect_status,
+)
 
 BASE_DELAY = 0.5
 MAX_DELAY = 30.0
@@ -186,7 +194,8 @@ class IngestionClient:
         self.url = cloud.signals_url
         self.tokens = token_provider
         self.deadline = deadline
-        self.session = session or NoRedirectSession()  # verifies TLS; honours REQUESTS_CA_BUNDLE; no redirects
+        # Verifies TLS; honours REQUESTS_CA_BUNDLE; no redirects; every answer read within a cap and a deadline.
+        self.session = session or BoundedSession()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.base_delay = base_delay
@@ -235,28 +244,42 @@ class IngestionClient:
                  remaining: float) -> tuple[str | None, float | None]:
         """One POST: (None, None) when accepted, (reason, retry_after) when transient; raises when permanent."""
         multipart = MultipartBody(name, body)
+        timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
+        extra = {}
+        if isinstance(self.session, BoundedSession):  # the whole attempt, answer included, within this
+            extra["deadline"] = min(self.connect_timeout + self.read_timeout, remaining)
         try:
             response = self.session.post(
                 self.url,
                 params={"jobid": job_id},
                 data=multipart,
                 headers={"Authorization": f"Bearer {token}", "Content-Type": multipart.content_type},
-                timeout=(min(self.connect_timeout, remaining), min(self.read_timeout, remaining)),
+                timeout=timeout,
                 allow_redirects=False,  # a redirect would re-send the CSV and the token elsewhere
+                **extra,
             )
         except RedirectRefused as exc:
             raise self._redirect_error(exc.status) from None
+        except AnswerRefused as exc:
+            if exc.status is not None and 200 <= exc.status < 300:
+                return None, None  # accepted: the status says so; the body of an acceptance is never used
+            what = "answer too large" if isinstance(exc, AnswerTooLarge) else "answer too slow"
+            return f"{what}: {describe(exc)}", None
+        except CaBundleMissing as exc:
+            raise UploadError(f"TLS trust for {self.cloud.ingestion_url}: {describe(exc)}") from None
         except requests.exceptions.ConnectTimeout:
             return "connect timeout", None
         except requests.exceptions.ReadTimeout:
             return "read timeout", None
         except requests.exceptions.SSLError as exc:  # a trust problem does not heal by retrying
             hint = f"; {TLS_TRUST_HINT}" if is_tls_trust_failure(exc) else ""
-            raise UploadError(f"TLS error talking to {self.cloud.ingestion_url}: {_short(exc)}{hint}") from None
-        except requests.exceptions.ConnectionError as exc:
-            return f"connection error ({_short(exc)})", None
+            raise UploadError(f"TLS error talking to {self.cloud.ingestion_url}: {describe(exc)}{hint}") from None
         except requests.exceptions.ChunkedEncodingError:
             return "connection dropped mid-answer", None
+        except requests.exceptions.ConnectionError as exc:
+            return f"connection error ({describe(exc)})", None
+        except requests.RequestException as exc:  # anything else requests raises: the program's own words only
+            raise UploadError(f"the request to {self.cloud.ingestion_url} failed: {describe(exc)}") from None
         with response:
             status = response.status_code
             if 200 <= status < 300:
@@ -277,15 +300,3 @@ class IngestionClient:
     def _redirect_error(self, status: int) -> UploadError:
         return UploadError(f"the ingestion service answered HTTP {status} (a redirect); redirects are never "
                            "followed, so nothing was sent elsewhere (check --ingestion-url)", permanent=True)
-
-
-def _short(exc: BaseException) -> str:
-    """The innermost reason of a requests/urllib3 error, without the URL soup."""
-    inner: BaseException = exc
-    for _ in range(10):
-        nxt = inner.__cause__ or inner.__context__
-        if nxt is None:
-            break
-        inner = nxt
-    text = str(inner) or type(inner).__name__
-    return type(inner).__name__ if len(text) > 160 else text
