@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from uploader import __version__
 from uploader.clouds import CLOUDS, DEFAULT_RECORDS_PER_CALL, UnknownCloudError, get_cloud
-from uploader.errors import EXIT_USAGE, UploaderError, UsageError
+from uploader.errors import EXIT_FAILED, EXIT_USAGE, UploaderError, UsageError
 from uploader.model.mapping import (
     INVALID_ROWS_MODES,
     ConnectorMapping,
@@ -29,6 +29,7 @@ from uploader.model.mapping import (
     parse_row_cap,
 )
 from uploader.model.stackfile import CHECKOUT_STACKS, load_connector
+from uploader.report import install_log_guard
 
 ENV_PREFIX = "UPLOADER_"
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -132,14 +133,18 @@ def positive_int(text: str) -> int:
     return value
 
 
+#: Longest wait any option takes (a day): larger values overflow the clocks and sockets they are given to.
+MAX_SECONDS = 86_400.0
+
+
 def seconds(text: str) -> float:
-    """A finite, positive number of seconds (nan, inf, 0 and negatives are refused)."""
-    rule = "must be a positive number of seconds (finite, above 0)"
+    """A finite, positive number of seconds, at most a day (nan, inf, 0, negatives and 1e300 are refused)."""
+    rule = f"must be a positive number of seconds (finite, above 0, at most {MAX_SECONDS:g})"
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(rule) from None
-    if not math.isfinite(value) or value <= 0:
+    if not math.isfinite(value) or value <= 0 or value > MAX_SECONDS:
         raise argparse.ArgumentTypeError(rule)
     return value
 
@@ -394,6 +399,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    install_log_guard()
     argv = list(sys.argv[1:] if argv is None else argv)
     if found := powershell_flags(argv):
         print(f"error: {powershell_message(found)}", file=sys.stderr)
@@ -413,3 +419,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: acknowledged chunks are checkpointed; run again to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - the last edge: a bug must not print what it was holding
+        print(f"error: internal error ({type(exc).__name__} at {_where(exc)}); its message is not shown (it may "
+              "hold data); acknowledged chunks are checkpointed; please report it", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame of the uploader's own code that the exception passed: file:line, no values."""
+    import traceback
+
+    where = "?"
+    for frame in traceback.extract_tb(exc.__traceback__):
+        parts = frame.filename.replace("\\", "/").split("/uploader/")
+        if len(parts) > 1:
+            where = f"uploader/{parts[-1]}:{frame.lineno}"
+    return where

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import sys
 from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
@@ -36,6 +37,42 @@ def safe_name(name: object, limit: int = 300) -> str:
     escaper, uploader.model.safetext.safe_text (secrets withheld, control and invisible characters escaped,
     backslashes doubled, cut to `limit` characters)."""
     return safe_text(name, limit)
+
+
+#: Libraries whose failures the program turns into its own errors at the edge (send/auth.py, send/https.py,
+#: send/ingestion.py): their log lines would repeat what a service sent (MSAL logs a token answer that is not
+#: JSON whole, the signed client assertion included; urllib3 logs a malformed status line), so they are off.
+SILENCED_LOGGERS = ("msal", "urllib3", "requests")
+
+
+class EscapingLogHandler(logging.Handler):
+    """Every log record any library emits (azure-core, azure-identity, ...) as one escaped line on stderr:
+    `warning: LOGGER: MESSAGE`, the message through safe_text (secrets withheld), never a traceback."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a library's bad format string must not end the run
+            message = str(record.msg)
+        try:
+            sys.stderr.write(f"{record.levelname.lower()}: {safe_text(record.name, 60)}: {safe_text(message)}\n")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def install_log_guard() -> None:
+    """Route all logging through EscapingLogHandler (warnings and above) and switch SILENCED_LOGGERS off."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(EscapingLogHandler(logging.WARNING))
+    root.setLevel(logging.WARNING)
+    for name in SILENCED_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.CRITICAL + 1)
+        logger.propagate = False
+    logging.captureWarnings(True)  # warnings.warn() from libraries: the same escaped line
 
 
 def _n(value: int) -> str:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
-from uploader.cli import add_connection_options, add_option
+from uploader.cli import add_connection_options, add_option, seconds
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, UploaderError, UsageError
 from uploader.report import Reporter, safe_name
 
@@ -187,24 +187,30 @@ def check_ingestion(url: str, *, timeout: float = NETWORK_TIMEOUT, verify: str |
     except OSError as exc:
         return bad(f"{host} resolves ({len(addresses)} address(es)) but TCP {where} failed: {type(exc).__name__}",
                    f"allow outbound HTTPS to {host} in the firewall (Microsoft's page asks to allowlist it)")
-    context = ssl.create_default_context()
-    if isinstance(verify, str):
-        context = ssl.create_default_context(cafile=None if os.path.isdir(verify) else verify,
-                                             capath=verify if os.path.isdir(verify) else None)
-    elif verify is True:  # requests' own default bundle
-        context = ssl.create_default_context(cafile=requests.utils.DEFAULT_CA_BUNDLE_PATH)
+    try:
+        context = ssl.create_default_context()
+        if isinstance(verify, str):
+            context = ssl.create_default_context(cafile=None if os.path.isdir(verify) else verify,
+                                                 capath=verify if os.path.isdir(verify) else None)
+        elif verify is True:  # requests' own default bundle
+            context = ssl.create_default_context(cafile=requests.utils.DEFAULT_CA_BUNDLE_PATH)
+    except (OSError, ssl.SSLError) as exc:
+        sock.close()
+        return fail("ingestion", f"the CA bundle {safe_name(verify)} to verify TLS with cannot be read "
+                    f"({type(exc).__name__})", "point REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at an existing PEM "
+                    "file with the CA certificates, or unset it", usage=True)
     try:
         with sock, context.wrap_socket(sock, server_hostname=host) as tls:
             version = tls.version()
             cert = tls.getpeercert() or {}
     except ssl.SSLCertVerificationError as exc:
-        return bad(f"TLS with {where}: the server's certificate is not trusted ({exc.verify_message})",
+        return bad(f"TLS with {where}: the server's certificate is not trusted ({safe_name(exc.verify_message)})",
                    "if a TLS-inspecting proxy sits in between, add its CA to REQUESTS_CA_BUNDLE "
                    "(verification is never turned off)")
     except (ssl.SSLError, OSError) as exc:
-        return bad(f"TLS handshake with {where} failed: {type(exc).__name__}: {exc}",
+        return bad(f"TLS handshake with {where} failed: {type(exc).__name__}: {safe_name(exc)}",
                    f"check that {where} is the HTTPS ingestion endpoint (--ingestion-url)")
-    until = cert.get("notAfter", "?")
+    until = safe_name(cert.get("notAfter", "?"), 40)
     return Check("ingestion", PASS, f"{host} resolves ({len(addresses)} address(es)); {version} handshake with "
                  f"{where} verified (server certificate valid until {until}); no request sent",
                  facts={"host": host, "port": port, "tls_version": version})
@@ -265,12 +271,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--job-id", help="the connector's job ID from Purview (optional: its form is checked)")
     add_option(parser, "--dropzone-url", help="job mode: blob container URL or file:///path of the drop zone")
     add_option(parser, "--connectors", help="job mode: JSON list of connector mappings")
-    add_option(parser, "--timeout", type=float, default=NETWORK_TIMEOUT, help="seconds for each network step")
+    add_option(parser, "--timeout", type=seconds, default=NETWORK_TIMEOUT,
+               help="seconds for each network step (sign-in: each request, its answer included)")
 
 
 def _settings(args: argparse.Namespace) -> tuple[Check, Cloud | None]:
     """Required IDs present and well formed, endpoint overrides https: the cloud to check, or None."""
     from uploader.model.mapping import job_id_problem
+    from uploader.send.auth import check_ids
     from uploader.send.settings import resolve_cloud
 
     missing = [flag for flag, value in (("--tenant-id", args.tenant_id), ("--app-id", args.app_id))
@@ -282,15 +290,17 @@ def _settings(args: argparse.Namespace) -> tuple[Check, Cloud | None]:
     if missing:
         envs = ", ".join(f"{m} (UPLOADER_{m[2:].upper().replace('-', '_')})" for m in missing)
         return fail("settings", f"{envs} not set", "give the app registration's IDs", usage=True), cloud
+    try:
+        check_ids(args.tenant_id.strip(), args.app_id.strip())
+    except UsageError as exc:
+        return fail("settings", str(exc), "give the app registration's IDs", usage=True), cloud
     if args.job_id and (rule := job_id_problem(args.job_id)) is not None:
         return fail("settings", f"--job-id: {rule}", "copy the job ID Purview shows for the connector",
                     usage=True), cloud
-    if not (args.timeout and args.timeout > 0):
-        return fail("settings", "--timeout: must be a positive number of seconds", "e.g. --timeout 10",
-                    usage=True), cloud
-    return Check("settings", PASS, f"cloud {cloud.name}: authority {cloud.authority_host}, ingestion "
-                 f"{cloud.ingestion_url}, scope {cloud.scope}; tenant {args.tenant_id.strip()}, app "
-                 f"{args.app_id.strip()}" + (f", job {args.job_id}" if args.job_id else ""),
+    return Check("settings", PASS, f"cloud {cloud.name}: authority {safe_name(cloud.authority_host)}, ingestion "
+                 f"{safe_name(cloud.ingestion_url)}, scope {safe_name(cloud.scope)}; tenant "
+                 f"{args.tenant_id.strip()}, app {args.app_id.strip()}"
+                 + (f", job {args.job_id}" if args.job_id else ""),
                  facts=cloud.endpoints()), cloud
 
 
@@ -370,7 +380,7 @@ def _sign_in(tokens: TokenProvider) -> Check:
     except SignInError as exc:
         summary, hint, code = explain_sign_in_error(str(exc))
         return fail("sign-in", summary, hint, aadsts=code)
-    return Check("sign-in", PASS, f"token issued by {tokens.authority} to app {tokens.app_id} for scope "
+    return Check("sign-in", PASS, f"token issued by {safe_name(tokens.authority)} to app {tokens.app_id} for scope "
                  f"{tokens.cloud.scope} (token not shown; MSAL {msal.__version__})")
 
 

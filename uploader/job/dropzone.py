@@ -164,10 +164,18 @@ def keep_renewed(lock: Lock, every: float = RENEW_SECONDS) -> Iterator[Lock]:
 def open_dropzone(url: str, env: dict[str, str] | None = None) -> DropZone:
     """The backend for a drop-zone URL: file:///path or a blob container URL."""
     env = dict(os.environ if env is None else env)
-    parsed = urlparse(url)
+    try:
+        parsed = urlparse(url)
+        has_user = parsed.username is not None or parsed.password is not None
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        raise UsageError("UPLOADER_DROPZONE_URL: not a valid URL (it is not shown); expected "
+                         "https://ACCOUNT.blob.core.windows.net/CONTAINER or file:///path") from None
+    if has_user:
+        raise UsageError("UPLOADER_DROPZONE_URL: must not hold a user name or password (the URL is not shown)")
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
-            raise UsageError(f"UPLOADER_DROPZONE_URL: file URL must be file:///absolute/path, not {url!r}")
+            raise UsageError(f"UPLOADER_DROPZONE_URL: file URL must be file:///absolute/path, not {safe_name(url)}")
         return FolderDropZone(Path(unquote(parsed.path)))
     if parsed.scheme in ("https", "http"):
         return BlobDropZone.from_url(url, env)

@@ -4,6 +4,7 @@ overrides, the certificate bundle and where it came from, and the certificate's 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -41,12 +42,16 @@ def read_certificate(path: str | None, environ: Mapping[str, str] = os.environ) 
 def check_certificate(bundle: CertificateBundle | PublicCertificate, key_file: str | None, source: str,
                       reporter: Reporter) -> None:
     """Before any sign-in: warn when the key file is readable by others or the certificate expires within
-    30 days; an expired certificate is a UsageError (Entra would refuse it)."""
+    30 days; an expired or not yet valid certificate is a UsageError (Entra would refuse it)."""
     from uploader.model.certs import expiry_status, key_file_exposure
 
     if key_file and (exposure := key_file_exposure(key_file)):
         reporter.warning(safe_name(key_file), f"the private key file is {exposure}-readable; make it readable by "
                          "its owner only (chmod 600)")
+    if bundle.not_before > dt.datetime.now(dt.UTC):
+        raise UsageError(f"{safe_name(source)}: the certificate is not valid before "
+                         f"{bundle.not_before:%Y-%m-%d %H:%M} UTC; Entra refuses sign-in with it until then (check "
+                         "this machine's clock, or wait); nothing was sent")
     level, text = expiry_status(bundle.not_after)
     if level == "expired":
         raise UsageError(f"{safe_name(source)}: {text}; nothing was sent")
@@ -54,13 +59,27 @@ def check_certificate(bundle: CertificateBundle | PublicCertificate, key_file: s
         reporter.warning(safe_name(source), text)
 
 
+def check_https_url(value: str, flag: str) -> None:
+    """An endpoint override: an https URL with a host and no `user:password@` (never repeated when it has one)."""
+    try:
+        parts = urlsplit(value.strip())
+        host, port = parts.hostname, parts.port
+        has_user = parts.username is not None or parts.password is not None
+    except ValueError:
+        raise UsageError(f"{flag}: not a valid URL (it is not shown)") from None
+    if has_user:
+        raise UsageError(f"{flag}: must not hold a user name or password (the URL is not shown); give "
+                         "https://host[:port][/path]")
+    if parts.scheme.lower() != "https" or not host:
+        raise UsageError(f"{flag} {safe_name(value)}: must be an https:// URL with a host (TLS is never turned off)")
+    del port  # read only to refuse a port that is not a number
+
+
 def resolve_cloud(args: argparse.Namespace) -> Cloud:
     """The cloud table's entry with --authority-host / --ingestion-url / --scope applied (https only)."""
-    for flag, value in (("--authority-host", args.authority_host), ("--ingestion-url", args.ingestion_url)):
-        if value:
-            parts = urlsplit(value)
-            if parts.scheme != "https" or not parts.netloc:
-                raise UsageError(f"{flag} {value}: must be an https:// URL (TLS is never turned off)")
+    for flag, given in (("--authority-host", args.authority_host), ("--ingestion-url", args.ingestion_url)):
+        if given:
+            check_https_url(given, flag)
     return get_cloud(args.cloud).with_overrides(args.authority_host, args.ingestion_url,
                                                 getattr(args, "scope", None))
 
