@@ -41,11 +41,12 @@ _BLOCK = 64 * KIB
 class FileReadError(ValueError):
     """A file that cannot be read within its bounds; the message never holds the file's content."""
 
-    def __init__(self, where: str, reason: str, *, missing: bool = False) -> None:
+    def __init__(self, where: str, reason: str, *, missing: bool = False, not_a_path: bool = False) -> None:
         super().__init__(f"{where}: {reason}" if where else reason)
-        self.where = where  # the label and the escaped path ("" when the value was not a path)
+        self.where = where  # the label and the escaped path (the label alone when the value was not a path)
         self.reason = reason
         self.missing = missing
+        self.not_a_path = not_a_path  # the value cannot be a path (PEM text, several lines): never repeated
 
 
 def shown(label: str, path: object) -> str:
@@ -62,7 +63,7 @@ def check_path_value(value: str | os.PathLike[str], label: str = "") -> str:
         text = os.fsdecode(text)
     if not text or len(text) > PATH_LIMIT or "-----" in text or "\n" in text or "\r" in text or "\x00" in text:
         raise FileReadError(label, "the value is not a file path (empty, several lines, PEM text or longer than "
-                            f"{PATH_LIMIT} characters; it is not shown)")
+                            f"{PATH_LIMIT} characters; it is not shown)", not_a_path=True)
     return text
 
 

@@ -74,7 +74,7 @@ def read_pem_file(value: str, label: str, pem_env: str = CERTIFICATE_PEM_ENV,
     try:
         data = read_file(value, limit=CERTIFICATE_LIMIT, label=label)
     except FileReadError as exc:
-        if not exc.where:  # not a path: PEM text (or worse) where a path belongs; never repeated
+        if exc.not_a_path:  # not a path: PEM text (or worse) where a path belongs; never repeated
             raise CertificateError(f"{label}: the value is not a file path (it looks like PEM text or is too "
                                    f"long; it is not shown); put the PEM text in {pem_env}, or give the PEM "
                                    "file's path") from None

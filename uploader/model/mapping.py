@@ -288,7 +288,7 @@ def load_mapping_file(path: str | Path) -> ConnectorMapping:
     try:
         data = read_file(path, limit=MAPPING_LIMIT)
     except FileReadError as exc:
-        raise MappingError(exc.where or "the value", exc.reason) from None
+        raise MappingError(exc.where or "the value", exc.reason) from None  # `--mapping: the value is not …`
     name = safe_text(path)
     try:
         obj = json.loads(data.decode("utf-8-sig"))
