@@ -299,3 +299,11 @@ def test_mapping_init_takes_an_unknown_header_when_told(tmp_path: Path) -> None:
     taken = cli("mapping", "init", str(data), "--scenario", "resignation", "--first-line-is-header")
     assert taken.returncode == 0, taken.stderr
     assert "unmapped columns: Work Mail, Leaving On, Last Day" in taken.stderr
+
+
+def test_argparse_errors_repeat_no_value_raw() -> None:
+    for value in (PEM, "zq\x1b[2J\u202e"):
+        done = cli("endpoints", "--cloud", value)
+        assert done.returncode == 2
+        assert "\x1b" not in done.stderr and "\u202e" not in done.stderr
+        assert_clean(done)

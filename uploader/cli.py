@@ -28,6 +28,7 @@ from uploader.model.mapping import (
     load_mapping_file,
     parse_row_cap,
 )
+from uploader.model.safetext import safe_text
 from uploader.model.stackfile import CHECKOUT_STACKS, load_connector
 from uploader.report import install_log_guard
 
@@ -385,7 +386,9 @@ def powershell_message(found: list[str]) -> str:
 
 
 class _ArgumentParser(argparse.ArgumentParser):
-    """argparse, except that "unrecognized arguments" never repeats a value (it may be a secret)."""
+    """argparse, except that "unrecognized arguments" never repeats a value (it may be a secret), and that every
+    error line passes the escaper (argparse repeats a refused value, `invalid choice: '…'`, which may hold a key
+    or terminal control characters)."""
 
     def error(self, message: str) -> NoReturn:
         prefix = "unrecognized arguments: "
@@ -395,7 +398,8 @@ class _ArgumentParser(argparse.ArgumentParser):
             hidden = len(tokens) - len(flags)
             message = prefix + " ".join(flags) + (f" (and {hidden} value{'s' if hidden > 1 else ''}, not shown)"
                                                   if hidden else "")
-        super().error(message)
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {safe_text(message, 500)}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
