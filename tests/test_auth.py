@@ -34,6 +34,8 @@ class Recording(requests.Session):
         return super().post(url, data=data, **kwargs)
 
 
+TENANT, APP = "3f2504e0-4f89-41d3-9a0c-0305e82c3301", "3f2504e0-4f89-41d3-9a0c-0305e82c3302"
+
 def provider(sandbox, app, pem: str | None = None, session=None, app_id: str | None = None):  # noqa: ANN001, ANN201
     cloud = get_cloud("commercial").with_overrides(sandbox.authority_host, sandbox.ingestion_url)
     return TokenProvider(cloud, app.tenant_id, app_id or app.app_id, pem or app.certificate.pem,
@@ -96,15 +98,15 @@ def test_unreachable_authority_is_a_sign_in_error(new_app, sandbox) -> None:  # 
 @pytest.mark.parametrize("bad", ["", "not a pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"])
 def test_unusable_bundle_is_a_usage_error(bad: str) -> None:
     with pytest.raises(UsageError) as info:
-        TokenProvider(get_cloud("commercial"), "t", "a", bad, source="--certificate x.pem")
+        TokenProvider(get_cloud("commercial"), TENANT, APP, bad, source="--certificate x.pem")
     assert info.value.exit_code == EXIT_USAGE and "--certificate x.pem" in str(info.value)
 
 
 def test_instance_discovery_only_for_the_clouds_own_hosts(make_certificate) -> None:  # noqa: ANN001
     pem = make_certificate().pem
     for name, cloud in CLOUDS.items():
-        assert not TokenProvider(cloud, "t", "a", pem).host_overridden, name
-        assert TokenProvider(cloud.with_overrides("https://login.example.test"), "t", "a", pem).host_overridden
+        assert not TokenProvider(cloud, TENANT, APP, pem).host_overridden, name
+        assert TokenProvider(cloud.with_overrides("https://login.example.test"), TENANT, APP, pem).host_overridden
 
 
 # -- MSAL's two kinds of ValueError: a refused credential is not an unknown authority -------------------

@@ -162,7 +162,7 @@ def test_untrusted_tls_fails_verification(new_app, sandbox, run_uploader) -> Non
     found = lines(result)
     assert found["ingestion"].startswith("FAIL") and "certificate is not trusted" in found["ingestion"]
     assert "REQUESTS_CA_BUNDLE" in found["ingestion"]
-    assert found["sign-in"].startswith("FAIL") and "SSLError" in found["sign-in"]
+    assert found["sign-in"].startswith("FAIL") and "certificate is not trusted" in found["sign-in"]
 
 
 def test_unresolvable_ingestion_host_fails_the_dns_step(new_app, run_uploader) -> None:  # noqa: ANN001
