@@ -218,7 +218,7 @@ class BoundedSession(requests.Session):
             response.close()
             raise AnswerTooSlow(f"no complete answer within {seconds:g} s", response.status_code)
         response._content = b"".join(pieces)  # noqa: SLF001 - what requests' own .content sets
-        response._content_consumed = True  # noqa: SLF001
+        response._content_consumed = True  # type: ignore[attr-defined]  # noqa: SLF001
         response.close()  # the body is read: the connection goes back to the pool
 
 

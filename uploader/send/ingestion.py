@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Protocol
+from typing import Any, Protocol
 
 import requests
 from urllib3.fields import RequestField
@@ -245,7 +245,7 @@ class IngestionClient:
         """One POST: (None, None) when accepted, (reason, retry_after) when transient; raises when permanent."""
         multipart = MultipartBody(name, body)
         timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
-        extra = {}
+        extra: dict[str, Any] = {}
         if isinstance(self.session, BoundedSession):  # the whole attempt, answer included, within this
             extra["deadline"] = min(self.connect_timeout + self.read_timeout, remaining)
         try:
