@@ -75,7 +75,7 @@ def test_the_reader_bounds_size_and_refuses_special_files(tmp_path: Path) -> Non
 
     big = tmp_path / "Pulumi.big.yaml"
     big.write_text("config:\n  hr-connector:location: '" + "x" * MAX_BYTES + "'\n")
-    with pytest.raises(MappingError, match="larger than 1024 KiB"):
+    with pytest.raises(MappingError, match="larger than 1 MiB"):
         read_yaml(big)
     fifo = tmp_path / "Pulumi.fifo.yaml"
     os.mkfifo(fifo)
