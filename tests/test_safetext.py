@@ -107,8 +107,11 @@ def _raw_outside_values(tree: ast.AST) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("module", ["uploader/commands/cert.py", "uploader/commands/mapping.py",
-                                    "uploader/commands/doctor.py", "uploader/send/settings.py",
-                                    "uploader/model/boundedio.py", "uploader/send/https.py"])
+                                    "uploader/commands/doctor.py", "uploader/commands/upload.py",
+                                    "uploader/commands/validate.py", "uploader/send/settings.py",
+                                    "uploader/send/auth.py", "uploader/send/ingestion.py", "uploader/send/https.py",
+                                    "uploader/model/boundedio.py", "uploader/model/stackfile.py",
+                                    "uploader/check/csvscan.py", "uploader/cli.py"])
 def test_outside_values_are_never_formatted_raw(module: str) -> None:
     """A scan of the modules that echo paths, header cells, subjects and URLs: no f-string interpolates one of
     those values except through safe_text/safe_name (which the scan sees as a call, not a bare name)."""

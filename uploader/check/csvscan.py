@@ -42,6 +42,7 @@ from uploader.check.rules import (
     plan_columns,
 )
 from uploader.model.mapping import ConnectorMapping
+from uploader.model.safetext import safe_text
 from uploader.model.scenarios import Field, Kind
 
 BLOCK_SIZE = 1 << 20
@@ -94,7 +95,7 @@ class Problem:
 
     def format(self, name: str) -> str:
         where = f"{name}:{self.line}:"
-        return f"{where} column {self.column}: {self.rule}" if self.column else f"{where} {self.rule}"
+        return f"{where} column {safe_text(self.column)}: {self.rule}" if self.column else f"{where} {self.rule}"
 
     def to_json(self) -> dict[str, object]:
         return {"line": self.line, "column": self.column, "rule": self.rule}
@@ -283,8 +284,8 @@ class _Scanner:
                     self.date_columns.append((fc.index, fc.column, fc.field))
         for column, fields in missing_optional(self.plan).items():
             self.result.warnings.append(
-                f"{self.result.display_name}:1: column {column}: not in the header; the mapping names it for "
-                f"{', '.join(fields)} (optional), so {'that field is' if len(fields) == 1 else 'those fields are'} "
+                f"{self.result.display_name}:1: column {safe_text(column)}: not in the header; the mapping names it "
+                f"for {', '.join(fields)} (optional), so {'that field is' if len(fields) == 1 else 'those fields are'} "
                 "absent from this file"
             )
         return text[_index_after_lines(text, "\n", self.header_lines):]
