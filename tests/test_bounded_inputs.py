@@ -241,7 +241,8 @@ def test_upload_and_run_refuse_a_certificate_not_valid_yet(tmp_path: Path, sandb
     env = {k: v for k, v in sandbox.env.items() if not k.startswith("UPLOADER_")}
     env.update({"UPLOADER_TENANT_ID": app.tenant_id, "UPLOADER_APP_ID": app.app_id, "UPLOADER_CERTIFICATE_PEM":
                 future.pem, "UPLOADER_AUTHORITY_HOST": app.authority_host, "UPLOADER_INGESTION_URL":
-                app.ingestion_url, "UPLOADER_DROPZONE_URL": zone.as_uri(), "UPLOADER_CONNECTORS": json.dumps([{
+                app.ingestion_url, "UPLOADER_DROPZONE_URL": zone.as_uri(), "UPLOADER_SETTLE_SECONDS": "0",
+                "UPLOADER_CONNECTORS": json.dumps([{
                     "name": "d", "jobId": app.job_id, "files": "*.csv", "scenarios": [
                         {"type": "resignation", "columns": COLUMNS}]}])})
     run = subprocess.run([sys.executable, "-m", "uploader", "run"], env=env, capture_output=True, text=True,

@@ -39,6 +39,7 @@ def invoke(command: str, tmp_path: Path, sandbox, app, *, bound: str = "5") -> t
                     "UPLOADER_CERTIFICATE_PEM": app.certificate.pem, "UPLOADER_AUTHORITY_HOST": app.authority_host,
                     "UPLOADER_INGESTION_URL": app.ingestion_url, "UPLOADER_DROPZONE_URL": zone.as_uri(),
                     "UPLOADER_DEADLINE": bound, "UPLOADER_READ_TIMEOUT": bound,
+                    "UPLOADER_SETTLE_SECONDS": "0",  # the file is complete: take it at once
                     "UPLOADER_CONNECTORS": json.dumps([{"name": "d", "jobId": app.job_id, "files": "*.csv",
                                                        "scenarios": [{"type": "resignation", "columns": COLUMNS}]}])})
         args = ["run"]
