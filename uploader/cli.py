@@ -310,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _module_command(sub: argparse._SubParsersAction[_ArgumentParser], name: str, module: str,
+def _module_command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, module: str,
                     help: str) -> None:  # noqa: A002
     """A subcommand whose options and work both live in `module` (its add_arguments and main)."""
     parser = sub.add_parser(name, help=help, formatter_class=_TwinHelpFormatter)

@@ -87,23 +87,20 @@ def resolve_cloud(args: argparse.Namespace) -> Cloud:
 def read_public_certificate(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[PublicCertificate, str]:
     """With --key-id: the public certificate alone (PEM or DER) from --certificate FILE, else from the PEM text in
     UPLOADER_CERTIFICATE_PEM. Anything holding a private key is refused (UsageError, exit 2)."""
-    from pathlib import Path
-
-    from uploader.model.certs import CertificateError, load_public_certificate, shown_path
+    from uploader.model.boundedio import CERTIFICATE_LIMIT, FileReadError, read_file
+    from uploader.model.certs import CertificateError, load_public_certificate
 
     try:
         if path:
-            shown = shown_path(path)
-            if shown is None:
-                raise UsageError("--certificate: the value is not a file path (it is not shown); with --key-id give "
-                                 f"the public certificate's file, or its PEM text in {CERTIFICATE_ENV}")
-            try:
-                data = Path(path).read_bytes()
-            except FileNotFoundError:
-                raise UsageError(f"--certificate {safe_name(shown)}: file not found") from None
-            except OSError as exc:
-                raise UsageError(f"--certificate {safe_name(shown)}: cannot read ({type(exc).__name__})") from None
-            return load_public_certificate(data, f"--certificate {safe_name(shown)}"), path
+            try:  # the one bounded reader: a regular file of at most 1 MiB, never PEM text where a path belongs
+                data = read_file(path, limit=CERTIFICATE_LIMIT, label="--certificate")
+            except FileReadError as exc:
+                if exc.not_a_path:
+                    raise UsageError("--certificate: the value is not a file path (it is not shown); with "
+                                     "--key-id give the public certificate's file, or its PEM text in "
+                                     f"{CERTIFICATE_ENV}") from None
+                raise UsageError(str(exc)) from None
+            return load_public_certificate(data, f"--certificate {safe_name(path)}"), path
         text = environ.get(CERTIFICATE_ENV, "")
         if text.strip():
             return load_public_certificate(text.encode(), CERTIFICATE_ENV), CERTIFICATE_ENV
