@@ -266,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_TwinHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"hr-connector uploader {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=argparse.ArgumentParser)
+    # Every subcommand's parser escapes its error line too (argparse repeats a refused value there).
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_ArgumentParser)
 
     up = sub.add_parser("upload", help="validate and send CSV files to one connector job",
                         formatter_class=_TwinHelpFormatter)
@@ -310,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _module_command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, module: str,
+def _module_command(sub: argparse._SubParsersAction[_ArgumentParser], name: str, module: str,
                     help: str) -> None:  # noqa: A002
     """A subcommand whose options and work both live in `module` (its add_arguments and main)."""
     parser = sub.add_parser(name, help=help, formatter_class=_TwinHelpFormatter)

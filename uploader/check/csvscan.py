@@ -521,7 +521,7 @@ class _Scanner:
         for other, name, date_field in self.date_columns:
             cell = row[other] if other != index and other < len(row) else ""
             if cell.strip() and cell_problem(date_field, cell) is None:
-                return f"{column} is empty; {name} holds a date on this row"
+                return f"{safe_text(column)} is empty; {safe_text(name)} holds a date on this row"
         return None
 
     def _scenario_of(self, row: list[str], line: int, span: tuple[int, int] | None = None) -> ScenarioPlan | None:
