@@ -335,3 +335,53 @@ def test_job_mode_stops_with_exit_2_when_key_vault_refuses_to_sign(sandbox: Sand
     assert locks == []  # the claim was released
     stats = sandbox.stats()
     assert stats["token_requests"] == 0 and app.job_id not in stats["jobs"]
+
+
+def test_a_dripping_key_vault_answer_ends_within_the_signers_bound() -> None:
+    """Key Vault's answers go through the same bounded session as sign-in and ingestion (one way in for bytes):
+    a host that drips its body a byte at a time ends in SignInError within the signer's timeout, not never."""
+    import threading
+    import time
+
+    from uploader.errors import SignInError
+    from uploader.send.keyvault import KeyId, KeyVaultSigner
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n")
+            while not stop.is_set():
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+                time.sleep(0.2)
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+
+    class Identity:
+        resource = "https://vault.azure.net"
+
+        def token(self) -> str:
+            return "not-a-real-token"
+
+    key = KeyId(url=f"http://127.0.0.1:{port}/keys/k/0123456789abcdef", host=f"127.0.0.1:{port}", name="k",
+                version="0123456789abcdef", resource=Identity.resource)
+    signer = KeyVaultSigner(key, Identity(), timeout=2.0)
+    start = time.monotonic()
+    try:
+        with pytest.raises(SignInError) as caught:
+            signer.sign(b"\0" * 32)
+    finally:
+        stop.set()
+        server.close()
+    assert time.monotonic() - start < 10
+    assert "not-a-real-token" not in str(caught.value)

@@ -226,9 +226,6 @@ def _size(limit: int) -> str:
     return f"{limit / (1024 * 1024):g} MiB" if limit >= 1024 * 1024 else f"{limit / 1024:g} KiB"
 
 
-#: The name the rest of the code knew this session by.
-NoRedirectSession = BoundedSession
-
 
 def _ca_bundle_problem(verify: Any) -> str:
     for name in CA_BUNDLE_VARIABLES:

@@ -47,7 +47,7 @@ from uploader.clouds import Cloud
 from uploader.errors import TLS_TRUST_HINT, RunConfigError, SignInError, UsageError, is_tls_trust_failure
 from uploader.model.certs import PublicCertificate
 from uploader.report import safe_name
-from uploader.send.https import NoRedirectSession, RedirectRefused
+from uploader.send.https import BoundedSession, RedirectRefused
 
 #: Key Vault data-plane API version for `sign` (SPEC 7.5: Azure/azure-rest-api-specs
 #: specification/keyvault/data-plane/Microsoft.KeyVault/stable/7.5/keys.json).
@@ -159,7 +159,7 @@ class IdentityTokens:
         self.client_id = (client_id or "").strip() or None
         identity: Any = (msal.UserAssignedManagedIdentity(client_id=self.client_id) if self.client_id
                          else msal.SystemAssignedManagedIdentity())
-        self._http = http_client or NoRedirectSession(timeout=timeout, retries=1)
+        self._http = http_client or BoundedSession(timeout=timeout, retries=1, deadline=timeout)
         self._client = msal.ManagedIdentityClient(identity, http_client=self._http)
 
     @property
@@ -215,7 +215,7 @@ class KeyVaultSigner:
                  http_client: requests.Session | None = None) -> None:
         self.key = key
         self.identity = identity
-        self._http = http_client or NoRedirectSession(timeout=timeout, retries=1)
+        self._http = http_client or BoundedSession(timeout=timeout, retries=1, deadline=timeout)
         self.signatures = 0
 
     def sign(self, digest: bytes, alg: str = "PS256") -> bytes:
