@@ -16,7 +16,7 @@ from pathlib import Path
 import certifi
 import pytest
 
-from uploader.commands.doctor import (
+from uploader.job.doctor import (
     FAIL,
     PASS,
     WARN,
