@@ -16,6 +16,7 @@ from pathlib import Path
 import certifi
 import pytest
 
+from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from uploader.job.doctor import (
     FAIL,
     PASS,
@@ -26,7 +27,6 @@ from uploader.job.doctor import (
     exit_code,
     explain_sign_in_error,
 )
-from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from uploader.model.certs import generate_certificate, load_bundle
 
 pytestmark = pytest.mark.e2e

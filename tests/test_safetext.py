@@ -107,7 +107,8 @@ def _raw_outside_values(tree: ast.AST) -> list[tuple[int, str]]:
 
 
 @pytest.mark.parametrize("module", ["uploader/commands/cert.py", "uploader/commands/mapping.py",
-                                    "uploader/commands/doctor.py", "uploader/job/doctor.py", "uploader/commands/upload.py",
+                                    "uploader/commands/doctor.py", "uploader/job/doctor.py", "uploader/check/header.py",
+                                    "uploader/commands/upload.py",
                                     "uploader/commands/validate.py", "uploader/send/settings.py",
                                     "uploader/send/auth.py", "uploader/send/ingestion.py", "uploader/send/https.py",
                                     "uploader/model/boundedio.py", "uploader/model/stackfile.py",
