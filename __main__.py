@@ -10,6 +10,7 @@ from pulumi_azure_native import resources
 
 from provisioning.components.alerts import Alerts
 from provisioning.components.dropzone import DropZone
+from provisioning.components.environment import JobEnvironment
 from provisioning.components.identity import Identity
 from provisioning.components.image import UploaderImage
 from provisioning.components.job import UploaderJob, signing_key
@@ -34,15 +35,17 @@ identity = Identity("identity", settings, names, opts=bound, vault=vault)
 vault.publish(identity.certificate, registered=[identity.credential])
 dropzone = DropZone("dropzone", settings, names, group.name, opts=bound)
 image = UploaderImage("image", settings, names, group.name, opts=bound)
+environment = JobEnvironment("environment", environment_name=names.environment, resource_group_name=group.name,
+                             location=settings.location, opts=bound)
 job = UploaderJob(
     "job", settings, names, group.name,
     application_id=identity.application.client_id,
     secret_id=vault.secret.id, secret_uri=vault.secret_uri, signing_key=signing_key(identity.certificate, vault),
     container_id=dropzone.container.id, dropzone_url=dropzone.url,
-    image=image.ref, registry=image.registry, opts=bound,
+    image=image.ref, registry=image.registry, environment_id=environment.environment.id, opts=bound,
 )
 if settings.alert_emails:
-    Alerts("alerts", settings, group.name, job_name=job.job.name, workspace_id=job.workspace.id, opts=bound)
+    Alerts("alerts", settings, group.name, job_name=job.job.name, workspace_id=environment.workspace.id, opts=bound)
 
 pulumi.export("applicationId", identity.application.client_id)
 pulumi.export("tenantId", settings.tenant_id)

@@ -150,7 +150,7 @@ def test_the_alert_query_names_each_table_inside_a_fuzzy_union_leg() -> None:
     """`union isfuzzy=true` only forgives sources it resolves itself: a table bound in a `let` statement fails
     when it does not exist yet (https://learn.microsoft.com/kusto/query/union-operator)."""
     query = FAILED_EXECUTIONS_QUERY.format(job="hr-job")
-    tables = ("ContainerAppSystemLogs_CL", "ContainerAppConsoleLogs_CL")
+    tables = ("ContainerAppSystemLogs", "ContainerAppConsoleLogs")
     lets = [line for line in query.splitlines() if line.startswith("let ")]
     assert lets == ['let job = "hr-job";']  # a scalar only; no table bound outside the union
     head, _, legs = query.partition("union isfuzzy=true")
@@ -158,7 +158,7 @@ def test_the_alert_query_names_each_table_inside_a_fuzzy_union_leg() -> None:
     for table in tables:
         assert re.search(rf"\(\s*{table}\s*\|", legs), f"{table} is not a parenthesized union leg"
     assert legs.count("(") == legs.count(")")
-    assert query.count("hr-job") == 1 and legs.count("== job") == 4  # both legs filter on the job
+    assert query.count("hr-job") == 1 and legs.count("JobName == job") == 2  # both legs filter on the job
 
 
 # ------------------------------------------------------------------------------------------- next steps
@@ -183,3 +183,32 @@ def test_the_docs_name_data_connector_admin_in_every_cloud() -> None:
         assert "Data Connector Admin" in text, page
         for line in (ln for ln in text.splitlines() if "Mailbox Import Export" in ln):
             assert "refuses" in line or "older" in line or "Older" in line, (page, line)
+
+
+#: The documented columns of the resource-specific tables a diagnostic setting writes
+#: (https://learn.microsoft.com/azure/azure-monitor/reference/tables/containerappsystemlogs and
+#: https://learn.microsoft.com/azure/azure-monitor/reference/tables/containerappconsolelogs).
+SYSTEM_LOG_COLUMNS = {"_BilledSize", "ComponentName", "ComponentType", "ContainerAppName", "ContainerName", "Count",
+                      "EnvironmentName", "EventSource", "_IsBillable", "JobName", "Location", "Log", "OperationName",
+                      "Reason", "ReplicaName", "_ResourceId", "RevisionName", "SourceSystem", "_SubscriptionId",
+                      "TenantId", "TimeGenerated", "Type"}
+CONSOLE_LOG_COLUMNS = {"_BilledSize", "ContainerAppName", "ContainerGroupId", "ContainerGroupName", "ContainerId",
+                       "ContainerImage", "ContainerName", "EnvironmentName", "_IsBillable", "JobName", "Location",
+                       "Log", "OperationName", "_ResourceId", "RevisionName", "SourceSystem", "Stream",
+                       "_SubscriptionId", "TenantId", "TimeGenerated", "Type"}
+
+
+def test_the_alert_query_reads_the_tables_the_azure_monitor_destination_writes() -> None:
+    """Issue 16 A1: the environment logs through a diagnostic setting (no shared key), which writes the
+    resource-specific tables, whose columns carry no `_s`/`_g` type suffix; `_CL` tables stay empty."""
+    query = FAILED_EXECUTIONS_QUERY.format(job="hr-job")
+    assert "_CL" not in query and "column_ifexists" not in query
+    legs = query.split("(ContainerApp")[1:]
+    columns = {"SystemLogs": SYSTEM_LOG_COLUMNS, "ConsoleLogs": CONSOLE_LOG_COLUMNS}
+    for leg in legs:
+        table = leg.split()[0]
+        used = set(re.findall(r"\b([A-Z][A-Za-z]+)\s*(?:==|=~|in~|!has|has)", leg))
+        assert used, table
+        assert used <= columns[table], f"ContainerApp{table}: {used - columns[table]} are not documented columns"
+        assert not re.search(r"\b[A-Za-z]+_[sgd]\b", leg)
+        assert "JobName == job" in leg

@@ -336,6 +336,26 @@ def test_alerts_only_when_alert_emails_are_set(stack: tuple[Settings, Evaluation
     assert rule.inputs["skipQueryValidation"] is True  # the log table appears only after the first logs
 
 
+def test_logs_reach_the_workspace_through_a_diagnostic_setting_not_a_shared_key(
+        stack: tuple[Settings, Evaluation]) -> None:
+    """Issue 16 A1: no workspace shared key in the program or its state; the environment logs to Azure Monitor
+    and a diagnostic setting on it sends both Container Apps log categories to the workspace."""
+    _, ev = stack
+    environment = ev.one("azure-native:app:ManagedEnvironment")
+    workspace = ev.one("azure-native:operationalinsights:Workspace")
+    assert environment.inputs["appLogsConfiguration"] == {"destination": "azure-monitor"}
+    (setting,) = ev.of_type("azure-native:monitor:DiagnosticSetting")
+    assert setting.inputs["resourceUri"] == environment.id
+    assert setting.inputs["workspaceId"] == workspace.id
+    assert setting.inputs["logAnalyticsDestinationType"] == "Dedicated"
+    assert sorted(log["category"] for log in setting.inputs["logs"] if log["enabled"]) == [
+        "ContainerAppConsoleLogs", "ContainerAppSystemLogs"]
+    assert ev.one(JOB).inputs["environmentId"] == environment.id
+    graph = json.dumps([r.inputs | r.state for r in ev.resources]).lower()
+    assert '"sharedkey"' not in graph and "primarysharedkey" not in graph and "loganalyticsconfiguration" not in graph
+    assert not [t for t in ev.invokes if "sharedkeys" in t.lower()]
+
+
 # ----------------------------------------------------------------------- broken stack files, through the program
 
 TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"

@@ -9,6 +9,8 @@ The machine running `pulumi up` needs a Docker engine (BuildKit) only in this mo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_docker_build as docker_build
 import requests
@@ -47,11 +49,19 @@ def exchange_for_acr_token(login_server: str, tenant_id: str, arm_token: str) ->
     return str(response.json()["refresh_token"])
 
 
+@dataclass(frozen=True)
+class RegistryRef:
+    """A registry the job pulls from through its identity: this stack's, or its hosting stack's (outputs)."""
+
+    id: pulumi.Input[str]
+    login_server: pulumi.Input[str]
+
+
 class UploaderImage(pulumi.ComponentResource):
     """`ref` is the image the job runs; `registry` is None when a prebuilt image is configured."""
 
     ref: pulumi.Output[str]
-    registry: containerregistry.Registry | None
+    registry: RegistryRef | None
 
     def __init__(
         self,
@@ -68,7 +78,7 @@ class UploaderImage(pulumi.ComponentResource):
             self.register_outputs({"image": self.ref})
             return
         child = pulumi.ResourceOptions(parent=self)
-        self.registry = containerregistry.Registry(
+        registry = containerregistry.Registry(
             f"{name}-registry",
             registry_name=names.registry,
             resource_group_name=resource_group_name,
@@ -78,7 +88,8 @@ class UploaderImage(pulumi.ComponentResource):
             anonymous_pull_enabled=False,
             opts=child,
         )
-        login_server = self.registry.login_server
+        self.registry = RegistryRef(registry.id, registry.login_server)
+        login_server = registry.login_server
         client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         arm_token = authorization.get_client_token_output(
             endpoint=_ARM_AUDIENCE[settings.azure_environment], opts=pulumi.InvokeOutputOptions(parent=self)

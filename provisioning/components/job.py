@@ -1,11 +1,12 @@
 """The scheduled Container Apps Job that runs `python -m uploader run`, and everything it needs.
 
-Log Analytics workspace -> Container Apps environment -> user-assigned identity with three role assignments,
-each scoped to the one resource it serves (principalType ServicePrincipal):
+In a Container Apps environment (environment.py; the stack's own, or the hosting stack's shared one), a
+user-assigned identity with up to three role assignments, each scoped to the one resource it serves
+(principalType ServicePrincipal):
   Key Vault Secrets User        on the certificate secret (not the vault)       protection exportable
   Key Vault Crypto User         on the certificate's key (not the vault)        protection vault / hsm
   Storage Blob Data Contributor on the drop-zone container (not the account)
-  AcrPull                       on the stack's registry (only when the image is built here)
+  AcrPull                       on the registry the image is built in (the stack's own or the hosting stack's)
 With `exportable` the Job reads the key through a Key Vault secret reference (the secret's versioned URL, see
 vault.py) via that identity; with `vault`/`hsm` it gets no key at all, only UPLOADER_KEY_ID (the versioned key ID)
 and the public certificate, and Key Vault signs its sign-in through that identity. It pulls through it too.
@@ -22,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-from pulumi_azure_native import app, authorization, containerregistry, managedidentity, operationalinsights
+from pulumi_azure_native import app, authorization, managedidentity
 
+from provisioning.components.image import RegistryRef
 from provisioning.components.rbacwait import RoleAssignmentWait
 from provisioning.components.vaultcert import VaultCertificate
 from provisioning.config import Settings
@@ -85,7 +87,8 @@ def role_definition_id(subscription_id: str, role_guid: str) -> str:
 
 
 class UploaderJob(pulumi.ComponentResource):
-    """Workspace, environment, identity, role assignments and the scheduled job."""
+    """Identity, role assignments and the scheduled job, in a Container Apps environment made elsewhere
+    (environment.py: the stack's own, or its hosting stack's)."""
 
     def __init__(
         self,
@@ -101,40 +104,12 @@ class UploaderJob(pulumi.ComponentResource):
         container_id: pulumi.Input[str],
         dropzone_url: pulumi.Input[str],
         image: pulumi.Input[str],
-        registry: containerregistry.Registry | None,
+        environment_id: pulumi.Input[str],
+        registry: RegistryRef | None,
         opts: pulumi.ResourceOptions,
     ) -> None:
         super().__init__("hr-connector:index:UploaderJob", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.workspace = operationalinsights.Workspace(
-            f"{name}-logs",
-            resource_group_name=resource_group_name,
-            location=settings.location,
-            sku=operationalinsights.WorkspaceSkuArgs(name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018),
-            # 30 days: the retention included in the price of the analytics tier
-            # (https://learn.microsoft.com/azure/azure-monitor/logs/data-retention-configure)
-            retention_in_days=30,
-            opts=child,
-        )
-        keys = operationalinsights.get_shared_keys_output(
-            resource_group_name=resource_group_name,
-            workspace_name=self.workspace.name,
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        )
-        self.environment = app.ManagedEnvironment(
-            f"{name}-environment",
-            environment_name=names.environment,
-            resource_group_name=resource_group_name,
-            location=settings.location,
-            app_logs_configuration=app.AppLogsConfigurationArgs(
-                destination="log-analytics",
-                log_analytics_configuration=app.LogAnalyticsConfigurationArgs(
-                    customer_id=self.workspace.customer_id,
-                    shared_key=pulumi.Output.secret(keys.primary_shared_key),
-                ),
-            ),
-            opts=child,
-        )
         self.identity = managedidentity.UserAssignedIdentity(
             f"{name}-identity",
             resource_group_name=resource_group_name,
@@ -204,7 +179,7 @@ class UploaderJob(pulumi.ComponentResource):
             job_name=names.job,
             resource_group_name=resource_group_name,
             location=settings.location,
-            environment_id=self.environment.id,
+            environment_id=environment_id,
             identity=app.ManagedServiceIdentityArgs(
                 type=app.ManagedServiceIdentityType.USER_ASSIGNED,
                 user_assigned_identities=[self.identity.id],

@@ -289,6 +289,7 @@ class Evaluation:
     resources: list[Resource]
     outputs: dict[str, Any]
     seconds: float
+    invokes: list[str] = field(default_factory=list)  # provider function tokens called, in call order
 
     def of_type(self, type_token: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_token]
@@ -319,7 +320,8 @@ class Evaluation:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Evaluation:
-        return cls(data["stack"], [Resource(**r) for r in data["resources"]], data["outputs"], data["seconds"])
+        return cls(data["stack"], [Resource(**r) for r in data["resources"]], data["outputs"], data["seconds"],
+                   list(data.get("invokes", [])))
 
 
 def mask(value: Any, secret: bool = False) -> Any:
@@ -401,6 +403,7 @@ _ARM_TYPES = {
     "monitor:ActionGroup": "Microsoft.Insights/actionGroups",
     "monitor:ScheduledQueryRule": "Microsoft.Insights/scheduledQueryRules",
     "monitor:MetricAlert": "Microsoft.Insights/metricAlerts",
+    "monitor:DiagnosticSetting": "Microsoft.Insights/diagnosticSettings",
 }
 _ARM_NAME_INPUT = {
     "resources:ResourceGroup": "resourceGroupName", "keyvault:Vault": "vaultName", "keyvault:Secret": "secretName",
@@ -409,6 +412,7 @@ _ARM_NAME_INPUT = {
     "operationalinsights:Workspace": "workspaceName", "app:ManagedEnvironment": "environmentName",
     "app:Job": "jobName", "managedidentity:UserAssignedIdentity": "resourceName",
     "monitor:ActionGroup": "actionGroupName", "monitor:ScheduledQueryRule": "ruleName",
+    "monitor:DiagnosticSetting": "name",
 }
 MOCK_SUBSCRIPTION = "00000000-0000-4000-8000-00000000a5b1"
 _HOSTING = {"usgovernment": False}  # one evaluation per process (see the module docstring)
@@ -464,6 +468,8 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
         gov = _HOSTING["usgovernment"]
         if short == "resources:ResourceGroup":
             rid = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{leaf}"
+        elif short == "monitor:DiagnosticSetting":  # an extension resource of the resource it watches
+            rid = f"{plain.get('resourceUri')}/providers/{arm}/{plain.get('name', name)}"
         elif short == "authorization:RoleAssignment":
             rid = f"{plain.get('scope')}/providers/{arm}/{hashlib.sha256(name.encode()).hexdigest()[:32]}"
         else:
@@ -531,6 +537,7 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
     started = time.perf_counter()
     _HOSTING["usgovernment"] = False
     records: dict[str, dict[str, Any]] = {}
+    invokes: list[str] = []  # every provider function (invoke) the program calls, in order
 
     class Recorder(mocks.Mocks):
         def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -539,14 +546,13 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
         # Pulumi's MockMonitor.Invoke takes a plain dict too (`isinstance(tup, dict)`); Mocks.call names only the
         # (result, failures) tuple.
         def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
+            invokes.append(args.token)
             if args.token.endswith("getClientConfig"):
                 return {"subscriptionId": MOCK_SUBSCRIPTION, "tenantId": config.values.get(f"{NAMESPACE}:tenantId"),
                         "clientId": "66666666-6666-4666-8666-666666666666",
                         "objectId": "77777777-7777-4777-8777-777777777777"}
             if args.token.endswith("getClientToken"):
                 return {"token": "mock-access-token"}
-            if args.token.endswith("getSharedKeys"):
-                return {"primarySharedKey": "mock-workspace-key", "secondarySharedKey": "mock-workspace-key"}
             return {}
 
     class Monitor(mocks.MockMonitor):
@@ -610,7 +616,7 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
             else:
                 os.environ[k] = v
     resources = [Resource(**r) for r in records.values()]
-    return Evaluation(config.name, resources, outputs, round(time.perf_counter() - started, 3))
+    return Evaluation(config.name, resources, outputs, round(time.perf_counter() - started, 3), invokes)
 
 
 def _config_error_in(exc: BaseException) -> ConfigError | None:
