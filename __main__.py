@@ -1,16 +1,21 @@
 """hr-connector: everything Microsoft Purview's HR data connector needs in one Microsoft 365 tenant.
 
-Composition root only; each Azure concern is one component in provisioning/. Read top to bottom:
-settings -> providers -> Key Vault -> Entra app + certificate -> the vault's secret ->
-drop zone -> image -> scheduled job -> alerts.
+Composition root only; each Azure concern is one component in provisioning/components/. Read top to bottom:
+settings -> providers -> then one of two stack kinds (docs/fleet.md#hosting):
+- a hosting stack (`hosting: true`), once per cloud, subscription and region: resource group -> job environment
+  (workspace, Container Apps environment, diagnostic setting) -> registry + image -> action group -> outputs;
+- a tenant stack: resource group -> Key Vault -> Entra app + certificate -> the vault's secret -> drop zone ->
+  where the job runs (its own image and environment, or its hosting stack's through `hostedBy`) -> scheduled
+  job -> alerts.
 """
 
 import pulumi
 from pulumi_azure_native import resources
 
-from provisioning.components.alerts import Alerts
+from provisioning.components.alerts import Alerts, HostingAlerts
 from provisioning.components.dropzone import DropZone
 from provisioning.components.environment import JobEnvironment
+from provisioning.components.hosting import HostedBy
 from provisioning.components.identity import Identity
 from provisioning.components.image import UploaderImage
 from provisioning.components.job import UploaderJob, signing_key
@@ -28,37 +33,87 @@ names = Names(pulumi.get_stack(), settings.tenant_id)
 providers = Providers("providers", settings)
 bound = providers.options()
 
-group = resources.ResourceGroup("group", resource_group_name=names.resource_group, location=settings.location,
-                                opts=pulumi.ResourceOptions(provider=providers.azure))
-vault = Vault("vault", settings, names, group.name, opts=bound)
-identity = Identity("identity", settings, names, opts=bound, vault=vault)
-vault.publish(identity.certificate, registered=[identity.credential])
-dropzone = DropZone("dropzone", settings, names, group.name, opts=bound)
-image = UploaderImage("image", settings, names, group.name, opts=bound)
-environment = JobEnvironment("environment", environment_name=names.environment, resource_group_name=group.name,
-                             location=settings.location, opts=bound)
-job = UploaderJob(
-    "job", settings, names, group.name,
-    application_id=identity.application.client_id,
-    secret_id=vault.secret.id, secret_uri=vault.secret_uri, signing_key=signing_key(identity.certificate, vault),
-    container_id=dropzone.container.id, dropzone_url=dropzone.url,
-    image=image.ref, registry=image.registry, environment_id=environment.environment.id, opts=bound,
-)
-if settings.alert_emails:
-    Alerts("alerts", settings, group.name, job_name=job.job.name, workspace_id=environment.workspace.id, opts=bound)
 
-pulumi.export("applicationId", identity.application.client_id)
-pulumi.export("tenantId", settings.tenant_id)
-pulumi.export("certificateThumbprint", identity.certificate.thumbprintSha1)
-pulumi.export("certificateExpiresOn", identity.certificate.notAfter)
-pulumi.export("certificateRenewBeforeDays", settings.certificate.renew_before_days)  # `python -m provisioning certs`
-pulumi.export("certificateProtection", settings.certificate.protection)
-if isinstance(identity.certificate, VaultCertificate):  # protection vault or hsm
-    pulumi.export("keyId", identity.certificate.keyId)  # the versioned key ID the job signs with (UPLOADER_KEY_ID)
-pulumi.export("keyVaultUri", vault.vault_uri)
-pulumi.export("dropZoneUrl", dropzone.url)
-pulumi.export("jobName", job.job.name)
-pulumi.export("jobIdentityPrincipalId", job.identity.principal_id)
-pulumi.export("cloud", settings.cloud.name)
-pulumi.export("ingestionEndpoint", settings.cloud.signals_url)
-pulumi.export("nextSteps", identity.application.client_id.apply(lambda app_id: next_steps(settings, app_id)))
+def hosting_stack() -> None:
+    """What hosted tenants share. The group, environment, workspace and action group are protected: `pulumi
+    destroy` of a hosting stack refuses while they exist (docs/fleet.md#hosting says what to do first)."""
+    shared = providers.options(protect=True)
+    group = resources.ResourceGroup("group", resource_group_name=names.resource_group, location=settings.location,
+                                    opts=pulumi.ResourceOptions(provider=providers.azure, protect=True))
+    environment = JobEnvironment("environment", environment_name=names.environment, resource_group_name=group.name,
+                                 location=settings.location, opts=shared)
+    image = UploaderImage("image", settings, names, group.name, opts=bound)  # rebuilds replace the image: unprotected
+    alerts = HostingAlerts("alerts", settings.alert_emails, group.name, opts=shared)
+    assert image.registry is not None  # a hosting stack always builds (config refuses `image`)
+
+    pulumi.export("hosting", True)
+    pulumi.export("cloud", settings.cloud.name)
+    pulumi.export("azureEnvironment", settings.azure_environment)
+    pulumi.export("location", settings.location)
+    pulumi.export("subscriptionId", settings.subscription_id or "")
+    pulumi.export("resourceGroupName", group.name)
+    pulumi.export("environmentId", environment.environment.id)
+    pulumi.export("environmentName", environment.environment.name)
+    pulumi.export("workspaceId", environment.workspace.id)
+    pulumi.export("registryId", image.registry.id)
+    pulumi.export("registryLoginServer", image.registry.login_server)
+    pulumi.export("image", image.ref)
+    pulumi.export("actionGroupId", alerts.action_group.id)
+
+
+def tenant_stack() -> None:
+    """One Microsoft 365 tenant: self-contained, or with its job in a hosting stack's environment."""
+    group = resources.ResourceGroup("group", resource_group_name=names.resource_group, location=settings.location,
+                                    opts=pulumi.ResourceOptions(provider=providers.azure))
+    vault = Vault("vault", settings, names, group.name, opts=bound)
+    identity = Identity("identity", settings, names, opts=bound, vault=vault)
+    vault.publish(identity.certificate, registered=[identity.credential])
+    dropzone = DropZone("dropzone", settings, names, group.name, opts=bound)
+    if settings.hosted_by:  # the hosting stack's environment, workspace, image and action group
+        hosting = HostedBy("hosting", settings, opts=bound)
+        environment_id, workspace_id, action_group = hosting.environment_id, hosting.workspace_id, \
+            hosting.action_group_id
+        own_image = UploaderImage("image", settings, names, group.name, opts=bound) if settings.image else None
+        image, registry = (own_image.ref, own_image.registry) if own_image else (hosting.image, hosting.registry)
+        job_name = names.hosted_job
+    else:  # its own
+        own_image = UploaderImage("image", settings, names, group.name, opts=bound)
+        environment = JobEnvironment("environment", environment_name=names.environment,
+                                     resource_group_name=group.name, location=settings.location, opts=bound)
+        environment_id, workspace_id, action_group = environment.environment.id, environment.workspace.id, None
+        image, registry = own_image.ref, own_image.registry
+        job_name = names.job
+    job = UploaderJob(
+        "job", settings, names, group.name,
+        application_id=identity.application.client_id,
+        secret_id=vault.secret.id, secret_uri=vault.secret_uri, signing_key=signing_key(identity.certificate, vault),
+        container_id=dropzone.container.id, dropzone_url=dropzone.url,
+        image=image, registry=registry, environment_id=environment_id, job_name=job_name, opts=bound,
+    )
+    if settings.alert_emails or action_group is not None:
+        Alerts("alerts", settings, group.name, job_name=job.job.name, workspace_id=workspace_id,
+               hosting_action_group_id=action_group, opts=bound)
+
+    pulumi.export("applicationId", identity.application.client_id)
+    pulumi.export("tenantId", settings.tenant_id)
+    pulumi.export("certificateThumbprint", identity.certificate.thumbprintSha1)
+    pulumi.export("certificateExpiresOn", identity.certificate.notAfter)
+    pulumi.export("certificateRenewBeforeDays", settings.certificate.renew_before_days)  # `provisioning certs`
+    pulumi.export("certificateProtection", settings.certificate.protection)
+    if isinstance(identity.certificate, VaultCertificate):  # protection vault or hsm
+        pulumi.export("keyId", identity.certificate.keyId)  # the versioned key ID the job signs with (UPLOADER_KEY_ID)
+    pulumi.export("keyVaultUri", vault.vault_uri)
+    pulumi.export("dropZoneUrl", dropzone.url)
+    pulumi.export("jobName", job.job.name)
+    pulumi.export("jobIdentityPrincipalId", job.identity.principal_id)
+    pulumi.export("cloud", settings.cloud.name)
+    pulumi.export("ingestionEndpoint", settings.cloud.signals_url)
+    if settings.hosted_by:
+        pulumi.export("hostedBy", settings.hosted_by)
+    pulumi.export("nextSteps", identity.application.client_id.apply(lambda app_id: next_steps(settings, app_id)))
+
+
+if settings.hosting:
+    hosting_stack()
+else:
+    tenant_stack()

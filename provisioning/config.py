@@ -40,8 +40,12 @@ OTHER_NAMESPACES = ("azure-native", "azuread", "docker-build", "pulumi")
 #: Every key of the namespace (docs/configuration.md). Anything else is an error naming it.
 KEYS = (
     "cloud", "tenantId", "azureEnvironment", "location", "schedule", "connectors", "certificate",
-    "image", "owners", "dropZone", "alertEmails", "subscriptionId", "tags",
+    "image", "owners", "dropZone", "alertEmails", "subscriptionId", "tags", "hosting", "hostedBy",
 )
+#: Keys a hosting stack must leave out: it has no Microsoft 365 tenant, no Entra app and no connector.
+TENANT_ONLY_KEYS = ("tenantId", "connectors", "owners", "hostedBy")
+#: A stack name (Pulumi's rule), alone or as `org/project/stack`.
+_HOSTED_BY_RE = re.compile(r"^(?:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/)?[A-Za-z0-9_.-]{1,100}$")
 _CERTIFICATE_KEYS = ("validityDays", "renewBeforeDays", "protection")
 #: Where the certificate's private key lives (docs/configuration.md, docs/security.md):
 #: vault = made by Key Vault, never exportable; hsm = the same with an HSM-backed key (RSA-HSM) in a Premium vault;
@@ -122,6 +126,13 @@ class Settings:
     alert_emails: tuple[str, ...] = ()
     subscription_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=lambda: dict(FIXED_TAGS))
+    hosting: bool = False  # a hosting stack: shared environment, workspace, registry, action group; no tenant
+    hosted_by: str | None = None  # the hosting stack whose environment this tenant's job runs in
+
+    @property
+    def hosted_by_stack(self) -> str | None:
+        """The hosting stack's own name (the last part of `org/project/stack`)."""
+        return self.hosted_by.rsplit("/", 1)[-1] if self.hosted_by else None
 
     @property
     def government(self) -> bool:
@@ -326,6 +337,41 @@ def _cloud(cfg: dict[str, Any]) -> Cloud:
     return CLOUDS[cloud_name.lower()]
 
 
+def _hosting(cfg: dict[str, Any]) -> bool:
+    value = cfg.get("hosting", False)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", ""):
+        return value.strip().lower() == "true"
+    if not isinstance(value, bool):
+        raise ConfigError(_k("hosting"), "must be true or false")
+    return value
+
+
+def _hosted_by(cfg: dict[str, Any]) -> str | None:
+    name = _optional_str(cfg.get("hostedBy"), "hostedBy")
+    if name is None:
+        return None
+    if not _HOSTED_BY_RE.match(name) or name.rsplit("/", 1)[-1] in (".", ".."):
+        raise ConfigError(_k("hostedBy"), "must name the hosting stack: NAME (a stack of this project) or "
+                                          "org/project/NAME")
+    return name
+
+
+def _not_in_hosting(cfg: dict[str, Any], problems: Problems) -> None:
+    """A hosting stack has no tenant: every tenant-only key it sets is a problem (empty values are fine)."""
+    for key in TENANT_ONLY_KEYS:
+        if cfg.get(key) not in (None, "", [], "[]"):
+            problems.add(ConfigError(_k(key), "a hosting stack (hosting: true) has no Microsoft 365 tenant, Entra "
+                                              "app or connectors: remove it (it belongs in the tenant stacks "
+                                              "that set hostedBy)"))
+    if cfg.get("image") not in (None, ""):
+        problems.add(ConfigError(_k("image"), "a hosting stack builds the uploader image once in its registry for "
+                                              "every hosted tenant; a prebuilt image goes in a tenant stack's "
+                                              "image instead"))
+    if cfg.get("alertEmails") in (None, "", [], "[]"):
+        problems.add(ConfigError(_k("alertEmails"), "is required in a hosting stack: its action group is told "
+                                                    "when any hosted tenant's job fails (e.g. the platform team)"))
+
+
 def _tenant(cfg: dict[str, Any]) -> str:
     if cfg.get("tenantId") in (None, ""):
         raise ConfigError(_k("tenantId"), "is required: the Microsoft 365 tenant's ID (a GUID)")
@@ -494,8 +540,12 @@ def load_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) ->
         if ns in ("", NAMESPACE) and name in cfg:
             problems.add(_secure(name))
 
+    hosting = problems.attempt(_hosting, cfg)
     cloud = problems.attempt(_cloud, cfg)
-    tenant_id = problems.attempt(_tenant, cfg)
+    if hosting:
+        _not_in_hosting(cfg, problems)
+    tenant_id = "" if hosting else problems.attempt(_tenant, cfg)
+    hosted_by = None if hosting else problems.attempt(_hosted_by, cfg)
     azure_environment = problems.attempt(_azure_environment, cfg, cloud)
     location = problems.attempt(_location, cfg, azure_environment)
     schedule = problems.attempt(_schedule, cfg)
@@ -508,8 +558,8 @@ def load_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) ->
     subscription_id = problems.attempt(_subscription, cfg)
     tags = problems.attempt(_tags, cfg.get("tags") or {})
     problems.raise_if_any()
-    assert cloud and tenant_id and azure_environment and location and schedule and certificate and drop_zone
-    assert tags is not None
+    assert cloud and (tenant_id or hosting) and azure_environment and location and schedule and certificate
+    assert tags is not None and drop_zone is not None and tenant_id is not None
 
     return Settings(
         cloud=cloud,
@@ -525,6 +575,8 @@ def load_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) ->
         alert_emails=alert_emails,
         subscription_id=subscription_id,
         tags=tags,
+        hosting=bool(hosting),
+        hosted_by=hosted_by,
     )
 
 

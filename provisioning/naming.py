@@ -53,6 +53,16 @@ class Names:
         return f"hr-upload-{slug}"[:32].rstrip("-")
 
     @property
+    def hosted_job(self) -> str:
+        """A hosted tenant's job: unique among every tenant of the shared environment. The stack name when it fits
+        (stack names are unique in a project); else truncated with a hash of the whole stack name."""
+        full = f"hr-upload-{re.sub(r'-{2,}', '-', re.sub(r'[^a-z0-9-]', '-', self.stack.lower()))}".rstrip("-")
+        if len(full) <= 32:
+            return full
+        digest = hashlib.sha256(self.stack.encode()).hexdigest()[:6]
+        return f"{full[:25].rstrip('-')}-{digest}"
+
+    @property
     def environment(self) -> str:
         return f"cae-hr-{self._slug}-{self._suffix}"
 

@@ -188,8 +188,15 @@ def test_project_defaults_fill_what_the_stack_leaves_out(tmp_path: Path) -> None
 
 def test_a_required_key_without_default_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_stack_file(write(tmp_path, "t", "config:\n  hr-connector:location: eastus\n"))
-    assert caught.value.key == "hr-connector:tenantId"
+        load_stack_file(write(tmp_path, "t", f"config:\n  hr-connector:tenantId: {TENANT}\n"))
+    assert caught.value.key == "hr-connector:location"
+
+
+def test_a_tenant_stack_without_tenant_id_is_refused_by_the_program(tmp_path: Path) -> None:
+    """tenantId has a default ("") in Pulumi.yaml since hosting stacks have none; tenant stacks still need it."""
+    with pytest.raises(ConfigError) as caught:
+        load_stack_settings(write(tmp_path, "t", "config:\n  hr-connector:location: eastus\n"))
+    assert caught.value.key == "hr-connector:tenantId" and "required" in caught.value.rule
 
 
 def test_typed_keys_are_type_checked_like_the_cli(tmp_path: Path) -> None:
@@ -246,8 +253,37 @@ def test_pulumi_yaml_declares_every_key_the_way_the_cli_accepts() -> None:
             assert decl["items"]["type"] in {"string", "integer", "boolean", "array", "object"}, key
         if "default" in decl:
             assert _type_ok(decl["type"], decl.get("items"), decl["default"]), key
-    assert {k for k, d in declared.items() if "default" not in d} == {"tenantId", "location"}
+    assert {k for k, d in declared.items() if "default" not in d} == {"location"}  # tenantId: "" (hosting stacks)
     # the defaults are the program's own
-    settings = load_settings({"tenantId": TENANT, "location": "eastus",
-                              **{k: d["default"] for k, d in declared.items() if "default" in d}})
+    settings = load_settings({**{k: d["default"] for k, d in declared.items() if "default" in d},
+                              "tenantId": TENANT, "location": "eastus"})
     assert settings == load_settings(base())
+
+
+# ------------------------------------------------------------------------------------------- hosting
+
+
+def test_a_hosting_stack_needs_no_tenant_and_refuses_tenant_keys() -> None:
+    hosting = load_settings({"hosting": "true", "location": "eastus", "cloud": "commercial",
+                             "alertEmails": ["platform@contoso.example"]})
+    assert hosting.hosting and hosting.tenant_id == "" and hosting.hosted_by is None
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"hosting": True, "location": "eastus", "tenantId": TENANT, "hostedBy": "other",
+                       "connectors": "[]", "image": "x.azurecr.io/hr:1"})
+    keys = {p.key for p in caught.value.problems} if hasattr(caught.value, "problems") else {caught.value.key}
+    assert keys == {"hr-connector:tenantId", "hr-connector:hostedBy", "hr-connector:image",
+                    "hr-connector:alertEmails"}
+    assert "hosting stack" in caught.value.rule
+
+
+@pytest.mark.parametrize("name", ["hub-eastus", "acme/hr-connector/hub-eastus"])
+def test_hosted_by_takes_a_stack_or_a_full_name(name: str) -> None:
+    settings = load_settings({**base(), "hostedBy": name})
+    assert settings.hosted_by == name and settings.hosted_by_stack == "hub-eastus"
+
+
+@pytest.mark.parametrize("name", ["a b", "x/y", "../hub", "o/p/.."])
+def test_hosted_by_refuses_what_is_not_a_stack_name(name: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({**base(), "hostedBy": name})
+    assert caught.value.key == "hr-connector:hostedBy"

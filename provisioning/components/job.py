@@ -106,6 +106,7 @@ class UploaderJob(pulumi.ComponentResource):
         image: pulumi.Input[str],
         environment_id: pulumi.Input[str],
         registry: RegistryRef | None,
+        job_name: str,
         opts: pulumi.ResourceOptions,
     ) -> None:
         super().__init__("hr-connector:index:UploaderJob", name, None, opts)
@@ -176,7 +177,7 @@ class UploaderJob(pulumi.ComponentResource):
         ]
         self.job = app.Job(
             f"{name}-job",
-            job_name=names.job,
+            job_name=job_name,
             resource_group_name=resource_group_name,
             location=settings.location,
             environment_id=environment_id,

@@ -35,7 +35,8 @@ class Providers(pulumi.ComponentResource):
     def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("hr-connector:index:Providers", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        self.azuread = azuread.Provider(
+        # A hosting stack has no Microsoft 365 tenant and creates nothing in Entra: no azuread provider.
+        self.azuread = None if settings.hosting else azuread.Provider(
             f"{name}-azuread",
             tenant_id=settings.tenant_id,
             # global | usgovernmentl4 | usgovernmentl5, from uploader/clouds.py
@@ -54,5 +55,8 @@ class Providers(pulumi.ComponentResource):
         self.register_outputs({})
 
     def options(self, **kwargs: Unpack[ChildOptions]) -> pulumi.ResourceOptions:
-        """Resource options that bind a component's children to both providers."""
-        return pulumi.ResourceOptions(providers={"azuread": self.azuread, "azure-native": self.azure}, **kwargs)
+        """Resource options that bind a component's children to the stack's providers."""
+        providers: dict[str, pulumi.ProviderResource] = {"azure-native": self.azure}
+        if self.azuread is not None:
+            providers["azuread"] = self.azuread
+        return pulumi.ResourceOptions(providers=providers, **kwargs)

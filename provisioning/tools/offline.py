@@ -278,6 +278,7 @@ class Resource:
     depends_on: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
     additional_secret_outputs: list[str] = field(default_factory=list)
+    protect: bool = False  # `pulumi destroy` refuses while it exists
 
 
 
@@ -346,23 +347,104 @@ def mask(value: Any, secret: bool = False) -> Any:
     return repr(type(value).__name__)
 
 
+HOSTING_OUTPUTS_ENV = "HR_CONNECTOR_HOSTING_OUTPUTS"  # the hosting stacks' outputs handed to a worker process
+
+
+def hosted_by(config: StackConfig) -> str | None:
+    """The hosting stack a tenant stack names (`hostedBy`, the last part of `org/project/NAME`), or None."""
+    value = config.values.get(f"{NAMESPACE}:hostedBy")
+    return str(value).strip().rsplit("/", 1)[-1] or None if value else None
+
+
+def is_hosting(config: StackConfig) -> bool:
+    """`hosting: true` (as the CLI hands it over: a bool or its text)."""
+    return str(config.values.get(f"{NAMESPACE}:hosting", False)).strip().lower() == "true"
+
+
+def hosting_file(config: StackConfig) -> Path:
+    """Where the hosting stack's file is: beside the tenant's (the same project's stackConfigDir)."""
+    return config.path.parent / f"Pulumi.{hosted_by(config)}.yaml"
+
+
+def missing_hosting(config: StackConfig, project_dir: Path = REPO_ROOT) -> ConfigError | None:
+    """The problem when a tenant names a hosting stack that has no stack file, or one that is not a hosting stack."""
+    host = hosted_by(config)
+    if host is None:
+        return None
+    path = hosting_file(config)
+    key = f"{NAMESPACE}:hostedBy"
+    if host == config.name:
+        return ConfigError(key, "names this stack itself; name the hosting stack")
+    if not path.is_file():
+        return ConfigError(key, f"hosting stack {host!r} does not exist: no {path.name} beside this stack file "
+                                f"(create it with `python -m provisioning new-stack {host} --hosting ...`)")
+    try:
+        hosting_config = load_stack_file(path, project_dir)
+    except ConfigError:
+        return None  # its own problems are reported on it; its evaluation fails below with them
+    if not is_hosting(hosting_config):
+        return ConfigError(key, f"{host} is not a hosting stack (its file does not set hr-connector:hosting: true)")
+    return None
+
+
+def hosting_outputs_for(config: StackConfig, project_dir: Path, *, isolated: bool = True,
+                        timeout: float = 120) -> dict[str, dict[str, Any]]:
+    """{hosting stack: its outputs} for a hosted tenant (the hosting stack evaluated under mocks), else {}."""
+    host = hosted_by(config)
+    if host is None:
+        return {}
+    problem = missing_hosting(config, project_dir)
+    if problem is not None:
+        raise problem
+    try:
+        hosting = evaluate(hosting_file(config), project_dir, isolated=isolated, timeout=timeout)
+    except ConfigError as exc:
+        raise ConfigError(f"{NAMESPACE}:hostedBy", f"hosting stack {host} has a problem: {exc.key}: {exc.rule}"
+                          ) from None
+    outputs = {host: hosting.outputs}
+    raise_mismatches(config, outputs, project_dir)
+    return outputs
+
+
+def raise_mismatches(config: StackConfig, hosting_outputs: dict[str, dict[str, Any]], project_dir: Path) -> None:
+    """ConfigError (ConfigProblems) naming each way a hosted tenant does not fit its hosting stack: cloud family,
+    location, subscription (the program makes the same check on the real outputs)."""
+    from provisioning.components.hosting import mismatches
+
+    host = hosted_by(config)
+    if host is None or host not in hosting_outputs:
+        return
+    settings = load_stack_settings(config.path, project_dir)
+    found = mismatches(settings, hosting_outputs[host])
+    if found:
+        raise ConfigProblems([ConfigError(key, rule) for key, rule in found])
+
+
 def evaluate(
     stack: str | os.PathLike[str],
     project_dir: Path = REPO_ROOT,
     *,
     isolated: bool = True,
     timeout: float = 120,
+    hosting_outputs: dict[str, dict[str, Any]] | None = None,
 ) -> Evaluation:
-    """Run the real program for one stack under mocks. Config problems raise ConfigError(key, rule)."""
+    """Run the real program for one stack under mocks. Config problems raise ConfigError(key, rule).
+
+    A hosted tenant reads its hosting stack's outputs: `hosting_outputs` ({name: outputs}) when given, else the
+    hosting stack's own file, evaluated first (offline, like everything here: no backend)."""
+    config = load_stack_file(stack, project_dir)  # config-file errors surface without starting Python again
+    if hosting_outputs is None:
+        hosting_outputs = hosting_outputs_for(config, Path(project_dir), isolated=isolated, timeout=timeout)
+    else:
+        raise_mismatches(config, hosting_outputs, Path(project_dir))
     if not isolated:
-        return _evaluate_here(load_stack_file(stack, project_dir), Path(project_dir))
-    # Read the stack file here first: config-file errors surface without starting Python again.
-    load_stack_file(stack, project_dir)
+        return _evaluate_here(config, Path(project_dir), hosting_outputs)
     proc = subprocess.run(
         [sys.executable, "-m", "provisioning.tools.offline", os.fspath(stack_path(stack, Path(project_dir))),
          "--project-dir", os.fspath(project_dir)],
         capture_output=True, text=True, timeout=timeout, cwd=project_dir,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([os.fspath(project_dir), os.fspath(REPO_ROOT)])},
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([os.fspath(project_dir), os.fspath(REPO_ROOT)]),
+             HOSTING_OUTPUTS_ENV: json.dumps(hosting_outputs)},
     )
     try:
         data = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
@@ -415,7 +497,9 @@ _ARM_NAME_INPUT = {
     "monitor:DiagnosticSetting": "name",
 }
 MOCK_SUBSCRIPTION = "00000000-0000-4000-8000-00000000a5b1"
-_HOSTING = {"usgovernment": False}  # one evaluation per process (see the module docstring)
+_HOSTING = {"usgovernment": False}  # per evaluation (set by the provider's registration)
+_HOSTING_OUTPUTS: dict[str, dict[str, Any]] = {}  # hosting stack name -> its outputs, for StackReference reads
+ORGANIZATION = "organization"  # what the DIY backends call every stack's organization
 
 
 def _unwrap_secrets(value: Any) -> Any:
@@ -455,6 +539,12 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
         return rbacwait.mock_create(inputs)  # without the sleep
     if typ == vaultcert.TYPE_TOKEN:
         return vaultcert.mock_create(inputs)  # against the in-memory Key Vault stand-in (vaultcert.MemoryVault)
+    if typ == "pulumi:pulumi:StackReference":  # a read of the hosting stack's state: its outputs, offline
+        target = str(inputs.get("name") or name)
+        outputs = _HOSTING_OUTPUTS.get(target.rsplit("/", 1)[-1])
+        if outputs is None:
+            raise EvaluationError(f"no outputs of hosting stack {target} were given to the offline evaluation")
+        return target, {"name": target, "outputs": outputs, "secretOutputNames": []}
     if typ.startswith("pulumi-python:dynamic"):
         return certificate.mock_create(inputs)
     short = typ.split(":", 1)[1] if typ.startswith("azure-native:") else ""
@@ -524,8 +614,10 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
     return f"{name}-id", state
 
 
-def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
-    """Run <project>/__main__.py under mocks in this process (one evaluation per process; see module doc)."""
+def _evaluate_here(config: StackConfig, project_dir: Path,
+                   hosting_outputs: dict[str, dict[str, Any]] | None = None) -> Evaluation:
+    """Run <project>/__main__.py under mocks in this process. Each call sets Pulumi's runtime up afresh (mocks,
+    settings, config, root resource), so one process may evaluate many stacks one after another."""
     import runpy
 
     import pulumi
@@ -536,6 +628,8 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
 
     started = time.perf_counter()
     _HOSTING["usgovernment"] = False
+    _HOSTING_OUTPUTS.clear()
+    _HOSTING_OUTPUTS.update(hosting_outputs or {})
     records: dict[str, dict[str, Any]] = {}
     invokes: list[str] = []  # every provider function (invoke) the program calls, in order
 
@@ -574,6 +668,7 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
                     "depends_on": list(request.dependencies),
                     "delete_before_replace": bool(request.deleteBeforeReplace),
                     "additional_secret_outputs": list(request.additionalSecretOutputs),
+                    "protect": bool(request.protect),
                 }
             return response
 
@@ -585,7 +680,7 @@ def _evaluate_here(config: StackConfig, project_dir: Path) -> Evaluation:
     settings.set_root_resource(None)  # type: ignore[arg-type]
     project = str(_project(project_dir)["name"])
     pulumi.runtime.set_mocks(Recorder(), project=project, stack=config.name, preview=True,
-                             monitor=Monitor(Recorder()))
+                             monitor=Monitor(Recorder()), organization=ORGANIZATION)
     main = project_dir / "__main__.py"
     cwd = os.getcwd()
     os.chdir(project_dir)
@@ -638,8 +733,9 @@ def _main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project-dir", default=os.fspath(REPO_ROOT))
     args = parser.parse_args(argv)
     project_dir = Path(args.project_dir).resolve()
+    hosting_outputs = json.loads(os.environ.get(HOSTING_OUTPUTS_ENV) or "{}")
     try:
-        evaluation = _evaluate_here(load_stack_file(args.stack, project_dir), project_dir)
+        evaluation = _evaluate_here(load_stack_file(args.stack, project_dir), project_dir, hosting_outputs)
     except ConfigError as exc:
         print(json.dumps({"config_error": {"key": exc.key, "rule": exc.rule}}))
         return 2

@@ -1,0 +1,90 @@
+"""A hosted tenant's view of its hosting stack: the hosting stack's outputs, read through a Pulumi StackReference,
+checked against this stack's own cloud, location and subscription.
+
+A hosting stack (`hosting: true`, __main__.py) exports HOSTING_OUTPUTS. A tenant stack with `hostedBy: NAME`
+reads them here: its job goes in the shared Container Apps environment, its alert rule queries the shared
+workspace and notifies the shared action group, and its image is the one the hosting stack built (pulled with
+AcrPull on the shared registry, the one role a hosted tenant holds on a shared resource).
+
+A StackReference is a read of the other stack's state: nothing of the hosting stack is created, changed or
+deleted by a tenant's `up` or `destroy` (https://www.pulumi.com/docs/iac/concepts/stacks/#stackreferences).
+A bare NAME is a stack of this project; it becomes `org/project/NAME`, the fully qualified form
+("orgName/projectName/stackName": https://www.pulumi.com/docs/iac/concepts/stacks/).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from provisioning.components.image import RegistryRef
+from provisioning.config import NAMESPACE, ConfigError, Settings
+
+#: What a hosting stack exports for its tenants (and what `check` and `render` take from it offline).
+HOSTING_OUTPUTS = (
+    "hosting", "cloud", "azureEnvironment", "location", "subscriptionId", "resourceGroupName", "environmentId",
+    "environmentName", "workspaceId", "registryId", "registryLoginServer", "image", "actionGroupId",
+)
+
+
+DEPLOYERS = "unset (the deployer's subscription)"
+
+
+def qualified_name(hosted_by: str) -> str:
+    """`NAME` -> `<org>/<this project>/NAME`; a fully qualified name is kept."""
+    if "/" in hosted_by:
+        return hosted_by
+    return f"{pulumi.get_organization()}/{pulumi.get_project()}/{hosted_by}"
+
+
+def mismatches(settings: Settings, hosting: dict[str, Any]) -> list[tuple[str, str]]:
+    """(config key, rule) for every way a tenant does not fit its hosting stack's outputs."""
+    key = f"{NAMESPACE}:hostedBy"
+    if not hosting.get("hosting"):
+        return [(key, f"{settings.hosted_by} is not a hosting stack (it does not set hosting: true)")]
+    out = []
+    if hosting.get("azureEnvironment") != settings.azure_environment:
+        out.append((f"{NAMESPACE}:cloud",
+                    f"a {settings.cloud.name} tenant runs in Azure {settings.azure_environment}, but hosting stack "
+                    f"{settings.hosted_by} is in Azure {hosting.get('azureEnvironment')} (commercial and gcc are "
+                    "hosted on public, gcchigh and dod on usgovernment)"))
+    if hosting.get("location") != settings.location:
+        out.append((f"{NAMESPACE}:location",
+                    f"is {settings.location}, but hosting stack {settings.hosted_by} is in {hosting.get('location')}"
+                    " (a hosted job runs in the hosting stack's region)"))
+    if (hosting.get("subscriptionId") or None) != settings.subscription_id:
+        mine, theirs = settings.subscription_id or DEPLOYERS, hosting.get("subscriptionId") or DEPLOYERS
+        out.append((f"{NAMESPACE}:subscriptionId",
+                    f"is {mine}, but hosting stack {settings.hosted_by} uses {theirs}: set the same subscriptionId "
+                    "(a hosted job runs in the hosting stack's subscription)"))
+    return out
+
+
+class HostedBy(pulumi.ComponentResource):
+    """The hosting stack's shared environment, workspace, registry, image and action group, as Outputs."""
+
+    def __init__(self, name: str, settings: Settings, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("hr-connector:index:HostedBy", name, None, opts)
+        assert settings.hosted_by is not None
+        self.reference = pulumi.StackReference(f"{name}-stack", qualified_name(settings.hosted_by),
+                                               opts=pulumi.ResourceOptions(parent=self))
+
+        def checked(outputs: dict[str, Any]) -> dict[str, Any]:
+            problems = mismatches(settings, outputs or {})
+            if problems:
+                raise ConfigError(*problems[0])
+            return outputs
+
+        # Every value below passes through the check: no resource is declared in the wrong place.
+        outputs = self.reference.outputs.apply(checked)
+
+        def get(key: str) -> pulumi.Output[Any]:
+            return outputs.apply(lambda values: values.get(key))
+
+        self.environment_id: pulumi.Output[str] = get("environmentId")
+        self.workspace_id: pulumi.Output[str] = get("workspaceId")
+        self.image: pulumi.Output[str] = get("image")
+        self.action_group_id: pulumi.Output[str] = get("actionGroupId")
+        self.registry = RegistryRef(get("registryId"), get("registryLoginServer"))
+        self.register_outputs({"environmentId": self.environment_id})
