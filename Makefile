@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
 
-.PHONY: venv test test-fast demo lint types fmt bench check clean lock
+.PHONY: venv test test-fast demo lint types fmt bench bench-fleet check clean lock
 
 venv: $(STAMP)
 
@@ -45,6 +45,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/throughput.py
 	$(PY) bench/long_lines.py
+
+# `check` of 1 hosting stack + 200 hosted tenant stacks, generated in a temporary folder (docs/performance.md).
+bench-fleet: $(STAMP)
+	$(PY) bench/fleet_check.py --tenants 200
 
 check: $(STAMP)
 	$(PY) -m provisioning check

@@ -1,22 +1,22 @@
 """`python -m provisioning check [--stack NAME ...]`: every stack file validated and evaluated offline.
 
 For each stack: the config rules (provisioning.config, via offline.load_stack_settings — fast, in-process),
-then the real program under Pulumi mocks (offline.evaluate, one subprocess per stack). No Pulumi CLI, no
-credentials, no network. One line per stack, or one per problem (every problem of a stack, not the first) and
-per warning; the exit code says whether any stack has a problem (2 config, 1 evaluation).
+then the real program under Pulumi mocks (evaluator.evaluate_many: a few worker processes evaluate stack after
+stack, hosting stacks first so that their hosted tenants read their outputs). No Pulumi CLI, no credentials,
+no network. One line per stack, or one per problem (every problem of a stack, not the first) and per warning;
+the exit code says whether any stack has a problem (2 config, 1 evaluation). Across the fleet: the jobs that
+share a hosting stack's environment have distinct names.
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioning.config import ConfigError, all_problems, config_warnings
-from provisioning.naming import stack_name_problem
-from provisioning.tools.offline import REPO_ROOT, EvaluationError, evaluate, load_stack_settings, stack_name
+from provisioning.config import ConfigError, Settings, all_problems, config_warnings
+from provisioning.naming import Names, stack_name_problem
+from provisioning.tools.evaluator import Outcome, evaluate_many
+from provisioning.tools.offline import REPO_ROOT, EvaluationError, load_stack_settings, stack_name
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -55,8 +55,8 @@ class StackResult:
         return f"FAIL  {self.stack}: evaluation failed: {first}{detail}{warned}"
 
 
-def check_stack(path: Path, timeout: float = 180) -> StackResult:
-    """Validate then evaluate one stack file; config problems (all of them) stop it before the evaluation."""
+def _preflight(path: Path) -> tuple[StackResult | None, tuple[tuple[str, str], ...], Settings | None]:
+    """The config rules (fast, no evaluation): a failed StackResult, or None with the warnings and settings."""
     name = stack_name(path)
     problems: list[tuple[str, str]] = []
     if (naming_rule := stack_name_problem(name)) is not None:
@@ -65,35 +65,65 @@ def check_stack(path: Path, timeout: float = 180) -> StackResult:
         settings = load_stack_settings(path, REPO_ROOT)
     except ConfigError as exc:
         problems.extend((p.key, p.rule) for p in all_problems(exc))
-        return StackResult(name, path, problems=tuple(problems))
+        return StackResult(name, path, problems=tuple(problems)), (), None
     warnings = tuple((w.key, w.rule) for w in config_warnings(settings))
     if problems:
-        return StackResult(name, path, problems=tuple(problems), warnings=warnings)
-    try:
-        evaluation = evaluate(path, REPO_ROOT, timeout=timeout)
-    except ConfigError as exc:
-        return StackResult(name, path, problems=tuple((p.key, p.rule) for p in all_problems(exc)), warnings=warnings)
-    except EvaluationError as exc:
-        return StackResult(name, path, error=str(exc), warnings=warnings)
-    except subprocess.TimeoutExpired:
-        return StackResult(name, path, error=f"no result within {timeout:.0f} s", warnings=warnings)
-    return StackResult(name, path, resources=len(evaluation.deployed()), seconds=evaluation.seconds,
-                       warnings=warnings)
+        return StackResult(name, path, problems=tuple(problems), warnings=warnings), warnings, settings
+    return None, warnings, settings
 
 
-def _check_one(path: Path) -> StackResult:
-    """check_stack, with any failure it did not foresee as that stack's result: a stack file is a unit of failure."""
-    try:
-        return check_stack(path)
-    except Exception as exc:  # noqa: BLE001 - one stack's failure never stops the others
-        return StackResult(stack_name(path), path, error=f"cannot be checked ({type(exc).__name__})")
+def _result(path: Path, outcome: Outcome, warnings: tuple[tuple[str, str], ...]) -> StackResult:
+    name = stack_name(path)
+    if isinstance(outcome, ConfigError):
+        return StackResult(name, path, problems=tuple((p.key, p.rule) for p in all_problems(outcome)),
+                           warnings=warnings)
+    if isinstance(outcome, EvaluationError):
+        return StackResult(name, path, error=str(outcome), warnings=warnings)
+    return StackResult(name, path, resources=len(outcome.deployed()), seconds=outcome.seconds, warnings=warnings)
+
+
+def check_stack(path: Path, timeout: float = 180) -> StackResult:
+    """Validate then evaluate one stack file; config problems (all of them) stop it before the evaluation."""
+    return check_stacks([path], workers=1)[0]
+
+
+def _shared_job_names(settings: dict[Path, Settings]) -> dict[Path, tuple[str, str]]:
+    """Hosted tenants whose job name another tenant of the same hosting stack already has."""
+    seen: dict[tuple[str, str], str] = {}
+    clashes: dict[Path, tuple[str, str]] = {}
+    for path, s in sorted(settings.items()):
+        if not s.hosted_by_stack:
+            continue
+        job = Names(stack_name(path), s.tenant_id).hosted_job
+        other = seen.setdefault((s.hosted_by_stack, job), stack_name(path))
+        if other != stack_name(path):
+            clashes[path] = (f"{stack_name(path)}.yaml", f"its job name {job} is already {other}'s in hosting stack "
+                                                         f"{s.hosted_by_stack}'s environment: rename one stack")
+    return clashes
 
 
 def check_stacks(paths: list[Path], workers: int | None = None) -> list[StackResult]:
-    """Every stack, a few at a time (each evaluation is its own process); results in the given order."""
-    workers = workers or max(1, min(4, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_check_one, paths))
+    """Every stack: the config rules, then the program under mocks in a few worker processes (evaluator.py);
+    results in the given order."""
+    results: dict[Path, StackResult] = {}
+    warnings: dict[Path, tuple[tuple[str, str], ...]] = {}
+    settings: dict[Path, Settings] = {}
+    for path in paths:
+        try:
+            failed, warnings[path], found = _preflight(path)
+        except Exception as exc:  # noqa: BLE001 - a stack file is a unit of failure: it never stops the others
+            failed, warnings[path], found = (StackResult(stack_name(path), path,
+                                                         error=f"cannot be checked ({type(exc).__name__})"), (), None)
+        if found is not None:
+            settings[path] = found
+        if failed is not None:
+            results[path] = failed
+    for path, (key, rule) in _shared_job_names(settings).items():
+        results[path] = StackResult(stack_name(path), path, problems=((key, rule),), warnings=warnings[path])
+    todo = [p for p in paths if p not in results]
+    for path, outcome in evaluate_many(todo, REPO_ROOT, workers).items():
+        results[path] = _result(path, outcome, warnings[path])
+    return [results[p] for p in paths]
 
 
 def overall_exit_code(results: list[StackResult]) -> int:

@@ -35,11 +35,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    new = sub.add_parser("new-stack", help="write stacks/Pulumi.NAME.yaml for a new tenant",
+    new = sub.add_parser("new-stack", help="write stacks/Pulumi.NAME.yaml for a new tenant or hosting stack",
                          description="Write a commented stack file with the cloud's defaults; never overwrites.")
     new.add_argument("name", metavar="NAME", help="the stack name (letters, digits, '-', '_', '.')")
     new.add_argument("--cloud", required=True, help="commercial | gcc | gcchigh | dod")
-    new.add_argument("--tenant-id", required=True, help="the Microsoft 365 tenant's ID (a GUID)")
+    new.add_argument("--tenant-id", help="the Microsoft 365 tenant's ID (a GUID); required unless --hosting")
+    new.add_argument("--hosting", action="store_true",
+                     help="a hosting stack: the environment, workspace, registry and action group that hosted "
+                          "tenants of one cloud family, subscription and region share (needs --location and "
+                          "--alert-email; docs/fleet.md#hosting)")
+    new.add_argument("--hosted-by", metavar="HOSTING",
+                     help="run this tenant's job in hosting stack HOSTING (NAME or org/project/NAME); location "
+                          "and subscription default to its")
+    new.add_argument("--alert-email", action="append", default=[], metavar="ADDRESS",
+                     help="told when a job execution fails (repeatable; required with --hosting)")
     new.add_argument("--location", help="Azure region (default: eastus, or usgovvirginia for Azure Government)")
     new.add_argument("--azure-environment", metavar="ENV",
                      help="Azure for hosting: public | usgovernment (default: the cloud's; gcchigh and dod need "
@@ -89,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--stack", nargs="+", metavar="NAME", help="these stacks")
     which.add_argument("--changed-files", metavar="FILE",
                        help="a file listing changed paths, one per line (git diff --name-only)")
+    matrix.add_argument("--batches", action="store_true",
+                        help=f"split into batches of at most {fleet.MATRIX_LIMIT} jobs (GitHub's matrix limit), "
+                             "hosting stacks in batches before their tenants: {\"count\": N, \"batches\": [...]}")
     _stacks_dir_arg(matrix)
 
     certs = sub.add_parser("certs", help="every stack's certificate thumbprint, expiry and days left",
@@ -143,9 +155,10 @@ def _days(text: str) -> int:
 def _new_stack(args: argparse.Namespace) -> int:
     from provisioning.tools.newstack import StackRequest, create_stack, next_steps
 
-    request = StackRequest(args.name, args.cloud, args.tenant_id, location=args.location,
+    request = StackRequest(args.name, args.cloud, args.tenant_id or "", location=args.location,
                            azure_environment=args.azure_environment, image=args.image, owners=tuple(args.owner),
-                           subscription_id=args.subscription_id)
+                           subscription_id=args.subscription_id, alert_emails=tuple(args.alert_email),
+                           hosting=args.hosting, hosted_by=args.hosted_by)
     flag = f" --stacks-dir {shlex.quote(args.stacks_dir)}" if args.stacks_dir else ""
     path = create_stack(fleet.stacks_dir(args.stacks_dir), request, flag)
     print(f"wrote {path}")
@@ -193,8 +206,9 @@ def _selected(args: argparse.Namespace) -> list[Path]:
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    result = fleet.matrix(_selected(args))
-    print(json.dumps(result, separators=(",", ":")))
+    paths = fleet.hosting_first(_selected(args))
+    result = fleet.matrix(paths)
+    print(json.dumps(fleet.plan(paths) if args.batches else result, separators=(",", ":")))
     errors = fleet.matrix_errors(result)
     for error in errors:  # each keeps its entry: its own job fails on `check` and deploys nothing
         print(f"error: {error}", file=sys.stderr)

@@ -91,6 +91,8 @@ class MatrixEntry:
     cloud: str
     tenant_id: str
     azure_environment: str
+    hosting: bool = False
+    hosted_by: str = ""
 
     def to_json(self) -> dict[str, Any]:
         login_environment, audience = LOGIN[self.azure_environment]
@@ -103,7 +105,13 @@ class MatrixEntry:
             "oidcAudience": audience,
             # GitHub variable names allow letters, digits and `_`: PREVIEW_AZURE_CLIENT_ID_<varSuffix>.
             "varSuffix": re.sub(r"[^A-Za-z0-9]", "_", self.stack).upper(),
+            "hosting": self.hosting,
+            "hostedBy": self.hosted_by,
         }
+
+
+def _flag(value: Any) -> bool:
+    return str(value).strip().lower() == "true"
 
 
 def matrix_entry(path: Path) -> MatrixEntry:
@@ -116,18 +124,48 @@ def matrix_entry(path: Path) -> MatrixEntry:
     if azure_environment not in LOGIN:
         raise FleetError(f"{stack_name(path)}: {NAMESPACE}:azureEnvironment: unknown Azure environment")
     return MatrixEntry(stack_name(path), cloud.name, str(values.get(f"{NAMESPACE}:tenantId") or ""),
-                       azure_environment)
+                       azure_environment, _flag(values.get(f"{NAMESPACE}:hosting", False)),
+                       hosting_of(path, values))
+
+
+def hosting_of(path: Path, values: dict[str, Any] | None = None) -> str:
+    """The hosting stack a stack file names (`hostedBy`, its last part), or "" (self-contained, hosting, unreadable)."""
+    if values is None:
+        try:
+            values = load_stack_config(path, REPO_ROOT)
+        except Exception:  # noqa: BLE001 - an unreadable file is reported by matrix/check, not here
+            return ""
+    return str(values.get(f"{NAMESPACE}:hostedBy") or "").strip().rsplit("/", 1)[-1]
+
+
+def is_hosting_stack(path: Path) -> bool:
+    try:
+        return _flag(load_stack_config(path, REPO_ROOT).get(f"{NAMESPACE}:hosting", False))
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by matrix/check, not here
+        return False
+
+
+def hosting_first(paths: list[Path]) -> list[Path]:
+    """Hosting stacks first (in order), then every other stack (in order): tenants read their hosting stack's
+    outputs, so it deploys before them."""
+    hosting = [p for p in paths if is_hosting_stack(p)]
+    return hosting + [p for p in paths if p not in hosting]
 
 
 def changed_stacks(changed: list[str], directory: Path) -> list[Path]:
     """Stacks a change touches: every stack if what they all deploy changed (the program, the project, the image:
-    selection.stack_wide_changes), else the changed stack files that exist."""
+    selection.stack_wide_changes), else the changed stack files that exist and, for a changed hosting stack,
+    every tenant it hosts. Hosting stacks come first."""
     changed = [c.strip() for c in changed if c.strip()]
     everything = select_stacks(directory, None)
     if stack_wide_changes(changed, REPO_ROOT):
-        return everything
+        return hosting_first(everything)
     names = {Path(c).name for c in changed if re.fullmatch(r"(.*/)?Pulumi\.[^/]+\.yaml", c)}
-    return [p for p in everything if p.name in names]
+    picked = [p for p in everything if p.name in names]
+    hosts = {stack_name(p) for p in picked if is_hosting_stack(p)}
+    if hosts:
+        picked += [p for p in everything if p not in picked and hosting_of(p) in hosts]
+    return hosting_first(sorted(picked))
 
 
 def matrix(paths: list[Path]) -> dict[str, Any]:
@@ -155,3 +193,29 @@ def _broken_entry(path: Path, error: str) -> dict[str, Any]:
 def matrix_errors(result: dict[str, Any]) -> list[str]:
     """`<stack>: <problem>` for every entry of a matrix that could not be read."""
     return [f"{e['stack']}: {e['error']}" for e in result["include"] if e.get("error")]
+
+
+#: GitHub Actions: "A job matrix can generate a maximum of 256 jobs per workflow run"
+#: (https://docs.github.com/en/actions/reference/limits).
+MATRIX_LIMIT = 256
+#: The batch jobs the deploy, preview and scheduled workflows declare (each calls a reusable workflow with one
+#: batch's matrix): up to 5 x 256 = 1,280 stacks, the first batch holding the hosting stacks when there are any.
+MAX_BATCHES = 5
+
+
+def plan(paths: list[Path], batch_size: int = MATRIX_LIMIT, max_batches: int = MAX_BATCHES) -> dict[str, Any]:
+    """The matrix split into batches of at most `batch_size` stacks, run one after another: every hosting stack
+    in a batch before any tenant's (a hosting stack's batch holds hosting stacks only), every stack once.
+
+    {"count": N, "batches": [{"include": [...]}, ...]}; FleetError when more batches are needed than the
+    workflows declare."""
+    entries = matrix(hosting_first(paths))["include"]
+    hosting = [e for e in entries if e.get("hosting")]
+    tenants = [e for e in entries if not e.get("hosting")]
+    batches = [{"include": group[i:i + batch_size]} for group in (hosting, tenants)
+               for i in range(0, len(group), batch_size)]
+    if len(batches) > max_batches:
+        raise FleetError(f"{len(entries)} stacks need {len(batches)} batches of at most {batch_size} jobs "
+                         f"(hosting stacks in their own), but the workflows run {max_batches}: add batch jobs "
+                         "to .github/workflows (deploy, preview, scheduled)")
+    return {"count": len(entries), "batches": batches}

@@ -3,6 +3,8 @@
 Built on Pulumi's Automation API (pulumi.automation): each stack is a LocalWorkspace on this project run by the
 Pulumi CLI (on PATH, or `--pulumi-root DIR` for DIR/bin/pulumi — what automation's PulumiCommand looks for).
 Stacks run N at a time (`--parallel`), each isolated: one stack's failure is recorded and the others go on.
+Hosting stacks run first, all of them finished before any other stack starts: a hosted tenant reads its
+hosting stack's outputs (its environment, registry and image), so `up` must have created them.
 Every stack's CLI output goes to its own log file (nothing interleaves); the terminal gets one line when a
 stack starts and one when it ends, then a summary table. Exit 0 when every stack succeeded, 1 when any failed.
 
@@ -190,8 +192,15 @@ def run_fleet(operation: str, paths: list[Path], *, parallel: int, log_dir: Path
         say(f"{done.stack}: {operation} {outcome} ({done.seconds:.0f}s; log {done.log})")
         return done
 
+    from provisioning.tools.fleet import is_hosting_stack
+
+    hosting = [p for p in paths if is_hosting_stack(p)]
+    rest = [p for p in paths if p not in hosting]
+    done: dict[Path, StackRun] = {}
     with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-        return list(pool.map(one, paths))
+        for phase in (hosting, rest):  # every hosting stack finishes before a tenant starts
+            done.update(zip(phase, pool.map(one, phase), strict=True))
+    return [done[p] for p in paths]
 
 
 def summary_table(operation: str, results: list[StackRun]) -> str:

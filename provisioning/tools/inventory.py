@@ -38,6 +38,7 @@ class CertificateRow:
     renew_before_days: int | None = None
     error: str = ""
     protection: str = ""  # vault | hsm | exportable (deployed before `protection` existed: exportable)
+    hosted_by: str = ""  # the hosting stack whose environment runs its job ("" self-contained)
 
     @property
     def renewal_due(self) -> bool:
@@ -49,7 +50,7 @@ class CertificateRow:
         return {"stack": self.stack, "status": self.status, "thumbprint": self.thumbprint,
                 "expiresOn": self.expires_on, "daysLeft": self.days_left,
                 "renewBeforeDays": self.renew_before_days, "renewalDue": self.renewal_due,
-                "protection": self.protection, "error": self.error}
+                "protection": self.protection, "error": self.error, "hostedBy": self.hosted_by}
 
 
 def row_from_outputs(stack: str, outputs: dict[str, Any] | None, warn_days: int,
@@ -132,7 +133,13 @@ def outputs_from_pulumi(stack: str, pulumi: str = "pulumi") -> dict[str, Any] | 
 
 def inventory(paths: list[Path], warn_days: int, outputs: Path | None = None, pulumi: str = "pulumi",
               now: dt.datetime | None = None) -> list[CertificateRow]:
-    """One row per stack file, in order."""
+    """One row per tenant stack file, in order (hosting stacks have no certificate: they group the rows)."""
+    from dataclasses import replace
+
+    from provisioning.tools.fleet import hosting_of, is_hosting_stack
+
+    hosts = {stack_name(p): hosting_of(p) for p in paths if not is_hosting_stack(p)}
+    paths = [p for p in paths if stack_name(p) in hosts]
     names = [stack_name(p) for p in paths]
     found = outputs_from_files(outputs, names) if outputs is not None else {n: outputs_from_pulumi(n, pulumi)
                                                                            for n in names}
@@ -145,7 +152,7 @@ def inventory(paths: list[Path], warn_days: int, outputs: Path | None = None, pu
             rows.append(CertificateRow(name, "error", error="outputs are not a JSON object"))
         else:
             rows.append(row_from_outputs(name, value, warn_days, now))
-    return rows
+    return [replace(row, hosted_by=hosts.get(row.stack, "")) for row in rows]
 
 
 def to_table(rows: list[CertificateRow], warn_days: int) -> str:
@@ -153,14 +160,15 @@ def to_table(rows: list[CertificateRow], warn_days: int) -> str:
     def urgency(r: CertificateRow) -> tuple[int, int, str]:
         return (0 if r.status == "error" else 1, r.days_left if r.days_left is not None else 10**6, r.stack)
 
-    lines = ["| stack | status | days left | expires (UTC) | renew before (days) | thumbprint (SHA-1) | key |",
-             "|---|---|---:|---|---:|---|---|"]
-    for r in sorted(rows, key=urgency):
+    lines = ["| stack | status | days left | expires (UTC) | renew before (days) | thumbprint (SHA-1) | key | "
+             "hosted by |", "|---|---|---:|---|---:|---|---|---|"]
+    # grouped by hosting stack (self-contained stacks first, as "-"), most urgent first within each group
+    for r in sorted(rows, key=lambda r: (r.hosted_by, *urgency(r))):
         days = "" if r.days_left is None else str(r.days_left)
         renew = "" if r.renew_before_days is None else str(r.renew_before_days)
         status = f"{r.status}: {r.error}" if r.error else r.status
         lines.append(f"| {r.stack} | {status} | {days} | {r.expires_on} | {renew} | {r.thumbprint} | "
-                     f"{r.protection} |")
+                     f"{r.protection} | {r.hosted_by or '-'} |")
     bad = failing(rows)
     due = [r for r in rows if r.renewal_due]
     lines.append("")

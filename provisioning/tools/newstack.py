@@ -1,9 +1,13 @@
 """`python -m provisioning new-stack NAME --cloud C --tenant-id T [--location L] [--azure-environment E]
-[--image REF] [--owner ID ...] [--subscription-id ID]`: a new tenant in one command.
+[--image REF] [--owner ID ...] [--subscription-id ID] [--alert-email A ...] [--hosted-by HOSTING]`: a new tenant
+in one command; `new-stack NAME --hosting --cloud C --location L --alert-email A [--subscription-id S]`: a hosting
+stack (docs/fleet.md#hosting).
 
-Writes stacks/Pulumi.NAME.yaml from the commented template (templates/stack.yaml.tmpl) with the cloud's
-defaults filled in and no connectors yet; refuses to overwrite; validates the result with the program's own
-rules (provisioning.config via offline.load_stack_settings, Pulumi.yaml merged in) before writing anything.
+Writes stacks/Pulumi.NAME.yaml from the commented template (templates/stack.yaml.tmpl, or hosting.yaml.tmpl)
+with the cloud's defaults filled in and no connectors yet; refuses to overwrite; validates the result with the
+program's own rules (provisioning.config via offline.load_stack_settings, Pulumi.yaml merged in) before writing
+anything. A hosted tenant takes its location, Azure environment and subscription from its hosting stack's file
+unless given, and must match them (the rules `check` applies).
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from provisioning.config import ConfigError
+from provisioning.config import ConfigError, ConfigProblems, Settings
 from provisioning.naming import stack_name_problem
 from provisioning.tools.fleet import FleetError, stack_file, validate_stack_name
 from provisioning.tools.offline import REPO_ROOT, load_stack_settings
-from uploader.clouds import UnknownCloudError, get_cloud
+from uploader.clouds import Cloud, UnknownCloudError, get_cloud
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "stack.yaml.tmpl"
+HOSTING_TEMPLATE = TEMPLATE.with_name("hosting.yaml.tmpl")
+_FAMILY = {"public": "commercial | gcc", "usgovernment": "gcchigh | dod"}
 
 #: A region that hosts Container Apps in each Azure environment (check availability for your subscription).
 DEFAULT_LOCATION = {"public": "eastus", "usgovernment": "usgovvirginia"}
@@ -71,6 +77,9 @@ class StackRequest:
     image: str | None = None
     owners: tuple[str, ...] = ()
     subscription_id: str | None = None
+    alert_emails: tuple[str, ...] = ()
+    hosting: bool = False
+    hosted_by: str | None = None
 
 
 def _checked_name(name: str) -> str:
@@ -90,20 +99,107 @@ def _optional_lines(request: StackRequest) -> str:
         lines.append(f"  hr-connector:image: {json.dumps(request.image.strip())}")
     if request.subscription_id:
         lines.append(f"  hr-connector:subscriptionId: {json.dumps(request.subscription_id.strip())}")
+    if request.alert_emails and not request.hosting:
+        lines.append(f"  hr-connector:alertEmails: [{', '.join(json.dumps(a.strip()) for a in request.alert_emails)}]")
+    if request.hosted_by:
+        lines.append("  # The hosting stack whose Container Apps environment, workspace and image this job uses.")
+        lines.append(f"  hr-connector:hostedBy: {json.dumps(request.hosted_by.strip())}")
     return "".join(f"{line}\n" for line in lines)
 
 
-def render_stack_file(request: StackRequest, stacks_dir_flag: str = "") -> str:
+def _cloud(name: str) -> Cloud:
+    try:
+        return get_cloud(name)
+    except UnknownCloudError as exc:
+        raise FleetError(f"--cloud: {exc}") from None
+
+
+def _with_hosting_defaults(request: StackRequest, directory: Path) -> StackRequest:
+    """A hosted tenant's location and subscription default to its hosting stack's (its Azure environment follows
+    its cloud, so that a cloud of the other family is named as the mismatch)."""
+    if not request.hosted_by:
+        return request
+    from dataclasses import replace
+
+    host = request.hosted_by.strip().rsplit("/", 1)[-1]
+    path = stack_file(directory, validate_stack_name(host))
+    if not path.is_file():
+        raise FleetError(f"--hosted-by {request.hosted_by}: hosting stack {host!r} does not exist (no {path}); "
+                         f"create it first: python -m provisioning new-stack {host} --hosting ...")
+    hosting = load_stack_settings(path, REPO_ROOT)
+    if not hosting.hosting:
+        raise FleetError(f"--hosted-by {request.hosted_by}: {host} is not a hosting stack (no hosting: true)")
+    own = (request.azure_environment or _cloud(request.cloud).azure_environment).strip().lower()
+    if own != hosting.azure_environment:
+        raise FleetError(f"--cloud {request.cloud}: its tenants run in Azure {own}, but hosting stack {host} is in "
+                         f"Azure {hosting.azure_environment} (commercial and gcc are hosted on public, gcchigh and "
+                         "dod on usgovernment)")
+    return replace(request, location=request.location or hosting.location,
+                   subscription_id=request.subscription_id or hosting.subscription_id)
+
+
+def _render_hosting(request: StackRequest, cloud_name: str, azure_environment: str, stacks_dir_flag: str) -> str:
+    if request.tenant_id or request.owners or request.image or request.hosted_by:
+        raise FleetError("--hosting: a hosting stack has no tenant, owners, image or hosting stack of its own "
+                         "(drop --tenant-id, --owner, --image and --hosted-by)")
+    if not request.alert_emails:
+        raise FleetError("--hosting needs --alert-email ADDRESS: the hosting stack's action group is told when any "
+                         "hosted tenant's job fails")
+    if not request.location:
+        raise FleetError("--hosting needs --location: a hosting stack is once per cloud, subscription and region")
+    example = "  # hr-connector:subscriptionId: 00000000-0000-0000-0000-000000000000\n"
+    optional = (f"  hr-connector:subscriptionId: {json.dumps(request.subscription_id.strip())}\n"
+                if request.subscription_id else example)
+    return Template(HOSTING_TEMPLATE.read_text(encoding="utf-8")).substitute(
+        name=request.name, cloud=cloud_name, cloud_title=_TITLE.get(cloud_name, cloud_name),
+        azure_environment=azure_environment, family=_FAMILY.get(azure_environment, ""),
+        location=request.location.strip(), stacks_dir_flag=stacks_dir_flag,
+        secrets_provider=secrets_provider(azure_environment),
+        alert_emails="[" + ", ".join(json.dumps(a.strip()) for a in request.alert_emails) + "]",
+        optional=optional,
+    )
+
+
+def render_stack_file(request: StackRequest, stacks_dir_flag: str = "", directory: Path | None = None) -> str:
     """The stack file's text, validated: FleetError for a bad name/cloud, ConfigError naming every key otherwise.
 
     `stacks_dir_flag` (` --stacks-dir DIR` or empty) goes into the next steps the file's comments give."""
     _checked_name(request.name)
-    try:
-        cloud = get_cloud(request.cloud)
-    except UnknownCloudError as exc:
-        raise FleetError(f"--cloud: {exc}") from None
-    azure_environment = _azure_environment(request)
-    text = Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
+    cloud = _cloud(request.cloud)
+    if directory is not None:
+        request = _with_hosting_defaults(request, directory)
+    azure_environment = (request.azure_environment or cloud.azure_environment).strip().lower()
+    if request.hosting:
+        text = _render_hosting(request, cloud.name, azure_environment, stacks_dir_flag)
+    else:
+        text = _render_tenant(request, cloud.name, azure_environment, stacks_dir_flag)
+    # The program's own rules on the file as the Pulumi CLI would read it (Pulumi.yaml's defaults and types
+    # merged in): raises ConfigError naming every broken key before anything is written.
+    with tempfile.TemporaryDirectory() as scratch:
+        candidate = Path(scratch) / f"Pulumi.{request.name}.yaml"
+        candidate.write_text(text, encoding="utf-8")
+        settings = load_stack_settings(candidate, REPO_ROOT)
+        if request.hosted_by and directory is not None:
+            _check_against_hosting(settings, directory)
+    return text
+
+
+def _check_against_hosting(settings: Settings, directory: Path) -> None:
+    """The tenant fits its hosting stack (cloud family, location, subscription): the program's own rule."""
+    from provisioning.components.hosting import mismatches
+
+    hosting = load_stack_settings(stack_file(directory, settings.hosted_by_stack or ""), REPO_ROOT)
+    found = mismatches(settings, {"hosting": True, "azureEnvironment": hosting.azure_environment,
+                                  "location": hosting.location, "subscriptionId": hosting.subscription_id or ""})
+    if found:
+        raise ConfigProblems([ConfigError(key, rule) for key, rule in found])
+
+
+def _render_tenant(request: StackRequest, cloud_name: str, azure_environment: str, stacks_dir_flag: str) -> str:
+    if not request.tenant_id:
+        raise FleetError("--tenant-id is required (the Microsoft 365 tenant's ID), unless --hosting")
+    cloud = get_cloud(cloud_name)
+    return Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         name=request.name,
         cloud=cloud.name,
         cloud_title=_TITLE.get(cloud.name, cloud.name),
@@ -116,13 +212,6 @@ def render_stack_file(request: StackRequest, stacks_dir_flag: str = "") -> str:
         optional=_optional_lines(request),
         protection=DEFAULT_NEW_PROTECTION[cloud.name],
     )
-    # The program's own rules on the file as the Pulumi CLI would read it (Pulumi.yaml's defaults and types
-    # merged in): raises ConfigError naming every broken key before anything is written.
-    with tempfile.TemporaryDirectory() as scratch:
-        candidate = Path(scratch) / f"Pulumi.{request.name}.yaml"
-        candidate.write_text(text, encoding="utf-8")
-        load_stack_settings(candidate, REPO_ROOT)
-    return text
 
 
 def create_stack(directory: Path, request: StackRequest, stacks_dir_flag: str = "") -> Path:
@@ -130,7 +219,7 @@ def create_stack(directory: Path, request: StackRequest, stacks_dir_flag: str = 
     path = stack_file(directory, _checked_name(request.name))
     if path.exists():
         raise FleetError(f"{path}: already exists; new-stack never overwrites a stack file (edit it instead)")
-    text = render_stack_file(request, stacks_dir_flag)
+    text = render_stack_file(request, stacks_dir_flag, directory)
     directory.mkdir(parents=True, exist_ok=True)
     # O_EXCL: a file created meanwhile by someone else is not overwritten either.
     try:
@@ -144,6 +233,15 @@ def create_stack(directory: Path, request: StackRequest, stacks_dir_flag: str = 
 
 def next_steps(request: StackRequest, stacks_dir_flag: str = "") -> list[str]:
     """What to run after new-stack, with the same --stacks-dir (the rest is in the file's comments)."""
+    if request.hosting:
+        return [
+            f"python -m provisioning check --stack {request.name}{stacks_dir_flag}",
+            f"pulumi stack init {request.name} --secrets-provider \"{secrets_provider(_azure_environment(request))}\""
+            "  (docs/gitops.md; <vault>: your secrets vault), then pulumi up --stack " + request.name
+            + " (before its tenants)",
+            f"python -m provisioning new-stack NAME --cloud C --tenant-id T --hosted-by {request.name}"
+            f"{stacks_dir_flag}  (each hosted tenant)",
+        ]
     return [
         f"python -m provisioning check --stack {request.name}{stacks_dir_flag}",
         f"python -m provisioning render --stack {request.name}{stacks_dir_flag}",

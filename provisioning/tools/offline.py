@@ -21,7 +21,9 @@ so tests can compare secrets for equality without ever seeing or printing them.
 from __future__ import annotations
 
 import argparse
+import copy
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -108,7 +110,19 @@ def list_stacks(project_dir: Path = REPO_ROOT) -> list[Path]:
 
 
 def _project(project_dir: Path) -> dict[str, Any]:
-    project = _read_yaml(project_dir / "Pulumi.yaml")
+    path = project_dir / "Pulumi.yaml"
+    try:
+        stamp = path.stat().st_mtime_ns
+    except OSError:
+        stamp = -1
+    return copy.deepcopy(_project_at(path, stamp))
+
+
+@functools.lru_cache(maxsize=8)
+def _project_at(path: Path, stamp: int) -> dict[str, Any]:
+    """Pulumi.yaml, read once per change (a fleet evaluation reads it for every stack)."""
+    project_dir = path.parent
+    project = _read_yaml(path)
     if not isinstance(project, dict) or not project.get("name"):
         raise ConfigError(str(project_dir / "Pulumi.yaml"), "project file without a name")
     return project
