@@ -44,10 +44,11 @@ def load(name: str) -> dict[str, Any]:
 
 def test_workflows_are_actionlint_clean() -> None:
     files = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
-    assert files == ["ci.yml", "deploy.yml", "preview.yml", "release.yml", "rotate.yml", "scheduled.yml"]
+    assert files == ["ci.yml", "deploy-stacks.yml", "deploy.yml", "drift-stacks.yml", "preview-stacks.yml",
+                     "preview.yml", "release.yml", "rotate.yml", "scheduled.yml"]
     proc = actionlint(f"{WORKFLOWS}/*.yml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "Checking 6 workflow file(s)" in proc.stdout
+    assert "Checking 9 workflow file(s)" in proc.stdout
     assert "passed" in proc.stdout
 
 
@@ -92,9 +93,9 @@ def test_ci_runs_make_test_on_every_push_and_pull_request() -> None:
 def test_deploy_is_one_gated_job_per_stack_signed_in_by_oidc() -> None:
     doc = load("deploy.yml")
     assert doc["on"]["push"]["branches"] == ["main"]
-    job = doc["jobs"]["deploy"]
+    job = load("deploy-stacks.yml")["jobs"]["deploy"]  # one batch of the plan (see the batch tests below)
     assert job["strategy"]["fail-fast"] is False
-    assert job["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
+    assert job["strategy"]["matrix"] == "${{ fromJSON(inputs.matrix) }}"
     assert job["environment"] == "${{ matrix.stack }}"  # GitHub environments are the approval gate
     assert "matrix.stack" in job["concurrency"]["group"] and job["concurrency"]["cancel-in-progress"] is False
     assert job["permissions"] == {"id-token": "write", "contents": "read"}
@@ -104,7 +105,7 @@ def test_deploy_is_one_gated_job_per_stack_signed_in_by_oidc() -> None:
     steps = {s.get("uses", "").split("@")[0]: s for s in job["steps"]}
     login = steps[OIDC_ACTION]["with"]
     assert login["login-environment"] == "${{ matrix.loginEnvironment }}"  # AzureUSGovernment for gov stacks
-    assert login["tenant-id"] == "${{ matrix.tenantId }}"
+    assert login["tenant-id"] == "${{ matrix.tenantId || vars.AZURE_TENANT_ID }}"  # a hosting stack has no tenant
     assert login["audience"] == "${{ matrix.oidcAudience }}"
     assert "client-secret" not in login
     up = steps["pulumi/actions"]["with"]
@@ -117,7 +118,7 @@ def test_preview_renders_offline_and_previews_only_after_approval() -> None:
     doc = load("preview.yml")
     assert "stacks/Pulumi.*.yaml" in doc["on"]["pull_request"]["paths"]
     plan_steps = " ".join(s.get("run", "") for s in doc["jobs"]["plan"]["steps"])
-    assert "python -m provisioning matrix --changed-files" in plan_steps
+    assert "python -m provisioning matrix --changed-files" in plan_steps and "--batches" in plan_steps
     render = doc["jobs"]["render"]
     assert "id-token" not in render["permissions"]  # the offline render needs no cloud credentials
     assert "environment" not in render
@@ -125,7 +126,7 @@ def test_preview_renders_offline_and_previews_only_after_approval() -> None:
     assert 'render-diff --base-ref "$BASE_SHA"' in runs and '--summary "$GITHUB_STEP_SUMMARY"' in runs
     uploads = [s for s in render["steps"] if s.get("uses", "").startswith("actions/upload-artifact@")]
     assert uploads and uploads[0]["with"]["name"] == "render"
-    preview = doc["jobs"]["preview"]
+    preview = load("preview-stacks.yml")["jobs"]["preview"]
     # The identity that can decrypt state runs pull-request code only after a maintainer approves.
     assert preview["environment"] == "preview"
     assert preview["strategy"]["fail-fast"] is False
@@ -184,7 +185,7 @@ def _oidc_jobs() -> list[tuple[str, str, dict[str, Any]]]:
     found = []
     for path in sorted(WORKFLOWS.glob("*.yml")):
         for name, job in load(path.name)["jobs"].items():
-            if (job.get("permissions") or {}).get("id-token") == "write":
+            if (job.get("permissions") or {}).get("id-token") == "write" and "steps" in job:
                 found.append((path.name, name, job))
     return found
 
@@ -194,8 +195,8 @@ def test_us_government_audience_reaches_the_pulumi_providers() -> None:
     api://AzureADTokenExchange, or the federated credential made for api://AzureADTokenExchangeUSGov matches
     nothing."""
     jobs = _oidc_jobs()
-    assert {(f, n) for f, n, _ in jobs} >= {("deploy.yml", "deploy"), ("preview.yml", "preview"),
-                                           ("scheduled.yml", "drift"), ("scheduled.yml", "renew"),
+    assert {(f, n) for f, n, _ in jobs} >= {("deploy-stacks.yml", "deploy"), ("preview-stacks.yml", "preview"),
+                                           ("drift-stacks.yml", "drift"), ("scheduled.yml", "renew"),
                                            ("rotate.yml", "rotate")}
     for file, name, job in jobs:
         assert job["env"]["ARM_OIDC_AUDIENCE"] == "${{ matrix.oidcAudience }}", (file, name)
@@ -238,7 +239,7 @@ def test_the_audience_step_builds_the_url_the_providers_request(tmp_path: Path) 
 def test_scheduled_drift_inventory_and_renewal() -> None:
     doc = load("scheduled.yml")
     assert doc["on"]["schedule"][0]["cron"].split()[2:] == ["*", "*", "*"]  # daily
-    drift = doc["jobs"]["drift"]
+    drift = load("drift-stacks.yml")["jobs"]["drift"]
     assert drift["environment"] == "drift" and drift["strategy"]["fail-fast"] is False
     runs = " ".join(s.get("run", "") for s in drift["steps"])
     assert 'fleet preview --stack "$STACK" --expect-no-changes' in runs
@@ -364,3 +365,52 @@ def test_local_action_calls_match_its_inputs() -> None:
     assert calls >= 5
     # The action's own steps: composite steps need a shell, and its actions are pinned (checked above).
     assert all("shell" in s for s in action["runs"]["steps"] if "run" in s)
+
+
+# ------------------------------------------------------------------------------------------- past 256 stacks
+
+BATCHED = {"deploy.yml": "deploy-stacks.yml", "preview.yml": "preview-stacks.yml", "scheduled.yml": "drift-stacks.yml"}
+
+
+@pytest.mark.parametrize(("caller", "called"), BATCHED.items())
+def test_stacks_run_in_chained_batches_of_one_matrix_each(caller: str, called: str) -> None:
+    """GitHub caps a matrix at 256 jobs (https://docs.github.com/en/actions/reference/limits): the plan job
+    writes one matrix per batch (`matrix --batches --github-output`), and batch N+1 runs after batch N, so the
+    hosting stacks (first batches) are up before their tenants."""
+    from provisioning.tools.fleet import MAX_BATCHES
+
+    doc = load(caller)
+    plan = doc["jobs"]["plan"]
+    runs = re.sub(r"\\\n\s*", "", " ".join(s.get("run", "") for s in plan["steps"]))  # joined continuations
+    assert "--batches --github-output" in runs
+    assert set(plan["outputs"]) == {"count"} | {f"{k}{i}" for k in ("batch", "count")
+                                                for i in range(1, MAX_BATCHES + 1)}
+    inputs = load(called)["on"]["workflow_call"]["inputs"]
+    for i in range(1, MAX_BATCHES + 1):
+        job = doc["jobs"][f"batch{i}"]
+        assert job["uses"] == f"./.github/workflows/{called}"
+        assert job["with"]["matrix"] == f"${{{{ needs.plan.outputs.batch{i} }}}}"
+        required = {k for k, v in inputs.items() if v.get("required")}
+        assert required <= set(job["with"]) <= set(inputs)
+        assert f"needs.plan.outputs.count{i} != '0'" in job["if"]
+        needs = job["needs"] if isinstance(job["needs"], list) else [job["needs"]]
+        if i > 1:
+            assert f"batch{i - 1}" in needs and "!cancelled()" in job["if"]
+    (only,) = load(called)["jobs"].values()
+    assert only["strategy"]["matrix"] == "${{ fromJSON(inputs.matrix) }}"
+
+
+@pytest.mark.parametrize("called", BATCHED.values())
+def test_each_stack_job_reuses_a_cached_virtualenv(called: str) -> None:
+    (job,) = load(called)["jobs"].values()
+    steps = job["steps"]
+    cache = next(s for s in steps if s.get("uses", "").startswith("actions/cache@"))
+    assert cache["with"]["path"] == ".venv"
+    key = cache["with"]["key"]
+    assert "steps.python.outputs.python-version" in key and "hashFiles('requirements.txt', 'pyproject.toml')" in key
+    python = next(s for s in steps if s.get("uses", "").startswith("actions/setup-python@"))
+    assert python["id"] == "python"
+    install = next(s for s in steps if "make venv" in s.get("run", ""))
+    assert install["env"]["CACHED"] == "${{ steps.venv.outputs.cache-hit }}"
+    assert "touch .venv/.installed" in install["run"]
+    assert steps.index(cache) < steps.index(install)

@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--batches", action="store_true",
                         help=f"split into batches of at most {fleet.MATRIX_LIMIT} jobs (GitHub's matrix limit), "
                              "hosting stacks in batches before their tenants: {\"count\": N, \"batches\": [...]}")
+    matrix.add_argument("--github-output", metavar="FILE",
+                        help="with --batches: also append count, batchN and countN to FILE ($GITHUB_OUTPUT) for "
+                             f"each of the workflows' {fleet.MAX_BATCHES} batch jobs")
     _stacks_dir_arg(matrix)
 
     certs = sub.add_parser("certs", help="every stack's certificate thumbprint, expiry and days left",
@@ -207,8 +210,14 @@ def _selected(args: argparse.Namespace) -> list[Path]:
 
 def _matrix(args: argparse.Namespace) -> int:
     paths = fleet.hosting_first(_selected(args))
+    if args.github_output and not args.batches:
+        raise fleet.FleetError("--github-output goes with --batches")
     result = fleet.matrix(paths)
-    print(json.dumps(fleet.plan(paths) if args.batches else result, separators=(",", ":")))
+    planned = fleet.plan(paths) if args.batches else result
+    if args.github_output:
+        with open(args.github_output, "a", encoding="utf-8") as out:
+            out.write(fleet.github_outputs(planned))
+    print(json.dumps(planned, separators=(",", ":")))
     errors = fleet.matrix_errors(result)
     for error in errors:  # each keeps its entry: its own job fails on `check` and deploys nothing
         print(f"error: {error}", file=sys.stderr)

@@ -6,6 +6,7 @@ Shared by `python -m provisioning new-stack | check | render | matrix`.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -219,3 +220,15 @@ def plan(paths: list[Path], batch_size: int = MATRIX_LIMIT, max_batches: int = M
                          f"(hosting stacks in their own), but the workflows run {max_batches}: add batch jobs "
                          "to .github/workflows (deploy, preview, scheduled)")
     return {"count": len(entries), "batches": batches}
+
+
+def github_outputs(planned: dict[str, Any], max_batches: int = MAX_BATCHES) -> str:
+    """The plan as step outputs (`name=value` lines for $GITHUB_OUTPUT): count, and batchN/countN for every batch
+    job the workflows declare (an empty batch for those the plan does not need)."""
+    lines = [f"count={planned['count']}"]
+    batches = planned["batches"]
+    for i in range(max_batches):
+        batch = batches[i] if i < len(batches) else {"include": []}
+        lines.append(f"batch{i + 1}={json.dumps(batch, separators=(',', ':'))}")
+        lines.append(f"count{i + 1}={len(batch['include'])}")
+    return "\n".join(lines) + "\n"
