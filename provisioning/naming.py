@@ -55,8 +55,9 @@ class Names:
     @property
     def hosted_job(self) -> str:
         """A hosted tenant's job: unique among every tenant of the shared environment. The stack name when it fits
-        (stack names are unique in a project); else truncated with a hash of the whole stack name."""
-        full = f"hr-upload-{re.sub(r'-{2,}', '-', re.sub(r'[^a-z0-9-]', '-', self.stack.lower()))}".rstrip("-")
+        (stack names are unique in a project); else truncated with a hash of the whole stack name. Never the
+        self-contained job's name, so moving in creates the new job before the old one goes (no name clash)."""
+        full = f"hr-hosted-{re.sub(r'-{2,}', '-', re.sub(r'[^a-z0-9-]', '-', self.stack.lower()))}".rstrip("-")
         if len(full) <= 32:
             return full
         digest = hashlib.sha256(self.stack.encode()).hexdigest()[:6]

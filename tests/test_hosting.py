@@ -143,7 +143,7 @@ def test_no_tenant_identity_holds_a_role_beyond_its_own_resources_and_image_pull
 def test_job_names_are_unique_in_the_shared_environment(fleet: dict[str, Evaluation]) -> None:
     names = [fleet[name].one(JOB).inputs["jobName"] for name in TENANTS]
     assert len(set(names)) == len(names)
-    assert all(len(n) <= 32 and n.startswith("hr-upload-") for n in names)
+    assert all(len(n) <= 32 and n.startswith("hr-hosted-") for n in names)
     # a long stack name is truncated with a hash of the whole name; two names sharing the truncated part differ
     a, b = Names("initech-with-a-rather-long-stack-name-1", ""), Names("initech-with-a-rather-long-stack-name-2", "")
     assert a.job == b.job and a.hosted_job != b.hosted_job
@@ -153,7 +153,7 @@ def test_log_lines_carry_the_stack_in_the_job_name(fleet: dict[str, Evaluation])
     """The shared workspace's JobName column is the job's name, which carries the stack name (a hash stands in
     for the end of a long one); the uploader logs no HR data (docs/security.md)."""
     for name in ("acme", "globex"):
-        assert fleet[name].one(JOB).inputs["jobName"] == f"hr-upload-{name}"
+        assert fleet[name].one(JOB).inputs["jobName"] == f"hr-hosted-{name}"
 
 
 # ------------------------------------------------------------------------------------------------ mismatches
@@ -228,6 +228,11 @@ def test_moving_in_replaces_only_the_job(tmp_path: Path) -> None:
         r.urn for r in after.of_type("azure-native:keyvault:Secret")}
     job_before, job_after = before.one(JOB), after.one(JOB)
     assert job_before.urn == job_after.urn and job_before.inputs["environmentId"] != job_after.inputs["environmentId"]
+    # a new name: the replacement creates the hosted job before deleting the old one (create-before-delete,
+    # Pulumi's default; the same name would clash in the resource group)
+    assert job_before.inputs["jobName"] != job_after.inputs["jobName"] and not job_after.delete_before_replace
+    # same identity, drop zone and secret: the old and new job share the drop zone's locks and checkpoints
+    assert job_before.inputs["identity"] == job_after.inputs["identity"]
     gone = {r.type for r in before.resources if r.urn not in old.keys() & new.keys()}
     assert set(SHARED_TYPES) <= gone  # its own environment, workspace, registry and image go
     assert before.outputs["dropZoneUrl"] == after.outputs["dropZoneUrl"]
