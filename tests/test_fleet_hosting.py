@@ -181,3 +181,39 @@ def test_certs_groups_tenants_by_hosting_stack(tmp_path: Path) -> None:
     table = provisioning("certs", "--outputs", str(exported), "--stacks-dir", str(tmp_path)).stdout
     order = [line.split("|")[1].strip() for line in table.splitlines()[2:5]]
     assert order == ["solo", "acme", "beta"]  # self-contained first, then hub-east's tenants together
+
+
+# ------------------------------------------------------------------------------------------------ the evaluator
+
+
+def test_the_worker_pool_evaluates_like_a_process_per_stack(tmp_path: Path) -> None:
+    """evaluator.evaluate_many (a few worker processes, many stacks each) declares exactly what a process per
+    stack (offline.evaluate) declares; only the generated certificate (a new key each evaluation) differs."""
+    import re
+
+    from provisioning.tools.evaluator import evaluate_many
+    from provisioning.tools.offline import Evaluation, evaluate, list_stacks
+
+    hosting(tmp_path, "hub-east")
+    tenant(tmp_path, "acme", "hub-east")
+    paths = [*list_stacks(), tmp_path / "Pulumi.hub-east.yaml", tmp_path / "Pulumi.acme.yaml"]
+
+    def graph(ev: Evaluation) -> str:
+        text = json.dumps(sorted([(r.type, r.urn, r.inputs, r.parent, sorted(r.depends_on)) for r in ev.resources],
+                                 key=str), sort_keys=True, default=str)
+        return re.sub(r"\[secret:[0-9a-f]+\]|[0-9a-f]{32}|\d{4}-\d\d-\d\dT[\d:]+Z|[0-9A-F]{40}", "X", text)
+
+    pooled = evaluate_many(paths, workers=2)
+    for path in paths:
+        outcome = pooled[path]
+        assert isinstance(outcome, Evaluation), (path, outcome)
+        assert graph(outcome) == graph(evaluate(path)), path.name
+
+
+def test_a_hosting_stack_renders_and_checks_alone(tmp_path: Path) -> None:
+    hosting(tmp_path, "hub-east")
+    done = provisioning("render", "--stack", "hub-east", "--stacks-dir", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "azure-native:app:ManagedEnvironment" in done.stdout and "azuread" not in done.stdout
+    done = provisioning("check", "--stacks-dir", str(tmp_path))
+    assert done.returncode == 0 and "ok    hub-east:" in done.stdout, done.stdout + done.stderr

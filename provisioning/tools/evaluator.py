@@ -141,10 +141,10 @@ def evaluate_many(paths: Iterable[Path], project_dir: Path = REPO_ROOT, workers:
                     raise_mismatches(config, {host: outputs}, project_dir)
                 except ConfigError as exc:
                     problem = exc
-            if problem is not None:
-                results[path] = problem
+            if problem is not None or not isinstance(outputs, dict):
+                results[path] = problem or ConfigError("hr-connector:hostedBy", f"hosting stack {host}: no outputs")
                 if on_result:
-                    on_result(path, problem)
+                    on_result(path, results[path])
                 continue
             jobs.append((path, {host: outputs}))
         for (path, _), result in zip(jobs, _run(pool, jobs, project_dir), strict=True):

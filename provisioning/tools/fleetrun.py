@@ -50,8 +50,9 @@ class StackRun:
                 "seconds": round(self.seconds, 1), "log": self.log}
 
 
-def certificate_urn(path: Path) -> str:
-    """The URN of a stack's Certificate resource, from the program's own graph under mocks (offline)."""
+def certificate_urn(path: Path) -> str | None:
+    """The URN of a stack's Certificate resource, from the program's own graph under mocks (offline); None for a
+    hosting stack (it has no certificate)."""
     from provisioning.components import certificate as program_made
     from provisioning.components import vaultcert
     from provisioning.tools.fleet import EvaluationFailed
@@ -62,8 +63,8 @@ def certificate_urn(path: Path) -> str:
     except EvaluationError as exc:
         raise EvaluationFailed(str(exc)) from None
     # protection exportable: the program-made Certificate; vault/hsm: the Key Vault-made VaultCertificate
-    (certificate,) = evaluation.of_type(program_made.TYPE_TOKEN) + evaluation.of_type(vaultcert.TYPE_TOKEN)
-    return certificate.urn
+    found = evaluation.of_type(program_made.TYPE_TOKEN) + evaluation.of_type(vaultcert.TYPE_TOKEN)
+    return found[0].urn if found else None
 
 
 def stack_file_problem(path: Path) -> str:
@@ -170,7 +171,8 @@ def run_fleet(operation: str, paths: list[Path], *, parallel: int, log_dir: Path
     for p in paths if rotate_certificate else []:
         if p not in unreadable:
             try:
-                replaces[p] = [certificate_urn(p)]
+                if (urn := certificate_urn(p)) is not None:  # a hosting stack has no certificate
+                    replaces[p] = [urn]
             except Exception as exc:  # noqa: BLE001 - that stack fails; the others still rotate
                 unreadable[p] = _short(exc)
     lock = threading.Lock()

@@ -198,6 +198,8 @@ def render_stack(path: Path) -> dict[str, Any]:
         "location": settings.location,
         "schedule": settings.schedule,
         "tags": dict(settings.tags),
+        "hosting": settings.hosting,
+        "hostedBy": settings.hosted_by or "",
         "connectors": [{"name": c.name, "jobId": c.job_id, "files": c.files,
                         "scenarios": [s.type for s in c.scenarios]} for c in settings.connectors],
         "resourceCount": len(evaluation.deployed()),  # the number `check` prints (providers not counted)
@@ -218,12 +220,19 @@ def _fmt(value: Any) -> str:
 
 def to_text(report: dict[str, Any]) -> str:
     """A plain-text rendering for a pull-request comment (one block per resource)."""
-    lines = [
-        f"stack {report['stack']}: cloud {report['cloud']}, tenant {report['tenantId']}, "
-        f"Azure {report['azureEnvironment']} / {report['location']}, schedule \"{report['schedule']}\"",
-    ]
+    if report.get("hosting"):
+        lines = [f"hosting stack {report['stack']}: cloud family of {report['cloud']}, "
+                 f"Azure {report['azureEnvironment']} / {report['location']} (shared by its hosted tenants)"]
+    else:
+        hosted = f", hosted by {report['hostedBy']}" if report.get("hostedBy") else ""
+        lines = [
+            f"stack {report['stack']}: cloud {report['cloud']}, tenant {report['tenantId']}, "
+            f"Azure {report['azureEnvironment']} / {report['location']}, schedule \"{report['schedule']}\"{hosted}",
+        ]
     lines.append(f"  tags (every taggable Azure resource): {_fmt(report['tags'])}")
-    if report["connectors"]:
+    if report.get("hosting"):
+        pass  # no tenant, no connectors
+    elif report["connectors"]:
         for c in report["connectors"]:
             lines.append(f"  connector {c['name'] or '(unnamed)'}: job {c['jobId']}, files {c['files']}, "
                          f"scenarios {', '.join(c['scenarios'])}")
