@@ -83,3 +83,16 @@ def test_every_invoke_of_a_preview_is_allowed_to_the_preview_identity(path: Path
     assert evaluation.invokes, "the recorder saw no invoke at all (is the mock's call() still recording?)"
     assert refused_invokes(evaluation, preview_role()) == []
     assert not any("SharedKeys" in token for token in evaluation.invokes)
+
+
+def test_hosting_and_hosted_stacks_call_only_allowed_invokes(tmp_path: Path) -> None:
+    """A hosted tenant reads its hosting stack through a StackReference (the state backend, not an ARM call)."""
+    (tmp_path / "Pulumi.hub.yaml").write_text(
+        "config:\n  hr-connector:hosting: true\n  hr-connector:location: eastus\n"
+        "  hr-connector:alertEmails: [ops@contoso.example]\n", encoding="utf-8")
+    (tmp_path / "Pulumi.acme.yaml").write_text(
+        "config:\n  hr-connector:tenantId: 3f2504e0-4f89-41d3-9a0c-0305e82c3301\n  hr-connector:location: eastus\n"
+        "  hr-connector:hostedBy: hub\n", encoding="utf-8")
+    for name in ("hub", "acme"):
+        evaluation = evaluate(tmp_path / f"Pulumi.{name}.yaml", isolated=False)
+        assert refused_invokes(evaluation, preview_role()) == [], name
