@@ -111,7 +111,9 @@ def evaluate_many(paths: Iterable[Path], project_dir: Path = REPO_ROOT, workers:
             if file not in hosting_paths:
                 hosting_paths[file] = load_stack_file(file, project_dir)
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_warm) if workers > 1 else None
+    # never more workers than evaluations (each worker's start costs an import of Pulumi)
+    size = min(workers, max(1, len(hosting_paths) + len(configs)))
+    pool = (ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_warm) if workers > 1 else None)
     try:
         hosted_outputs: dict[str, dict[str, Any] | Outcome] = {}
         done = _run(pool, [(p, {}) for p in hosting_paths], project_dir)
