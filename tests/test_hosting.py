@@ -149,11 +149,15 @@ def test_job_names_are_unique_in_the_shared_environment(fleet: dict[str, Evaluat
     assert a.job == b.job and a.hosted_job != b.hosted_job
 
 
-def test_log_lines_carry_the_stack_in_the_job_name(fleet: dict[str, Evaluation]) -> None:
+def test_log_lines_carry_the_stack_name(fleet: dict[str, Evaluation]) -> None:
     """The shared workspace's JobName column is the job's name, which carries the stack name (a hash stands in
-    for the end of a long one); the uploader logs no HR data (docs/security.md)."""
+    for the end of a long one), and each run summary names the whole stack (UPLOADER_STACK); the uploader logs
+    no HR data (docs/security.md)."""
     for name in ("acme", "globex"):
         assert fleet[name].one(JOB).inputs["jobName"] == f"hr-hosted-{name}"
+    for name in TENANTS:
+        (container,) = fleet[name].one(JOB).inputs["template"]["containers"]
+        assert {"name": "UPLOADER_STACK", "value": name} in container["env"]
 
 
 # ------------------------------------------------------------------------------------------------ mismatches

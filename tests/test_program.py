@@ -224,8 +224,10 @@ def test_the_job_schedule_environment_and_secret_reference(stack: tuple[Settings
     assert env["UPLOADER_DROPZONE_URL"]["value"] == ev.outputs["dropZoneUrl"]
     connectors = json.loads(env["UPLOADER_CONNECTORS"]["value"])
     assert [c["jobId"] for c in connectors] == [c.job_id for c in settings.connectors]
-    assert set(env) == {"UPLOADER_CLOUD", "UPLOADER_TENANT_ID", "UPLOADER_APP_ID", "UPLOADER_CONNECTORS",
-                        "UPLOADER_CERTIFICATE_PEM", "UPLOADER_DROPZONE_URL", "AZURE_CLIENT_ID"} | key_vars
+    assert env["UPLOADER_STACK"]["value"] == ev.stack  # named in each run summary
+    assert set(env) == {"UPLOADER_STACK", "UPLOADER_CLOUD", "UPLOADER_TENANT_ID", "UPLOADER_APP_ID",
+                        "UPLOADER_CONNECTORS", "UPLOADER_CERTIFICATE_PEM", "UPLOADER_DROPZONE_URL",
+                        "AZURE_CLIENT_ID"} | key_vars
     (container,) = job.inputs["template"]["containers"]
     assert container["resources"] == {"cpu": 0.5, "memory": "1Gi"}
     # the job waits for its role assignments, and for them to propagate (the wait is keyed to their IDs)

@@ -195,6 +195,15 @@ def test_no_connectors_configured_is_success(value: str | None) -> None:
     assert summary(done)["connectors"] == []
 
 
+def test_the_run_summary_names_the_stack_when_the_job_sets_it() -> None:
+    """A hosting stack's shared workspace holds many tenants' runs: each summary names its stack."""
+    env = job_env(None, None, None, None)
+    assert "stack" not in summary(run_job(env))
+    done = run_job({**env, "UPLOADER_STACK": "contoso-hosted"})
+    assert done.returncode == 0, outcome(done)
+    assert summary(done)["stack"] == "contoso-hosted"
+
+
 def test_no_files_is_success(zone: Zone, sandbox, new_app) -> None:  # noqa: ANN001
     app = new_app()
     zone.put("incoming/other/readme.txt", b"not for any connector")

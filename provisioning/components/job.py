@@ -173,6 +173,8 @@ class UploaderJob(pulumi.ComponentResource):
               if signing_key is not None else
               [app.EnvironmentVarArgs(name=CERTIFICATE_PEM_ENV, secret_ref=CERTIFICATE_SECRET_REF)]),
             app.EnvironmentVarArgs(name="UPLOADER_DROPZONE_URL", value=dropzone_url),
+            # the stack's name in every run summary (a hosting stack's workspace holds many tenants' runs)
+            app.EnvironmentVarArgs(name="UPLOADER_STACK", value=pulumi.get_stack()),
             app.EnvironmentVarArgs(name="AZURE_CLIENT_ID", value=self.identity.client_id),
         ]
         self.job = app.Job(

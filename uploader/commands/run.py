@@ -186,8 +186,16 @@ def main(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+#: The Pulumi stack the job belongs to (set on the job by provisioning/components/job.py): the run summary
+#: names it, so a hosting stack's shared workspace tells its tenants' runs apart by more than the job name.
+STACK_ENV = "UPLOADER_STACK"
+
+
 def _print_summary_line(reporter: Reporter, fields: dict[str, Any]) -> None:
     """The one JSON line per run that Log Analytics queries (also in text mode)."""
+    stack = os.environ.get(STACK_ENV, "").strip()
+    if stack:
+        fields = {**fields, "stack": stack}
     if reporter.json:
         fields = {k: v for k, v in fields.items() if k != "event"}
         reporter.event("run_summary", None, **fields)
