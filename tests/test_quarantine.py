@@ -309,8 +309,8 @@ def test_the_failed_run_alert_query_catches_exit_4() -> None:
     from provisioning.components.alerts import FAILED_EXECUTIONS_QUERY
 
     line = json.dumps({"event": "run_summary", "exit_code": EXIT_SET_ASIDE, "files_partial": 1})
-    leg = FAILED_EXECUTIONS_QUERY.split("ContainerAppConsoleLogs_CL", 1)[1]
-    assert 'has "run_summary"' in leg and "not(column_ifexists(\"Log_s\", \"\") has '\"exit_code\": 0')" in leg
+    leg = FAILED_EXECUTIONS_QUERY.split("(ContainerAppConsoleLogs", 1)[1]  # the Azure Monitor table (issue 16 A1)
+    assert 'has "run_summary"' in leg and "not(Log has '\"exit_code\": 0')" in leg
     assert "run_summary" in line and '"exit_code": 0' not in line
 
 
