@@ -598,7 +598,7 @@ def config_warnings(settings: Settings) -> list[ConfigWarning]:
             "Microsoft's region pages do not list them there); before the first `up` confirm with "
             f"`az cloud set --name AzureUSGovernment` then `{regions.CONFIRM_JOBS_REGIONS}`, or use usgovvirginia",
         ))
-    if not settings.certificate.protection_set:
+    if not settings.certificate.protection_set and not settings.hosting:  # a hosting stack has no certificate
         out.append(ConfigWarning(
             _k("certificate.protection"),
             "not set, so the certificate's private key is made by the program and kept (encrypted) in Pulumi state "
