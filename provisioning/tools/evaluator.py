@@ -14,6 +14,7 @@ the key that differs.
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import os
 import traceback
@@ -39,8 +40,22 @@ from provisioning.tools.offline import (
 Outcome = Evaluation | ConfigError | EvaluationError
 
 
+def _close_event_loop() -> None:
+    """At worker exit: close the event loop Pulumi's runtime ran on, so that no loop is collected half-torn-down
+    after the interpreter has closed its selector ("Exception ignored in BaseEventLoop.__del__" on stderr)."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:
+        return
+    if not loop.is_closed() and not loop.is_running():
+        loop.close()
+
+
 def _warm() -> None:
     """Worker start: import what every evaluation needs once (the program's modules and Pulumi's runtime)."""
+    atexit.register(_close_event_loop)
     import pulumi  # noqa: F401
     import pulumi.runtime.mocks  # noqa: F401
 

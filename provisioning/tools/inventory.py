@@ -160,15 +160,15 @@ def to_table(rows: list[CertificateRow], warn_days: int) -> str:
     def urgency(r: CertificateRow) -> tuple[int, int, str]:
         return (0 if r.status == "error" else 1, r.days_left if r.days_left is not None else 10**6, r.stack)
 
-    lines = ["| stack | status | days left | expires (UTC) | renew before (days) | thumbprint (SHA-1) | key | "
-             "hosted by |", "|---|---|---:|---|---:|---|---|---|"]
+    lines = ["| stack | status | days left | expires (UTC) | renew before (days) | thumbprint (SHA-1) | hosted by | "
+             "key |", "|---|---|---:|---|---:|---|---|---|"]
     # grouped by hosting stack (self-contained stacks first, as "-"), most urgent first within each group
     for r in sorted(rows, key=lambda r: (r.hosted_by, *urgency(r))):
         days = "" if r.days_left is None else str(r.days_left)
         renew = "" if r.renew_before_days is None else str(r.renew_before_days)
         status = f"{r.status}: {r.error}" if r.error else r.status
         lines.append(f"| {r.stack} | {status} | {days} | {r.expires_on} | {renew} | {r.thumbprint} | "
-                     f"{r.protection} | {r.hosted_by or '-'} |")
+                     f"{r.hosted_by or '-'} | {r.protection} |")
     bad = failing(rows)
     due = [r for r in rows if r.renewal_due]
     lines.append("")
