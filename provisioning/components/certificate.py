@@ -58,6 +58,19 @@ def renewal_due(not_after: dt.datetime, renew_before_days: int, now: dt.datetime
     return now >= not_after - dt.timedelta(days=renew_before_days)
 
 
+def renewal_diff(olds: dict[str, Any], news: dict[str, Any], replace_on: tuple[str, ...],
+                 now: dt.datetime) -> DiffResult:
+    """The one renewal rule of both certificate providers: replace (create-before-delete) when an input in
+    `replace_on` changed or the certificate is inside its renewBeforeDays window; a new window alone updates."""
+    replaces = [key for key in replace_on if key in news and olds.get(key) != news.get(key)]
+    renew_before = int(news.get("renewBeforeDays", olds.get("renewBeforeDays", 30)))
+    not_after = olds.get("notAfter")
+    if not not_after or renewal_due(parse_iso(str(not_after)), renew_before, now):
+        replaces.append("notAfter")
+    changed = bool(replaces) or olds.get("renewBeforeDays") != news.get("renewBeforeDays")
+    return DiffResult(changes=changed, replaces=replaces, stables=[], delete_before_replace=False)
+
+
 class CertificateProvider(ResourceProvider):
     """CRUD for the certificate; `now` is injectable for tests (None: the real clock)."""
 
@@ -98,13 +111,7 @@ class CertificateProvider(ResourceProvider):
         return CreateResult(id_=bundle.thumbprint_sha1, outs=outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [key for key in _REPLACE_ON if key in news and olds.get(key) != news.get(key)]
-        renew_before = int(news.get("renewBeforeDays", olds.get("renewBeforeDays", 30)))
-        not_after = olds.get("notAfter")
-        if not not_after or renewal_due(parse_iso(str(not_after)), renew_before, self._clock()):
-            replaces.append("notAfter")
-        changed = bool(replaces) or olds.get("renewBeforeDays") != news.get("renewBeforeDays")
-        return DiffResult(changes=changed, replaces=replaces, stables=[], delete_before_replace=False)
+        return renewal_diff(olds, news, _REPLACE_ON, self._clock())
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs={**olds, "renewBeforeDays": int(news["renewBeforeDays"])})

@@ -50,7 +50,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from provisioning.components.certificate import parse_iso, renewal_due
+from provisioning.components.certificate import parse_iso, renewal_diff, renewal_due
 from provisioning.config import validity_months
 from uploader.clouds import KEY_VAULTS
 
@@ -335,13 +335,7 @@ class VaultCertificateProvider(ResourceProvider):
         return CreateResult(id_=outs["certificateId"], outs={**keep, **outs, "requestTag": tag})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [key for key in _REPLACE_ON if key in news and olds.get(key) != news.get(key)]
-        renew_before = int(news.get("renewBeforeDays", olds.get("renewBeforeDays", 30)))
-        not_after = olds.get("notAfter")
-        if not not_after or renewal_due(parse_iso(str(not_after)), renew_before, self._clock()):
-            replaces.append("notAfter")
-        changed = bool(replaces) or olds.get("renewBeforeDays") != news.get("renewBeforeDays")
-        return DiffResult(changes=changed, replaces=replaces, stables=[], delete_before_replace=False)
+        return renewal_diff(olds, news, _REPLACE_ON, self._clock())
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs={**olds, "renewBeforeDays": int(news["renewBeforeDays"])})
