@@ -27,10 +27,10 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, BinaryIO, TypedDict
 from urllib.parse import unquote, urlparse
 
 from uploader.errors import UploaderError, UsageError
@@ -444,32 +444,27 @@ class FolderDropZone(DropZone):
         return _parse(path, data)
 
     def write_json(self, path: str, obj: Any) -> None:
-        parents, name = self._split(path)
         data = json.dumps(obj, indent=1).encode()
+        self._write_atomic(path, lambda fh: fh.write(data))
+
+    def write_file(self, path: str, local: Path) -> None:
+        def copy(fh: BinaryIO) -> None:
+            with open(local, "rb") as src:
+                while block := src.read(DOWNLOAD_CHUNK):
+                    fh.write(block)
+
+        self._write_atomic(path, copy)
+
+    def _write_atomic(self, path: str, write: Callable[[BinaryIO], object]) -> None:
+        """Write through a new temporary file beside the target (created exclusively, never through a link),
+        fsynced, then renamed over it; the folder is fsynced too."""
+        parents, name = self._split(path)
         tmp = f".tmp-{uuid.uuid4().hex[:16]}"  # short: the target's own name may already be long
         with self._errors(f"writing {safe_name(path)}"), self._dir(parents, create=True) as dir_fd:
             try:
                 fd = os.open(tmp, _CREATE_FLAGS, 0o666, dir_fd=dir_fd)
                 with os.fdopen(fd, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp, dir_fd=dir_fd)
-                raise
-            _fsync_fd(dir_fd)
-
-    def write_file(self, path: str, local: Path) -> None:
-        parents, name = self._split(path)
-        tmp = f".tmp-{uuid.uuid4().hex[:16]}"
-        with self._errors(f"writing {safe_name(path)}"), self._dir(parents, create=True) as dir_fd:
-            try:
-                fd = os.open(tmp, _CREATE_FLAGS, 0o666, dir_fd=dir_fd)
-                with os.fdopen(fd, "wb") as fh, open(local, "rb") as src:
-                    while block := src.read(DOWNLOAD_CHUNK):
-                        fh.write(block)
+                    write(fh)
                     fh.flush()
                     os.fsync(fh.fileno())
                 os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
