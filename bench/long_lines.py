@@ -4,7 +4,7 @@ the README promises under 100 MB.
 Each validate case is one file: a header row, then lines built to be expensive to parse. The upload case sends
 150 valid records of ~900 KiB each to the loopback sandbox (chunks capped at 8 MiB of records, not 5,000
 records: one chunk used to hold the whole 132 MB file). The figure is the uploader process's own high-water
-mark (VmHWM), as tests/test_long_lines.py measures it.
+mark (VmHWM), measured as the tests measure it (uploader.sandbox.client.measured_argv).
 
     .venv/bin/python bench/long_lines.py
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from uploader.model.certs import generate_certificate  # noqa: E402
-from uploader.sandbox.client import Sandbox  # noqa: E402
+from uploader.sandbox.client import Sandbox, measured_argv  # noqa: E402
 
 HEADER = "EmailAddress,ResignationDate,LastWorkingDate\n"
 MIB = 1 << 20
@@ -38,23 +38,12 @@ CASES = {
     "a quoted record over 16 MiB of lines": 'x@contoso.com,"' + "a,\n" * (16 * MIB // 3) + '",2026-12-15T17:00\n',
 }
 
-_PEAK = """
-import atexit, os, runpy, sys
-def _peak():
-    with open("/proc/self/status") as f:
-        kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    with open(os.environ["PEAK_FILE"], "w") as out:
-        out.write(str(kib))
-atexit.register(_peak)
-sys.argv = ["uploader", *sys.argv[1:]]
-runpy.run_module("uploader", run_name="__main__")
-"""
 
 
 def _measure(name: str, args: list[str], env: dict[str, str], work: Path) -> None:
     peak = work / "peak"
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", _PEAK, *args], cwd=ROOT, env=dict(env, PEAK_FILE=str(peak)),
+    done = subprocess.run(measured_argv(*args), cwd=ROOT, env=dict(env, PEAK_FILE=str(peak)),
                           capture_output=True, stdin=subprocess.DEVNULL)
     seconds = time.perf_counter() - started
     print(f"{name:45} {done.returncode:>4} {int(peak.read_text()) // 1024:>9} {seconds:>8.2f}")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from uploader.sandbox.client import clean_environ
+from uploader.sandbox.client import clean_environ, measured_argv
 
 pytestmark = pytest.mark.e2e
 
@@ -33,23 +33,12 @@ def uploader(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
-_PEAK = """
-import atexit, os, runpy, sys
-def _peak():  # VmHWM: this process's own high-water mark (ru_maxrss would include the forking pytest's)
-    with open("/proc/self/status") as f:
-        kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-    with open(os.environ["PEAK_FILE"], "w") as out:
-        out.write(str(kib))
-atexit.register(_peak)
-sys.argv = ["uploader", *sys.argv[1:]]
-runpy.run_module("uploader", run_name="__main__")
-"""
 
 
 def measured(*args: str, tmp_path: Path) -> tuple[int, str, int]:
     """(exit code, stdout+stderr, peak RSS in MiB) of one uploader process."""
     peak = tmp_path / "peak.txt"
-    done = subprocess.run([sys.executable, "-c", _PEAK, *args], env=dict(clean_environ(), PEAK_FILE=str(peak)),
+    done = subprocess.run(measured_argv(*args), env=dict(clean_environ(), PEAK_FILE=str(peak)),
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     return done.returncode, done.stdout + done.stderr, int(peak.read_text()) // 1024
 

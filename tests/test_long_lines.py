@@ -1,20 +1,20 @@
 """Issue 18, break 5: `validate` keeps its memory under 100 MB whatever one data line holds. A record over the
 documented limit (1 MiB per line) is refused naming its line; lines just under it are parsed within bounds.
 Sending stays under it too: chunks are capped by bytes as well as records (MAX_CHUNK_BYTES).
-The peak is the uploader process's own VmHWM (see test_hostile_csv.measured)."""
+The peak is the uploader process's own VmHWM (uploader.sandbox.client.measured_argv)."""
 
 from __future__ import annotations
 
 import collections
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from test_hostile_csv import _PEAK, HEADER, mapping_file, measured
+from test_hostile_csv import HEADER, mapping_file, measured
 
 from uploader.check.csvscan import MAX_CHUNK_BYTES, MAX_LINE_BYTES
+from uploader.sandbox.client import measured_argv
 
 pytestmark = pytest.mark.e2e
 
@@ -78,8 +78,8 @@ def test_records_of_900_kib_are_sent_within_the_promise_each_exactly_once(tmp_pa
         for i in range(count):
             out.write(_big_record(i))
     peak = tmp_path / "peak.txt"
-    args = [sys.executable, "-c", _PEAK, "upload", str(data), *app.flags, "--mapping",
-            str(mapping_file(tmp_path, app.job_id)), "--state-dir", str(tmp_path / "state"), "--log-format", "json"]
+    args = measured_argv("upload", str(data), *app.flags, "--mapping", str(mapping_file(tmp_path, app.job_id)),
+                        "--state-dir", str(tmp_path / "state"), "--log-format", "json")
     per_chunk = MAX_CHUNK_BYTES // len(_big_record(0))
     plan = subprocess.run([*args, "--dry-run"], env=dict(sandbox.env, PEAK_FILE=str(peak)), capture_output=True,
                           text=True, timeout=300, stdin=subprocess.DEVNULL)

@@ -26,6 +26,27 @@ CA_ENV_VARS = ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE")
 _CERT_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
+#: `python -c PEAK_LAUNCHER ARGS` runs `python -m uploader ARGS` and, at exit, writes the process's own peak memory
+#: (VmHWM, in KiB) to the file named by $PEAK_FILE: its own high-water mark, where a child's ru_maxrss would include
+#: the forking parent's size. The one launcher the memory tests and bench/ measure the uploader with.
+PEAK_LAUNCHER = """
+import atexit, os, runpy, sys
+def _peak():
+    with open("/proc/self/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    with open(os.environ["PEAK_FILE"], "w") as out:
+        out.write(str(kib))
+atexit.register(_peak)
+sys.argv = ["uploader", *sys.argv[1:]]
+runpy.run_module("uploader", run_name="__main__")
+"""
+
+
+def measured_argv(*args: str) -> list[str]:
+    """The command line that runs the uploader with ARGS under PEAK_LAUNCHER (set PEAK_FILE in its environment)."""
+    return [sys.executable, "-c", PEAK_LAUNCHER, *args]
+
+
 class SandboxStartError(RuntimeError):
     """The sandbox process did not become ready (the message carries the tail of its log)."""
 
