@@ -10,8 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
+from stack_examples import example_stacks
 
-from provisioning.tools.offline import evaluate, list_stacks
+from provisioning.tools.offline import evaluate
 
 pytestmark = pytest.mark.pulumi
 
@@ -35,9 +36,9 @@ def sdk_api_version(type_token: str) -> str:
 
 @pytest.fixture(scope="module")
 def declared() -> set[str]:
-    """Every azure-native custom resource type some stack in stacks/ declares."""
+    """Every azure-native custom resource type some example stack (examples/stacks/) declares."""
     types: set[str] = set()
-    for path in list_stacks():
+    for path in example_stacks():
         ev = evaluate(path)
         types |= {r.type for r in ev.resources if r.custom and r.type.startswith("azure-native:")}
     return types

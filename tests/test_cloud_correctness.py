@@ -8,12 +8,13 @@ import json
 import re
 
 import pytest
+from stack_examples import example_stacks
 
 from provisioning.components.alerts import FAILED_EXECUTIONS_QUERY
 from provisioning.components.outputs import next_steps
 from provisioning.components.rbacwait import PROPAGATION_SECONDS, RoleAssignmentWaitProvider
 from provisioning.config import load_settings
-from provisioning.tools.offline import REPO_ROOT, Evaluation, evaluate, list_stacks
+from provisioning.tools.offline import REPO_ROOT, Evaluation, evaluate
 from uploader.clouds import CLOUDS
 
 APP_CERT = "azuread:index/applicationCertificate:ApplicationCertificate"
@@ -27,8 +28,8 @@ APP_ID = "55555555-5555-4555-8555-555555555555"
 
 
 def _stack(cloud: str) -> object:
-    """The first stack file of a cloud (every cloud has one in stacks/)."""
-    return next(p for p in list_stacks() if p.name.endswith(f"-{cloud}.yaml"))
+    """The first stack file of a cloud (every cloud has one in examples/stacks/)."""
+    return next(p for p in example_stacks() if p.name.endswith(f"-{cloud}.yaml"))
 
 
 # ------------------------------------------------------------------------------------------- renewal window

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from stack_examples import EXAMPLES, example_stacks
 
 REPO = Path(__file__).resolve().parent.parent
 TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
@@ -114,15 +115,29 @@ def test_a_fresh_stack_passes_check(tmp_path: Path) -> None:
 
 
 @pytest.mark.pulumi
-def test_check_passes_on_the_repositorys_stacks() -> None:
-    """What `make check` runs: every stack file in stacks/ validates and evaluates under mocks."""
-    stacks = sorted(p.name for p in (REPO / "stacks").glob("Pulumi.*.yaml"))
+def test_check_passes_on_the_example_stacks() -> None:
+    """Every example stack file (examples/stacks/, one per cloud) validates and evaluates under mocks."""
+    stacks = sorted(p.name for p in example_stacks())
     assert len(stacks) >= 3
-    proc = provisioning("check")
+    proc = provisioning("check", "--stacks-dir", str(EXAMPLES))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ok = [ln for ln in proc.stdout.splitlines() if ln.startswith("ok    ")]
     assert len(ok) == len(stacks)
     assert f"{len(stacks)} stack(s): {len(stacks)} ok, 0 with problems" in proc.stdout
+
+
+def test_stacks_starts_empty_and_check_says_there_is_nothing_to_check(tmp_path: Path) -> None:
+    """A fork's first push deploys nothing it did not write: stacks/ holds no stack file, only its README, and
+    `make check` (what ci.yml runs) says plainly there is nothing to check and exits 0. A missing folder or a
+    named stack that is not there is still an error."""
+    assert sorted(p.name for p in (REPO / "stacks").iterdir()) == ["README.md"]
+    for where in ([], ["--stacks-dir", str(tmp_path)]):
+        proc = provisioning("check", *where)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "no Pulumi.<stack>.yaml files: nothing to check" in proc.stdout
+    assert provisioning("check", "--stacks-dir", str(tmp_path / "missing")).returncode == 2
+    assert provisioning("check", "--stack", "acme", "--stacks-dir", str(tmp_path)).returncode == 2
+    assert json.loads(provisioning("matrix", "--all").stdout) == {"include": []}
 
 
 BASE = f"""config:
@@ -200,9 +215,7 @@ def test_check_one_named_stack_and_unknown_names(tmp_path: Path) -> None:
     missing = provisioning("check", "--stack", "three", "--stacks-dir", str(tmp_path))
     assert missing.returncode == 2
     assert "three" in missing.stderr and "one, two" in missing.stderr
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    assert provisioning("check", "--stacks-dir", str(empty)).returncode == 2
+    assert provisioning("check", "--stacks-dir", str(tmp_path / "nowhere")).returncode == 2  # empty: exit 0, below
 
 
 def test_check_reads_the_stacks_dir_from_the_environment(tmp_path: Path) -> None:
@@ -253,12 +266,12 @@ def test_matrix_selects_changed_stacks_with_their_sign_in_cloud(tmp_path: Path) 
     assert provisioning("matrix", "--stack", "nope", "--stacks-dir", str(tmp_path)).returncode == 2
 
 
-def test_matrix_of_the_repositorys_stacks() -> None:
-    proc = provisioning("matrix", "--all")
+def test_matrix_of_the_example_stacks() -> None:
+    proc = provisioning("matrix", "--all", "--stacks-dir", str(EXAMPLES))
     assert proc.returncode == 0, proc.stderr
     entries = json.loads(proc.stdout)["include"]
     assert {e["stack"] for e in entries} == {p.name[len("Pulumi."):-len(".yaml")]
-                                             for p in (REPO / "stacks").glob("Pulumi.*.yaml")}
+                                             for p in example_stacks()}
     for e in entries:
         assert (e["loginEnvironment"] == "AzureUSGovernment") == (e["cloud"] in ("gcchigh", "dod"))
 

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from stack_examples import example_stacks
 
 from provisioning.tools import fleet
 
@@ -192,11 +193,11 @@ def test_the_worker_pool_evaluates_like_a_process_per_stack(tmp_path: Path) -> N
     import re
 
     from provisioning.tools.evaluator import evaluate_many
-    from provisioning.tools.offline import Evaluation, evaluate, list_stacks
+    from provisioning.tools.offline import Evaluation, evaluate
 
     hosting(tmp_path, "hub-east")
     tenant(tmp_path, "acme", "hub-east")
-    paths = [*list_stacks(), tmp_path / "Pulumi.hub-east.yaml", tmp_path / "Pulumi.acme.yaml"]
+    paths = [*example_stacks(), tmp_path / "Pulumi.hub-east.yaml", tmp_path / "Pulumi.acme.yaml"]
 
     def graph(ev: Evaluation) -> str:
         text = json.dumps(sorted([(r.type, r.urn, r.inputs, r.parent, sorted(r.depends_on)) for r in ev.resources],

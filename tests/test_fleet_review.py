@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from stack_examples import EXAMPLES
 
 from provisioning.tools.render import to_text
 from provisioning.tools.review import COMMENT_LIMIT, MARKER, build_comment, diff_reports, diff_stacks
@@ -24,7 +25,8 @@ GITHUB_COMMENT_LIMIT = 65_536  # https://docs.github.com/en/rest/issues/comments
 @pytest.fixture(scope="module")
 def real_report() -> dict[str, Any]:
     """One real render (the richest example stack), reused as the template of a large fleet."""
-    done = subprocess.run([sys.executable, "-m", "provisioning", "render", "--json", "--stack", "contoso-commercial"],
+    done = subprocess.run([sys.executable, "-m", "provisioning", "render", "--json", "--stack", "contoso-commercial",
+                           "--stacks-dir", str(EXAMPLES)],
                           cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -32,7 +34,7 @@ def real_report() -> dict[str, Any]:
 
 def _fleet(directory: Path, count: int) -> list[Path]:
     """`count` stack files (distinct names and schedules), as a platform team's stacks/ would hold."""
-    source = yaml.safe_load((REPO / "stacks" / "Pulumi.contoso-commercial.yaml").read_text())
+    source = yaml.safe_load((EXAMPLES / "Pulumi.contoso-commercial.yaml").read_text())
     paths = []
     for i in range(count):
         doc = copy.deepcopy(source)
@@ -108,14 +110,15 @@ def test_render_diff_against_a_git_ref(tmp_path: Path) -> None:
     """The real command: base = HEAD (git archive), this tree's program; one stack file edited, one as is."""
     stacks = tmp_path / "stacks"
     stacks.mkdir()
-    changed = (REPO / "stacks" / "Pulumi.contoso-commercial.yaml").read_text().replace('"30 2 * * *"', '"45 3 * * *"')
+    changed = (EXAMPLES / "Pulumi.contoso-commercial.yaml").read_text().replace('"30 2 * * *"', '"45 3 * * *"')
     assert '"45 3 * * *"' in changed
     (stacks / "Pulumi.contoso-commercial.yaml").write_text(changed)
-    (stacks / "Pulumi.fabrikam-gcc.yaml").write_text((REPO / "stacks" / "Pulumi.fabrikam-gcc.yaml").read_text())
+    (stacks / "Pulumi.fabrikam-gcc.yaml").write_text((EXAMPLES / "Pulumi.fabrikam-gcc.yaml").read_text())
     summary = tmp_path / "summary.md"
     done = subprocess.run(
         [sys.executable, "-m", "provisioning", "render-diff", "--base-ref", "HEAD", "--all", "--stacks-dir",
-         str(stacks), "--comment", str(tmp_path / "comment.md"), "--summary", str(summary),
+         str(stacks), "--base-stacks-dir", "examples/stacks", "--comment", str(tmp_path / "comment.md"),
+         "--summary", str(summary),
          "--details-dir", str(tmp_path / "details")],
         cwd=REPO, capture_output=True, text=True, timeout=600, env={**os.environ})
     assert done.returncode == 0, done.stderr

@@ -34,6 +34,7 @@ NOT_STACK_WIDE = [
     "provisioning/tools/fleet.py",
     "provisioning/tools/offline.py", "provisioning/tools/cli.py", "provisioning/templates/stack.yaml.tmpl",
     "stacks/Pulumi.contoso-commercial.yaml",  # selects its own stack only (fleet.changed_stacks)
+    "examples/stacks/Pulumi.contoso-commercial.yaml", "stacks/README.md",
 ]
 
 
@@ -104,4 +105,5 @@ def test_matrix_uses_the_derived_selection(tmp_path: Path) -> None:
 
     assert selected("uploader/sandbox/entra.py", "tests/test_run.py", "docs/fleet.md") == []
     assert selected("uploader/sandbox/entra.py", "stacks/Pulumi.b.yaml") == ["b"]
+    assert selected("examples/stacks/Pulumi.b.yaml", "examples/stacks/README.md") == []  # examples never deploy
     assert selected("uploader/send/upload.py") == ["a", "b"]

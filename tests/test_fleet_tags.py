@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from stack_examples import example_stacks
 
 from provisioning.config import FIXED_TAGS, ConfigError, load_settings
-from provisioning.tools.offline import evaluate, list_stacks
+from provisioning.tools.offline import evaluate
 
 TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 BASE = {"tenantId": TENANT, "location": "eastus"}
@@ -64,7 +65,7 @@ def test_pulumi_yaml_declares_tags_as_an_object() -> None:
 @pytest.mark.pulumi
 def test_every_taggable_azure_resource_is_tagged(tmp_path: Path) -> None:
     """The richest example stack (connectors, alerts) with tags added, evaluated by the real __main__.py."""
-    source = next(p for p in list_stacks() if "contoso" in p.name)
+    source = next(p for p in example_stacks() if "contoso" in p.name)
     doc = yaml.safe_load(source.read_text())
     doc["config"]["hr-connector:tags"] = {"cost-center": "4711", "data-class": "HR confidential"}
     path = tmp_path / source.name

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from stack_examples import EXAMPLES
+
 JOB = "e081f4f4-3831-48d6-a7bb-3fcfab158145"
 
 
@@ -259,6 +261,7 @@ def test_untrusted_ingestion_endpoint_names_the_ca_bundle_variables(
 REPO = Path(__file__).resolve().parent.parent
 RES_HEADER = "EmailAddress,ResignationDate,LastWorkingDate\n"
 RES_ROW = "zq@contoso.com,2026-11-01T10:00,2026-12-15T17:00\n"
+EXAMPLE = ["--stack", "contoso-commercial", "--stacks-dir", str(EXAMPLES)]  # an example stack (examples/stacks/)
 
 
 def stack_file(folder: Path, name: str, connectors: list[dict]) -> Path:
@@ -276,13 +279,13 @@ def stack_file(folder: Path, name: str, connectors: list[dict]) -> Path:
 
 def test_validate_with_a_repository_stack_uses_its_connector_mapping(tmp_path: Path, run_uploader) -> None:
     f = write(tmp_path / "departures.csv", RES_HEADER + RES_ROW)
-    ok = run_uploader("validate", f, "--stack", "contoso-commercial", "--connector", "departures")
+    ok = run_uploader("validate", f, *EXAMPLE, "--connector", "departures")
     assert ok.returncode == 0, ok.stderr
     # The performance connector wants HRScenario/UPN columns: the same file is wrong for it.
-    wrong = run_uploader("validate", f, "--stack", "contoso-commercial", "--connector", "performance")
+    wrong = run_uploader("validate", f, *EXAMPLE, "--connector", "performance")
     assert wrong.returncode == 3 and "HRScenario" in wrong.stderr
     plan = run_uploader("upload", f, "--dry-run", "--state-dir", tmp_path / "s",
-                        "--stack", "contoso-commercial", "--connector", "departures")
+                        *EXAMPLE, "--connector", "departures")
     assert plan.returncode == 0, plan.stderr
     assert "to job e081f4f4-3831-48d6-a7bb-3fcfab158145" in plan.stdout  # the stack's jobId
 
@@ -338,7 +341,7 @@ def test_stack_option_without_pyyaml_says_how_to_get_it(tmp_path: Path, run_uplo
     write(shadow / "yaml.py", "raise ModuleNotFoundError(\"No module named 'yaml'\", name='yaml')\n")
     env = {**clean_environ(), "PYTHONPATH": str(shadow)}
     f = write(tmp_path / "a.csv", RES_HEADER + RES_ROW)
-    result = run_uploader("validate", f, "--stack", "contoso-commercial", "--connector", "departures", env=env)
+    result = run_uploader("validate", f, *EXAMPLE, "--connector", "departures", env=env)
     assert result.returncode == 2, result.stderr
     assert "--stack needs PyYAML" in result.stderr and "Traceback" not in result.stderr
     # --mapping never needs it.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from stack_examples import example_stacks
 
 from uploader.model.mapping import PLACEHOLDER_JOB_IDS, MappingError, parse_connector
 
@@ -48,9 +49,10 @@ def test_every_job_id_the_docs_and_templates_show_is_a_listed_placeholder() -> N
 
 
 def test_the_runnable_examples_hold_real_looking_job_ids() -> None:
-    """stacks/ (make check) and uploader/examples/ (the demo) are run, so none of their job IDs is a placeholder."""
+    """examples/stacks/ (checked by the tests) and uploader/examples/ (the demo) are run, so none of their job IDs
+    is a placeholder."""
     ids = [json.loads(p.read_text())["jobId"] for p in sorted((REPO / "uploader" / "examples").glob("*.json"))]
-    for path in sorted((REPO / "stacks").glob("Pulumi.*.yaml")):
+    for path in example_stacks():
         config = yaml.safe_load(path.read_text())["config"]
         ids += [c["jobId"] for c in config.get("hr-connector:connectors", [])]
     assert len(ids) >= 8 and not [i for i in ids if i.lower() in PLACEHOLDER_JOB_IDS]

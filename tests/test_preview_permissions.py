@@ -14,8 +14,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 import pytest
+from stack_examples import example_stacks
 
-from provisioning.tools.offline import REPO_ROOT, Evaluation, evaluate, list_stacks
+from provisioning.tools.offline import REPO_ROOT, Evaluation, evaluate
 
 pytestmark = pytest.mark.pulumi
 
@@ -77,7 +78,7 @@ def test_the_check_refuses_the_shared_key_call() -> None:
     assert refused_invokes(old, "Reader")
 
 
-@pytest.mark.parametrize("path", list_stacks(), ids=[p.name for p in list_stacks()])
+@pytest.mark.parametrize("path", example_stacks(), ids=[p.name for p in example_stacks()])
 def test_every_invoke_of_a_preview_is_allowed_to_the_preview_identity(path: Path) -> None:
     evaluation = evaluate(path)
     assert evaluation.invokes, "the recorder saw no invoke at all (is the mock's call() still recording?)"

@@ -1,5 +1,6 @@
-"""The real Pulumi program (__main__.py), run under mocks once per stack file in stacks/ with that file's config
-loaded as the Pulumi CLI would (provisioning.tools.offline), and the graph it declares checked against the design."""
+"""The real Pulumi program (__main__.py), run under mocks once per example stack file (examples/stacks/) with that
+file's config loaded as the Pulumi CLI would (provisioning.tools.offline), and the graph it declares checked against
+the design."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import re
 from pathlib import Path
 
 import pytest
+from stack_examples import example_stacks
 
 from provisioning.config import Settings
 from provisioning.tools.offline import ConfigError as OfflineConfigError
-from provisioning.tools.offline import Evaluation, Resource, evaluate, list_stacks, load_stack_settings, mask
+from provisioning.tools.offline import Evaluation, Resource, evaluate, load_stack_settings, mask
 
 pytestmark = pytest.mark.pulumi
 
-STACKS = list_stacks()
+STACKS = example_stacks()
 ARM_RESOURCE_ID = re.compile(r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/.+/[^/]+$")
 GUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 

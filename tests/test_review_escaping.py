@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from markdown_it import MarkdownIt
+from stack_examples import EXAMPLES
 
 from provisioning.tools.render import to_text
 from provisioning.tools.review import MARKER, StackDiff, build_comment, code, diff_reports, fenced, md
@@ -103,7 +104,7 @@ def test_the_escapes_hold_for_any_text(text: str) -> None:
 @pytest.mark.pulumi
 def test_a_real_render_with_html_in_a_tag_value_is_inert(tmp_path: Path) -> None:
     """A real stack file whose tag value and connector-free config carry HTML, rendered by the real program."""
-    text = (REPO / "stacks" / "Pulumi.fabrikam-gcc.yaml").read_text()
+    text = (EXAMPLES / "Pulumi.fabrikam-gcc.yaml").read_text()
     (tmp_path / "Pulumi.fabrikam-gcc.yaml").write_text(
         text + f"  hr-connector:tags:\n    owner: '{IMG.replace(chr(39), chr(39) * 2)}'\n")
     done = subprocess.run([sys.executable, "-m", "provisioning", "render", "--json", "--stack", "fabrikam-gcc",

@@ -88,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
     rdiff.add_argument("--details-dir", metavar="DIR", help="write <stack>.diff and index.json here")
     rdiff.add_argument("--outputs", metavar="PATH", help="exported stack outputs: adds certificate expiry")
     rdiff.add_argument("--parallel", type=_positive, default=2, metavar="N", help="renders at once (default 2)")
+    rdiff.add_argument("--base-stacks-dir", metavar="DIR",
+                       help="where the stack files are at REF, relative to the repository root (default: the same "
+                            "path as here, or stacks/ for a --stacks-dir outside the repository)")
     _stacks_dir_arg(rdiff)
 
     matrix = sub.add_parser("matrix", help="the GitHub Actions matrix of stacks a change touches (JSON)",
@@ -174,9 +177,12 @@ def _new_stack(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from provisioning.tools.check import check_stacks, overall_exit_code
 
-    paths = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), args.stack)
-    if not paths:
-        raise fleet.FleetError(f"{fleet.stacks_dir(args.stacks_dir)}: no Pulumi.<stack>.yaml files to check")
+    directory = fleet.stacks_dir(args.stacks_dir)
+    paths = fleet.select_stacks(directory, args.stack)
+    if not paths:  # a fork's stacks/ starts empty (the examples are in examples/stacks/): not a failure
+        print(f"{directory}: no Pulumi.<stack>.yaml files: nothing to check "
+              "(examples: --stacks-dir examples/stacks)")
+        return EXIT_OK
     results = check_stacks(paths)
     for result in results:
         print(result.line(), flush=True)
@@ -239,7 +245,8 @@ def _render_diff(args: argparse.Namespace) -> int:
 
     paths = _selected(args)
     with tempfile.TemporaryDirectory(prefix="hr-connector-base-") as tmp:
-        diffs = diff_stacks(paths, extract_tree(args.base_ref, Path(tmp)), parallel=args.parallel)
+        diffs = diff_stacks(paths, extract_tree(args.base_ref, Path(tmp)), parallel=args.parallel,
+                            base_dir=args.base_stacks_dir)
     expiries = {}
     if args.outputs:
         expiries = {r.stack: f"expires {r.expires_on[:10]} ({r.days_left} d)"

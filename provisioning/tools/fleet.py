@@ -161,7 +161,8 @@ def changed_stacks(changed: list[str], directory: Path) -> list[Path]:
     everything = select_stacks(directory, None)
     if stack_wide_changes(changed, REPO_ROOT):
         return hosting_first(everything)
-    names = {Path(c).name for c in changed if re.fullmatch(r"(.*/)?Pulumi\.[^/]+\.yaml", c)}
+    names = {Path(c).name for c in changed  # examples/stacks/ holds examples, never deployed
+             if re.fullmatch(r"(.*/)?Pulumi\.[^/]+\.yaml", c) and not c.startswith("examples/")}
     picked = [p for p in everything if p.name in names]
     hosts = {stack_name(p) for p in picked if is_hosting_stack(p)}
     if hosts:

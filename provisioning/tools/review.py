@@ -232,8 +232,11 @@ def render_in(tree: Path, stack_file: Path) -> dict[str, Any] | None | Exception
     return report
 
 
-def base_stack_file(head_file: Path, base_tree: Path, repo: Path = REPO_ROOT) -> Path:
-    """Where the same stack's file is in the base tree (same relative path; else the base's stacks/)."""
+def base_stack_file(head_file: Path, base_tree: Path, repo: Path = REPO_ROOT, base_dir: str | None = None) -> Path:
+    """Where the same stack's file is in the base tree: in `base_dir` (relative to the repository root) when given,
+    else at the same relative path, else (a file outside the repository) in the base's stacks/."""
+    if base_dir:
+        return base_tree / base_dir / head_file.name
     try:
         return base_tree / head_file.resolve().relative_to(repo.resolve())
     except ValueError:
@@ -241,7 +244,7 @@ def base_stack_file(head_file: Path, base_tree: Path, repo: Path = REPO_ROOT) ->
 
 
 def diff_stacks(head_files: list[Path], base_tree: Path, parallel: int = 2,
-                render: Callable[[Path, Path], Any] = render_in) -> list[StackDiff]:
+                render: Callable[[Path, Path], Any] = render_in, base_dir: str | None = None) -> list[StackDiff]:
     """Render each stack in both trees and compare; failures are that stack's row, not the command's."""
     def one(path: Path) -> tuple[StackDiff, Any]:
         try:
@@ -250,7 +253,7 @@ def diff_stacks(head_files: list[Path], base_tree: Path, parallel: int = 2,
             return StackDiff(stack_name(path), error=f"cannot be rendered ({type(exc).__name__})", status="error"), None
 
     def compare(path: Path) -> tuple[StackDiff, Any]:
-        base = render(base_tree, base_stack_file(path, base_tree))
+        base = render(base_tree, base_stack_file(path, base_tree, base_dir=base_dir))
         head = render(REPO_ROOT, path)
         name = stack_name(path)
         for side, value in (("this branch", head), ("the base", base)):
