@@ -318,6 +318,7 @@ def test_migrating_md_runs_start_to_finish(tmp_path: Path, sandbox) -> None:  # 
     # Step 5's tip, as written (inline code): the stack file's connector, read with PyYAML.
     tip = re.search(r"`(python -m uploader validate [^`]*--stack[^`]*)`", text)
     assert tip is not None
-    result = subprocess.run(["sh", "-c", " ".join(tip.group(1).split())], cwd=work, env=env, capture_output=True,
+    tip_command = " ".join(tip.group(1).split()).replace(" examples/stacks ", f" {REPO / 'examples' / 'stacks'} ")
+    result = subprocess.run(["sh", "-c", tip_command], cwd=work, env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
