@@ -55,9 +55,10 @@ def test_create_asks_key_vault_for_a_non_exportable_self_signed_certificate_with
     assert policy["x509_props"]["validity_months"] == 12 and policy["x509_props"]["key_usage"] == ["digitalSignature"]
     assert [a["action"]["action_type"] for a in policy["lifetime_actions"]] == ["EmailContacts"]
     assert body["tags"][vaultcert.REQUEST_TAG] == outs["requestTag"]
+    assert body["tags"][vaultcert.OWNER_TAG] == outs["owner"] and len(outs["owner"]) == 32
     # state: public values only
     assert set(outs) - set(PROPS) == {"keyId", "certificateId", "version", "certificatePem", "thumbprintSha1",
-                                      "thumbprintSha256", "notBefore", "notAfter", "requestTag"}
+                                      "thumbprintSha256", "notBefore", "notAfter", "requestTag", "owner"}
     assert "PRIVATE KEY" not in json.dumps(outs)
     assert outs["keyId"] == f"{VAULT_URI}keys/uploader-signer/{outs['version']}"
     assert outs["certificatePem"].startswith("-----BEGIN CERTIFICATE-----")
@@ -70,19 +71,61 @@ def test_hsm_asks_for_an_hsm_key() -> None:
     assert vault.bodies[0]["policy"]["key_props"]["kty"] == "RSA-HSM"
 
 
-def test_a_create_rerun_after_a_crash_adopts_the_version_it_started() -> None:
+def test_a_create_rerun_after_a_crash_adopts_the_operation_still_in_progress_and_claims_it() -> None:
     """The first create's process died after Key Vault accepted the request (nothing reached Pulumi state)."""
     vault = RecordingVault(polls=3)
-    tag = vaultcert.request_tag(PROPS, DAY.date())
-    vault.create("uploader-signer", vaultcert.create_body(dict(PROPS), tag))  # what the crashed run sent
-    outs = provider(vault, DAY + dt.timedelta(hours=1)).create(dict(PROPS)).outs or {}
+    tag = vaultcert.request_tag(PROPS)
+    vault.create("uploader-signer", vaultcert.create_body(dict(PROPS), tag, "crashed-run"))  # what the crashed run sent
+    outs = provider(vault, DAY + dt.timedelta(minutes=5)).create(dict(PROPS)).outs or {}
     assert vault.creates == 1, "the re-run waited for the pending operation and adopted its version"
-    assert outs["version"] == vault.versions("uploader-signer")[0]["id"].rsplit("/", 1)[1]
+    (only,) = vault.versions("uploader-signer")
+    assert outs["version"] == only["id"].rsplit("/", 1)[1]
+    assert only["tags"][vaultcert.OWNER_TAG] == outs["owner"] != "crashed-run", "the adopter claimed the version"
+    # A completed version is never adopted: the next create makes a new key, whatever the day.
     again = provider(vault, DAY + dt.timedelta(hours=2)).create(dict(PROPS)).outs or {}
-    assert again["keyId"] == outs["keyId"] and vault.creates == 1
+    assert again["keyId"] != outs["keyId"] and vault.creates == 2
 
 
-def test_another_day_or_other_inputs_make_a_new_version() -> None:
+def test_an_operation_in_progress_with_other_inputs_is_not_adopted() -> None:
+    vault = RecordingVault(polls=3)
+    other = dict(PROPS, commonName="someone-else")
+    vault.create("uploader-signer", vaultcert.create_body(other, vaultcert.request_tag(other), "x"))
+    outs = provider(vault).create(dict(PROPS)).outs or {}
+    assert vault.creates == 2 and outs["requestTag"] == vaultcert.request_tag(PROPS)
+
+
+def test_a_same_day_replace_makes_a_new_key_and_deleting_the_old_leaves_it_signing() -> None:
+    """Issue 24, item 1: `pulumi up --replace` (fleet up --rotate-certificate, the rotate workflow) on the day the
+    certificate was made. The engine creates the replacement, then deletes the replaced resource."""
+    vault = RecordingVault()
+    old = provider(vault).create(dict(PROPS)).outs or {}
+    new = provider(vault, DAY + dt.timedelta(minutes=30)).create(dict(PROPS)).outs or {}  # same inputs, same day
+    assert new["version"] != old["version"] and new["keyId"] != old["keyId"], "a rotation makes a new key"
+    assert new["owner"] != old["owner"]
+    provider(vault, DAY + dt.timedelta(minutes=31)).delete("id", old)
+    assert vault.can_sign("uploader-signer", new["version"]), "the live version still signs"
+    (live,) = [v for v in vault.versions("uploader-signer") if v["id"].endswith(new["version"])]
+    assert live["attributes"]["enabled"] is True
+    assert not vault.can_sign("uploader-signer", old["version"]), "the replaced version no longer signs"
+
+
+def test_a_delete_never_disables_a_version_another_resource_claimed() -> None:
+    """The owner tag decides: a version whose owner nonce is no longer the deleted resource's is left enabled
+    (a crash re-run that adopted an operation stamps its own nonce; see the test above)."""
+    vault = RecordingVault(polls=3)
+    tag = vaultcert.request_tag(PROPS)
+    vault.create("uploader-signer", vaultcert.create_body(dict(PROPS), tag, "first-attempt"))
+    crashed = {**PROPS, "version": "", "owner": "first-attempt"}
+    adopter = provider(vault).create(dict(PROPS)).outs or {}
+    provider(vault).delete("id", {**crashed, "version": adopter["version"]})  # a stale record naming the version
+    assert vault.can_sign("uploader-signer", adopter["version"])
+    provider(vault).delete("id", adopter)
+    assert not vault.can_sign("uploader-signer", adopter["version"])
+    provider(vault).delete("id", adopter)  # again (already disabled) and for a version that no longer exists
+    provider(vault).delete("id", {**adopter, "version": "0" * 32})
+
+
+def test_every_create_without_an_operation_in_progress_makes_a_new_version() -> None:
     vault = RecordingVault()
     first = provider(vault).create(dict(PROPS)).outs or {}
     later = provider(vault, DAY + dt.timedelta(days=340)).create(dict(PROPS)).outs or {}

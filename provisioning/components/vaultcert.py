@@ -12,9 +12,12 @@ Lifecycle:
   RSA-HSM (hsm), key_size 2048+, reuse_key false, key usage digitalSignature (the key may sign and verify, nothing
   else), lifetime_actions a single EmailContacts (no AutoRenew: Entra would not know a key Key Vault renewed by
   itself), validity in whole months (config.validity_months); then it waits for the pending operation
-  (`GET …/pending`) to complete. Idempotent: every create is tagged with a request tag derived from its inputs and
-  the UTC day; a create re-run after a crash first waits for an operation still in progress, then adopts the
-  enabled version carrying its tag (unless that one is itself due for renewal) instead of making a second one.
+  (`GET …/pending`) to complete. Every version carries two tags: the request tag (a digest of the inputs) and an
+  owner tag, a nonce fresh for each create (the resource's `owner` output). A create re-run after a crash adopts
+  only an operation that was *still in progress* when it started (no resource can yet output the version such an
+  operation makes), and only if that version carries the same request tag; it then stamps its own owner nonce on
+  it. A completed version is never adopted, so a same-day `pulumi up --replace` (`fleet up --rotate-certificate`,
+  the rotate workflow) always makes a new key.
 - state (outputs) holds only public values: the versioned key ID, the certificate (PEM), both thumbprints and the
   validity; never a key, never a token.
 - diff/renewal: as certificate.py — inside renewBeforeDays of expiry, or when the subject, validity, key type or
@@ -22,7 +25,8 @@ Lifecycle:
   (identity.py) is replaced create-before-delete and the job moves to the new versioned key ID inside the same
   `up`; at its end Pulumi deletes the replaced resources: the old credential leaves the app, then this resource's
   delete disables the old version (`PATCH …/{version}` attributes.enabled false; the certificate's attributes are
-  mirrored to its key, so the old key no longer signs).
+  mirrored to its key, so the old key no longer signs), but only if that version's owner tag is still this
+  resource's nonce: a version another (live) resource has claimed is left enabled.
 - tokens: for the stack's Azure (https://vault.azure.net or https://vault.usgovcloudapi.net), from the deployer's own
   sign-in, chosen explicitly: in GitHub Actions (ACTIONS_ID_TOKEN_REQUEST_URL set, and ARM_CLIENT_ID/ARM_TENANT_ID)
   azure-identity's ClientAssertionCredential with a callable that fetches a fresh GitHub OIDC token (the cloud's
@@ -50,13 +54,16 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from pulumi.dynamic import CheckFailure, CheckResult, CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from provisioning.components.certificate import parse_iso, renewal_diff, renewal_due
+from provisioning.components.certificate import renewal_diff
 from provisioning.config import validity_months
 from uploader.clouds import KEY_VAULTS
 
 TYPE_TOKEN = "pulumi-python:dynamic/hrconnector:VaultCertificate"  # noqa: S105 - a type token
 API_VERSION = "7.5"
 REQUEST_TAG = "hr-connector-request"
+#: The per-create nonce of the resource whose outputs name this version (its `owner` output); a delete disables a
+#: version only while it still carries its own nonce here.
+OWNER_TAG = "hr-connector-owner"
 KEY_TYPES = ("RSA", "RSA-HSM")  # CertificatePolicy key_props.kty (SPEC 7.4 certificates.json KeyProperties)
 KEY_SIZES = (2048, 3072, 4096)
 #: Client authentication EKU (RFC 5280 id-kp-clientAuth)
@@ -190,14 +197,20 @@ class RestVault:
 
 # -- the policy and the bundle ------------------------------------------------------------------------------------
 
-def request_tag(props: dict[str, Any], today: dt.date) -> str:
-    """Same inputs on the same UTC day -> the same tag: what a re-run after a crash looks for."""
+def request_tag(props: dict[str, Any]) -> str:
+    """Same inputs -> the same tag: a re-run after a crash adopts an in-progress operation only if its version
+    carries this tag (an operation someone started with other inputs is not ours)."""
     keys = ("vaultUri", "certificateName", "commonName", "validityDays", "keyType", "keySize")
-    text = json.dumps({k: props.get(k) for k in keys} | {"day": today.isoformat()}, sort_keys=True)
+    text = json.dumps({k: props.get(k) for k in keys}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def create_body(props: dict[str, Any], tag: str) -> dict[str, Any]:
+def version_tags(tag: str, owner: str) -> dict[str, str]:
+    """A version's tags: the request's digest, the owning create's nonce, and who manages it."""
+    return {REQUEST_TAG: tag, OWNER_TAG: owner, "managed-by": "hr-connector"}
+
+
+def create_body(props: dict[str, Any], tag: str, owner: str) -> dict[str, Any]:
     """CertificateCreateParameters (SPEC 7.4 certificates.json; example CreateCertificate-example.json)."""
     months = validity_months(int(props["validityDays"]))
     return {
@@ -214,7 +227,7 @@ def create_body(props: dict[str, Any], tag: str) -> dict[str, Any]:
             "issuer": {"name": "Self"},
         },
         "attributes": {"enabled": True},
-        "tags": {REQUEST_TAG: tag, "managed-by": "hr-connector"},
+        "tags": version_tags(tag, owner),
     }
 
 
@@ -297,42 +310,50 @@ class VaultCertificateProvider(ResourceProvider):
                 raise VaultCallError(f"Key Vault did not finish certificate {name} within {PENDING_TIMEOUT:.0f} s")
             (self._sleep or time.sleep)(POLL_SECONDS)
 
-    def _adoptable(self, vault: VaultCertificates, name: str, tag: str,
-                   renew_before: int | None) -> dict[str, Any] | None:
-        """The newest enabled version carrying this request's tag: one a crashed run made (then only if it is not
-        itself due for renewal: renew_before), or the one this create just made (renew_before None)."""
-        # newest first (attributes.created, Unix seconds: the listing's order is not documented)
+    def _version_of(self, vault: VaultCertificates, name: str, version_ids: set[str], tag: str) -> str | None:
+        """The newest enabled version among `version_ids` carrying this request's tag (the version an operation made)."""
         for item in sorted(vault.versions(name), key=lambda i: (i.get("attributes") or {}).get("created") or 0,
                            reverse=True):
-            if (item.get("tags") or {}).get(REQUEST_TAG) != tag or not (item.get("attributes") or {}).get("enabled"):
-                continue
             version = str(item.get("id", "")).rstrip("/").rsplit("/", 1)[-1]
-            outs = public_outputs(vault.get(name, version))
-            if renew_before is None or not renewal_due(parse_iso(outs["notAfter"]), renew_before, self._clock()):
-                return outs
+            if (version in version_ids and (item.get("tags") or {}).get(REQUEST_TAG) == tag
+                    and (item.get("attributes") or {}).get("enabled")):
+                return version
         return None
+
+    def _version_ids(self, vault: VaultCertificates, name: str) -> set[str]:
+        return {str(item.get("id", "")).rstrip("/").rsplit("/", 1)[-1] for item in vault.versions(name)}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         vault, name = self._vault(props), str(props["certificateName"])
-        tag = request_tag(props, self._clock().date())
-        renew_before = int(props["renewBeforeDays"])
-        self._wait_pending(vault, name)  # a create still running (ours, before a crash) finishes first
-        outs = self._adoptable(vault, name, tag, renew_before)
-        if outs is None:
-            vault.create(name, create_body(props, tag))
+        tag, owner = request_tag(props), uuid.uuid4().hex  # owner: this create's nonce, fresh every time
+        before = self._version_ids(vault, name)
+        # Adopt only an operation still in progress now: a create whose process died before Pulumi recorded it
+        # (no resource's outputs can name a version that did not exist yet). A completed version, however recent and
+        # whatever its tags, belongs to a live resource or to nobody: a replacement never takes it over.
+        running = vault.pending(name)
+        adopted: str | None = None
+        if running is not None and str(running.get("status", "")).lower() == "inprogress":
+            self._wait_pending(vault, name)
+            adopted = self._version_of(vault, name, self._version_ids(vault, name) - before, tag)
+            if adopted is not None:  # claim it: from now on this resource's delete is the one that may disable it
+                vault.update(name, adopted, {"tags": version_tags(tag, owner)})
+        if adopted is None:
+            before = self._version_ids(vault, name)
+            vault.create(name, create_body(props, tag, owner))
             operation = self._wait_pending(vault, name) or {}
             status = str(operation.get("status", "")).lower()
             if status and status != "completed":
                 error = operation.get("error") or {}
                 raise VaultCallError(f"Key Vault could not make certificate {name}: {status} "
                                      f"{str(error.get('code', ''))[:64]} {str(error.get('message', ''))[:300]}")
-            outs = self._adoptable(vault, name, tag, None)
-            if outs is None:
-                raise VaultCallError(f"Key Vault finished certificate {name} but no enabled version carries this "
+            adopted = self._version_of(vault, name, self._version_ids(vault, name) - before, tag)
+            if adopted is None:
+                raise VaultCallError(f"Key Vault finished certificate {name} but no new enabled version carries this "
                                      f"request's tag ({REQUEST_TAG})")
+        outs = public_outputs(vault.get(name, adopted))
         keep = {k: props[k] for k in ("vaultUri", "certificateName", "commonName", "validityDays", "renewBeforeDays",
                                       "keyType", "keySize", "azureEnvironment")}
-        return CreateResult(id_=outs["certificateId"], outs={**keep, **outs, "requestTag": tag})
+        return CreateResult(id_=outs["certificateId"], outs={**keep, **outs, "requestTag": tag, "owner": owner})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         return renewal_diff(olds, news, _REPLACE_ON, self._clock())
@@ -341,9 +362,16 @@ class VaultCertificateProvider(ResourceProvider):
         return UpdateResult(outs={**olds, "renewBeforeDays": int(news["renewBeforeDays"])})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        """After the old credential has left the app: disable this version (its key stops signing)."""
-        self._vault(props).update(str(props["certificateName"]), str(props["version"]),
-                                  {"attributes": {"enabled": False}})
+        """After the old credential has left the app: disable this version (its key stops signing), but only while
+        its owner tag is still this resource's nonce. A version another, live, resource has claimed is left enabled:
+        a version a live resource outputs is never disabled. (State from before the owner tag has no `owner`, and
+        its versions no owner tag: they match, and are disabled as before.)"""
+        vault, name, version = self._vault(props), str(props["certificateName"]), str(props["version"])
+        listed = [item for item in vault.versions(name)
+                  if str(item.get("id", "")).rstrip("/").rsplit("/", 1)[-1] == version]
+        if not listed or (listed[0].get("tags") or {}).get(OWNER_TAG) != props.get("owner"):
+            return  # gone already (nothing to disable), or claimed by the resource that replaced this one
+        vault.update(name, version, {"attributes": {"enabled": False}})
 
 
 class VaultCertificate(pulumi.dynamic.Resource, module="hrconnector", name="VaultCertificate"):
@@ -364,7 +392,7 @@ class VaultCertificate(pulumi.dynamic.Resource, module="hrconnector", name="Vaul
             "validityDays": validity_days, "renewBeforeDays": renew_before_days, "keyType": key_type,
             "keySize": key_size, "azureEnvironment": azure_environment,
             **{k: None for k in ("keyId", "certificateId", "version", "certificatePem", "thumbprintSha1",
-                                 "thumbprintSha256", "notBefore", "notAfter", "requestTag")},
+                                 "thumbprintSha256", "notBefore", "notAfter", "requestTag", "owner")},
         }
         options = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(delete_before_replace=False))
         super().__init__(VaultCertificateProvider(), name, props, options)
@@ -449,6 +477,8 @@ class MemoryVault:
         for v in self.certs.get(name, []):
             if v["id"].endswith("/" + version):
                 v["attributes"].update(body.get("attributes") or {})
+                if "tags" in body:  # UpdateCertificate's tags replace the version's tags
+                    v["tags"] = dict(body["tags"])
                 return dict(json.loads(json.dumps(v)))
         return None
 
