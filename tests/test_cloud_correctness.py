@@ -10,7 +10,7 @@ import re
 import pytest
 from stack_examples import example_stacks
 
-from provisioning.components.alerts import FAILED_EXECUTIONS_QUERY
+from provisioning.components.alerts import failed_executions_query
 from provisioning.components.outputs import next_steps
 from provisioning.components.rbacwait import PROPAGATION_SECONDS, RoleAssignmentWaitProvider
 from provisioning.config import load_settings
@@ -150,16 +150,16 @@ def test_no_input_holds_this_checkouts_absolute_path(two_deploys: tuple[Evaluati
 def test_the_alert_query_names_each_table_inside_a_fuzzy_union_leg() -> None:
     """`union isfuzzy=true` only forgives sources it resolves itself: a table bound in a `let` statement fails
     when it does not exist yet (https://learn.microsoft.com/kusto/query/union-operator)."""
-    query = FAILED_EXECUTIONS_QUERY.format(job="hr-job")
+    query = failed_executions_query("hr-job", "contoso")
     tables = ("ContainerAppSystemLogs", "ContainerAppConsoleLogs")
     lets = [line for line in query.splitlines() if line.startswith("let ")]
-    assert lets == ['let job = "hr-job";']  # a scalar only; no table bound outside the union
+    assert lets == ['let job = "hr-job";', 'let stack = "contoso";']  # scalars only; no table bound outside the union
     head, _, legs = query.partition("union isfuzzy=true")
     assert legs and not any(t in head for t in tables)
     for table in tables:
         assert re.search(rf"\(\s*{table}\s*\|", legs), f"{table} is not a parenthesized union leg"
     assert legs.count("(") == legs.count(")")
-    assert query.count("hr-job") == 1 and legs.count("JobName == job") == 2  # both legs filter on the job
+    assert legs.count("JobName == job or JobName matches regex @\"^hr-job-[a-z0-9]+$\"") == 2  # both legs: the job
 
 
 # ------------------------------------------------------------------------------------------- next steps
@@ -202,13 +202,14 @@ CONSOLE_LOG_COLUMNS = {"_BilledSize", "ContainerAppName", "ContainerGroupId", "C
 def test_the_alert_query_reads_the_tables_the_azure_monitor_destination_writes() -> None:
     """Issue 16 A1: the environment logs through a diagnostic setting (no shared key), which writes the
     resource-specific tables, whose columns carry no `_s`/`_g` type suffix; `_CL` tables stay empty."""
-    query = FAILED_EXECUTIONS_QUERY.format(job="hr-job")
+    query = failed_executions_query("hr-job", "contoso")
     assert "_CL" not in query and "column_ifexists" not in query
     legs = query.split("(ContainerApp")[1:]
     columns = {"SystemLogs": SYSTEM_LOG_COLUMNS, "ConsoleLogs": CONSOLE_LOG_COLUMNS}
     for leg in legs:
         table = leg.split()[0]
-        used = set(re.findall(r"\b([A-Z][A-Za-z]+)\s*(?:==|=~|in~|!has|has)", leg))
+        used = set(re.findall(r"\b([A-Z][A-Za-z]+)\s*(?:==|=~|in~|!has|has|matches regex)", leg))
+        used |= set(re.findall(r"parse_json\(([A-Za-z]+)\)", leg))
         assert used, table
         assert used <= columns[table], f"ContainerApp{table}: {used - columns[table]} are not documented columns"
         assert not re.search(r"\b[A-Za-z]+_[sgd]\b", leg)

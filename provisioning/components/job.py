@@ -64,13 +64,17 @@ class SigningKey:
     key_id: pulumi.Input[str]
     scope: pulumi.Input[str]
     certificate_pem: pulumi.Input[str]
+    #: the VaultCertificate that makes the key: the key-scoped role assignment waits for it, since ARM refuses a
+    #: scope that does not exist yet and the scope string alone (vault ID + key name) carries no such dependency
+    certificate: pulumi.Resource | None = None
 
 
 def signing_key(certificate: Any, vault: Any) -> SigningKey | None:
     """The job's SigningKey when Key Vault holds the key (a VaultCertificate), else None (the PEM secret)."""
     if not isinstance(certificate, VaultCertificate):
         return None
-    return SigningKey(key_id=certificate.keyId, scope=vault.key_scope, certificate_pem=certificate.certificatePem)
+    return SigningKey(key_id=certificate.keyId, scope=vault.key_scope, certificate_pem=certificate.certificatePem,
+                      certificate=certificate)
 
 
 def azure_registry_of(image: str | None) -> str | None:
@@ -121,18 +125,21 @@ class UploaderJob(pulumi.ComponentResource):
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).subscription_id
         # The job's way to sign in: a key in Key Vault it may only sign with (protection vault/hsm), or the PEM secret.
-        key_grant: tuple[str, str, pulumi.Input[str]]
+        key_grant: tuple[str, str, pulumi.Input[str], list[pulumi.Resource]]
         if signing_key is not None:
-            key_grant = ("key-signer", ROLE_KEY_VAULT_CRYPTO_USER, signing_key.scope)
+            # the key exists only once Key Vault has made the certificate (issue 24: a first `up` could otherwise
+            # assign the role on a key that is not there yet)
+            made_by = [signing_key.certificate] if signing_key.certificate is not None else []
+            key_grant = ("key-signer", ROLE_KEY_VAULT_CRYPTO_USER, signing_key.scope, made_by)
         else:
             assert secret_id is not None and secret_uri is not None, "exportable: the job reads the PEM secret"
-            key_grant = ("secret-reader", ROLE_KEY_VAULT_SECRETS_USER, secret_id)
-        grants: list[tuple[str, str, pulumi.Input[str]]] = [
+            key_grant = ("secret-reader", ROLE_KEY_VAULT_SECRETS_USER, secret_id, [])
+        grants: list[tuple[str, str, pulumi.Input[str], list[pulumi.Resource]]] = [
             key_grant,
-            ("dropzone-contributor", ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR, container_id),
+            ("dropzone-contributor", ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR, container_id, []),
         ]
         if registry is not None:
-            grants.append(("registry-pull", ROLE_ACR_PULL, registry.id))
+            grants.append(("registry-pull", ROLE_ACR_PULL, registry.id, []))
         self.role_assignments = [
             authorization.RoleAssignment(
                 f"{name}-{label}",
@@ -143,9 +150,9 @@ class UploaderJob(pulumi.ComponentResource):
                 ),
                 scope=scope,
                 description=f"hr-connector uploader job ({label})",
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=after),
             )
-            for label, role, scope in grants
+            for label, role, scope, after in grants
         ]
         # Container Apps fetches the Key Vault secret through the identity while it creates the job; wait for the
         # role assignments to apply first, once per set of assignments (rbacwait.py).

@@ -311,7 +311,7 @@ class VaultCertificateProvider(ResourceProvider):
             (self._sleep or time.sleep)(POLL_SECONDS)
 
     def _version_of(self, vault: VaultCertificates, name: str, version_ids: set[str], tag: str) -> str | None:
-        """The newest enabled version among `version_ids` carrying this request's tag (the version an operation made)."""
+        """The newest enabled version among `version_ids` with this request's tag (the version an operation made)."""
         for item in sorted(vault.versions(name), key=lambda i: (i.get("attributes") or {}).get("created") or 0,
                            reverse=True):
             version = str(item.get("id", "")).rstrip("/").rsplit("/", 1)[-1]
