@@ -10,9 +10,9 @@ import io
 from typing import Any
 
 import pytest
+from kql_support import has_term, run
 
 from provisioning.components.alerts import failed_executions_query
-from tests.kql_support import has_term, run
 from uploader.commands.run import _print_summary_line
 from uploader.report import Reporter
 
