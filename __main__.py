@@ -6,7 +6,8 @@ settings -> providers -> then one of two stack kinds (docs/fleet.md#hosting):
   (workspace, Container Apps environment, diagnostic setting) -> registry + image -> action group -> outputs;
 - a tenant stack: resource group -> Key Vault -> Entra app + certificate -> the vault's secret -> drop zone ->
   where the job runs (its own image and environment, or its hosting stack's through `hostedBy`) -> scheduled
-  job -> alerts.
+  job -> alerts. With `credential: federated` there is no Key Vault and no certificate: the app trusts the job's
+  user-assigned identity (a federated identity credential, made once the job's identity exists).
 """
 
 import pulumi
@@ -65,9 +66,11 @@ def tenant_stack() -> None:
     """One Microsoft 365 tenant: self-contained, or with its job in a hosting stack's environment."""
     group = resources.ResourceGroup("group", resource_group_name=names.resource_group, location=settings.location,
                                     opts=pulumi.ResourceOptions(provider=providers.azure))
-    vault = Vault("vault", settings, names, group.name, opts=bound)
+    vault = None if settings.federated else Vault("vault", settings, names, group.name, opts=bound)
     identity = Identity("identity", settings, names, opts=bound, vault=vault)
-    vault.publish(identity.certificate, registered=[identity.credential])
+    if vault is not None:
+        assert identity.certificate is not None and identity.credential is not None
+        vault.publish(identity.certificate, registered=[identity.credential])
     dropzone = DropZone("dropzone", settings, names, group.name, opts=bound)
     if settings.hosted_by:  # the hosting stack's environment, workspace, image and action group
         hosting = HostedBy("hosting", settings, opts=bound)
@@ -86,23 +89,28 @@ def tenant_stack() -> None:
     job = UploaderJob(
         "job", settings, names, group.name,
         application_id=identity.application.client_id,
-        secret_id=vault.secret.id, secret_uri=vault.secret_uri, signing_key=signing_key(identity.certificate, vault),
+        secret_id=vault.secret.id if vault else None, secret_uri=vault.secret_uri if vault else None,
+        signing_key=signing_key(identity.certificate, vault),
         container_id=dropzone.container.id, dropzone_url=dropzone.url,
         image=image, registry=registry, environment_id=environment_id, job_name=job_name, opts=bound,
     )
+    if settings.federated:  # the app trusts the job's identity: subject = its principal ID
+        identity.trust(job.identity.principal_id)
     if settings.alert_emails or action_group is not None:
         Alerts("alerts", settings, group.name, job_name=job.job.name, workspace_id=workspace_id,
                hosting_action_group_id=action_group, opts=bound)
 
     pulumi.export("applicationId", identity.application.client_id)
     pulumi.export("tenantId", settings.tenant_id)
-    pulumi.export("certificateThumbprint", identity.certificate.thumbprintSha1)
-    pulumi.export("certificateExpiresOn", identity.certificate.notAfter)
-    pulumi.export("certificateRenewBeforeDays", settings.certificate.renew_before_days)  # `provisioning certs`
-    pulumi.export("certificateProtection", settings.certificate.protection)
-    if isinstance(identity.certificate, VaultCertificate):  # protection vault or hsm
-        pulumi.export("keyId", identity.certificate.keyId)  # the versioned key ID the job signs with (UPLOADER_KEY_ID)
-    pulumi.export("keyVaultUri", vault.vault_uri)
+    pulumi.export("credential", settings.credential)  # `provisioning certs` skips federated stacks
+    if identity.certificate is not None and vault is not None:
+        pulumi.export("certificateThumbprint", identity.certificate.thumbprintSha1)
+        pulumi.export("certificateExpiresOn", identity.certificate.notAfter)
+        pulumi.export("certificateRenewBeforeDays", settings.certificate.renew_before_days)  # `provisioning certs`
+        pulumi.export("certificateProtection", settings.certificate.protection)
+        if isinstance(identity.certificate, VaultCertificate):  # protection vault or hsm
+            pulumi.export("keyId", identity.certificate.keyId)  # the versioned key ID the job signs with
+        pulumi.export("keyVaultUri", vault.vault_uri)
     pulumi.export("dropZoneUrl", dropzone.url)
     pulumi.export("jobName", job.job.name)
     pulumi.export("jobIdentityPrincipalId", job.identity.principal_id)

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from provisioning import regions
 from provisioning.cron import CronError, validate_cron
-from uploader.clouds import AZURE_ENVIRONMENTS, CLOUDS, Cloud
+from uploader.clouds import AZURE_ENVIRONMENTS, CLOUDS, CREDENTIALS, FEDERATED, Cloud
 from uploader.model.globs import glob_problem, overlap
 from uploader.model.mapping import GUID_RE, ConnectorMapping, MappingError, parse_connector
 
@@ -41,9 +41,10 @@ OTHER_NAMESPACES = ("azure-native", "azuread", "docker-build", "pulumi")
 KEYS = (
     "cloud", "tenantId", "azureEnvironment", "location", "schedule", "connectors", "certificate",
     "image", "owners", "dropZone", "alertEmails", "subscriptionId", "tags", "hosting", "hostedBy",
+    "credential",
 )
 #: Keys a hosting stack must leave out: it has no Microsoft 365 tenant, no Entra app and no connector.
-TENANT_ONLY_KEYS = ("tenantId", "connectors", "owners", "hostedBy")
+TENANT_ONLY_KEYS = ("tenantId", "connectors", "owners", "hostedBy", "credential")
 #: A stack name (Pulumi's rule), alone or as `org/project/stack`.
 _HOSTED_BY_RE = re.compile(r"^(?:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/)?[A-Za-z0-9_.-]{1,100}$")
 _CERTIFICATE_KEYS = ("validityDays", "renewBeforeDays", "protection")
@@ -128,6 +129,12 @@ class Settings:
     tags: Mapping[str, str] = field(default_factory=lambda: dict(FIXED_TAGS))
     hosting: bool = False  # a hosting stack: shared environment, workspace, registry, action group; no tenant
     hosted_by: str | None = None  # the hosting stack whose environment this tenant's job runs in
+    credential: str = "certificate"  # certificate | federated (the job's managed identity; no key, nothing to renew)
+
+    @property
+    def federated(self) -> bool:
+        """The app trusts the job's user-assigned identity: no certificate, no Key Vault key, no secret."""
+        return self.credential == FEDERATED
 
     @property
     def hosted_by_stack(self) -> str | None:
@@ -346,6 +353,21 @@ def _hosting(cfg: dict[str, Any]) -> bool:
     return value
 
 
+def _credential(cfg: dict[str, Any], cloud: Cloud | None) -> str:
+    """`credential`: certificate (default) or federated, which Microsoft must document for the stack's cloud."""
+    value = cfg.get("credential")
+    if value in (None, ""):
+        return "certificate"
+    if not isinstance(value, str) or value.strip().lower() not in CREDENTIALS:
+        raise ConfigError(_k("credential"), f"must be one of {', '.join(CREDENTIALS)}")
+    credential = value.strip().lower()
+    if credential == FEDERATED and cloud is not None and cloud.federation is None:
+        raise ConfigError(_k("credential"), f"federated is refused for the {cloud.name} cloud: "
+                          f"{cloud.federation_unconfirmed or 'Microsoft does not document its issuer and audience'}; "
+                          "use certificate")
+    return credential
+
+
 def _hosted_by(cfg: dict[str, Any]) -> str | None:
     name = _optional_str(cfg.get("hostedBy"), "hostedBy")
     if name is None:
@@ -557,6 +579,7 @@ def load_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) ->
     alert_emails = _alert_emails(cfg, problems)
     subscription_id = problems.attempt(_subscription, cfg)
     tags = problems.attempt(_tags, cfg.get("tags") or {})
+    credential = "certificate" if hosting else problems.attempt(_credential, cfg, cloud)
     problems.raise_if_any()
     assert cloud and (tenant_id or hosting) and azure_environment and location and schedule and certificate
     assert tags is not None and drop_zone is not None and tenant_id is not None
@@ -577,6 +600,7 @@ def load_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) ->
         tags=tags,
         hosting=bool(hosting),
         hosted_by=hosted_by,
+        credential=credential or "certificate",
     )
 
 
@@ -598,7 +622,14 @@ def config_warnings(settings: Settings) -> list[ConfigWarning]:
             "Microsoft's region pages do not list them there); before the first `up` confirm with "
             f"`az cloud set --name AzureUSGovernment` then `{regions.CONFIRM_JOBS_REGIONS}`, or use usgovvirginia",
         ))
-    if not settings.certificate.protection_set and not settings.hosting:  # a hosting stack has no certificate
+    if settings.federated and (settings.certificate.protection_set
+                               or settings.certificate != CertificateSettings()):
+        out.append(ConfigWarning(
+            _k("certificate"),
+            "is ignored with credential: federated (the app trusts the job's managed identity: there is no "
+            "certificate to make, keep or renew); remove it",
+        ))
+    if not settings.certificate.protection_set and not settings.hosting and not settings.federated:
         out.append(ConfigWarning(
             _k("certificate.protection"),
             "not set, so the certificate's private key is made by the program and kept (encrypted) in Pulumi state "

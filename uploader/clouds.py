@@ -56,6 +56,50 @@ KEY_VAULTS: dict[str, KeyVaultEndpoints] = {
 }
 
 
+#: How the app signs in (stack `credential`, uploader `--credential`): a certificate (its key exportable or held by Key
+#: Vault), or federated (the job's user-assigned managed identity, trusted by the app: no key at all).
+CREDENTIALS = ("certificate", "federated")
+FEDERATED = "federated"
+
+
+@dataclass(frozen=True)
+class Federation:
+    """Workload identity federation in one Entra instance: the app trusts a user-assigned managed identity.
+
+    The job's identity asks its endpoint for a token whose audience is `audience`; Entra accepts it as the app's
+    client assertion when the app has a federated identity credential with the same issuer
+    (`{issuer_host}/{tenant}/v2.0`), subject (the identity's principal ID) and audience.
+    """
+
+    issuer_host: str
+    audience: str
+    source: str  # where Microsoft documents these values
+
+    def issuer(self, tenant_id: str) -> str:
+        """The managed identity token's `iss` for one directory (the app's and the identity's, the same one)."""
+        return f"{self.issuer_host.rstrip('/')}/{tenant_id}/v2.0"
+
+
+#: Microsoft Learn, "Configure an application to trust a managed identity"
+#: (https://learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity):
+#: issuer "the Microsoft Entra tenant's Authority URL in the form https://login.microsoftonline.com/{tenant}/v2.0"
+#: (its Bicep sample builds it from the environment's loginEndpoint, so https://login.microsoftonline.us/{tenant}/v2.0
+#: in Azure Government); subject the identity's Object (Principal) ID; audience "Microsoft Entra ID global service:
+#: api://AzureADTokenExchange", "Microsoft Entra ID for US Government: api://AzureADTokenExchangeUSGov"; "Only
+#: user-assigned managed identities"; "Both the Microsoft Entra app and managed identity must belong to the same tenant".
+FEDERATION_SOURCE = ("https://learn.microsoft.com/entra/workload-id/"
+                     "workload-identity-federation-config-app-trust-managed-identity")
+#: GCC High and DoD tenants both sign in at Entra ID for US Government (login.microsoftonline.us:
+#: https://learn.microsoft.com/entra/identity-platform/authentication-national-cloud); Microsoft's Power Platform page
+#: names the token-exchange audience for "GCC High & DoD" as api://AzureADTokenExchangeUSGov
+#: (https://learn.microsoft.com/power-platform/admin/set-up-managed-identity, "Specialized Azure cloud environments").
+US_GOV_FEDERATION_SOURCE = (FEDERATION_SOURCE + "; https://learn.microsoft.com/power-platform/admin/"
+                            "set-up-managed-identity (GCC High & DoD: api://AzureADTokenExchangeUSGov)")
+GLOBAL_FEDERATION = Federation("https://login.microsoftonline.com", "api://AzureADTokenExchange", FEDERATION_SOURCE)
+US_GOV_FEDERATION = Federation("https://login.microsoftonline.us", "api://AzureADTokenExchangeUSGov",
+                               US_GOV_FEDERATION_SOURCE)
+
+
 @dataclass(frozen=True)
 class Cloud:
     """Endpoints and hosting defaults of one Microsoft 365 cloud."""
@@ -70,6 +114,10 @@ class Cloud:
     # (https://www.pulumi.com/registry/packages/azuread/api-docs/provider/)
     azuread_environment: str
     scope: str = DEFAULT_SCOPE
+    #: Workload identity federation (`credential: federated`); None where Microsoft's pages do not confirm the
+    #: issuer and audience, and then `federation_unconfirmed` says why (config refuses `federated` with it).
+    federation: Federation | None = None
+    federation_unconfirmed: str = ""
 
     @property
     def key_vault(self) -> KeyVaultEndpoints:
@@ -118,16 +166,18 @@ CLOUDS: dict[str, Cloud] = {
         # Ingestion host: https://learn.microsoft.com/purview/import-hr-data (firewall allowlist) and
         # https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script.ps1
         Cloud("commercial", "https://login.microsoftonline.com",
-              "https://webhook.ingestion.office.com", "public", "global"),
+              "https://webhook.ingestion.office.com", "public", "global", federation=GLOBAL_FEDERATION),
         # https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script_gcc.ps1
         Cloud("gcc", "https://login.microsoftonline.com",
-              "https://webhook-gcc.ingestion.office365.us", "public", "global"),
+              "https://webhook-gcc.ingestion.office365.us", "public", "global", federation=GLOBAL_FEDERATION),
         # https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script_ITAR_L4.ps1
         Cloud("gcchigh", "https://login.microsoftonline.us",
-              "https://webhook-itarl4.ingestion.office365.us", "usgovernment", "usgovernmentl4"),
+              "https://webhook-itarl4.ingestion.office365.us", "usgovernment", "usgovernmentl4",
+              federation=US_GOV_FEDERATION),
         # https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script_ITARL5.ps1
         Cloud("dod", "https://login.microsoftonline.us",
-              "https://webhook-itarl5.ingestion.apps.mil", "usgovernment", "usgovernmentl5"),
+              "https://webhook-itarl5.ingestion.apps.mil", "usgovernment", "usgovernmentl5",
+              federation=US_GOV_FEDERATION),
     )
 }
 

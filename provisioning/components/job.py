@@ -30,6 +30,7 @@ from provisioning.components.rbacwait import RoleAssignmentWait
 from provisioning.components.vaultcert import VaultCertificate
 from provisioning.config import Settings
 from provisioning.naming import Names
+from uploader.clouds import FEDERATED
 from uploader.model.certs import CERTIFICATE_PEM_ENV
 
 #: Built-in role definition GUIDs, the same in every Azure cloud
@@ -45,6 +46,8 @@ ROLE_KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"  # built-in
 ROLE_KEY_VAULT_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"  # built-in-roles/security#key-vault-crypto-user
 #: The versioned key ID the uploader signs with (its `--key-id` twin).
 KEY_ID_ENV = "UPLOADER_KEY_ID"
+#: `--credential`'s twin: `federated` for a stack with credential: federated.
+CREDENTIAL_ENV = "UPLOADER_CREDENTIAL"
 ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"  # built-in-roles/storage
 ROLE_ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"  # built-in-roles/containers#acrpull
 
@@ -124,20 +127,20 @@ class UploaderJob(pulumi.ComponentResource):
         subscription_id: pulumi.Input[str] = settings.subscription_id or authorization.get_client_config_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
         ).subscription_id
-        # The job's way to sign in: a key in Key Vault it may only sign with (protection vault/hsm), or the PEM secret.
-        key_grant: tuple[str, str, pulumi.Input[str], list[pulumi.Resource]]
-        if signing_key is not None:
+        # The job's way to sign in: a key in Key Vault it may only sign with (protection vault/hsm), the PEM secret,
+        # or (credential: federated) nothing at all: the app trusts this identity (identity.py, Identity.trust).
+        grants: list[tuple[str, str, pulumi.Input[str], list[pulumi.Resource]]] = []
+        if settings.federated:
+            pass
+        elif signing_key is not None:
             # the key exists only once Key Vault has made the certificate (issue 24: a first `up` could otherwise
             # assign the role on a key that is not there yet)
             made_by = [signing_key.certificate] if signing_key.certificate is not None else []
-            key_grant = ("key-signer", ROLE_KEY_VAULT_CRYPTO_USER, signing_key.scope, made_by)
+            grants.append(("key-signer", ROLE_KEY_VAULT_CRYPTO_USER, signing_key.scope, made_by))
         else:
             assert secret_id is not None and secret_uri is not None, "exportable: the job reads the PEM secret"
-            key_grant = ("secret-reader", ROLE_KEY_VAULT_SECRETS_USER, secret_id, [])
-        grants: list[tuple[str, str, pulumi.Input[str], list[pulumi.Resource]]] = [
-            key_grant,
-            ("dropzone-contributor", ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR, container_id, []),
-        ]
+            grants.append(("secret-reader", ROLE_KEY_VAULT_SECRETS_USER, secret_id, []))
+        grants.append(("dropzone-contributor", ROLE_STORAGE_BLOB_DATA_CONTRIBUTOR, container_id, []))
         if registry is not None:
             grants.append(("registry-pull", ROLE_ACR_PULL, registry.id, []))
         self.role_assignments = [
@@ -169,16 +172,22 @@ class UploaderJob(pulumi.ComponentResource):
         registries: Sequence[app.RegistryCredentialsArgs] = (
             [app.RegistryCredentialsArgs(server=pull_from, identity=self.identity.id)] if pull_from else []
         )
+        credential_env: list[app.EnvironmentVarArgs]
+        if settings.federated:  # the identity's token for the federated audience is the client assertion
+            credential_env = [app.EnvironmentVarArgs(name=CREDENTIAL_ENV, value=FEDERATED)]
+        elif signing_key is not None:
+            credential_env = [app.EnvironmentVarArgs(name=KEY_ID_ENV, value=signing_key.key_id),
+                              # the public certificate alone (no key), as a plain value: what --certificate holds
+                              # with --key-id
+                              app.EnvironmentVarArgs(name=CERTIFICATE_PEM_ENV, value=signing_key.certificate_pem)]
+        else:
+            credential_env = [app.EnvironmentVarArgs(name=CERTIFICATE_PEM_ENV, secret_ref=CERTIFICATE_SECRET_REF)]
         env = [
             app.EnvironmentVarArgs(name="UPLOADER_CLOUD", value=settings.cloud.name),
             app.EnvironmentVarArgs(name="UPLOADER_TENANT_ID", value=settings.tenant_id),
             app.EnvironmentVarArgs(name="UPLOADER_APP_ID", value=application_id),
             app.EnvironmentVarArgs(name="UPLOADER_CONNECTORS", value=settings.connectors_json()),
-            *([app.EnvironmentVarArgs(name=KEY_ID_ENV, value=signing_key.key_id),
-               # the public certificate alone (no key), as a plain value: what --certificate holds with --key-id
-               app.EnvironmentVarArgs(name=CERTIFICATE_PEM_ENV, value=signing_key.certificate_pem)]
-              if signing_key is not None else
-              [app.EnvironmentVarArgs(name=CERTIFICATE_PEM_ENV, secret_ref=CERTIFICATE_SECRET_REF)]),
+            *credential_env,
             app.EnvironmentVarArgs(name="UPLOADER_DROPZONE_URL", value=dropzone_url),
             # the stack's name in every run summary (a hosting stack's workspace holds many tenants' runs)
             app.EnvironmentVarArgs(name="UPLOADER_STACK", value=pulumi.get_stack()),
@@ -202,7 +211,8 @@ class UploaderJob(pulumi.ComponentResource):
                 replica_timeout=REPLICA_TIMEOUT_SECONDS,
                 replica_retry_limit=REPLICA_RETRY_LIMIT,
                 secrets=[app.SecretArgs(name=CERTIFICATE_SECRET_REF, key_vault_url=secret_uri,
-                                        identity=self.identity.id)] if signing_key is None else [],
+                                        identity=self.identity.id)]
+                if signing_key is None and not settings.federated else [],
                 registries=registries,
             ),
             template=app.JobTemplateArgs(containers=[

@@ -146,6 +146,20 @@ def is_hosting_stack(path: Path) -> bool:
         return False
 
 
+def is_federated_stack(path: Path) -> bool:
+    """`credential: federated`: the app trusts the job's managed identity; no certificate to list, renew or rotate."""
+    try:
+        value = load_stack_config(path, REPO_ROOT).get(f"{NAMESPACE}:credential")
+    except Exception:  # noqa: BLE001 - an unreadable file is reported by matrix/check, not here
+        return False
+    return isinstance(value, str) and value.strip().lower() == "federated"
+
+
+#: What `certs`, `fleet up --rotate-certificate` and the scheduled renewal check say of a federated stack.
+FEDERATED_SKIP = ("no certificate: credential federated (the app trusts the job's managed identity; nothing to "
+                  "renew or rotate)")
+
+
 def hosting_first(paths: list[Path]) -> list[Path]:
     """Hosting stacks first (in order), then every other stack (in order): tenants read their hosting stack's
     outputs, so it deploys before them."""

@@ -168,8 +168,13 @@ def run_fleet(operation: str, paths: list[Path], *, parallel: int, log_dir: Path
         raise FleetError(f"the Pulumi CLI ({where}): {exc} (this program needs {MINIMUM_CLI} or later)") from None
     unreadable = {p: error for p in paths if (error := stack_file_problem(p))}
     replaces: dict[Path, list[str]] = {}
+    from provisioning.tools.fleet import FEDERATED_SKIP, is_federated_stack
+
     for p in paths if rotate_certificate else []:
-        if p not in unreadable:
+        if p not in unreadable and is_federated_stack(p):  # said, then `up` as usual
+            if progress is not None:
+                print(f"{stack_name(p)}: --rotate-certificate skipped: {FEDERATED_SKIP}", file=progress, flush=True)
+        elif p not in unreadable:
             try:
                 if (urn := certificate_urn(p)) is not None:  # a hosting stack has no certificate
                     replaces[p] = [urn]

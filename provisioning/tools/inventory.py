@@ -31,7 +31,7 @@ class CertificateRow:
     """One stack's certificate as its outputs describe it."""
 
     stack: str
-    status: str  # ok | renewal due | expiring | expired | not deployed | error
+    status: str  # ok | renewal due | expiring | expired | not deployed | error | federated (no certificate)
     thumbprint: str = ""
     expires_on: str = ""
     days_left: int | None = None
@@ -56,6 +56,8 @@ class CertificateRow:
 def row_from_outputs(stack: str, outputs: dict[str, Any] | None, warn_days: int,
                      now: dt.datetime | None = None) -> CertificateRow:
     """Classify one stack from its outputs (None or {}: not deployed)."""
+    if isinstance(outputs, dict) and outputs.get("credential") == "federated":
+        return federated_row(stack)
     if not outputs:
         return CertificateRow(stack, "not deployed")
     expires = outputs.get("certificateExpiresOn")
@@ -83,6 +85,13 @@ def row_from_outputs(stack: str, outputs: dict[str, Any] | None, warn_days: int,
     else:
         status = "ok"
     return CertificateRow(stack, status, thumbprint, expires, days_left, renew_before, protection=protection)
+
+
+def federated_row(stack: str) -> CertificateRow:
+    """A stack with credential: federated has no certificate: listed, never failing, never due for renewal."""
+    from provisioning.tools.fleet import FEDERATED_SKIP
+
+    return CertificateRow(stack, "federated", error=FEDERATED_SKIP, protection="none")
 
 
 def failing(rows: list[CertificateRow]) -> list[CertificateRow]:
@@ -136,14 +145,15 @@ def inventory(paths: list[Path], warn_days: int, outputs: Path | None = None, pu
     """One row per tenant stack file, in order (hosting stacks have no certificate: they group the rows)."""
     from dataclasses import replace
 
-    from provisioning.tools.fleet import hosting_of, is_hosting_stack
+    from provisioning.tools.fleet import hosting_of, is_federated_stack, is_hosting_stack
 
     hosts = {stack_name(p): hosting_of(p) for p in paths if not is_hosting_stack(p)}
     paths = [p for p in paths if stack_name(p) in hosts]
-    names = [stack_name(p) for p in paths]
+    federated = {stack_name(p) for p in paths if is_federated_stack(p)}  # nothing to read: no certificate
+    names = [stack_name(p) for p in paths if stack_name(p) not in federated]
     found = outputs_from_files(outputs, names) if outputs is not None else {n: outputs_from_pulumi(n, pulumi)
                                                                            for n in names}
-    rows = []
+    rows = [federated_row(stack_name(p)) for p in paths if stack_name(p) in federated]
     for name in names:
         value = found.get(name)
         if isinstance(value, Exception):
@@ -166,7 +176,7 @@ def to_table(rows: list[CertificateRow], warn_days: int) -> str:
     for r in sorted(rows, key=lambda r: (r.hosted_by, *urgency(r))):
         days = "" if r.days_left is None else str(r.days_left)
         renew = "" if r.renew_before_days is None else str(r.renew_before_days)
-        status = f"{r.status}: {r.error}" if r.error else r.status
+        status = f"{r.status}: {r.error}" if r.error else r.status  # federated: why it has no certificate
         lines.append(f"| {r.stack} | {status} | {days} | {r.expires_on} | {renew} | {r.thumbprint} | "
                      f"{r.hosted_by or '-'} | {r.protection} |")
     bad = failing(rows)
