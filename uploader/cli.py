@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from uploader import __version__
-from uploader.clouds import CLOUDS, DEFAULT_RECORDS_PER_CALL, UnknownCloudError, get_cloud
+from uploader.clouds import CLOUDS, CREDENTIALS, DEFAULT_RECORDS_PER_CALL, UnknownCloudError, get_cloud
 from uploader.errors import EXIT_FAILED, EXIT_USAGE, UploaderError, UsageError
 from uploader.model.mapping import (
     INVALID_ROWS_MODES,
@@ -216,6 +216,9 @@ def add_connection_options(parser: argparse.ArgumentParser, required: bool, http
                "user-assigned one); --certificate then holds the public certificate only (PEM or DER)")
     add_option(parser, "--key-vault-domain", help="sandbox and tests only: accept --key-id hosts in this domain "
                "instead of the cloud's Key Vault domains")
+    add_option(parser, "--credential", choices=CREDENTIALS, default="certificate",
+               help="certificate (--certificate, or --key-id) or federated: sign in as the app through the job's "
+               "user-assigned managed identity (AZURE_CLIENT_ID), which the app trusts; no certificate or key at all")
     add_option(parser, "--cloud", type=cloud_name, default="commercial", help=f"one of {', '.join(CLOUDS)}")
     add_option(parser, "--authority-host", type=url,
                help="override the cloud's Entra host (no instance discovery)")

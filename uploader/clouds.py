@@ -86,7 +86,8 @@ class Federation:
 #: (its Bicep sample builds it from the environment's loginEndpoint, so https://login.microsoftonline.us/{tenant}/v2.0
 #: in Azure Government); subject the identity's Object (Principal) ID; audience "Microsoft Entra ID global service:
 #: api://AzureADTokenExchange", "Microsoft Entra ID for US Government: api://AzureADTokenExchangeUSGov"; "Only
-#: user-assigned managed identities"; "Both the Microsoft Entra app and managed identity must belong to the same tenant".
+#: user-assigned managed identities"; "Both the Microsoft Entra app and managed identity must belong to the same
+#: tenant".
 FEDERATION_SOURCE = ("https://learn.microsoft.com/entra/workload-id/"
                      "workload-identity-federation-config-app-trust-managed-identity")
 #: GCC High and DoD tenants both sign in at Entra ID for US Government (login.microsoftonline.us:

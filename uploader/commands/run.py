@@ -112,7 +112,15 @@ def main(args: argparse.Namespace) -> int:
     app_id = _required(args.app_id, "--app-id")
     dropzone_url = _required(args.dropzone_url, "--dropzone-url")
     cloud = get_cloud(args.cloud).with_overrides(args.authority_host, args.ingestion_url, args.scope)
-    if args.key_id:  # Key Vault signs (UPLOADER_KEY_ID): the key ID is checked before the drop zone is opened
+    from uploader.send.federated import FederatedAssertion
+    from uploader.send.keyvault import VaultAssertion
+    from uploader.send.settings import federated_credential, is_federated
+
+    assertion: VaultAssertion | FederatedAssertion | None
+    if is_federated(args):  # UPLOADER_CREDENTIAL=federated: the job's identity; no certificate, no key
+        assertion = federated_credential(args, cloud)
+        pem, source, key_file = None, "the job's managed identity", None
+    elif args.key_id:  # Key Vault signs (UPLOADER_KEY_ID): the key ID is checked before the drop zone is opened
         from uploader.send.settings import vault_credential, warn_key_vault_override
 
         assertion = vault_credential(args, cloud, app_id)

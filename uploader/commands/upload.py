@@ -24,6 +24,8 @@ from uploader.send.quarantine import STATUS_PARTIAL, FolderSetAside, upload_with
 from uploader.send.settings import (
     CERTIFICATE_ENV,
     check_certificate,
+    federated_credential,
+    is_federated,
     read_certificate,
     read_public_certificate,
     resolve_cloud,
@@ -82,7 +84,9 @@ def main(args: argparse.Namespace) -> int:
 
     client = None
     if args.dry_run:  # no certificate needed, no token provider, no network
-        if args.key_id:
+        if is_federated(args):
+            pass  # nothing to read: the job's managed identity signs in, and only when something is sent
+        elif args.key_id:
             from uploader.send.keyvault import parse_key_id
 
             parse_key_id(args.key_id, cloud, args.key_vault_domain)
@@ -103,7 +107,10 @@ def main(args: argparse.Namespace) -> int:
 
         read_timeout = getattr(args, "read_timeout", None) or READ_TIMEOUT
         sign_in_timeout = min(TOKEN_TIMEOUT, read_timeout)  # each request, its answer included
-        if args.key_id:  # Key Vault signs: the key ID and the public certificate are checked before any request
+        if is_federated(args):  # no certificate, no key: the managed identity's token is the assertion
+            tokens = TokenProvider(cloud, args.tenant_id, args.app_id, None, timeout=sign_in_timeout,
+                                   assertion=federated_credential(args, cloud, timeout=sign_in_timeout))
+        elif args.key_id:  # Key Vault signs: the key ID and the public certificate are checked before any request
             assertion = vault_credential(args, cloud, args.app_id)
             warn_key_vault_override(args, reporter)
             tokens = TokenProvider(cloud, args.tenant_id, args.app_id, None, assertion=assertion,

@@ -200,14 +200,27 @@ class Sandbox:
         return self._object("POST", "tokens/expire")
 
     # Key Vault and managed identity stand-ins ---------------------------------------------------------
-    def add_identity(self, client_id: str | None = None) -> dict[str, Any]:
-        """Register a managed identity (None: the system-assigned one); returns its client_id and the header."""
-        return self._object("POST", "identities", {"client_id": client_id} if client_id else {})
+    def add_identity(self, client_id: str | None = None, *, tenant_id: str | None = None,
+                     principal_id: str | None = None) -> dict[str, Any]:
+        """Register a managed identity (None: the system-assigned one); returns its client_id, principal_id and the
+        header. With tenant_id, it can get federated tokens (iss {url}/{tenant_id}/v2.0, sub its principal_id)."""
+        payload = {k: v for k, v in (("client_id", client_id), ("tenant_id", tenant_id),
+                                     ("principal_id", principal_id)) if v}
+        return self._object("POST", "identities", payload)
 
-    def identity_env(self, client_id: str | None = None, protocol: str = "container-apps") -> dict[str, str]:
+    def trust_identity(self, app_id: str, tenant_id: str, principal_id: str,
+                       audience: str = "api://AzureADTokenExchange", issuer: str | None = None) -> dict[str, Any]:
+        """Give the app a federated identity credential trusting the identity (what Identity.trust makes): issuer
+        this sandbox's {url}/{tenant}/v2.0 unless given, subject its principal ID, one audience."""
+        return self._object("POST", "apps/federated", {
+            "app_id": app_id, "tenant_id": tenant_id, "issuer": issuer or f"{self.url}/{tenant_id}/v2.0",
+            "subject": principal_id, "audiences": [audience]})
+
+    def identity_env(self, client_id: str | None = None, protocol: str = "container-apps", *,
+                     tenant_id: str | None = None, principal_id: str | None = None) -> dict[str, str]:
         """The environment a workload with this identity sees: Container Apps' IDENTITY_ENDPOINT/IDENTITY_HEADER,
         or (protocol "vm") the instance metadata endpoint's host; AZURE_CLIENT_ID for a user-assigned one."""
-        info = self.add_identity(client_id)
+        info = self.add_identity(client_id, tenant_id=tenant_id, principal_id=principal_id)
         env = ({"IDENTITY_ENDPOINT": f"{self.url}/msi/token", "IDENTITY_HEADER": info["identity_header"]}
                if protocol == "container-apps" else {"AZURE_POD_IDENTITY_AUTHORITY_HOST": self.url})
         if client_id:

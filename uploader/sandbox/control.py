@@ -46,6 +46,12 @@ def _route(req: Request, state: SandboxState) -> Response:
         app = state.register_app(body.get("app_id"), body.get("certificate_pem"), body.get("tenant_id"))
         return json_response(201, {"app_id": app.app_id, "tenant_id": app.tenant_id,
                                    "certificates": len(app.certificates)})
+    if method == "POST" and parts == ["apps", "federated"]:
+        body = _json_body(req)
+        app = state.register_federated(body.get("app_id"), body.get("tenant_id"), body.get("issuer"),
+                                       body.get("subject"), body.get("audiences"))
+        return json_response(201, {"app_id": app.app_id, "tenant_id": app.tenant_id,
+                                   "federated_credentials": len(app.federated)})
     if method == "POST" and parts == ["jobs"]:
         body = _json_body(req)
         state.bind_job(body.get("job_id"), body.get("app_id"))

@@ -1,8 +1,11 @@
 """Entra ID stand-in: OpenID configuration and the v2.0 token endpoint for client credentials.
 
-Only certificate credentials are accepted: the client assertion JWT must be signed by a certificate
-registered on the app (matched by its `x5t#S256` or `x5t` thumbprint), addressed to this token
-endpoint, issued by and about the client, and unexpired. Refusals carry real AADSTS codes and texts
+Certificate credentials: the client assertion JWT must be signed by a certificate registered on the app (matched by
+its `x5t#S256` or `x5t` thumbprint), addressed to this token endpoint, issued by and about the client, and unexpired.
+Federated credentials: an assertion issued by someone else (its `iss` is not the client) must be a managed identity
+token this sandbox's Entra signed (vault.py), unexpired, and match one of the app's federated identity credentials on
+issuer, subject and audience; else AADSTS70021 (the app has none), 700211 (issuer), 700213 (subject), 700212
+(audience), as Entra answers. Refusals carry real AADSTS codes and texts
 in Entra's error JSON, which MSAL hands to the caller unchanged.
 Sources: error JSON and codes, https://learn.microsoft.com/entra/identity-platform/reference-error-codes;
 the client assertion's claims and x5t#S256 header, https://learn.microsoft.com/entra/identity-platform/certificate-credentials
@@ -22,7 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
 from uploader.sandbox.messages import Request, Response, Stream, fault_response, json_response
-from uploader.sandbox.state import SandboxState
+from uploader.sandbox.state import App, SandboxState
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALGORITHMS = ["PS256", "RS256"]
@@ -146,7 +149,59 @@ def token(req: Request, tenant: str, state: SandboxState) -> Response | Stream:
     if form.get("client_assertion_type") != ASSERTION_TYPE:
         return aad_error(req, 400, "invalid_request", 90014,
                          f"The required field 'client_assertion_type' is missing or is not '{ASSERTION_TYPE}'.")
+    try:
+        unverified = jwt.decode(assertion, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        unverified = {}
+    if isinstance(unverified.get("iss"), str) and unverified["iss"] != client_id:
+        return _verify_federated(req, client_id, app, assertion, state)
     return _verify_assertion(req, tenant, client_id, app.certificates, assertion, state)
+
+
+WIF_DOC = "https://learn.microsoft.com/entra/workload-id/workload-identity-federation"
+_CHECK_FIC = (f"Please check your federated identity credential Subject, Audience and Issuer against the presented "
+              f"assertion. {WIF_DOC}")
+
+
+def _verify_federated(req: Request, client_id: str, app: App, assertion: str, state: SandboxState) -> Response:
+    """A workload identity's token as the client assertion: signed by this Entra, matching a federated credential."""
+    try:
+        claims = jwt.decode(assertion, state.vault.signing_key.public_key(), algorithms=["RS256"],
+                            options={"verify_aud": False, "require": ["exp", "iss", "sub", "aud"]})
+    except jwt.ExpiredSignatureError:
+        return aad_error(req, 400, "invalid_client", 700024,
+                         "Client assertion is not within its valid time range. Review the documentation at "
+                         f"{WIF_DOC} .")
+    except jwt.PyJWTError:
+        return aad_error(req, 400, "invalid_client", 50027,
+                         "JWT token is invalid or malformed. [Reason - the assertion's signature does not verify "
+                         "against its issuer's keys.]")
+    issuer, subject = str(claims["iss"]), str(claims["sub"])
+    aud = claims["aud"]
+    audiences = [aud] if isinstance(aud, str) else [str(a) for a in aud] if isinstance(aud, list) else []
+    if not app.federated:
+        return aad_error(req, 400, "invalid_client", 70021,
+                         f"No matching federated identity record found for presented assertion. Assertion Issuer: "
+                         f"'{issuer[:200]}'. Assertion Subject: '{subject[:200]}'. Assertion Audience: "
+                         f"'{','.join(audiences)[:200]}'. {WIF_DOC}")
+    by_issuer = [f for f in app.federated if f.issuer == issuer]
+    if not by_issuer:
+        return aad_error(req, 400, "invalid_client", 700211,
+                         f"No matching federated identity record found for presented assertion issuer "
+                         f"'{issuer[:200]}'. {_CHECK_FIC}")
+    by_subject = [f for f in by_issuer if f.subject == subject]  # case-sensitive, as Entra compares
+    if not by_subject:
+        return aad_error(req, 400, "invalid_client", 700213,
+                         f"No matching federated identity record found for presented assertion subject "
+                         f"'{subject[:200]}'. Please note that the matching is done using a case-sensitive "
+                         f"comparison. {_CHECK_FIC}")
+    if not any(a in f.audiences for f in by_subject for a in audiences):
+        return aad_error(req, 400, "invalid_client", 700212,
+                         f"No matching federated identity record found for presented assertion audience "
+                         f"'{','.join(audiences)[:200]}'. {_CHECK_FIC}")
+    access_token, lifetime = state.issue_token(client_id)
+    return json_response(200, {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
+                               "access_token": access_token}, note=f"token issued to app {client_id} (federated)")
 
 
 def _verify_assertion(req: Request, tenant: str, client_id: str, certificates: list[x509.Certificate],

@@ -29,13 +29,24 @@ class StateError(ValueError):
     """A control request the sandbox cannot apply (the message names the field and the rule)."""
 
 
+@dataclass(frozen=True)
+class FederatedCredential:
+    """An app's federated identity credential: the (issuer, subject) it trusts, and the audiences accepted
+    (https://learn.microsoft.com/graph/api/resources/federatedidentitycredential)."""
+
+    issuer: str
+    subject: str
+    audiences: tuple[str, ...]
+
+
 @dataclass
 class App:
-    """An app registration: its certificate credentials and, optionally, the one tenant it lives in."""
+    """An app registration: its certificate and federated credentials and, optionally, the one tenant it lives in."""
 
     app_id: str
     tenant_id: str | None
     certificates: list[x509.Certificate] = field(default_factory=list)
+    federated: list[FederatedCredential] = field(default_factory=list)
 
 
 @dataclass
@@ -174,11 +185,35 @@ class SandboxState:
             app.certificates.extend(c for c in certs if c.fingerprint(hashes.SHA256()) not in known)
             return app
 
+    def register_federated(self, app_id: object, tenant_id: object, issuer: object, subject: object,
+                           audiences: object) -> App:
+        """Add a federated identity credential to an app (registering it, with no certificate, if new). As in
+        Entra, nothing checks that the values are right: a wrong one shows only when the token exchange fails."""
+        app_id = check_id(app_id, "app_id")
+        if tenant_id is not None:
+            tenant_id = check_id(tenant_id, "tenant_id")
+        for value, name in ((issuer, "issuer"), (subject, "subject")):
+            if not isinstance(value, str) or not value or len(value) > 600:
+                raise StateError(f"{name}: expected a non-empty string of at most 600 characters")
+        if (not isinstance(audiences, list) or len(audiences) != 1
+                or not all(isinstance(a, str) and a for a in audiences)):
+            raise StateError("audiences: expected a list of one audience (Entra allows exactly one)")
+        assert isinstance(issuer, str) and isinstance(subject, str)
+        credential = FederatedCredential(issuer, subject, tuple(audiences))
+        with self._lock:
+            app = self._apps.setdefault(app_id, App(app_id, tenant_id))
+            if tenant_id is not None:
+                app.tenant_id = tenant_id
+            if credential not in app.federated:
+                app.federated.append(credential)
+            return app
+
     def find_app(self, app_id: str) -> App | None:
         """A snapshot of the app's registration (safe to read while another thread adds a certificate)."""
         with self._lock:
             app = self._apps.get(app_id)
-            return None if app is None else App(app.app_id, app.tenant_id, list(app.certificates))
+            return None if app is None else App(app.app_id, app.tenant_id, list(app.certificates),
+                                                list(app.federated))
 
     def bind_job(self, job_id: object, app_id: object) -> None:
         job_id = check_id(job_id, "job_id")

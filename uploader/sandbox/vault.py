@@ -9,6 +9,11 @@ Managed identity (tokens for a registered identity, opaque, bound to the resourc
   `Metadata: true` (https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token);
   answer adds `expires_in` (string).
 Without client_id the system-assigned identity answers (registered as `system`).
+A token for a federated audience (`api://AzureADTokenExchange`, `...USGov`: uploader/clouds.py) is what Entra issues a
+managed identity for workload identity federation: a JWT signed with this sandbox's Entra key (RS256), `iss`
+`{sandbox}/{tenant}/v2.0`, `sub` and `oid` the identity's principal ID, `aud` the audience, `tid`, `appid` the client
+ID, an hour's `exp` (https://learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-managed-identity).
+The Entra stand-in (entra.py) verifies it with the same key and looks for the app's matching federated credential.
 
 Key Vault `POST /keys/{name}/{version}/sign?api-version=…` `{"alg": "PS256"|"RS256", "value": base64url digest}` →
 `{"kid", "value"}` (https://learn.microsoft.com/rest/api/keyvault/keys/sign/sign). No bearer token → 401 with
@@ -29,6 +34,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+import jwt
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa, utils
@@ -38,6 +44,9 @@ from uploader.sandbox.messages import Request, Response, json_response
 from uploader.sandbox.state import StateError, check_id
 
 KEY_VAULT_RESOURCES = ("https://vault.azure.net", "https://vault.usgovcloudapi.net")
+#: Token-exchange audiences (the cloud table's Federation.audience values, and China's): a token for one is a JWT.
+FEDERATED_AUDIENCE_PREFIX = "api://AzureADTokenExchange"
+FEDERATION_KID = "sandbox-entra-signing-key"
 SIGN_ACTION = "Microsoft.KeyVault/vaults/keys/sign/action"
 SYSTEM = "system"  # the system-assigned identity's registration name
 
@@ -65,18 +74,40 @@ class VaultState:
     identity_header: str = field(default_factory=lambda: secrets.token_urlsafe(16))
     lock: threading.Lock = field(default_factory=threading.Lock)
     identities: set[str] = field(default_factory=set)
+    principals: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # client id -> (principal, tenant)
     tokens: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # token -> (identity, resource, exp)
     keys: dict[tuple[str, str], VaultKey] = field(default_factory=dict)
     grants: set[tuple[str, str]] = field(default_factory=set)  # (identity, key name)
     identity_tokens: int = 0
+    federated_tokens: int = 0  # of identity_tokens: JWTs for a federated audience
     signatures: int = 0
     sign_refused: int = 0
 
+    _signing_key: rsa.RSAPrivateKey | None = None
+
+    @property
+    def signing_key(self) -> rsa.RSAPrivateKey:
+        """The sandbox Entra's token-signing key (made on first use; its public half verifies federated assertions)."""
+        with self.lock:
+            if self._signing_key is None:
+                self._signing_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            return self._signing_key
+
     # control -------------------------------------------------------------------------------------
-    def add_identity(self, client_id: str) -> None:
+    def add_identity(self, client_id: str, principal_id: str | None = None, tenant_id: str | None = None) -> str:
+        """Register an identity; its principal (object) ID is given, or made; returns it."""
         check_id(client_id, "client_id")
+        if tenant_id is not None:
+            check_id(tenant_id, "tenant_id")
+        principal = check_id(principal_id, "principal_id") if principal_id else str(uuid.uuid4())
         with self.lock:
             self.identities.add(client_id)
+            known = self.principals.get(client_id)
+            if known is not None and principal_id is None:
+                principal = known[0]
+            self.principals[client_id] = (principal, tenant_id if tenant_id is not None else
+                                          (known[1] if known else None))
+        return principal
 
     def create_key(self, name: str, common_name: str = "hr-uploader", validity_days: int = 365,
                    key_size: int = 2048) -> VaultKey:
@@ -109,14 +140,35 @@ class VaultState:
     def stats(self) -> dict[str, int]:
         with self.lock:
             return {"identity_tokens": self.identity_tokens, "signatures": self.signatures,
-                    "sign_refused": self.sign_refused}
+                    "sign_refused": self.sign_refused, "federated_tokens": self.federated_tokens}
 
     def reset(self) -> None:
         with self.lock:
-            self.identity_tokens = self.signatures = self.sign_refused = 0
+            self.identity_tokens = self.signatures = self.sign_refused = self.federated_tokens = 0
 
 
-def _identity_token(state: VaultState, client_id: str | None, resource: str) -> Response:
+def _federated_token(req: Request, state: VaultState, identity: str, resource: str) -> Response:
+    """A managed identity's token for a federated audience: a JWT Entra signed, about this identity."""
+    with state.lock:
+        principal, tenant = state.principals.get(identity, (None, None))
+    if principal is None or tenant is None:
+        return json_response(400, {"error": "invalid_request", "error_description": "sandbox: register the identity "
+                                   "with a tenant_id to get a federated token"}, note="identity without tenant")
+    now = int(time.time())
+    claims = {"aud": resource, "iss": f"{req.base_url}/{tenant}/v2.0", "sub": principal, "oid": principal,
+              "tid": tenant, "appid": identity, "azp": identity, "iat": now, "nbf": now, "exp": now + 3600,
+              "uti": secrets.token_urlsafe(16), "ver": "2.0"}
+    token = jwt.encode(claims, state.signing_key, algorithm="RS256", headers={"kid": FEDERATION_KID})
+    with state.lock:
+        state.identity_tokens += 1
+        state.federated_tokens += 1
+    return json_response(200, {"access_token": token, "expires_on": str(now + 3600), "expires_in": "3600",
+                               "resource": resource, "token_type": "Bearer", "client_id": identity},
+                         note=f"federated identity token for {identity}")
+
+
+def _identity_token(state: VaultState, client_id: str | None, resource: str,
+                    req: Request | None = None) -> Response:
     identity = client_id or SYSTEM
     with state.lock:
         known = identity in state.identities
@@ -126,6 +178,8 @@ def _identity_token(state: VaultState, client_id: str | None, resource: str) -> 
                              note="unknown identity")
     if not resource:
         return json_response(400, {"error": "invalid_request", "error_description": "resource is required"})
+    if req is not None and resource.rstrip("/").removesuffix("/.default").startswith(FEDERATED_AUDIENCE_PREFIX):
+        return _federated_token(req, state, identity, resource.rstrip("/").removesuffix("/.default"))
     token = "mi-" + secrets.token_urlsafe(32)
     expires = time.time() + 3600
     with state.lock:
@@ -142,7 +196,7 @@ def container_apps_token(req: Request, state: VaultState) -> Response:
         return json_response(401, {"statusCode": 401, "message": "X-IDENTITY-HEADER missing or wrong"})
     if req.query.get("api-version") != "2019-08-01":
         return json_response(400, {"statusCode": 400, "message": "api-version 2019-08-01 expected"})
-    return _identity_token(state, req.query.get("client_id"), req.query.get("resource", ""))
+    return _identity_token(state, req.query.get("client_id"), req.query.get("resource", ""), req)
 
 
 def instance_metadata_token(req: Request, state: VaultState) -> Response:
@@ -150,7 +204,7 @@ def instance_metadata_token(req: Request, state: VaultState) -> Response:
     if req.header("metadata") != "true":
         return json_response(400, {"error": "invalid_request", "error_description": "Required metadata header not "
                                    "specified"})
-    return _identity_token(state, req.query.get("client_id"), req.query.get("resource", ""))
+    return _identity_token(state, req.query.get("client_id"), req.query.get("resource", ""), req)
 
 
 def _kv_error(status: int, code: str, message: str, inner: str | None = None, **kwargs: Any) -> Response:
@@ -205,8 +259,9 @@ def control(req: Request, parts: list[str], body: dict[str, Any], state: VaultSt
     """/_sandbox/identities and /_sandbox/vault/...: register identities, make keys, grant sign."""
     if req.method == "POST" and parts == ["identities"]:
         client_id = body.get("client_id") or SYSTEM
-        state.add_identity(client_id)
-        return json_response(201, {"client_id": client_id, "identity_header": state.identity_header})
+        principal = state.add_identity(client_id, body.get("principal_id"), body.get("tenant_id"))
+        return json_response(201, {"client_id": client_id, "principal_id": principal,
+                                   "identity_header": state.identity_header})
     if req.method == "POST" and parts == ["vault", "keys"]:
         validity = body.get("validity_days", 365)
         if not isinstance(validity, int) or isinstance(validity, bool) or not 1 <= validity <= 3650:

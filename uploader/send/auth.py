@@ -29,6 +29,7 @@ from uploader.model.safetext import safe_text
 from uploader.send.https import AnswerRefused, BoundedSession, CaBundleMissing, RedirectRefused, describe
 
 if TYPE_CHECKING:
+    from uploader.send.federated import FederatedAssertion
     from uploader.send.keyvault import VaultAssertion
 
 TOKEN_TIMEOUT = 30.0  # seconds per request to the authority (the whole answer, read within this)
@@ -78,14 +79,20 @@ class TokenProvider:
 
     def __init__(self, cloud: Cloud, tenant_id: str, app_id: str, pem_text: str | None,
                  *, source: str = "certificate", timeout: float = TOKEN_TIMEOUT,
-                 http_client: requests.Session | None = None, assertion: VaultAssertion | None = None) -> None:
+                 http_client: requests.Session | None = None,
+                 assertion: VaultAssertion | FederatedAssertion | None = None) -> None:
         # `assertion` (--key-id): Key Vault signs the client assertion and MSAL calls it for each real token
-        # request; `bundle` is then the public certificate alone. Otherwise the PEM bundle's key signs in MSAL.
+        # request; `bundle` is then the public certificate alone. (--credential federated): the managed identity's
+        # token is the assertion; there is no certificate at all (`bundle` None). Otherwise the PEM bundle's key
+        # signs in MSAL.
         check_ids(tenant_id, app_id)
-        self.bundle: CertificateBundle | PublicCertificate
+        self.bundle: CertificateBundle | PublicCertificate | None
         self._credential: dict[str, Any]
+        from uploader.send.federated import FederatedAssertion
+
+        self.federated = isinstance(assertion, FederatedAssertion)
         if assertion is not None:
-            self.bundle = assertion.certificate
+            self.bundle = None if isinstance(assertion, FederatedAssertion) else assertion.certificate
             self._credential = {"client_assertion": assertion}
         else:
             try:
@@ -200,9 +207,15 @@ class TokenProvider:
         token = result.get("access_token")
         if token:
             return str(token)
+        fix = ""
+        if self.federated:
+            from uploader.send.federated import federated_hint
+
+            hint = federated_hint(result.get("error_description"), self.cloud, self.tenant_id)
+            fix = f"; fix: {hint}" if hint else ""
         raise SignInError(
             f"sign-in refused by {self._host()} for app {self.app_id} in tenant {safe_text(self.tenant_id)}: "
-            f"{entra_message(result.get('error'), result.get('error_description'))}"
+            f"{entra_message(result.get('error'), result.get('error_description'))}{fix}"
         )
 
 

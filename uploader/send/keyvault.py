@@ -154,8 +154,11 @@ class IdentityTokens:
     """The managed identity's access token for one resource (MSAL's cache: one request per run)."""
 
     def __init__(self, resource: str, client_id: str | None = None, *, timeout: float = KEY_TIMEOUT,
-                 http_client: requests.Session | None = None) -> None:
+                 http_client: requests.Session | None = None,
+                 needs: str = "Key Vault signing needs a managed identity: Container Apps, App Service or an Azure VM; "
+                              "on premises sign in with a PEM instead") -> None:
         self.resource = resource
+        self.needs = needs  # what the unreachable-endpoint message says this identity is for
         self.client_id = (client_id or "").strip() or None
         identity: Any = (msal.UserAssignedManagedIdentity(client_id=self.client_id) if self.client_id
                          else msal.SystemAssignedManagedIdentity())
@@ -175,8 +178,7 @@ class IdentityTokens:
                               "followed)") from None
         except requests.RequestException as exc:
             raise SignInError(f"could not reach the managed identity endpoint {host}: {type(exc).__name__}"
-                              f"{_trust_hint(exc)} (Key Vault signing needs a managed identity: Container Apps, "
-                              "App Service or an Azure VM; on premises sign in with a PEM instead)") from None
+                              f"{_trust_hint(exc)} ({self.needs})") from None
         except ValueError as exc:  # msal.ManagedIdentityError, or an answer that is not JSON
             raise SignInError(f"the managed identity endpoint {host} gave no usable answer ({type(exc).__name__})"
                               ) from None

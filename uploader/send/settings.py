@@ -10,12 +10,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from uploader.clouds import Cloud, get_cloud
+from uploader.clouds import FEDERATED, Cloud, get_cloud
 from uploader.errors import UsageError
 from uploader.model.certs import CERTIFICATE_PEM_ENV, CertificateBundle, PublicCertificate
 from uploader.report import Reporter, safe_name
 
 if TYPE_CHECKING:
+    from uploader.send.federated import FederatedAssertion
     from uploader.send.keyvault import VaultAssertion
 
 CERTIFICATE_ENV = CERTIFICATE_PEM_ENV
@@ -39,12 +40,15 @@ def read_certificate(path: str | None, environ: Mapping[str, str] = os.environ) 
     raise UsageError(f"--certificate PEMFILE (or the PEM text in {CERTIFICATE_ENV}) is required to sign in")
 
 
-def check_certificate(bundle: CertificateBundle | PublicCertificate, key_file: str | None, source: str,
+def check_certificate(bundle: CertificateBundle | PublicCertificate | None, key_file: str | None, source: str,
                       reporter: Reporter) -> None:
     """Before any sign-in: warn when the key file is readable by others or the certificate expires within
-    30 days; an expired or not yet valid certificate is a UsageError (Entra would refuse it)."""
+    30 days; an expired or not yet valid certificate is a UsageError (Entra would refuse it). None (--credential
+    federated): there is no certificate to check."""
     from uploader.model.certs import expiry_status, key_file_exposure
 
+    if bundle is None:
+        return
     if key_file and (exposure := key_file_exposure(key_file)):
         reporter.warning(safe_name(key_file), f"the private key file is {exposure}-readable; make it readable by "
                          "its owner only (chmod 600)")
@@ -129,3 +133,26 @@ def warn_key_vault_override(args: argparse.Namespace, reporter: Reporter) -> Non
     if getattr(args, "key_id", None) and domain and domain.strip():
         reporter.warning("--key-vault-domain", f"Key Vault hosts in {safe_name(domain.strip(), 100)} are accepted "
                          "instead of the cloud's Key Vault domains: for the sandbox and tests only")
+
+
+def is_federated(args: argparse.Namespace) -> bool:
+    """--credential federated (UPLOADER_CREDENTIAL=federated)."""
+    return getattr(args, "credential", None) == FEDERATED
+
+
+def federated_credential(args: argparse.Namespace, cloud: Cloud, timeout: float | None = None) -> FederatedAssertion:
+    """--credential federated's assertion source: no certificate and no key may be given (exit 2, before any request:
+    a federated stack has none, and a leftover one would be a key nobody needs), and AZURE_CLIENT_ID must name the
+    user-assigned identity the app trusts."""
+    from uploader.send.federated import federated_assertion
+    from uploader.send.keyvault import KEY_TIMEOUT
+
+    given = [flag for flag, value in (("--certificate", getattr(args, "certificate", None)),
+                                      ("--key-id", getattr(args, "key_id", None)),
+                                      (CERTIFICATE_ENV, os.environ.get(CERTIFICATE_ENV, "").strip() or None))
+             if value]
+    if given:
+        raise UsageError(f"--credential federated signs in with the job's managed identity and takes no certificate "
+                         f"or key, but {' and '.join(given)} {'is' if len(given) == 1 else 'are'} set: remove "
+                         f"{'it' if len(given) == 1 else 'them'} (nothing was read or sent)")
+    return federated_assertion(cloud, timeout=timeout or KEY_TIMEOUT)
