@@ -164,3 +164,24 @@ def test_job_mode_env_twin_selects_federated(sandbox: Sandbox, tmp_path: Path) -
     assert done.returncode == 0, tell(done)
     assert sandbox.stats()["jobs"][app.job_id]["records"] == 12
     no_token_shown(done)
+
+
+def test_doctor_checks_the_federated_path_without_sending_hr_data(sandbox: Sandbox) -> None:
+    app = FederatedApp(sandbox)
+    flags = [f for f in app.flags() if f != "--job-id" and f != app.job_id]
+    done = subprocess.run([sys.executable, "-m", "uploader", "doctor", *flags], env=app.env, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, tell(done)
+    for name in ("credential", "identity", "sign-in"):
+        assert any(line.startswith(f"PASS  {name}") or (name in line and "PASS" in line)
+                   for line in done.stdout.splitlines()), tell(done)
+    stats = sandbox.stats()
+    assert stats["vault"]["federated_tokens"] == 1, "one identity token for the whole doctor run"
+    assert stats["apps"][app.app_id]["tokens_issued"] == 1 and app.job_id not in stats["jobs"]
+    no_token_shown(done)
+    untrusted = FederatedApp(sandbox, trust=False)
+    done = subprocess.run([sys.executable, "-m", "uploader", "doctor", *untrusted.flags()[:-4],
+                           "--authority-host", sandbox.authority_host, "--ingestion-url", sandbox.ingestion_url],
+                          env=untrusted.env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1 and "AADSTS70021" in done.stdout + done.stderr, tell(done)
+    assert "pulumi up" in done.stdout + done.stderr

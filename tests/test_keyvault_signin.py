@@ -124,7 +124,7 @@ def test_key_outside_the_key_vault_domain_is_refused_before_any_token(sandbox: S
     assert done.returncode == 2, tell(done)
     assert "is not Key Vault's" in done.stderr and "no token was asked for" in done.stderr
     stats = sandbox.stats()
-    assert stats["vault"] == {"identity_tokens": 0, "signatures": 0, "sign_refused": 0}
+    assert stats["vault"] == {"identity_tokens": 0, "signatures": 0, "sign_refused": 0, "federated_tokens": 0}
     assert stats["token_requests"] == 0 and app.job_id not in stats["jobs"]
 
 

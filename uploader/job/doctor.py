@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from uploader.job.dropzone import DropZone
     from uploader.model.certs import CertificateBundle, PublicCertificate
     from uploader.send.auth import TokenProvider
+    from uploader.send.federated import FederatedAssertion
     from uploader.send.keyvault import VaultAssertion
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
@@ -63,6 +64,19 @@ AADSTS: dict[str, tuple[str, str]] = {
                "Purview HR connector"),
     "70011": ("the requested scope is invalid", "check --scope: a resource URI ending in /.default"),
     "1002012": ("the requested scope is invalid", "check --scope: a resource URI ending in /.default"),
+    # --credential federated (the job's managed identity as the app's federated credential):
+    "70021": ("the app has no federated identity credential matching the identity's token",
+              "run `pulumi up` for the stack (credential: federated makes it) and check the app's Federated "
+              "credentials"),
+    "700211": ("the federated credential's issuer is not the identity's directory",
+               "the issuer must be https://login.microsoftonline.com/<tenant>/v2.0 (.us for GCC High and DoD), with "
+               "the app and the identity in the same tenant"),
+    "700212": ("the federated credential's audience is not the identity token's",
+               "use api://AzureADTokenExchange (api://AzureADTokenExchangeUSGov for GCC High and DoD), and the right "
+               "--cloud"),
+    "700213": ("the federated credential's subject is not this identity's principal ID",
+               "set the subject to the job identity's principal ID (stack output jobIdentityPrincipalId) and let "
+               "AZURE_CLIENT_ID name that identity"),
     "53003": ("Conditional Access blocked the sign-in",
               "allow this workload identity (app) or its network location in Conditional Access"),
 }
@@ -354,6 +368,32 @@ def vault_checks(assertion: VaultAssertion) -> list[Check]:
                            f"(SHA-1 thumbprint {assertion.certificate.thumbprint_sha1})")]
 
 
+def federated_checks(args: argparse.Namespace, cloud: Cloud) -> tuple[list[Check], FederatedAssertion | None]:
+    """--credential federated: no certificate or key given, a user-assigned identity named, and its token for the
+    cloud's federated audience obtained and addressed to that audience (the token is never shown). The assertion
+    is returned for the sign-in check only when all passed."""
+    from uploader.errors import SignInError
+    from uploader.send.settings import federated_credential
+
+    try:
+        assertion = federated_credential(args, cloud, timeout=args.timeout)
+    except UsageError as exc:
+        return [fail("credential", str(exc), "give no --certificate/--key-id, and set AZURE_CLIENT_ID to the job "
+                     "identity's client ID", usage=True)], None
+    federation = cloud.federation
+    assert federation is not None
+    checks = [Check("credential", PASS, f"federated: the app trusts user-assigned identity {assertion.client_id} "
+                    f"(issuer {federation.issuer(args.tenant_id.strip())}, audience {federation.audience}); no "
+                    "certificate or key")]
+    try:
+        assertion({})
+    except SignInError as exc:
+        return [*checks, fail("identity", str(exc), "run where the job's user-assigned identity is assigned (the "
+                              "stack's Container Apps job) and set AZURE_CLIENT_ID to its client ID")], None
+    return [*checks, Check("identity", PASS, f"user-assigned identity {assertion.client_id} got a token for "
+                           f"{federation.audience} (token not shown)")], assertion
+
+
 def _sign_in(tokens: TokenProvider) -> Check:
     import msal
 
@@ -380,9 +420,17 @@ def run_checks(args: argparse.Namespace, emit: Callable[[Check], None]) -> list[
 
     settings, cloud = _settings(args)
     add(settings)
-    assertion: VaultAssertion | None = None
+    assertion: VaultAssertion | FederatedAssertion | None = None
     bundle: CertificateBundle | PublicCertificate | None
-    if getattr(args, "key_id", None):  # vault mode: the public certificate, then identity, sign and verify
+    federated = getattr(args, "credential", None) == "federated"
+    if federated:  # no certificate: the identity's token for the federated audience, then sign-in with it
+        bundle, pem, source = None, "", "the job's managed identity"
+        assertion = None
+        if cloud is not None:
+            credential, assertion = federated_checks(args, cloud)
+            for check in credential:
+                add(check)
+    elif getattr(args, "key_id", None):  # vault mode: the public certificate, then identity, sign and verify
         cert, assertion = _vault_certificate(args, cloud)
         add(cert)
         bundle, pem, source = (assertion.certificate if assertion else None), "", "--certificate"
@@ -394,7 +442,7 @@ def run_checks(args: argparse.Namespace, emit: Callable[[Check], None]) -> list[
     else:
         cert, bundle, pem, source = _certificate(args)
         add(cert)
-    if cloud is not None and bundle is not None and settings.status == PASS:
+    if cloud is not None and (bundle is not None or assertion is not None) and settings.status == PASS:
         from uploader.send.auth import TokenProvider
 
         try:
