@@ -115,13 +115,16 @@ def main() -> int:
             received = _show_received(out, items, sandbox, head, Table)
             refused = _show_bad_file(out, env, common, sandbox, head)
             vault_ok = _vault_signed(out, items[0], sandbox, work, head)
+            federated_ok = _federated(out, items[0], sandbox, work, head)
         finally:
             sandbox.stop()
-    if received and refused and vault_ok:
+    if received and refused and vault_ok and federated_ok:
         total = sum(_records(e.csv) for e in items)
         out.print(f"\n[bold green]✔ Demo complete:[/] {len(items)} example files ({total} records, all five "
                   "scenarios) accepted by the sandbox, one token for each run; the bad file refused with exit 3; "
-                  "the Key Vault-signed run sent with one sign operation, and refused without the role.")
+                  "the Key Vault-signed run sent with one sign operation, and refused without the role; the federated "
+                  "run sent with one identity token and no certificate, and refused (AADSTS70021) before the app "
+                  "trusted the identity.")
         return 0
     out.print("\n[bold red]Demo failed[/] (see above)")
     return 1
@@ -244,6 +247,43 @@ def _vault_signed(out: Console, example: Example, sandbox: Sandbox, work: Path, 
     mark = "[green]sent[/]" if good else f"[red]exit {result.returncode}[/]"
     out.print(f"   with Key Vault Crypto User on the key: {example.csv.name} {mark} {records} records, "
               f"{signs} sign operation(s) for the whole run, PEM path and vault path side by side above")
+    if not good:
+        out.print(result.stderr[-2000:], markup=False)
+    return good
+
+
+def _federated(out: Console, example: Example, sandbox: Sandbox, work: Path, head: Callable[[str], None]) -> bool:
+    """The same upload with no certificate and no key (`--credential federated`): the job's user-assigned identity
+    gets a token for api://AzureADTokenExchange from its endpoint, and Entra's stand-in accepts it as the app's client
+    assertion once the app has a federated identity credential trusting that identity."""
+    head("The same upload with no key at all: the app trusts the job's managed identity (`--credential federated`)")
+    app_id, job_id, identity, principal = (str(uuid.uuid4()) for _ in range(4))
+    sandbox.bind_job(job_id, app_id)
+    env = {**sandbox.env, **sandbox.identity_env(identity, tenant_id=TENANT_ID, principal_id=principal)}
+    flags = ["--credential", "federated", "--tenant-id", TENANT_ID, "--app-id", app_id, "--job-id", job_id,
+             "--authority-host", sandbox.authority_host, "--ingestion-url", sandbox.ingestion_url,
+             "--state-dir", str(work / "state-federated"), "--records-per-call", str(RECORDS_PER_CALL),
+             "--mapping", _rel(example.mapping)]
+    out.print(f"   identity {identity[:8]}… (principal {principal[:8]}…); no certificate file, no key, no secret")
+    # the app exists, trusting a throwaway certificate only
+    sandbox.register_app(app_id, generate_certificate("hr-connector demo (certificate-only app)",
+                                                      validity_days=2).certificate_pem, tenant_id=TENANT_ID)
+    refused = _cli(["upload", _rel(example.csv), *flags], env)
+    line = next((ln for ln in refused.stderr.splitlines() if "AADSTS" in ln), "")
+    shown = line[line.find("AADSTS"):][:150]
+    out.print(f"   before the app trusts the identity: exit {refused.returncode}: {shown}…", markup=False)
+    sandbox.trust_identity(app_id, TENANT_ID, principal)  # what Identity.trust makes in a federated stack
+    before = sandbox.stats()["vault"]["federated_tokens"]
+    result = _cli(["upload", _rel(example.csv), *flags], env)
+    after = sandbox.stats()
+    tokens = after["vault"]["federated_tokens"] - before
+    records = after["jobs"].get(job_id, {}).get("records", 0)
+    good = (refused.returncode == 1 and "AADSTS70021" in line and result.returncode == EXIT_OK and tokens == 1
+            and records == _records(example.csv))
+    mark = "[green]sent[/]" if good else f"[red]exit {result.returncode}[/]"
+    out.print(f"   with a federated credential (issuer {sandbox.url}/{TENANT_ID[:8]}…/v2.0, subject the principal ID, "
+              f"audience api://AzureADTokenExchange): {example.csv.name} {mark} {records} records, {tokens} identity "
+              "token for the whole run")
     if not good:
         out.print(result.stderr[-2000:], markup=False)
     return good
