@@ -20,8 +20,15 @@ from typing import Any, TypeVar
 from provisioning import regions
 from provisioning.cron import CronError, validate_cron
 from uploader.clouds import AZURE_ENVIRONMENTS, CLOUDS, CREDENTIALS, FEDERATED, Cloud
-from uploader.model.globs import glob_problem, overlap
-from uploader.model.mapping import GUID_RE, ConnectorMapping, MappingError, parse_connector
+from uploader.model.globs import MAX_OVERLAP_STATES, GlobsTooIntricate, OverlapBudget, glob_problem, overlap
+from uploader.model.mapping import (
+    GUID_RE,
+    MAX_CONNECTORS,
+    ConnectorMapping,
+    MappingError,
+    check_connector_count,
+    parse_connector,
+)
 
 T = TypeVar("T")
 
@@ -458,6 +465,9 @@ def _connectors(cfg: dict[str, Any], problems: Problems) -> tuple[ConnectorMappi
     raw = problems.attempt(_list, cfg.get("connectors"), "connectors", "a list of connector mappings")
     if raw is None:
         return ()
+    if len(raw) > MAX_CONNECTORS:  # before any connector is parsed or compared (that work grows with count squared)
+        problems.attempt(check_connector_count, raw, _k("connectors"))
+        return ()
     parsed: dict[int, ConnectorMapping] = {}
     for i, obj in enumerate(raw):
         where = _k(f"connectors[{i}]")
@@ -484,6 +494,7 @@ def _between_connectors(parsed: dict[int, ConnectorMapping], problems: Problems)
     names: dict[str, int] = {}
     job_ids: dict[str, int] = {}
     globs: dict[int, str] = {}
+    budget = OverlapBudget()  # the whole stack's overlap checks together (MAX_OVERLAP_STATES)
     for i, c in sorted(parsed.items()):
         if c.name is not None:
             if c.name in names:
@@ -496,7 +507,15 @@ def _between_connectors(parsed: dict[int, ConnectorMapping], problems: Problems)
         if c.files is None or glob_problem(c.files):
             continue
         for j, other in globs.items():
-            example = overlap(other, c.files)
+            try:
+                example = overlap(other, c.files, budget)
+            except GlobsTooIntricate:
+                problems.add(ConfigError(
+                    _k(f"connectors[{i}].files"),
+                    f"could not be compared with connectors[{j}].files: the stack's globs together need more than "
+                    f"{MAX_OVERLAP_STATES:,} automaton states to compare (globs made of many '*' and '?'); give each "
+                    "connector its own folder (departures/*.csv), which takes a few states"))
+                return
             if example is not None:
                 problems.add(ConfigError(
                     _k(f"connectors[{i}].files"),

@@ -263,12 +263,30 @@ def parse_connector(obj: Any, where: str = "mapping", *, job_id_optional: bool =
                             max_invalid_rows=max_invalid_rows)
 
 
+#: The most connectors one stack (and so one job's UPLOADER_CONNECTORS) may map. Each is a Purview HR connector
+#: with its own job ID and `files` glob, and every glob is compared with every other (work that grows with the
+#: square of the count): a tenant has one connector per HR export, a handful, a dozen or two at the most (there are
+#: six scenario types, and one connector can carry several), so 100 is far above any real stack, and 100 connectors
+#: with real globs are compared in well under a second.
+MAX_CONNECTORS = 100
+CONNECTORS_RULE = (f"at most {MAX_CONNECTORS} connectors per stack (every connector's glob is compared with every "
+                   "other's, work that grows with the square of their number; a tenant has one connector per HR "
+                   "export, a few dozen at the very most): split them across stacks")
+
+
+def check_connector_count(obj: list[Any], where: str) -> None:
+    """The connector bound, checked on the raw list before any connector is parsed or compared."""
+    if len(obj) > MAX_CONNECTORS:
+        raise MappingError(where, f"has {len(obj):,} connectors; {CONNECTORS_RULE}")
+
+
 def parse_connectors(obj: Any, where: str = "connectors") -> tuple[ConnectorMapping, ...]:
     """Parse a list of connector mappings (stack config, UPLOADER_CONNECTORS). Names must be unique."""
     if obj is None:
         return ()
     if not isinstance(obj, list):
         raise MappingError(where, "must be a list of connector mappings")
+    check_connector_count(obj, where)
     connectors = tuple(parse_connector(c, f"{where}[{i}]") for i, c in enumerate(obj))
     names: dict[str, int] = {}
     for i, c in enumerate(connectors):
