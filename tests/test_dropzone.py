@@ -6,6 +6,7 @@ The `azurite` fixture (tests/azurite_support.py, shared through conftest) starts
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import threading
@@ -85,6 +86,59 @@ def test_move_is_repeatable(dropzone) -> None:
     assert dropzone.stat("processed/2026/11/22/d/x.csv").size == 4
     with pytest.raises(DropZoneError):
         dropzone.move("incoming/never.csv", "processed/never.csv")
+
+
+def _rewrite_same_size(dz, path: str, data: bytes) -> None:
+    """Replace a file's bytes with others of the same size; a folder file keeps its inode and gets its modification
+    time back (as `cp -p`, `rsync -t`, `tar` and `unzip` leave it). A blob cannot be given its time back."""
+    if isinstance(dz, FolderDropZone):
+        target = dz.root / path
+        before = target.stat()
+        with open(target, "r+b") as fh:
+            fh.write(data)
+        os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert target.stat().st_ino == before.st_ino
+    else:
+        dz.container.upload_blob(path, data, overwrite=True)
+
+
+def test_only_the_version_read_is_filed(dropzone, tmp_path: Path) -> None:
+    """Issue 23 B: the version is what download read (its bytes' hash; the blob's ETag; the folder file's inode and
+    change time); a file rewritten since, even to the same size and time, is neither filed nor deleted."""
+    old, new = b"h\nold-1\n", b"h\nnew-2\n"
+    _put(dropzone, "incoming/v.csv", old)
+    listed = dropzone.stat("incoming/v.csv")
+    version = dropzone.download("incoming/v.csv", tmp_path / "copy", etag=listed.etag)
+    assert version.sha256 == hashlib.sha256(old).hexdigest() and (tmp_path / "copy").read_bytes() == old
+    if isinstance(dropzone, FolderDropZone):
+        assert version.inode and version.ctime_ns and version.etag == listed.etag
+        assert dropzone.stat("incoming/v.csv").etag == listed.etag  # size and time alone cannot tell
+    _rewrite_same_size(dropzone, "incoming/v.csv", new)
+    with pytest.raises(dzmod.FileChangedError, match="changed since it was"):
+        dropzone.move("incoming/v.csv", "processed/v.csv", version=version)
+    assert dropzone.stat("processed/v.csv") is None
+    dest = tmp_path / "now"
+    again = dropzone.download("incoming/v.csv", dest)
+    assert dest.read_bytes() == new and again.sha256 == hashlib.sha256(new).hexdigest()
+    dropzone.move("incoming/v.csv", "processed/v.csv", version=again)  # the version read now is filed
+    assert dropzone.stat("incoming/v.csv") is None and dropzone.stat("processed/v.csv").size == len(new)
+
+
+def test_a_blob_whose_bytes_do_not_match_its_content_md5_is_not_read(azurite, tmp_path: Path) -> None:  # noqa: ANN001
+    """A blob's stored Content-MD5 (Put Blob computes it; Put Block List and Set Blob Properties store the writer's,
+    unchecked) must be the MD5 of the bytes read, or they are not the bytes its writer stored."""
+    from azure.storage.blob import ContentSettings
+
+    url, container = azurite.new_container()
+    dz = open_dropzone(url, env={"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string})
+    container.upload_blob("incoming/m.csv", b"h\n1\n")
+    version = dz.download("incoming/m.csv", tmp_path / "ok")
+    assert version.sha256 == hashlib.sha256(b"h\n1\n").hexdigest()
+    container.get_blob_client("incoming/m.csv").set_http_headers(
+        ContentSettings(content_type="text/csv", content_md5=bytearray(hashlib.md5(b"other",
+                                                                     usedforsecurity=False).digest())))
+    with pytest.raises(DropZoneError, match="do not match the blob's Content-MD5"):
+        dz.download("incoming/m.csv", tmp_path / "bad")
 
 
 def test_lock_is_exclusive_until_released(dropzone) -> None:

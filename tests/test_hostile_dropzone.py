@@ -397,6 +397,69 @@ def test_a_file_still_claimed_after_a_lease_period_is_not_success(tmp_path: Path
 
 # -- 10: a file that changes while it is sent is not filed -------------------------------------------
 
+def test_a_file_rewritten_in_place_with_its_time_restored_while_it_is_sent_is_not_filed(
+        tmp_path: Path, sandbox, new_app) -> None:  # noqa: ANN001
+    """Issue 23 B: the same size and the modification time put back (`cp -p`, `rsync -t`, `tar`, `unzip`), so
+    size and mtime say nothing changed. Before, the old content was sent and the new one filed unsent, exit 0; now
+    the version is what was read (its bytes' hash, inode and change time): not filed, and the next run sends it."""
+    app = new_app()
+    zone = folder_zone(tmp_path)
+    old, new = resignation_csv(5), resignation_csv(5, start=5)  # users 0-4, then 5-9: the same size
+    assert len(old) == len(new) and old != new
+    target = zone.root / "incoming/departures/export.csv"
+    zone.put("incoming/departures/export.csv", old, age_seconds=600)
+    sandbox.faults([{"kind": "slow", "seconds": 3, "job_id": app.job_id}])
+    env = job_env(sandbox, app, zone, [connector(app.job_id, "departures/*.csv")], UPLOADER_LOG_FORMAT="json")
+    proc = start_job(env)
+    try:
+        early = read_until(proc, "file_started")  # read, validated, the chunk held 3 s by the sandbox
+        before = target.stat()
+        with open(target, "r+b") as fh:  # rewritten in place, as `cp -p` over it does
+            fh.write(new)
+        os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+        after = target.stat()
+        assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns,
+                                                                    before.st_ino)
+        stdout, stderr = proc.communicate(timeout=60)
+        stdout = "".join(early) + stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+    assert done.returncode == 1, outcome(done)
+    assert_clean(done, app)
+    assert "changed while it was being sent" in stdout
+    assert zone.paths("processed/") == [], "content that was never sent was filed as processed"
+    assert zone.read("incoming/departures/export.csv") == new
+    assert records_at(sandbox, app.job_id) == file_records(old)
+
+    again = run_job({**env, "UPLOADER_LOG_FORMAT": "text"})
+    assert again.returncode == 0, outcome(again)
+    assert records_at(sandbox, app.job_id) == file_records(old) + file_records(new), "the new content was lost"
+    assert zone.paths("processed/") == [today_prefix() + "departures/export.csv"]
+    assert zone.read(today_prefix() + "departures/export.csv") == new
+
+
+def test_a_blob_whose_bytes_are_not_its_content_md5_is_neither_sent_nor_filed(blob_zone: Zone, sandbox,
+                                                                              new_app) -> None:  # noqa: ANN001
+    """Issue 23 B, blob zones: the version sent is the one read under its ETag, and the bytes read must be the
+    blob's stored Content-MD5 where it has one. Before, such a blob was sent and filed (exit 0)."""
+    from azure.storage.blob import ContentSettings
+
+    app = new_app()
+    data = resignation_csv(3)
+    blob_zone.put("incoming/departures/damaged.csv", data)
+    blob_zone.container.get_blob_client("incoming/departures/damaged.csv").set_http_headers(
+        ContentSettings(content_type="text/csv", content_md5=bytearray(hashlib.md5(b"not these bytes",
+                                                                     usedforsecurity=False).digest())))
+    done = run_job(job_env(sandbox, app, blob_zone, [connector(app.job_id, "departures/*.csv")]))
+    assert done.returncode == 1, outcome(done)
+    assert_clean(done, app)
+    assert "do not match the blob's Content-MD5" in done.stdout + done.stderr
+    assert sandbox.job_stats(app.job_id)["records"] == 0, "bytes that are not the blob's were sent"
+    assert blob_zone.paths("processed/") == [] and blob_zone.paths("incoming/") == ["incoming/departures/damaged.csv"]
+
+
 def test_a_file_appended_while_it_is_sent_is_not_filed(tmp_path: Path, sandbox, new_app) -> None:  # noqa: ANN001
     app = new_app()
     zone = folder_zone(tmp_path)

@@ -396,8 +396,8 @@ def test_interrupted_move_is_finished_without_resending(zone: Zone, sandbox, new
     src, dst = "incoming/departures/x.csv", "processed/2026/01/02/departures/x.csv"
     zone.put(src, data)
     zone.put(dst, data)
-    etag = _etag(zone, src)
-    zone.write_json("state/moves/0123.json", {"src": src, "dst": dst, "etag": etag, "at": "2026-01-02T00:00:00Z"})
+    zone.write_json("state/moves/0123.json", {"src": src, "dst": dst, **_version(zone, src),
+                                              "at": "2026-01-02T00:00:00Z"})
     done = run_job(job_env(sandbox, app, zone, [connector(app.job_id, "departures/*.csv")]))
     assert done.returncode == 0, outcome(done)
     assert "finished an interrupted move" in done.stdout
@@ -406,11 +406,15 @@ def test_interrupted_move_is_finished_without_resending(zone: Zone, sandbox, new
     assert sandbox.job_stats(app.job_id)["records"] == 0
 
 
-def _etag(zone: Zone, path: str) -> str:
-    """The drop zone's own notion of the file's version (the uploader's backend, used read-only)."""
+def _version(zone: Zone, path: str) -> dict[str, object]:
+    """The drop zone's own notion of the file's version, as a move journal records it (the uploader's backend,
+    used read-only: the file is read into a temporary copy)."""
+    import tempfile
+
     from uploader.job.dropzone import open_dropzone
 
-    return open_dropzone(zone.url, env=zone.env).stat(path).etag
+    with tempfile.TemporaryDirectory() as tmp:
+        return open_dropzone(zone.url, env=zone.env).download(path, Path(tmp) / "copy").to_json()
 
 
 # -- concurrency -------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import errno
+import hashlib
 import json
 import os
 import socket
@@ -75,6 +76,43 @@ class Entry:
     refused: str | None = None  # why the job must not touch it (a link, a FIFO, an unsafe or too-long name)
 
 
+@dataclass(frozen=True)
+class Version:
+    """One version of a file: what `download` read. Filing (`move(..., version=)`) files the file only while it is
+    still this version, so nothing is filed whose bytes were not the bytes read, validated and sent.
+
+    `sha256` is the hash of the bytes read (the local copy the upload sends); `etag` the backend's tag for them (a
+    blob's ETag, which the service changes on every write; a folder file's modification time and size). A folder
+    file also has its inode and its change time where the platform keeps them (POSIX: a write, or restoring the
+    modification time as `cp -p`, `rsync -t`, `tar` and `unzip` do, sets the change time to now)."""
+
+    sha256: str
+    etag: str
+    inode: int | None = None
+    ctime_ns: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """As a state record holds it: inode and change time as decimal text (nanoseconds since 1970 exceed the
+        integers the state reader accepts, MAX_STATE_INT)."""
+        out: dict[str, Any] = {"sha256": self.sha256, "etag": self.etag}
+        out.update({k: str(v) for k, v in (("inode", self.inode), ("ctime_ns", self.ctime_ns)) if v is not None})
+        return out
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Version | None:
+        """The version a state record (a move journal) holds, or None when it holds none or a damaged one."""
+        sha, etag, inode, ctime = (obj.get(k) for k in ("sha256", "etag", "inode", "ctime_ns"))
+        if not (isinstance(sha, str) and len(sha) == 64 and isinstance(etag, str)):
+            return None
+        numbers: list[int | None] = []
+        for text in (inode, ctime):
+            if text is not None and not (isinstance(text, str) and text.isascii() and text.isdigit()
+                                         and len(text) <= 24):
+                return None
+            numbers.append(None if text is None else int(text))
+        return cls(sha, etag, *numbers)
+
+
 class Lock(ABC):
     """A held claim on one file; renew it while working, release it when done."""
 
@@ -101,8 +139,9 @@ class DropZone(ABC):
         """The file's entry, or None when it does not exist."""
 
     @abstractmethod
-    def download(self, path: str, dest: Path, etag: str | None = None) -> None:
-        """Stream the file into dest (a local path), chunk by chunk; with `etag`, only that version of it."""
+    def download(self, path: str, dest: Path, etag: str | None = None) -> Version:
+        """Stream the file into dest (a local path), chunk by chunk; with `etag`, only that version of it.
+        Returns the version read (FileChangedError when the file changed while it was read)."""
 
     @abstractmethod
     def read_json(self, path: str) -> Any | None:
@@ -114,10 +153,10 @@ class DropZone(ABC):
         """Write a small JSON document atomically (a reader sees the old or the new one, never half)."""
 
     @abstractmethod
-    def move(self, src: str, dst: str, lock: Lock | None = None, etag: str | None = None) -> None:
+    def move(self, src: str, dst: str, lock: Lock | None = None, version: Version | None = None) -> None:
         """Copy src to dst then delete src. Safe to repeat: a missing src with an existing dst is done; the same
-        src moved to the same dst again replaces it (never a second copy). With `etag`, FileChangedError when src
-        is no longer that version (nothing is filed or deleted)."""
+        src moved to the same dst again replaces it (never a second copy). With `version`, FileChangedError when
+        src is no longer that version (nothing is filed or deleted)."""
 
     @abstractmethod
     def delete(self, path: str) -> None:
@@ -419,19 +458,24 @@ class FolderDropZone(DropZone):
                 return None
         return self._entry(path, st)
 
-    def download(self, path: str, dest: Path, etag: str | None = None) -> None:
+    def download(self, path: str, dest: Path, etag: str | None = None) -> Version:
         parents, name = self._split(path)
+        hasher = hashlib.sha256()
         with self._errors(f"downloading {safe_name(path)}"), self._dir(parents) as dir_fd:
             fd = self._open_regular(dir_fd, name)
             with os.fdopen(fd, "rb") as src, dest.open("wb") as out:
-                before = self._entry(path, os.fstat(fd)).etag
+                first = os.fstat(fd)
+                before = self._entry(path, first).etag
                 if etag is not None and before != etag:
                     raise FileChangedError(f"drop zone: {safe_name(path)}: the file changed since it was listed")
                 while block := src.read(DOWNLOAD_CHUNK):
+                    hasher.update(block)
                     out.write(block)
-                if self._entry(path, os.fstat(fd)).etag != before:
+                last = os.fstat(fd)
+                if self._entry(path, last).etag != before or _identity(last) != _identity(first):
                     raise FileChangedError(f"drop zone: {safe_name(path)}: the file changed while it was read "
                                            "(still being written?)")
+        return Version(hasher.hexdigest(), before, *_identity(first))
 
     def read_json(self, path: str) -> Any | None:
         try:
@@ -474,32 +518,51 @@ class FolderDropZone(DropZone):
                 raise
             _fsync_fd(dir_fd)
 
-    def move(self, src: str, dst: str, lock: Lock | None = None, etag: str | None = None) -> None:
+    def move(self, src: str, dst: str, lock: Lock | None = None, version: Version | None = None) -> None:
         (src_parents, src_name), (dst_parents, dst_name) = self._split(src), self._split(dst)
         with self._errors(f"moving {safe_name(src)} to {safe_name(dst)}"), \
                 self._dir(dst_parents, create=True) as dst_fd:
             try:
                 with self._dir(src_parents) as src_fd:
-                    if etag is not None:
-                        st = os.stat(src_name, dir_fd=src_fd, follow_symlinks=False)
-                        if self._entry(src, st).etag != etag:
-                            raise FileChangedError(f"drop zone: {safe_name(src)}: the file changed since it was "
-                                                   "sent: not filed")
-                    os.replace(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+                    if version is None:
+                        os.replace(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+                    else:
+                        self._file_version(src, (src_fd, src_name), (dst_fd, dst_name), version)
                     _fsync_fd(src_fd)
-                    if etag is not None and self._entry(dst, os.stat(dst_name, dir_fd=dst_fd,
-                                                                     follow_symlinks=False)).etag != etag:
-                        # written to between the check and the rename: put it back, unfiled
-                        with contextlib.suppress(OSError):
-                            os.rename(dst_name, src_name, src_dir_fd=dst_fd, dst_dir_fd=src_fd)
-                        raise FileChangedError(f"drop zone: {safe_name(src)}: the file changed while it was "
-                                               "filed: not filed")
             except FileNotFoundError:
                 try:
                     os.stat(dst_name, dir_fd=dst_fd, follow_symlinks=False)
                 except FileNotFoundError:
                     raise DropZoneError(f"drop zone: cannot move {safe_name(src)}: it is gone") from None
             _fsync_fd(dst_fd)
+
+    def _file_version(self, src: str, source: tuple[int, str], target: tuple[int, str], version: Version) -> None:
+        """Rename src to its target only while it is `version`: its modification time and size, inode and change
+        time (where kept) and the hash of its bytes, checked before the rename; after it, the renamed file must
+        be the same file with the same bytes, or it is put back unfiled. Each check opens the file anew (no file
+        is held open across a rename, which Windows refuses)."""
+        (src_fd, src_name), (dst_fd, dst_name) = source, target
+        before = self._version_of(src, src_fd, src_name)
+        if before != version:
+            raise FileChangedError(f"drop zone: {safe_name(src)}: the file changed since it was sent: not filed")
+        os.replace(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+        after = self._version_of(src, dst_fd, dst_name)
+        if (after.sha256, after.inode) != (version.sha256, version.inode):  # written to or swapped meanwhile
+            with contextlib.suppress(OSError):
+                os.rename(dst_name, src_name, src_dir_fd=dst_fd, dst_dir_fd=src_fd)
+            raise FileChangedError(f"drop zone: {safe_name(src)}: the file changed while it was filed: not filed")
+
+    def _version_of(self, path: str, dir_fd: int, name: str) -> Version:
+        """The version a file is now: its bytes hashed through one descriptor, stated before and after."""
+        fd = self._open_regular(dir_fd, name)
+        with os.fdopen(fd, "rb") as fh:
+            first = os.fstat(fd)
+            hasher = hashlib.sha256()
+            while block := fh.read(DOWNLOAD_CHUNK):
+                hasher.update(block)
+            if _identity(os.fstat(fd)) != _identity(first):
+                return Version("", "")  # changing as it is read: matches no version
+        return Version(hasher.hexdigest(), self._entry(path, first).etag, *_identity(first))
 
     def delete(self, path: str) -> None:
         with self._errors(f"deleting {safe_name(path)}"), contextlib.suppress(NotADirectoryError):
@@ -570,6 +633,16 @@ def _break_stale(dir_fd: int, name: str) -> bool:
         return False
     os.unlink(aside, dir_fd=dir_fd)
     return True
+
+
+#: POSIX keeps a change time that no program can set (a write, or restoring the modification time, sets it to now);
+#: Windows' st_ctime is the creation time, so there a version is its bytes' hash, inode, modification time and size.
+_HAS_CHANGE_TIME = os.name == "posix"
+
+
+def _identity(st: os.stat_result) -> tuple[int | None, int | None]:
+    """A folder file's inode (where the file system numbers files) and change time (where the platform keeps one)."""
+    return (st.st_ino or None, st.st_ctime_ns if _HAS_CHANGE_TIME else None)
 
 
 def _fsync_fd(fd: int) -> None:
@@ -673,15 +746,30 @@ class BlobDropZone(DropZone):
             except ResourceNotFoundError:
                 return None
 
-    def download(self, path: str, dest: Path, etag: str | None = None) -> None:
+    def download(self, path: str, dest: Path, etag: str | None = None) -> Version:
+        """The version read is the ETag of the response (the SDK sends it as If-Match with every later range, so a
+        blob replaced mid-download fails with 412) and the hash of the bytes. A blob that carries a Content-MD5
+        (Put Blob stores one; Put Block List stores the writer's, unchecked) must match the bytes read, as
+        AzCopy's downloads require by default (`--check-md5 FailIfDifferent`): Get Blob returns the whole blob's
+        MD5 in x-ms-blob-content-md5 with ranged reads (learn.microsoft.com/rest/api/storageservices/get-blob)."""
         from azure.core import MatchConditions
 
         # with an ETag, the service refuses (412) a blob replaced since it was looked at
         condition = {"etag": f'"{etag}"', "match_condition": MatchConditions.IfNotModified} if etag else {}
+        sha256, md5 = hashlib.sha256(), hashlib.md5(usedforsecurity=False)  # MD5: what the service stores, no more
         with self._errors(f"downloading {safe_name(path)}"), dest.open("wb") as out:
             stream = self.container.get_blob_client(_clean(path)).download_blob(**condition)
             for block in stream.chunks():
+                sha256.update(block)
+                md5.update(block)
                 out.write(block)
+            props = stream.properties
+        stored = props.content_settings.content_md5
+        if stored and bytes(stored) != md5.digest():
+            raise DropZoneError(f"drop zone: {safe_name(path)}: the bytes read do not match the blob's Content-MD5 "
+                                "(damaged in storage or on the way, or written with a wrong MD5): not sent; upload "
+                                "it again")
+        return Version(sha256.hexdigest(), str(props.etag).strip('"'))
 
     def read_json(self, path: str) -> Any | None:
         from azure.core.exceptions import ResourceNotFoundError
@@ -711,14 +799,17 @@ class BlobDropZone(DropZone):
             self.container.get_blob_client(_clean(path)).upload_blob(
                 data, overwrite=True, content_settings=ContentSettings(content_type="text/csv"))
 
-    def move(self, src: str, dst: str, lock: Lock | None = None, etag: str | None = None) -> None:
+    def move(self, src: str, dst: str, lock: Lock | None = None, version: Version | None = None) -> None:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceNotFoundError
 
         source = self.container.get_blob_client(_clean(src))
         target = self.container.get_blob_client(_clean(dst))
-        # with an ETag, only that version is copied and deleted (412, FileChangedError, for any other): a blob
-        # rewritten after it was sent is never filed in its place, nor deleted unsent.
+        # with a version, only the blob with its ETag (the one read and sent) is copied and deleted (412,
+        # FileChangedError, for any other): a blob rewritten after it was read is never filed in its place, nor
+        # deleted unsent. The ETag changes with every write to the blob, its data or its properties
+        # (learn.microsoft.com/rest/api/storageservices/specifying-conditional-headers-for-blob-service-operations).
+        etag = version.etag if version is not None else None
         condition = {"source_etag": f'"{etag}"', "source_match_condition": MatchConditions.IfNotModified} if etag \
             else {}
         delete_condition = {"etag": f'"{etag}"', "match_condition": MatchConditions.IfNotModified} if etag else {}

@@ -48,6 +48,7 @@ from uploader.job.dropzone import (
     FileChangedError,
     Lock,
     UnreadableState,
+    Version,
     keep_renewed,
     name_problem,
 )
@@ -374,7 +375,7 @@ class JobRun:
                     self.report_settling(connector, current)
                     result.files_settling += 1
                     return "settling"
-                self.dz.download(entry.path, local, etag=current.etag)
+                version = self.dz.download(entry.path, local, etag=current.etag)
                 outcome = self.upload(
                     local, display_name=name, job_id=connector.job_id, mapping=connector,
                     client=self.client, store=GuardedStore(self.dz, lock, now=self.now),
@@ -382,7 +383,7 @@ class JobRun:
                     source=f"{entry.path}@{current.etag}",
                     **self.set_aside_options(entry, tmp),
                 )
-                return self.file_outcome(connector, entry, current, outcome, lock, result)
+                return self.file_outcome(connector, entry, version, outcome, lock, result)
         finally:
             local.unlink(missing_ok=True)
             with contextlib.suppress(Exception):
@@ -426,27 +427,40 @@ class JobRun:
         result.files_failed += 1
         return "failed"
 
-    def file_outcome(self, connector: ConnectorMapping, entry: Entry, current: Entry, outcome: FileOutcome, lock: Lock,
-                     result: ConnectorSummary) -> str:
+    def file_outcome(self, connector: ConnectorMapping, entry: Entry, version: Version, outcome: FileOutcome,
+                     lock: Lock, result: ConnectorSummary) -> str:
+        """File the version that was read and sent (or rejected) under processed/ or rejected/; a file that is no
+        longer that version (its bytes, or for folders its inode or change time, differ) stays in incoming/."""
         rel = entry.path[len(INCOMING):]
         status = outcome.status
         result.records_sent += outcome.records_sent
         if status in ("sent", "empty", "skipped", "invalid", "partial"):
             after = self.dz.stat(entry.path)
-            if after is None or after.etag != current.etag:
+            if after is None or after.etag != version.etag:
                 if outcome.records_sent:
                     self.record_sent(connector)
-                return self.failed(entry, result, "the file changed while it was being sent (still being written?): "
-                                   "not filed; the next run validates and sends what it holds then")
+                return self.changed(entry, result)
+        try:
+            return self.file(connector, entry, version, outcome, lock, result, rel)
+        except FileChangedError:  # (what was sent is recorded already)
+            return self.changed(entry, result)
+
+    def changed(self, entry: Entry, result: ConnectorSummary) -> str:
+        return self.failed(entry, result, "the file changed while it was being sent (still being written?): "
+                           "not filed; the next run validates and sends what it holds then")
+
+    def file(self, connector: ConnectorMapping, entry: Entry, version: Version, outcome: FileOutcome, lock: Lock,
+             result: ConnectorSummary, rel: str) -> str:
+        status = outcome.status
         if status in ("sent", "empty", "skipped", "partial"):
-            if status == "partial":  # the valid rows went; the invalid ones are in rejected/ already
-                result.files_partial += 1
-                result.rows_set_aside += getattr(outcome, "rows_set_aside", 0)
             if outcome.records_sent:
                 self.record_sent(connector)
             today = self.now().strftime("%Y/%m/%d")
-            dst = self.filing_name(entry.path, current.etag, f"{PROCESSED}{today}/{rel}")
-            self.move(entry.path, dst, current.etag, lock)
+            dst = self.filing_name(entry.path, version, f"{PROCESSED}{today}/{rel}")
+            self.move(entry.path, dst, version, lock)
+            if status == "partial":  # the valid rows went; the invalid ones are in rejected/ already
+                result.files_partial += 1
+                result.rows_set_aside += getattr(outcome, "rows_set_aside", 0)
             if status == "skipped":
                 result.files_skipped += 1
             else:
@@ -455,9 +469,13 @@ class JobRun:
                      to=safe_name(dst), status=status)
             return str(status)
         if status == "invalid":
-            dst = self.filing_name(entry.path, current.etag, f"{REJECTED}{rel}")
+            dst = self.filing_name(entry.path, version, f"{REJECTED}{rel}")
             self.dz.write_json(f"{dst}.errors.json", errors_document(safe_name(entry.path), outcome.scan))
-            self.move(entry.path, dst, current.etag, lock)
+            try:
+                self.move(entry.path, dst, version, lock)
+            except FileChangedError:  # those errors are not this file's: it is validated again next run
+                self.dz.delete(f"{dst}.errors.json")
+                raise
             result.files_rejected += 1
             self.say("file_moved", f"{safe_name(entry.path)}: rejected: moved to {safe_name(dst)} "
                      f"(errors in {safe_name(dst)}.errors.json)", file=safe_name(entry.path), to=safe_name(dst),
@@ -468,11 +486,11 @@ class JobRun:
                  file=safe_name(entry.path), status=status)
         return "failed"
 
-    def filing_name(self, src: str, etag: str, wanted: str) -> str:
+    def filing_name(self, src: str, version: Version, wanted: str) -> str:
         """Where this version of src is filed: where an earlier run that died mid-move was filing it (its move
         journal says, and that run's copy is then replaced, never doubled), else `wanted` or a free variant."""
-        data = self.read_state(move_journal(src, etag))
-        if isinstance(data, dict) and data.get("src") == src and data.get("etag") == etag:
+        data = self.read_state(move_journal(src, version.etag))
+        if isinstance(data, dict) and data.get("src") == src and Version.from_json(data) == version:
             dst = data.get("dst")
             prefix = wanted.split("/", 1)[0] + "/"
             if isinstance(dst, str) and dst.startswith(prefix) and name_problem(dst) is None:
@@ -489,12 +507,17 @@ class JobRun:
 
     # -- moves that survive a crash ---------------------------------------------------------------
 
-    def move(self, src: str, dst: str, etag: str, lock: Lock) -> None:
+    def move(self, src: str, dst: str, version: Version, lock: Lock) -> None:
         """Journal the move, copy + delete (of this version only), drop the journal entry; a run that dies midway
-        is finished later, and a run that files the same version again uses the same journal and destination."""
-        journal = move_journal(src, etag)
-        self.dz.write_json(journal, {"src": src, "dst": dst, "etag": etag, "at": utc_iso(self.now())})
-        self.dz.move(src, dst, lock, etag=etag)
+        is finished later, and a run that files the same version again uses the same journal and destination.
+        A file that is no longer this version is not filed (FileChangedError) and its journal entry goes."""
+        journal = move_journal(src, version.etag)
+        self.dz.write_json(journal, {"src": src, "dst": dst, **version.to_json(), "at": utc_iso(self.now())})
+        try:
+            self.dz.move(src, dst, lock, version=version)
+        except FileChangedError:
+            self.dz.delete(journal)
+            raise
         self.dz.delete(journal)
 
     def finish_interrupted_moves(self) -> None:
@@ -520,6 +543,12 @@ class JobRun:
             self.dz.delete(record.path)
             return
         src, dst = data["src"], data["dst"]
+        version = Version.from_json(data)
+        if version is None:  # written before versions were recorded, or damaged: the file is taken afresh
+            self.warn(f"{safe_name(record.path)}: records no content hash of the file it was moving; removed (the "
+                      "file stays in incoming/ and is taken as any other)")
+            self.dz.delete(record.path)
+            return
         lock = self.dz.try_lock(src)
         if lock is None:
             if not self.dz.exists(src):
@@ -527,10 +556,11 @@ class JobRun:
             return  # another execution is working on it
         try:
             current = self.dz.stat(src)
-            if current is not None and current.etag == data["etag"] and not current.refused:
-                self.dz.move(src, dst, lock, etag=current.etag)
-                self.say("file_moved", f"{safe_name(src)}: finished an interrupted move to {safe_name(dst)}",
-                         file=safe_name(src), to=safe_name(dst))
+            if current is not None and current.etag == version.etag and not current.refused:
+                with contextlib.suppress(FileChangedError):  # rewritten since: it stays, and is taken as any other
+                    self.dz.move(src, dst, lock, version=version)
+                    self.say("file_moved", f"{safe_name(src)}: finished an interrupted move to {safe_name(dst)}",
+                             file=safe_name(src), to=safe_name(dst))
             self.dz.delete(record.path)
         finally:
             lock.release()
