@@ -115,3 +115,85 @@ def test_a_file_written_to_again_after_listing_waits_to_settle(tmp_path: Path) -
         result = run.run_connector(mapping, files, Path(tmp))
     assert calls == [] and result.files_settling == 1 and result.files_failed == 0
     assert path.exists()
+
+
+def _folder_file(tmp_path: Path, data: bytes) -> tuple[Path, object]:
+    import os
+    import time
+
+    root = tmp_path / "zone"
+    (root / "incoming").mkdir(parents=True)
+    path = root / "incoming" / "a.csv"
+    path.write_bytes(data)
+    old = time.time() - 600
+    os.utime(path, (old, old))
+    return path, open_dropzone(root.as_uri())
+
+
+def _rewrite_keeping_size_and_time(path: Path, data: bytes) -> None:
+    import os
+
+    before = path.stat()
+    with path.open("r+b") as fh:
+        fh.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_a_folder_file_rewritten_while_it_is_read_is_not_taken(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 23 B: rewritten in place mid-download, its size and modification time put back: the copy would hold
+    old and new bytes; the change time says it changed, so the download fails instead of returning a version."""
+    import hashlib
+    import types
+
+    from uploader.job import dropzone as dzmod
+
+    old, new = b"h\n" + b"1" * 100 + b"\n", b"h\n" + b"2" * 100 + b"\n"
+    path, dz = _folder_file(tmp_path, old)
+    monkeypatch.setattr(dzmod, "DOWNLOAD_CHUNK", 16)
+
+    class Rewriting:  # the hash the download feeds: the HR system rewrites the file after the first block
+        def __init__(self) -> None:
+            self.inner, self.blocks = hashlib.sha256(), 0
+
+        def update(self, block: bytes) -> None:
+            self.blocks += 1
+            if self.blocks == 1:
+                _rewrite_keeping_size_and_time(path, new)
+            self.inner.update(block)
+
+        def hexdigest(self) -> str:
+            return self.inner.hexdigest()
+
+    monkeypatch.setattr(dzmod, "hashlib", types.SimpleNamespace(sha256=Rewriting, md5=hashlib.md5))
+    etag = dz.stat("incoming/a.csv").etag
+    with pytest.raises(dzmod.FileChangedError, match="changed while it was read"):
+        dz.download("incoming/a.csv", tmp_path / "copy", etag=etag)
+    assert dz.stat("incoming/a.csv").etag == etag  # size and time alone would have said nothing changed
+
+
+def test_an_interrupted_move_files_only_the_version_its_journal_names(tmp_path: Path) -> None:
+    """A run died after journaling a move; the file was then rewritten (same size and time): the next run does not
+    file it. A journal from before versions were recorded is dropped, and its file taken as any other."""
+    import io
+
+    from uploader.job.jobrun import JobRun, move_journal
+    from uploader.report import Reporter
+
+    path, dz = _folder_file(tmp_path, b"h\nold\n")
+    version = dz.download("incoming/a.csv", tmp_path / "copy")
+    journal = move_journal("incoming/a.csv", version.etag)
+    dz.write_json(journal, {"src": "incoming/a.csv", "dst": "processed/a.csv", **version.to_json(),
+                            "at": "2026-01-02T00:00:00Z"})
+    _rewrite_keeping_size_and_time(path, b"h\nnew\n")
+    out = io.StringIO()
+    run = JobRun(dz, (), upload=lambda *a, **k: None, client=None, records_per_call=10,
+                 reporter=Reporter("json", stream=out))
+    run.finish_interrupted_moves()
+    assert path.read_bytes() == b"h\nnew\n" and dz.stat("processed/a.csv") is None
+    assert dz.list("state/moves/") == []
+
+    dz.write_json(journal, {"src": "incoming/a.csv", "dst": "processed/a.csv", "etag": version.etag,
+                            "at": "2026-01-02T00:00:00Z"})  # as the previous release wrote it
+    run.finish_interrupted_moves()
+    assert path.exists() and dz.stat("processed/a.csv") is None and dz.list("state/moves/") == []
+    assert "records no content hash" in out.getvalue()
