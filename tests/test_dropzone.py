@@ -124,6 +124,7 @@ def test_only_the_version_read_is_filed(dropzone, tmp_path: Path) -> None:
     assert dropzone.stat("incoming/v.csv") is None and dropzone.stat("processed/v.csv").size == len(new)
 
 
+@pytest.mark.azurite
 def test_a_blob_whose_bytes_do_not_match_its_content_md5_is_not_read(azurite, tmp_path: Path) -> None:  # noqa: ANN001
     """A blob's stored Content-MD5 (Put Blob computes it; Put Block List and Set Blob Properties store the writer's,
     unchecked) must be the MD5 of the bytes read, or they are not the bytes its writer stored."""
