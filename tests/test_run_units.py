@@ -173,7 +173,7 @@ def test_a_folder_file_rewritten_while_it_is_read_is_not_taken(tmp_path: Path, m
 
 def test_an_interrupted_move_files_only_the_version_its_journal_names(tmp_path: Path) -> None:
     """A run died after journaling a move; the file was then rewritten (same size and time): the next run does not
-    file it. A journal from before versions were recorded is dropped, and its file taken as any other."""
+    file it. A journal from before versions were recorded moves nothing, but still names where the file goes."""
     import io
 
     from uploader.job.jobrun import JobRun, move_journal
@@ -192,8 +192,9 @@ def test_an_interrupted_move_files_only_the_version_its_journal_names(tmp_path: 
     assert path.read_bytes() == b"h\nnew\n" and dz.stat("processed/a.csv") is None
     assert dz.list("state/moves/") == []
 
-    dz.write_json(journal, {"src": "incoming/a.csv", "dst": "processed/a.csv", "etag": version.etag,
-                            "at": "2026-01-02T00:00:00Z"})  # as the previous release wrote it
+    dz.write_json(journal, {"src": "incoming/a.csv", "dst": "processed/b.csv", "etag": version.etag,
+                            "at": "2026-01-02T00:00:00Z"})  # as the previous release wrote it: no version
     run.finish_interrupted_moves()
-    assert path.exists() and dz.stat("processed/a.csv") is None and dz.list("state/moves/") == []
-    assert "records no content hash" in out.getvalue()
+    assert path.exists() and dz.stat("processed/b.csv") is None  # moves nothing: which bytes it meant is unknown
+    now = dz.download("incoming/a.csv", tmp_path / "again")
+    assert run.filing_name("incoming/a.csv", now, "processed/a.csv") == "processed/b.csv"  # but says where

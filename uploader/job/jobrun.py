@@ -490,7 +490,9 @@ class JobRun:
         """Where this version of src is filed: where an earlier run that died mid-move was filing it (its move
         journal says, and that run's copy is then replaced, never doubled), else `wanted` or a free variant."""
         data = self.read_state(move_journal(src, version.etag))
-        if isinstance(data, dict) and data.get("src") == src and Version.from_json(data) == version:
+        recorded = Version.from_json(data) if isinstance(data, dict) else None
+        if isinstance(data, dict) and data.get("src") == src and data.get("etag") == version.etag \
+                and recorded in (version, None):  # None: a journal from before versions were recorded
             dst = data.get("dst")
             prefix = wanted.split("/", 1)[0] + "/"
             if isinstance(dst, str) and dst.startswith(prefix) and name_problem(dst) is None:
@@ -544,11 +546,6 @@ class JobRun:
             return
         src, dst = data["src"], data["dst"]
         version = Version.from_json(data)
-        if version is None:  # written before versions were recorded, or damaged: the file is taken afresh
-            self.warn(f"{safe_name(record.path)}: records no content hash of the file it was moving; removed (the "
-                      "file stays in incoming/ and is taken as any other)")
-            self.dz.delete(record.path)
-            return
         lock = self.dz.try_lock(src)
         if lock is None:
             if not self.dz.exists(src):
@@ -556,7 +553,12 @@ class JobRun:
             return  # another execution is working on it
         try:
             current = self.dz.stat(src)
-            if current is not None and current.etag == version.etag and not current.refused:
+            if current is not None and current.etag == data["etag"] and not current.refused:
+                if version is None:
+                    # written before versions were recorded: which bytes it was moving is not known, so it moves
+                    # nothing; the file is taken as any other (its checkpoint keeps it from being sent twice) and
+                    # filed where this journal says (filing_name), under the version that run reads
+                    return
                 with contextlib.suppress(FileChangedError):  # rewritten since: it stays, and is taken as any other
                     self.dz.move(src, dst, lock, version=version)
                     self.say("file_moved", f"{safe_name(src)}: finished an interrupted move to {safe_name(dst)}",
