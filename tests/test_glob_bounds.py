@@ -126,3 +126,30 @@ def test_one_stacks_overlap_checks_share_one_budget() -> None:
     assert cpu_seconds(lambda: found.extend(problems(config(*dear)))) < 2  # about 0.5 s on a quiet machine
     assert [key for key, _ in found] == [found[0][0]] and found[0][0].startswith("hr-connector:connectors[")
     assert f"more than {MAX_OVERLAP_STATES:,} automaton states" in found[0][1]
+
+
+def test_the_product_walk_agrees_with_brute_force() -> None:
+    """Random small globs: when some short path matches both, overlap finds a path; when overlap
+    returns a path, both globs match it."""
+    import itertools
+    import random
+
+    from uploader.model.globs import GlobMatcher
+
+    rng = random.Random(20261206)
+    atoms = ["a", "b", ".", "/", "*", "**/", "**", "?", "[ab]", "[!a]"]
+    paths = ["".join(p) for n in range(5) for p in itertools.product("ab./", repeat=n)]
+    compared = 0
+    for _ in range(150):
+        first, second = ("".join(rng.choice(atoms) for _ in range(rng.randint(1, 4))) for _ in range(2))
+        if glob_problem(first) or glob_problem(second):
+            continue
+        one, two = GlobMatcher(first), GlobMatcher(second)
+        both = [p for p in paths if one.matches(p) and two.matches(p)]
+        found = overlap(first, second)
+        if found is not None:
+            assert one.matches(found) and two.matches(found), (first, second, found)
+        if both:
+            assert found is not None, (first, second, both[0])
+        compared += 1
+    assert compared > 50
