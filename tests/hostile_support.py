@@ -3,6 +3,7 @@ and a loopback TCP listener that counts connections (where a clear-text or redir
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Iterator
@@ -16,9 +17,13 @@ CSV = f"EmailAddress,ResignationDate,LastWorkingDate\n{SECRET_UPN},2026-11-01T10
 
 
 class Listener:
-    """A plain TCP listener on loopback that only counts connections: a refused request must make none."""
+    """A plain TCP listener on loopback that counts connections: a refused request must make none.
 
-    def __init__(self) -> None:
+    With `answer`, it is a scripted clear-text HTTP server instead: it reads each request (head and
+    Content-Length body) and writes `answer` byte for byte (interim 1xx answers, floods, ...), then closes."""
+
+    def __init__(self, answer: bytes | None = None) -> None:
+        self.answer = answer
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -36,7 +41,29 @@ class Listener:
             except OSError:
                 continue
             self.connections += 1
+            if self.answer is not None:
+                with contextlib.suppress(OSError):
+                    self._reply(conn, self.answer)
             conn.close()
+
+    @staticmethod
+    def _reply(conn: socket.socket, answer: bytes) -> None:
+        conn.settimeout(5)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            piece = conn.recv(65536)
+            if not piece:
+                return
+            data += piece
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"content-length:")), 0)
+        while len(body) < length:
+            piece = conn.recv(65536)
+            if not piece:
+                return
+            body += piece
+        conn.sendall(answer)
 
     def close(self) -> None:
         self._stop.set()

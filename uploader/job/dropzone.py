@@ -662,6 +662,15 @@ class _Chunking(TypedDict):
 _CHUNKING: _Chunking = {"max_single_get_size": DOWNLOAD_CHUNK, "max_chunk_get_size": DOWNLOAD_CHUNK}
 
 
+def _transport() -> Any:
+    """azure-core's requests transport over connections that skip interim 1xx answers (send/https.py)."""
+    from azure.core.pipeline.transport import RequestsTransport
+
+    from uploader.send.https import interim_skipping_session
+
+    return RequestsTransport(session=interim_skipping_session(), session_owner=True)
+
+
 class _Lease(Lock):
     def __init__(self, lease: Any) -> None:
         self.lease = lease
@@ -695,7 +704,8 @@ class BlobDropZone(DropZone):
         conn = env.get("AZURE_STORAGE_CONNECTION_STRING")
         if conn:
             try:
-                container = ContainerClient.from_connection_string(conn, segments[-1], **_CHUNKING)
+                container = ContainerClient.from_connection_string(conn, segments[-1], transport=_transport(),
+                                                                   **_CHUNKING)
             except ValueError:
                 raise UsageError("AZURE_STORAGE_CONNECTION_STRING: not a valid storage connection string") from None
             return cls(container, display)
@@ -705,7 +715,8 @@ class BlobDropZone(DropZone):
 
         client_id = env.get("AZURE_CLIENT_ID")
         credential = ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential()
-        return cls(ContainerClient.from_container_url(display, credential=credential, **_CHUNKING), display)
+        return cls(ContainerClient.from_container_url(display, credential=credential, transport=_transport(),
+                                                      **_CHUNKING), display)
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:

@@ -10,6 +10,12 @@
   for without compression (`Accept-Encoding: identity`), so a small answer cannot inflate.
 - TLS verification stays on (requests' default; REQUESTS_CA_BUNDLE is honoured). A CA bundle variable naming a
   file that does not exist is reported as such (CaBundleMissing), not as a traceback.
+- Informational answers (any 1xx: `100 Continue`, `103 Early Hints`, …) are interim, never the answer: each
+  connection skips them and reads on to the final answer (RFC 9110, section 15.2: "A client MUST be able to
+  parse one or more 1xx responses received prior to a final response, even if the client does not expect
+  one"), at most MAX_INTERIM of them. http.client skips only `100`; `101 Switching Protocols` is never asked for
+  (no `Upgrade` is sent) and stays a final answer, so it is refused like any other unexpected status. The same
+  connections serve the drop zone's blob client (`interim_skipping_session`).
 - `describe(exc)` turns any requests/urllib3/http.client failure into a short phrase of the program's own words
   (never a service's status line, header or body), for the errors at the edge (auth.py, ingestion.py).
 """
@@ -27,6 +33,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from uploader.model.safetext import safe_text
@@ -69,6 +76,39 @@ class CaBundleMissing(requests.RequestException):
 
 def is_redirect_status(status: int) -> bool:
     return 300 <= status < 400
+
+
+# -- informational (1xx) answers ---------------------------------------------------------------------
+
+#: Most interim (1xx) answers read before a request's final answer; more is a hostile server (a flood).
+MAX_INTERIM = 32
+
+
+class TooManyInterim(http.client.HTTPException):
+    """More than MAX_INTERIM informational answers before the final one."""
+
+
+class _FinalAnswer(http.client.HTTPResponse):
+    """http.client's response, skipping every interim 1xx answer (headers included) but 101 before the final one.
+
+    http.client's own `begin` loops over `100 Continue` only, so a `103 Early Hints` became the answer (with no
+    body), leaving the real answer unread on the connection."""
+
+    def _read_status(self) -> tuple[str, int, str]:
+        for _ in range(MAX_INTERIM + 1):
+            version, status, reason = super()._read_status()  # type: ignore[misc]  # private, stable since 3.0
+            if not 100 <= status < 200 or status == 101:
+                return version, status, reason
+            http.client.parse_headers(self.fp)  # the interim answer's headers (bounded by http.client), dropped
+        raise TooManyInterim(f"more than {MAX_INTERIM} informational (1xx) answers before the final answer")
+
+
+class _FinalHTTPConnection(HTTPConnection):
+    response_class = _FinalAnswer
+
+
+class _FinalHTTPSConnection(HTTPSConnection):
+    response_class = _FinalAnswer
 
 
 # -- the watchdog: a deadline for a whole request -------------------------------------------------------
@@ -119,6 +159,7 @@ def _watched(pool: type[HTTPConnectionPool]) -> type[HTTPConnectionPool]:
                 watchdog.connections.append(conn)
             return conn
 
+    Watched.ConnectionCls = _FinalHTTPSConnection if issubclass(pool, HTTPSConnectionPool) else _FinalHTTPConnection
     Watched.__name__ = f"Watched{pool.__name__}"
     return Watched
 
@@ -137,6 +178,35 @@ class _WatchedAdapter(HTTPAdapter):
         manager = super().proxy_manager_for(proxy, **proxy_kwargs)
         manager.pool_classes_by_scheme = _POOLS
         return manager
+
+
+class _InterimSkippingAdapter(HTTPAdapter):
+    """requests' adapter whose connections skip interim 1xx answers (for clients that read answers themselves)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _FINAL_POOLS
+
+
+class _FinalHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _FinalHTTPConnection
+
+
+class _FinalHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _FinalHTTPSConnection
+
+
+_FINAL_POOLS = {"http": _FinalHTTPPool, "https": _FinalHTTPSPool}
+
+
+def interim_skipping_session() -> requests.Session:
+    """A plain requests Session (TLS verified as always) whose connections skip interim 1xx answers: for the blob
+    client's transport (azure-core reads and bounds its own answers)."""
+    session = requests.Session()
+    adapter = _InterimSkippingAdapter()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
 
 
 # -- the session ------------------------------------------------------------------------------------------
@@ -260,6 +330,8 @@ def describe(exc: BaseException) -> str:
     for _ in range(12):
         if seen is None:
             break
+        if isinstance(seen, TooManyInterim):
+            return str(seen)
         if isinstance(seen, http.client.BadStatusLine | http.client.LineTooLong):
             return "a malformed HTTP answer (its status line or a header is not HTTP; it is not shown)"
         if isinstance(seen, http.client.RemoteDisconnected | http.client.IncompleteRead):
