@@ -80,8 +80,10 @@ def test_microsofts_sample_sends_6_rows_and_sets_2_aside(new_app, sandbox, run_u
     assert received(sandbox, app.job_id) == collections.Counter(rows_of(lines[0] + b"".join(valid)))
     bodies = sandbox.received(app.job_id)
     assert b"".join(bodies) == lines[0] + b"".join(valid)  # in order, byte for byte, one chunk
-    # The two rows, byte for byte under the header, beside the file; their errors name line, column and rule.
-    (aside,) = [p for p in tmp_path.iterdir() if p.name.startswith("hr.invalid-rows-") and p.suffix == ".csv"]
+    # The two rows, byte for byte under the header, in rejected/ beside the file (where `upload *.csv` does not
+    # reach); their errors name line, column and rule.
+    (aside,) = [p for p in (tmp_path / "rejected").iterdir()
+                if p.name.startswith("hr.invalid-rows-") and p.suffix == ".csv"]
     assert aside.read_bytes() == lines[0] + lines[3] + lines[4]
     assert oct(aside.stat().st_mode & 0o777) == "0o600"
     errors = json.loads(Path(f"{aside}.errors.json").read_text())
@@ -103,7 +105,7 @@ def test_refuse_stays_the_default_and_names_the_misplaced_date(new_app, sandbox,
     assert result.returncode == 3
     assert f"{sample}:4: column EffectiveDate: {HINT}" in result.stdout + result.stderr
     assert sandbox.job_stats(app.job_id)["uploads"] == 0
-    assert [p.name for p in tmp_path.iterdir() if "invalid-rows" in p.name] == []
+    assert not list(tmp_path.glob("**/*invalid-rows*"))
 
 
 def test_mapping_chooses_quarantine_and_the_flag_wins(new_app, sandbox, run_uploader, tmp_path: Path) -> None:  # noqa: ANN001
@@ -130,7 +132,7 @@ def test_above_the_cap_the_file_is_refused_whole(new_app, sandbox, run_uploader,
     assert result.returncode == 3, result.stderr
     assert "refused whole: 2 of 8 rows are invalid, above maxInvalidRows" in result.stdout + result.stderr
     assert sandbox.job_stats(app.job_id)["uploads"] == 0
-    assert not list(tmp_path.glob("*invalid-rows*"))
+    assert not list(tmp_path.glob("**/*invalid-rows*"))
     # The flag's cap wins over the mapping's.
     wider = upload(run_uploader, app, tmp_path, sample, "--mapping", mapping, "--max-invalid-rows", "25%")
     assert wider.returncode == 4, wider.stderr
@@ -168,9 +170,66 @@ def test_dry_run_says_what_would_be_set_aside_and_writes_nothing(run_uploader, t
     result = run_uploader("upload", sample, "--dry-run", "--invalid-rows", "quarantine", "--mapping",
                           mapping_file(tmp_path, "3f2504e0-4f89-41d3-9a0c-0305e82c3301"), "--state-dir",
                           tmp_path / "state")
-    assert result.returncode == 4, result.stderr
+    assert result.returncode == 0, result.stderr  # exit 4 only when a run sets rows aside; a dry run sets none
     assert "would send 6 records" in result.stdout and "would be set aside" in result.stdout + result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hr.csv", "mapping-3f2504e0.json"]
+
+
+# -- the newcomer's hour (issue 24) and set-aside failures (issue 23 D) ------------------------------------
+
+
+def test_set_aside_files_are_out_of_the_glob_skipped_as_input_and_a_rerun_exits_0(  # noqa: ANN001
+        new_app, sandbox, run_uploader, tmp_path: Path) -> None:
+    """`upload *.csv` the next day neither reaches nor refuses the set-aside file; a rerun that sends nothing and
+    sets nothing aside exits 0, not 4."""
+    app = new_app()
+    sample = tmp_path / "hr.csv"
+    sample.write_bytes(MS_SAMPLE)
+    mapping = mapping_file(tmp_path, app.job_id, invalidRows="quarantine")
+    first = upload(run_uploader, app, tmp_path, sample, "--mapping", mapping)
+    assert first.returncode == 4, first.stderr
+    assert sorted(p.name for p in tmp_path.glob("*.csv")) == ["hr.csv"]  # what `upload *.csv` would take
+    (aside,) = tmp_path.glob("rejected/hr.invalid-rows-*.csv")
+    again = upload(run_uploader, app, tmp_path, sample, aside, "--mapping", mapping)
+    out = again.stdout + again.stderr
+    assert again.returncode == 0, out[-2000:]
+    assert "a set-aside rows file" in out and "never taken as input" in out
+    assert "invalid row(s) already set aside by an earlier run in" in out
+    assert sandbox.job_stats(app.job_id)["records"] == 6  # nothing sent twice, the set-aside file not sent
+
+
+def test_a_set_aside_that_cannot_be_written_fails_that_file_before_anything_is_sent(  # noqa: ANN001
+        new_app, sandbox, run_uploader, tmp_path: Path) -> None:
+    app = new_app()
+    long_name = tmp_path / ("h" * 240 + ".csv")  # 244 bytes: its set-aside name would be 270, over NAME_MAX
+    long_name.write_bytes(MS_SAMPLE)
+    result = upload(run_uploader, app, tmp_path, long_name, "--mapping", mapping_file(tmp_path, app.job_id),
+                    "--invalid-rows", "quarantine")
+    out = result.stdout + result.stderr
+    assert result.returncode == 1, out[-2000:]
+    assert "could not be set aside" in out and "too long" in out and "nothing of it was sent" in out, out[-2000:]
+    assert "internal error" not in out and "Traceback" not in out
+    assert "invalid row(s) set aside in" not in out  # never reported as set aside
+    assert sandbox.job_stats(app.job_id)["uploads"] == 0
+    assert_no_values(out, MS_SAMPLE)
+
+
+@pytest.mark.parametrize("where", ["a-file", "proc"])
+def test_a_rejected_dir_that_cannot_hold_the_rows_exits_2_before_anything_is_sent(  # noqa: ANN001
+        new_app, sandbox, run_uploader, tmp_path: Path, where: str) -> None:
+    app = new_app()
+    sample = tmp_path / "hr.csv"
+    sample.write_bytes(MS_SAMPLE)
+    folder = tmp_path / "taken" if where == "a-file" else Path("/proc/hr-connector-rejected")
+    if where == "a-file":
+        folder.write_text("")
+    result = upload(run_uploader, app, tmp_path, sample, "--mapping", mapping_file(tmp_path, app.job_id),
+                    "--invalid-rows", "quarantine", "--rejected-dir", folder)
+    out = result.stdout + result.stderr
+    assert result.returncode == 2, out[-2000:]
+    assert "--rejected-dir" in out and "cannot hold the set-aside rows" in out and "nothing was sent" in out
+    assert "set aside in" not in out and "internal error" not in out
+    assert sandbox.job_stats(app.job_id)["uploads"] == 0
 
 
 # -- kill -9 anywhere: each valid row sent once, each invalid row set aside once ----------------------
@@ -229,7 +288,7 @@ def test_kill_9_at_any_point_sends_each_valid_row_once_and_sets_each_invalid_row
             proc.communicate()
     assert kills == len(KILL_POINTS)  # each kill point was reached
     final = subprocess.run(args, env=sandbox.env, capture_output=True, text=True, timeout=60)
-    assert final.returncode == 4, final.stderr[-2000:]
+    assert final.returncode == 0, final.stderr[-2000:]  # it sends and sets aside nothing: all went before the kills
     lines = physical_lines(data)
     records = []  # (index, bytes) of each record: the quoted invalid ones span two physical lines
     i, n = 1, 0
@@ -243,11 +302,11 @@ def test_kill_9_at_any_point_sends_each_valid_row_once_and_sets_each_invalid_row
     assert not set(got) - set(valid), "an invalid row was sent"
     repeated = sum((got - valid).values())
     assert repeated <= per_call * kills, f"{repeated} rows sent twice, beyond the chunks in flight at the kills"
-    (aside,) = list(tmp_path.glob("r.invalid-rows-*.csv"))
+    (aside,) = list(tmp_path.glob("rejected/r.invalid-rows-*.csv"))
     assert aside.read_bytes() == lines[0] + b"".join(r for k, r in records if k in bad)
     errors = json.loads(Path(f"{aside}.errors.json").read_text())
     assert errors["rows_set_aside"] == len(bad) == 12
-    assert not list(tmp_path.glob("**/.hr-quarantine-*")) and not list(tmp_path.glob(".*.tmp"))
+    assert not list(tmp_path.glob("**/.hr-quarantine-*")) and not list(tmp_path.glob("**/.*.tmp"))
 
 
 # -- job mode -------------------------------------------------------------------------------------------

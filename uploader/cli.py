@@ -286,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_switch(up, "--dry-run", help="validate and plan the chunks; send nothing, make no request")
     add_switch(up, "--force", help="send even if identical content was sent to this job in the last 12 hours")
     add_row_policy_options(up)
-    add_option(up, "--rejected-dir", help="quarantine: where the set-aside rows go (default: beside each file)")
+    add_option(up, "--rejected-dir", help="quarantine: where the set-aside rows go (default: a rejected/ folder beside "
+               "each file, which `upload *.csv` does not reach); checked before anything is sent (exit 2 if it "
+               "cannot hold them)")
     up.set_defaults(handler="uploader.commands.upload")
 
     val = sub.add_parser("validate", help="check CSV files against a connector mapping; send nothing",

@@ -20,7 +20,15 @@ from uploader.model.boundedio import FileReadError, check_regular_file
 from uploader.model.mapping import job_id_problem
 from uploader.report import Reporter, safe_name
 from uploader.send.checkpoint import LocalCheckpointStore
-from uploader.send.quarantine import STATUS_PARTIAL, FolderSetAside, upload_with_policy
+from uploader.send.quarantine import (
+    SET_ASIDE_FOLDER,
+    STATUS_PARTIAL,
+    FolderSetAside,
+    RowPolicy,
+    check_set_aside_folder,
+    is_set_aside_name,
+    upload_with_policy,
+)
 from uploader.send.settings import (
     CERTIFICATE_ENV,
     check_certificate,
@@ -76,6 +84,14 @@ def main(args: argparse.Namespace) -> int:
     for flag, value in (("--deadline", args.deadline), ("--read-timeout", getattr(args, "read_timeout", 1.0))):
         if value is None or not value > 0:
             raise UsageError(f"{flag}: must be a positive number of seconds")
+    if args.rejected_dir and RowPolicy.resolve(mapping, args.invalid_rows).mode == "quarantine":
+        # before anything is read, signed or sent: a --rejected-dir that cannot hold the set-aside rows is exit 2
+        folder = Path(args.rejected_dir)
+        why = ("not a folder" if folder.exists() and not folder.is_dir() else None) if args.dry_run else \
+            check_set_aside_folder(folder)
+        if why is not None:
+            raise UsageError(f"--rejected-dir {safe_name(args.rejected_dir)}: cannot hold the set-aside rows ({why}); "
+                             "nothing was sent")
     cloud = resolve_cloud(args)
     reporter = Reporter(args.log_format)
     if mapping is not None and args.job_id and mapping.job_id and mapping.job_id.lower() != args.job_id.lower():
@@ -141,7 +157,13 @@ def main(args: argparse.Namespace) -> int:
         with reporter:
             for i, path in enumerate(paths):
                 name = safe_name(path)
-                rejected = Path(args.rejected_dir) if args.rejected_dir else path.parent
+                if is_set_aside_name(path.name):  # `upload *.csv` run where an earlier run set rows aside
+                    reason = ("a set-aside rows file (--invalid-rows quarantine wrote it): never taken as input; "
+                              "to send its rows once they are fixed, give the fixed file another name")
+                    reporter.file_skipped(name, reason)
+                    outcomes.append((name, FileOutcome("skipped", message=reason)))
+                    continue
+                rejected = Path(args.rejected_dir) if args.rejected_dir else path.parent / SET_ASIDE_FOLDER
                 outcome = upload_with_policy(
                     path, display_name=name, job_id=job_id or "", mapping=mapping, client=client, store=store,
                     records_per_call=args.records_per_call, force=args.force, dry_run=args.dry_run,

@@ -110,6 +110,7 @@ class Decision:
     action: Literal["send", "resume", "skip"]
     skip_records: int
     reason: str
+    same_source: bool = False  # skip: this very file (job mode's source) was sent by a run that did not file it
 
 
 def decide(record: dict[str, Any] | None, *, records_total: int, now: dt.datetime, force: bool = False,
@@ -128,7 +129,7 @@ def decide(record: dict[str, Any] | None, *, records_total: int, now: dt.datetim
     completed_at = parse_iso(record.get("completed_at"))
     if completed_at is not None and source and record.get("source") == source and not force:
         return Decision("skip", 0, f"this very file was fully sent to this job at {utc_iso(completed_at)} by a run "
-                                   "that stopped before filing it")
+                                   "that stopped before filing it", same_source=True)
     if completed_at is not None:
         age = now - completed_at
         if age < SKIP_WINDOW:

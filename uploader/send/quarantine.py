@@ -10,13 +10,20 @@ Exactly once, whatever kills the process: the split is a pure function of the fi
 form the same bytes on every run and their checkpoint (keyed by that content's SHA-256) resumes or skips them;
 the set-aside rows go to a name derived from the original content's SHA-256, written errors first and rows last
 (atomically), so a rows file that exists is complete and is never written twice.
+
+Set aside first: the rows are written before anything of the file is sent or reported, so a set-aside that cannot
+be written (an over-long name, a read-only or missing folder) is that file's failure with its own message and
+nothing of it leaves. `upload` writes them under `rejected/` beside each file (or --rejected-dir, checked up
+front), where `upload *.csv` does not reach, and never takes a set-aside file (`is_set_aside_name`) as input.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable
@@ -25,6 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Protocol
 
 from uploader.check.csvscan import SHOWN_PROBLEMS, ChangedWhileSending, ScanResult, scan_file, split_rows
+from uploader.errors import UploaderError
 from uploader.model.mapping import DEFAULT_ROW_CAP, ConnectorMapping, RowCap
 from uploader.report import Reporter
 from uploader.send.upload import FileOutcome, upload_file
@@ -71,6 +79,33 @@ class SetAside(Protocol):
         """Write the rows file atomically (a reader sees all of it or nothing)."""
 
 
+#: `upload`'s default place for set-aside rows: a folder beside each file, so `upload *.csv` does not reach them.
+SET_ASIDE_FOLDER = "rejected"
+_SET_ASIDE_RE = re.compile(r"\.invalid-rows-[0-9a-f]{12}(\.[^./]*)?$")
+
+
+def is_set_aside_name(name: str) -> bool:
+    """True for a name set_aside_name makes (`NAME.invalid-rows-<12 hex>.csv`): never taken as input."""
+    return _SET_ASIDE_RE.search(name) is not None
+
+
+def check_set_aside_folder(folder: Path) -> str | None:
+    """None when set-aside files can be written in `folder` (created 0700 if missing), else why not: a probe
+    file is created exclusively and removed, before anything is sent."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not folder.is_dir():
+            return "not a folder"
+        probe = folder / f".hr-write-check-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        probe.unlink()
+    except FileExistsError:
+        return "not a folder (a file of that name exists)"
+    except OSError as exc:
+        return _why(exc)
+    return None
+
+
 def set_aside_name(name: str, sha256: str) -> str:
     """`departures.csv` -> `departures.invalid-rows-<first 12 of the SHA-256>.csv`: one name per content."""
     p = PurePosixPath(name)
@@ -79,7 +114,7 @@ def set_aside_name(name: str, sha256: str) -> str:
 
 
 class FolderSetAside:
-    """`upload`: the rows next to the file, or in --rejected-dir; private files (0600), atomic renames."""
+    """`upload`: the rows in `rejected/` beside the file, or in --rejected-dir; private files (0600), atomic renames."""
 
     def __init__(self, folder: Path, file_name: str) -> None:
         self.folder = folder
@@ -163,7 +198,7 @@ def upload_with_policy(
     if scan.file_problem_count or scan.rows_truncated or len(scan.row_spans) > policy.cap.limit(scan.records):
         return _refuse_whole(name, scan, policy, reporter)
     if set_aside is None:
-        set_aside = FolderSetAside(path.parent, path.name)
+        set_aside = FolderSetAside(path.parent / SET_ASIDE_FOLDER, path.name)
     work = _work_folder(work_dir or path.parent)
     valid = work / (path.name if path.name.lower().endswith(".csv") else f"{path.name}.csv")  # the name sent
     rows = work / "set-aside.csv"
@@ -172,12 +207,24 @@ def upload_with_policy(
     try:
         with _private(valid) as valid_out, _private(rows) as rows_out:
             split_rows(path, scan, valid_out, rows_out)
-        _report_rows(name, scan, target, reporter, dry_run)
+        # The rows are set aside before anything of the file is sent or reported (errors first, rows last: the
+        # rows file marks it done): a set-aside that cannot be written is this file's failure, nothing sent.
+        wrote = False
+        if not dry_run and not set_aside.exists(target):
+            try:
+                set_aside.write_errors(target, errors_document(name, scan, target))
+                set_aside.write_rows(target, rows)
+            except Exception as exc:  # noqa: BLE001 - OSError, the drop zone's errors: this file's failure
+                message = (f"its {count} invalid row(s) could not be set aside in {target} ({_why(exc)}): "
+                           "nothing of it was sent (--rejected-dir chooses another folder)")
+                outcome = FileOutcome("failed", scan=scan, message=message)
+                reporter.file_done(name, outcome)
+                return outcome
+            wrote = True
+        _report_rows(name, scan, target, reporter, "would be set aside" if dry_run else
+                     "set aside" if wrote else "already set aside by an earlier run")
         for warning in scan.warnings:  # the whole file's, with its line numbers
             reporter.warning(name, warning)
-        if not dry_run and not set_aside.exists(target):  # errors first, rows last: the rows file marks it done
-            set_aside.write_errors(target, errors_document(name, scan, target))
-            set_aside.write_rows(target, rows)
         outcome = upload_file(valid, **{**common, "reporter": _OwnLineWarnings(reporter, name)})
     except ChangedWhileSending as exc:
         message = f"{exc}: nothing sent or set aside; a rerun validates it again"
@@ -186,18 +233,33 @@ def upload_with_policy(
         return outcome
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if outcome.status in ("sent", "skipped", "empty"):
+    # Exit 4 tells of rows this run left out: it set them aside, or it sent the file's valid rows without them,
+    # or (job mode) it files the very version an interrupted run sent. A dry run, or a rerun that skips content
+    # already sent, sets nothing aside: it says where the rows are, and its status stays planned or skipped.
+    if outcome.status in ("sent", "skipped", "empty") and (wrote or outcome.records_sent or outcome.completes_earlier):
         result = PartialOutcome(STATUS_PARTIAL, outcome.records_sent, outcome.chunks_sent, outcome.retries,
                                 outcome.seconds, scan, outcome.message, rows_set_aside=count, set_aside_to=target)
         reporter.event("rows_set_aside", f"{name}: {outcome.records_sent:,} record(s) sent, {count} row(s) set "
                        f"aside in {target}", file=name, records_sent=outcome.records_sent, rows_set_aside=count,
                        set_aside_to=target, sent_status=outcome.status)
         return result
-    if outcome.status == "planned":  # a dry run says what the real run would: exit 4, rows set aside
-        return PartialOutcome(STATUS_PARTIAL, 0, 0, 0, outcome.seconds, scan,
-                              f"{outcome.message}; {count} row(s) would be set aside in {target}",
-                              rows_set_aside=count, set_aside_to=target)
+    if outcome.status == "planned":
+        outcome.message = f"{outcome.message}; {count} row(s) would be set aside in {target}"
+    elif outcome.status in ("skipped", "empty"):
+        outcome.message = f"{outcome.message}; its {count} invalid row(s) were set aside earlier in {target}"
     return outcome
+
+
+def _why(exc: BaseException) -> str:
+    """Why a set-aside write failed, in the program's words (an OSError's text may hold the path: not shown)."""
+    if isinstance(exc, OSError):
+        code = errno.errorcode.get(exc.errno or 0, type(exc).__name__)
+        if exc.errno == errno.ENAMETOOLONG:
+            return f"{code}: the set-aside name is too long for the file system"
+        return f"{code}: {exc.strerror}" if exc.strerror else code
+    if isinstance(exc, UploaderError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}"
 
 
 class _OwnLineWarnings:
@@ -233,9 +295,8 @@ def _refuse_whole(name: str, scan: ScanResult, policy: RowPolicy, reporter: Repo
     return FileOutcome("invalid", scan=scan, message=f"{scan.problem_count} problems; nothing sent ({why})")
 
 
-def _report_rows(name: str, scan: ScanResult, target: str, reporter: Reporter, dry_run: bool) -> None:
+def _report_rows(name: str, scan: ScanResult, target: str, reporter: Reporter, verb: str) -> None:
     count = len(scan.row_spans)
-    verb = "would be set aside" if dry_run else "set aside"
     lines = [p.format(name) for p in scan.row_problems[:SHOWN_PROBLEMS]]
     hidden = len(scan.row_problems) - len(lines)
     if hidden > 0:
@@ -273,4 +334,5 @@ def _private(path: Path) -> Any:
         yield f
 
 
-__all__ = ["PartialOutcome", "RowPolicy", "FolderSetAside", "STATUS_PARTIAL", "set_aside_name", "upload_with_policy"]
+__all__ = ["PartialOutcome", "RowPolicy", "FolderSetAside", "SET_ASIDE_FOLDER", "STATUS_PARTIAL",
+           "check_set_aside_folder", "is_set_aside_name", "set_aside_name", "upload_with_policy"]

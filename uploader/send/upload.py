@@ -54,6 +54,9 @@ class FileOutcome:
     scan: ScanResult | None = None
     message: str = ""
     fatal: bool = False
+    #: skipped because a run that stopped before filing sent this very file (job mode's `source`): this run is the
+    #: first to finish its delivery, so it tells what that run would have told (exit 4 for rows set aside)
+    completes_earlier: bool = False
 
 
 def upload_file(
@@ -104,7 +107,8 @@ def upload_file(
     decision = decide(record, records_total=scan.records, now=now(), force=force, source=source)
     if decision.action == "skip":
         reporter.file_skipped(name, decision.reason)
-        return FileOutcome("skipped", seconds=elapsed(), scan=scan, message=decision.reason)
+        return FileOutcome("skipped", seconds=elapsed(), scan=scan, message=decision.reason,
+                           completes_earlier=decision.same_source)
 
     skip = decision.skip_records
     if skip and (resumed := scan.resume_from(skip)) is not None:
