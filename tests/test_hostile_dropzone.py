@@ -39,6 +39,7 @@ from test_run import (
     today_prefix,
 )
 
+from uploader.errors import EXIT_STOPPED
 from uploader.job import dropzone as dzmod
 from uploader.job.dropzone import open_dropzone
 from uploader.job.jobrun import JobRun
@@ -591,6 +592,8 @@ def test_upload_with_a_read_only_state_dir_sends_nothing(new_app, sandbox, tmp_p
 # -- 17: no local HR copies and no stale lock files are left behind --------------------------------------
 
 def test_sigterm_removes_local_copies_and_releases_the_claim(tmp_path: Path, sandbox, new_app) -> None:  # noqa: ANN001
+    """SIGTERM while a chunk is in flight (issue 23 E): the chunk is finished and checkpointed, the summary says
+    so and the run exits 5; local copies are removed and the claim released; the rerun sends only the rest."""
     app = new_app()
     zone = folder_zone(tmp_path)
     data = resignation_csv(9)
@@ -601,7 +604,7 @@ def test_sigterm_removes_local_copies_and_releases_the_claim(tmp_path: Path, san
     orphan.mkdir()
     (orphan / "copy").write_bytes(data)
     sandbox.faults([{"kind": "slow", "seconds": 0, "job_id": app.job_id}]
-                   + [{"kind": "slow", "seconds": 10, "job_id": app.job_id}])
+                   + [{"kind": "slow", "seconds": 3, "job_id": app.job_id}])
     env = job_env(sandbox, app, zone, [connector(app.job_id, "departures/*.csv")], UPLOADER_RECORDS_PER_CALL="3",
                   TMPDIR=str(local_tmp))
     proc = start_job(env)
@@ -609,7 +612,7 @@ def test_sigterm_removes_local_copies_and_releases_the_claim(tmp_path: Path, san
         deadline = time.monotonic() + 30
         while sandbox.job_stats(app.job_id)["uploads"] < 1 and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)
+        time.sleep(0.5)  # the second chunk is in flight (the sandbox answers it after 3 s)
         assert [p.name for p in local_tmp.iterdir() if p.name.startswith(f"hr-uploader-{proc.pid}-")]
         proc.send_signal(signal.SIGTERM)
         stdout, stderr = proc.communicate(timeout=30)
@@ -617,9 +620,11 @@ def test_sigterm_removes_local_copies_and_releases_the_claim(tmp_path: Path, san
         if proc.poll() is None:
             proc.kill()
     done = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-    assert done.returncode == 1, outcome(done)
+    assert done.returncode == EXIT_STOPPED == 5, outcome(done)
     assert_clean(done, app)
-    assert summary(done)["error"] == "stopped by SIGTERM"
+    line = summary(done)
+    assert line["error"].startswith("stopped by SIGTERM: the request in flight was finished and recorded")
+    assert line["files_stopped"] == 1 and line["records_sent"] == 6, line  # two chunks: the one in flight too
     assert list(local_tmp.iterdir()) == [], "a local copy of an HR file was left behind"
     assert list((zone.root / "state/locks").rglob("*.lock")) == [], "the claim was not released"
     assert zone.paths("incoming/") == ["incoming/departures/a.csv"]
@@ -627,6 +632,6 @@ def test_sigterm_removes_local_copies_and_releases_the_claim(tmp_path: Path, san
     zone.put("state/locks/incoming/departures/filed-long-ago.csv.lock", b'{"token": "x"}')  # its file is filed
     again = run_job({k: v for k, v in env.items() if k != "TMPDIR"}, timeout=60)
     assert again.returncode == 0, outcome(again)
-    assert not file_records(data) - records_at(sandbox, app.job_id)
+    assert records_at(sandbox, app.job_id) == file_records(data), "a record lost or sent twice"
     assert list((zone.root / "state/locks").rglob("*.lock")) == []
     assert zone.paths("processed/") == [today_prefix() + "departures/a.csv"]

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from uploader import __version__
 from uploader.clouds import CLOUDS, CREDENTIALS, DEFAULT_RECORDS_PER_CALL, UnknownCloudError, get_cloud
-from uploader.errors import EXIT_FAILED, EXIT_USAGE, UploaderError, UsageError
+from uploader.errors import EXIT_FAILED, EXIT_STOPPED, EXIT_USAGE, UploaderError, UsageError
 from uploader.model.mapping import (
     INVALID_ROWS_MODES,
     ConnectorMapping,
@@ -31,6 +31,7 @@ from uploader.model.mapping import (
 from uploader.model.safetext import safe_text
 from uploader.model.stackfile import CHECKOUT_STACKS, load_connector
 from uploader.report import install_log_guard
+from uploader.stopping import Stopped
 
 ENV_PREFIX = "UPLOADER_"
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -429,6 +430,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: acknowledged chunks are checkpointed; run again to resume", file=sys.stderr)
         return 130
+    except Stopped as stop:  # a signal past the command's own handling (uploader/stopping.py)
+        print(f"error: {stop.describe()}", file=sys.stderr)
+        return EXIT_STOPPED
     except Exception as exc:  # noqa: BLE001 - the last edge: a bug must not print what it was holding
         print(f"error: internal error ({type(exc).__name__} at {_where(exc)}); its message is not shown (it may "
               "hold data); acknowledged chunks are checkpointed; please report it", file=sys.stderr)

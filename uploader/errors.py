@@ -7,6 +7,7 @@ EXIT_FAILED = 1  # upload or sign-in failed
 EXIT_USAGE = 2  # bad flag, missing file, unknown cloud, bad mapping
 EXIT_INVALID = 3  # CSV invalid: nothing from that file was sent
 EXIT_SET_ASIDE = 4  # sent with rows set aside (--invalid-rows quarantine): the valid rows went, invalid ones kept
+EXIT_STOPPED = 5  # stopped by SIGTERM/SIGINT (uploader/stopping.py): the request in flight finished and recorded
 
 
 class UploaderError(Exception):

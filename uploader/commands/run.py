@@ -3,22 +3,24 @@
 Reads the connectors (UPLOADER_CONNECTORS), opens the drop zone (UPLOADER_DROPZONE_URL), and hands the
 work to uploader.job.jobrun. Prints readable lines and one JSON summary line; exits 0 when everything was sent
 (or there was nothing to do), 1 when any file failed (failure wins over rejection, so Container Apps
-marks the execution failed), 3 when any file was rejected, 2 on a configuration error naming the variable.
+marks the execution failed), 3 when any file was rejected, 4 when it set rows aside, 2 on a configuration error
+naming the variable, 5 when SIGTERM or SIGINT stopped it (uploader/stopping.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import functools
 import json
 import math
 import os
-import signal
 from typing import Any
 
+from uploader import stopping
 from uploader.cli import add_connection_options, add_option, add_row_policy_options, env_name, records_per_call
 from uploader.clouds import DEFAULT_RECORDS_PER_CALL, get_cloud
-from uploader.errors import EXIT_FAILED, EXIT_OK, UploaderError, UsageError
+from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, UploaderError, UsageError
 from uploader.job.connectors import CONNECTORS_ENV, load_connectors
 from uploader.report import Reporter
 from uploader.send.settings import CERTIFICATE_ENV as CERTIFICATE_PEM_ENV
@@ -34,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.epilog = ("exit codes: 0 all sent or nothing to do; 1 a file failed, changed while it was sent or was "
                      "held by another execution (wins over 3); 2 configuration; 3 a file was rejected or refused "
-                     "(wins over 4); 4 sent with rows set aside (--invalid-rows quarantine)")
+                     "(wins over 4); 4 rows set aside by this run (--invalid-rows quarantine); 5 stopped by SIGTERM "
+                     "or SIGINT after finishing and recording the request in flight (wins over all)")
     add_connection_options(parser, required=False)
     add_option(parser, "--dropzone-url", help="blob container URL (https://ACCOUNT.blob.core.windows.net/CONTAINER) "
                "or file:///path of the drop zone")
@@ -82,15 +85,6 @@ def _certificate_pem(args: argparse.Namespace) -> tuple[str, str]:
     raise UsageError(f"{CERTIFICATE_PEM_ENV} is not set (the job's certificate bundle, from Key Vault)")
 
 
-class Terminated(BaseException):
-    """SIGTERM (Container Apps stopping the execution): unwinds like an error, so local HR copies are removed and
-    claims released, but no per-file handler mistakes it for one file's failure."""
-
-
-def _terminate(signum: int, frame: object) -> None:
-    raise Terminated
-
-
 def main(args: argparse.Namespace) -> int:
     from uploader.job.dropzone import open_dropzone
     from uploader.job.jobrun import JobRun
@@ -136,20 +130,21 @@ def main(args: argparse.Namespace) -> int:
                            timeout=min(TOKEN_TIMEOUT, args.read_timeout))
     check_certificate(tokens.bundle, key_file, source, reporter)  # expired: exit 2 before any request
     client = IngestionClient(cloud, tokens, deadline=args.deadline, read_timeout=args.read_timeout)
-    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        with reporter:
+        # SIGTERM (Container Apps stopping the execution) or SIGINT: the chunk in flight is finished and recorded,
+        # then JobRun stops and its summary says so (exit 5); a second signal, or the grace time, stops at once.
+        with reporter, stopping.graceful_stop():
             upload = functools.partial(upload_with_policy, invalid_rows=args.invalid_rows,
                                        max_invalid_rows=args.max_invalid_rows)
             summary = JobRun(dropzone, connectors, upload=upload, client=client,
                              records_per_call=args.records_per_call, reporter=reporter,
                              settle=args.settle_seconds).run()
-    except Terminated:
-        reporter.event("exit", "exit 1: stopped by SIGTERM; files not filed stay in incoming/ and the next run "
-                       "resumes them", error=True)
-        _print_summary_line(reporter, {"event": "run_summary", "exit_code": EXIT_FAILED,
-                                       "error": "stopped by SIGTERM", "connectors": []})
-        return EXIT_FAILED
+    except stopping.Stopped as stop:  # outside a file (listing, claiming, filing): nothing was in flight
+        reporter.event("exit", f"exit {EXIT_STOPPED}: {stop.describe()}; files not filed stay in incoming/",
+                       error=True)
+        _print_summary_line(reporter, {"event": "run_summary", "exit_code": EXIT_STOPPED,
+                                       "error": stop.describe(), "connectors": []})
+        return EXIT_STOPPED
     except UploaderError as exc:  # the drop zone itself failed (listing, permissions): still one summary line
         _print_summary_line(reporter, {"event": "run_summary", "exit_code": exc.exit_code, "error": str(exc),
                                        "connectors": []})
@@ -161,7 +156,6 @@ def main(args: argparse.Namespace) -> int:
                                        "error": f"unexpected {type(exc).__name__}", "connectors": []})
         return EXIT_FAILED
     finally:
-        signal.signal(signal.SIGTERM, previous)
         client.close()
 
     totals = summary.to_json()
@@ -184,14 +178,26 @@ def main(args: argparse.Namespace) -> int:
     if summary.refused:
         reporter.event("refused", f"{summary.refused} file(s) under incoming/ refused (links, special files, unsafe "
                        "or over-long names; left where they are): see the lines above", error=True)
+    settling = summary.total("files_settling")
     reporter.event("exit", f"exit {summary.exit_code}: " + {
-        0: "everything was sent (or there was nothing to send)",
+        0: "everything taken was sent (or there was nothing to send)" if settling else
+           "everything was sent (or there was nothing to send)",
         1: "a file failed to send; it stays in incoming/ and the next run resumes it",
         3: "a file was rejected (see rejected/<path>.errors.json) or refused",
         4: "sent with rows set aside: the valid rows went, the invalid ones are in rejected/ (with .errors.json)",
-    }[summary.exit_code])
+        EXIT_STOPPED: f"{summary.stopped}; files not filed stay in incoming/",
+    }[summary.exit_code] + (_settling_note(settling, summary.settles_at, args.settle_seconds) if settling else ""),
+        error=summary.exit_code == EXIT_STOPPED)
     _print_summary_line(reporter, totals)
     return summary.exit_code
+
+
+def _settling_note(count: int, settles_at: dt.datetime | None, settle: float) -> str:
+    """How many files wait for their settle time, and when they can be taken (the schedule's next run after)."""
+    when = (f"they have been unchanged for {int(settle)} s at {settles_at.strftime('%Y-%m-%d %H:%M:%S')} UTC, and "
+            "the first run after that takes them" if settles_at is not None else "a later run takes them")
+    return (f"; {count} file(s) still settling (changed less than {int(settle)} s ago) wait in incoming/: {when} "
+            "(UPLOADER_SETTLE_SECONDS)")
 
 
 #: The Pulumi stack the job belongs to (set on the job by provisioning/components/job.py): the run summary

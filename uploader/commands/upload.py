@@ -3,7 +3,9 @@
 Each file is validated before any of its chunks is sent; an invalid file is reported and the next
 file still goes. A failed upload stops the run (the next files would meet the same refusal or outage);
 a rerun resumes from the checkpoints. Exit code: 1 if a file failed, else 3 if a file was invalid,
-else 0 (docs/cli.md's exit codes; 2 is raised as UsageError before anything is read or sent).
+else 4 if this run set rows aside, else 0 (docs/cli.md's exit codes; 2 is raised as UsageError before anything is
+read or sent); 5 when SIGTERM or SIGINT stopped it (uploader/stopping.py: the chunk in flight is finished and
+checkpointed first).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from uploader import stopping
 from uploader.cli import env_name, mapping_from_args
-from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SET_ASIDE, UsageError
+from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SET_ASIDE, EXIT_STOPPED, UsageError
 from uploader.model.boundedio import FileReadError, check_regular_file
 from uploader.model.mapping import job_id_problem
 from uploader.report import Reporter, safe_name
@@ -154,26 +157,35 @@ def main(args: argparse.Namespace) -> int:
     outcomes: list[tuple[str, FileOutcome]] = []
     not_attempted = 0
     try:
-        with reporter:
-            for i, path in enumerate(paths):
-                name = safe_name(path)
-                if is_set_aside_name(path.name):  # `upload *.csv` run where an earlier run set rows aside
-                    reason = ("a set-aside rows file (--invalid-rows quarantine wrote it): never taken as input; "
-                              "to send its rows once they are fixed, give the fixed file another name")
-                    reporter.file_skipped(name, reason)
-                    outcomes.append((name, FileOutcome("skipped", message=reason)))
-                    continue
-                rejected = Path(args.rejected_dir) if args.rejected_dir else path.parent / SET_ASIDE_FOLDER
-                outcome = upload_with_policy(
-                    path, display_name=name, job_id=job_id or "", mapping=mapping, client=client, store=store,
-                    records_per_call=args.records_per_call, force=args.force, dry_run=args.dry_run,
-                    reporter=reporter, invalid_rows=args.invalid_rows, max_invalid_rows=args.max_invalid_rows,
-                    set_aside=FolderSetAside(rejected, path.name), work_dir=work_dir)
-                outcomes.append((name, outcome))
-                if outcome.status == "failed":
-                    not_attempted = len(paths) - i - 1
-                    break
-            code = exit_code([o for _, o in outcomes])
+        with reporter, stopping.graceful_stop():
+            i = -1
+            try:
+                for i, path in enumerate(paths):
+                    stopping.check()
+                    name = safe_name(path)
+                    if is_set_aside_name(path.name):  # `upload *.csv` run where an earlier run set rows aside
+                        reason = ("a set-aside rows file (--invalid-rows quarantine wrote it): never taken as "
+                                  "input; to send its rows once they are fixed, give the fixed file another name")
+                        reporter.file_skipped(name, reason)
+                        outcomes.append((name, FileOutcome("skipped", message=reason)))
+                        continue
+                    rejected = Path(args.rejected_dir) if args.rejected_dir else path.parent / SET_ASIDE_FOLDER
+                    outcome = upload_with_policy(
+                        path, display_name=name, job_id=job_id or "", mapping=mapping, client=client, store=store,
+                        records_per_call=args.records_per_call, force=args.force, dry_run=args.dry_run,
+                        reporter=reporter, invalid_rows=args.invalid_rows, max_invalid_rows=args.max_invalid_rows,
+                        set_aside=FolderSetAside(rejected, path.name), work_dir=work_dir)
+                    outcomes.append((name, outcome))
+                    if outcome.status == "failed":
+                        not_attempted = len(paths) - i - 1
+                        break
+                code = exit_code([o for _, o in outcomes])
+            except stopping.Stopped as stop:  # the chunk in flight was answered and checkpointed (unless at once)
+                if stop.outcome is not None:
+                    outcomes.append((safe_name(paths[i]), stop.outcome))
+                not_attempted = len(paths) - len(outcomes)
+                code = EXIT_STOPPED
+                reporter.event("stopped", stop.describe(), error=True, signal=stop.signal_name, at_once=stop.at_once)
             reporter.summary(outcomes, code, not_attempted=not_attempted)
     finally:
         if client is not None:

@@ -38,7 +38,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SET_ASIDE, RunConfigError, UploaderError
+from uploader import stopping
+from uploader.errors import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_SET_ASIDE,
+    EXIT_STOPPED,
+    RunConfigError,
+    UploaderError,
+)
 from uploader.job.dropzone import (
     CLAIM_POLL_SECONDS,
     CLAIM_WAIT_SECONDS,
@@ -114,6 +123,7 @@ class ConnectorSummary:
     files_locked: int = 0  # another execution holds it
     files_waiting: int = 0  # not attempted after an earlier failure; next run
     files_settling: int = 0  # changed within the settle time (still being written?); a later run takes them
+    files_stopped: int = 0  # being sent when SIGTERM/SIGINT stopped the run; the next run resumes it
     records_sent: int = 0
     files_partial: int = 0  # sent with rows set aside (quarantine); also counted in files_sent
     rows_set_aside: int = 0
@@ -138,11 +148,15 @@ class RunSummary:
     unmatched: int = 0
     refused: int = 0  # links, special files, unsafe or over-long names under incoming/
     seconds: float = 0.0
+    stopped: str | None = None  # SIGTERM/SIGINT stopped the run: what happened (stopping.Stopped.describe)
+    settles_at: dt.datetime | None = None  # when the last file still settling has been unchanged for the settle time
 
     @property
     def exit_code(self) -> int:
-        """1 if any file failed (Container Apps marks the execution failed), else 3 if any was rejected or
-        refused, else 0."""
+        """5 if a signal stopped the run, else 1 if any file failed (Container Apps marks the execution failed), else
+        3 if any was rejected or refused, else 4 if rows were set aside, else 0."""
+        if self.stopped is not None:
+            return EXIT_STOPPED
         if any(c.files_failed for c in self.connectors):
             return EXIT_FAILED
         if self.refused or any(c.files_rejected for c in self.connectors):
@@ -156,7 +170,7 @@ class RunSummary:
 
     def to_json(self) -> dict[str, Any]:
         keys = ("files_sent", "files_skipped", "files_rejected", "files_failed", "files_locked", "files_waiting",
-                "files_settling", "records_sent", "files_partial", "rows_set_aside")
+                "files_settling", "files_stopped", "records_sent", "files_partial", "rows_set_aside")
         return {
             "event": "run_summary",
             "exit_code": self.exit_code,
@@ -164,6 +178,8 @@ class RunSummary:
             **{k: self.total(k) for k in keys},
             "files_unmatched": self.unmatched,
             "files_refused": self.refused,
+            **({"settles_at": utc_iso(self.settles_at)} if self.settles_at is not None else {}),
+            **({"error": self.stopped} if self.stopped is not None else {}),
             "connectors": [c.to_json() for c in self.connectors],
         }
 
@@ -217,6 +233,7 @@ class JobRun:
         self.settle = settle
         self.reset_state: set[str] = set()  # connectors whose state was unreadable this run
         self.claim_wait = claim_wait
+        self.settles_at: dt.datetime | None = None  # the latest time a file now settling becomes takeable
         self.connectors = connectors
         self.upload = upload
         self.client = client
@@ -260,11 +277,19 @@ class JobRun:
                                                                                strict=True)]
         if any(assigned):
             self.check_writable()
-        with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
-            for connector, files, waiting in zip(self.connectors, assigned, settling, strict=True):
-                result = self.run_connector(connector, files, Path(tmp))
-                result.files_settling += waiting
-                summary.connectors.append(result)
+        try:
+            with tempfile.TemporaryDirectory(prefix=f"{TEMP_PREFIX}{os.getpid()}-") as tmp:
+                for connector, files, waiting in zip(self.connectors, assigned, settling, strict=True):
+                    stopping.check()
+                    result = self.run_connector(connector, files, Path(tmp))
+                    result.files_settling += waiting
+                    summary.connectors.append(result)
+        except stopping.Stopped as stop:  # the chunk in flight was answered and checkpointed (unless at once)
+            if stop.result is not None:
+                summary.connectors.append(stop.result)
+            summary.stopped = stop.describe()
+            self.say("stopped", stop.describe(), error=True, signal=stop.signal_name, at_once=stop.at_once)
+        summary.settles_at = self.settles_at
         summary.seconds = time.monotonic() - started
         return summary
 
@@ -284,6 +309,8 @@ class JobRun:
         return entry.modified <= self.now() - dt.timedelta(seconds=self.settle)
 
     def report_settling(self, connector: ConnectorMapping, entry: Entry) -> None:
+        ready = entry.modified + dt.timedelta(seconds=self.settle)
+        self.settles_at = max(self.settles_at or ready, ready)
         ahead = entry.modified > self.now() + dt.timedelta(minutes=5)
         why = ("its modification time is in the future (a wrong clock?); it is taken once that time is "
                f"{int(self.settle)} s past" if ahead else
@@ -333,7 +360,19 @@ class JobRun:
         started = time.monotonic()
         for i, entry in enumerate(files):
             try:
+                stopping.check()
                 status = self.process(connector, entry, result, tmp)
+            except stopping.Stopped as stop:  # the file stays in incoming/; its checkpoint says where to resume
+                if stop.outcome is not None:
+                    result.files_stopped += 1
+                    result.records_sent += stop.outcome.records_sent
+                    if stop.outcome.records_sent:
+                        with contextlib.suppress(Exception):
+                            self.record_sent(connector)
+                result.files_waiting = len(files) - i - (1 if stop.outcome is not None else 0)
+                result.seconds = time.monotonic() - started
+                stop.result = result
+                raise
             except RunConfigError:
                 raise  # a configuration error every file would meet (Key Vault refused to sign): exit 2, file left
             except Exception as exc:  # noqa: BLE001 - one bad file never stops the run

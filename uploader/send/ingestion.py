@@ -26,6 +26,7 @@ import requests
 from urllib3.fields import RequestField
 from urllib3.filepost import choose_boundary
 
+from uploader import stopping
 from uploader.clouds import Cloud
 from uploader.errors import TLS_TRUST_HINT, UploadError, is_tls_trust_failure
 from uploader.send.https import (
@@ -187,7 +188,7 @@ class IngestionClient:
         read_timeout: float = READ_TIMEOUT,
         base_delay: float = BASE_DELAY,
         max_delay: float = MAX_DELAY,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], None] = stopping.sleep,  # a retry's wait ends at a stop request
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cloud = cloud

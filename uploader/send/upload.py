@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from uploader import stopping
 from uploader.check.csvscan import ChangedWhileSending, ScanResult, iter_chunks, scan_file
 from uploader.errors import SignInError, UploadError
 from uploader.report import Reporter
@@ -35,7 +36,7 @@ class CheckpointWriteError(Exception):
     """A checkpoint could not be written after a chunk was acknowledged."""
 
 
-STATUSES = ("sent", "skipped", "invalid", "failed", "empty", "planned")
+STATUSES = ("sent", "skipped", "invalid", "failed", "empty", "planned", "stopped")
 
 
 @dataclass
@@ -166,6 +167,7 @@ def upload_file(
     try:
         for chunk, body in iter_chunks(path, scan):
             number = chunk.index + 1
+            stopping.check()  # a stop asked for while the last chunk was in flight: it is recorded; stop here
 
             def on_retry(notice: RetryNotice, number: int = number) -> None:
                 reporter.retry(name, chunk=number, chunks=total_chunks, attempt=notice.attempt,
@@ -181,6 +183,11 @@ def upload_file(
             reporter.chunk_sent(name, chunk=number, chunks=total_chunks, records=chunk.records,
                                 records_acked=acked, records_total=scan.records, retries=retries)
             del body  # before the next chunk is read: one chunk in memory at a time (docs/performance.md)
+    except stopping.Stopped as stop:  # what of this file was acknowledged (and recorded, unless at once)
+        stop.outcome = FileOutcome("stopped", sent, chunks_sent, retries, elapsed(), scan,
+                                   f"{acked} of {scan.records} records acknowledged and recorded; the next run "
+                                   "resumes there")
+        raise
     except (UploadError, SignInError, ChangedWhileSending, CheckpointWriteError) as exc:
         fatal = isinstance(exc, SignInError | CheckpointWriteError) or getattr(exc, "permanent", False)
         if isinstance(exc, ChangedWhileSending):
