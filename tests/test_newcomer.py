@@ -322,3 +322,55 @@ def test_migrating_md_runs_start_to_finish(tmp_path: Path, sandbox) -> None:  # 
     result = subprocess.run(["sh", "-c", tip_command], cwd=work, env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+# -- the newcomer's hour, round 4 (issue 24) -------------------------------------------------------------------
+
+def test_validate_stack_outside_a_checkout_reads_dot_stacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An installed uploader lives in site-packages, which holds no stack files: --stack looks in ./stacks."""
+    from uploader.model import stackfile
+
+    assert stackfile.default_stacks_dir() == REPO / "stacks"  # run from this checkout: its own stacks/
+    monkeypatch.setattr(stackfile, "PACKAGE_ROOT", tmp_path / "site-packages")  # no Pulumi.yaml there
+    fleet = tmp_path / "fleet"
+    (fleet / "stacks").mkdir(parents=True)
+    mapping = json.loads((REPO / "uploader" / "examples" / "resignation.json").read_text())
+    write(fleet / "stacks" / "Pulumi.t.yaml",
+          "config:\n  hr-connector:connectors:\n" + f"    - {json.dumps({**mapping, 'name': 'departures'})}\n")
+    monkeypatch.chdir(fleet)
+    assert stackfile.default_stacks_dir() == Path("stacks")
+    connector = stackfile.load_connector("t", None, None)
+    assert connector.name == "departures"
+
+
+def test_job_mode_md_turns_a_mapping_file_into_a_connector_entry(tmp_path: Path, run_uploader) -> None:  # noqa: ANN001
+    """docs/job-mode.md's one command, run as written: the list it writes is the page's, and `run` accepts it."""
+    text = (REPO / "docs" / "job-mode.md").read_text(encoding="utf-8")
+    section = text.split("## From a mapping file to a connector", 1)[1].split("\n## ", 1)[0]
+    (command,) = fenced_commands(section)
+    shown = json.loads(re.search(r"```json\n(.*?)```", section, flags=re.S).group(1))
+    init = run_uploader("mapping", "init", REPO / "uploader" / "examples" / "resignation.csv", "--scenario",
+                        "resignation", "--job-id", shown[0]["jobId"], "-o", tmp_path / "departures.json")
+    assert init.returncode == 0, init.stderr
+    argv = [sys.executable, *shlex.split(command)[1:]]  # `python` is this interpreter
+    done = subprocess.run(argv, cwd=tmp_path, env=clean_environ(), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    written = (tmp_path / "connectors.json").read_text()
+    assert json.loads(written) == shown
+    (connector,) = load_connectors(written)
+    assert connector.name == "departures" and connector.files == "departures/*.csv"
+    again = subprocess.run(argv, cwd=tmp_path, env=clean_environ(), capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "connectors.json[1].name: duplicates" in again.stderr
+    assert json.loads((tmp_path / "connectors.json").read_text()) == shown  # unchanged
+
+
+def test_every_exit_code_is_in_migrating_md_and_cli_md() -> None:
+    from uploader import errors
+
+    codes = {v for k, v in vars(errors).items() if k.startswith("EXIT_")}
+    assert {0, 1, 2, 3, 4, 5} <= codes
+    migrating = (REPO / "docs" / "migrating.md").read_text(encoding="utf-8")
+    line = migrating.split("Exit codes: ", 1)[1].split("\n\n", 1)[0]
+    assert [c for c in sorted(codes) if not re.search(rf"(^|, ){c} ", line)] == []
+    cli = (REPO / "docs" / "cli.md").read_text(encoding="utf-8").split("## Exit codes", 1)[1]
+    assert [c for c in sorted(codes) if f"\n| {c} |" not in cli] == []

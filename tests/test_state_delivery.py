@@ -301,6 +301,13 @@ def test_a_writer_that_pauses_is_never_sent_half_a_file(zone: Zone, sandbox, new
     line = summary(done)
     assert line["files_settling"] == 1 and line["files_sent"] == 0, outcome(done)
     assert "still being written" in done.stdout + done.stderr
+    # The closing line says how many wait and when they can be taken, never "everything was sent" (issue 24).
+    out = done.stdout + done.stderr
+    assert "everything was sent" not in out and "exit 0: everything taken was sent" in out, out[-2000:]
+    assert "1 file(s) still settling (changed less than 4 s ago) wait in incoming/: they have been unchanged for " \
+           "4 s at " in out and "the first run after that takes them" in out, out[-2000:]
+    settles_at = dt.datetime.fromisoformat(line["settles_at"].replace("Z", "+00:00"))
+    assert -dt.timedelta(seconds=1) < settles_at - dt.datetime.now(dt.UTC) <= dt.timedelta(seconds=5)
     assert uploads(sandbox, app.job_id) == 0 and zone.paths("processed/") == []
     zone.put("incoming/departures/a.csv", data)  # ... and writes the rest
     time.sleep(5)

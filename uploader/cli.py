@@ -29,7 +29,7 @@ from uploader.model.mapping import (
     parse_row_cap,
 )
 from uploader.model.safetext import safe_text
-from uploader.model.stackfile import CHECKOUT_STACKS, load_connector
+from uploader.model.stackfile import DEFAULT_STACKS_TEXT, load_connector
 from uploader.report import install_log_guard
 from uploader.stopping import Stopped
 
@@ -240,7 +240,7 @@ def add_mapping_options(parser: argparse.ArgumentParser, mapping_help: str) -> N
                "instead of --mapping")
     add_option(parser, "--connector", help="with --stack: the connector's `name` in hr-connector:connectors "
                "(optional when the stack has one connector)")
-    add_option(parser, "--stacks-dir", help=f"with --stack: where the stack files are (default {CHECKOUT_STACKS})")
+    add_option(parser, "--stacks-dir", help=f"with --stack: where the stack files are (default {DEFAULT_STACKS_TEXT})")
 
 
 def mapping_from_args(args: argparse.Namespace, required: bool) -> ConnectorMapping | None:

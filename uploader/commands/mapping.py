@@ -1,4 +1,5 @@
-"""`python -m uploader mapping init FILE --scenario TYPE...`: a connector mapping from a CSV file's header.
+"""`python -m uploader mapping init FILE --scenario TYPE...`: a connector mapping from a CSV file's header;
+`mapping connector MAPPING --name NAME --files GLOB [--add-to connectors.json]`: that mapping as job mode's entry.
 
 Reads the header row only (never a record, so never a cell value), matches its column names against the
 names Microsoft documents for each field (`scenarios.COLUMN_ALIASES`, case-insensitive), and writes the
@@ -47,9 +48,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "Microsoft documents (the other header rules still apply; docs/mapping.md)")
     init.add_argument("--output", "-o", metavar="FILE", help="write the mapping here (refused if it exists); "
                       "default: standard output")
+    entry = sub.add_parser("connector", help="turn a mapping file into a connector entry for job mode "
+                           "(UPLOADER_CONNECTORS, connectors.json, the stack's hr-connector:connectors)")
+    entry.add_argument("mapping", metavar="MAPPING", help="a mapping JSON (from mapping init, its jobId filled in)")
+    entry.add_argument("--name", required=True, help="the connector's name (unique in the list)")
+    entry.add_argument("--files", required=True, metavar="GLOB",
+                       help="which files under the drop zone's incoming/ it takes, e.g. 'departures/*.csv'")
+    entry.add_argument("--add-to", metavar="FILE", help="add the entry to this JSON list (created if missing; "
+                       "replaced atomically); default: print a one-entry list")
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.mapping_command == "connector":
+        return _connector(args)
     path = Path(args.file)
     specs = scenarios_named(args.scenario)
     if args.job_id is not None and (rule := job_id_problem(args.job_id)) is not None:
@@ -125,3 +136,30 @@ def _report(path: Path, header: list[str], mapping: dict[str, Any], scenario_col
     if scenario_column:
         say(f"next: check each scenario's \"value\" against what your {safe_text(scenario_column)} column holds\n")
     say(f"then: python -m uploader validate {safe_text(path)} --mapping {safe_text(args.output or 'MAPPING.json')}\n")
+
+
+def _connector(args: argparse.Namespace) -> int:
+    """Print the list with the new entry, or write it into --add-to (atomically), checked as the job reads it."""
+    from uploader.job.connectors import add_connector, read_json_file
+
+    mapping = read_json_file(args.mapping, "MAPPING")
+    existing = read_json_file(args.add_to, "--add-to") if args.add_to and os.path.exists(args.add_to) else []
+    where = safe_text(args.add_to) if args.add_to else "the connector list"
+    connectors = add_connector(existing, mapping, name=args.name, files=args.files, where=where)
+    text = json.dumps(connectors, indent=2) + "\n"
+    if not args.add_to:
+        sys.stdout.write(text)
+        return EXIT_OK
+    target = Path(args.add_to)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "x", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"--add-to {safe_text(args.add_to)}: cannot write ({type(exc).__name__})") from None
+    sys.stderr.write(f"{safe_text(args.add_to)}: {len(connectors)} connector(s); added {safe_text(args.name)} "
+                     f"(files {safe_text(args.files)}). Job mode: UPLOADER_CONNECTORS=\"$(cat "
+                     f"{safe_text(args.add_to)})\" python -m uploader run\n")
+    return EXIT_OK

@@ -1,7 +1,8 @@
 """One connector of a Pulumi stack file, for `--stack NAME --connector NAME` (the options are in uploader/cli.py).
 
-`--stack NAME --connector NAME` reads `Pulumi.NAME.yaml` (in `--stacks-dir`, default the checkout's
-`stacks/`) and takes the named entry of its `hr-connector:connectors` list, parsed by the same mapping
+`--stack NAME --connector NAME` reads `Pulumi.NAME.yaml` (in `--stacks-dir`; by default the checkout's `stacks/`
+when the uploader runs from a checkout, else `./stacks`: an installed uploader's own folder is site-packages,
+which holds no stack files) and takes the named entry of its `hr-connector:connectors` list, parsed by the same mapping
 model the Pulumi program and the scheduled job use, so the file a user validates is the one the job uses.
 
 PyYAML is imported only here, and only when `--stack` is given: the job's image never reads stack files
@@ -24,15 +25,24 @@ NAMESPACE = "hr-connector"
 CONNECTORS_KEY = f"{NAMESPACE}:connectors"
 #: Pulumi's rule for stack names: letters, digits, `-`, `_` and `.`, at most 100 characters.
 STACK_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
-#: Where stack files live in a checkout (Pulumi.yaml's stackConfigDir), beside this package.
-CHECKOUT_STACKS = Path(__file__).resolve().parents[2] / "stacks"
+#: The folder holding the `uploader` package: a checkout's root (with Pulumi.yaml), or site-packages when installed.
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+#: What --help says of the default.
+DEFAULT_STACKS_TEXT = "./stacks; in a checkout, its stacks/"
+
+
+def default_stacks_dir() -> Path:
+    """The checkout's stacks/ (Pulumi.yaml's stackConfigDir) when the uploader runs from one, else ./stacks."""
+    if (PACKAGE_ROOT / "Pulumi.yaml").is_file():
+        return PACKAGE_ROOT / "stacks"
+    return Path("stacks")
 
 
 def stack_path(stack: str, stacks_dir: str | None) -> Path:
     if stack in (".", "..") or not STACK_NAME_RE.match(stack):
         raise UsageError(f"--stack {safe_text(repr(stack))}: must be 1-100 letters, digits, '-', '_' or '.' "
                          "(Pulumi's rule)")
-    return Path(stacks_dir or CHECKOUT_STACKS) / f"Pulumi.{stack}.yaml"
+    return (Path(stacks_dir) if stacks_dir else default_stacks_dir()) / f"Pulumi.{stack}.yaml"
 
 
 def load_connector(stack: str, connector: str | None, stacks_dir: str | None) -> ConnectorMapping:
