@@ -55,7 +55,8 @@ def alerts(console_rows: list[dict[str, Any]] = (), system_rows: list[dict[str, 
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
-@pytest.mark.parametrize(("exit_code", "fires"), [(0, False), (1, True), (2, True), (3, True), (4, True)])
+@pytest.mark.parametrize(("exit_code", "fires"), [(0, False), (1, True), (2, True), (3, True), (4, True),
+                                                  (5, True)])
 def test_a_run_summary_of_an_execution_fires_on_a_non_zero_exit(exit_code: int, fires: bool, log_format: str,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     line = summary_line(exit_code, log_format=log_format, monkeypatch=monkeypatch)

@@ -363,16 +363,6 @@ def test_job_mode_rerun_after_a_kill_before_filing_sets_nothing_aside_twice(new_
     assert len(zone.paths("rejected/")) == 2 and zone.paths("incoming/") == []
 
 
-def test_the_failed_run_alert_query_catches_exit_4() -> None:
-    """The alert's console-log leg matches a run_summary line without '"exit_code": 0': exit 4 is such a line."""
-    from provisioning.components.alerts import FAILED_EXECUTIONS_QUERY
-
-    line = json.dumps({"event": "run_summary", "exit_code": EXIT_SET_ASIDE, "files_partial": 1})
-    leg = FAILED_EXECUTIONS_QUERY.split("(ContainerAppConsoleLogs", 1)[1]  # the Azure Monitor table (issue 16 A1)
-    assert 'has "run_summary"' in leg and "not(Log has '\"exit_code\": 0')" in leg
-    assert "run_summary" in line and '"exit_code": 0' not in line
-
-
 def test_stack_config_carries_the_policy_to_the_job() -> None:
     """A stack's invalidRows/maxInvalidRows reach UPLOADER_CONNECTORS unchanged (one mapping model)."""
     from provisioning.config import load_settings
