@@ -3,17 +3,20 @@
 Composition root only; each Azure concern is one component in provisioning/components/. Read top to bottom:
 settings -> providers -> then one of two stack kinds (docs/fleet.md#hosting):
 - a hosting stack (`hosting: true`), once per cloud, subscription and region: resource group -> job environment
-  (workspace, Container Apps environment, diagnostic setting) -> registry + image -> action group -> outputs;
+  (workspace, Container Apps environment, diagnostic setting) -> registry + image (and its resource logs) ->
+  action group -> outputs;
 - a tenant stack: resource group -> Key Vault -> Entra app + certificate -> the vault's secret -> drop zone ->
-  where the job runs (its own image and environment, or its hosting stack's through `hostedBy`) -> scheduled
-  job -> alerts. With `credential: federated` there is no Key Vault and no certificate: the app trusts the job's
-  user-assigned identity (a federated identity credential, made once the job's identity exists).
+  where the job runs (its own image and environment, or its hosting stack's through `hostedBy`) -> resource
+  logs of the vault, drop zone and registry to that workspace -> scheduled job -> alerts. With `credential:
+  federated` there is no Key Vault and no certificate: the app trusts the job's user-assigned identity (a
+  federated identity credential, made once the job's identity exists).
 """
 
 import pulumi
 from pulumi_azure_native import resources
 
 from provisioning.components.alerts import Alerts, HostingAlerts
+from provisioning.components.diagnostics import ResourceLogs
 from provisioning.components.dropzone import DropZone
 from provisioning.components.environment import JobEnvironment
 from provisioning.components.hosting import HostedBy
@@ -46,6 +49,7 @@ def hosting_stack() -> None:
     image = UploaderImage("image", settings, names, group.name, opts=bound)  # rebuilds replace the image: unprotected
     alerts = HostingAlerts("alerts", settings.alert_emails, group.name, opts=shared)
     assert image.registry is not None  # a hosting stack always builds (config refuses `image`)
+    ResourceLogs("resource-logs", environment.workspace.id, [("registry", image.registry.id)], opts=bound)
 
     pulumi.export("hosting", True)
     pulumi.export("cloud", settings.cloud.name)
@@ -86,6 +90,10 @@ def tenant_stack() -> None:
         environment_id, workspace_id, action_group = environment.environment.id, environment.workspace.id, None
         image, registry = own_image.ref, own_image.registry
         job_name = names.job
+    ResourceLogs("resource-logs", workspace_id, [
+        *([("vault", vault.vault.id)] if vault is not None else []), ("dropzone", dropzone.blob_service.id),
+        *([("registry", own_image.registry.id)] if own_image is not None and own_image.registry is not None else []),
+    ], opts=bound)
     job = UploaderJob(
         "job", settings, names, group.name,
         application_id=identity.application.client_id,

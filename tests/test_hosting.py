@@ -70,6 +70,12 @@ def test_a_hosting_stack_declares_the_shared_resources_and_no_tenant(fleet: dict
     environment = hosting.one("azure-native:app:ManagedEnvironment")
     assert environment.inputs["appLogsConfiguration"] == {"destination": "azure-monitor"}
     assert hosting.outputs["environmentId"] == environment.id
+    # issue 26: the shared registry takes registry-audience tokens only and logs to the shared workspace
+    registry = hosting.one("azure-native:containerregistry:Registry")
+    assert registry.inputs["policies"] == {"azureADAuthenticationAsArmPolicy": {"status": "disabled"}}
+    (registry_logs,) = [d for d in hosting.of_type("azure-native:monitor:DiagnosticSetting")
+                        if d.inputs["resourceUri"] == registry.id]
+    assert registry_logs.inputs["workspaceId"] == hosting.one("azure-native:operationalinsights:Workspace").id
 
 
 def test_destroying_a_hosting_stack_with_its_shared_resources_is_refused(fleet: dict[str, Evaluation]) -> None:
@@ -87,7 +93,14 @@ def test_a_hosted_tenant_declares_no_environment_workspace_or_registry(fleet: di
     hosting = fleet["hub-eastus"]
     for name in TENANTS:
         tenant = fleet[name]
-        assert not [r for r in tenant.resources if r.type in SHARED_TYPES], name
+        diagnostics = "azure-native:monitor:DiagnosticSetting"
+        assert not [r for r in tenant.resources if r.type in SHARED_TYPES and r.type != diagnostics], name
+        # its own resource logs (issue 26) go to the shared workspace; none watches a shared resource
+        own = {tenant.one("azure-native:keyvault:Vault").id,
+               tenant.one("azure-native:storage:BlobServiceProperties").id}
+        settings = tenant.of_type(diagnostics)
+        assert {d.inputs["resourceUri"] for d in settings} == own, name
+        assert {d.inputs["workspaceId"] for d in settings} == {hosting.outputs["workspaceId"]}
         job = tenant.one(JOB)
         assert job.inputs["environmentId"] == hosting.outputs["environmentId"]
         (container,) = job.inputs["template"]["containers"]

@@ -159,7 +159,8 @@ def test_the_vault_and_the_key_in_it(stack: tuple[Settings, Evaluation]) -> None
     assert ev.one(APP_CERT).urn in secret.depends_on
     secret_props = secret.inputs["properties"]
     if settings.certificate.in_vault:  # the secret stays, disabled, holding no key (a moved stack's old one retired)
-        assert secret_props["attributes"] == {"enabled": False}
+        # issue 26: it expires too (Azure Policy 98728c90…), with the certificate that replaced it
+        assert secret_props["attributes"] == {"enabled": False, "expires": _epoch(cert.state["notAfter"])}
         assert "PRIVATE KEY" not in secret_props["value"] and "retired" in secret_props["value"]
         assert cert.inputs["vaultUri"] == ev.outputs["keyVaultUri"]
         return
@@ -181,10 +182,27 @@ def test_the_drop_zone(stack: tuple[Settings, Evaluation]) -> None:
     i = account.inputs
     assert (i["kind"], i["allowSharedKeyAccess"], i["allowBlobPublicAccess"]) == ("StorageV2", False, False)
     assert (i["minimumTlsVersion"], i["defaultToOAuthAuthentication"]) == ("TLS1_2", True)
+    # issue 26: infrastructure encryption on a new account; an existing one is left as it is (set at creation only)
+    assert i["encryption"]["requireInfrastructureEncryption"] is True
+    assert i["encryption"]["keySource"] == "Microsoft.Storage"
+    assert account.ignore_changes == ["encryption.requireInfrastructureEncryption"]
+    # soft delete and versioning on the blob service
+    service = ev.one("azure-native:storage:BlobServiceProperties")
+    assert service.inputs["accountName"] == account.state["name"] and service.inputs["blobServicesName"] == "default"
+    assert service.inputs["isVersioningEnabled"] is True
+    assert service.inputs["deleteRetentionPolicy"] == {"enabled": True, "days": 7, "allowPermanentDelete": False}
+    assert service.inputs["containerDeleteRetentionPolicy"] == {"enabled": True, "days": 7}
     container = ev.one("azure-native:storage:BlobContainer")
     assert container.inputs["publicAccess"] == "None"
-    policy = ev.one("azure-native:storage:ManagementPolicy").inputs["policy"]
+    lifecycle = ev.one("azure-native:storage:ManagementPolicy")
+    assert service.urn in lifecycle.depends_on
+    policy = lifecycle.inputs["policy"]
     rules = {r["name"]: r["definition"] for r in policy["rules"]}
+    # previous versions (made by every overwrite and delete) expire everywhere in the container, so no copy of an
+    # HR file outlives its retention by more than the version and soft-delete windows
+    versions = rules["expire-previous-versions"]
+    assert versions["filters"]["prefixMatch"] == ["dropzone/"]
+    assert versions["actions"] == {"version": {"delete": {"daysAfterCreationGreaterThan": 7}}}
     for rule, prefix, days in (("delete-processed", "processed/", settings.drop_zone.processed_days),
                                ("delete-rejected", "rejected/", settings.drop_zone.rejected_days)):
         assert rules[rule]["filters"]["prefixMatch"] == [f"dropzone/{prefix}"]
@@ -313,6 +331,10 @@ def test_the_image(stack: tuple[Settings, Evaluation]) -> None:
         return
     (registry,) = registries
     assert registry.inputs["adminUserEnabled"] is False
+    # issue 26: the registry takes registry-audience tokens only, and the push asks for one
+    assert registry.inputs["policies"] == {"azureADAuthenticationAsArmPolicy": {"status": "disabled"}}
+    audiences = [c["args"].get("endpoint") for c in ev.invoke_args if c["token"].endswith("getClientToken")]
+    assert audiences == ["https://containerregistry.azure.net/"]
     image = ev.one("docker-build:index:Image")
     assert image.inputs["push"] is True and image.inputs["buildOnPreview"] is False
     assert image.inputs["dockerfile"]["location"].endswith("uploader/Dockerfile")
@@ -350,8 +372,8 @@ def test_logs_reach_the_workspace_through_a_diagnostic_setting_not_a_shared_key(
     environment = ev.one("azure-native:app:ManagedEnvironment")
     workspace = ev.one("azure-native:operationalinsights:Workspace")
     assert environment.inputs["appLogsConfiguration"] == {"destination": "azure-monitor"}
-    (setting,) = ev.of_type("azure-native:monitor:DiagnosticSetting")
-    assert setting.inputs["resourceUri"] == environment.id
+    (setting,) = [d for d in ev.of_type("azure-native:monitor:DiagnosticSetting")
+                  if d.inputs["resourceUri"] == environment.id]
     assert setting.inputs["workspaceId"] == workspace.id
     assert setting.inputs["logAnalyticsDestinationType"] == "Dedicated"
     assert sorted(log["category"] for log in setting.inputs["logs"] if log["enabled"]) == [
@@ -360,6 +382,21 @@ def test_logs_reach_the_workspace_through_a_diagnostic_setting_not_a_shared_key(
     graph = json.dumps([r.inputs | r.state for r in ev.resources]).lower()
     assert '"sharedkey"' not in graph and "primarysharedkey" not in graph and "loganalyticsconfiguration" not in graph
     assert not [t for t in ev.invokes if "sharedkeys" in t.lower()]
+
+
+def test_the_vault_drop_zone_and_registry_log_to_the_workspace(stack: tuple[Settings, Evaluation]) -> None:
+    """Issue 26: a diagnostic setting with every log category on the vault (Azure Policy cf820ca0…), the drop
+    zone's blob service and the stack's registry, to the job's workspace."""
+    _, ev = stack
+    workspace = ev.one("azure-native:operationalinsights:Workspace")
+    settings_by_target = {d.inputs["resourceUri"]: d for d in ev.of_type("azure-native:monitor:DiagnosticSetting")}
+    targets = [ev.one(VAULT).id, ev.one("azure-native:storage:BlobServiceProperties").id,
+               *[r.id for r in ev.of_type("azure-native:containerregistry:Registry")]]
+    assert ev.one("azure-native:storage:BlobServiceProperties").id.endswith("/blobServices/default")
+    for target in targets:
+        setting = settings_by_target[target]
+        assert setting.inputs["workspaceId"] == workspace.id
+        assert setting.inputs["logs"] == [{"categoryGroup": "allLogs", "enabled": True}]
 
 
 # ----------------------------------------------------------------------- broken stack files, through the program
@@ -427,7 +464,8 @@ def test_changing_protection_is_a_renewal_and_the_job_moves_to_the_new_key(tmp_p
     assert old_cred.urn == new_cred.urn and not new_cred.delete_before_replace  # replaced, new before old goes
     assert new_cred.inputs["value"] == mask(new_cert.state["certificatePem"], secret=True) != old_cred.inputs["value"]
     assert before.one(SECRET).urn == after.one(SECRET).urn
-    assert after.one(SECRET).inputs["properties"]["attributes"] == {"enabled": False}
+    assert after.one(SECRET).inputs["properties"]["attributes"] == {
+        "enabled": False, "expires": _epoch(new_cert.state["notAfter"])}
     old_env, new_env = env_of(before.one(JOB)), env_of(after.one(JOB))
     assert before.one(JOB).urn == after.one(JOB).urn  # updated in place, in the same `up`
     assert "secretRef" in old_env["UPLOADER_CERTIFICATE_PEM"] and "UPLOADER_KEY_ID" not in old_env

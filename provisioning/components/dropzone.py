@@ -2,6 +2,19 @@
 
 Layout inside the container (owned by `uploader run`): incoming/, processed/, rejected/, state/. The
 lifecycle policy deletes processed/ and rejected/ files after the configured number of days.
+
+Clean by default (issue 26; what Azure Policy's FedRAMP High / IL5 / MCSB initiatives look for):
+- infrastructure encryption, a second layer of AES-256 at the infrastructure level, which "can only be enabled
+  when the storage account is created" (https://learn.microsoft.com/azure/storage/common/infrastructure-encryption-enable;
+  policy 4733ea7b-a883-42fe-8cac-97454c2a9e4a). A new account gets it; an existing account keeps what it has
+  (`ignore_changes`: a plain `up` must not try to change it in place or replace the drop zone with its files).
+  Moving an existing account over is a documented step (CHANGELOG, docs/operators-guide.md).
+- blob soft delete and versioning (https://learn.microsoft.com/azure/storage/blobs/soft-delete-blob-overview,
+  https://learn.microsoft.com/azure/storage/blobs/versioning-overview): an accidental delete or overwrite of an HR
+  file or a checkpoint can be undone for SOFT_DELETE_DAYS. So that no copy outlives the retention, the lifecycle
+  policy also deletes previous versions VERSION_DAYS after they stop being current ("daysAfterCreationGreaterThan"
+  counts from when a version became previous: https://learn.microsoft.com/azure/storage/blobs/lifecycle-management-overview).
+  A processed file is therefore gone at most processedDays + VERSION_DAYS + SOFT_DELETE_DAYS after it was filed.
 """
 
 from __future__ import annotations
@@ -13,6 +26,10 @@ from provisioning.config import Settings
 from provisioning.naming import Names
 
 CONTAINER_NAME = "dropzone"
+#: How long a deleted blob (or previous version) stays recoverable; 1-365 days (DeleteRetentionPolicy).
+SOFT_DELETE_DAYS = 7
+#: How long a previous version is kept after it stops being the current one.
+VERSION_DAYS = 7
 
 
 def _delete_after(rule: str, prefix: str, days: int) -> storage.ManagementPolicyRuleArgs:
@@ -31,8 +48,26 @@ def _delete_after(rule: str, prefix: str, days: int) -> storage.ManagementPolicy
     )
 
 
+def _expire_versions(rule: str, prefix: str, days: int) -> storage.ManagementPolicyRuleArgs:
+    """Previous versions anywhere under `prefix` are deleted `days` after they stopped being current."""
+    return storage.ManagementPolicyRuleArgs(
+        name=rule,
+        type="Lifecycle",
+        enabled=True,
+        definition=storage.ManagementPolicyDefinitionArgs(
+            filters=storage.ManagementPolicyFilterArgs(blob_types=["blockBlob"], prefix_match=[prefix]),
+            actions=storage.ManagementPolicyActionArgs(
+                version=storage.ManagementPolicyVersionArgs(
+                    delete=storage.DateAfterCreationArgs(days_after_creation_greater_than=days),
+                ),
+            ),
+        ),
+    )
+
+
 class DropZone(pulumi.ComponentResource):
-    """Storage account (no shared keys, TLS 1.2, no public blobs, OAuth by default), container, lifecycle."""
+    """Storage account (no shared keys, TLS 1.2, no public blobs, OAuth by default, infrastructure encryption),
+    its blob service (soft delete, versioning), container, lifecycle."""
 
     def __init__(
         self,
@@ -56,6 +91,28 @@ class DropZone(pulumi.ComponentResource):
             default_to_o_auth_authentication=True,
             minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
             enable_https_traffic_only=True,
+            encryption=storage.EncryptionArgs(
+                key_source=storage.KeySource.MICROSOFT_STORAGE,
+                require_infrastructure_encryption=True,
+                services=storage.EncryptionServicesArgs(
+                    blob=storage.EncryptionServiceArgs(enabled=True, key_type=storage.KeyType.ACCOUNT),
+                ),
+            ),
+            # Only at creation: an existing account keeps its setting (see the module docstring).
+            opts=pulumi.ResourceOptions(parent=self,
+                                        ignore_changes=["encryption.requireInfrastructureEncryption"]),
+        )
+        # The blob service of the account (always named "default"): soft delete for blobs and containers, versioning.
+        self.blob_service = storage.BlobServiceProperties(
+            f"{name}-blob-service",
+            account_name=self.account.name,
+            resource_group_name=resource_group_name,
+            blob_services_name="default",
+            delete_retention_policy=storage.DeleteRetentionPolicyArgs(enabled=True, days=SOFT_DELETE_DAYS,
+                                                                      allow_permanent_delete=False),
+            container_delete_retention_policy=storage.DeleteRetentionPolicyArgs(enabled=True,
+                                                                                days=SOFT_DELETE_DAYS),
+            is_versioning_enabled=True,
             opts=child,
         )
         self.container = storage.BlobContainer(
@@ -75,8 +132,10 @@ class DropZone(pulumi.ComponentResource):
             policy=storage.ManagementPolicySchemaArgs(rules=[
                 _delete_after("delete-processed", f"{CONTAINER_NAME}/processed/", days.processed_days),
                 _delete_after("delete-rejected", f"{CONTAINER_NAME}/rejected/", days.rejected_days),
+                _expire_versions("expire-previous-versions", f"{CONTAINER_NAME}/", VERSION_DAYS),
             ]),
-            opts=child,
+            # versions exist once versioning is on
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.blob_service]),
         )
         # (apply, not Output.all: Output.all hands typed outputs over as plain dicts)
         blob_endpoint = self.account.primary_endpoints.apply(lambda endpoints: endpoints.blob.rstrip("/"))

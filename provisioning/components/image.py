@@ -2,9 +2,18 @@
 to a registry of the stack's own (admin user off: nothing pulls or pushes with a password).
 
 Push is identity-based: at deploy time the deployer's Entra token (the one the azure-native provider signs
-in with) is exchanged at the registry's /oauth2/exchange endpoint for an ACR refresh token, which the
-docker-build provider uses with the null-GUID user name ACR expects. No admin password, no stored secret.
-The machine running `pulumi up` needs a Docker engine (BuildKit) only in this mode.
+in with), for the registry's own audience, is exchanged at the registry's /oauth2/exchange endpoint for an ACR
+refresh token, which the docker-build provider uses with the null-GUID user name ACR expects. No admin password,
+no stored secret. The machine running `pulumi up` needs a Docker engine (BuildKit) only in this mode.
+
+The registry accepts only tokens for the registry audience: `policies.azureADAuthenticationAsArmPolicy.status`
+disabled ("Disabling azureADAuthenticationAsArmPolicy forces the registry to use ACR audience token":
+https://learn.microsoft.com/azure/container-registry/container-registry-disable-authentication-as-arm; REST:
+Registries - Create, `AzureADAuthenticationAsArmPolicy`, https://learn.microsoft.com/rest/api/containerregistry/registries/create;
+what the Azure Verified Module sets by default and Azure Policy 42781ec6-6127-4c30-bdfa-fb423a0047d3 audits or denies,
+785596ed-054f-41bc-aaec-7f3d0ba05725 modifies). An Azure Resource Manager token, which can do far more than push an
+image, no longer opens the registry. The job pulls with its managed identity through Container Apps, which
+takes registry-audience tokens itself.
 """
 
 from __future__ import annotations
@@ -23,9 +32,11 @@ REPOSITORY = "hr-uploader"
 # The null-GUID user name that goes with an ACR refresh token
 # (https://learn.microsoft.com/azure/container-registry/container-registry-authentication).
 ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000"  # noqa: S105 - the user name ACR expects with a token
-# Azure Resource Manager's audience per cloud: management.azure.com, and management.usgovcloudapi.net in Azure
-# Government (https://learn.microsoft.com/azure/azure-government/compare-azure-government-global-azure).
-_ARM_AUDIENCE = {"public": "https://management.azure.com/", "usgovernment": "https://management.usgovcloudapi.net/"}
+#: The registry audience the push token is asked for ("az login --scope https://containerregistry.azure.net/.default"
+#: in the page above; the Azure CLI asks for `https://containerregistry.azure.net` in every cloud:
+#: ACR_AUDIENCE_RESOURCE_NAME in azure-cli's acr/_constants.py). Not confirmed separately for Azure Government
+#: (docs/us-government.md says how to check).
+REGISTRY_AUDIENCE = "https://containerregistry.azure.net/"
 # Build context and Dockerfile relative to the project directory (Pulumi runs the program and the docker-build
 # provider there; the provider's own examples use `./app` and `./app/Dockerfile...`:
 # https://www.pulumi.com/registry/packages/docker-build/api-docs/image/). Relative, so the inputs are the same
@@ -34,14 +45,14 @@ BUILD_CONTEXT = "."
 DOCKERFILE = "uploader/Dockerfile"
 
 
-def exchange_for_acr_token(login_server: str, tenant_id: str, arm_token: str) -> str:
-    """Trade an Entra (ARM audience) access token for an ACR refresh token (what `az acr login` does)."""
+def exchange_for_acr_token(login_server: str, tenant_id: str, access_token: str) -> str:
+    """Trade an Entra access token (registry audience) for an ACR refresh token (what `az acr login` does)."""
     # POST /oauth2/exchange with grant_type=access_token (ACR's token exchange:
     # https://github.com/Azure/acr/blob/main/docs/AAD-OAuth.md).
     response = requests.post(
         f"https://{login_server}/oauth2/exchange",
         data={"grant_type": "access_token", "service": login_server, "tenant": tenant_id,
-              "access_token": arm_token},
+              "access_token": access_token},
         timeout=30,
     )
     if response.status_code != 200:
@@ -86,13 +97,18 @@ class UploaderImage(pulumi.ComponentResource):
             sku=containerregistry.SkuArgs(name=containerregistry.SkuName.BASIC),
             admin_user_enabled=False,
             anonymous_pull_enabled=False,
+            policies=containerregistry.PoliciesArgs(
+                azure_ad_authentication_as_arm_policy=containerregistry.AzureADAuthenticationAsArmPolicyArgs(
+                    status=containerregistry.AzureADAuthenticationAsArmPolicyStatus.DISABLED),
+            ),
             opts=child,
         )
         self.registry = RegistryRef(registry.id, registry.login_server)
         login_server = registry.login_server
         client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
-        arm_token = authorization.get_client_token_output(
-            endpoint=_ARM_AUDIENCE[settings.azure_environment], opts=pulumi.InvokeOutputOptions(parent=self)
+        # getClientToken's `endpoint` is the audience the deployer's token is for (default: Resource Manager's)
+        registry_token = authorization.get_client_token_output(
+            endpoint=REGISTRY_AUDIENCE, opts=pulumi.InvokeOutputOptions(parent=self)
         ).token
 
         def acr_token(args: list[str]) -> str:
@@ -102,7 +118,7 @@ class UploaderImage(pulumi.ComponentResource):
             return exchange_for_acr_token(server, tenant, token)
 
         password: pulumi.Output[str] = pulumi.Output.secret(
-            pulumi.Output.all(login_server, client.tenant_id, arm_token).apply(acr_token))
+            pulumi.Output.all(login_server, client.tenant_id, registry_token).apply(acr_token))
         self.image = docker_build.Image(
             f"{name}-image",
             context=docker_build.BuildContextArgs(location=BUILD_CONTEXT),

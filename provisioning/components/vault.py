@@ -103,9 +103,12 @@ class Vault(pulumi.ComponentResource):
     def publish(self, certificate: Certificate | VaultCertificate, registered: Sequence[pulumi.Resource] = ()) -> None:
         """`registered`: the app credential(s) for this certificate; the secret is written only after them."""
         in_vault = self.settings.certificate.in_vault
+        # Every secret the program writes or retires expires (Azure Policy 98728c90-32c7-4049-8429-847dc0f4fe37, "Key
+        # Vault secrets should have an expiration date"): the exportable bundle when its certificate does, the
+        # retired one with the certificate that replaced it (a renewal writes a new version with the new date).
         if in_vault:
             value: pulumi.Input[str] = RETIRED_NOTICE
-            attributes = keyvault.SecretAttributesArgs(enabled=False)
+            attributes = keyvault.SecretAttributesArgs(enabled=False, expires=certificate.notAfter.apply(_epoch))
             content_type = "text/plain"
         else:
             assert isinstance(certificate, Certificate)

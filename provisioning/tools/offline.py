@@ -293,6 +293,7 @@ class Resource:
     delete_before_replace: bool = False
     additional_secret_outputs: list[str] = field(default_factory=list)
     protect: bool = False  # `pulumi destroy` refuses while it exists
+    ignore_changes: list[str] = field(default_factory=list)  # input paths an update leaves as they are
 
 
 
@@ -305,6 +306,7 @@ class Evaluation:
     outputs: dict[str, Any]
     seconds: float
     invokes: list[str] = field(default_factory=list)  # provider function tokens called, in call order
+    invoke_args: list[dict[str, Any]] = field(default_factory=list)  # {"token", "args"} per call, in call order
 
     def of_type(self, type_token: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_token]
@@ -336,7 +338,7 @@ class Evaluation:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Evaluation:
         return cls(data["stack"], [Resource(**r) for r in data["resources"]], data["outputs"], data["seconds"],
-                   list(data.get("invokes", [])))
+                   list(data.get("invokes", [])), list(data.get("invoke_args", [])))
 
 
 def mask(value: Any, secret: bool = False) -> Any:
@@ -490,6 +492,7 @@ _ARM_TYPES = {
     "storage:StorageAccount": "Microsoft.Storage/storageAccounts",
     "storage:BlobContainer": "Microsoft.Storage/storageAccounts/{accountName}/blobServices/default/containers",
     "storage:ManagementPolicy": "Microsoft.Storage/storageAccounts/{accountName}/managementPolicies",
+    "storage:BlobServiceProperties": "Microsoft.Storage/storageAccounts/{accountName}/blobServices",
     "containerregistry:Registry": "Microsoft.ContainerRegistry/registries",
     "operationalinsights:Workspace": "Microsoft.OperationalInsights/workspaces",
     "app:ManagedEnvironment": "Microsoft.App/managedEnvironments",
@@ -504,7 +507,8 @@ _ARM_TYPES = {
 _ARM_NAME_INPUT = {
     "resources:ResourceGroup": "resourceGroupName", "keyvault:Vault": "vaultName", "keyvault:Secret": "secretName",
     "storage:StorageAccount": "accountName", "storage:BlobContainer": "containerName",
-    "storage:ManagementPolicy": "managementPolicyName", "containerregistry:Registry": "registryName",
+    "storage:ManagementPolicy": "managementPolicyName", "storage:BlobServiceProperties": "blobServicesName",
+    "containerregistry:Registry": "registryName",
     "operationalinsights:Workspace": "workspaceName", "app:ManagedEnvironment": "environmentName",
     "app:Job": "jobName", "managedidentity:UserAssignedIdentity": "resourceName",
     "monitor:ActionGroup": "actionGroupName", "monitor:ScheduledQueryRule": "ruleName",
@@ -646,6 +650,7 @@ def _evaluate_here(config: StackConfig, project_dir: Path,
     _HOSTING_OUTPUTS.update(hosting_outputs or {})
     records: dict[str, dict[str, Any]] = {}
     invokes: list[str] = []  # every provider function (invoke) the program calls, in order
+    invoke_args: list[dict[str, Any]] = []
 
     class Recorder(mocks.Mocks):
         def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -655,6 +660,7 @@ def _evaluate_here(config: StackConfig, project_dir: Path,
         # (result, failures) tuple.
         def call(self, args: mocks.MockCallArgs) -> dict[str, Any]:  # type: ignore[override]
             invokes.append(args.token)
+            invoke_args.append({"token": args.token, "args": mask(dict(args.args))})
             if args.token.endswith("getClientConfig"):
                 return {"subscriptionId": MOCK_SUBSCRIPTION, "tenantId": config.values.get(f"{NAMESPACE}:tenantId"),
                         "clientId": "66666666-6666-4666-8666-666666666666",
@@ -683,6 +689,7 @@ def _evaluate_here(config: StackConfig, project_dir: Path,
                     "delete_before_replace": bool(request.deleteBeforeReplace),
                     "additional_secret_outputs": list(request.additionalSecretOutputs),
                     "protect": bool(request.protect),
+                    "ignore_changes": list(request.ignoreChanges),
                 }
             return response
 
@@ -725,7 +732,8 @@ def _evaluate_here(config: StackConfig, project_dir: Path,
             else:
                 os.environ[k] = v
     resources = [Resource(**r) for r in records.values()]
-    return Evaluation(config.name, resources, outputs, round(time.perf_counter() - started, 3), invokes)
+    return Evaluation(config.name, resources, outputs, round(time.perf_counter() - started, 3), invokes,
+                      invoke_args)
 
 
 def _config_error_in(exc: BaseException) -> ConfigError | None:

@@ -60,14 +60,19 @@ REVIEW_PATHS: dict[str, tuple[str, ...]] = {
     "azure-native:storage:StorageAccount": (
         "accountName", "location", "kind", "sku.name", "allowSharedKeyAccess", "minimumTlsVersion",
         "allowBlobPublicAccess", "defaultToOAuthAuthentication", "enableHttpsTrafficOnly",
-        "publicNetworkAccess"),
+        "publicNetworkAccess", "encryption.requireInfrastructureEncryption"),
     "azure-native:storage:BlobContainer": ("containerName", "publicAccess"),
+    "azure-native:storage:BlobServiceProperties": (
+        "blobServicesName", "isVersioningEnabled", "deleteRetentionPolicy.enabled", "deleteRetentionPolicy.days",
+        "containerDeleteRetentionPolicy.days"),
     "azure-native:storage:ManagementPolicy": (
         "policy.rules[].name", "policy.rules[].definition.filters.prefixMatch",
-        "policy.rules[].definition.actions.baseBlob.delete.daysAfterModificationGreaterThan"),
+        "policy.rules[].definition.actions.baseBlob.delete.daysAfterModificationGreaterThan",
+        "policy.rules[].definition.actions.version.delete.daysAfterCreationGreaterThan"),
     "azure-native:authorization:RoleAssignment": ("roleDefinitionId", "scope", "principalType"),
     "azure-native:containerregistry:Registry": ("registryName", "location", "sku.name", "adminUserEnabled",
-                                                "anonymousPullEnabled", "publicNetworkAccess"),
+                                                "anonymousPullEnabled", "publicNetworkAccess",
+                                                "policies.azureADAuthenticationAsArmPolicy.status"),
     "azure-native:managedidentity:UserAssignedIdentity": ("resourceName", "location"),
     "azure-native:operationalinsights:Workspace": ("workspaceName", "location", "retentionInDays", "sku.name"),
     "azure-native:app:ManagedEnvironment": ("environmentName", "location", "appLogsConfiguration.destination"),
@@ -173,6 +178,9 @@ def _settings(resource: Resource) -> dict[str, Any]:
         settings["env"] = _env(resource)
     if resource.type == "azuread:index/application:Application":
         settings["passwords"] = len(resource.inputs.get("passwords") or [])
+    if resource.type == "azure-native:keyvault:Secret" and isinstance(settings.get("properties.attributes.expires"),
+                                                                      int | float):
+        settings["properties.attributes.expires"] = GENERATED  # the certificate's expiry, made at deploy time
     shown: dict[str, Any] = scrub(tidy(settings))  # both keep a dict a dict
     return shown
 
