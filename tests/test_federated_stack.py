@@ -57,6 +57,10 @@ def test_federated_stack_trusts_the_job_identity_and_holds_no_key(tmp_path: Path
     assert not any("secret" in r or "signer" in r for r in roles), roles
     assert evaluation.outputs["credential"] == "federated"
     assert "certificateExpiresOn" not in evaluation.outputs and "keyVaultUri" not in evaluation.outputs
+    # resource logs (issue 26): no vault to watch; the drop zone's blob service and the registry still log
+    watched = {d.inputs["resourceUri"] for d in evaluation.of_type("azure-native:monitor:DiagnosticSetting")}
+    assert evaluation.one("azure-native:storage:BlobServiceProperties").id in watched
+    assert evaluation.one("azure-native:containerregistry:Registry").id in watched
 
 
 def test_config_refuses_federated_where_it_is_not_documented(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -390,7 +390,7 @@ def test_the_vault_drop_zone_and_registry_log_to_the_workspace(stack: tuple[Sett
     _, ev = stack
     workspace = ev.one("azure-native:operationalinsights:Workspace")
     settings_by_target = {d.inputs["resourceUri"]: d for d in ev.of_type("azure-native:monitor:DiagnosticSetting")}
-    targets = [ev.one(VAULT).id, ev.one("azure-native:storage:BlobServiceProperties").id,
+    targets = [*[r.id for r in ev.of_type(VAULT)], ev.one("azure-native:storage:BlobServiceProperties").id,
                *[r.id for r in ev.of_type("azure-native:containerregistry:Registry")]]
     assert ev.one("azure-native:storage:BlobServiceProperties").id.endswith("/blobServices/default")
     for target in targets:
