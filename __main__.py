@@ -34,7 +34,10 @@ from provisioning.naming import Names
 settings = settings_from_pulumi()
 apply_tags(settings.tags)  # before any resource: every taggable Azure resource gets them
 names = Names(pulumi.get_stack(), settings.tenant_id)
-providers = Providers("providers", settings)
+# A hosted tenant's Azure side is its hosting stack's directory (its `azureTenantId` output, checked against this
+# stack's own azureTenantId if set); read it before the providers, which sign in there.
+hosting_ref = HostedBy("hosting", settings) if settings.hosted_by else None
+providers = Providers("providers", settings, azure_tenant_id=hosting_ref.azure_tenant_id if hosting_ref else None)
 bound = providers.options()
 
 
@@ -56,6 +59,7 @@ def hosting_stack() -> None:
     pulumi.export("azureEnvironment", settings.azure_environment)
     pulumi.export("location", settings.location)
     pulumi.export("subscriptionId", settings.subscription_id or "")
+    pulumi.export("azureTenantId", settings.azure_tenant_id)  # its hosted tenants' Azure side
     pulumi.export("resourceGroupName", group.name)
     pulumi.export("environmentId", environment.environment.id)
     pulumi.export("environmentName", environment.environment.name)
@@ -71,13 +75,13 @@ def tenant_stack() -> None:
     group = resources.ResourceGroup("group", resource_group_name=names.resource_group, location=settings.location,
                                     opts=pulumi.ResourceOptions(provider=providers.azure))
     vault = None if settings.federated else Vault("vault", settings, names, group.name, opts=bound)
-    identity = Identity("identity", settings, names, opts=bound, vault=vault)
+    identity = Identity("identity", settings, names, opts=bound, vault=vault, azure_tenant_id=providers.azure_tenant_id)
     if vault is not None:
         assert identity.certificate is not None and identity.credential is not None
         vault.publish(identity.certificate, registered=[identity.credential])
     dropzone = DropZone("dropzone", settings, names, group.name, opts=bound)
-    if settings.hosted_by:  # the hosting stack's environment, workspace, image and action group
-        hosting = HostedBy("hosting", settings, opts=bound)
+    if hosting_ref is not None:  # the hosting stack's environment, workspace, image and action group
+        hosting = hosting_ref
         environment_id, workspace_id, action_group = hosting.environment_id, hosting.workspace_id, \
             hosting.action_group_id
         own_image = UploaderImage("image", settings, names, group.name, opts=bound) if settings.image else None
@@ -108,8 +112,11 @@ def tenant_stack() -> None:
         Alerts("alerts", settings, group.name, job_name=job.job.name, workspace_id=workspace_id,
                hosting_action_group_id=action_group, opts=bound)
 
+    # Two sides, two identities (docs/configuration.md#two-sides-of-a-stack): the app the uploader signs in as lives
+    # in the Microsoft 365 tenant; the job's managed identity (Key Vault, drop zone, registry) in the Azure side's.
     pulumi.export("applicationId", identity.application.client_id)
     pulumi.export("tenantId", settings.tenant_id)
+    pulumi.export("azureTenantId", providers.azure_tenant_id)
     pulumi.export("credential", settings.credential)  # `provisioning certs` skips federated stacks
     if identity.certificate is not None and vault is not None:
         pulumi.export("certificateThumbprint", identity.certificate.thumbprintSha1)
@@ -122,6 +129,13 @@ def tenant_stack() -> None:
     pulumi.export("dropZoneUrl", dropzone.url)
     pulumi.export("jobName", job.job.name)
     pulumi.export("jobIdentityPrincipalId", job.identity.principal_id)
+    pulumi.export("jobIdentityClientId", job.identity.client_id)
+    pulumi.export("signIn", pulumi.Output.all(providers.azure_tenant_id, job.identity.principal_id,
+                                              identity.application.client_id).apply(
+        lambda v: {"azure": {"tenantId": v[0], "identity": "the job's managed identity", "principalId": v[1],
+                             "reaches": "Key Vault, the drop zone, the registry"},
+                   "microsoft365": {"tenantId": settings.tenant_id, "identity": "the app registration",
+                                    "applicationId": v[2], "reaches": "the Purview ingestion endpoint"}}))
     pulumi.export("cloud", settings.cloud.name)
     pulumi.export("ingestionEndpoint", settings.cloud.signals_url)
     if settings.hosted_by:

@@ -33,6 +33,7 @@ HOSTING = """config:
   hr-connector:cloud: commercial
   hr-connector:location: eastus
   hr-connector:alertEmails: [platform@contoso.example]
+  hr-connector:azureTenantId: 9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b
 """
 
 TENANT = """config:

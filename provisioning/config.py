@@ -49,6 +49,7 @@ KEYS = (
     "cloud", "tenantId", "azureEnvironment", "location", "schedule", "connectors", "certificate",
     "image", "owners", "dropZone", "alertEmails", "subscriptionId", "tags", "hosting", "hostedBy",
     "credential",
+    "azureTenantId",
 )
 #: Keys a hosting stack must leave out: it has no Microsoft 365 tenant, no Entra app and no connector.
 TENANT_ONLY_KEYS = ("tenantId", "connectors", "owners", "hostedBy", "credential")
@@ -142,6 +143,11 @@ class Settings:
     def federated(self) -> bool:
         """The app trusts the job's user-assigned identity: no certificate, no Key Vault key, no secret."""
         return self.credential == FEDERATED
+    #: The Azure side's directory: the Entra tenant that manages the subscription (azure-native, the Key Vault
+    #: certificate provider and every role assignment sign in there). A self-contained stack: `azureTenantId`, else
+    #: `tenantId`; a hosting stack: `azureTenantId` (required); a hosted tenant: `azureTenantId` if set (it must equal
+    #: its hosting stack's), else None = its hosting stack's, read from that stack's `azureTenantId` output.
+    azure_tenant_id: str | None = None
 
     @property
     def hosted_by_stack(self) -> str | None:
@@ -388,6 +394,8 @@ def _hosted_by(cfg: dict[str, Any]) -> str | None:
 def _not_in_hosting(cfg: dict[str, Any], problems: Problems) -> None:
     """A hosting stack has no tenant: every tenant-only key it sets is a problem (empty values are fine)."""
     for key in TENANT_ONLY_KEYS:
+        if key == "credential" and str(cfg.get(key) or "").strip().lower() == "certificate":
+            continue  # Pulumi.yaml's default, merged into every stack: a hosting stack never chose it
         if cfg.get(key) not in (None, "", [], "[]"):
             problems.add(ConfigError(_k(key), "a hosting stack (hosting: true) has no Microsoft 365 tenant, Entra "
                                               "app or connectors: remove it (it belongs in the tenant stacks "
@@ -549,6 +557,20 @@ def _image(cfg: dict[str, Any]) -> str | None:
     return image
 
 
+def _azure_tenant(cfg: dict[str, Any], hosting: bool | None, hosted_by: str | None,
+                  tenant_id: str | None) -> str | None:
+    """`azureTenantId`: the directory of the Azure subscription (docs/configuration.md#two-sides-of-a-stack)."""
+    if cfg.get("azureTenantId") not in (None, ""):
+        return _guid(cfg["azureTenantId"], "azureTenantId", "the Entra tenant that manages the Azure subscription")
+    if hosting:
+        raise ConfigError(_k("azureTenantId"), "is required in a hosting stack: the ID of the Entra tenant that "
+                                               "manages its subscription (its hosted tenants' Azure side signs "
+                                               "in there)")
+    if hosted_by:
+        return None  # the hosting stack's (its azureTenantId output)
+    return tenant_id or None  # one directory for both sides: the Microsoft 365 tenant's
+
+
 def _subscription(cfg: dict[str, Any]) -> str | None:
     subscription = cfg.get("subscriptionId")
     if subscription in (None, ""):
@@ -599,6 +621,13 @@ def load_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) ->
     subscription_id = problems.attempt(_subscription, cfg)
     tags = problems.attempt(_tags, cfg.get("tags") or {})
     credential = "certificate" if hosting else problems.attempt(_credential, cfg, cloud)
+    azure_tenant_id = problems.attempt(_azure_tenant, cfg, hosting, hosted_by, tenant_id)
+    if credential == FEDERATED and azure_tenant_id and tenant_id and azure_tenant_id != tenant_id:
+        problems.add(ConfigError(_k("credential"), (
+            "is federated, but azureTenantId is not tenantId: federated needs the job's managed identity and the "
+            "app in one directory; Entra refuses a managed identity's token as the federated credential of an app "
+            "registered in another tenant (AADSTS700236; https://learn.microsoft.com/entra/workload-id/"
+            "workload-identity-federation-config-app-trust-managed-identity); use credential: certificate")))
     problems.raise_if_any()
     assert cloud and (tenant_id or hosting) and azure_environment and location and schedule and certificate
     assert tags is not None and drop_zone is not None and tenant_id is not None
@@ -620,6 +649,7 @@ def load_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) ->
         hosting=bool(hosting),
         hosted_by=hosted_by,
         credential=credential or "certificate",
+        azure_tenant_id=azure_tenant_id,
     )
 
 

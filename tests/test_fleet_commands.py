@@ -244,7 +244,7 @@ def test_matrix_selects_changed_stacks_with_their_sign_in_cloud(tmp_path: Path) 
 
     changed.write_text("stacks/Pulumi.acme-high.yaml\nREADME.md\n")
     (entry,) = _matrix(tmp_path, "--changed-files", str(changed))
-    assert entry == {"stack": "acme-high", "cloud": "gcchigh", "tenantId": TENANT,
+    assert entry == {"stack": "acme-high", "cloud": "gcchigh", "tenantId": TENANT, "azureTenantId": TENANT,
                      "azureEnvironment": "usgovernment", "loginEnvironment": "AzureUSGovernment",
                      "oidcAudience": "api://AzureADTokenExchangeUSGov", "varSuffix": "ACME_HIGH",
                      "hosting": False, "hostedBy": ""}

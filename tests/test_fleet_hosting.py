@@ -18,12 +18,15 @@ from provisioning.tools import fleet
 
 REPO = Path(__file__).resolve().parent.parent
 TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+#: the hosting subscription's directory (the hosted tenants' Azure side)
+PLATFORM = "9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b"
 
 
 def hosting(directory: Path, name: str, cloud: str = "commercial", location: str = "eastus") -> Path:
     path = directory / f"Pulumi.{name}.yaml"
     path.write_text(f"config:\n  hr-connector:hosting: true\n  hr-connector:cloud: {cloud}\n"
-                    f"  hr-connector:location: {location}\n  hr-connector:alertEmails: [ops@contoso.example]\n",
+                    f"  hr-connector:location: {location}\n  hr-connector:alertEmails: [ops@contoso.example]\n"
+                    f"  hr-connector:azureTenantId: {PLATFORM}\n",
                     encoding="utf-8")
     return path
 

@@ -105,7 +105,7 @@ def test_deploy_is_one_gated_job_per_stack_signed_in_by_oidc() -> None:
     steps = {s.get("uses", "").split("@")[0]: s for s in job["steps"]}
     login = steps[OIDC_ACTION]["with"]
     assert login["login-environment"] == "${{ matrix.loginEnvironment }}"  # AzureUSGovernment for gov stacks
-    assert login["tenant-id"] == "${{ matrix.tenantId || vars.AZURE_TENANT_ID }}"  # a hosting stack has no tenant
+    assert login["tenant-id"] == "${{ matrix.azureTenantId }}"  # the Azure side, never empty (tests/test_sign_in.py)
     assert login["audience"] == "${{ matrix.oidcAudience }}"
     assert "client-secret" not in login
     up = steps["pulumi/actions"]["with"]

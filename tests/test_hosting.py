@@ -20,6 +20,8 @@ TENANTS = {
     "globex": "6f9619ff-8b86-4011-b42d-00c04fc964ff",
     "initech-with-a-rather-long-stack-name": "1b4e28ba-2fa1-41d2-883f-0016d3cca427",
 }
+#: the hosting subscription's directory: every hosted tenant's Azure side (each tenant above is its own M365 side)
+PLATFORM = "9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b"
 ROLE = "azure-native:authorization:RoleAssignment"
 JOB = "azure-native:app:Job"
 ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
@@ -29,11 +31,12 @@ SHARED_TYPES = ("azure-native:app:ManagedEnvironment", "azure-native:operational
 
 
 def hosting_file(directory: Path, name: str = "hub-eastus", cloud: str = "commercial",
-                 location: str = "eastus", extra: str = "") -> Path:
+                 location: str = "eastus", extra: str = "", azure_tenant: str = PLATFORM) -> Path:
     path = directory / f"Pulumi.{name}.yaml"
     path.write_text("config:\n  hr-connector:hosting: true\n"
                     f"  hr-connector:cloud: {cloud}\n  hr-connector:location: {location}\n"
-                    f"  hr-connector:alertEmails: [platform@contoso.example]\n{extra}", encoding="utf-8")
+                    f"  hr-connector:alertEmails: [platform@contoso.example]\n"
+                    f"  hr-connector:azureTenantId: {azure_tenant}\n{extra}", encoding="utf-8")
     return path
 
 
@@ -223,11 +226,12 @@ def _by_urn(ev: Evaluation) -> dict[str, Resource]:
 
 def test_moving_in_replaces_only_the_job(tmp_path: Path) -> None:
     """A self-contained tenant that adds hostedBy: the app, certificate, vault and drop zone keep their URNs and
-    inputs (nothing of them changes in the `up`); the job moves to the shared environment."""
+    inputs (nothing of them changes in the `up`); the job moves to the shared environment. Moving in keeps the
+    subscription, so the Azure side's directory too (here the tenant's own, as the hosting stack's)."""
     before_dir, after_dir = tmp_path / "before", tmp_path / "after"
     before_dir.mkdir()
     after_dir.mkdir()
-    hosting_file(after_dir)
+    hosting_file(after_dir, azure_tenant=TENANTS["acme"])
     before = evaluate(tenant_file(before_dir, "acme", TENANTS["acme"], hosted_by=None), isolated=False)
     after = evaluate(tenant_file(after_dir, "acme", TENANTS["acme"]), isolated=False)
     old, new = _by_urn(before), _by_urn(after)

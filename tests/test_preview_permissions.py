@@ -90,7 +90,9 @@ def test_hosting_and_hosted_stacks_call_only_allowed_invokes(tmp_path: Path) -> 
     """A hosted tenant reads its hosting stack through a StackReference (the state backend, not an ARM call)."""
     (tmp_path / "Pulumi.hub.yaml").write_text(
         "config:\n  hr-connector:hosting: true\n  hr-connector:location: eastus\n"
-        "  hr-connector:alertEmails: [ops@contoso.example]\n", encoding="utf-8")
+        "  hr-connector:alertEmails: [ops@contoso.example]\n"
+        "  hr-connector:azureTenantId: 9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b\n",
+        encoding="utf-8")
     (tmp_path / "Pulumi.acme.yaml").write_text(
         "config:\n  hr-connector:tenantId: 3f2504e0-4f89-41d3-9a0c-0305e82c3301\n  hr-connector:location: eastus\n"
         "  hr-connector:hostedBy: hub\n", encoding="utf-8")

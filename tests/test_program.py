@@ -70,7 +70,9 @@ def test_outputs(stack: tuple[Settings, Evaluation]) -> None:
     assert set(out) == {"applicationId", "tenantId", "certificateThumbprint", "certificateExpiresOn",
                         "certificateRenewBeforeDays", "certificateProtection", "keyVaultUri",
                         "dropZoneUrl", "jobName", "jobIdentityPrincipalId", "cloud", "ingestionEndpoint",
-                        "nextSteps", "credential"} | ({"keyId"} if settings.certificate.in_vault else set())
+                        "nextSteps", "credential", "azureTenantId", "jobIdentityClientId", "signIn"} | (
+                            {"keyId"} if settings.certificate.in_vault else set())
+    assert out["azureTenantId"] == settings.tenant_id  # a self-contained example: both sides in one directory
     assert out["certificateProtection"] == settings.certificate.protection
     cert = certificate_of(settings, ev)
     assert out["jobIdentityPrincipalId"] == ev.one(IDENTITY).state["principalId"]

@@ -266,14 +266,16 @@ def test_pulumi_yaml_declares_every_key_the_way_the_cli_accepts() -> None:
 
 def test_a_hosting_stack_needs_no_tenant_and_refuses_tenant_keys() -> None:
     hosting = load_settings({"hosting": "true", "location": "eastus", "cloud": "commercial",
-                             "alertEmails": ["platform@contoso.example"]})
+                             "alertEmails": ["platform@contoso.example"],
+                             "azureTenantId": "9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b"})
     assert hosting.hosting and hosting.tenant_id == "" and hosting.hosted_by is None
+    assert hosting.azure_tenant_id == "9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b"
     with pytest.raises(ConfigError) as caught:
         load_settings({"hosting": True, "location": "eastus", "tenantId": TENANT, "hostedBy": "other",
                        "connectors": "[]", "image": "x.azurecr.io/hr:1"})
     keys = {p.key for p in caught.value.problems} if hasattr(caught.value, "problems") else {caught.value.key}
     assert keys == {"hr-connector:tenantId", "hr-connector:hostedBy", "hr-connector:image",
-                    "hr-connector:alertEmails"}
+                    "hr-connector:alertEmails", "hr-connector:azureTenantId"}
     assert "hosting stack" in caught.value.rule
 
 

@@ -119,6 +119,10 @@ class Cloud:
     #: issuer and audience, and then `federation_unconfirmed` says why (config refuses `federated` with it).
     federation: Federation | None = None
     federation_unconfirmed: str = ""
+    # Microsoft Graph for this cloud's tenants: global (also GCC), graph.microsoft.us (GCC High, L4),
+    # dod-graph.microsoft.us (DoD, L5) (https://learn.microsoft.com/graph/deployments). The deploy identity's
+    # admin consent names it (python -m provisioning new-stack, docs/gitops.md).
+    graph_url: str = "https://graph.microsoft.com"
 
     @property
     def key_vault(self) -> KeyVaultEndpoints:
@@ -174,11 +178,11 @@ CLOUDS: dict[str, Cloud] = {
         # https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script_ITAR_L4.ps1
         Cloud("gcchigh", "https://login.microsoftonline.us",
               "https://webhook-itarl4.ingestion.office365.us", "usgovernment", "usgovernmentl4",
-              federation=US_GOV_FEDERATION),
+              federation=US_GOV_FEDERATION, graph_url="https://graph.microsoft.us"),
         # https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script_ITARL5.ps1
         Cloud("dod", "https://login.microsoftonline.us",
               "https://webhook-itarl5.ingestion.apps.mil", "usgovernment", "usgovernmentl5",
-              federation=US_GOV_FEDERATION),
+              federation=US_GOV_FEDERATION, graph_url="https://dod-graph.microsoft.us"),
     )
 }
 

@@ -1,5 +1,5 @@
 """A hosted tenant's view of its hosting stack: the hosting stack's outputs, read through a Pulumi StackReference,
-checked against this stack's own cloud, location and subscription.
+checked against this stack's own cloud, location, subscription and Azure-side directory (`azureTenantId`).
 
 A hosting stack (`hosting: true`, __main__.py) exports HOSTING_OUTPUTS. A tenant stack with `hostedBy: NAME`
 reads them here: its job goes in the shared Container Apps environment, its alert rule queries the shared
@@ -24,7 +24,7 @@ from provisioning.config import NAMESPACE, ConfigError, Settings
 #: What a hosting stack exports for its tenants (and what `check` and `render` take from it offline).
 HOSTING_OUTPUTS = (
     "hosting", "cloud", "azureEnvironment", "location", "subscriptionId", "resourceGroupName", "environmentId",
-    "environmentName", "workspaceId", "registryId", "registryLoginServer", "image", "actionGroupId",
+    "environmentName", "workspaceId", "registryId", "registryLoginServer", "image", "actionGroupId", "azureTenantId",
 )
 
 
@@ -58,6 +58,23 @@ def mismatches(settings: Settings, hosting: dict[str, Any]) -> list[tuple[str, s
         out.append((f"{NAMESPACE}:subscriptionId",
                     f"is {mine}, but hosting stack {settings.hosted_by} uses {theirs}: set the same subscriptionId "
                     "(a hosted job runs in the hosting stack's subscription)"))
+    theirs_tenant = hosting.get("azureTenantId") or ""
+    if not theirs_tenant:
+        out.append((f"{NAMESPACE}:hostedBy",
+                    f"hosting stack {settings.hosted_by} exports no azureTenantId (the directory of its subscription):"
+                    " set hr-connector:azureTenantId in it and deploy it before its tenants"))
+    elif settings.federated and theirs_tenant != settings.tenant_id:
+        out.append((f"{NAMESPACE}:credential",
+                    f"is federated, but hosting stack {settings.hosted_by}'s directory {theirs_tenant} is not "
+                    f"tenantId: federated needs the job's managed identity and the app in one directory (Entra "
+                    "refuses another tenant's managed identity token as an app's federated credential, AADSTS700236: "
+                    "https://learn.microsoft.com/entra/workload-id/workload-identity-federation-config-app-trust-"
+                    "managed-identity); use credential: certificate"))
+    if theirs_tenant and settings.azure_tenant_id and settings.azure_tenant_id != theirs_tenant:
+        out.append((f"{NAMESPACE}:azureTenantId",
+                    f"is {settings.azure_tenant_id}, but hosting stack {settings.hosted_by}'s subscription is in "
+                    f"directory {theirs_tenant}: a hosted tenant's Azure side is its hosting stack's (remove the key, "
+                    "or set that value)"))
     return out
 
 
@@ -87,4 +104,6 @@ class HostedBy(pulumi.ComponentResource):
         self.image: pulumi.Output[str] = get("image")
         self.action_group_id: pulumi.Output[str] = get("actionGroupId")
         self.registry = RegistryRef(get("registryId"), get("registryLoginServer"))
+        #: The Azure side's directory: the hosting subscription's (the azure-native provider signs in there).
+        self.azure_tenant_id: pulumi.Output[str] = get("azureTenantId")
         self.register_outputs({"environmentId": self.environment_id})

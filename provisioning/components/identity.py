@@ -36,9 +36,10 @@ class Identity(pulumi.ComponentResource):
     certificate: Certificate | VaultCertificate | None
 
     def __init__(self, name: str, settings: Settings, names: Names, opts: pulumi.ResourceOptions,
-                 vault: Vault | None = None) -> None:
+                 vault: Vault | None = None, azure_tenant_id: pulumi.Input[str] | None = None) -> None:
         """`vault` (required for protection vault/hsm): where Key Vault makes the certificate, once the deployer's
-        grant there has applied."""
+        grant there has applied; `azure_tenant_id`: the directory the certificate provider signs in to (the Azure
+        side, Providers.azure_tenant_id). The app and its credential are on the Microsoft 365 side (azuread)."""
         super().__init__("hr-connector:index:Identity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.settings = settings
@@ -61,6 +62,7 @@ class Identity(pulumi.ComponentResource):
                 renew_before_days=cert.renew_before_days,
                 key_type="RSA-HSM" if cert.protection == "hsm" else "RSA",
                 azure_environment=settings.azure_environment,
+                azure_tenant_id=azure_tenant_id,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=vault.ready),
             )
         else:

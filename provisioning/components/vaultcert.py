@@ -28,7 +28,11 @@ Lifecycle:
   mirrored to its key, so the old key no longer signs), but only if that version's owner tag is still this
   resource's nonce: a version another (live) resource has claimed is left enabled.
 - tokens: for the stack's Azure (https://vault.azure.net or https://vault.usgovcloudapi.net), from the deployer's own
-  sign-in, chosen explicitly: in GitHub Actions (ACTIONS_ID_TOKEN_REQUEST_URL set, and ARM_CLIENT_ID/ARM_TENANT_ID)
+  sign-in, in the stack's Azure-side directory (`azureTenantId`, the resource's input: the vault belongs to the
+  subscription's directory, which for a hosted tenant is the hosting stack's, not the Microsoft 365 tenant's; Key
+  Vault, like Azure Resource Manager, takes tokens from that directory only:
+  https://learn.microsoft.com/azure/key-vault/general/authentication), chosen explicitly: in GitHub Actions
+  (ACTIONS_ID_TOKEN_REQUEST_URL set, and ARM_CLIENT_ID)
   azure-identity's ClientAssertionCredential with a callable that fetches a fresh GitHub OIDC token (the cloud's
   audience) for every token request, since those tokens live minutes and an `up` can outlive one; otherwise the az
   CLI sign-in (AzureCliCredential). The deployer holds Key Vault Certificates Officer on the vault (vault.py).
@@ -93,8 +97,11 @@ class VaultCertificates(Protocol):
 
 # -- the deployer's token -------------------------------------------------------------------------------------------
 
-def deployer_credential(azure_environment: str, environ: dict[str, str] | None = None) -> Any:
-    """azure-identity credential for the deployer: GitHub OIDC (fresh token per request) in a workflow, else az CLI."""
+def deployer_credential(azure_environment: str, environ: dict[str, str] | None = None,
+                        tenant_id: str | None = None) -> Any:
+    """azure-identity credential for the deployer in directory `tenant_id` (the stack's Azure side; None: the
+    environment's ARM_TENANT_ID, for a state written before the resource had its own): GitHub OIDC (fresh token per
+    request) in a workflow, else az CLI."""
     from azure.identity import AzureAuthorityHosts, AzureCliCredential, ClientAssertionCredential
 
     env = dict(os.environ if environ is None else environ)
@@ -102,12 +109,12 @@ def deployer_credential(azure_environment: str, environ: dict[str, str] | None =
                  else AzureAuthorityHosts.AZURE_PUBLIC_CLOUD)
     request_url, request_token = env.get("ACTIONS_ID_TOKEN_REQUEST_URL"), env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
     client_id = env.get("ARM_CLIENT_ID") or env.get("AZURE_CLIENT_ID")
-    tenant_id = env.get("ARM_TENANT_ID") or env.get("AZURE_TENANT_ID")
+    tenant_id = tenant_id or env.get("ARM_TENANT_ID") or env.get("AZURE_TENANT_ID")
     if request_url and request_token and client_id and tenant_id:
         audience = env.get("ARM_OIDC_AUDIENCE") or OIDC_AUDIENCE[azure_environment]
         return ClientAssertionCredential(tenant_id, client_id, github_oidc_token(request_url, request_token, audience),
                                          authority=authority)
-    return AzureCliCredential()
+    return AzureCliCredential(tenant_id=tenant_id) if tenant_id else AzureCliCredential()
 
 
 def github_oidc_token(request_url: str, request_token: str, audience: str) -> Callable[[], str]:
@@ -142,12 +149,12 @@ class RestVault:
     """Key Vault certificates over REST (api-version 7.5), with the deployer's token."""
 
     def __init__(self, vault_uri: str, azure_environment: str, credential: Any = None,
-                 session: Any = None) -> None:
+                 session: Any = None, tenant_id: str | None = None) -> None:
         import requests
 
         self.base = check_vault_uri(vault_uri, azure_environment)
         self.scope = KEY_VAULTS[azure_environment].vault_resource + "/.default"
-        self.credential = credential or deployer_credential(azure_environment)
+        self.credential = credential or deployer_credential(azure_environment, tenant_id=tenant_id)
         self.session = session or requests.Session()
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None,
@@ -279,7 +286,8 @@ class VaultCertificateProvider(ResourceProvider):
     def _vault(self, props: dict[str, Any]) -> VaultCertificates:
         if self._client is not None:
             return self._client(props)
-        return RestVault(str(props["vaultUri"]), str(props["azureEnvironment"]))
+        return RestVault(str(props["vaultUri"]), str(props["azureEnvironment"]),
+                         tenant_id=str(props.get("azureTenantId") or "") or None)
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
         failures = []
@@ -353,13 +361,20 @@ class VaultCertificateProvider(ResourceProvider):
         outs = public_outputs(vault.get(name, adopted))
         keep = {k: props[k] for k in ("vaultUri", "certificateName", "commonName", "validityDays", "renewBeforeDays",
                                       "keyType", "keySize", "azureEnvironment")}
+        if props.get("azureTenantId"):
+            keep["azureTenantId"] = props["azureTenantId"]
         return CreateResult(id_=outs["certificateId"], outs={**keep, **outs, "requestTag": tag, "owner": owner})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        return renewal_diff(olds, news, _REPLACE_ON, self._clock())
+        result = renewal_diff(olds, news, _REPLACE_ON, self._clock())
+        if not result.changes and olds.get("azureTenantId") != news.get("azureTenantId"):
+            # where the deployer's token comes from, not the certificate: an update (so delete later finds it)
+            return DiffResult(changes=True, replaces=[], stables=[], delete_before_replace=False)
+        return result
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs={**olds, "renewBeforeDays": int(news["renewBeforeDays"])})
+        return UpdateResult(outs={**olds, "renewBeforeDays": int(news["renewBeforeDays"]),
+                                  "azureTenantId": news.get("azureTenantId")})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """After the old credential has left the app: disable this version (its key stops signing), but only while
@@ -386,11 +401,13 @@ class VaultCertificate(pulumi.dynamic.Resource, module="hrconnector", name="Vaul
 
     def __init__(self, name: str, *, vault_uri: pulumi.Input[str], certificate_name: str, common_name: str,
                  validity_days: int, renew_before_days: int, key_type: str, azure_environment: str,
-                 key_size: int = 2048, opts: pulumi.ResourceOptions | None = None) -> None:
+                 key_size: int = 2048, azure_tenant_id: pulumi.Input[str] | None = None,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         props = {
             "vaultUri": vault_uri, "certificateName": certificate_name, "commonName": common_name,
             "validityDays": validity_days, "renewBeforeDays": renew_before_days, "keyType": key_type,
             "keySize": key_size, "azureEnvironment": azure_environment,
+            "azureTenantId": azure_tenant_id,  # the Azure side's directory: where the deployer's token comes from
             **{k: None for k in ("keyId", "certificateId", "version", "certificatePem", "thumbprintSha1",
                                  "thumbprintSha256", "notBefore", "notAfter", "requestTag", "owner")},
         }

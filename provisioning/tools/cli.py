@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--owner", action="append", default=[], metavar="OBJECT_ID",
                      help="an Entra object ID that co-owns the app registration (repeatable)")
     new.add_argument("--subscription-id", metavar="ID", help="the Azure subscription (default: the deployer's)")
+    new.add_argument("--azure-tenant-id", metavar="GUID",
+                     help="the Entra tenant that manages the subscription (the Azure side; default: --tenant-id; a "
+                          "hosted tenant takes its hosting stack's; required with --hosting)")
+    new.add_argument("--deploy-app-id", metavar="CLIENT_ID",
+                     help="the multi-tenant deploy app's client ID, for the admin consent URL the next steps print")
     _stacks_dir_arg(new)
 
     check = sub.add_parser("check", help="validate and evaluate stack files under Pulumi mocks",
@@ -164,7 +169,8 @@ def _new_stack(args: argparse.Namespace) -> int:
     request = StackRequest(args.name, args.cloud, args.tenant_id or "", location=args.location,
                            azure_environment=args.azure_environment, image=args.image, owners=tuple(args.owner),
                            subscription_id=args.subscription_id, alert_emails=tuple(args.alert_email),
-                           hosting=args.hosting, hosted_by=args.hosted_by)
+                           hosting=args.hosting, hosted_by=args.hosted_by, azure_tenant_id=args.azure_tenant_id,
+                           deploy_app_id=args.deploy_app_id)
     flag = f" --stacks-dir {shlex.quote(args.stacks_dir)}" if args.stacks_dir else ""
     path = create_stack(fleet.stacks_dir(args.stacks_dir), request, flag)
     print(f"wrote {path}")

@@ -94,6 +94,9 @@ class MatrixEntry:
     azure_environment: str
     hosting: bool = False
     hosted_by: str = ""
+    #: The Azure side's directory (azure-native, the Key Vault certificate provider, the az CLI sign-in); `tenant_id`
+    #: is the Microsoft 365 side's (azuread), empty for a hosting stack, which has none.
+    azure_tenant_id: str = ""
 
     def to_json(self) -> dict[str, Any]:
         login_environment, audience = LOGIN[self.azure_environment]
@@ -101,6 +104,7 @@ class MatrixEntry:
             "stack": self.stack,
             "cloud": self.cloud,
             "tenantId": self.tenant_id,
+            "azureTenantId": self.azure_tenant_id,
             "azureEnvironment": self.azure_environment,
             "loginEnvironment": login_environment,
             "oidcAudience": audience,
@@ -124,9 +128,34 @@ def matrix_entry(path: Path) -> MatrixEntry:
     azure_environment = str(values.get(f"{NAMESPACE}:azureEnvironment") or cloud.azure_environment).lower()
     if azure_environment not in LOGIN:
         raise FleetError(f"{stack_name(path)}: {NAMESPACE}:azureEnvironment: unknown Azure environment")
-    return MatrixEntry(stack_name(path), cloud.name, str(values.get(f"{NAMESPACE}:tenantId") or ""),
-                       azure_environment, _flag(values.get(f"{NAMESPACE}:hosting", False)),
-                       hosting_of(path, values))
+    tenant = str(values.get(f"{NAMESPACE}:tenantId") or "").strip().lower()
+    hosting, host = _flag(values.get(f"{NAMESPACE}:hosting", False)), hosting_of(path, values)
+    return MatrixEntry(stack_name(path), cloud.name, tenant, azure_environment, hosting, host,
+                       _azure_tenant(path, values, tenant, hosting, host))
+
+
+def _azure_tenant(path: Path, values: dict[str, Any], tenant: str, hosting: bool, host: str) -> str:
+    """The Azure side's directory, as the program resolves it (config.Settings.azure_tenant_id): the stack's own
+    azureTenantId, else for a hosted tenant its hosting stack's (the file beside it), else the tenant. Never empty:
+    a job must not sign in without a tenant (FleetError: that stack's entry fails on `check`)."""
+    own = str(values.get(f"{NAMESPACE}:azureTenantId") or "").strip().lower()
+    if own:
+        return own
+    if host:
+        hosting_file = stack_file(path.parent, host)
+        try:
+            theirs = str(load_stack_config(hosting_file, REPO_ROOT).get(f"{NAMESPACE}:azureTenantId") or "")
+        except Exception:  # noqa: BLE001 - missing or unreadable: named below
+            theirs = ""
+        if not theirs.strip():
+            raise FleetError(f"{stack_name(path)}: {NAMESPACE}:hostedBy: hosting stack {host} has no readable "
+                             f"{NAMESPACE}:azureTenantId in {hosting_file.name}, so the Azure side's directory is "
+                             "unknown")
+        return theirs.strip().lower()
+    if hosting or not tenant:
+        raise FleetError(f"{stack_name(path)}: {NAMESPACE}:azureTenantId: is required "
+                         + ("in a hosting stack" if hosting else "(no tenantId either)"))
+    return tenant
 
 
 def hosting_of(path: Path, values: dict[str, Any] | None = None) -> str:

@@ -20,6 +20,7 @@ from pathlib import Path
 from string import Template
 
 from provisioning.config import ConfigError, ConfigProblems, Settings
+from provisioning.identities import consent_instructions
 from provisioning.naming import stack_name_problem
 from provisioning.tools.fleet import FleetError, stack_file, validate_stack_name
 from provisioning.tools.offline import REPO_ROOT, load_stack_settings
@@ -80,6 +81,8 @@ class StackRequest:
     alert_emails: tuple[str, ...] = ()
     hosting: bool = False
     hosted_by: str | None = None
+    azure_tenant_id: str | None = None  # the Azure side's directory, when it is not the Microsoft 365 tenant's
+    deploy_app_id: str | None = None  # the multi-tenant deploy app whose consent URL the next steps show
 
 
 def _checked_name(name: str) -> str:
@@ -101,6 +104,10 @@ def _optional_lines(request: StackRequest) -> str:
         lines.append(f"  hr-connector:subscriptionId: {json.dumps(request.subscription_id.strip())}")
     if request.alert_emails and not request.hosting:
         lines.append(f"  hr-connector:alertEmails: [{', '.join(json.dumps(a.strip()) for a in request.alert_emails)}]")
+    if request.azure_tenant_id:
+        lines.append("  # The Azure side: the Entra tenant that manages the subscription (docs/configuration.md"
+                     "#two-sides-of-a-stack).")
+        lines.append(f"  hr-connector:azureTenantId: {json.dumps(request.azure_tenant_id.strip())}")
     if request.hosted_by:
         lines.append("  # The hosting stack whose Container Apps environment, workspace and image this job uses.")
         lines.append(f"  hr-connector:hostedBy: {json.dumps(request.hosted_by.strip())}")
@@ -147,6 +154,9 @@ def _render_hosting(request: StackRequest, cloud_name: str, azure_environment: s
                          "hosted tenant's job fails")
     if not request.location:
         raise FleetError("--hosting needs --location: a hosting stack is once per cloud, subscription and region")
+    if not request.azure_tenant_id:
+        raise FleetError("--hosting needs --azure-tenant-id GUID: the Entra tenant that manages the hosting "
+                         "subscription (its hosted tenants' Azure side signs in there)")
     example = "  # hr-connector:subscriptionId: 00000000-0000-0000-0000-000000000000\n"
     optional = (f"  hr-connector:subscriptionId: {json.dumps(request.subscription_id.strip())}\n"
                 if request.subscription_id else example)
@@ -156,6 +166,7 @@ def _render_hosting(request: StackRequest, cloud_name: str, azure_environment: s
         location=request.location.strip(), stacks_dir_flag=stacks_dir_flag,
         secrets_provider=secrets_provider(azure_environment),
         alert_emails="[" + ", ".join(json.dumps(a.strip()) for a in request.alert_emails) + "]",
+        azure_tenant_id=json.dumps(request.azure_tenant_id.strip()),
         optional=optional,
     )
 
@@ -190,7 +201,8 @@ def _check_against_hosting(settings: Settings, directory: Path) -> None:
 
     hosting = load_stack_settings(stack_file(directory, settings.hosted_by_stack or ""), REPO_ROOT)
     found = mismatches(settings, {"hosting": True, "azureEnvironment": hosting.azure_environment,
-                                  "location": hosting.location, "subscriptionId": hosting.subscription_id or ""})
+                                  "location": hosting.location, "subscriptionId": hosting.subscription_id or "",
+                                  "azureTenantId": hosting.azure_tenant_id or ""})
     if found:
         raise ConfigProblems([ConfigError(key, rule) for key, rule in found])
 
@@ -232,7 +244,8 @@ def create_stack(directory: Path, request: StackRequest, stacks_dir_flag: str = 
 
 
 def next_steps(request: StackRequest, stacks_dir_flag: str = "") -> list[str]:
-    """What to run after new-stack, with the same --stacks-dir (the rest is in the file's comments)."""
+    """What to run after new-stack, with the same --stacks-dir (the rest is in the file's comments); for a tenant
+    stack also the admin consent a multi-tenant deploy app needs there (provisioning/identities.py)."""
     if request.hosting:
         return [
             f"python -m provisioning check --stack {request.name}{stacks_dir_flag}",
@@ -247,6 +260,7 @@ def next_steps(request: StackRequest, stacks_dir_flag: str = "") -> list[str]:
         f"python -m provisioning render --stack {request.name}{stacks_dir_flag}",
         f"pulumi stack init {request.name} --secrets-provider \"{secrets_provider(_azure_environment(request))}\""
         "  (docs/gitops.md; <vault>: your secrets vault), then pulumi up --stack " + request.name,
+        *consent_instructions(get_cloud(request.cloud), request.tenant_id.strip(), request.deploy_app_id),
     ]
 
 

@@ -662,7 +662,10 @@ def _evaluate_here(config: StackConfig, project_dir: Path,
             invokes.append(args.token)
             invoke_args.append({"token": args.token, "args": mask(dict(args.args))})
             if args.token.endswith("getClientConfig"):
-                return {"subscriptionId": MOCK_SUBSCRIPTION, "tenantId": config.values.get(f"{NAMESPACE}:tenantId"),
+                # The directory the provider the invoke goes through signs in to (its tenantId), as Azure answers.
+                provider = records.get((args.provider or "").rsplit("::", 1)[0], {}).get("inputs", {})
+                tenant = provider.get("tenantId") or config.values.get(f"{NAMESPACE}:tenantId")
+                return {"subscriptionId": MOCK_SUBSCRIPTION, "tenantId": tenant,
                         "clientId": "66666666-6666-4666-8666-666666666666",
                         "objectId": "77777777-7777-4777-8777-777777777777"}
             if args.token.endswith("getClientToken"):

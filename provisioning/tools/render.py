@@ -52,7 +52,7 @@ REVIEW_PATHS: dict[str, tuple[str, ...]] = {
     "azuread:index/applicationCertificate:ApplicationCertificate": ("type", "encoding", "value"),
     "azure-native:resources:ResourceGroup": ("resourceGroupName", "location", "tags"),
     "azure-native:keyvault:Vault": (
-        "vaultName", "location", "properties.sku.name", "properties.enableRbacAuthorization",
+        "vaultName", "location", "properties.tenantId", "properties.sku.name", "properties.enableRbacAuthorization",
         "properties.enablePurgeProtection", "properties.enableSoftDelete", "properties.softDeleteRetentionInDays",
         "properties.publicNetworkAccess", "properties.networkAcls.defaultAction", "properties.accessPolicies"),
     "azure-native:keyvault:Secret": ("secretName", "properties.contentType", "properties.attributes.expires",
@@ -87,7 +87,8 @@ REVIEW_PATHS: dict[str, tuple[str, ...]] = {
     "docker-build:index:Image": ("tags", "push", "context.location", "dockerfile.location", "platforms"),
     "pulumi-python:dynamic/hrconnector:Certificate": ("commonName", "validityDays", "renewBeforeDays"),
     "pulumi-python:dynamic/hrconnector:VaultCertificate": ("certificateName", "commonName", "validityDays",
-                                                           "renewBeforeDays", "keyType", "keySize", "vaultUri"),
+                                                           "renewBeforeDays", "keyType", "keySize", "vaultUri",
+                                                           "azureTenantId"),
 }
 
 #: Outputs that come from the certificate generated at deploy time: different on every evaluation, so shown as
@@ -185,6 +186,25 @@ def _settings(resource: Resource) -> dict[str, Any]:
     return shown
 
 
+#: What each side's provider creates (docs/configuration.md#two-sides-of-a-stack).
+SIDES = {
+    "pulumi:providers:azure-native": ("azure", "the resource group, vault, drop zone, job, its managed identity and "
+                                               "every role assignment; the Key Vault certificate provider too"),
+    "pulumi:providers:azuread": ("microsoft365", "the app registration, its service principal and certificate "
+                                                 "credential"),
+}
+
+
+def sign_in(resources: list[Resource]) -> dict[str, dict[str, Any]]:
+    """Which directory each side's provider signs in to, read from the provider resources the program declared."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in resources:
+        if r.type in SIDES:
+            side, what = SIDES[r.type]
+            out[side] = {"provider": r.type.rsplit(":", 1)[-1], "tenantId": r.inputs.get("tenantId"), "creates": what}
+    return out
+
+
 def render_stack(path: Path) -> dict[str, Any]:
     """The review report of one stack file: its settings, each declared resource, the outputs (masked)."""
     settings = load_stack_settings(path, REPO_ROOT)  # ConfigError naming the key, before any evaluation
@@ -210,6 +230,7 @@ def render_stack(path: Path) -> dict[str, Any]:
         "hostedBy": settings.hosted_by or "",
         "connectors": [{"name": c.name, "jobId": c.job_id, "files": c.files,
                         "scenarios": [s.type for s in c.scenarios]} for c in settings.connectors],
+        "signIn": sign_in(evaluation.resources),
         "resourceCount": len(evaluation.deployed()),  # the number `check` prints (providers not counted)
         "providerCount": sum(r.type.startswith("pulumi:providers:") for r in evaluation.resources),
         "resources": resources,
@@ -238,6 +259,10 @@ def to_text(report: dict[str, Any]) -> str:
             f"Azure {report['azureEnvironment']} / {report['location']}, schedule \"{report['schedule']}\"{hosted}",
         ]
     lines.append(f"  tags (every taggable Azure resource): {_fmt(report['tags'])}")
+    for side, label in (("azure", "Azure side"), ("microsoft365", "Microsoft 365 side")):
+        if side in report.get("signIn", {}):
+            s = report["signIn"][side]
+            lines.append(f"  {label}: {s['provider']} signs in to tenant {s['tenantId']} ({s['creates']})")
     if report.get("hosting"):
         pass  # no tenant, no connectors
     elif report["connectors"]:
