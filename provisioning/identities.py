@@ -79,10 +79,12 @@ def consent_instructions(cloud: Cloud, tenant_id: str, client_id: str | None) ->
     """What new-stack prints for the multi-tenant model: the consent URL and the exact Graph permission. Consent to
     Microsoft Graph app roles takes Privileged Role Administrator (Cloud Application Administrator and Application
     Administrator may not: https://learn.microsoft.com/entra/identity/enterprise-apps/grant-admin-consent)."""
-    shown = client_id or "<deploy app client ID>"
+    url = admin_consent_url(cloud, tenant_id, client_id or "CLIENT_ID")
+    if not client_id:  # a placeholder to fill in, shown as such (not URL-escaped)
+        url = url.replace("client_id=CLIENT_ID", "client_id=<deploy app client ID>")
     return [
         f"multi-tenant deploy app (docs/gitops.md#3-deploy-identities): an administrator of tenant {tenant_id} "
-        f"with the Privileged Role Administrator role opens {admin_consent_url(cloud, tenant_id, shown)} "
+        f"with the Privileged Role Administrator role opens {url} "
         f"and consents to the Microsoft Graph ({cloud.graph_url}) application permission "
         f"{DEPLOY_GRAPH_PERMISSION.name} ({DEPLOY_GRAPH_PERMISSION.id}), the one permission it requests "
         f"(the preview app: {PREVIEW_GRAPH_PERMISSION.name}, {PREVIEW_GRAPH_PERMISSION.id})",

@@ -213,3 +213,39 @@ def test_no_workflow_signs_in_with_an_empty_tenant(stacks: Path, kind: str) -> N
         own = {**variables, "GRAPH_CLIENT_ID": "graph-app", f"PREVIEW_GRAPH_CLIENT_ID_{row['varSuffix']}": "graph-app"}
         assert evaluate_expression(env["HR_CONNECTOR_GRAPH_CLIENT_ID"], row, env, own) == "graph-app", (file, name)
         assert not any("AZURE_TENANT_ID" in str(v) for v in env.values()), (file, name)
+
+
+# ------------------------------------------------------------------------------------------------ new-stack
+
+def new_stack(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    from provisioning.tools.cli import main
+
+    code = main(["new-stack", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_new_stack_writes_the_azure_side_and_prints_the_consent_for_the_tenants_cloud(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    where = ["--stacks-dir", str(tmp_path)]
+    code, _, err = new_stack(capsys, "hub", "--hosting", "--cloud", "gcchigh", "--location", "usgovvirginia",
+                             "--alert-email", "ops@platform.example", *where)
+    assert code == 2 and "--azure-tenant-id" in err and not (tmp_path / "Pulumi.hub.yaml").exists()
+    code, _, err = new_stack(capsys, "hub", "--hosting", "--cloud", "gcchigh", "--location", "usgovvirginia",
+                             "--alert-email", "ops@platform.example", "--azure-tenant-id", PLATFORM, *where)
+    assert code == 0, err
+    assert f'hr-connector:azureTenantId: "{PLATFORM}"' in (tmp_path / "Pulumi.hub.yaml").read_text()
+    # a hosted tenant naming another directory than its hosting stack's is refused, naming the key
+    code, _, err = new_stack(capsys, "acme", "--cloud", "gcchigh", "--tenant-id", HOSTED, "--hosted-by", "hub",
+                             "--azure-tenant-id", OWN, *where)
+    assert code == 2 and "hr-connector:azureTenantId" in err and PLATFORM in err
+    deploy_app = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+    code, out, err = new_stack(capsys, "acme", "--cloud", "gcchigh", "--tenant-id", HOSTED, "--hosted-by", "hub",
+                               "--deploy-app-id", deploy_app, *where)
+    assert code == 0, err
+    assert f"https://login.microsoftonline.us/{HOSTED}/adminconsent?client_id={deploy_app}" in out
+    assert "Application.ReadWrite.OwnedBy (18a4783c-866b-4cc7-a460-3d5e5662c884)" in out
+    assert "https://graph.microsoft.us" in out
+    assert rows(tmp_path)["acme"]["azureTenantId"] == PLATFORM  # taken from the hosting stack
+    code, out, _ = new_stack(capsys, "globex", "--cloud", "commercial", "--tenant-id", OWN, *where)
+    assert code == 0 and f"https://login.microsoftonline.com/{OWN}/adminconsent?client_id=<deploy app" in out
