@@ -6,6 +6,11 @@ stack, hosting stacks first so that their hosted tenants read their outputs). No
 no network. One line per stack, or one per problem (every problem of a stack, not the first) and per warning;
 the exit code says whether any stack has a problem (2 config, 1 evaluation). Across the fleet: the jobs that
 share a hosting stack's environment have distinct names.
+
+With `--policy fedramp-high|il5|mcsb`, each evaluated stack is also checked against the Deny-capable members of
+that Azure Policy initiative (tools/policy.py, Microsoft's definitions vendored in provisioning/policies/): one
+`DENY` line per resource a member would refuse, naming the policy, its ID, the resource and the settings; a
+stack with any is a failure (exit 1).
 """
 
 from __future__ import annotations
@@ -32,20 +37,23 @@ class StackResult:
     problems: tuple[tuple[str, str], ...] = ()  # (config key or file:line, rule)
     error: str | None = None  # an evaluation failure that is not a config rule
     warnings: tuple[tuple[str, str], ...] = ()
+    denied: tuple[str, ...] = ()  # with --policy: one DENY line per (policy, resource) the initiative refuses
 
     @property
     def ok(self) -> bool:
-        return not self.problems and self.error is None
+        return not self.problems and self.error is None and not self.denied
 
     @property
     def exit_code(self) -> int:
         if self.problems:
             return EXIT_USAGE
-        return EXIT_FAILED if self.error is not None else EXIT_OK
+        return EXIT_FAILED if self.error is not None or self.denied else EXIT_OK
 
     def line(self) -> str:
         """One line per problem and per warning, each naming the stack and the key."""
         warned = "".join(f"\nWARN  {self.stack}: {key}: {rule}" for key, rule in self.warnings)
+        if self.denied:
+            return "\n".join(self.denied) + warned
         if self.ok:
             return f"ok    {self.stack}: {self.resources} resources, {self.seconds:.1f} s{warned}"
         if self.problems:
@@ -72,14 +80,22 @@ def _preflight(path: Path) -> tuple[StackResult | None, tuple[tuple[str, str], .
     return None, warnings, settings
 
 
-def _result(path: Path, outcome: Outcome, warnings: tuple[tuple[str, str], ...]) -> StackResult:
+def _result(path: Path, outcome: Outcome, warnings: tuple[tuple[str, str], ...],
+            policy: str | None = None) -> StackResult:
     name = stack_name(path)
     if isinstance(outcome, ConfigError):
         return StackResult(name, path, problems=tuple((p.key, p.rule) for p in all_problems(outcome)),
                            warnings=warnings)
     if isinstance(outcome, EvaluationError):
         return StackResult(name, path, error=str(outcome), warnings=warnings)
-    return StackResult(name, path, resources=len(outcome.deployed()), seconds=outcome.seconds, warnings=warnings)
+    denied: tuple[str, ...] = ()
+    if policy is not None:
+        from provisioning.tools.policy import load_initiative, violations
+
+        _, members = load_initiative(policy)
+        denied = tuple(v.line(name) for v in violations(outcome, members))
+    return StackResult(name, path, resources=len(outcome.deployed()), seconds=outcome.seconds, warnings=warnings,
+                       denied=denied)
 
 
 def check_stack(path: Path, timeout: float = 180) -> StackResult:
@@ -102,9 +118,9 @@ def _shared_job_names(settings: dict[Path, Settings]) -> dict[Path, tuple[str, s
     return clashes
 
 
-def check_stacks(paths: list[Path], workers: int | None = None) -> list[StackResult]:
-    """Every stack: the config rules, then the program under mocks in a few worker processes (evaluator.py);
-    results in the given order."""
+def check_stacks(paths: list[Path], workers: int | None = None, policy: str | None = None) -> list[StackResult]:
+    """Every stack: the config rules, then the program under mocks in a few worker processes (evaluator.py), then
+    (`policy`) the initiative's Deny-capable members; results in the given order."""
     results: dict[Path, StackResult] = {}
     warnings: dict[Path, tuple[tuple[str, str], ...]] = {}
     settings: dict[Path, Settings] = {}
@@ -122,7 +138,7 @@ def check_stacks(paths: list[Path], workers: int | None = None) -> list[StackRes
         results[path] = StackResult(stack_name(path), path, problems=((key, rule),), warnings=warnings[path])
     todo = [p for p in paths if p not in results]
     for path, outcome in evaluate_many(todo, REPO_ROOT, workers).items():
-        results[path] = _result(path, outcome, warnings[path])
+        results[path] = _result(path, outcome, warnings[path], policy)
     return [results[p] for p in paths]
 
 

@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Validate every stack file (or the named ones) and evaluate the program "
                                        "under Pulumi mocks: offline, no credentials. One line per stack.")
     check.add_argument("--stack", nargs="+", metavar="NAME", help="only these stacks")
+    check.add_argument("--policy", choices=("fedramp-high", "il5", "mcsb"),
+                       help="also check each stack against the Deny-capable members of this Azure Policy initiative "
+                            "(Microsoft's definitions, vendored; offline); a stack it would refuse fails")
     _stacks_dir_arg(check)
 
     render = sub.add_parser("render", help="what the program would declare for one stack (secrets masked)",
@@ -189,7 +192,7 @@ def _check(args: argparse.Namespace) -> int:
         print(f"{directory}: no Pulumi.<stack>.yaml files: nothing to check "
               "(examples: --stacks-dir examples/stacks)")
         return EXIT_OK
-    results = check_stacks(paths)
+    results = check_stacks(paths, policy=args.policy)
     for result in results:
         print(result.line(), flush=True)
     bad = sum(not r.ok for r in results)
