@@ -12,6 +12,8 @@ Downloads stream to a local file in chunks; no file is ever held whole in memory
 A `Lock` keeps two overlapping executions off the same file: a 60-second blob lease, renewed while the
 file is being sent (an execution that dies frees it within a minute), or, for folders, an exclusive lock
 file under `state/locks/` renewed the same way and broken when older than `STALE_LOCK_SECONDS`.
+`download` returns the `Version` it read (the hash of the bytes; a blob's ETag; a folder file's inode and change
+time), and `move(..., version=)` files a file only while it is still that version.
 """
 
 from __future__ import annotations
