@@ -132,6 +132,16 @@ def build_parser() -> argparse.ArgumentParser:
     certs.add_argument("--pulumi", default="pulumi", metavar="EXE", help="the Pulumi CLI (default: on PATH)")
     _stacks_dir_arg(certs)
 
+    plat = sub.add_parser("platform", help="the pipeline's own Pulumi program (platform/), offline",
+                          description="Evaluate platform/__main__.py (state backend, secrets key, deploy identities, "
+                                      "GitHub environments and variables, from the stack files) under Pulumi mocks.")
+    plat_sub = plat.add_subparsers(dest="platform_command", required=True, metavar="COMMAND")
+    prender = plat_sub.add_parser("render", help="what the platform program declares (secrets masked)")
+    prender.add_argument("--json", action="store_true", help="JSON instead of text")
+    prender.add_argument("--config", metavar="FILE",
+                         help="the platform stack's file (default: the one platform/Pulumi.<stack>.yaml)")
+    _stacks_dir_arg(prender)
+
     run = sub.add_parser("fleet", help="pulumi preview | up | refresh over many stacks at once (Automation API)",
                          description="Run one Pulumi operation on many stacks, --parallel at a time, each "
                                      "isolated (a failure stops no other stack); one log file per stack, a "
@@ -305,9 +315,16 @@ def _fleet(args: argparse.Namespace) -> int:
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
-COMMANDS = {"new-stack": _new_stack, "check": _check, "render": _render, "matrix": _matrix, "render-diff": _render_diff,
-            "certs": _certs,
-            "fleet": _fleet}
+def _platform(args: argparse.Namespace) -> int:
+    from provisioning.tools.platform import render_platform, to_text
+
+    data = render_platform(args.config, args.stacks_dir)
+    print(json.dumps(data, indent=2) if args.json else to_text(data))
+    return EXIT_OK
+
+
+COMMANDS = {"new-stack": _new_stack, "check": _check, "render": _render, "matrix": _matrix,
+            "render-diff": _render_diff, "certs": _certs, "fleet": _fleet, "platform": _platform}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -489,6 +489,7 @@ _ARM_TYPES = {
     "resources:ResourceGroup": "Microsoft.Resources/resourceGroups",
     "keyvault:Vault": "Microsoft.KeyVault/vaults",
     "keyvault:Secret": "Microsoft.KeyVault/vaults/{vaultName}/secrets",
+    "keyvault:Key": "Microsoft.KeyVault/vaults/{vaultName}/keys",
     "storage:StorageAccount": "Microsoft.Storage/storageAccounts",
     "storage:BlobContainer": "Microsoft.Storage/storageAccounts/{accountName}/blobServices/default/containers",
     "storage:ManagementPolicy": "Microsoft.Storage/storageAccounts/{accountName}/managementPolicies",
@@ -506,6 +507,7 @@ _ARM_TYPES = {
 }
 _ARM_NAME_INPUT = {
     "resources:ResourceGroup": "resourceGroupName", "keyvault:Vault": "vaultName", "keyvault:Secret": "secretName",
+    "keyvault:Key": "keyName",
     "storage:StorageAccount": "accountName", "storage:BlobContainer": "containerName",
     "storage:ManagementPolicy": "managementPolicyName", "storage:BlobServiceProperties": "blobServicesName",
     "containerregistry:Registry": "registryName",

@@ -1,0 +1,61 @@
+"""hr-connector-platform: the pipeline the stacks deploy through, declared from their stack files.
+
+Composition root only (provisioning/components/pipeline.py holds the resources): read the platform's config and
+every stack file, pin one provider per directory (azure-native and azuread in the platform's, an azuread provider
+per Microsoft 365 tenant for the per-tenant model, github for the repository), declare the Pipeline, export what
+the workflows and the operator need.
+"""
+
+import os
+from pathlib import Path
+
+import pulumi
+import pulumi_azuread as azuread
+import pulumi_github as github
+from pulumi_azure_native import provider as azure_native_provider
+
+from provisioning.components.pipeline import Pipeline, PlatformSettings
+from provisioning.identities import MODELS, PER_TENANT, admin_consent_url
+from provisioning.tools.fleet import STACKS_DIR_ENV, select_stacks
+from provisioning.tools.offline import REPO_ROOT, load_stack_settings, stack_name
+
+config = pulumi.Config()
+model = config.get("model") or "multi-tenant"
+if model not in MODELS:
+    raise ValueError(f"hr-connector-platform:model must be one of {', '.join(MODELS)}")
+repository = config.require("repository")
+if repository.count("/") != 1:
+    raise ValueError("hr-connector-platform:repository must be OWNER/REPO")
+platform = PlatformSettings(
+    repository=repository, tenant_id=config.require("tenantId"), subscription_id=config.require("subscriptionId"),
+    operator_object_id=config.require("operatorObjectId"), location=config.get("location") or "eastus",
+    azure_environment=config.get("azureEnvironment") or "public", model=model)
+folder = Path(os.environ.get(STACKS_DIR_ENV) or (Path(__file__).parent / (config.get("stacksDir") or "../stacks")))
+stacks = [(stack_name(p), load_stack_settings(p, REPO_ROOT)) for p in select_stacks(folder.resolve(), None)]
+
+azure = azure_native_provider.Provider("azure-native", environment=platform.azure_environment,
+                                       tenant_id=platform.tenant_id, subscription_id=platform.subscription_id,
+                                       location=platform.location)
+environments = {"public": "global", "usgovernment": "usgovernmentl4"}  # azuread provider environments
+entra = azuread.Provider("azuread", tenant_id=platform.tenant_id,
+                         environment=environments[platform.azure_environment])
+tenants = sorted({s.tenant_id for _, s in stacks if s.tenant_id and s.azure_environment == platform.azure_environment})
+tenant_entra: dict[str, pulumi.ProviderResource] = {}
+if model == PER_TENANT:  # each tenant's own deploy app is created in that tenant: a provider pinned there
+    for _, settings in stacks:
+        if settings.tenant_id in tenants and settings.tenant_id not in tenant_entra:
+            tenant_entra[settings.tenant_id] = azuread.Provider(
+                f"azuread-{settings.tenant_id}", tenant_id=settings.tenant_id,
+                environment=settings.cloud.azuread_environment)
+gh = github.Provider("github", owner=platform.owner)
+pipeline = Pipeline("pipeline", platform, stacks, azure, entra, gh, tenant_entra)
+
+pulumi.export("backendUrl", pipeline.backend_url)
+pulumi.export("secretsProvider", pipeline.secrets_provider)
+pulumi.export("deployClientIds", pipeline.deploy_client_ids)
+if model == PER_TENANT:
+    pulumi.export("graphClientIds", pipeline.graph_client_ids)
+else:  # model A: each Microsoft 365 tenant's administrator consents once (docs/gitops.md#3-deploy-identities)
+    pulumi.export("adminConsent", {stack: pipeline.deploy_client_ids[stack].apply(
+        lambda client, s=settings: admin_consent_url(s.cloud, s.tenant_id, client))
+        for stack, settings in stacks if stack in pipeline.deploy_client_ids and settings.tenant_id})
