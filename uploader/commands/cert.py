@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uploader.errors import EXIT_OK, UsageError
+from uploader.model import portable
 from uploader.model.safetext import safe_text
 
 if TYPE_CHECKING:  # cryptography is imported when a cert command runs, not when the parser is built
@@ -67,10 +68,10 @@ def _stem(name: x509.Name, given: str | None) -> str:
 
 def _write_new(path: Path, data: bytes, mode: int) -> None:
     """Create `path` with `mode` from the start (never a moment world-readable), refusing an existing file."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    fd = portable.create_private(path, mode)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
-    os.chmod(path, mode)  # a umask cannot widen it, but be explicit
+    os.chmod(path, mode)  # a umask cannot widen it, but be explicit (on Windows: not read-only, nothing more)
 
 
 def _out_dir(out: Path) -> Path:
@@ -82,7 +83,8 @@ def _out_dir(out: Path) -> Path:
         raise UsageError(f"--out-dir {safe_text(out)}: exists and is {kind}, not a folder (give a folder, or a new "
                          "name to create one)")
     try:
-        out.mkdir(mode=0o700, parents=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        portable.make_private_dir(out)
     except FileExistsError:  # created meanwhile by someone else: use it if it is a folder
         if not out.is_dir():
             raise UsageError(f"--out-dir {safe_text(out)}: exists and is not a folder") from None

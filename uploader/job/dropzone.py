@@ -37,6 +37,7 @@ from typing import Any, BinaryIO, TypedDict
 from urllib.parse import unquote, urlparse
 
 from uploader.errors import UploaderError, UsageError
+from uploader.model import portable
 from uploader.report import safe_name
 from uploader.send.checkpoint import CLOCK_SKEW, MAX_STATE_BYTES, StateUnreadable, parse_state
 
@@ -273,30 +274,18 @@ def lock_is_stale(modified: float, now: float) -> bool:
 
 # --------------------------------------------------------------------------------------------- folder
 
-# Folder drop zones are walked one directory at a time, each opened relative to its parent without following
-# a symbolic link (O_NOFOLLOW | O_DIRECTORY), so no link, in incoming/ or in place of a zone folder, can make
-# the job read, write or move anything outside the root. Only regular files are read.
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)  # a FIFO never blocks
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+# Folder drop zones are walked one directory at a time without following a link (uploader/model/portable.py:
+# each level opened relative to its parent with O_NOFOLLOW | O_DIRECTORY on Linux and macOS, each name checked
+# for a link, junction or other reparse point on Windows), so no link, in incoming/ or in place of a zone
+# folder, can make the job read, write or move anything outside the root. Only regular files are read.
 
 
-def _open_dir(name: str, dir_fd: int) -> int:
-    """Open a sub-folder without following a link (a link raises ELOOP, whatever it points at)."""
-    try:
-        return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
-    except NotADirectoryError:
-        if stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
-            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP)) from None
-        raise
-
-
-def _kind(mode: int) -> str | None:
-    """Why a file of this mode is refused (None for a regular file)."""
-    if stat.S_ISREG(mode):
-        return None
-    if stat.S_ISLNK(mode):
+def _kind(st: os.stat_result) -> str | None:
+    """Why a file of this kind is refused (None for a regular file)."""
+    if portable.is_link(st):
         return "a symbolic link (the drop zone never follows links): refused"
+    if stat.S_ISREG(st.st_mode):
+        return None
     return "not a regular file (a FIFO, device or socket): refused"
 
 
@@ -326,8 +315,8 @@ class _FileLock(Lock):
         if not self._mine():
             raise DropZoneError("the lock file was taken over")
         parents, name = self.zone._split(self.path)
-        with self.zone._dir(parents) as fd:
-            os.utime(name, dir_fd=fd, follow_symlinks=False)
+        with self.zone._dir(parents) as folder:
+            folder.touch(name)
 
     def release(self) -> None:
         if self._mine():
@@ -353,25 +342,9 @@ class FolderDropZone(DropZone):
         parts = _clean(path).split("/")
         return parts[:-1], parts[-1]
 
-    @contextlib.contextmanager
-    def _dir(self, parts: list[str], create: bool = False) -> Iterator[int]:
-        """A descriptor of root/parts…, opened without following links; missing folders made when `create`."""
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
-        try:
-            for part in parts:
-                try:
-                    nxt = _open_dir(part, fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(part, dir_fd=fd)
-                    nxt = _open_dir(part, fd)
-                os.close(fd)
-                fd = nxt
-            yield fd
-        finally:
-            os.close(fd)
+    def _dir(self, parts: list[str], create: bool = False) -> contextlib.AbstractContextManager[portable.Folder]:
+        """root/parts…, entered without following links; missing folders made when `create`."""
+        return portable.walk(self.root, parts, create=create)
 
     @contextlib.contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -380,9 +353,9 @@ class FolderDropZone(DropZone):
         except OSError as exc:
             raise DropZoneError(f"drop zone {self.display}: {what}: {_os_reason(exc)}") from None
 
-    def _open_regular(self, dir_fd: int, name: str) -> int:
-        fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
-        reason = _kind(os.fstat(fd).st_mode)
+    def _open_regular(self, folder: portable.Folder, name: str) -> int:
+        fd = folder.open(name, portable.READ_NOFOLLOW)
+        reason = _kind(os.fstat(fd))
         if reason is not None:
             os.close(fd)
             raise DropZoneError(f"drop zone: {safe_name(name)}: {reason}")
@@ -390,8 +363,8 @@ class FolderDropZone(DropZone):
 
     def _read_bytes(self, path: str, limit: int) -> bytes:
         parents, name = self._split(path)
-        with self._dir(parents) as dir_fd:
-            fd = self._open_regular(dir_fd, name)
+        with self._dir(parents) as folder:
+            fd = self._open_regular(folder, name)
             with os.fdopen(fd, "rb") as fh:
                 data = fh.read(limit + 1)
         if len(data) > limit:
@@ -401,14 +374,14 @@ class FolderDropZone(DropZone):
     def _unlink(self, path: str) -> None:
         parents, name = self._split(path)
         try:
-            with self._dir(parents) as fd:
-                os.unlink(name, dir_fd=fd)
+            with self._dir(parents) as folder:
+                folder.unlink(name)
         except FileNotFoundError:
             pass
 
     def _entry(self, path: str, st: os.stat_result) -> Entry:
         return Entry(path, st.st_size, _utc(st.st_mtime), f"{st.st_mtime_ns:x}-{st.st_size:x}",
-                     refused=_kind(st.st_mode) or name_problem(path))
+                     refused=_kind(st) or name_problem(path))
 
     # -- the interface -----------------------------------------------------------------------------
 
@@ -417,35 +390,32 @@ class FolderDropZone(DropZone):
         parts = [p for p in folder.split("/") if p]
         out: list[Entry] = []
 
-        def walk(fd: int, rel: str, depth: int) -> None:
+        def walk(here: portable.Folder, rel: str, depth: int) -> None:
             if depth > MAX_DEPTH:
                 out.append(Entry(rel, 0, _utc(0), "", refused=f"folders nested deeper than {MAX_DEPTH}: refused"))
                 return
-            for item in os.scandir(fd):
-                name = item.name
+            for name in here.names():
                 if name.startswith("."):
                     continue
                 path = rel + name
                 try:
-                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    st = here.lstat(name)
                 except FileNotFoundError:
                     continue
-                if stat.S_ISDIR(st.st_mode):
+                if stat.S_ISDIR(st.st_mode) and not portable.is_link(st):
                     try:
-                        child = _open_dir(name, fd)
+                        child = here.sub(name)
                     except FileNotFoundError:
                         continue
-                    try:
+                    with child:
                         walk(child, path + "/", depth + 1)
-                    finally:
-                        os.close(child)
                 elif path.startswith(prefix):
                     out.append(self._entry(path, st))
 
         with self._errors(f"listing {safe_name(folder)}"):
             try:
-                with self._dir(parts) as fd:
-                    walk(fd, folder, 0)
+                with self._dir(parts) as top:
+                    walk(top, folder, 0)
             except (FileNotFoundError, NotADirectoryError):
                 return []
         return out
@@ -454,8 +424,8 @@ class FolderDropZone(DropZone):
         parents, name = self._split(path)
         with self._errors(f"reading {safe_name(path)}"):
             try:
-                with self._dir(parents) as fd:
-                    st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                with self._dir(parents) as here:
+                    st = here.lstat(name)
             except (FileNotFoundError, NotADirectoryError):
                 return None
         return self._entry(path, st)
@@ -463,8 +433,8 @@ class FolderDropZone(DropZone):
     def download(self, path: str, dest: Path, etag: str | None = None) -> Version:
         parents, name = self._split(path)
         hasher = hashlib.sha256()
-        with self._errors(f"downloading {safe_name(path)}"), self._dir(parents) as dir_fd:
-            fd = self._open_regular(dir_fd, name)
+        with self._errors(f"downloading {safe_name(path)}"), self._dir(parents) as here:
+            fd = self._open_regular(here, name)
             with os.fdopen(fd, "rb") as src, dest.open("wb") as out:
                 first = os.fstat(fd)
                 before = self._entry(path, first).etag
@@ -506,57 +476,58 @@ class FolderDropZone(DropZone):
         fsynced, then renamed over it; the folder is fsynced too."""
         parents, name = self._split(path)
         tmp = f".tmp-{uuid.uuid4().hex[:16]}"  # short: the target's own name may already be long
-        with self._errors(f"writing {safe_name(path)}"), self._dir(parents, create=True) as dir_fd:
+        with self._errors(f"writing {safe_name(path)}"), self._dir(parents, create=True) as here:
             try:
-                fd = os.open(tmp, _CREATE_FLAGS, 0o666, dir_fd=dir_fd)
+                fd = here.open(tmp, portable.CREATE_NEW, 0o666)
                 with os.fdopen(fd, "wb") as fh:
                     write(fh)
                     fh.flush()
                     os.fsync(fh.fileno())
-                os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                here.rename(tmp, here, name)
             except BaseException:
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp, dir_fd=dir_fd)
+                    here.unlink(tmp)
                 raise
-            _fsync_fd(dir_fd)
+            here.fsync()
 
     def move(self, src: str, dst: str, lock: Lock | None = None, version: Version | None = None) -> None:
         (src_parents, src_name), (dst_parents, dst_name) = self._split(src), self._split(dst)
         with self._errors(f"moving {safe_name(src)} to {safe_name(dst)}"), \
-                self._dir(dst_parents, create=True) as dst_fd:
+                self._dir(dst_parents, create=True) as dst_dir:
             try:
-                with self._dir(src_parents) as src_fd:
+                with self._dir(src_parents) as src_dir:
                     if version is None:
-                        os.replace(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
+                        src_dir.rename(src_name, dst_dir, dst_name)
                     else:
-                        self._file_version(src, (src_fd, src_name), (dst_fd, dst_name), version)
-                    _fsync_fd(src_fd)
+                        self._file_version(src, (src_dir, src_name), (dst_dir, dst_name), version)
+                    src_dir.fsync()
             except FileNotFoundError:
                 try:
-                    os.stat(dst_name, dir_fd=dst_fd, follow_symlinks=False)
+                    dst_dir.lstat(dst_name)
                 except FileNotFoundError:
                     raise DropZoneError(f"drop zone: cannot move {safe_name(src)}: it is gone") from None
-            _fsync_fd(dst_fd)
+            dst_dir.fsync()
 
-    def _file_version(self, src: str, source: tuple[int, str], target: tuple[int, str], version: Version) -> None:
+    def _file_version(self, src: str, source: tuple[portable.Folder, str], target: tuple[portable.Folder, str],
+                      version: Version) -> None:
         """Rename src to its target only while it is `version`: its modification time and size, inode and change
         time (where kept) and the hash of its bytes, checked before the rename; after it, the renamed file must
         be the same file with the same bytes, or it is put back unfiled. Each check opens the file anew (no file
         is held open across a rename, which Windows refuses)."""
-        (src_fd, src_name), (dst_fd, dst_name) = source, target
-        before = self._version_of(src, src_fd, src_name)
+        (src_dir, src_name), (dst_dir, dst_name) = source, target
+        before = self._version_of(src, src_dir, src_name)
         if before != version:
             raise FileChangedError(f"drop zone: {safe_name(src)}: the file changed since it was sent: not filed")
-        os.replace(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-        after = self._version_of(src, dst_fd, dst_name)
+        src_dir.rename(src_name, dst_dir, dst_name)
+        after = self._version_of(src, dst_dir, dst_name)
         if (after.sha256, after.inode) != (version.sha256, version.inode):  # written to or swapped meanwhile
             with contextlib.suppress(OSError):
-                os.rename(dst_name, src_name, src_dir_fd=dst_fd, dst_dir_fd=src_fd)
+                dst_dir.rename(dst_name, src_dir, src_name, replace=False)
             raise FileChangedError(f"drop zone: {safe_name(src)}: the file changed while it was filed: not filed")
 
-    def _version_of(self, path: str, dir_fd: int, name: str) -> Version:
+    def _version_of(self, path: str, folder: portable.Folder, name: str) -> Version:
         """The version a file is now: its bytes hashed through one descriptor, stated before and after."""
-        fd = self._open_regular(dir_fd, name)
+        fd = self._open_regular(folder, name)
         with os.fdopen(fd, "rb") as fh:
             first = os.fstat(fd)
             hasher = hashlib.sha256()
@@ -576,12 +547,12 @@ class FolderDropZone(DropZone):
         token = uuid.uuid4().hex
         body = json.dumps({"token": token, "host": socket.gethostname(), "pid": os.getpid(),
                            "acquired_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}).encode()
-        with self._errors(f"locking {safe_name(path)}"), self._dir(parents, create=True) as dir_fd:
+        with self._errors(f"locking {safe_name(path)}"), self._dir(parents, create=True) as here:
             for _ in range(2):
                 try:
-                    fd = os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
+                    fd = here.open(name, portable.CREATE_NEW, 0o600)
                 except FileExistsError:
-                    if not _break_stale(dir_fd, name):
+                    if not _break_stale(here, name):
                         return None
                     continue
                 try:
@@ -591,7 +562,7 @@ class FolderDropZone(DropZone):
                         os.fsync(fh.fileno())
                 except BaseException:
                     with contextlib.suppress(OSError):
-                        os.unlink(name, dir_fd=dir_fd)
+                        here.unlink(name)
                     raise
                 lock = _FileLock(self, lock_path, token)
                 if self.stat(path) is None:  # another execution finished it while we waited
@@ -615,41 +586,32 @@ class FolderDropZone(DropZone):
         return removed
 
 
-def _break_stale(dir_fd: int, name: str) -> bool:
+def _break_stale(here: portable.Folder, name: str) -> bool:
     """Remove a stale lock file (`lock_is_stale`); True if the lock may be retried.
 
     Renames the lock aside first and re-checks its age, so two executions breaking the same stale lock
     cannot remove a fresh lock the other has just created.
     """
     try:
-        if not lock_is_stale(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mtime, time.time()):
+        if not lock_is_stale(here.lstat(name).st_mtime, time.time()):
             return False
         aside = f".{uuid.uuid4().hex}.stale"
-        os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        here.rename(name, here, aside, replace=False)
     except FileNotFoundError:
         return True  # released meanwhile
-    if not lock_is_stale(os.stat(aside, dir_fd=dir_fd, follow_symlinks=False).st_mtime, time.time()):
+    if not lock_is_stale(here.lstat(aside).st_mtime, time.time()):
         with contextlib.suppress(FileExistsError):  # we took a fresh one: put it back
-            os.link(aside, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=False)
-        os.unlink(aside, dir_fd=dir_fd)
+            here.link(aside, name)
+        here.unlink(aside)
         return False
-    os.unlink(aside, dir_fd=dir_fd)
+    here.unlink(aside)
     return True
 
 
-#: POSIX keeps a change time that no program can set (a write, or restoring the modification time, sets it to now);
-#: Windows' st_ctime is the creation time, so there a version is its bytes' hash, inode, modification time and size.
-_HAS_CHANGE_TIME = os.name == "posix"
-
-
 def _identity(st: os.stat_result) -> tuple[int | None, int | None]:
-    """A folder file's inode (where the file system numbers files) and change time (where the platform keeps one)."""
-    return (st.st_ino or None, st.st_ctime_ns if _HAS_CHANGE_TIME else None)
-
-
-def _fsync_fd(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.fsync(fd)
+    """A folder file's inode (where the file system numbers files) and change time (where the platform keeps one:
+    `portable.CHANGE_TIME`)."""
+    return (st.st_ino or None, st.st_ctime_ns if portable.CHANGE_TIME else None)
 
 
 # ----------------------------------------------------------------------------------------------- blob

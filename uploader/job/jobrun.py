@@ -30,6 +30,7 @@ import errno
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import time
 import uuid
@@ -61,6 +62,7 @@ from uploader.job.dropzone import (
     keep_renewed,
     name_problem,
 )
+from uploader.model import portable
 from uploader.model.globs import GlobMatcher
 from uploader.model.mapping import ConnectorMapping
 from uploader.model.scenarios import PROFILE_REFRESH_DAYS
@@ -699,14 +701,12 @@ def remove_orphan_copies(folder: str | None = None) -> int:
             continue
         try:
             st = path.lstat()
-            if not path.is_dir() or path.is_symlink() or st.st_uid != os.getuid():
-                continue
-            os.kill(int(pid_text), 0)
-            continue  # still running
-        except ProcessLookupError:
-            pass
         except OSError:
-            continue  # not ours to judge (another user's process)
+            continue
+        if not stat.S_ISDIR(st.st_mode) or portable.is_link(st) or not portable.owned_by_me(st):
+            continue
+        if portable.process_alive(int(pid_text)):
+            continue  # still running, or another user's process: not ours to judge
         shutil.rmtree(path, ignore_errors=True)
         removed += 1
     return removed

@@ -6,13 +6,14 @@ All three refuse, before reading a byte:
 - a value given where a path belongs that is not a path (PEM text, several lines, longer than PATH_MAX): never
   repeated, the error says so;
 - anything but a regular file: a FIFO (which would block the open for ever), a character device such as
-  /dev/zero (endless) or /dev/tty, a socket, a folder. The file is checked with os.stat, opened with O_NONBLOCK
-  (so a FIFO swapped in after the check cannot hang the open) and checked again with fstat on the open handle;
+  /dev/zero (endless) or /dev/tty, a socket, a folder (on Windows: a device such as CON or NUL). The file is
+  checked with os.stat, opened with `portable.READ` (O_NONBLOCK on POSIX, so a FIFO swapped in after the check
+  cannot hang the open; O_BINARY on Windows) and checked again with fstat on the open handle;
 - a file larger than the cap (by its size, and again while reading, in case it grows).
 
 Errors are FileReadError (a ValueError) whose message names the label (the flag or variable) and the path,
 escaped by safe_text; callers turn it into their own error (UsageError, MappingError, CertificateError).
-Shared by the uploader and the Pulumi program (it imports nothing but the escaper).
+Shared by the uploader and the Pulumi program (it imports nothing but the escaper and `portable`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import stat
 import time
 from typing import BinaryIO
 
+from uploader.model import portable
 from uploader.model.safetext import safe_text
 
 KIB = 1024
@@ -77,7 +79,7 @@ def _open(path: str, label: str) -> tuple[int, os.stat_result]:
         raise FileReadError(where, f"cannot read ({type(exc).__name__})") from None
     _require_regular(before, where)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
+        fd = os.open(path, portable.READ)
     except FileNotFoundError:
         raise FileReadError(where, "file not found", missing=True) from None
     except OSError as exc:
@@ -169,7 +171,7 @@ def open_regular(path: str | os.PathLike[str], label: str = "") -> BinaryIO:
     text = check_path_value(path, label)
     fd, _ = _open(text, label)
     try:
-        os.set_blocking(fd, True)
+        portable.make_blocking(fd)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import stat
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -17,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from uploader.model import portable
 from uploader.model.safetext import safe_text
 
 #: Smallest RSA key accepted: Entra refuses smaller keys at sign-in ("AADSTS700027: RSA key size 1024 is less
@@ -89,16 +89,9 @@ def read_pem_file(value: str, label: str, pem_env: str = CERTIFICATE_PEM_ENV,
 
 
 def key_file_exposure(path: str | os.PathLike[str]) -> str | None:
-    """'group' or 'world' when a key file's mode lets others read it (POSIX), else None."""
-    try:
-        mode = os.stat(path).st_mode
-    except OSError:
-        return None
-    if mode & stat.S_IROTH:
-        return "world"
-    if mode & stat.S_IRGRP:
-        return "group"
-    return None
+    """'group' or 'world' when a key file's mode lets others read it (POSIX), else None (and always None on
+    Windows, where modes say nothing: there the file's access list does, docs/security.md#platforms)."""
+    return portable.readable_by_others(path)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from uploader.model import portable
+
 #: A file whose identical content was fully sent to the same job within this window is skipped.
 SKIP_WINDOW = dt.timedelta(hours=12)
 
@@ -259,14 +261,11 @@ def aside_name(name: str, now: dt.datetime) -> str:
     return f"{name}.unreadable-{now.astimezone(dt.UTC).strftime('%Y%m%dT%H%M%SZ')}-{os.urandom(3).hex()}"
 
 
-# Local checkpoint files are reached one folder at a time from --state-dir, each opened without following a
-# link (O_NOFOLLOW | O_DIRECTORY), and written only through descriptors opened with O_NOFOLLOW or created
-# with O_CREAT | O_EXCL: in a shared --state-dir, a link planted at a checkpoint's path (or in place of its
+# Local checkpoint files are reached one folder at a time from --state-dir without following a link
+# (uploader/model/portable.py: by descriptor with O_NOFOLLOW | O_DIRECTORY on Linux and macOS, each name checked
+# for a link or junction on Windows), and written only through descriptors opened without following a link or
+# created exclusively: in a shared --state-dir, a link planted at a checkpoint's path (or in place of its
 # folder) is never followed. A hard link is refused too (its count is above one).
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-_APPEND_FLAGS = os.O_WRONLY | os.O_APPEND | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
 #: A journal is read from its end: the newest records only, however long it grew.
 JOURNAL_TAIL_BYTES = MAX_STATE_BYTES
 
@@ -304,43 +303,30 @@ class LocalCheckpointStore:
         return str(self.root / self._parts(key)[0])
 
     @contextlib.contextmanager
-    def _dir(self, job: str | None, create: bool) -> Iterator[int]:
-        """A descriptor of checkpoints/<job>/ (or checkpoints/), each level opened without following a link."""
+    def _dir(self, job: str | None, create: bool) -> Iterator[portable.Folder]:
+        """checkpoints/<job>/ (or checkpoints/), each level entered without following a link."""
         if create:
             self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.state_dir, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0))
-        try:
-            for part in ("checkpoints", job) if job else ("checkpoints",):
-                try:
-                    nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    with contextlib.suppress(FileExistsError):
-                        os.mkdir(part, 0o700, dir_fd=fd)
-                    nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
-                os.close(fd)
-                fd = nxt
-            yield fd
-        finally:
-            os.close(fd)
+        with portable.walk(self.state_dir, ("checkpoints", job) if job else ("checkpoints",), create=create,
+                           mode=0o700) as folder:
+            yield folder
 
     def load(self, key: str) -> dict[str, Any] | None:
         job, name = self._parts(key)
         try:
-            with self._dir(job, create=False) as dir_fd:
+            with self._dir(job, create=False) as folder:
                 try:
-                    fd = os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+                    fd = folder.open(name, portable.READ_NOFOLLOW)
                 except FileNotFoundError:
                     return None
                 except OSError as exc:  # a link (ELOOP) or worse where the journal should be
                     reason = "a symbolic link" if exc.errno == errno.ELOOP else f"cannot be opened ({exc.strerror})"
-                    raise StateUnreadable(self._set_aside(dir_fd, job, name, reason)) from None
+                    raise StateUnreadable(self._set_aside(folder, job, name, reason)) from None
                 try:
                     st = os.fstat(fd)
                     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
                         why = "not a regular file" if not stat.S_ISREG(st.st_mode) else "a hard link"
-                        raise StateUnreadable(self._set_aside(dir_fd, job, name, why))
+                        raise StateUnreadable(self._set_aside(folder, job, name, why))
                     os.lseek(fd, max(0, st.st_size - JOURNAL_TAIL_BYTES), os.SEEK_SET)
                     data = os.read(fd, JOURNAL_TAIL_BYTES)
                 finally:
@@ -348,7 +334,7 @@ class LocalCheckpointStore:
                 try:
                     return self._newest(data, whole=st.st_size <= JOURNAL_TAIL_BYTES)
                 except StateUnreadable as exc:
-                    raise StateUnreadable(self._set_aside(dir_fd, job, name, str(exc))) from None
+                    raise StateUnreadable(self._set_aside(folder, job, name, str(exc))) from None
         except FileNotFoundError:
             return None
         except OSError as exc:  # a folder on the way is a link, or unreadable
@@ -375,39 +361,39 @@ class LocalCheckpointStore:
                 raise
         raise StateUnreadable("not valid JSON")
 
-    def _set_aside(self, dir_fd: int, job: str, name: str, reason: str) -> str:
+    def _set_aside(self, folder: portable.Folder, job: str, name: str, reason: str) -> str:
         aside = aside_name(name, self.now())
         where = self.root / job / name
         try:
-            os.rename(name, aside, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # renames a link itself, never its target
+            folder.rename(name, folder, aside, replace=False)  # renames a link itself, never its target
         except OSError as exc:
             return f"{where}: unreadable ({reason}); could not be set aside ({exc.strerror})"
         return f"{where}: unreadable ({reason}); set aside as {aside}"
 
     def check_writable(self) -> None:
         """Raise OSError unless a file can be created in the checkpoints folder (upload checks before anything)."""
-        with self._dir(None, create=True) as fd:
+        with self._dir(None, create=True) as folder:
             tmp = f".write-check-{os.urandom(6).hex()}"
-            out = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=fd)
+            out = folder.open(tmp, portable.CREATE_NEW, 0o600)
             try:
                 os.write(out, b"\n")
                 os.fsync(out)
             finally:
                 os.close(out)
-                os.unlink(tmp, dir_fd=fd)
+                folder.unlink(tmp)
 
     def save(self, key: str, record: dict[str, Any]) -> None:
         job, name = self._parts(key)
         line = ("\n" + json.dumps(record, sort_keys=True)).encode()
-        with self._dir(job, create=True) as dir_fd:
+        with self._dir(job, create=True) as folder:
             if record.get("completed_at"):
-                self._replace(dir_fd, name, line)
+                self._replace(folder, name, line)
                 return
             try:
-                fd = os.open(name, _APPEND_FLAGS, dir_fd=dir_fd)
+                fd = folder.open(name, portable.APPEND)
                 created = False
             except FileNotFoundError:
-                fd = os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
+                fd = folder.open(name, portable.CREATE_NEW, 0o600)
                 created = True
             try:
                 st = os.fstat(fd)
@@ -418,33 +404,27 @@ class LocalCheckpointStore:
             finally:
                 os.close(fd)
             if created:
-                _fsync_fd(dir_fd)
+                folder.fsync()
 
     @staticmethod
-    def _replace(dir_fd: int, name: str, content: bytes) -> None:
+    def _replace(folder: portable.Folder, name: str, content: bytes) -> None:
         tmp = f".tmp-{os.urandom(8).hex()}"
-        fd = os.open(tmp, _CREATE_FLAGS, 0o600, dir_fd=dir_fd)
+        fd = folder.open(tmp, portable.CREATE_NEW, 0o600)
         try:
             try:
                 _write_all(fd, content)
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+            folder.rename(tmp, folder, name)
         except BaseException:
             with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dir_fd)
+                folder.unlink(tmp)
             raise
-        _fsync_fd(dir_fd)
+        folder.fsync()
 
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def _fsync_fd(fd: int) -> None:
-    with contextlib.suppress(OSError):
-        os.fsync(fd)
-

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 from uploader.check.csvscan import SHOWN_PROBLEMS, ChangedWhileSending, ScanResult, scan_file, split_rows
 from uploader.errors import UploaderError
+from uploader.model import portable
 from uploader.model.mapping import DEFAULT_ROW_CAP, ConnectorMapping, RowCap
 from uploader.report import Reporter
 from uploader.send.upload import FileOutcome, upload_file
@@ -97,7 +98,7 @@ def check_set_aside_folder(folder: Path) -> str | None:
         if not folder.is_dir():
             return "not a folder"
         probe = folder / f".hr-write-check-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.close(portable.create_private(probe))
         probe.unlink()
     except FileExistsError:
         return "not a folder (a file of that name exists)"
@@ -131,7 +132,7 @@ class FolderSetAside:
         tmp = Path(target).with_name(f".{Path(target).name}.tmp")  # one name: a killed run's leftover is replaced
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = portable.create_private(tmp)
         try:
             with os.fdopen(fd, "wb") as f:
                 fill(f)
@@ -315,13 +316,8 @@ def _work_folder(parent: Path) -> Path:
         pid = old.name[len(WORK_PREFIX):].split("-", 1)[0]
         if not pid.isdigit() or int(pid) == os.getpid() or old.is_symlink() or not old.is_dir():
             continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # still running
-        except ProcessLookupError:
+        if not portable.process_alive(int(pid)):  # else still running, or another user's: not ours to judge
             shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            continue
     work = parent / f"{WORK_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     work.mkdir(mode=0o700)
     return work
@@ -329,7 +325,7 @@ def _work_folder(parent: Path) -> Path:
 
 @contextlib.contextmanager
 def _private(path: Path) -> Any:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = portable.create_private(path)
     with os.fdopen(fd, "wb") as f:
         yield f
 
