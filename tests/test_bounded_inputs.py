@@ -88,6 +88,7 @@ def readers(tmp_path: Path, special: str) -> list[tuple[str, list[str], dict[str
     ]
 
 
+@pytest.mark.posix
 @pytest.mark.parametrize("special", ["/dev/zero", "fifo"])
 def test_every_file_reader_refuses_special_files_at_once(tmp_path: Path, request: pytest.FixtureRequest,
                                                          special: str) -> None:

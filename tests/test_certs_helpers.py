@@ -55,6 +55,7 @@ def test_days_to_expiry_and_status() -> None:
     assert level == "expired" and "2025-12-31" in text
 
 
+@pytest.mark.posix
 def test_key_file_exposure(tmp_path: Path) -> None:
     path = tmp_path / "k.pem"
     path.write_text("x")

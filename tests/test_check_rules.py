@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import resource
 import subprocess
 import sys
 import time
@@ -29,6 +28,8 @@ def provisioning(*args: str, timeout: float = 240, limit_memory: bool = False) -
     env = {k: v for k, v in os.environ.items() if k != "HR_CONNECTOR_STACKS_DIR"}
 
     def one_gib() -> None:  # a regression (an alias expanded) then fails fast instead of eating the machine
+        import resource  # POSIX only (the tests that limit memory are marked posix)
+
         resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
 
     return subprocess.run([sys.executable, "-m", "provisioning", *args], cwd=REPO, env=env, capture_output=True,
@@ -156,6 +157,7 @@ BOMB = """config:
 """
 
 
+@pytest.mark.posix
 @pytest.mark.parametrize("command", [["check"], ["render", "--stack", "bomb"], ["matrix", "--all"]])
 def test_a_yaml_alias_bomb_is_refused_quickly_naming_the_file(tmp_path: Path, command: list[str]) -> None:
     assert len(BOMB.encode()) < 600

@@ -84,6 +84,7 @@ def test_iso_round_trip() -> None:
     assert parse_iso(None) is None
 
 
+@pytest.mark.posix
 def test_store_round_trip_is_atomic_and_private(tmp_path: Path) -> None:
     store = LocalCheckpointStore(tmp_path)
     key = checkpoint_key(JOB, SHA)

@@ -289,6 +289,7 @@ def test_azurite_drop_zone_read_only_fails(new_app, sandbox, run_uploader, azuri
 
 # -- pure checks ----------------------------------------------------------------------------------
 
+@pytest.mark.posix
 def test_certificate_not_yet_valid_fails_and_key_exposure_warns() -> None:
     now = dt.datetime.now(dt.UTC)
     bundle = load_bundle(generate_certificate("future", now=now + dt.timedelta(days=2)).pem)

@@ -49,6 +49,7 @@ def assert_clean(done: subprocess.CompletedProcess[str], pem: str) -> None:
         assert line not in out
 
 
+@pytest.mark.posix
 @pytest.mark.parametrize(("mode", "word"), [(0o640, "group-readable"), (0o644, "world-readable")])
 def test_key_file_readable_by_others_is_warned_about(tmp_path: Path, sandbox, new_app, make_certificate,  # noqa: ANN001
                                                       mode: int, word: str) -> None:

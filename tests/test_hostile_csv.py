@@ -97,6 +97,7 @@ def test_run_rejects_headerless_file_and_errors_json_holds_no_cell(tmp_path: Pat
 
 # -- 13. absurd headers: a clear error with bounded memory -----------------------------------------------
 
+@pytest.mark.linux
 @pytest.mark.parametrize(("header", "rule"), [
     (",".join(f"zqname{i:07d}" for i in range(1_100_000)), "header row is longer than"),  # ~16 MiB of names
     (",".join(["c"] * 2_500_000), "columns"),  # 2.5 M one-letter columns (5 MiB)

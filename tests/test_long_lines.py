@@ -16,7 +16,7 @@ from test_hostile_csv import HEADER, mapping_file, measured
 from uploader.check.csvscan import MAX_CHUNK_BYTES, MAX_LINE_BYTES
 from uploader.sandbox.client import measured_argv
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.linux]  # the peak is read from /proc
 
 PROMISE_MIB = 100  # the README's promise
 SIXTEEN_MIB = 16 << 20

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from stack_examples import EXAMPLES
 
 JOB = "e081f4f4-3831-48d6-a7bb-3fcfab158145"
@@ -495,6 +496,7 @@ def _pfx(cert_pem: str, password: bytes | None) -> bytes:
     return pkcs12.serialize_key_and_certificates(b"hr", key, cert, None, algorithm)  # type: ignore[arg-type]
 
 
+@pytest.mark.posix
 def test_cert_new_then_upload_with_an_app_registration_made_by_hand(
         tmp_path: Path, run_uploader, new_app, sandbox) -> None:
     import stat

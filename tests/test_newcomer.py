@@ -142,6 +142,7 @@ def test_docs_mapping_lists_exactly_the_table() -> None:
 # --- B7: cert new --out-dir creates the folder -------------------------------------------------------
 
 
+@pytest.mark.posix
 def test_cert_new_creates_a_missing_out_dir_private(tmp_path: Path, run_uploader) -> None:
     out = tmp_path / "not" / "yet"
     result = run_uploader("cert", "new", "--subject", "CN=hr-connector-contoso", "--out-dir", out)
@@ -203,6 +204,7 @@ def test_gitignore_has_no_merge_conflict_markers() -> None:
     assert ".fleet-logs/" in text.split()
 
 
+@pytest.mark.posix
 def test_cli_md_sandbox_recipe_writes_a_key_doctor_accepts(tmp_path: Path) -> None:
     """Run the recipe's first line (the credential) as written; the key must be owner-only (no doctor warning)."""
     from uploader.model.certs import key_file_exposure
@@ -260,6 +262,7 @@ def fenced_commands(markdown: str) -> list[str]:
     return commands
 
 
+@pytest.mark.posix
 def test_migrating_md_runs_start_to_finish(tmp_path: Path, sandbox) -> None:  # noqa: ANN001
     """Every command of docs/migrating.md, run as written by `sh` in a fresh folder against the sandbox. Between
     them the test does only what the page tells the user to do by hand (upload the .cer, paste the job ID)."""

@@ -67,6 +67,7 @@ def assert_no_values(text: str, data: bytes) -> None:
 # -- Microsoft's sample: 6 rows sent, 2 set aside, exit 4 -------------------------------------------------
 
 
+@pytest.mark.posix
 def test_microsofts_sample_sends_6_rows_and_sets_2_aside(new_app, sandbox, run_uploader, tmp_path: Path) -> None:  # noqa: ANN001
     app = new_app()
     sample = tmp_path / "hr.csv"
@@ -254,6 +255,7 @@ def quarantine_file(path: Path, records: int) -> tuple[bytes, set[int]]:
 KILL_POINTS = [("rows_invalid", 1), ("chunk_sent", 1), ("chunk_sent", 3), ("chunk_sent", 6), ("file_done", 1)]
 
 
+@pytest.mark.posix
 def test_kill_9_at_any_point_sends_each_valid_row_once_and_sets_each_invalid_row_aside_once(  # noqa: ANN001
         new_app, sandbox, tmp_path: Path) -> None:
     app = new_app()
@@ -338,6 +340,7 @@ def test_job_mode_sets_rows_aside_under_rejected_and_exits_4(kind: str, request:
     assert sandbox.job_stats(app.job_id)["records"] == 6
 
 
+@pytest.mark.posix
 def test_job_mode_rerun_after_a_kill_before_filing_sets_nothing_aside_twice(new_app, sandbox, tmp_path: Path) -> None:  # noqa: ANN001
     """Killed after sending and setting aside but before the file was moved: the rerun files it, sends nothing."""
     zone = Zone("folder", tmp_path, None)

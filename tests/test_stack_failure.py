@@ -70,6 +70,7 @@ def test_the_reader_refuses_the_poison_naming_file_line_and_rule(tmp_path: Path,
     assert caught.value.key.endswith(where) and rule in caught.value.rule
 
 
+@pytest.mark.posix
 def test_the_reader_bounds_size_and_refuses_special_files(tmp_path: Path) -> None:
     from uploader.model.mapping import MappingError
     from uploader.yamlfile import MAX_BYTES, read_yaml
@@ -144,6 +145,7 @@ def test_render_diff_gives_the_poisoned_stacks_an_error_row(stacks: Path, tmp_pa
     assert "2 stack(s) failed to render" in comment.read_text()
 
 
+@pytest.mark.posix
 def test_fleet_skips_the_poisoned_stacks_and_runs_the_good_one(stacks: Path, tmp_path: Path) -> None:
     root, state = tmp_path / "pulumi", tmp_path / "state"
     (root / "bin").mkdir(parents=True)

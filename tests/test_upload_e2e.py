@@ -234,6 +234,7 @@ def test_unknown_app_fails_with_aadsts700016(app, upload, sandbox, tmp_path) -> 
 
 # -- crash and resume ------------------------------------------------------------------------------
 
+@pytest.mark.posix
 def test_kill_9_mid_chunk_then_rerun_loses_nothing(app, sandbox, tmp_path) -> None:  # noqa: ANN001
     data = write_resignations(tmp_path / "r.csv", 20)
     state = tmp_path / "state"

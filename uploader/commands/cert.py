@@ -121,7 +121,8 @@ def new(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"--out-dir {safe_text(out)}: cannot write ({type(exc).__name__})") from None
     pem_shown, cer_shown = safe_text(pem_path), safe_text(cer_path)
-    print(f"private key + certificate: {pem_shown} (mode 0600; keep it secret: --certificate {pem_shown})")
+    print(f"private key + certificate: {pem_shown} ({portable.PRIVATE_FILE}; keep it secret: "
+          f"--certificate {pem_shown})")
     print(f"public certificate:        {cer_shown}")
     print(f"subject:                   {_name(subject)}")
     print(f"thumbprint (SHA-1):        {bundle.thumbprint_sha1}")

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypedDict
 from urllib.parse import unquote, urlparse
+from urllib.request import url2pathname
 
 from uploader.errors import UploaderError, UsageError
 from uploader.model import portable
@@ -218,7 +219,7 @@ def open_dropzone(url: str, env: dict[str, str] | None = None) -> DropZone:
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise UsageError(f"UPLOADER_DROPZONE_URL: file URL must be file:///absolute/path, not {safe_name(url)}")
-        return FolderDropZone(Path(unquote(parsed.path)))
+        return FolderDropZone(Path(url2pathname(parsed.path)))  # Windows: /C:/HR/zone -> C:\HR\zone
     if parsed.scheme in ("https", "http"):
         return BlobDropZone.from_url(url, env)
     raise UsageError(

@@ -54,6 +54,8 @@ PERMISSION_BITS = hasattr(os, "getuid")
 #: POSIX keeps a change time no program can set (a write, or restoring the modification time, sets it to now);
 #: Windows' st_ctime is the creation time, so there a file's version is its hash, file index, mtime and size.
 CHANGE_TIME = os.name == "posix"
+#: How a private file is kept private here, in words (for `cert new`'s output).
+PRIVATE_FILE = "mode 0600" if PERMISSION_BITS else "no modes on Windows: readable as its folder's access list allows"
 
 
 #: IsReparseTagNameSurrogate: the reparse point names another file or folder (a symbolic link, a junction),
