@@ -64,8 +64,8 @@ class Machine:
         raise AssertionError(f"not a python command: {line}")
 
     def run(self, argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(argv, cwd=self.cwd, env=env or self.env, capture_output=True, text=True, timeout=120,
-                              check=False)
+        return subprocess.run(argv, cwd=self.cwd, env=env or self.env, capture_output=True, encoding="cp1252",
+                              timeout=120, check=False)  # a pipe on Windows: the ANSI code page
 
 
 def ok(done: subprocess.CompletedProcess[str], code: int = 0) -> subprocess.CompletedProcess[str]:
@@ -151,7 +151,7 @@ def test_the_migration_guide_on_simulated_windows(tmp_path: Path, windows_sandbo
     assert (machine.local / "hr-connector" / "state" / "checkpoints" / job).is_dir()
 
     # The job's `run` over a folder drop zone: a file is sent and filed; a link in incoming/ is refused.
-    shutil.copyfile(EXAMPLE, zone / "incoming" / "departures" / "2026-12-06.csv")
+    shutil.copyfile(EXAMPLE, zone / "incoming" / "departures" / "2026-12-06-東京.csv")  # not in cp1252
     outside = tmp_path / "outside.csv"
     outside.write_bytes(EXAMPLE.read_bytes())
     (zone / "incoming" / "departures" / "link.csv").symlink_to(outside)
@@ -160,5 +160,6 @@ def test_the_migration_guide_on_simulated_windows(tmp_path: Path, windows_sandbo
                               "UPLOADER_CERTIFICATE": str(key_file), "UPLOADER_SETTLE_SECONDS": "0"}), code=3)
     assert "link.csv: a symbolic link" in run.stderr, run.stderr
     assert sandbox.job_stats(job)["records"] == 24
-    assert [p.name for p in (zone / "processed").rglob("*.csv")] == ["2026-12-06.csv"]
+    assert [p.name for p in (zone / "processed").rglob("*.csv")] == ["2026-12-06-東京.csv"]
+    assert "2026-12-06-\\u6771\\u4eac.csv" in run.stdout
     assert os.path.lexists(zone / "incoming" / "departures" / "link.csv") and outside.exists()

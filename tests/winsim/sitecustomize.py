@@ -9,6 +9,7 @@ CPython's `nt` module does not have, and makes the calls Windows refuses fail as
 - `dir_fd=` raises NotImplementedError and os.supports_dir_fd is empty; os.scandir/listdir of a descriptor
   raises TypeError; `follow_symlinks=False` raises NotImplementedError anywhere but os.stat;
 - os.open of a folder raises PermissionError (Windows cannot open a folder as a file);
+- standard output and error, when not a terminal, are cp1252 with strict errors (a pipe on Windows);
 - `import fcntl, pwd, grp, termios, resource` fail; select has no poll/epoll (so selectors and
   socketserver pick select(), as on Windows); signal has no SIGKILL, SIGHUP, SIGALRM, SIGUSR1/2, alarm.
 
@@ -108,5 +109,10 @@ os.scandir, os.listdir = _scandir, _listdir
 os.supports_dir_fd = set()
 os.supports_fd = {os.stat, os.truncate}
 os.supports_follow_symlinks = {os.stat}
+# A pipe or file on Windows is written in the ANSI code page, strictly: a character it lacks raises.
+for _stream in (sys.stdout, sys.stderr):
+    if _stream is not None and not _stream.isatty():
+        _stream.reconfigure(encoding="cp1252", errors="strict")
+
 if "shutil" in sys.modules:  # imported before this module (by a .pth file): take Windows' path in rmtree
     sys.modules["shutil"]._use_fd_functions = False  # type: ignore[attr-defined]
