@@ -79,7 +79,7 @@ def _loop(what: str = "a symbolic link or junction (never followed)") -> OSError
 
 def make_blocking(fd: int) -> None:
     """Blocking reads on a descriptor opened with READ (O_NONBLOCK only exists, and only matters, on POSIX)."""
-    if _NONBLOCK:
+    if sys.platform != "win32" and _NONBLOCK:
         os.set_blocking(fd, True)
 
 
@@ -142,6 +142,8 @@ if sys.platform == "win32":
         kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
         kernel32.OpenProcess.restype = wintypes.HANDLE
         kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
+        kernel32.GetExitCodeProcess.argtypes = (wintypes.HANDLE, ctypes.POINTER(wintypes.DWORD))
+        kernel32.CloseHandle.argtypes = (wintypes.HANDLE,)
         handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
         if not handle:
             return ctypes.get_last_error() == 5  # ERROR_ACCESS_DENIED: it runs, as another user
@@ -251,7 +253,9 @@ class Folder:
         fd = os.open(path, flags, mode)
         try:
             after = os.fstat(fd)
-            if (after.st_ino, after.st_dev) != (before.st_ino, before.st_dev) and before.st_ino:
+            # Same volume and file index. (ReFS may give lstat a 128-bit ID and fstat a 64-bit one: not compared.)
+            comparable = before.st_ino and (before.st_ino >> 64 == 0) == (after.st_ino >> 64 == 0)
+            if comparable and (after.st_ino, after.st_dev) != (before.st_ino, before.st_dev):
                 raise _loop("replaced while it was opened (a link swapped in?)")
         except BaseException:
             os.close(fd)

@@ -322,15 +322,18 @@ class LocalCheckpointStore:
                 except OSError as exc:  # a link (ELOOP) or worse where the journal should be
                     reason = "a symbolic link" if exc.errno == errno.ELOOP else f"cannot be opened ({exc.strerror})"
                     raise StateUnreadable(self._set_aside(folder, job, name, reason)) from None
+                why = None
                 try:
                     st = os.fstat(fd)
                     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
                         why = "not a regular file" if not stat.S_ISREG(st.st_mode) else "a hard link"
-                        raise StateUnreadable(self._set_aside(folder, job, name, why))
-                    os.lseek(fd, max(0, st.st_size - JOURNAL_TAIL_BYTES), os.SEEK_SET)
-                    data = os.read(fd, JOURNAL_TAIL_BYTES)
+                    else:
+                        os.lseek(fd, max(0, st.st_size - JOURNAL_TAIL_BYTES), os.SEEK_SET)
+                        data = os.read(fd, JOURNAL_TAIL_BYTES)
                 finally:
-                    os.close(fd)
+                    os.close(fd)  # before any rename: Windows renames no open file
+                if why is not None:
+                    raise StateUnreadable(self._set_aside(folder, job, name, why))
                 try:
                     return self._newest(data, whole=st.st_size <= JOURNAL_TAIL_BYTES)
                 except StateUnreadable as exc:
