@@ -83,8 +83,7 @@ def _out_dir(out: Path) -> Path:
         raise UsageError(f"--out-dir {safe_text(out)}: exists and is {kind}, not a folder (give a folder, or a new "
                          "name to create one)")
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        portable.make_private_dir(out)
+        out.mkdir(mode=0o700, parents=True)  # 0700: on Windows, an access list for this user and administrators
     except FileExistsError:  # created meanwhile by someone else: use it if it is a folder
         if not out.is_dir():
             raise UsageError(f"--out-dir {safe_text(out)}: exists and is not a folder") from None

@@ -85,14 +85,10 @@ def make_blocking(fd: int) -> None:
 
 def create_private(path: str | os.PathLike[str], mode: int = 0o600) -> int:
     """A new file, created exclusively (never through a link) with `mode` from the start where modes exist;
-    on Windows it takes its folder's access list (make the folder with `make_private_dir`)."""
+    on Windows it takes its folder's access list: make private folders with mkdir(mode=0o700), which on Windows
+    (Python 3.11.10, 3.12.4 and later) gives the current user and administrators access only (CVE-2024-4030,
+    python/cpython gh-118486)."""
     return os.open(path, CREATE_NEW_PATH, mode)
-
-
-def make_private_dir(path: str | os.PathLike[str]) -> None:
-    """mkdir with mode 0700: the owner only on POSIX; on Windows (Python 3.11.10, 3.12.4 and later) an access
-    list for the current user and administrators only (CVE-2024-4030, python/cpython gh-118486)."""
-    os.mkdir(path, 0o700)
 
 
 def owned_by_me(st: os.stat_result) -> bool:
