@@ -1,7 +1,7 @@
 """uploader/model/portable.py: the one place where Linux, macOS and Windows differ.
 
-- No other uploader module names what CPython on Windows lacks (O_NOFOLLOW, dir_fd=, getuid, fcntl, …) or uses
-  os.kill (which terminates on Windows): checked over the source with ast.
+- No other uploader module names what CPython on Windows lacks (O_NOFOLLOW, dir_fd=, getuid, fcntl, setitimer,
+  …) or uses os.kill (which terminates on Windows): checked over the source with ast.
 - The Windows way of walking a folder (a checked path, `Folder(path, None)`) keeps the promises the
   descriptor way keeps, tested here in-process on whatever system runs the tests.
 """
@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PORTABLE = ROOT / "uploader" / "model" / "portable.py"
 POSIX_ONLY = {"O_NOFOLLOW", "O_DIRECTORY", "O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC", "O_BINARY", "getuid", "geteuid",
               "getgid", "fchmod", "fchown", "chown", "set_blocking", "get_blocking", "kill", "killpg", "mkfifo"}
+POSIX_SIGNAL = {"setitimer", "ITIMER_REAL", "alarm", "SIGALRM", "SIGKILL", "SIGHUP", "SIGUSR1", "SIGUSR2"}
 POSIX_MODULES = {"fcntl", "pwd", "grp", "termios", "resource"}
 SANDBOX_ALLOWED = {"kill"}  # the sandbox's test client stops its own child process (Popen.send_signal is portable)
 
@@ -38,6 +39,9 @@ def _problems(path: Path) -> list[str]:
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os" \
                 and node.attr in POSIX_ONLY:
             found.append(f"{where}: os.{node.attr}")
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "signal" \
+                and node.attr in POSIX_SIGNAL:
+            found.append(f"{where}: signal.{node.attr}")
         elif isinstance(node, ast.keyword) and node.arg in ("dir_fd", "src_dir_fd", "dst_dir_fd"):
             found.append(f"{where}: {node.arg}=")
         elif isinstance(node, ast.Import | ast.ImportFrom):

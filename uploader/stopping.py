@@ -29,6 +29,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from uploader.model import portable
+
 #: The longest a stop waits for the request in flight: below Container Apps' default termination grace period
 #: (30 s, after which the execution is killed), with room for the summary.
 STOP_GRACE_SECONDS = 20.0
@@ -97,8 +99,8 @@ def _on_signal(signum: int, frame: object) -> None:
     if _state.signal_name is not None:  # the second signal, or the grace timer (SIGALRM / an interrupt)
         _hard_stop(_state.signal_name)
     _state.signal_name = name
-    if hasattr(signal, "setitimer"):  # interrupts a blocking read when it fires
-        signal.setitimer(signal.ITIMER_REAL, STOP_GRACE_SECONDS)
+    if portable.ALARM:  # interrupts a blocking read when it fires
+        portable.set_alarm(STOP_GRACE_SECONDS)
     else:  # Windows: no SIGALRM; the main thread is interrupted as by a second Ctrl-C
         import _thread
 
@@ -113,8 +115,8 @@ def _on_alarm(signum: int, frame: object) -> None:
 
 
 def _disarm() -> None:
-    if hasattr(signal, "setitimer"):
-        signal.setitimer(signal.ITIMER_REAL, 0)
+    if portable.ALARM:
+        portable.set_alarm(0)
     if _state.timer is not None:
         _state.timer.cancel()
         _state.timer = None
@@ -127,7 +129,7 @@ def graceful_stop() -> Iterator[None]:
         yield
         return
     previous: dict[int, Any] = {}
-    names = [*_SIGNALS, *(["SIGALRM"] if hasattr(signal, "setitimer") else [])]
+    names = [*_SIGNALS, *(["SIGALRM"] if portable.ALARM else [])]
     for name in names:
         signum = getattr(signal, name, None)
         if signum is not None:

@@ -24,6 +24,7 @@ import contextlib
 import errno
 import io
 import os
+import signal
 import stat
 import sys
 from collections.abc import Iterator, Sequence
@@ -63,6 +64,16 @@ PRIVATE_FILE = "mode 0600" if PERMISSION_BITS else "no modes on Windows: readabl
 #: as opposed to one that stores the file's own data elsewhere (deduplication, cloud placeholders)
 #: (https://learn.microsoft.com/windows/win32/fileio/reparse-point-tags).
 _NAME_SURROGATE = 0x20000000
+
+
+#: A SIGALRM interval timer exists (POSIX); Windows has none (uploader/stopping.py then uses a thread's timer).
+ALARM = hasattr(signal, "setitimer")
+
+
+def set_alarm(seconds: float) -> None:
+    """Deliver SIGALRM after `seconds` (0 disarms it); only where ALARM."""
+    if sys.platform != "win32":
+        signal.setitimer(signal.ITIMER_REAL, seconds)
 
 
 def is_link(st: os.stat_result) -> bool:
