@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     rdiff.add_argument("--summary", metavar="FILE", help="append a longer report here (e.g. $GITHUB_STEP_SUMMARY)")
     rdiff.add_argument("--details-dir", metavar="DIR", help="write <stack>.diff and index.json here")
     rdiff.add_argument("--outputs", metavar="PATH", help="exported stack outputs: adds certificate expiry")
-    rdiff.add_argument("--parallel", type=_positive, default=2, metavar="N", help="renders at once (default 2)")
+    rdiff.add_argument("--parallel", type=_positive, metavar="N",
+                       help="worker processes evaluating stacks, for the base and then this tree (default: one per "
+                            "core, at most 4)")
     rdiff.add_argument("--base-stacks-dir", metavar="DIR",
                        help="where the stack files are at REF, relative to the repository root (default: the same "
                             "path as here, or stacks/ for a --stacks-dir outside the repository)")
@@ -263,8 +265,12 @@ def _render_diff(args: argparse.Namespace) -> int:
     )
 
     paths = _selected(args)
+
+    def progress(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
     with tempfile.TemporaryDirectory(prefix="hr-connector-base-") as tmp:
-        diffs = diff_stacks(paths, extract_tree(args.base_ref, Path(tmp)), parallel=args.parallel,
+        diffs = diff_stacks(paths, extract_tree(args.base_ref, Path(tmp)), args.base_ref, args.parallel, progress,
                             base_dir=args.base_stacks_dir)
     expiries = {}
     if args.outputs:

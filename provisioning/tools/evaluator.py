@@ -19,7 +19,7 @@ import multiprocessing
 import os
 import traceback
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +98,16 @@ def _outcome(path: Path, result: tuple[str, Any]) -> Outcome:
 
 
 def _run(pool: ProcessPoolExecutor | None, jobs: list[tuple[Path, dict[str, dict[str, Any]]]],
-         project_dir: Path) -> list[tuple[str, Any]]:
+         project_dir: Path, each: Callable[[Path, tuple[str, Any]], None]) -> None:
+    """Evaluate `jobs`, handing each result to `each` as soon as it is done (completion order)."""
     if pool is None:  # one worker: in this process (tests, --workers 1)
-        return [_evaluate_in_worker(os.fspath(p), os.fspath(project_dir), outputs) for p, outputs in jobs]
-    futures = [pool.submit(_evaluate_in_worker, os.fspath(p), os.fspath(project_dir), outputs) for p, outputs in jobs]
-    return [f.result() for f in futures]
+        for p, outputs in jobs:
+            each(p, _evaluate_in_worker(os.fspath(p), os.fspath(project_dir), outputs))
+        return
+    futures = {pool.submit(_evaluate_in_worker, os.fspath(p), os.fspath(project_dir), outputs): p
+               for p, outputs in jobs}
+    for future in as_completed(futures):
+        each(futures[future], future.result())
 
 
 def evaluate_many(paths: Iterable[Path], project_dir: Path = REPO_ROOT, workers: int | None = None,
@@ -118,6 +123,8 @@ def evaluate_many(paths: Iterable[Path], project_dir: Path = REPO_ROOT, workers:
             configs[path] = load_stack_file(path, project_dir)
         except ConfigError as exc:
             results[path] = exc
+            if on_result:
+                on_result(path, exc)
     # Hosting stacks: those listed, and those a listed tenant names (evaluated for their outputs only).
     hosting_paths: dict[Path, StackConfig] = {p: c for p, c in configs.items() if is_hosting(c)}
     for config in configs.values():
@@ -131,14 +138,16 @@ def evaluate_many(paths: Iterable[Path], project_dir: Path = REPO_ROOT, workers:
     pool = (ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_warm) if workers > 1 else None)
     try:
         hosted_outputs: dict[str, dict[str, Any] | Outcome] = {}
-        done = _run(pool, [(p, {}) for p in hosting_paths], project_dir)
-        for (path, config), result in zip(hosting_paths.items(), done, strict=True):
+
+        def hosting_done(path: Path, result: tuple[str, Any]) -> None:
             outcome = _outcome(path, result)
-            hosted_outputs[config.name] = outcome.outputs if isinstance(outcome, Evaluation) else outcome
+            hosted_outputs[hosting_paths[path].name] = outcome.outputs if isinstance(outcome, Evaluation) else outcome
             if path in configs:
                 results[path] = outcome
                 if on_result:
                     on_result(path, outcome)
+
+        _run(pool, [(p, {}) for p in hosting_paths], project_dir, hosting_done)
         jobs: list[tuple[Path, dict[str, dict[str, Any]]]] = []
         for path, config in configs.items():
             if path in results:
@@ -164,10 +173,13 @@ def evaluate_many(paths: Iterable[Path], project_dir: Path = REPO_ROOT, workers:
                     on_result(path, results[path])
                 continue
             jobs.append((path, {host: outputs}))
-        for (path, _), result in zip(jobs, _run(pool, jobs, project_dir), strict=True):
+
+        def tenant_done(path: Path, result: tuple[str, Any]) -> None:
             results[path] = _outcome(path, result)
             if on_result:
                 on_result(path, results[path])
+
+        _run(pool, jobs, project_dir, tenant_done)
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
@@ -178,3 +190,59 @@ def _reason(outcome: object) -> str:
     if isinstance(outcome, ConfigError):
         return f"{outcome.key}: {outcome.rule}"
     return str(outcome).splitlines()[0] if outcome is not None else "unknown"
+
+
+#: The first line `python -m provisioning.tools.evaluator` prints: what render-diff checks before reading on (a
+#: base tree from before this command prints nothing, and render-diff then evaluates it one process per stack).
+PROTOCOL = "hr-connector-evaluations/1"
+
+
+def _main(argv: list[str] | None = None) -> int:
+    """`python -m provisioning.tools.evaluator [--project-dir DIR] [--workers N] FILE...`: evaluate stack files
+    of DIR's program (run with DIR as the working directory and PYTHONPATH, so its own modules are imported) and
+    print one JSON line per stack as it finishes: {"path", "evaluation"} | {"path", "config": [[key, rule]]} |
+    {"path", "error"}. render-diff runs it on the base tree."""
+    import argparse
+    import json
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m provisioning.tools.evaluator",
+                                     description="Evaluate stack files under Pulumi mocks; JSON lines out.")
+    parser.add_argument("files", nargs="*", metavar="FILE", help="stack files (Pulumi.<stack>.yaml)")
+    parser.add_argument("--project-dir", default=os.fspath(REPO_ROOT), metavar="DIR",
+                        help="the project whose program evaluates them (default: this one)")
+    parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per core, 4 at most)")
+    args = parser.parse_args(argv)
+    out = sys.stdout
+
+    def emit(path: Path, outcome: Outcome) -> None:
+        line: dict[str, Any] = {"path": os.fspath(path)}
+        if isinstance(outcome, Evaluation):
+            line["evaluation"] = outcome.to_json()
+        elif isinstance(outcome, ConfigError):
+            line["config"] = [[p.key, p.rule] for p in all_problems(outcome)]
+        else:
+            line["error"] = str(outcome)
+        out.write(json.dumps(line, default=str) + "\n")
+        out.flush()
+
+    out.write(json.dumps({"protocol": PROTOCOL}) + "\n")
+    out.flush()
+    evaluate_many([Path(f) for f in args.files], Path(args.project_dir).resolve(), args.workers, on_result=emit)
+    return 0
+
+
+def outcome_from_line(line: dict[str, Any]) -> Outcome:
+    """One JSON line of `_main` back into an Outcome."""
+    if "evaluation" in line:
+        return Evaluation.from_json(line["evaluation"])
+    if "config" in line:
+        problems = [ConfigError(k, r) for k, r in line["config"]]
+        return ConfigProblems(problems) if len(problems) > 1 else problems[0]
+    return EvaluationError(str(line.get("error") or "evaluation failed"))
+
+
+if __name__ == "__main__":  # through the module's own name, so that worker processes unpickle its functions
+    from provisioning.tools.evaluator import _main as main
+
+    raise SystemExit(main())

@@ -26,6 +26,7 @@ import difflib
 import functools
 import hashlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -307,6 +308,9 @@ class Evaluation:
     seconds: float
     invokes: list[str] = field(default_factory=list)  # provider function tokens called, in call order
     invoke_args: list[dict[str, Any]] = field(default_factory=list)  # {"token", "args"} per call, in call order
+    #: What the program logged (pulumi.log.warn/error: "warning: ..."), kept here instead of printed: `check`
+    #: reports the config warnings once, from the settings, and a worker's stderr stays clean.
+    logs: list[str] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_token]
@@ -338,7 +342,7 @@ class Evaluation:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Evaluation:
         return cls(data["stack"], [Resource(**r) for r in data["resources"]], data["outputs"], data["seconds"],
-                   list(data.get("invokes", [])), list(data.get("invoke_args", [])))
+                   list(data.get("invokes", [])), list(data.get("invoke_args", [])), list(data.get("logs", [])))
 
 
 def mask(value: Any, secret: bool = False) -> Any:
@@ -705,8 +709,9 @@ def _evaluate_here(config: StackConfig, project_dir: Path,
     # Pulumi annotates a Resource; None clears the root a previous evaluation in this process left behind.
     settings.set_root_resource(None)  # type: ignore[arg-type]
     project = str(_project(project_dir)["name"])
+    logs: list[str] = []
     pulumi.runtime.set_mocks(Recorder(), project=project, stack=config.name, preview=True,
-                             monitor=Monitor(Recorder()), organization=ORGANIZATION)
+                             monitor=Monitor(Recorder()), organization=ORGANIZATION, logger=_program_logger(logs))
     main = project_dir / "__main__.py"
     cwd = os.getcwd()
     os.chdir(project_dir)
@@ -738,7 +743,21 @@ def _evaluate_here(config: StackConfig, project_dir: Path,
                 os.environ[k] = v
     resources = [Resource(**r) for r in records.values()]
     return Evaluation(config.name, resources, outputs, round(time.perf_counter() - started, 3), invokes,
-                      invoke_args)
+                      invoke_args, logs)
+
+
+def _program_logger(into: list[str]) -> logging.Logger:
+    """The logger Pulumi's mock engine writes the program's pulumi.log messages to: into a list, not stderr."""
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            into.append(f"{record.levelname.lower()}: {record.getMessage()}")
+
+    logger = logging.getLogger("hr-connector.offline.program")
+    logger.handlers = [Collect(logging.DEBUG)]
+    logger.setLevel(logging.DEBUG)
+    logger.propagate = False
+    return logger
 
 
 def _config_error_in(exc: BaseException) -> ConfigError | None:

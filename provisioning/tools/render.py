@@ -1,32 +1,40 @@
-"""`python -m provisioning render --stack NAME [--json]`: the resources the program would declare for a stack,
-with the settings a reviewer cares about, for pull-request review — offline, secrets masked.
+"""`python -m provisioning render --stack NAME [--json]`: everything the program declares for a stack, for
+pull-request review — offline, secrets masked.
 
-The graph comes from offline.evaluate (the real __main__.py under Pulumi mocks). What is shown per resource
-type is chosen here (REVIEW_PATHS); anything Pulumi marks secret, any PEM text and any key is masked twice
-over: offline.mask already replaced secret values by digests, and `scrub` replaces whatever still looks like
-key material. Values the cloud assigns (IDs, URLs) are the mocks' stand-ins and are left out.
+The graph comes from the real __main__.py under Pulumi mocks (evaluator.py). Nothing is chosen here: every input
+of every resource and provider the program declares, the resource options that change what `pulumi up` does
+(protect, provider, parent, dependsOn, deleteBeforeReplace, additional secret outputs), the default providers the
+stack's own `<package>:` config would configure, and the stack's outputs. `flatten` turns a report into property
+paths (`emailReceivers[email-1].emailAddress`), which is what `render-diff` compares and what the text shows.
+
+Masked: anything Pulumi marks secret, any PEM text and any key (offline.mask already replaced secret values by
+digests; `scrub` replaces whatever still looks like key material). Normalised, so that a render changes only
+with the stack or the program: the mocks' stand-in subscription in ARM IDs, the project directory, and what is
+generated at deploy time (the certificate's thumbprint and expiry, a Key Vault secret's or key's version).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
-from provisioning.config import NAMESPACE
+from provisioning.config import NAMESPACE, ConfigError
 from provisioning.tools.fleet import EvaluationFailed
 from provisioning.tools.offline import (
     REPO_ROOT,
     SECRET_STANDIN,
+    Evaluation,
     EvaluationError,
     Resource,
-    evaluate,
+    load_stack_file,
     load_stack_settings,
 )
 
 MASK = "[secret]"
 
-#: Well-known built-in Azure role definition IDs (the same in every cloud).
+#: Well-known built-in Azure role definition IDs (the same in every cloud), named beside the ID they annotate.
 ROLE_NAMES = {
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
@@ -40,151 +48,17 @@ ROLE_NAMES = {
     "8311e382-0749-4cb8-b61a-304f252e45ec": "AcrPush",
 }
 
-#: Per type token: the input paths shown (dotted; `[]` maps over a list). Unlisted types show their scalars.
-REVIEW_PATHS: dict[str, tuple[str, ...]] = {
-    "pulumi:providers:azure-native": ("environment", "location", "subscriptionId", "tenantId"),
-    "pulumi:providers:azuread": ("environment", "tenantId"),
-    "azuread:index/application:Application": (
-        "displayName", "signInAudience", "owners", "notes", "passwords", "web.redirectUris",
-        "publicClient.redirectUris", "requiredResourceAccesses"),
-    "azuread:index/servicePrincipal:ServicePrincipal": ("clientId", "applicationId", "owners",
-                                                        "appRoleAssignmentRequired"),
-    "azuread:index/applicationCertificate:ApplicationCertificate": ("type", "encoding", "value"),
-    "azure-native:resources:ResourceGroup": ("resourceGroupName", "location", "tags"),
-    "azure-native:keyvault:Vault": (
-        "vaultName", "location", "properties.tenantId", "properties.sku.name", "properties.enableRbacAuthorization",
-        "properties.enablePurgeProtection", "properties.enableSoftDelete", "properties.softDeleteRetentionInDays",
-        "properties.publicNetworkAccess", "properties.networkAcls.defaultAction", "properties.accessPolicies"),
-    "azure-native:keyvault:Secret": ("secretName", "properties.contentType", "properties.attributes.expires",
-                                     "properties.attributes.enabled", "properties.value"),
-    "azure-native:storage:StorageAccount": (
-        "accountName", "location", "kind", "sku.name", "allowSharedKeyAccess", "minimumTlsVersion",
-        "allowBlobPublicAccess", "defaultToOAuthAuthentication", "enableHttpsTrafficOnly",
-        "publicNetworkAccess", "encryption.requireInfrastructureEncryption"),
-    "azure-native:storage:BlobContainer": ("containerName", "publicAccess"),
-    "azure-native:storage:BlobServiceProperties": (
-        "blobServicesName", "isVersioningEnabled", "deleteRetentionPolicy.enabled", "deleteRetentionPolicy.days",
-        "containerDeleteRetentionPolicy.days"),
-    "azure-native:storage:ManagementPolicy": (
-        "policy.rules[].name", "policy.rules[].definition.filters.prefixMatch",
-        "policy.rules[].definition.actions.baseBlob.delete.daysAfterModificationGreaterThan",
-        "policy.rules[].definition.actions.version.delete.daysAfterCreationGreaterThan"),
-    "azure-native:authorization:RoleAssignment": ("roleDefinitionId", "scope", "principalType"),
-    "azure-native:containerregistry:Registry": ("registryName", "location", "sku.name", "adminUserEnabled",
-                                                "anonymousPullEnabled", "publicNetworkAccess",
-                                                "policies.azureADAuthenticationAsArmPolicy.status"),
-    "azure-native:managedidentity:UserAssignedIdentity": ("resourceName", "location"),
-    "azure-native:operationalinsights:Workspace": ("workspaceName", "location", "retentionInDays", "sku.name"),
-    "azure-native:app:ManagedEnvironment": ("environmentName", "location", "appLogsConfiguration.destination"),
-    "azure-native:app:Job": (
-        "jobName", "location", "identity.type", "configuration.triggerType",
-        "configuration.scheduleTriggerConfig.cronExpression", "configuration.replicaTimeout",
-        "configuration.replicaRetryLimit", "configuration.secrets[].name",
-        "configuration.secrets[].keyVaultUrl", "configuration.secrets[].identity",
-        "configuration.registries[].server", "configuration.registries[].identity",
-        "template.containers[].image", "template.containers[].resources.cpu",
-        "template.containers[].resources.memory"),
-    "docker-build:index:Image": ("tags", "push", "context.location", "dockerfile.location", "platforms"),
-    "pulumi-python:dynamic/hrconnector:Certificate": ("commonName", "validityDays", "renewBeforeDays"),
-    "pulumi-python:dynamic/hrconnector:VaultCertificate": ("certificateName", "commonName", "validityDays",
-                                                           "renewBeforeDays", "keyType", "keySize", "vaultUri",
-                                                           "azureTenantId"),
-}
-
 #: Outputs that come from the certificate generated at deploy time: different on every evaluation, so shown as
 #: a placeholder (a render is compared between pull-request revisions; it must not change by itself).
 GENERATED_OUTPUTS = ("certificateThumbprint", "certificateExpiresOn")
 GENERATED = "(generated at deploy)"
-_ARM_PREFIX = re.compile(r"^/subscriptions/[^/]+/resourceGroups/([^/]+)/providers/")
-#: A Key Vault secret version (32 hex digits) in a versioned secret URL: new with every certificate, so generated.
-#: A key version in a versioned key ID (UPLOADER_KEY_ID, the keyId output): Key Vault makes it at deploy time.
-_SECRET_VERSION = re.compile(r"(/(?:secrets|keys)/[^/]+)/[0-9a-f]{32}$")
-
-#: Input keys never shown for types without a curated list (bulky or key material).
-_SKIP_KEYS = {"value", "certificate", "pem", "privateKey", "private_key", "key", "password", "secret"}
-_KEYISH = re.compile(r"-----BEGIN|PRIVATE KEY|^MII[A-Za-z0-9+/]{40,}")
-
-
-def tidy(value: Any) -> Any:
-    """Readable values: whole floats as ints (Pulumi hands numbers over as floats), ARM IDs from the group on."""
-    if isinstance(value, dict):
-        return {k: tidy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [tidy(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        value = _ARM_PREFIX.sub(r"\1/", value)
-        value = _SECRET_VERSION.sub(rf"\1/{GENERATED}", value)
-        root = str(REPO_ROOT)
-        return "." + value[len(root):] if value.startswith(root) else value
-    return value
-
-
-def scrub(value: Any) -> Any:
-    """Mask anything secret-looking that is left: offline's digests, the secure stand-in, PEM or base64 DER."""
-    if isinstance(value, dict):
-        return {k: scrub(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [scrub(v) for v in value]
-    if isinstance(value, str):
-        if value.startswith(("[secret:", "[unmarked-private-key:")) or value == SECRET_STANDIN:
-            return MASK
-        if _KEYISH.search(value):
-            return MASK
-    return value
-
-
-def _get(data: Any, path: str) -> Any:
-    """Follow a dotted path; `name[]` maps over a list. Missing → None."""
-    head, _, rest = path.partition(".")
-    many = head.endswith("[]")
-    key = head[:-2] if many else head
-    if not isinstance(data, dict) or key not in data:
-        return None
-    value = data[key]
-    if many:
-        if not isinstance(value, list):
-            return None
-        items = [_get(v, rest) if rest else v for v in value]
-        return [i for i in items if i is not None] or None
-    return _get(value, rest) if rest else value
-
-
-def _env(resource: Resource) -> list[dict[str, Any]]:
-    """The job's environment: names, non-secret values, and which come from a secret reference."""
-    out = []
-    for container in resource.inputs.get("template", {}).get("containers", []) or []:
-        for var in container.get("env", []) or []:
-            entry: dict[str, Any] = {"name": var.get("name")}
-            if var.get("secretRef"):
-                entry["secretRef"] = var["secretRef"]
-            else:
-                entry["value"] = var.get("value")
-            out.append(entry)
-    return out
-
-
-def _settings(resource: Resource) -> dict[str, Any]:
-    paths = REVIEW_PATHS.get(resource.type)
-    if paths is None:
-        settings = {k: v for k, v in sorted(resource.inputs.items())
-                    if not isinstance(v, (dict, list)) and k not in _SKIP_KEYS and not k.startswith("__")}
-    else:
-        settings = {p.replace("[]", ""): v for p in paths if (v := _get(resource.inputs, p)) is not None}
-    if resource.type == "azure-native:authorization:RoleAssignment" and "roleDefinitionId" in settings:
-        guid = str(settings.pop("roleDefinitionId")).rsplit("/", 1)[-1].lower()
-        settings = {"role": ROLE_NAMES.get(guid, guid), **settings}
-    if resource.type == "azure-native:app:Job":
-        settings["env"] = _env(resource)
-    if resource.type == "azuread:index/application:Application":
-        settings["passwords"] = len(resource.inputs.get("passwords") or [])
-    if resource.type == "azure-native:keyvault:Secret" and isinstance(settings.get("properties.attributes.expires"),
-                                                                      int | float):
-        settings["properties.attributes.expires"] = GENERATED  # the certificate's expiry, made at deploy time
-    shown: dict[str, Any] = scrub(tidy(settings))  # both keep a dict a dict
-    return shown
-
+#: Inputs taken from that certificate (its validity window, to the second of the evaluation), as dotted paths: the
+#: same placeholder. A change of validity shows in the certificate resource's own inputs (validityDays,
+#: renewBeforeDays).
+GENERATED_INPUTS = {
+    "azuread:index/applicationCertificate:ApplicationCertificate": ("startDate", "endDate"),
+    "azure-native:keyvault:Secret": ("properties.attributes.expires",),  # the certificate's expiry
+}
 
 #: What each side's provider creates (docs/configuration.md#two-sides-of-a-stack).
 SIDES = {
@@ -205,21 +79,124 @@ def sign_in(resources: list[Resource]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def render_stack(path: Path) -> dict[str, Any]:
-    """The review report of one stack file: its settings, each declared resource, the outputs (masked)."""
-    settings = load_stack_settings(path, REPO_ROOT)  # ConfigError naming the key, before any evaluation
+def _generated(type_token: str, inputs: dict[str, Any]) -> dict[str, Any]:
+    """`inputs` with the GENERATED_INPUTS paths of this type replaced by the placeholder (a copy; absent stays absent)."""
+    paths = GENERATED_INPUTS.get(type_token, ())
+    if not paths:
+        return inputs
+    out = json.loads(json.dumps(inputs, default=str))
+    for path in paths:
+        *parents, leaf = path.split(".")
+        node = out
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and node.get(leaf) is not None:
+            node[leaf] = GENERATED
+    return out
+_ARM_PREFIX = re.compile(r"^/subscriptions/[^/]+/resourceGroups/([^/]+)/providers/")
+#: A Key Vault secret version (32 hex digits) in a versioned secret URL: new with every certificate, so generated.
+#: A key version in a versioned key ID (UPLOADER_KEY_ID, the keyId output): Key Vault makes it at deploy time.
+_SECRET_VERSION = re.compile(r"(/(?:secrets|keys)/[^/]+)/[0-9a-f]{32}$")
+_KEYISH = re.compile(r"-----BEGIN|PRIVATE KEY|^MII[A-Za-z0-9+/]{40,}")
+PROVIDER_PREFIX = "pulumi:providers:"
+#: Packages whose resources the program creates through Pulumi's default provider (no explicit provider passed):
+#: `pulumi up` configures that provider from the stack's `<package>:` keys. The engine registers it, not the
+#: program, so the mocks never see it; the render shows it with those keys as its inputs. (Default providers
+#: take "inputs sourced from the stack's configuration values for the relevant provider package":
+#: https://github.com/pulumi/pulumi/blob/master/docs/architecture/providers/default.md.)
+DEFAULT_PROVIDER_PACKAGES = ("docker-build",)
+
+
+def tidy(value: Any, root: Path = REPO_ROOT) -> Any:
+    """Readable values: whole floats as ints (Pulumi hands numbers over as floats), ARM IDs from the group on,
+    generated versions as a placeholder, paths under the project directory relative to it."""
+    if isinstance(value, dict):
+        return {k: tidy(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [tidy(v, root) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        value = _ARM_PREFIX.sub(r"\1/", value)
+        value = _SECRET_VERSION.sub(rf"\1/{GENERATED}", value)
+        text = str(root)
+        return "." + value[len(text):] if value.startswith(text) else value
+    return value
+
+
+def scrub(value: Any) -> Any:
+    """Mask anything secret-looking that is left: offline's digests, the secure stand-in, PEM or base64 DER."""
+    if isinstance(value, dict):
+        return {k: scrub(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    if isinstance(value, str):
+        if value.startswith(("[secret:", "[unmarked-private-key:")) or value == SECRET_STANDIN:
+            return MASK
+        if _KEYISH.search(value):
+            return MASK
+    return value
+
+
+def label(urn: str) -> str:
+    """`type name` of a URN (urn:pulumi:stack::project::parent$type::name)."""
+    parts = urn.split("::")
+    return f"{parts[2].rsplit('$', 1)[-1]} {parts[-1]}" if len(parts) >= 4 else urn
+
+
+def _options(resource: Resource) -> dict[str, Any]:
+    """The resource options that change what `pulumi up` does with it; defaults left out."""
+    out: dict[str, Any] = {}
+    if resource.provider:
+        out["provider"] = label(resource.provider.rsplit("::", 1)[0])
+    if resource.parent and not resource.parent.split("::")[2].endswith("pulumi:pulumi:Stack"):
+        out["parent"] = label(resource.parent)
+    if resource.depends_on:
+        out["dependsOn"] = sorted(label(u) for u in resource.depends_on)
+    if resource.protect:
+        out["protect"] = True
+    if resource.delete_before_replace:
+        out["deleteBeforeReplace"] = True
+    if resource.additional_secret_outputs:
+        out["additionalSecretOutputs"] = sorted(resource.additional_secret_outputs)
+    return out
+
+
+def _kind(resource: Resource) -> str:
+    if resource.type.startswith(PROVIDER_PREFIX):
+        return "provider"
+    return "resource" if resource.custom else "component"
+
+
+def _notes(resource: Resource, inputs: dict[str, Any]) -> dict[str, str]:
+    """Read-only annotations (never compared): the role a role definition ID stands for."""
+    role = inputs.get("roleDefinitionId")
+    if resource.type == "azure-native:authorization:RoleAssignment" and isinstance(role, str):
+        guid = role.rsplit("/", 1)[-1].lower()
+        return {"role": ROLE_NAMES.get(guid, guid)}
+    return {}
+
+
+def _default_providers(config: dict[str, Any], evaluation: Evaluation) -> list[dict[str, Any]]:
+    """The default providers `pulumi up` would create for the packages used without an explicit provider, with
+    the stack's `<package>:` keys as their inputs."""
+    out = []
+    for package in DEFAULT_PROVIDER_PACKAGES:
+        if any(r.type.startswith(f"{package}:") and not r.provider for r in evaluation.resources):
+            inputs = {k.split(":", 1)[1]: v for k, v in sorted(config.items()) if k.startswith(f"{package}:")}
+            out.append({"type": f"{PROVIDER_PREFIX}{package}", "name": "default", "kind": "provider",
+                        "inputs": scrub(inputs), "options": {}, "notes": {"configured by": f"{package}: keys"}})
+    return out
+
+
+def _header(path: Path, project_dir: Path) -> dict[str, Any]:
+    """What the stack file says, for the reader (not compared: every setting shows in the resources)."""
     try:
-        evaluation = evaluate(path, REPO_ROOT)
-    except EvaluationError as exc:
-        raise EvaluationFailed(str(exc)) from None
-    resources = []
-    for r in sorted(evaluation.resources, key=lambda r: (not r.type.startswith("pulumi:providers:"), r.type, r.name)):
-        if not r.custom and not REVIEW_PATHS.get(r.type):
-            continue  # component resources: structure only, nothing to review
-        resources.append({"type": r.type, "name": r.name, "settings": _settings(r)})
+        settings = load_stack_settings(path, project_dir)
+    except ConfigError:  # the other side of a render-diff may predate a rule; the resources still compare
+        return {"cloud": "", "tenantId": "", "azureEnvironment": "", "location": "", "schedule": "", "tags": {},
+                "hosting": False, "hostedBy": "", "connectors": []}
     return {
-        "stack": evaluation.stack,
-        "namespace": NAMESPACE,
         "cloud": settings.cloud.name,
         "tenantId": settings.tenant_id,
         "azureEnvironment": settings.azure_environment,
@@ -230,25 +207,99 @@ def render_stack(path: Path) -> dict[str, Any]:
         "hostedBy": settings.hosted_by or "",
         "connectors": [{"name": c.name, "jobId": c.job_id, "files": c.files,
                         "scenarios": [s.type for s in c.scenarios]} for c in settings.connectors],
-        "signIn": sign_in(evaluation.resources),
-        "resourceCount": len(evaluation.deployed()),  # the number `check` prints (providers not counted)
-        "providerCount": sum(r.type.startswith("pulumi:providers:") for r in evaluation.resources),
-        "resources": resources,
-        "outputs": scrub(tidy({k: GENERATED if k in GENERATED_OUTPUTS else v
-                                for k, v in evaluation.outputs.items()})),
     }
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, (dict, list)):
-        import json
+def report_from(path: Path, evaluation: Evaluation, project_dir: Path = REPO_ROOT) -> dict[str, Any]:
+    """The review report of one evaluated stack: every declared resource with all its inputs and options, the
+    default providers, the outputs — masked and normalised."""
+    resources = []
+    for r in evaluation.resources:
+        inputs = scrub(tidy(_generated(r.type, r.inputs), project_dir))
+        resources.append({"type": r.type, "name": r.name, "kind": _kind(r), "inputs": inputs,
+                          "options": scrub(tidy(_options(r), project_dir)), "notes": _notes(r, inputs)})
+    try:
+        config = load_stack_file(path, project_dir).values
+    except ConfigError:
+        config = {}
+    resources += _default_providers(config, evaluation)
+    order = {"provider": 0, "resource": 1, "component": 2}
+    resources.sort(key=lambda r: (order[r["kind"]], r["type"], r["name"]))
+    return {
+        "stack": evaluation.stack,
+        "namespace": NAMESPACE,
+        **_header(path, project_dir),
+        "signIn": sign_in(evaluation.resources),
+        "resourceCount": len(evaluation.deployed()),  # the number `check` prints (providers not counted)
+        "providerCount": sum(r["kind"] == "provider" for r in resources),
+        "resources": resources,
+        "outputs": scrub(tidy({k: GENERATED if k in GENERATED_OUTPUTS else v
+                               for k, v in evaluation.outputs.items()}, project_dir)),
+    }
 
-        return json.dumps(value, separators=(", ", ": "))
-    return str(value)
+
+def render_stack(path: Path) -> dict[str, Any]:
+    """The review report of one stack file (evaluated in this process; a hosted tenant's hosting stack first)."""
+    from provisioning.tools.evaluator import evaluate_many
+
+    load_stack_settings(path, REPO_ROOT)  # ConfigError naming every key, before any evaluation
+    outcome = evaluate_many([path], REPO_ROOT, workers=1)[path]
+    if isinstance(outcome, ConfigError):
+        raise outcome
+    if isinstance(outcome, EvaluationError):
+        raise EvaluationFailed(str(outcome)) from None
+    return report_from(path, outcome)
+
+
+# ------------------------------------------------------------------------------------------- property paths
+
+def _segment(items: list[Any]) -> list[str] | None:
+    """List items keyed by their `name` when every item is an object with a distinct plain name (env vars,
+    e-mail receivers, lifecycle rules): an insertion then changes one path, not every index after it."""
+    names = [i.get("name") if isinstance(i, dict) else None for i in items]
+    if names and all(isinstance(n, str) and n and re.fullmatch(r"[A-Za-z0-9_.:-]+", n) for n in names) \
+            and len(set(names)) == len(names):
+        return [str(n) for n in names]
+    return None
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """Leaf property paths of a value: `a.b`, `list[0]`, `env[UPLOADER_CLOUD].value`; an empty object or list
+    is a leaf of its own."""
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for key, item in sorted(value.items(), key=lambda kv: str(kv[0])):
+            out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return out
+    if isinstance(value, list) and value:
+        keys = _segment(value) or [str(i) for i in range(len(value))]
+        out = {}
+        for key, item in zip(keys, value, strict=True):
+            out.update(flatten(item, f"{prefix}[{key}]"))
+        return out
+    return {prefix: value}
+
+
+def resource_key(resource: dict[str, Any]) -> str:
+    return f"{resource['type']} {resource['name']}"
+
+
+def resource_paths(resource: dict[str, Any]) -> dict[str, Any]:
+    """One resource's inputs and options as paths (options under `options.`)."""
+    paths = flatten(resource.get("inputs") or {})
+    if paths == {"": {}}:
+        paths = {}
+    paths.update(flatten(resource.get("options") or {}, "options") if resource.get("options") else {})
+    return paths
+
+
+def shown(value: Any) -> str:
+    """A leaf value as the text render and the comments show it (JSON: strings quoted, nothing ambiguous)."""
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
 def to_text(report: dict[str, Any]) -> str:
-    """A plain-text rendering for a pull-request comment (one block per resource)."""
+    """A plain-text rendering: a header, then every resource with every property path, then the outputs."""
     if report.get("hosting"):
         lines = [f"hosting stack {report['stack']}: cloud family of {report['cloud']}, "
                  f"Azure {report['azureEnvironment']} / {report['location']} (shared by its hosted tenants)"]
@@ -258,34 +309,28 @@ def to_text(report: dict[str, Any]) -> str:
             f"stack {report['stack']}: cloud {report['cloud']}, tenant {report['tenantId']}, "
             f"Azure {report['azureEnvironment']} / {report['location']}, schedule \"{report['schedule']}\"{hosted}",
         ]
-    lines.append(f"  tags (every taggable Azure resource): {_fmt(report['tags'])}")
-    for side, label in (("azure", "Azure side"), ("microsoft365", "Microsoft 365 side")):
+    lines.append(f"  tags (every taggable Azure resource): {shown(report['tags'])}")
+    for side, name in (("azure", "Azure side"), ("microsoft365", "Microsoft 365 side")):
         if side in report.get("signIn", {}):
             s = report["signIn"][side]
-            lines.append(f"  {label}: {s['provider']} signs in to tenant {s['tenantId']} ({s['creates']})")
-    if report.get("hosting"):
-        pass  # no tenant, no connectors
-    elif report["connectors"]:
-        for c in report["connectors"]:
-            lines.append(f"  connector {c['name'] or '(unnamed)'}: job {c['jobId']}, files {c['files']}, "
-                         f"scenarios {', '.join(c['scenarios'])}")
-    else:
-        lines.append("  connectors: none yet (first deploy, before the Purview connector exists)")
-    providers = report.get("providerCount", 0)
+            lines.append(f"  {name}: {s['provider']} signs in to tenant {s['tenantId']} ({s['creates']})")
+    if not report.get("hosting"):
+        if report["connectors"]:
+            for c in report["connectors"]:
+                lines.append(f"  connector {c['name'] or '(unnamed)'}: job {c['jobId']}, files {c['files']}, "
+                             f"scenarios {', '.join(c['scenarios'])}")
+        else:
+            lines.append("  connectors: none yet (first deploy, before the Purview connector exists)")
     lines.append(f"{report['resourceCount']} resources (as `check` counts them), listed with the "
-                 f"{providers} provider(s) they are created with:" if providers else
-                 f"{report['resourceCount']} resources:")
+                 f"{report.get('providerCount', 0)} provider(s) they are created with and the program's "
+                 "components; every input and option:")
     for r in report["resources"]:
-        lines.append(f"- {r['type']}  {r['name']}")
-        for key, value in r["settings"].items():
-            if key == "env":
-                for var in value:
-                    shown = f"secretRef {var['secretRef']}" if "secretRef" in var else _fmt(var.get("value"))
-                    lines.append(f"    env {var['name']} = {shown}")
-            else:
-                lines.append(f"    {key}: {_fmt(value)}")
+        notes = "".join(f"  ({k}: {v})" for k, v in (r.get("notes") or {}).items())
+        lines.append(f"- {r['type']}  {r['name']}{'  [component]' if r.get('kind') == 'component' else ''}{notes}")
+        for path, value in resource_paths(r).items():
+            lines.append(f"    {path}: {shown(value)}")
     if report["outputs"]:
         lines.append("outputs:")
-        for key, value in report["outputs"].items():
-            lines.append(f"    {key}: {_fmt(value)}")
+        for path, value in flatten(report["outputs"]).items():
+            lines.append(f"    {path}: {shown(value)}")
     return "\n".join(lines)
