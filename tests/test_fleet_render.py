@@ -81,9 +81,13 @@ def test_render_json_summarises_the_stack(report: dict) -> None:
     assert (report["azureEnvironment"], report["location"], report["schedule"]) == ("public", "westeurope",
                                                                                   "45 4 * * 1-5")
     assert [(c["name"], c["jobId"]) for c in report["connectors"]] == [("departures", JOB_A), ("profiles", JOB_B)]
-    providers = [r for r in report["resources"] if r["type"].startswith("pulumi:providers:")]
-    assert report["providerCount"] == len(providers) == 2
-    assert report["resourceCount"] == len(report["resources"]) - len(providers) > 10
+    providers = [r for r in report["resources"] if r["kind"] == "provider"]
+    custom = [r for r in report["resources"] if r["kind"] == "resource"]
+    # azuread and azure-native, explicit (a prebuilt image: no docker-build provider)
+    assert [r["type"] for r in providers] == ["pulumi:providers:azure-native", "pulumi:providers:azuread"]
+    assert report["providerCount"] == 2
+    assert report["resourceCount"] == len(custom) > 10
+    assert {r["kind"] for r in report["resources"]} == {"provider", "resource", "component"}
 
 
 def test_check_and_render_report_the_same_resource_count(stacks: Path, report: dict) -> None:
@@ -99,38 +103,44 @@ def test_check_and_render_report_the_same_resource_count(stacks: Path, report: d
     assert heading in text.stdout
 
 
-def test_render_shows_what_a_reviewer_checks(report: dict) -> None:
+def test_render_shows_every_input_a_reviewer_checks(report: dict) -> None:
+    from provisioning.tools.render import flatten
+
     (job,) = resources(report, "azure-native:app:Job")
-    settings = job["settings"]
-    assert settings["configuration.scheduleTriggerConfig.cronExpression"] == "45 4 * * 1-5"
-    assert settings["template.containers.image"] == ["contoso.azurecr.io/hr-uploader:1.2.3"]
-    env = {e["name"]: e for e in settings["env"]}
-    assert env["UPLOADER_CLOUD"]["value"] == "commercial"
-    assert env["UPLOADER_TENANT_ID"]["value"] == TENANT
-    assert {c["jobId"] for c in json.loads(env["UPLOADER_CONNECTORS"]["value"])} == {JOB_A, JOB_B}
-    assert "secretRef" in env["UPLOADER_CERTIFICATE_PEM"] and "value" not in env["UPLOADER_CERTIFICATE_PEM"]
+    inputs = job["inputs"]
+    assert inputs["configuration"]["scheduleTriggerConfig"]["cronExpression"] == "45 4 * * 1-5"
+    paths = flatten(inputs)
+    assert paths["template.containers[uploader].image"] == "contoso.azurecr.io/hr-uploader:1.2.3"
+    assert paths["template.containers[uploader].env[UPLOADER_CLOUD].value"] == "commercial"
+    assert paths["template.containers[uploader].env[UPLOADER_TENANT_ID].value"] == TENANT
+    connectors = json.loads(paths["template.containers[uploader].env[UPLOADER_CONNECTORS].value"])
+    assert {c["jobId"] for c in connectors} == {JOB_A, JOB_B}
+    assert "template.containers[uploader].env[UPLOADER_CERTIFICATE_PEM].secretRef" in paths
+    assert "template.containers[uploader].env[UPLOADER_CERTIFICATE_PEM].value" not in paths
+    assert job["options"]["provider"] == "pulumi:providers:azure-native providers-azure-native"
 
     roles = resources(report, "azure-native:authorization:RoleAssignment")
     assert roles
     for role in roles:
-        assert role["settings"]["role"] in {"Key Vault Secrets User", "Storage Blob Data Contributor", "AcrPull"}
-        assert role["settings"]["principalType"] == "ServicePrincipal"
-        assert "/providers/" not in role["settings"]["scope"] and "/" in role["settings"]["scope"]
+        assert role["notes"]["role"] in {"Key Vault Secrets User", "Storage Blob Data Contributor", "AcrPull"}
+        assert role["inputs"]["principalType"] == "ServicePrincipal"
+        assert not role["inputs"]["scope"].startswith("/subscriptions/") and "/" in role["inputs"]["scope"]
 
     (vault,) = resources(report, "azure-native:keyvault:Vault")
-    assert vault["settings"]["properties.enableRbacAuthorization"] is True
-    assert vault["settings"]["properties.enablePurgeProtection"] is True
+    assert vault["inputs"]["properties"]["enableRbacAuthorization"] is True
+    assert vault["inputs"]["properties"]["enablePurgeProtection"] is True
     (account,) = resources(report, "azure-native:storage:StorageAccount")
-    assert account["settings"]["allowSharedKeyAccess"] is False
+    assert account["inputs"]["allowSharedKeyAccess"] is False
     (app,) = resources(report, "azuread:index/application:Application")
-    assert app["settings"]["passwords"] == 0
+    assert not app["inputs"].get("passwords")
 
 
 def test_render_masks_secrets(report: dict) -> None:
     (secret,) = resources(report, "azure-native:keyvault:Secret")
-    assert secret["settings"]["properties.value"] == "[secret]"
+    assert secret["inputs"]["properties"]["value"] == "[secret]"
     (credential,) = resources(report, "azuread:index/applicationCertificate:ApplicationCertificate")
-    assert credential["settings"]["value"] == "[secret]"
+    assert credential["inputs"]["value"] == "[secret]"
+    assert credential["inputs"]["endDate"] == "(generated at deploy)"  # the certificate's own validity window
     text = json.dumps(report)
     assert "[secret:" not in text and "unmarked-private-key" not in text
 
@@ -142,9 +152,12 @@ def test_render_text_for_a_us_government_stack(stacks: Path) -> None:
     assert not KEY_MATERIAL.search(out), "key material in the text render"
     assert out.startswith("stack review-gov: cloud gcchigh")
     assert "connectors: none yet" in out
-    assert "environment: usgovernmentl4" in out and "environment: usgovernment\n" in out
-    assert "location: usgovarizona" in out
-    assert "certificateThumbprint: (generated at deploy)" in out
+    assert 'environment: "usgovernmentl4"' in out and 'environment: "usgovernment"\n' in out
+    assert 'location: "usgovarizona"' in out
+    # the image is built through docker-build's default provider, which `pulumi up` configures from the stack's
+    # docker-build: keys (none here)
+    assert "- pulumi:providers:docker-build  default  (configured by: docker-build: keys)" in out
+    assert 'certificateThumbprint: "(generated at deploy)"' in out
     second = render(stacks, "review-gov")
     assert second.stdout == out  # stable between runs: a pull-request comment changes only with the stack
 

@@ -81,16 +81,17 @@ def hostile_report(report: dict[str, Any]) -> dict[str, Any]:
 def test_hostile_values_and_names_render_inert() -> None:
     base = {"stack": "s", "cloud": "commercial", "tenantId": TENANT, "azureEnvironment": "public",
             "location": "eastus", "schedule": "0 2 * * *", "tags": {}, "connectors": [], "resourceCount": 1,
-            "resources": [{"type": "t", "name": "n", "settings": {"a": 1}}], "outputs": {}}
+            "resources": [{"type": "t", "name": "n", "inputs": {"a": 1}}], "outputs": {}}
     head = hostile_report(base)
-    head["resources"] = [{"type": "t", "name": "n", "settings": {"a": IMG}}, {"type": "t", "name": "<!--",
-                                                                               "settings": {}}]
+    head["resources"] = [{"type": "t", "name": "n", "inputs": {"a": IMG, "b`": "```"}}, {"type": "t", "name": "<!--",
+                                                                               "inputs": {}}]
     changed = diff_reports(HOSTILE_NAME, base, head)
     assert "<img" in changed.diff  # the raw value is in the diff, and must stay inert
     broken = StackDiff("y|z<!--", cloud=IMG, status="error", error="this branch: a | b\n<img src=x> ```")
     removed = StackDiff("gone`", cloud=IMG, removed=["t <!--"], status="removed")
     comment = build_comment([changed, broken, removed], "main<!--`", expiries={HOSTILE_NAME: "<b>soon</b>"})
     assert_inert(comment, details=3)
+    assert '+     a: "commercial <img src=x onerror=' in comment  # the changed value is shown, inert in its block
     assert rendered(comment).opened.count("td") == 3 * 7  # three rows of seven cells: no value split a row
 
 

@@ -91,11 +91,23 @@ class StackDiff:
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
-    diff: str = ""
     certificate: str = ""
     error: str = ""
     status: str = "changed"  # changed | unchanged | new | removed | error
     changes: list[ResourceChange] = field(default_factory=list)
+    reports: tuple[Report | None, Report | None] = field(default=(None, None), repr=False)  # (base, head)
+
+    @property
+    def diff(self) -> str:
+        """The unified diff of the two text renders (for the artifact; made when asked for: it is the slow part)."""
+        from provisioning.tools.render import to_text
+
+        base, head = self.reports
+        if head is None:
+            return ""
+        old_text = to_text(base).splitlines() if base else []
+        return "\n".join(difflib.unified_diff(old_text, to_text(head).splitlines(), "base", "head", lineterm="",
+                                              n=2))
 
     @property
     def touched(self) -> bool:
@@ -130,7 +142,7 @@ def _compare(before: dict[str, Any], after: dict[str, Any]) -> list[tuple[str, A
 
 def diff_reports(stack: str, base: Report | None, head: Report | None) -> StackDiff:
     """Compare two render reports (None: the stack file does not exist on that side), path by path."""
-    from provisioning.tools.render import flatten, resource_key, resource_paths, to_text
+    from provisioning.tools.render import flatten, resource_key, resource_paths
 
     if head is None:
         if base is None:
@@ -154,9 +166,7 @@ def diff_reports(stack: str, base: Report | None, head: Report | None) -> StackD
     result.added = [c.key for c in result.changes if c.kind == "added"]
     result.removed = [c.key for c in result.changes if c.kind == "removed"]
     result.changed = [c.key for c in result.changes if c.kind == "changed" and c.key != "outputs"]
-    old_text = to_text(base).splitlines() if base else []
-    result.diff = "\n".join(difflib.unified_diff(old_text, to_text(head).splitlines(), "base", "head",
-                                                 lineterm="", n=2))
+    result.reports = (base, head)
     if base is None:
         result.status = "new"
     elif not result.changes:
