@@ -327,8 +327,8 @@ def build_comment(diffs: list[StackDiff], base_ref: str, limit: int = COMMENT_LI
             break
         rows.append(row)
     same = _unchanged(unchanged, base_ref, (limit - size(head)) // 10)
-    parts = head + rows + tail + ([f"\n{same}"] if same else [])
-    left = limit - size(parts) - 300
+    parts = head + rows + tail
+    left = limit - size(parts) - len(same) - 300
     groups: dict[str, tuple[list[str], StackDiff, list[str]]] = {}
     for d in touched:  # stacks with the very same changed paths and values: one block
         lines = change_lines(d)
@@ -351,6 +351,8 @@ def build_comment(diffs: list[StackDiff], base_ref: str, limit: int = COMMENT_LI
         parts += ["", *blocks]
     if shown < len(touched):
         parts.append(f"_{len(touched) - shown} more stack(s) with changes did not fit in this comment: see {where}._")
+    if same:
+        parts.append(f"\n{same}")
     body = "\n".join(parts)
     return body[:limit]
 
