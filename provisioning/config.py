@@ -44,6 +44,23 @@ DEFAULT_REJECTED_DAYS = 90
 #: own (`pulumi:tags`, ...). Any other namespace is read by nothing, so it is reported (a typo like `hr-conector:`).
 OTHER_NAMESPACES = ("azure-native", "azuread", "docker-build", "pulumi")
 
+#: The packages whose providers the program creates explicitly (components/providers.py), from hr-connector: keys.
+#: Pulumi configures only a *default* provider from the stack's `<package>:` keys ("inputs sourced from the
+#: stack's configuration values for the relevant provider package":
+#: https://github.com/pulumi/pulumi/blob/master/docs/architecture/providers/default.md); an explicit provider takes
+#: its constructor's arguments. So `pulumi up` would ignore `azure-native:location` in a stack file without a word:
+#: the program and the offline tools refuse such keys instead (provider_key_problems), naming the key to use.
+EXPLICIT_PROVIDER_PACKAGES = ("azure-native", "azuread")
+#: Provider keys with an hr-connector: key doing the same job.
+PROVIDER_KEY_USE = {
+    "azure-native:location": "location",
+    "azure-native:subscriptionId": "subscriptionId",
+    "azure-native:environment": "azureEnvironment",
+    "azure-native:tenantId": "azureTenantId",
+    "azuread:tenantId": "tenantId",
+    "azuread:environment": "cloud",
+}
+
 #: Every key of the namespace (docs/configuration.md). Anything else is an error naming it.
 KEYS = (
     "cloud", "tenantId", "azureEnvironment", "location", "schedule", "connectors", "certificate",
@@ -587,6 +604,29 @@ def _secure(key: str) -> ConfigError:
     )
 
 
+def provider_key_problems(keys: Iterable[str]) -> list[ConfigError]:
+    """A problem for each `azure-native:` or `azuread:` key: the program's providers are explicit and would never
+    read it (see EXPLICIT_PROVIDER_PACKAGES); the rule names the hr-connector: key that does the job."""
+    problems = []
+    for key in keys:
+        package = key.split(":", 1)[0]
+        if package not in EXPLICIT_PROVIDER_PACKAGES:
+            continue
+        use = PROVIDER_KEY_USE.get(key)
+        if use is not None and use in KEYS:
+            rule = f"set {_k(use)} instead"
+        elif key == "azure-native:tenantId":
+            rule = ("the Azure side signs in to the deployer's directory (ARM_TENANT_ID in the environment, as the "
+                    "workflows set it)")
+        else:
+            rule = ("remove it; the provider's sign-in settings come from the environment (ARM_* variables, as the "
+                    "workflows set them: docs/gitops.md)")
+        problems.append(ConfigError(key, f"is not read: the program creates its {package} provider explicitly from "
+                                         f"{NAMESPACE}: keys, and Pulumi gives an explicit provider no {package}: "
+                                         f"stack config, so `pulumi up` would ignore it; {rule}"))
+    return problems
+
+
 def load_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) -> Settings:
     """Validate a stack's config (bare or `hr-connector:`-prefixed keys) into Settings.
 
@@ -705,6 +745,8 @@ def settings_from_pulumi() -> Settings:
     prefix = f"{NAMESPACE}:"
     ours = {k: v for k, v in merged.items() if k.startswith(prefix)}
     secret = set(runtime_config.get_config_secret_keys_env()) | {k for k in ours if runtime_config.is_config_secret(k)}
+    if ignored := provider_key_problems(sorted(merged)):  # never silently ignored, under `pulumi up` either
+        raise ConfigProblems(ignored)
     settings = load_settings(ours, secret_keys=sorted(secret & set(ours)))
     import pulumi
 

@@ -43,8 +43,17 @@ def env_name(flag: str) -> str:
     return ENV_PREFIX + flag.lstrip("-").upper().replace("-", "_")
 
 
-class _TwinHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    pass
+class _TwinHelpFormatter(argparse.HelpFormatter):
+    """Says an option's default once, and only when there is one: none for a default of None or False (an unset
+    option, an off switch), none when the help text already says it (`default ...`)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS, [], ()):
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return f"{text} (default: %(default)s)"
+        return text
 
 
 class FromEnv:
@@ -92,7 +101,7 @@ def resolve_env(args: argparse.Namespace) -> None:
 def add_option(
     parser: argparse.ArgumentParser,
     flag: str,
-    *,
+    *short: str,
     type: Callable[[str], Any] = str,  # noqa: A002 - mirrors argparse
     default: Any = None,
     required: bool = False,
@@ -106,7 +115,7 @@ def add_option(
         default = FromEnv(env, raw, type, kwargs.get("choices"))
         required = False
     parser.add_argument(
-        flag, type=type, default=default, required=required, help=f"{help} [env {env}]", **kwargs
+        flag, *short, type=type, default=default, required=required, help=f"{help} [env {env}]", **kwargs
     )
 
 
@@ -236,7 +245,7 @@ def add_connection_options(parser: argparse.ArgumentParser, required: bool, http
 def add_mapping_options(parser: argparse.ArgumentParser, mapping_help: str) -> None:
     """--mapping FILE, or --stack NAME [--connector NAME] [--stacks-dir DIR]."""
     add_option(parser, "--mapping", help=mapping_help)
-    add_option(parser, "--stack", help="take the mapping from this stack's file (stacks/Pulumi.STACK.yaml) "
+    add_option(parser, "--stack", "-s", help="take the mapping from this stack's file (stacks/Pulumi.STACK.yaml) "
                "instead of --mapping")
     add_option(parser, "--connector", help="with --stack: the connector's `name` in hr-connector:connectors "
                "(optional when the stack has one connector)")

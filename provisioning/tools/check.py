@@ -21,7 +21,13 @@ from pathlib import Path
 from provisioning.config import ConfigError, Settings, all_problems, config_warnings
 from provisioning.naming import Names, stack_name_problem
 from provisioning.tools.evaluator import Outcome, evaluate_many
-from provisioning.tools.offline import REPO_ROOT, EvaluationError, load_stack_settings, stack_name
+from provisioning.tools.offline import (
+    REPO_ROOT,
+    EvaluationError,
+    load_stack_settings,
+    stack_file_warnings,
+    stack_name,
+)
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -74,7 +80,7 @@ def _preflight(path: Path) -> tuple[StackResult | None, tuple[tuple[str, str], .
     except ConfigError as exc:
         problems.extend((p.key, p.rule) for p in all_problems(exc))
         return StackResult(name, path, problems=tuple(problems)), (), None
-    warnings = tuple((w.key, w.rule) for w in config_warnings(settings))
+    warnings = tuple((w.key, w.rule) for w in [*stack_file_warnings(path, REPO_ROOT), *config_warnings(settings)])
     if problems:
         return StackResult(name, path, problems=tuple(problems), warnings=warnings), warnings, settings
     return None, warnings, settings

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from provisioning.config import ConfigError, all_problems
 from provisioning.tools import fleet
-from provisioning.tools.fleetrun import OPERATIONS
+from provisioning.tools.fleetrun import OPERATIONS, pulumi_cli
 from provisioning.tools.inventory import DEFAULT_WARN_DAYS
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "hosted tenant takes its hosting stack's; required with --hosting)")
     new.add_argument("--deploy-app-id", metavar="CLIENT_ID",
                      help="the multi-tenant deploy app's client ID, for the admin consent URL the next steps print")
+    new.add_argument("--schedule", metavar="CRON",
+                     help="when the job runs, 5-field cron in UTC, e.g. \"30 3 * * *\" (default: daily at a minute "
+                          "between 00:00 and 06:00 UTC picked from a hash of NAME, so tenants do not all start "
+                          "at once)")
     _stacks_dir_arg(new)
 
     check = sub.add_parser("check", help="validate and evaluate stack files under Pulumi mocks",
@@ -75,10 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     _stacks_dir_arg(check)
 
     render = sub.add_parser("render", help="what the program would declare for one stack (secrets masked)",
-                            description="List the resources the program declares for a stack, with the "
-                                        "settings a reviewer cares about; secrets are masked.")
-    render.add_argument("--stack", required=True, metavar="NAME")
-    render.add_argument("--json", action="store_true", help="JSON instead of text")
+                            description="Everything the program declares for a stack under Pulumi mocks: every "
+                                        "input and option of every resource and provider, and the stack outputs; "
+                                        "secrets masked, values generated at deploy time shown as such. Offline.")
+    render.add_argument("--stack", "-s", required=True, metavar="NAME",
+                        help="the stack to render (its file is Pulumi.NAME.yaml in the stacks directory)")
+    render.add_argument("--json", action="store_true",
+                        help="the report as JSON (what render-diff compares) instead of text")
     _stacks_dir_arg(render)
 
     rdiff = sub.add_parser("render-diff", help="each stack's offline render compared with a base ref (PR comment)",
@@ -131,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     certs.add_argument("--warn-days", type=_days, default=DEFAULT_WARN_DAYS, metavar="N",
                        help=f"exit 1 when a certificate has fewer than N days left (default {DEFAULT_WARN_DAYS})")
     certs.add_argument("--json", action="store_true", help="JSON instead of a table")
-    certs.add_argument("--pulumi", default="pulumi", metavar="EXE", help="the Pulumi CLI (default: on PATH)")
+    certs.add_argument("--pulumi-root", metavar="DIR",
+                       help="use DIR/bin/pulumi (default: pulumi on PATH); not needed with --outputs")
     _stacks_dir_arg(certs)
 
     plat = sub.add_parser("platform", help="the pipeline's own Pulumi program (platform/), offline",
@@ -146,23 +154,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("fleet", help="pulumi preview | up | refresh over many stacks at once (Automation API)",
                          description="Run one Pulumi operation on many stacks, --parallel at a time, each "
-                                     "isolated (a failure stops no other stack); one log file per stack, a "
-                                     "summary table, exit 1 when any stack failed.")
-    run.add_argument("operation", choices=OPERATIONS)
-    chosen = run.add_mutually_exclusive_group(required=True)
-    chosen.add_argument("--all", action="store_true", help="every stack file")
-    chosen.add_argument("--stack", nargs="+", metavar="NAME", help="these stacks")
-    run.add_argument("--parallel", type=_positive, default=4, metavar="N", help="stacks at once (default 4)")
-    run.add_argument("--pulumi-root", metavar="DIR",
-                     help="use DIR/bin/pulumi (default: pulumi on PATH); its version is checked once")
-    run.add_argument("--log-dir", default=".fleet-logs", metavar="DIR",
-                     help="one <stack>.<operation>.log per stack (default .fleet-logs)")
-    run.add_argument("--expect-no-changes", action="store_true",
-                     help="a stack with any change fails (drift detection)")
-    run.add_argument("--rotate-certificate", action="store_true",
-                     help="with up: replace each stack's certificate now (pulumi up --replace <its URN>)")
-    run.add_argument("--json", action="store_true", help="the summary as JSON")
-    _stacks_dir_arg(run)
+                                     "isolated (a failure stops no other stack); hosting stacks first; one log file "
+                                     "per stack, a summary table, exit 1 when any stack failed. "
+                                     "`fleet OPERATION --help` lists the operation's options.")
+    operations = run.add_subparsers(dest="operation", required=True, metavar="OPERATION")
+    what = {"preview": ("show what `pulumi up` would change on each stack", "a stack whose preview shows any change "
+                        "fails (drift detection)"),
+            "up": ("deploy each stack", "a stack whose update changes anything fails"),
+            "refresh": ("read each stack's real resources into its state", "a stack whose refresh finds any "
+                        "difference fails (drift detection)")}
+    for operation in OPERATIONS:
+        summary, expect = what[operation]
+        op = operations.add_parser(operation, help=summary, description=f"fleet {operation}: {summary}, "
+                                   "--parallel at a time, each isolated; hosting stacks first.")
+        chosen = op.add_mutually_exclusive_group(required=True)
+        chosen.add_argument("--all", action="store_true", help="every stack file")
+        chosen.add_argument("--stack", nargs="+", metavar="NAME", help="these stacks")
+        op.add_argument("--parallel", type=_positive, default=4, metavar="N", help="stacks at once (default 4)")
+        op.add_argument("--pulumi-root", metavar="DIR",
+                        help="use DIR/bin/pulumi (default: pulumi on PATH); its version is checked once")
+        op.add_argument("--log-dir", default=".fleet-logs", metavar="DIR",
+                        help="one <stack>.<operation>.log per stack (default .fleet-logs)")
+        op.add_argument("--expect-no-changes", action="store_true", help=expect)
+        if operation == "up":
+            op.add_argument("--rotate-certificate", action="store_true",
+                            help="replace each stack's certificate now (pulumi up --replace <its URN>)")
+        op.add_argument("--json", action="store_true", help="the summary as JSON")
+        _stacks_dir_arg(op)
     return parser
 
 
@@ -185,7 +203,7 @@ def _new_stack(args: argparse.Namespace) -> int:
                            azure_environment=args.azure_environment, image=args.image, owners=tuple(args.owner),
                            subscription_id=args.subscription_id, alert_emails=tuple(args.alert_email),
                            hosting=args.hosting, hosted_by=args.hosted_by, azure_tenant_id=args.azure_tenant_id,
-                           deploy_app_id=args.deploy_app_id)
+                           deploy_app_id=args.deploy_app_id, schedule=args.schedule)
     flag = f" --stacks-dir {shlex.quote(args.stacks_dir)}" if args.stacks_dir else ""
     path = create_stack(fleet.stacks_dir(args.stacks_dir), request, flag)
     print(f"wrote {path}")
@@ -212,10 +230,20 @@ def _check(args: argparse.Namespace) -> int:
     return overall_exit_code(results)
 
 
+def _offline_warnings(paths: list[Path]) -> None:
+    """What the offline tools cannot see in these stack files (a Pulumi ESC environment), once each, on stderr."""
+    from provisioning.tools.offline import REPO_ROOT, stack_file_warnings
+
+    for path in paths:
+        for warning in stack_file_warnings(path, REPO_ROOT):
+            print(f"warning: {warning.key}: {warning.rule}", file=sys.stderr)
+
+
 def _render(args: argparse.Namespace) -> int:
     from provisioning.tools.render import render_stack, to_text
 
     (path,) = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), [args.stack])
+    _offline_warnings([path])
     report = render_stack(path)
     print(json.dumps(report, indent=2) if args.json else to_text(report))
     return EXIT_OK
@@ -237,6 +265,7 @@ def _selected(args: argparse.Namespace) -> list[Path]:
 
 def _matrix(args: argparse.Namespace) -> int:
     paths = fleet.hosting_first(_selected(args))
+    _offline_warnings(paths)
     if args.github_output and not args.batches:
         raise fleet.FleetError("--github-output goes with --batches")
     result = fleet.matrix(paths)
@@ -265,6 +294,7 @@ def _render_diff(args: argparse.Namespace) -> int:
     )
 
     paths = _selected(args)
+    _offline_warnings(paths)
 
     def progress(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -295,7 +325,10 @@ def _certs(args: argparse.Namespace) -> int:
 
     paths = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), args.stack)
     outputs = Path(args.outputs) if args.outputs else None
-    rows = inventory(paths, args.warn_days, outputs=outputs, pulumi=args.pulumi)
+    # no CLI: said once, before any stack is asked
+    pulumi = "" if outputs else pulumi_cli(args.pulumi_root, "read exported outputs with --outputs PATH (a folder of "
+                                                             "`pulumi stack output --json` files)")
+    rows = inventory(paths, args.warn_days, outputs=outputs, pulumi=pulumi)
     if args.json:
         print(json.dumps([r.to_json() for r in rows], indent=2))
     else:
@@ -306,14 +339,12 @@ def _certs(args: argparse.Namespace) -> int:
 def _fleet(args: argparse.Namespace) -> int:
     from provisioning.tools.fleetrun import run_fleet, summary_table
 
-    if args.rotate_certificate and args.operation != "up":
-        raise fleet.FleetError("--rotate-certificate goes with `fleet up` only")
     paths = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), None if args.all else args.stack)
     if not paths:
         raise fleet.FleetError(f"{fleet.stacks_dir(args.stacks_dir)}: no Pulumi.<stack>.yaml files")
     results = run_fleet(args.operation, paths, parallel=args.parallel, log_dir=Path(args.log_dir),
                         pulumi_root=args.pulumi_root, expect_no_changes=args.expect_no_changes,
-                        rotate_certificate=args.rotate_certificate, progress=sys.stderr)
+                        rotate_certificate=getattr(args, "rotate_certificate", False), progress=sys.stderr)
     if args.json:
         print(json.dumps([r.to_json() for r in results], indent=2))
     else:

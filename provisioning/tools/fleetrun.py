@@ -16,6 +16,8 @@ then the old credential removed (provisioning/components/certificate.py).
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import threading
 import time
@@ -48,6 +50,31 @@ class StackRun:
     def to_json(self) -> dict[str, Any]:
         return {"stack": self.stack, "ok": self.ok, "changes": self.changes, "error": self.error,
                 "seconds": round(self.seconds, 1), "log": self.log}
+
+
+def pinned_cli_version(root: Path = REPO_ROOT) -> str:
+    """The Pulumi CLI version the project pins (.pulumi-version; the workflows install exactly it)."""
+    try:
+        return (root / ".pulumi-version").read_text(encoding="utf-8").strip().removeprefix("v") or MINIMUM_CLI
+    except OSError:
+        return MINIMUM_CLI
+
+
+def pulumi_cli(pulumi_root: str | None, alternative: str = "") -> str:
+    """The Pulumi CLI to run (DIR/bin/pulumi for --pulumi-root DIR, else pulumi on PATH); FleetError, said once
+    for the whole command, when there is none: which version to install, and the options that do without."""
+    from provisioning.tools.fleet import FleetError
+
+    exe = os.path.join(pulumi_root, "bin", "pulumi") if pulumi_root else shutil.which("pulumi")
+    if exe and os.path.isfile(exe) and os.access(exe, os.X_OK):
+        return exe
+    version = pinned_cli_version()
+    where = f"{pulumi_root}/bin/pulumi" if pulumi_root else "pulumi on PATH"
+    # Pulumi's installer takes the version to install (https://www.pulumi.com/docs/iac/download-install/).
+    raise FleetError(f"no Pulumi CLI ({where} not found): install Pulumi CLI {version}, the version in "
+                     f".pulumi-version (`curl -fsSL https://get.pulumi.com | sh -s -- --version {version}`), or point "
+                     f"to an installed one with --pulumi-root DIR (DIR/bin/pulumi)"
+                     + (f", or {alternative}" if alternative else ""))
 
 
 def certificate_urn(path: Path) -> str | None:
@@ -158,6 +185,7 @@ def run_fleet(operation: str, paths: list[Path], *, parallel: int, log_dir: Path
 
     from provisioning.tools.fleet import FleetError
 
+    pulumi_cli(pulumi_root)  # none: one message for the fleet, not one failure per stack
     log_dir.mkdir(parents=True, exist_ok=True)
     where = f"{pulumi_root}/bin/pulumi" if pulumi_root else "pulumi on PATH"
     try:  # checks the CLI's version once, for every stack

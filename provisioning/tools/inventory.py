@@ -172,8 +172,8 @@ def to_table(rows: list[CertificateRow], warn_days: int) -> str:
 
     lines = ["| stack | status | days left | expires (UTC) | renew before (days) | thumbprint (SHA-1) | hosted by | "
              "key |", "|---|---|---:|---|---:|---|---|---|"]
-    # grouped by hosting stack (self-contained stacks first, as "-"), most urgent first within each group
-    for r in sorted(rows, key=lambda r: (r.hosted_by, *urgency(r))):
+    # most urgent first across the whole fleet, whichever hosting stack runs the job (the `hosted by` column)
+    for r in sorted(rows, key=urgency):
         days = "" if r.days_left is None else str(r.days_left)
         renew = "" if r.renew_before_days is None else str(r.renew_before_days)
         status = f"{r.status}: {r.error}" if r.error else r.status  # federated: why it has no certificate

@@ -1,7 +1,7 @@
 """`python -m provisioning new-stack NAME --cloud C --tenant-id T [--location L] [--azure-environment E]
-[--image REF] [--owner ID ...] [--subscription-id ID] [--alert-email A ...] [--hosted-by HOSTING]`: a new tenant
-in one command; `new-stack NAME --hosting --cloud C --location L --alert-email A [--subscription-id S]`: a hosting
-stack (docs/fleet.md#hosting).
+[--image REF] [--owner ID ...] [--subscription-id ID] [--alert-email A ...] [--hosted-by HOSTING] [--schedule CRON]`:
+a new tenant in one command; `new-stack NAME --hosting --cloud C --location L --alert-email A
+[--subscription-id S]`: a hosting stack (docs/fleet.md#hosting).
 
 Writes stacks/Pulumi.NAME.yaml from the commented template (templates/stack.yaml.tmpl, or hosting.yaml.tmpl)
 with the cloud's defaults filled in and no connectors yet; refuses to overwrite; validates the result with the
@@ -12,6 +12,7 @@ unless given, and must match them (the rules `check` applies).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -83,6 +84,19 @@ class StackRequest:
     hosted_by: str | None = None
     azure_tenant_id: str | None = None  # the Azure side's directory, when it is not the Microsoft 365 tenant's
     deploy_app_id: str | None = None  # the multi-tenant deploy app whose consent URL the next steps show
+    schedule: str | None = None  # --schedule CRON; None: spread_schedule(name)
+
+
+#: Without --schedule, a new tenant's job runs once a day at a minute of this window (UTC), picked by a stable hash
+#: of the stack name: 200 tenants of one hosting environment do not all start at 02:00 (docs/fleet.md#hosting).
+NIGHT_UTC = (0, 6)  # from 00:00 up to 06:00
+
+
+def spread_schedule(name: str) -> str:
+    """A daily 5-field cron at a minute of the night (NIGHT_UTC) that depends on the stack name only."""
+    start, end = NIGHT_UTC
+    minute = int.from_bytes(hashlib.sha256(name.encode("utf-8")).digest()[:8], "big") % ((end - start) * 60)
+    return f"{minute % 60} {start + minute // 60} * * *"
 
 
 def _checked_name(name: str) -> str:
@@ -146,9 +160,9 @@ def _with_hosting_defaults(request: StackRequest, directory: Path) -> StackReque
 
 
 def _render_hosting(request: StackRequest, cloud_name: str, azure_environment: str, stacks_dir_flag: str) -> str:
-    if request.tenant_id or request.owners or request.image or request.hosted_by:
-        raise FleetError("--hosting: a hosting stack has no tenant, owners, image or hosting stack of its own "
-                         "(drop --tenant-id, --owner, --image and --hosted-by)")
+    if request.tenant_id or request.owners or request.image or request.hosted_by or request.schedule:
+        raise FleetError("--hosting: a hosting stack has no tenant, owners, image, schedule or hosting stack of its "
+                         "own (drop --tenant-id, --owner, --image, --schedule and --hosted-by)")
     if not request.alert_emails:
         raise FleetError("--hosting needs --alert-email ADDRESS: the hosting stack's action group is told when any "
                          "hosted tenant's job fails")
@@ -223,6 +237,10 @@ def _render_tenant(request: StackRequest, cloud_name: str, azure_environment: st
         stacks_dir_flag=stacks_dir_flag,
         optional=_optional_lines(request),
         protection=DEFAULT_NEW_PROTECTION[cloud.name],
+        schedule=json.dumps((request.schedule or spread_schedule(request.name)).strip()),
+        schedule_note="given with --schedule" if request.schedule else
+        f"Picked by new-stack from a hash of the stack name: a minute between {NIGHT_UTC[0]:02d}:00 and "
+        f"{NIGHT_UTC[1]:02d}:00 UTC, so tenants do not all start at once.",
     )
 
 

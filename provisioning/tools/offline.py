@@ -36,7 +36,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from provisioning.config import NAMESPACE, OTHER_NAMESPACES, ConfigError, ConfigProblems, Settings
+from provisioning.config import (
+    NAMESPACE,
+    OTHER_NAMESPACES,
+    ConfigError,
+    ConfigProblems,
+    ConfigWarning,
+    Settings,
+    provider_key_problems,
+)
 from provisioning.yamlfile import read_yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -218,6 +226,7 @@ def read_stack_file(
         if is_secret:
             secret.append(key)
 
+    problems.extend(provider_key_problems(values))
     declared = project.get("config") or {}
     for short, decl in declared.items():
         full = short if ":" in short else f"{project_name}:{short}"
@@ -231,6 +240,7 @@ def read_stack_file(
                                                       "no default)"))
                 continue
             values[full] = default
+            problems.extend(provider_key_problems([full]))  # Pulumi.yaml's project config, the same rule
             continue
         type_name = decl.get("type")
         if type_name and full not in secret and not _type_ok(type_name, decl.get("items"), values[full]):
@@ -238,6 +248,29 @@ def read_stack_file(
             shown = f"array<{items.get('type')}>" if type_name == "array" else type_name
             problems.append(ConfigError(full, f"must be of type '{shown}' (Pulumi.yaml declares it so)"))
     return StackConfig(stack_name(path), path, values, tuple(secret)), problems
+
+
+def stack_file_warnings(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT) -> list[ConfigWarning]:
+    """What the offline tools cannot see in a stack file: a Pulumi ESC `environment:` (Pulumi Cloud opens it when
+    the CLI runs; its `pulumiConfig` values become stack config:
+    https://www.pulumi.com/docs/esc/integrations/infrastructure/pulumi-iac/)."""
+    path = stack_path(stack, Path(project_dir))
+    try:
+        doc, _ = read_yaml(path)
+    except ConfigError:
+        return []
+    imports = doc.get("environment") if isinstance(doc, dict) else None
+    if isinstance(imports, dict):
+        imports = imports.get("imports")
+    if not imports:
+        return []
+    names = ", ".join(str(i) for i in imports) if isinstance(imports, list) else str(imports)
+    return [ConfigWarning(f"{path.name}: environment", (
+        f"imports Pulumi ESC environment(s) {names}, which these offline tools cannot open (Pulumi Cloud resolves "
+        "them when the Pulumi CLI runs): any hr-connector: value they supply is missing from what check, render, "
+        "render-diff and matrix see. Put hr-connector: values in this file's config: or in Pulumi.yaml's project "
+        "config (docs/configuration.md#fleet-wide-values-pulumiyaml) and keep the environment for what only a "
+        "deployment needs (sign-in variables, secrets); `pulumi preview` shows what it adds"))]
 
 
 def load_stack_file(stack: str | os.PathLike[str], project_dir: Path = REPO_ROOT) -> StackConfig:

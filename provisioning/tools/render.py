@@ -80,14 +80,14 @@ def sign_in(resources: list[Resource]) -> dict[str, dict[str, Any]]:
 
 
 def _generated(type_token: str, inputs: dict[str, Any]) -> dict[str, Any]:
-    """`inputs` with the GENERATED_INPUTS paths of this type replaced by the placeholder (a copy; absent stays absent)."""
+    """`inputs` with this type's GENERATED_INPUTS paths replaced by the placeholder (a copy; absent stays absent)."""
     paths = GENERATED_INPUTS.get(type_token, ())
     if not paths:
         return inputs
-    out = json.loads(json.dumps(inputs, default=str))
+    out: dict[str, Any] = json.loads(json.dumps(inputs, default=str))
     for path in paths:
         *parents, leaf = path.split(".")
-        node = out
+        node: Any = out
         for key in parents:
             node = node.get(key) if isinstance(node, dict) else None
         if isinstance(node, dict) and node.get(leaf) is not None:
