@@ -99,6 +99,13 @@ BROKEN: dict[str, tuple[str, list[tuple[str, str]]]] = {
                        ("hr-connector:connectors[0].files", "relative to incoming/"),
                        ("hr-connector:connectors[1].files", "is required")]),
     LONG_NAME: (stack(), [(f"Pulumi.{LONG_NAME}.yaml", "at most 51 fit the app certificate's subject")]),
+    # provider keys `pulumi up` would ignore (the program's providers are explicit): refused, naming the key to use
+    "provider-keys": (stack("  azure-native:location: westus", f"  azuread:tenantId: {TENANT}",
+                            "  azure-native:environment: usgovernment", "  azure-native:useOidc: true"),
+                      [("azure-native:location", "`pulumi up` would ignore it; set hr-connector:location instead"),
+                       ("azuread:tenantId", "set hr-connector:tenantId instead"),
+                       ("azure-native:environment", "set hr-connector:azureEnvironment instead"),
+                       ("azure-native:useOidc", "sign-in settings come from the environment (ARM_* variables")]),
 }
 
 

@@ -1,5 +1,5 @@
 """The fleet tools and hosting stacks (issue 15): selection, batches past GitHub's 256-job matrix, hosting stacks
-before their tenants in `fleet`, `check` naming mismatches offline, `certs` grouped by hosting."""
+before their tenants in `fleet`, `check` naming mismatches offline, `certs` across hosting stacks."""
 
 from __future__ import annotations
 
@@ -168,23 +168,24 @@ def test_fleet_up_runs_hosting_stacks_before_their_tenants(fake: tuple[Path, Pat
     assert len(ups) == 6
 
 
-def test_certs_groups_tenants_by_hosting_stack(tmp_path: Path) -> None:
+def test_certs_lists_tenants_most_urgent_first_across_hosting_stacks(tmp_path: Path) -> None:
     hosting(tmp_path, "hub-east")
     tenant(tmp_path, "acme", "hub-east")
     tenant(tmp_path, "solo", None)
     tenant(tmp_path, "beta", "hub-east")
     exported = tmp_path / "outputs.json"
-    exported.write_text(json.dumps({name: {"certificateThumbprint": "AB" * 20,
-                                           "certificateExpiresOn": "2099-01-01T00:00:00Z",
-                                           "certificateRenewBeforeDays": 30} for name in ("acme", "solo", "beta")}))
+    expiry = {"acme": "2098-01-01T00:00:00Z", "solo": "2097-01-01T00:00:00Z", "beta": "2099-01-01T00:00:00Z"}
+    exported.write_text(json.dumps({name: {"certificateThumbprint": "AB" * 20, "certificateExpiresOn": expires,
+                                           "certificateRenewBeforeDays": 30} for name, expires in expiry.items()}))
     done = provisioning("certs", "--outputs", str(exported), "--stacks-dir", str(tmp_path), "--json")
     assert done.returncode == 0, done.stderr
     rows = {r["stack"]: r for r in json.loads(done.stdout)}
     assert set(rows) == {"acme", "solo", "beta"}  # the hosting stack has no certificate
     assert rows["acme"]["hostedBy"] == "hub-east" and rows["solo"]["hostedBy"] == ""
     table = provisioning("certs", "--outputs", str(exported), "--stacks-dir", str(tmp_path)).stdout
-    order = [line.split("|")[1].strip() for line in table.splitlines()[2:5]]
-    assert order == ["solo", "acme", "beta"]  # self-contained first, then hub-east's tenants together
+    rows_shown = [[cell.strip() for cell in line.split("|")[1:-1]] for line in table.splitlines()[2:5]]
+    # the soonest expiry first, whichever hosting stack runs the job; the `hosted by` column says which
+    assert [(r[0], r[6]) for r in rows_shown] == [("solo", "-"), ("acme", "hub-east"), ("beta", "hub-east")]
 
 
 # ------------------------------------------------------------------------------------------------ the evaluator
