@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from stack_examples import EXAMPLES
 
 REPO = Path(__file__).resolve().parent.parent
 TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
@@ -90,7 +91,7 @@ def test_the_program_itself_refuses_provider_keys_as_pulumi_up_would_run_it() ->
     values = {"hr-connector:tenantId": TENANT, "hr-connector:location": "eastus",
               "azure-native:location": "westus", "azuread:environment": "usgovernmentl4"}
     with pytest.raises(Exception) as raised:  # noqa: PT011 - the Pulumi runtime may wrap the ConfigError
-        _evaluate_here(StackConfig("acme", REPO / "stacks" / "Pulumi.acme.yaml", values), REPO_ROOT)
+        _evaluate_here(StackConfig("acme", REPO / "Pulumi.acme.yaml", values), REPO_ROOT)
     error = raised.value if isinstance(raised.value, ConfigError) else _config_error_in(raised.value)
     assert error is not None
     found = {p.key: p.rule for p in all_problems(error)}
@@ -100,7 +101,7 @@ def test_the_program_itself_refuses_provider_keys_as_pulumi_up_would_run_it() ->
 
 @pytest.mark.pulumi
 def test_check_prints_each_warning_once_and_names_an_esc_environment(tmp_path: Path) -> None:
-    text = (REPO / "stacks" / "Pulumi.wingtip-dod.yaml").read_text()
+    text = (EXAMPLES / "Pulumi.wingtip-dod.yaml").read_text()
     assert "protection" not in text  # it draws the certificate.protection warning
     (tmp_path / "Pulumi.wingtip-dod.yaml").write_text(text + "environment:\n  - contoso/hr-prod\n")
     done = provisioning("check", "--stacks-dir", str(tmp_path))

@@ -211,9 +211,9 @@ def test_typed_keys_are_type_checked_like_the_cli(tmp_path: Path) -> None:
 def test_secure_values_are_never_decrypted(tmp_path: Path) -> None:
     cfg = load_stack_file(write(tmp_path, "t", f"config:\n  hr-connector:tenantId: {TENANT}\n"
                                                "  hr-connector:location: eastus\n"
-                                               "  azure-native:clientSecret:\n    secure: v1:AAAABBBB\n"))
-    assert cfg.values["azure-native:clientSecret"] == SECRET_STANDIN
-    assert cfg.secret_keys == ("azure-native:clientSecret",)
+                                               "  docker-build:host:\n    secure: v1:AAAABBBB\n"))
+    assert cfg.values["docker-build:host"] == SECRET_STANDIN
+    assert cfg.secret_keys == ("docker-build:host",)
 
 
 def test_unnamespaced_keys_and_bad_yaml_are_named(tmp_path: Path) -> None:

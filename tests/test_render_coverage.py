@@ -71,6 +71,7 @@ VARIANTS: dict[str, tuple[Change, str]] = {
     "tags": (_set(tags={"cost-center": "4712"}), "tags.cost-center"),
     "hosting": (_hosting, "azure-native:app:Job"),
     "hostedBy": (_set(hostedBy="hub"), "hostedBy"),
+    "credential": (_set(credential="federated"), "added azuread:index/applicationFederatedIdentityCredential"),
 }
 
 
