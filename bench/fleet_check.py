@@ -15,7 +15,7 @@ With --preview N it then runs `python -m provisioning fleet preview --all --para
 against the stand-in Pulumi CLI (tests/fake_pulumi.py, driven through the real Automation API): hosting stack
 first, then the tenants N at a time.
 
-    .venv/bin/python bench/fleet_check.py [--tenants 200] [--no-render-diff] [--preview 8] [--keep]
+    .venv/bin/python bench/fleet_check.py [--tenants 200] [--no-check | --no-render-diff] [--preview 8] [--keep]
 """
 
 from __future__ import annotations
@@ -138,10 +138,13 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the generated stack files")
     parser.add_argument("--preview", type=int, metavar="N", help="then `fleet preview --parallel N` (stand-in CLI)")
     parser.add_argument("--no-render-diff", action="store_true", help="skip the render-diff timing")
+    parser.add_argument("--no-check", action="store_true", help="skip the check timing (render-diff only)")
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="hr-connector-fleet-"))
     try:
         write_fleet(directory, args.tenants)
+        if args.no_check:
+            return render_diff(directory, args.tenants)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "provisioning", "check", "--stacks-dir", str(directory)],

@@ -38,9 +38,11 @@ from provisioning.config import ConfigError
 from provisioning.tools.offline import REPO_ROOT, Evaluation, EvaluationError, stack_name, stack_path
 
 MARKER = "<!-- hr-connector:render -->"
-#: GitHub refuses an issue or pull-request comment whose body is over 65,536 characters ("body ... maximum is
-#: 65536 characters": https://docs.github.com/en/rest/issues/comments#create-an-issue-comment, and the
-#: "Body is too long (maximum is 65536 characters)" validation error); keep a margin.
+#: GitHub refuses an issue or pull-request comment whose body is over 65,536 characters: the REST API answers
+#: 422 "Body is too long (maximum is 65536 characters)", its documentation_url being
+#: https://docs.github.com/rest/issues/comments#create-an-issue-comment (quoted in danger/danger#424 and
+#: telia-oss/github-pr-resource#259; GitHub's answer: https://github.com/orgs/community/discussions/27190).
+#: Keep a margin.
 COMMENT_LIMIT = 60_000
 #: GitHub's limit for one step's job summary is 1 MiB
 #: (https://docs.github.com/en/actions/reference/workflows-and-actions/workflow-commands#adding-a-job-summary);
