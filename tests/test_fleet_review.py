@@ -57,7 +57,7 @@ def _renderer(template: dict[str, Any]):
         report["stack"] = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
         return report
 
-    def render(files: list[Path], base_tree: Path, base_ref: str, workers: Any, progress: Any):
+    def render(files: list[Path], base_tree: Path, base_ref: str, workers: Any, progress: Any, base_dir: Any):
         base = {f: one(f, template["schedule"]) for f in files}
         head = {f: one(f, _schedule(f)) for f in files}
         return base, head

@@ -38,8 +38,9 @@ BASE = {
     "alertEmails": ["hr-ops@contoso.example"], "subscriptionId": "11111111-2222-4333-8444-555555555555",
     "tags": {"cost-center": "4711"},
 }
+PLATFORM = "9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b"  # the hosting team's directory (the Azure side)
 HUB = {"hosting": True, "cloud": "commercial", "location": "eastus", "alertEmails": ["platform@contoso.example"],
-       "subscriptionId": BASE["subscriptionId"], "tags": {"team": "platform"}}
+       "subscriptionId": BASE["subscriptionId"], "tags": {"team": "platform"}, "azureTenantId": PLATFORM}
 
 Change = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -49,7 +50,9 @@ def _set(**values: Any) -> Change:
 
 
 def _hosting(config: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in config.items() if k not in ("tenantId", "connectors", "owners")} | {"hosting": True}
+    from provisioning.config import TENANT_ONLY_KEYS
+
+    return {k: v for k, v in config.items() if k not in TENANT_ONLY_KEYS} | {"hosting": True, "azureTenantId": PLATFORM}
 
 
 #: Each key: the change made, and a piece of the changed property path (`resource: path`) it must show.
@@ -72,6 +75,7 @@ VARIANTS: dict[str, tuple[Change, str]] = {
     "hosting": (_hosting, "azure-native:app:Job"),
     "hostedBy": (_set(hostedBy="hub"), "hostedBy"),
     "credential": (_set(credential="federated"), "added azuread:index/applicationFederatedIdentityCredential"),
+    "azureTenantId": (_set(azureTenantId=PLATFORM), "pulumi:providers:azure-native providers-azure-native: tenantId"),
 }
 
 
