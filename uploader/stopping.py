@@ -1,7 +1,8 @@
 """A graceful stop on SIGTERM or SIGINT: the request in flight is finished and recorded, then the run stops.
 
-Container Apps stops an execution with SIGTERM and kills it with SIGKILL once its termination grace period has
-passed (30 s by default for a container app's instances: `terminationGracePeriodSeconds`, "Defaults to 30
+Container Apps stops a container with SIGTERM and, if it has not ended, with SIGKILL ("Shutdown" in
+https://learn.microsoft.com/azure/container-apps/application-lifecycle-management) once its termination grace
+period has passed (30 s by default for a container app's instances: `terminationGracePeriodSeconds`, "Defaults to 30
 seconds", https://learn.microsoft.com/javascript/api/@azure/arm-appcontainers/template; a job's template,
 `JobTemplate`, exposes no such setting: https://learn.microsoft.com/javascript/api/@azure/arm-appcontainers/
 jobtemplate, and neither does pulumi-azure-native's `app.JobTemplateArgs`, so the job runs with the default).

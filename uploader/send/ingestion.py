@@ -216,6 +216,7 @@ class IngestionClient:
         while True:
             remaining = self.deadline - (self._clock() - start)
             token = self.tokens.token()
+            stopping.check()  # a stop asked for during sign-in or before a retry: nothing of this chunk has left
             try:
                 reason, retry_after = self._attempt(job_id, body, name, token, max(1.0, remaining))
             except _Unauthorized as exc:
