@@ -17,6 +17,7 @@ import pytest
 
 from provisioning.config import ConfigError, load_settings
 from uploader.job.connectors import load_connectors
+from uploader.model.mapping import PLACEHOLDER_JOB_IDS
 from uploader.model.scenarios import SCENARIO_NAMES, SCENARIOS
 from uploader.sandbox.client import clean_environ
 
@@ -352,6 +353,8 @@ def test_job_mode_md_turns_a_mapping_file_into_a_connector_entry(tmp_path: Path,
     section = text.split("## From a mapping file to a connector", 1)[1].split("\n## ", 1)[0]
     (command,) = fenced_commands(section)
     shown = json.loads(re.search(r"```json\n(.*?)```", section, flags=re.S).group(1))
+    assert shown[0]["jobId"] in PLACEHOLDER_JOB_IDS  # the page's example: the job refuses it
+    shown[0]["jobId"] = job_id()  # the connector's own, pasted into the mapping (mapping init --job-id)
     init = run_uploader("mapping", "init", REPO / "uploader" / "examples" / "resignation.csv", "--scenario",
                         "resignation", "--job-id", shown[0]["jobId"], "-o", tmp_path / "departures.json")
     assert init.returncode == 0, init.stderr
