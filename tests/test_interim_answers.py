@@ -69,3 +69,25 @@ def test_a_flood_of_interim_answers_is_bounded() -> None:
         client.close()
     finally:
         flood.close()
+
+
+def test_early_hints_are_skipped_by_the_drop_zones_managed_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The job's identity token for storage (IDENTITY_ENDPOINT, as Container Apps sets it) goes over the same
+    connections: azure-identity's own transport read the 103 as the answer ("Expecting value")."""
+    import json
+    import time
+
+    from uploader.job.dropzone import BlobDropZone
+
+    body = json.dumps({"access_token": "t0ken", "expires_on": str(int(time.time()) + 3600),
+                       "resource": "https://storage.azure.com", "token_type": "Bearer"}).encode()
+    identity = Listener(answer=HINTS + b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+                        + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    try:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{identity.port}/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", "header")
+        zone = BlobDropZone.from_url("https://account.blob.core.windows.net/hr",
+                                     {"AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000001"})
+        assert zone.container.credential.get_token("https://storage.azure.com/.default").token == "t0ken"
+    finally:
+        identity.close()

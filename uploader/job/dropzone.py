@@ -679,7 +679,9 @@ class BlobDropZone(DropZone):
         from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
         client_id = env.get("AZURE_CLIENT_ID")
-        credential = ManagedIdentityCredential(client_id=client_id) if client_id else DefaultAzureCredential()
+        # the identity's token requests go over the same interim-skipping connections as the blob requests
+        credential = (ManagedIdentityCredential(client_id=client_id, transport=_transport()) if client_id
+                      else DefaultAzureCredential())
         return cls(ContainerClient.from_container_url(display, credential=credential, transport=_transport(),
                                                       **_CHUNKING), display)
 
