@@ -128,6 +128,8 @@ def main(args: argparse.Namespace) -> int:
     # signs in only when a file is sent; each sign-in request (its answer included) within --read-timeout, <= 30 s
     tokens = TokenProvider(cloud, tenant_id, app_id, pem, source=source, assertion=assertion,
                            timeout=min(TOKEN_TIMEOUT, args.read_timeout))
+    _SIGN_IN.update(sign_in_facts(tokens, "federated" if isinstance(assertion, FederatedAssertion) else
+                                  "key vault" if assertion is not None else "certificate"))
     check_certificate(tokens.bundle, key_file, source, reporter)  # expired: exit 2 before any request
     client = IngestionClient(cloud, tokens, deadline=args.deadline, read_timeout=args.read_timeout)
     try:
@@ -205,11 +207,47 @@ def _settling_note(count: int, settles_at: dt.datetime | None, settle: float) ->
 STACK_ENV = "UPLOADER_STACK"
 
 
+#: Set by Container Apps in every execution's containers: the job's name and this execution's
+#: (https://learn.microsoft.com/azure/container-apps/environment-variables, built-in variables of jobs).
+JOB_NAME_ENV = "CONTAINER_APP_JOB_NAME"
+EXECUTION_ENV = "CONTAINER_APP_JOB_EXECUTION_NAME"
+#: The run's outcome in a word, by exit code (what `python -m provisioning status` and the workbook show).
+OUTCOMES = {0: "sent", 1: "failed", 2: "configuration error", 3: "rejected", 4: "sent, rows set aside"}
+
+
+def sign_in_facts(tokens: Any, credential: str) -> dict[str, Any]:
+    """What a status view needs of the sign-in: the credential kind and, where there is a certificate, its days left
+    (whole days, rounded down; negative once expired)."""
+    import datetime as dt
+
+    bundle = getattr(tokens, "bundle", None) if tokens is not None else None
+    days = None
+    if bundle is not None:
+        days = (bundle.not_after - dt.datetime.now(dt.UTC)).days
+    return {"credential": credential, "certificate_days_left": days}
+
+
+_SIGN_IN: dict[str, Any] = {}  # this run's sign_in_facts, once known (every summary line of the run carries them)
+
+
 def _print_summary_line(reporter: Reporter, fields: dict[str, Any]) -> None:
-    """The one JSON line per run that Log Analytics queries (also in text mode)."""
+    """The one JSON line per run that Log Analytics queries (also in text mode). Besides the run's totals it names
+    the stack, the job and the execution, the time, the outcome in a word, the credential and the certificate's days
+    left: everything a status view (`python -m provisioning status`, the stack's workbook) reads."""
+    import datetime as dt
+
     stack = os.environ.get(STACK_ENV, "").strip()
     if stack:
         fields = {**fields, "stack": stack}
+    code = fields.get("exit_code")
+    fields = {**fields, "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+              "job": os.environ.get(JOB_NAME_ENV, "").strip(),
+              "execution": os.environ.get(EXECUTION_ENV, "").strip(),
+              "outcome": ("nothing to do" if code == 0 and not fields.get("files_sent") else
+                          OUTCOMES.get(code, "failed") if isinstance(code, int) else "failed"),
+              **{k: v for k, v in _SIGN_IN.items() if k not in fields}}
+    for key in ("records_sent", "rows_set_aside", "files_waiting"):
+        fields.setdefault(key, 0)
     if reporter.json:
         fields = {k: v for k, v in fields.items() if k != "event"}
         reporter.event("run_summary", None, **fields)
