@@ -128,6 +128,7 @@ def tenant_stack() -> None:
         pulumi.export("keyVaultUri", vault.vault_uri)
     pulumi.export("dropZoneUrl", dropzone.url)
     pulumi.export("jobName", job.job.name)
+    pulumi.export("workspaceId", workspace_id)  # where its run summaries are (`python -m provisioning status`)
     pulumi.export("jobIdentityPrincipalId", job.identity.principal_id)
     pulumi.export("jobIdentityClientId", job.identity.client_id)
     pulumi.export("signIn", pulumi.Output.all(providers.azure_tenant_id, job.identity.principal_id,

@@ -70,7 +70,7 @@ def test_outputs(stack: tuple[Settings, Evaluation]) -> None:
     assert set(out) == {"applicationId", "tenantId", "certificateThumbprint", "certificateExpiresOn",
                         "certificateRenewBeforeDays", "certificateProtection", "keyVaultUri",
                         "dropZoneUrl", "jobName", "jobIdentityPrincipalId", "cloud", "ingestionEndpoint",
-                        "nextSteps", "credential", "azureTenantId", "jobIdentityClientId", "signIn"} | (
+                        "nextSteps", "credential", "azureTenantId", "jobIdentityClientId", "signIn", "workspaceId"} | (
                             {"keyId"} if settings.certificate.in_vault else set())
     assert out["azureTenantId"] == settings.tenant_id  # a self-contained example: both sides in one directory
     assert out["certificateProtection"] == settings.certificate.protection

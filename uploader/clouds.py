@@ -101,6 +101,16 @@ US_GOV_FEDERATION = Federation("https://login.microsoftonline.us", "api://AzureA
                                US_GOV_FEDERATION_SOURCE)
 
 
+#: The Log Analytics query API per Azure environment (where `python -m provisioning status` reads run summaries; the
+#: token audience is the same URL): azure-cli's clouds, `log_analytics_resource_id` https://api.loganalytics.io and
+#: https://api.loganalytics.us (https://github.com/Azure/azure-cli/blob/dev/src/azure-cli-core/azure/cli/core/cloud.py);
+#: azure-monitor-query's LogsQueryClient defaults to the public one (its `endpoint` keyword).
+LOG_ANALYTICS_QUERY: dict[str, str] = {
+    "public": "https://api.loganalytics.io",
+    "usgovernment": "https://api.loganalytics.us",
+}
+
+
 @dataclass(frozen=True)
 class Cloud:
     """Endpoints and hosting defaults of one Microsoft 365 cloud."""

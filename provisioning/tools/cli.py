@@ -1,4 +1,5 @@
-"""`python -m provisioning new-stack | check | render | render-diff | matrix | certs | fleet`: tools for a fleet.
+"""`python -m provisioning new-stack | check | render | render-diff | matrix | certs | status | fleet`: tools for a
+fleet.
 
 Exit codes: 0 ok; 2 usage or config problem (bad flag, bad stack name, a config key breaking a rule);
 1 the program failed to evaluate under mocks, a certificate is expiring, or a stack's operation failed.
@@ -13,11 +14,13 @@ import json
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 from provisioning.config import ConfigError, all_problems
 from provisioning.tools import fleet
 from provisioning.tools.fleetrun import OPERATIONS, pulumi_cli
 from provisioning.tools.inventory import DEFAULT_WARN_DAYS
+from provisioning.tools.status import Run, StatusError
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 
 
@@ -151,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
     prender.add_argument("--config", metavar="FILE",
                          help="the platform stack's file (default: the one platform/Pulumi.<stack>.yaml)")
     _stacks_dir_arg(prender)
+
+    status = sub.add_parser("status", help="every stack's last upload run, records over 30 days and certificate days "
+                            "left, from the run summaries in its workspace (or a file)")
+    status.add_argument("--stack", nargs="+", metavar="NAME", help="only these stacks (default: every stack file, or "
+                        "every stack in --summaries)")
+    status.add_argument("--summaries", metavar="FILE", help="run-summary JSON lines (as the job prints them, or "
+                        "ContainerAppConsoleLogs rows exported from a workspace) instead of asking Azure")
+    status.add_argument("--outputs", metavar="PATH", help="stack outputs exported earlier (as for certs) instead of "
+                        "`pulumi stack output`: where each stack's workspace is")
+    status.add_argument("--json", action="store_true", help="JSON instead of a table")
+    status.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page (inline SVG charts, no "
+                        "script) to FILE")
+    status.add_argument("--warn-days", type=_days, default=DEFAULT_WARN_DAYS, metavar="N",
+                        help=f"a certificate with fewer days left needs attention (default {DEFAULT_WARN_DAYS})")
+    status.add_argument("--pulumi", default="pulumi", metavar="EXE", help="the Pulumi CLI (default: on PATH)")
+    _stacks_dir_arg(status)
 
     run = sub.add_parser("fleet", help="pulumi preview | up | refresh over many stacks at once (Automation API)",
                          description="Run one Pulumi operation on many stacks, --parallel at a time, each "
@@ -336,6 +355,56 @@ def _certs(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failing(rows) else EXIT_OK
 
 
+def _status(args: argparse.Namespace) -> int:
+    from provisioning.tools import status
+
+    if args.summaries:
+        runs = status.read_summaries(Path(args.summaries))
+        selected = args.stack
+    else:
+        runs, selected, problems = _status_from_azure(args)
+        for problem in problems:
+            print(f"warning: {problem}", file=sys.stderr)
+    rows = status.build_status(runs, stacks=selected)
+    if args.html:
+        Path(args.html).write_text(status.to_html(rows, args.warn_days), encoding="utf-8")
+    if args.json:
+        print(json.dumps([r.to_json(args.warn_days) for r in rows], indent=2))
+    else:
+        print(status.to_table(rows, args.warn_days))
+    return EXIT_FAILED if status.failing(rows, args.warn_days) else EXIT_OK
+
+
+def _status_from_azure(args: argparse.Namespace) -> tuple[list[Run], list[str] | None, list[str]]:
+    """Each selected stack's workspace (its `workspaceId` output), asked once with the operator's sign-in."""
+    from azure.identity import AzureAuthorityHosts, DefaultAzureCredential
+
+    from provisioning.tools import status
+    from provisioning.tools.inventory import outputs_from_files, outputs_from_pulumi
+    from provisioning.tools.offline import load_stack_settings, stack_name
+
+    paths = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), args.stack)
+    names = [stack_name(p) for p in paths]
+    outputs: dict[str, dict[str, Any] | None | Exception] = (
+        dict(outputs_from_files(Path(args.outputs), names)) if args.outputs
+        else {n: outputs_from_pulumi(n, args.pulumi) for n in names})
+    workspaces, problems = status.workspaces_of(names, outputs)
+    environment = {stack_name(p): load_stack_settings(p).azure_environment for p in paths}
+    hosting = {stack_name(p) for p in paths if fleet.is_hosting_stack(p)}
+    runs: list[status.Run] = []
+    wanted: set[str] = {n for n in names if n not in hosting}
+    for workspace, stacks in workspaces.items():
+        env = environment[stacks[0]]
+        authority = (AzureAuthorityHosts.AZURE_GOVERNMENT if env == "usgovernment"
+                     else AzureAuthorityHosts.AZURE_PUBLIC_CLOUD)
+        found = status.runs_from_workspace(workspace, credential=DefaultAzureCredential(authority=authority),
+                                           endpoint=status.query_endpoint(env))
+        if any(s in hosting for s in stacks):  # a hosting stack's workspace: every hosted tenant's runs
+            wanted |= {r.stack for r in found}
+        runs += found
+    return runs, sorted(wanted), problems
+
+
 def _fleet(args: argparse.Namespace) -> int:
     from provisioning.tools.fleetrun import run_fleet, summary_table
 
@@ -361,7 +430,7 @@ def _platform(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"new-stack": _new_stack, "check": _check, "render": _render, "matrix": _matrix,
-            "render-diff": _render_diff, "certs": _certs, "fleet": _fleet, "platform": _platform}
+            "render-diff": _render_diff, "certs": _certs, "status": _status, "fleet": _fleet, "platform": _platform}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -373,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {problem.key}: {problem.rule}", file=sys.stderr)
         return EXIT_USAGE
     except fleet.FleetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except StatusError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     except BrokenPipeError:  # `render | head`: the reader went away; not an error of ours

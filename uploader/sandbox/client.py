@@ -239,6 +239,11 @@ class Sandbox:
         """Let the identity sign with every version of key_name (what the stack's signer role gives)."""
         return self._object("POST", "vault/grants", {"client_id": client_id, "key_name": key_name})
 
+    # Log Analytics query API stand-in ---------------------------------------------------------------------
+    def add_log_rows(self, resource_id: str, rows: list[dict[str, str]]) -> dict[str, Any]:
+        """Store ContainerAppConsoleLogs rows ({TimeGenerated, Log}) for a workspace (its ARM resource ID)."""
+        return self._object("POST", "logs", {"resource_id": resource_id, "rows": rows})
+
     @property
     def port(self) -> int:
         return int(self.url.rsplit(":", 1)[1])

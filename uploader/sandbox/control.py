@@ -67,6 +67,10 @@ def _route(req: Request, state: SandboxState) -> Response:
         answer = vault.control(req, parts, _json_body(req), state.vault)
         if answer is not None:
             return answer
+    if method == "POST" and parts == ["logs"]:
+        body = _json_body(req)
+        stored = state.logs.add(body.get("resource_id"), body.get("rows"))
+        return json_response(201, {"rows": stored})
     if method == "GET" and parts == ["stats"]:
         return json_response(200, state.stats())
     if method == "GET" and len(parts) == 3 and parts[0] == "jobs" and parts[2] == "received":

@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
-from uploader.sandbox import control, entra, ingestion, vault
+from uploader.sandbox import control, entra, ingestion, logs, vault
 from uploader.sandbox.messages import Drop, Request, Response, Stream, json_response
 from uploader.sandbox.state import SandboxState
 from uploader.sandbox.tls import TlsMaterial
@@ -22,6 +22,7 @@ IDLE_TIMEOUT = 120  # seconds a keep-alive connection may sit idle
 OPENID = re.compile(r"^/([^/]+)/v2\.0/\.well-known/openid-configuration$")
 TOKEN = re.compile(r"^/([^/]+)/oauth2/v2\.0/token$")
 SIGN = re.compile(r"^/keys/([^/]+)/([^/]+)/sign$")
+LOGS_QUERY = re.compile(r"^/v1/+(subscriptions/.+)/query$")
 
 _log_lock = threading.Lock()
 
@@ -46,6 +47,8 @@ def route(req: Request, state: SandboxState) -> Response | Drop | Stream:
         return entra.token(req, m.group(1), state)
     if (m := SIGN.match(req.path)) and req.method == "POST":
         return vault.sign(req, m.group(1), m.group(2), state.vault)
+    if (m := LOGS_QUERY.match(req.path)) and req.method == "POST":
+        return logs.query(req, "/" + m.group(1), state.logs)
     if req.path == "/msi/token" and req.method == "GET":
         return vault.container_apps_token(req, state.vault)
     if req.path == "/metadata/identity/oauth2/token" and req.method == "GET":

@@ -167,6 +167,9 @@ class SandboxState:
         from uploader.sandbox.vault import VaultState
 
         self.vault = VaultState()  # managed identities, their tokens, the Key Vault stand-in's keys and grants
+        from uploader.sandbox.logs import LogsState
+
+        self.logs = LogsState()  # the Log Analytics query API stand-in's rows, per workspace
 
     # registrations ---------------------------------------------------------------------------------
     def register_app(self, app_id: object, certificate_pem: object, tenant_id: object = None) -> App:

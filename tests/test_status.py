@@ -1,0 +1,147 @@
+"""`python -m provisioning status` (issue 25 part 2): one row per stack from the uploader's run summaries, read from a
+file (the job's own lines, written by its real printer, and rows exported from a workspace) and from a workspace
+through azure-monitor-query against the sandbox's loopback stand-in of the Log Analytics query API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from provisioning.tools import status
+from uploader.commands.run import _print_summary_line
+from uploader.report import Reporter
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def job_line(monkeypatch: pytest.MonkeyPatch, stack: str, exit_code: int, records: int, *, days: int | None = 200,
+             log_format: str = "text", **extra: Any) -> str:
+    """A run summary as `uploader run` prints it (its real printer), for one stack."""
+    monkeypatch.setenv("UPLOADER_STACK", stack)
+    monkeypatch.setenv("CONTAINER_APP_JOB_NAME", f"hr-upload-{stack}"[:32])
+    monkeypatch.setattr("uploader.commands.run._SIGN_IN", {"credential": "federated" if days is None else "certificate",
+                                                           "certificate_days_left": days})
+    out = io.StringIO()
+    _print_summary_line(Reporter(log_format, stream=out), {"event": "run_summary", "exit_code": exit_code,
+                                                          "files_sent": 1 if records else 0, "records_sent": records,
+                                                          "connectors": [], **extra})
+    return out.getvalue().strip()
+
+
+def dated(line: str, days_ago: int) -> str:
+    obj = json.loads(line)
+    obj["time"] = (NOW - dt.timedelta(days=days_ago)).isoformat(timespec="seconds")
+    return json.dumps(obj)
+
+
+@pytest.fixture
+def summaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    lines = [
+        "contoso: 2 sent, 0 skipped, 0 rejected; 120 records; 1.2 s",  # the job's readable lines are skipped
+        dated(job_line(monkeypatch, "contoso", 0, 100), 3),
+        dated(job_line(monkeypatch, "contoso", 0, 120), 1),
+        dated(job_line(monkeypatch, "fabrikam", 0, 50, days=9), 2),
+        dated(job_line(monkeypatch, "fabrikam", 1, 0, days=9, error="sign-in refused"), 0),
+        dated(job_line(monkeypatch, "<b>tailspin</b>", 4, 30, days=None, rows_set_aside=2, log_format="json"), 1),
+        # a row exported from the workspace (ContainerAppConsoleLogs: TimeGenerated, Log)
+        json.dumps({"TimeGenerated": (NOW - dt.timedelta(days=40)).isoformat(), "Log":
+                    job_line(monkeypatch, "wingtip", 0, 7).replace('"time"', '"was_time"')}),
+        json.dumps({"TimeGenerated": NOW.isoformat(), "Log": "not json"}),
+    ]
+    path = tmp_path / "summaries.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "provisioning", "status", *args], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_summaries_file_gives_one_row_per_stack(summaries: Path, tmp_path: Path) -> None:
+    page = tmp_path / "status.html"
+    done = cli("--summaries", str(summaries), "--json", "--html", str(page))
+    assert done.returncode == 1, done.stderr  # fabrikam's last run failed, and its certificate has 9 days left
+    rows = {r["stack"]: r for r in json.loads(done.stdout)}
+    assert set(rows) == {"contoso", "fabrikam", "<b>tailspin</b>", "wingtip"}
+    assert rows["contoso"]["outcome"] == "sent" and rows["contoso"]["recordsSent"] == 120
+    assert rows["contoso"]["records30d"] == 220 and rows["contoso"]["attention"] is None
+    assert rows["contoso"]["daily"][-2] == 120 and rows["contoso"]["daily"][-4] == 100
+    assert rows["contoso"]["job"] == "hr-upload-contoso" and rows["contoso"]["certificateDaysLeft"] == 200
+    assert rows["fabrikam"]["outcome"] == "failed" and rows["fabrikam"]["attention"] == "last run failed"
+    assert rows["<b>tailspin</b>"]["outcome"] == "sent, rows set aside"
+    assert rows["<b>tailspin</b>"]["certificateDaysLeft"] is None and rows["<b>tailspin</b>"]["credential"] == "federated"
+    assert rows["wingtip"]["records30d"] == 0 and rows["wingtip"]["runs"] == 0  # 40 days ago: last run, not in chart
+    table = cli("--summaries", str(summaries), "--stack", "contoso")
+    assert table.returncode == 0 and "| contoso |" in table.stdout and "fabrikam" not in table.stdout
+
+    class Page(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.tags: list[str] = []
+            self.external: list[str] = []
+            self.rows: list[str] = []
+            self._in_th = False
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.tags.append(tag)
+            self._in_th = tag == "th" and ("scope", "row") in attrs
+            self.external += [v or "" for k, v in attrs if k in ("src", "href") or (v or "").startswith("http")
+                              and k != "xmlns"]
+
+        def handle_data(self, data: str) -> None:
+            if self._in_th:
+                self.rows.append(data)
+                self._in_th = False
+
+    parsed = Page()
+    parsed.feed(page.read_text())
+    assert "script" not in parsed.tags and not parsed.external
+    assert sorted(parsed.rows) == sorted(rows)  # the escaped name reads back as text, not markup
+    assert parsed.tags.count("svg") == 4 and "b" not in parsed.tags
+
+
+def test_a_broken_summary_is_named_by_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"event": "run_summary", "stack": "x", "exit_code": 0}\n{"event": "run_summary", "exit_code": "0"}\n')
+    done = cli("--summaries", str(path))
+    assert done.returncode == 2 and f"{path}:2" in done.stderr and "exit_code" in done.stderr
+    done = cli("--summaries", str(tmp_path / "missing.jsonl"))
+    assert done.returncode == 2 and "cannot read" in done.stderr
+
+
+@pytest.mark.e2e
+def test_workspace_query_through_azure_monitor_query(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real SDK over real TLS to the sandbox's stand-in of the query API, with a token credential stand-in."""
+    from azure.core.credentials import AccessToken
+
+    class Operator:
+        def __init__(self) -> None:
+            self.scopes: list[str] = []
+
+        def get_token(self, *scopes: str, **_: Any) -> AccessToken:
+            self.scopes += scopes
+            return AccessToken("operator-token", int(NOW.timestamp()) + 3600)
+
+    workspace = ("/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/rg-hr/providers/"
+                 "Microsoft.OperationalInsights/workspaces/log-hr")
+    sandbox.add_log_rows(workspace, [{"TimeGenerated": (NOW - dt.timedelta(days=1)).isoformat(),
+                                      "Log": job_line(monkeypatch, "contoso", 0, 42)},
+                                     {"TimeGenerated": NOW.isoformat(), "Log": "an unrelated console line"}])
+    operator = Operator()
+    runs = status.runs_from_workspace(workspace, credential=operator, endpoint=sandbox.url,
+                                      connection_verify=str(sandbox.ca_file))
+    assert [(r.stack, r.records_sent, r.exit_code) for r in runs] == [("contoso", 42, 0)]
+    assert operator.scopes == [f"{sandbox.url}/.default"]
+    with pytest.raises(status.StatusError) as caught:
+        status.runs_from_workspace(workspace + "-missing", credential=operator, endpoint="https://127.0.0.1:9",
+                                   connection_verify=str(sandbox.ca_file), retry_total=0)
+    assert caught.value.exit_code == 1 and "operator-token" not in str(caught.value)
