@@ -78,7 +78,8 @@ def test_summaries_file_gives_one_row_per_stack(summaries: Path, tmp_path: Path)
     assert rows["contoso"]["job"] == "hr-upload-contoso" and rows["contoso"]["certificateDaysLeft"] == 200
     assert rows["fabrikam"]["outcome"] == "failed" and rows["fabrikam"]["attention"] == "last run failed"
     assert rows["<b>tailspin</b>"]["outcome"] == "sent, rows set aside"
-    assert rows["<b>tailspin</b>"]["certificateDaysLeft"] is None and rows["<b>tailspin</b>"]["credential"] == "federated"
+    tailspin = rows["<b>tailspin</b>"]
+    assert tailspin["certificateDaysLeft"] is None and tailspin["credential"] == "federated"
     assert rows["wingtip"]["records30d"] == 0 and rows["wingtip"]["runs"] == 0  # 40 days ago: last run, not in chart
     table = cli("--summaries", str(summaries), "--stack", "contoso")
     assert table.returncode == 0 and "| contoso |" in table.stdout and "fabrikam" not in table.stdout
@@ -111,7 +112,8 @@ def test_summaries_file_gives_one_row_per_stack(summaries: Path, tmp_path: Path)
 
 def test_a_broken_summary_is_named_by_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"event": "run_summary", "stack": "x", "exit_code": 0}\n{"event": "run_summary", "exit_code": "0"}\n')
+    path.write_text('{"event": "run_summary", "stack": "x", "exit_code": 0}\n'
+                    '{"event": "run_summary", "exit_code": "0"}\n')
     done = cli("--summaries", str(path))
     assert done.returncode == 2 and f"{path}:2" in done.stderr and "exit_code" in done.stderr
     done = cli("--summaries", str(tmp_path / "missing.jsonl"))
