@@ -4,7 +4,7 @@ Composition root only; each Azure concern is one component in provisioning/compo
 settings -> providers -> then one of two stack kinds (docs/fleet.md#hosting):
 - a hosting stack (`hosting: true`), once per cloud, subscription and region: resource group -> job environment
   (workspace, Container Apps environment, diagnostic setting) -> registry + image (and its resource logs) ->
-  action group -> outputs;
+  action group -> status workbook -> outputs;
 - a tenant stack: resource group -> Key Vault -> Entra app + certificate -> the vault's secret -> drop zone ->
   where the job runs (its own image and environment, or its hosting stack's through `hostedBy`) -> resource
   logs of the vault, drop zone and registry to that workspace -> scheduled job -> alerts. With `credential:
@@ -28,6 +28,7 @@ from provisioning.components.providers import Providers
 from provisioning.components.tags import apply_tags
 from provisioning.components.vault import Vault
 from provisioning.components.vaultcert import VaultCertificate
+from provisioning.components.workbook import StatusWorkbook
 from provisioning.config import settings_from_pulumi
 from provisioning.naming import Names
 
@@ -51,6 +52,9 @@ def hosting_stack() -> None:
                                  location=settings.location, opts=shared)
     image = UploaderImage("image", settings, names, group.name, opts=bound)  # rebuilds replace the image: unprotected
     alerts = HostingAlerts("alerts", settings.alert_emails, group.name, opts=shared)
+    # every hosted tenant's runs at a glance (workbook.py); unprotected: it holds no data
+    StatusWorkbook("status", workspace_id=environment.workspace.id, resource_group_name=group.name,
+                   location=settings.location, opts=bound)
     assert image.registry is not None  # a hosting stack always builds (config refuses `image`)
     ResourceLogs("resource-logs", environment.workspace.id, [("registry", image.registry.id)], opts=bound)
 
@@ -92,6 +96,8 @@ def tenant_stack() -> None:
         environment = JobEnvironment("environment", environment_name=names.environment,
                                      resource_group_name=group.name, location=settings.location, opts=bound)
         environment_id, workspace_id, action_group = environment.environment.id, environment.workspace.id, None
+        StatusWorkbook("status", workspace_id=workspace_id, resource_group_name=group.name,
+                       location=settings.location, opts=bound)
         image, registry = own_image.ref, own_image.registry
         job_name = names.job
     ResourceLogs("resource-logs", workspace_id, [

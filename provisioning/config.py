@@ -69,7 +69,7 @@ KEYS = (
     "azureTenantId",
 )
 #: Keys a hosting stack must leave out: it has no Microsoft 365 tenant, no Entra app and no connector.
-TENANT_ONLY_KEYS = ("tenantId", "connectors", "owners", "hostedBy", "credential")
+TENANT_ONLY_KEYS = ("tenantId", "connectors", "owners", "hostedBy")
 #: A stack name (Pulumi's rule), alone or as `org/project/stack`.
 _HOSTED_BY_RE = re.compile(r"^(?:[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/)?[A-Za-z0-9_.-]{1,100}$")
 _CERTIFICATE_KEYS = ("validityDays", "renewBeforeDays", "protection")
@@ -417,6 +417,9 @@ def _not_in_hosting(cfg: dict[str, Any], problems: Problems) -> None:
             problems.add(ConfigError(_k(key), "a hosting stack (hosting: true) has no Microsoft 365 tenant, Entra "
                                               "app or connectors: remove it (it belongs in the tenant stacks "
                                               "that set hostedBy)"))
+    if isinstance(cfg.get("credential"), str) and cfg["credential"].strip().lower() == FEDERATED:
+        problems.add(ConfigError(_k("credential"), "a hosting stack has no Entra app to sign in as: `credential: "
+                                                   "federated` belongs in the tenant stacks that set hostedBy"))
     if cfg.get("image") not in (None, ""):
         problems.add(ConfigError(_k("image"), "a hosting stack builds the uploader image once in its registry for "
                                               "every hosted tenant; a prebuilt image goes in a tenant stack's "

@@ -13,10 +13,21 @@ reference (https://learn.microsoft.com/kusto/query/):
 - `matches regex`: RE2 search (the patterns used are plain enough for Python's `re`);
 - `and`, `or`, `not(...)`; `parse_json`, `tostring`, `toint`, `isempty`; `a.b` on a dynamic value;
 - a column the row lacks is an empty string (a documented column with no value), `summary.x` missing is null.
+
+`run_pipeline` (the status workbook's query, provisioning/components/workbook.py) adds a query that starts at one
+table, and:
+- `>`, `<`, `>=`, `<=` (datetimes compared as instants; an ISO 8601 string column is a datetime), `ago(30d)` (now
+  minus a timespan; `Nd`/`Nh` literals), `startofday(t)`;
+- `| extend A = e, B = e`; `| project A, B = e` (only those columns, in that order);
+- `| summarize AGG, ... by COL, ...` with `arg_max(T, C, ...)` (the columns of the row with the largest T; ties: the
+  first), `NAME = sum(e)` (nulls skipped), `NAME = count()`, `NAME = make_list(e)` (in input order: the query sorts
+  first, as make_list's reference requires for a defined order: https://learn.microsoft.com/kusto/query/make-list-aggregation-function);
+- `| order by COL asc|desc` (stable).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -27,7 +38,7 @@ _TOKEN = re.compile(r"""
   | (?P<verbatim>@"[^"]*"|@'[^']*')
   | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
   | (?P<number>\d+)
-  | (?P<op>==|!=|=~|!has\b|in~|[|(),;.=])
+  | (?P<op>==|!=|=~|>=|<=|!has\b|in~|[|(),;.=<>*])
   | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
 """, re.VERBOSE)
 
@@ -75,8 +86,10 @@ Expr = Callable[[Row], Any]
 
 
 class _Parser:
-    def __init__(self, tokens: list[tuple[str, str]], scalars: dict[str, Any]) -> None:
+    def __init__(self, tokens: list[tuple[str, str]], scalars: dict[str, Any],
+                 now: dt.datetime | None = None) -> None:
         self.tokens, self.pos, self.scalars = tokens, 0, scalars
+        self.now = now or dt.datetime.now(dt.UTC)
 
     def peek(self, offset: int = 0) -> tuple[str, str]:
         index = self.pos + offset
@@ -116,6 +129,13 @@ class _Parser:
                 "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
                 "=~": lambda a, b: str(a).lower() == str(b).lower()}
             return (lambda a, b, op: lambda row: op(a(row), b(row)))(left, right, ops[value])
+        if value in (">", "<", ">=", "<="):
+            self.take()
+            right = self.primary()
+            order: dict[str, Callable[[Any, Any], bool]] = {
+                ">": lambda a, b: a > b, "<": lambda a, b: a < b, ">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b}
+            return (lambda a, b, op: lambda row: _comparable(a(row)) is not None and _comparable(b(row)) is not None
+                    and op(_comparable(a(row)), _comparable(b(row))))(left, right, order[value])
         if value in ("has", "!has"):
             self.take()
             right = self.primary()
@@ -149,6 +169,12 @@ class _Parser:
             return lambda _row, v=value: v
         if kind == "number":
             self.take()
+            unit = self.peek()
+            if unit[0] == "word" and unit[1] in ("d", "h", "m", "s"):  # a timespan literal: 30d, 1h
+                self.take()
+                span = dt.timedelta(**{{"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}[unit[1]]:
+                                       int(value)})
+                return lambda _row, v=span: v
             return lambda _row, v=int(value): v
         if kind != "word":
             raise SyntaxError(f"KQL subset: unexpected {value!r}")
@@ -168,8 +194,19 @@ class _Parser:
 
     def call(self, name: str) -> Expr:
         self.take("(")
+        if name == "now":
+            self.take(")")
+            return lambda _row: self.now
         arg = self.expr()
         self.take(")")
+        if name == "ago":
+            return lambda row: self.now - arg(row)
+        if name == "startofday":
+            def start(row: Row) -> dt.datetime | None:
+                moment = _comparable(arg(row))
+                return moment.replace(hour=0, minute=0, second=0, microsecond=0) \
+                    if isinstance(moment, dt.datetime) else None
+            return start
         if name == "not":
             return lambda row: not arg(row)
         if name == "parse_json":
@@ -190,6 +227,123 @@ class _Parser:
         if name == "isempty":
             return lambda row: arg(row) in ("", None)
         raise SyntaxError(f"KQL subset: function {name}() is not in the subset")
+
+
+def _comparable(value: Any) -> Any:
+    """A datetime for an ISO 8601 string or a datetime; numbers as they are; anything else None."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def _assignments(parser: _Parser) -> list[tuple[str, Expr]]:
+    """`A = e, B = e` (project also takes a bare column: `A`)."""
+    out = []
+    while True:
+        name = parser.take(kind="word")
+        if parser.peek()[1] == "=":
+            parser.take("=")
+            out.append((name, parser.expr()))
+        else:
+            out.append((name, (lambda n: lambda row: row.get(n, ""))(name)))
+        if parser.peek()[1] != ",":
+            return out
+        parser.take(",")
+
+
+def _summarize(parser: _Parser, rows: list[Row]) -> list[Row]:
+    aggregates: list[tuple[str, str, list[Expr], list[str]]] = []  # (output name, function, args, arg names)
+    while True:
+        name = parser.take(kind="word")
+        if parser.peek()[1] == "=":
+            parser.take("=")
+            function = parser.take(kind="word")
+        else:
+            function, name = name, ""
+        parser.take("(")
+        args: list[Expr] = []
+        names: list[str] = []
+        while parser.peek()[1] != ")":
+            if names or args:
+                parser.take(",")
+            if parser.peek()[0] == "word" and parser.peek(1)[1] in (",", ")"):
+                names.append(parser.peek()[1])
+            args.append(parser.expr())
+        parser.take(")")
+        if function not in ("arg_max", "sum", "count", "make_list") or (function != "arg_max" and not name):
+            raise SyntaxError(f"KQL subset: aggregate {function}() (named) is not in the subset")
+        aggregates.append((name, function, args, names))
+        if parser.peek()[1] != ",":
+            break
+        parser.take(",")
+    parser.take("by")
+    keys = [parser.take(kind="word")]
+    while parser.peek()[1] == ",":
+        parser.take(",")
+        keys.append(parser.take(kind="word"))
+    groups: dict[tuple[Any, ...], list[Row]] = {}
+    for row in rows:
+        groups.setdefault(tuple(json.dumps(row.get(k, ""), default=str) for k in keys), []).append(row)
+    out = []
+    for members in groups.values():
+        result: Row = {k: members[0].get(k, "") for k in keys}
+        for name, function, args, names in aggregates:
+            if function == "arg_max":
+                best = members[0]
+                for member in members[1:]:
+                    if _comparable(args[0](member)) > _comparable(args[0](best)):
+                        best = member
+                result.update({n: best.get(n, "") for n in names})
+            elif function == "sum":
+                result[name] = sum(v for v in (args[0](m) for m in members) if isinstance(v, int | float))
+            elif function == "count":
+                result[name] = len(members)
+            else:
+                result[name] = [args[0](m) for m in members]
+        out.append(result)
+    return out
+
+
+def run_pipeline(query: str, tables: dict[str, Iterable[Row]], now: dt.datetime | None = None) -> list[Row]:
+    """The rows a query of one table returns (the status workbook's form: see the module's docstring)."""
+    parser = _Parser(tokenize(query), {}, now)
+    rows = [dict(r) for r in tables.get(parser.take(kind="word"), [])]
+    while parser.peek()[1] == "|":
+        parser.take("|")
+        verb = parser.take(kind="word")
+        if verb == "where":
+            predicate = parser.expr()
+            rows = [r for r in rows if predicate(r)]
+        elif verb == "extend":
+            for column, value in _assignments(parser):
+                rows = [{**r, column: value(r)} for r in rows]
+        elif verb == "project":
+            columns = _assignments(parser)
+            rows = [{column: value(r) for column, value in columns} for r in rows]
+        elif verb == "summarize":
+            rows = _summarize(parser, rows)
+        elif verb == "order":
+            parser.take("by")
+            column = parser.take(kind="word")
+            descending = parser.peek()[1] == "desc"
+            if parser.peek()[1] in ("asc", "desc"):
+                parser.take()
+            rows.sort(key=lambda r: (_comparable(r.get(column)) is None, _comparable(r.get(column)) or 0)
+                      if not isinstance(r.get(column), str) or _comparable(r.get(column)) is not None
+                      else (False, r.get(column)), reverse=descending)
+        else:
+            raise SyntaxError(f"KQL subset: operator {verb} is not in the subset")
+    if parser.peek()[0] != "eof":
+        raise SyntaxError(f"KQL subset: unread text from {parser.peek()[1]!r}")
+    return rows
 
 
 def run(query: str, tables: dict[str, Iterable[Row]]) -> list[Row]:

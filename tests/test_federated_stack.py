@@ -56,6 +56,9 @@ def test_federated_stack_trusts_the_job_identity_and_holds_no_key(tmp_path: Path
     roles = [r.name for r in evaluation.of_type("azure-native:authorization:RoleAssignment")]
     assert not any("secret" in r or "signer" in r for r in roles), roles
     assert evaluation.outputs["credential"] == "federated"
+    workbook = evaluation.one("azure-native:applicationinsights:Workbook")  # a self-contained stack's status view
+    assert workbook.inputs["sourceId"] == evaluation.one("azure-native:operationalinsights:Workspace").id
+    assert evaluation.outputs["workspaceId"] == workbook.inputs["sourceId"]
     assert "certificateExpiresOn" not in evaluation.outputs and "keyVaultUri" not in evaluation.outputs
     # resource logs (issue 26): no vault to watch; the drop zone's blob service and the registry still log
     watched = {d.inputs["resourceUri"] for d in evaluation.of_type("azure-native:monitor:DiagnosticSetting")}

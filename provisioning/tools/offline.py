@@ -541,6 +541,7 @@ _ARM_TYPES = {
     "monitor:ScheduledQueryRule": "Microsoft.Insights/scheduledQueryRules",
     "monitor:MetricAlert": "Microsoft.Insights/metricAlerts",
     "monitor:DiagnosticSetting": "Microsoft.Insights/diagnosticSettings",
+    "applicationinsights:Workbook": "Microsoft.Insights/workbooks",
 }
 _ARM_NAME_INPUT = {
     "resources:ResourceGroup": "resourceGroupName", "keyvault:Vault": "vaultName", "keyvault:Secret": "secretName",
@@ -551,7 +552,7 @@ _ARM_NAME_INPUT = {
     "operationalinsights:Workspace": "workspaceName", "app:ManagedEnvironment": "environmentName",
     "app:Job": "jobName", "managedidentity:UserAssignedIdentity": "resourceName",
     "monitor:ActionGroup": "actionGroupName", "monitor:ScheduledQueryRule": "ruleName",
-    "monitor:DiagnosticSetting": "name",
+    "monitor:DiagnosticSetting": "name", "applicationinsights:Workbook": "resourceName",
 }
 MOCK_SUBSCRIPTION = "00000000-0000-4000-8000-00000000a5b1"
 _HOSTING = {"usgovernment": False}  # per evaluation (set by the provider's registration)
