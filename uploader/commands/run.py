@@ -212,7 +212,8 @@ STACK_ENV = "UPLOADER_STACK"
 JOB_NAME_ENV = "CONTAINER_APP_JOB_NAME"
 EXECUTION_ENV = "CONTAINER_APP_JOB_EXECUTION_NAME"
 #: The run's outcome in a word, by exit code (what `python -m provisioning status` and the workbook show).
-OUTCOMES = {0: "sent", 1: "failed", 2: "configuration error", 3: "rejected", 4: "sent, rows set aside"}
+OUTCOMES = {0: "sent", 1: "failed", 2: "configuration error", 3: "rejected", 4: "sent, rows set aside",
+            5: "stopped"}
 
 
 def sign_in_facts(tokens: Any, credential: str) -> dict[str, Any]:
