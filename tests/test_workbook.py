@@ -79,7 +79,8 @@ def test_the_workbook_json_names_its_workspace_and_query() -> None:
 def test_a_hosting_stack_renders_the_workbook_over_its_workspace(tmp_path: Path) -> None:
     path = tmp_path / "Pulumi.platform-eastus.yaml"
     path.write_text(yaml.safe_dump({"config": {"hr-connector:hosting": True, "hr-connector:location": "eastus",
-                                               "hr-connector:alertEmails": ["platform@contoso.com"]}}))
+                                               "hr-connector:alertEmails": ["platform@contoso.com"],
+                                               "hr-connector:azureTenantId": "9b2c7d4e-5f60-4718-8a9b-0c1d2e3f4a5b"}}))
     evaluation = evaluate(path, isolated=False)
     workbook = evaluation.one(WORKBOOK)
     workspace = evaluation.one("azure-native:operationalinsights:Workspace")

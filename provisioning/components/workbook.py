@@ -48,9 +48,9 @@ ContainerAppConsoleLogs
 DISPLAY_NAME = "hr-connector: upload runs"
 INTRO = ("## hr-connector: did every tenant's upload run?\n"
          "One row per stack from the uploader's run summaries over the last 30 days: the last run and its outcome "
-         "(exit code 0 sent, 1 failed, 2 configuration, 3 rejected, 4 rows set aside, 5 stopped), records sent (with a chart per "
-         "day of runs), rows set aside, files waiting and the certificate's days left (empty for `credential: "
-         "federated`). The same view in a terminal: `python -m provisioning status`.")
+         "(exit code 0 sent, 1 failed, 2 configuration, 3 rejected, 4 rows set aside, 5 stopped), records sent "
+         "(with a chart per day of runs), rows set aside, files waiting and the certificate's days left (empty "
+         "for `credential: federated`). The same view in a terminal: `python -m provisioning status`.")
 
 
 def workbook_json(workspace_id: str) -> str:
