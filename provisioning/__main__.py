@@ -1,7 +1,9 @@
-"""`python -m provisioning COMMAND`: the operator tools (provisioning/tools/cli.py)."""
+"""`python -m provisioning COMMAND`: the operator tools (provisioning/tools/cli.py). The last catch (an interrupt
+or an error while starting, exceptions at exit) is uploader.model.sink.run_main, as for the uploader."""
 
-import sys
+try:
+    from uploader.model.sink import run_main
+except KeyboardInterrupt:
+    raise SystemExit(130) from None
 
-from provisioning.tools.cli import main
-
-sys.exit(main())
+raise SystemExit(run_main("provisioning.tools.cli"))

@@ -1,7 +1,10 @@
-"""`python -m uploader`: see uploader.cli."""
+"""`python -m uploader`: see uploader.cli. The last catch (an interrupt or an error while starting, exceptions at
+exit) is uploader.model.sink.run_main, which also keeps the streams from failing on a character their encoding
+lacks; an interrupt while even that loads ends the run quietly with 130."""
 
-from uploader.cli import main
-from uploader.model.portable import tolerant_streams
+try:
+    from uploader.model.sink import run_main
+except KeyboardInterrupt:
+    raise SystemExit(130) from None
 
-tolerant_streams()
-raise SystemExit(main())
+raise SystemExit(run_main("uploader.cli"))

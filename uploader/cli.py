@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import math
 import os
 import sys
@@ -20,6 +19,7 @@ from urllib.parse import urlsplit
 from uploader import __version__
 from uploader.clouds import CLOUDS, CREDENTIALS, DEFAULT_RECORDS_PER_CALL, UnknownCloudError, get_cloud
 from uploader.errors import EXIT_FAILED, EXIT_STOPPED, EXIT_USAGE, UploaderError, UsageError
+from uploader.model import sink
 from uploader.model.mapping import (
     INVALID_ROWS_MODES,
     ConnectorMapping,
@@ -401,7 +401,7 @@ def powershell_message(found: list[str]) -> str:
             + "; ".join(parts) + " (docs/migrating.md)")
 
 
-class _ArgumentParser(argparse.ArgumentParser):
+class _ArgumentParser(sink.ArgumentParser):
     """argparse, except that "unrecognized arguments" never repeats a value (it may be a secret), and that every
     error line passes the escaper (argparse repeats a refused value, `invalid choice: '…'`, which may hold a key
     or terminal control characters)."""
@@ -414,47 +414,35 @@ class _ArgumentParser(argparse.ArgumentParser):
             hidden = len(tokens) - len(flags)
             message = prefix + " ".join(flags) + (f" (and {hidden} value{'s' if hidden > 1 else ''}, not shown)"
                                                   if hidden else "")
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{self.prog}: error: {safe_text(message, 500)}\n")
+        super().error(safe_text(message, 500))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     install_log_guard()
     argv = list(sys.argv[1:] if argv is None else argv)
     if found := powershell_flags(argv):
-        print(f"error: {powershell_message(found)}", file=sys.stderr)
+        sink.stderr.line(f"error: {powershell_message(found)}")
         return EXIT_USAGE
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         resolve_env(args)
         if args.handler is None:  # endpoints
-            print(json.dumps(get_cloud(args.cloud).endpoints(), indent=2))
+            sink.stdout.json(get_cloud(args.cloud).endpoints(), indent=2)
             return 0
         module = importlib.import_module(args.handler)
         return int(module.main(args))
     except UploaderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sink.stderr.line(f"error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("interrupted: acknowledged chunks are checkpointed; run again to resume", file=sys.stderr)
+        sink.stderr.line("interrupted: acknowledged chunks are checkpointed; run again to resume")
         return 130
     except Stopped as stop:  # a signal past the command's own handling (uploader/stopping.py)
-        print(f"error: {stop.describe()}", file=sys.stderr)
+        sink.stderr.line(f"error: {stop.describe()}")
         return EXIT_STOPPED
     except Exception as exc:  # noqa: BLE001 - the last edge: a bug must not print what it was holding
-        print(f"error: internal error ({type(exc).__name__} at {_where(exc)}); its message is not shown (it may "
-              "hold data); acknowledged chunks are checkpointed; please report it", file=sys.stderr)
+        sink.stderr.line(f"error: internal error ({type(exc).__name__} at {sink.where(exc)}); its message is not "
+                         "shown (it may hold data); acknowledged chunks are checkpointed; please report it")
         return EXIT_FAILED
 
-
-def _where(exc: BaseException) -> str:
-    """The innermost frame of the uploader's own code that the exception passed: file:line, no values."""
-    import traceback
-
-    where = "?"
-    for frame in traceback.extract_tb(exc.__traceback__):
-        parts = frame.filename.replace("\\", "/").split("/uploader/")
-        if len(parts) > 1:
-            where = f"uploader/{parts[-1]}:{frame.lineno}"
-    return where

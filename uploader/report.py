@@ -12,12 +12,11 @@ Only names, counts, line numbers, rules and durations are ever reported: never a
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import sys
 from collections.abc import Iterable
 from typing import Any, Protocol, TextIO
 
+from uploader.model import sink
 from uploader.model.safetext import safe_text
 
 
@@ -54,11 +53,7 @@ class EscapingLogHandler(logging.Handler):
             message = record.getMessage()
         except Exception:  # noqa: BLE001 - a library's bad format string must not end the run
             message = str(record.msg)
-        try:
-            sys.stderr.write(f"{record.levelname.lower()}: {safe_text(record.name, 60)}: {safe_text(message)}\n")
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
+        sink.stderr.line(f"{record.levelname.lower()}: {safe_text(record.name, 60)}: {safe_text(message)}")
 
 
 def install_log_guard() -> None:
@@ -93,8 +88,9 @@ class Reporter:
         if log_format not in ("text", "json"):
             raise ValueError("log_format must be 'text' or 'json'")
         self.json = log_format == "json"
-        self.out = stream or sys.stdout
-        self.err = err or (self.out if self.json else sys.stderr)
+        # Everything goes through the one writer (uploader/model/sink.py), a given stream (tests) included.
+        self.out = sink.Writer(stream=stream) if stream is not None else sink.stdout
+        self.err = sink.Writer(stream=err) if err is not None else (self.out if self.json else sink.stderr)
         self.tty = (not self.json) and (self.out.isatty() if tty is None else tty)
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
@@ -102,26 +98,25 @@ class Reporter:
 
     # -- plumbing ---------------------------------------------------------------------------------
 
-    def event(self, kind: str, text: str | None = None, *, error: bool = False, **fields: Any) -> None:
-        """Emit one event: a JSON line with `fields`, or `text` as a line (on stderr when error)."""
+    def event(self, kind: str, text: str | list[str] | None = None, *, error: bool = False, **fields: Any) -> None:
+        """Emit one event: a JSON line with `fields`, or `text` as a line, or a list of lines (on stderr when
+        error). A line break inside a line is escaped by the writer: only a list makes several lines."""
         if self.json:
             record = {"event": kind, "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")}
             record.update(fields)
-            self.out.write(json.dumps(record, default=str) + "\n")
-            self.out.flush()
+            self.out.json(record, default=str)
         elif text is not None:
             self._line(text, error=error)
 
-    def _line(self, text: str, error: bool = False) -> None:
+    def _line(self, text: str | list[str], error: bool = False) -> None:
+        lines = [text] if isinstance(text, str) else text
         if self._progress is not None and not error:
-            self._progress.console.print(text, markup=False, highlight=False)
+            for line in lines:  # the console escapes what it renders (sink.console)
+                self._progress.console.print(line, markup=False, highlight=False)
             return
-        stream = self.err if error else self.out
-        stream.write(text + "\n")
-        stream.flush()
+        (self.err if error else self.out).lines(lines)
 
     def _start_bar(self, name: str, records: int, done: int, chunks: int) -> None:
-        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         if self._progress is None:
@@ -133,7 +128,7 @@ class Reporter:
                 TextColumn("{task.fields[rate]}"),
                 TextColumn("chunk {task.fields[chunk]}/{task.fields[chunks]}"),
                 TimeElapsedColumn(),
-                console=Console(file=self.out),
+                console=sink.console(self.out),
                 transient=True,
             )
             self._progress.start()
@@ -217,8 +212,8 @@ class Reporter:
     def file_invalid(self, name: str, *, problem_count: int, lines: Iterable[str]) -> None:
         """The scan's report lines ("FILE:LINE: column NAME: rule") — they never hold cell values."""
         lines = list(lines)
-        text = "\n".join([f"{name}: invalid, nothing sent ({_plural(problem_count, 'problem')}):",
-                          *(f"  {line}" for line in lines)])
+        text = [f"{name}: invalid, nothing sent ({_plural(problem_count, 'problem')}):",
+                *(f"  {line}" for line in lines)]
         self.event("file_invalid", text, error=True, file=name, problem_count=problem_count, problems=lines)
 
     def file_planned(self, name: str, *, job_id: str, records: int, chunks: list[tuple[int, int]],
@@ -233,7 +228,7 @@ class Reporter:
                   enumerate(shown)]
         if len(chunks) > len(shown):
             lines.append(f"  ... and {_plural(len(chunks) - len(shown), 'more chunk')}")
-        self.event("file_planned", "\n".join(lines), file=name, job_id=job_id, records=records,
+        self.event("file_planned", lines, file=name, job_id=job_id, records=records,
                    chunks=len(chunks), records_per_call=records_per_call, skip_records=skip_records)
 
     def warning(self, name: str, text: str) -> None:

@@ -10,9 +10,7 @@ certs (unless given exported outputs) and fleet drive the Pulumi CLI against the
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,7 @@ from provisioning.tools.fleetrun import OPERATIONS, pulumi_cli
 from provisioning.tools.inventory import DEFAULT_WARN_DAYS
 from provisioning.tools.status import Run, StatusError
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from uploader.model import sink
 
 
 def _stacks_dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +31,7 @@ def _stacks_dir_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = sink.ArgumentParser(
         prog="python -m provisioning",
         description="Offline tools for the hr-connector stacks: add a tenant, check and render stack files.",
     )
@@ -225,10 +224,10 @@ def _new_stack(args: argparse.Namespace) -> int:
                            deploy_app_id=args.deploy_app_id, schedule=args.schedule)
     flag = f" --stacks-dir {shlex.quote(args.stacks_dir)}" if args.stacks_dir else ""
     path = create_stack(fleet.stacks_dir(args.stacks_dir), request, flag)
-    print(f"wrote {path}")
-    print("next steps (the file's comments say more):")
+    sink.stdout.line(f"wrote {path}")
+    sink.stdout.line("next steps (the file's comments say more):")
     for i, step in enumerate(next_steps(request, flag), 1):
-        print(f"  {i}. {step}")
+        sink.stdout.line(f"  {i}. {step}")
     return EXIT_OK
 
 
@@ -243,9 +242,9 @@ def _check(args: argparse.Namespace) -> int:
         return EXIT_OK
     results = check_stacks(paths, policy=args.policy)
     for result in results:
-        print(result.line(), flush=True)
+        sink.stdout.line(result.line())
     bad = sum(not r.ok for r in results)
-    print(f"{len(results)} stack(s): {len(results) - bad} ok, {bad} with problems")
+    sink.stdout.line(f"{len(results)} stack(s): {len(results) - bad} ok, {bad} with problems")
     return overall_exit_code(results)
 
 
@@ -255,7 +254,7 @@ def _offline_warnings(paths: list[Path]) -> None:
 
     for path in paths:
         for warning in stack_file_warnings(path, REPO_ROOT):
-            print(f"warning: {warning.key}: {warning.rule}", file=sys.stderr)
+            sink.stderr.line(f"warning: {warning.key}: {warning.rule}")
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -264,7 +263,10 @@ def _render(args: argparse.Namespace) -> int:
     (path,) = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), [args.stack])
     _offline_warnings([path])
     report = render_stack(path)
-    print(json.dumps(report, indent=2) if args.json else to_text(report))
+    if args.json:
+        sink.stdout.json(report, indent=2)
+    else:
+        sink.stdout.block(to_text(report))
     return EXIT_OK
 
 
@@ -292,10 +294,10 @@ def _matrix(args: argparse.Namespace) -> int:
     if args.github_output:
         with open(args.github_output, "a", encoding="utf-8") as out:
             out.write(fleet.github_outputs(planned))
-    print(json.dumps(planned, separators=(",", ":")))
+    sink.stdout.json(planned, separators=(",", ":"))
     errors = fleet.matrix_errors(result)
     for error in errors:  # each keeps its entry: its own job fails on `check` and deploys nothing
-        print(f"error: {error}", file=sys.stderr)
+        sink.stderr.line(f"error: {error}")
     return EXIT_FAILED if errors else EXIT_OK
 
 
@@ -316,7 +318,7 @@ def _render_diff(args: argparse.Namespace) -> int:
     _offline_warnings(paths)
 
     def progress(text: str) -> None:
-        print(text, file=sys.stderr, flush=True)
+        sink.stderr.line(text)
 
     with tempfile.TemporaryDirectory(prefix="hr-connector-base-") as tmp:
         diffs = diff_stacks(paths, extract_tree(args.base_ref, Path(tmp)), args.base_ref, args.parallel, progress,
@@ -329,7 +331,7 @@ def _render_diff(args: argparse.Namespace) -> int:
     if args.comment:
         Path(args.comment).write_text(comment + "\n", encoding="utf-8")
     else:
-        print(comment)
+        sink.stdout.block(comment)
     if args.summary:
         with open(args.summary, "a", encoding="utf-8") as out:
             out.write(build_comment(diffs, args.base_ref, SUMMARY_LIMIT, expiries, where="the `render` artifact",
@@ -349,9 +351,9 @@ def _certs(args: argparse.Namespace) -> int:
                                                              "`pulumi stack output --json` files)")
     rows = inventory(paths, args.warn_days, outputs=outputs, pulumi=pulumi)
     if args.json:
-        print(json.dumps([r.to_json() for r in rows], indent=2))
+        sink.stdout.json([r.to_json() for r in rows], indent=2)
     else:
-        print(to_table(rows, args.warn_days))
+        sink.stdout.block(to_table(rows, args.warn_days))
     return EXIT_FAILED if failing(rows) else EXIT_OK
 
 
@@ -364,14 +366,14 @@ def _status(args: argparse.Namespace) -> int:
     else:
         runs, selected, problems = _status_from_azure(args)
         for problem in problems:
-            print(f"warning: {problem}", file=sys.stderr)
+            sink.stderr.line(f"warning: {problem}")
     rows = status.build_status(runs, stacks=selected)
     if args.html:
         Path(args.html).write_text(status.to_html(rows, args.warn_days), encoding="utf-8")
     if args.json:
-        print(json.dumps([r.to_json(args.warn_days) for r in rows], indent=2))
+        sink.stdout.json([r.to_json(args.warn_days) for r in rows], indent=2)
     else:
-        print(status.to_table(rows, args.warn_days))
+        sink.stdout.block(status.to_table(rows, args.warn_days))
     return EXIT_FAILED if status.failing(rows, args.warn_days) else EXIT_OK
 
 
@@ -413,11 +415,11 @@ def _fleet(args: argparse.Namespace) -> int:
         raise fleet.FleetError(f"{fleet.stacks_dir(args.stacks_dir)}: no Pulumi.<stack>.yaml files")
     results = run_fleet(args.operation, paths, parallel=args.parallel, log_dir=Path(args.log_dir),
                         pulumi_root=args.pulumi_root, expect_no_changes=args.expect_no_changes,
-                        rotate_certificate=getattr(args, "rotate_certificate", False), progress=sys.stderr)
+                        rotate_certificate=getattr(args, "rotate_certificate", False), progress=sink.stderr)
     if args.json:
-        print(json.dumps([r.to_json() for r in results], indent=2))
+        sink.stdout.json([r.to_json() for r in results], indent=2)
     else:
-        print(summary_table(args.operation, results))
+        sink.stdout.block(summary_table(args.operation, results))
     return EXIT_OK if all(r.ok for r in results) else EXIT_FAILED
 
 
@@ -439,15 +441,15 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
         for problem in all_problems(exc):
-            print(f"error: {problem.key}: {problem.rule}", file=sys.stderr)
+            sink.stderr.line(f"error: {problem.key}: {problem.rule}")
         return EXIT_USAGE
     except fleet.FleetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sink.stderr.line(f"error: {exc}")
         return exc.exit_code
     except StatusError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sink.stderr.line(f"error: {exc}")
         return exc.exit_code
-    except BrokenPipeError:  # `render | head`: the reader went away; not an error of ours
-        sys.stderr.close()
-        return EXIT_OK
+    except KeyboardInterrupt:
+        sink.stderr.line("interrupted")
+        return 130
 

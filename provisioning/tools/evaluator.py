@@ -54,7 +54,15 @@ def _close_event_loop() -> None:
 
 
 def _warm() -> None:
-    """Worker start: import what every evaluation needs once (the program's modules and Pulumi's runtime)."""
+    """Worker start: the one writer's last catch (uploader/model/sink.py: what the worker prints, and what Python
+    reports at its exit, is escaped, never a traceback), Ctrl-C left to the parent (which stops the pool), then
+    the imports every evaluation needs once (the program's modules and Pulumi's runtime)."""
+    import signal
+
+    from uploader.model.sink import install_hooks
+
+    install_hooks()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     atexit.register(_close_event_loop)
     import pulumi  # noqa: F401
     import pulumi.runtime.mocks  # noqa: F401

@@ -25,9 +25,10 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 from provisioning.tools.offline import REPO_ROOT, stack_name
+from uploader.model.sink import Writer
 
 OPERATIONS = ("preview", "up", "refresh")
 #: The program needs Pulumi CLI 3.187 or later (Pulumi.yaml's `type: object` config keys).
@@ -174,7 +175,7 @@ def run_stack(operation: str, path: Path, command: Any, log_dir: Path, *, expect
 
 def run_fleet(operation: str, paths: list[Path], *, parallel: int, log_dir: Path, pulumi_root: str | None = None,
               expect_no_changes: bool = False, rotate_certificate: bool = False,
-              progress: TextIO | None = None,
+              progress: Writer | None = None,
               runner: Callable[..., StackRun] = run_stack) -> list[StackRun]:
     """Run `operation` on every stack, `parallel` at a time; results in the order of `paths`."""
     from pulumi import automation as auto
@@ -213,7 +214,7 @@ def run_fleet(operation: str, paths: list[Path], *, parallel: int, log_dir: Path
     def say(text: str) -> None:
         if progress is not None:
             with lock:
-                print(text, file=progress, flush=True)
+                progress.line(text)
 
     def one(path: Path) -> StackRun:
         if path in unreadable:  # a stack file is a unit of failure: reported and skipped, the others go on

@@ -20,7 +20,6 @@ so tests can compare secrets for equality without ever seeing or printing them.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import difflib
 import functools
@@ -30,6 +29,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -46,6 +46,7 @@ from provisioning.config import (
     provider_key_problems,
 )
 from provisioning.yamlfile import read_yaml
+from uploader.model.sink import ArgumentParser
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: The top-level keys of a stack file (the Pulumi CLI's ProjectStack):
@@ -492,17 +493,21 @@ def evaluate(
         raise_mismatches(config, hosting_outputs, Path(project_dir))
     if not isolated:
         return _evaluate_here(config, Path(project_dir), hosting_outputs)
-    proc = subprocess.run(
-        [sys.executable, "-m", "provisioning.tools.offline", os.fspath(stack_path(stack, Path(project_dir))),
-         "--project-dir", os.fspath(project_dir)],
-        capture_output=True, text=True, timeout=timeout, cwd=project_dir,
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([os.fspath(project_dir), os.fspath(REPO_ROOT)]),
-             HOSTING_OUTPUTS_ENV: json.dumps(hosting_outputs)},
-    )
-    try:
-        data = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
-    except json.JSONDecodeError:
-        data = {}
+    # The evaluation comes back in a file, not on standard output: what a program prints passes the escaper
+    # (uploader/model/sink.py), which would change the graph's strings.
+    with tempfile.TemporaryDirectory(prefix="hr-connector-eval-") as tmp:
+        result = Path(tmp) / "evaluation.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "provisioning.tools.offline", os.fspath(stack_path(stack, Path(project_dir))),
+             "--project-dir", os.fspath(project_dir), "--result", os.fspath(result)],
+            capture_output=True, text=True, timeout=timeout, cwd=project_dir,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join([os.fspath(project_dir), os.fspath(REPO_ROOT)]),
+                 HOSTING_OUTPUTS_ENV: json.dumps(hosting_outputs)},
+        )
+        try:
+            data = json.loads(result.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            data = {}
     if "config_error" in data:
         raise ConfigError(data["config_error"]["key"], data["config_error"]["rule"])
     if proc.returncode != 0 or "resources" not in data:
@@ -807,27 +812,34 @@ def _config_error_in(exc: BaseException) -> ConfigError | None:
 
 
 def _main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m provisioning.tools.offline",
+    parser = ArgumentParser(prog="python -m provisioning.tools.offline",
                                      description="Evaluate one stack under Pulumi mocks; print the graph as JSON.")
     parser.add_argument("stack", help="stack name or path to Pulumi.<stack>.yaml")
     parser.add_argument("--project-dir", default=os.fspath(REPO_ROOT))
+    parser.add_argument("--result", required=True, help="write the evaluation's JSON here")
     args = parser.parse_args(argv)
+
+    def result(data: dict[str, Any]) -> None:
+        Path(args.result).write_text(json.dumps(data, default=str), encoding="utf-8")
+
     project_dir = Path(args.project_dir).resolve()
     hosting_outputs = json.loads(os.environ.get(HOSTING_OUTPUTS_ENV) or "{}")
     try:
         evaluation = _evaluate_here(load_stack_file(args.stack, project_dir), project_dir, hosting_outputs)
     except ConfigError as exc:
-        print(json.dumps({"config_error": {"key": exc.key, "rule": exc.rule}}))
+        result({"config_error": {"key": exc.key, "rule": exc.rule}})
         return 2
     except Exception as exc:  # noqa: BLE001 - a config error may arrive wrapped by the Pulumi runtime
         cause = _config_error_in(exc)
         if cause is not None:
-            print(json.dumps({"config_error": {"key": cause.key, "rule": cause.rule}}))
+            result({"config_error": {"key": cause.key, "rule": cause.rule}})
             return 2
         raise
-    print(json.dumps(evaluation.to_json(), default=str))
+    result(evaluation.to_json())
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_main())
+    from uploader.model.sink import run_main
+
+    sys.exit(run_main(__name__, "_main"))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uploader.errors import EXIT_OK, UsageError
-from uploader.model import portable
+from uploader.model import portable, sink
 from uploader.model.safetext import safe_text
 
 if TYPE_CHECKING:  # cryptography is imported when a cert command runs, not when the parser is built
@@ -120,14 +120,14 @@ def new(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UsageError(f"--out-dir {safe_text(out)}: cannot write ({type(exc).__name__})") from None
     pem_shown, cer_shown = safe_text(pem_path), safe_text(cer_path)
-    print(f"private key + certificate: {pem_shown} ({portable.PRIVATE_FILE}; keep it secret: "
-          f"--certificate {pem_shown})")
-    print(f"public certificate:        {cer_shown}")
-    print(f"subject:                   {_name(subject)}")
-    print(f"thumbprint (SHA-1):        {bundle.thumbprint_sha1}")
-    print(f"thumbprint (SHA-256):      {bundle.thumbprint_sha256}")
-    print(f"valid until:               {bundle.not_after.strftime('%Y-%m-%d %H:%M UTC')}")
-    print("next: " + UPLOAD_HINT.format(cer=cer_shown, tp=bundle.thumbprint_sha1))
+    sink.stdout.line(f"private key + certificate: {pem_shown} ({portable.PRIVATE_FILE}; keep it secret: "
+                     f"--certificate {pem_shown})")
+    sink.stdout.line(f"public certificate:        {cer_shown}")
+    sink.stdout.line(f"subject:                   {_name(subject)}")
+    sink.stdout.line(f"thumbprint (SHA-1):        {bundle.thumbprint_sha1}")
+    sink.stdout.line(f"thumbprint (SHA-256):      {bundle.thumbprint_sha256}")
+    sink.stdout.line(f"valid until:               {bundle.not_after.strftime('%Y-%m-%d %H:%M UTC')}")
+    sink.stdout.line("next: " + UPLOAD_HINT.format(cer=cer_shown, tp=bundle.thumbprint_sha1))
     return EXIT_OK
 
 
@@ -189,23 +189,23 @@ def show(args: argparse.Namespace) -> int:
     key_numbers = getattr(getattr(key, "public_key", lambda: None)(), "public_numbers", lambda: None)()
     for i, cert in enumerate(certs, start=1):
         _, status = expiry_status(cert.not_valid_after_utc)
-        print(f"{name}: certificate {i} of {len(certs)}")
-        print(f"  subject:              {_name(cert.subject)}")
-        print(f"  issuer:               {_name(cert.issuer)}")
-        print(f"  thumbprint (SHA-1):   {thumbprint(cert, 'sha1')}")
-        print(f"  thumbprint (SHA-256): {thumbprint(cert, 'sha256')}")
-        print(f"  valid:                {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
+        sink.stdout.line(f"{name}: certificate {i} of {len(certs)}")
+        sink.stdout.line(f"  subject:              {_name(cert.subject)}")
+        sink.stdout.line(f"  issuer:               {_name(cert.issuer)}")
+        sink.stdout.line(f"  thumbprint (SHA-1):   {thumbprint(cert, 'sha1')}")
+        sink.stdout.line(f"  thumbprint (SHA-256): {thumbprint(cert, 'sha256')}")
+        sink.stdout.line(f"  valid:                {cert.not_valid_before_utc:%Y-%m-%d %H:%M} to "
               f"{cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; {status}")
         if key is not None and not isinstance(key, str):
             # Not every key type has public_numbers (Ed25519, Ed448): such a certificate matches no RSA/EC key.
             cert_numbers = getattr(cert.public_key(), "public_numbers", lambda: None)()
             matches = key_numbers is not None and cert_numbers == key_numbers
-            print(f"  private key:          in the file; {'belongs to' if matches else 'does NOT belong to'} "
-                  "this certificate")
+            belongs = "belongs to" if matches else "does NOT belong to"
+            sink.stdout.line(f"  private key:          in the file; {belongs} this certificate")
     if key is None:
-        print(f"{name}: no private key in the file (a public certificate: what the app registration holds)")
+        sink.stdout.line(f"{name}: no private key in the file (a public certificate: what the app registration holds)")
     elif isinstance(key, str):
-        print(f"{name}: holds a private key that is {key} (--certificate needs an unencrypted key or a PFX)")
+        sink.stdout.line(f"{name}: holds a private key that is {key} (--certificate needs an unencrypted key or a PFX)")
     return EXIT_OK
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from uploader.check.header import (
     scenarios_named,
 )
 from uploader.errors import EXIT_OK, UsageError
+from uploader.model import sink
 from uploader.model.mapping import JOB_ID_PLACEHOLDER, MappingError, job_id_problem, parse_connector
 from uploader.model.safetext import safe_text
 from uploader.model.scenarios import (
@@ -97,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"--output {safe_text(args.output)}: cannot write ({type(exc).__name__})") from None
     else:
-        sys.stdout.write(text)
+        sink.stdout.json(mapping, indent=2)
     _report(path, header, mapping, scenario_column, missing, unmatched, args)
     return EXIT_OK
 
@@ -105,7 +105,9 @@ def main(args: argparse.Namespace) -> int:
 def _report(path: Path, header: list[str], mapping: dict[str, Any], scenario_column: str | None,
             missing: list[str], unmatched: list[str], args: argparse.Namespace) -> None:
     """What was matched and what is left to do, on stderr (column names only: the header, never a record)."""
-    say = sys.stderr.write
+    def say(text: str) -> None:
+        sink.stderr.line(text.removesuffix("\n"))
+
     used = {scenario_column} if scenario_column else set()
     say(f"{safe_text(path)}: header with {len(header)} columns (records not read; * = required field)\n")
     if scenario_column:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import json
 import math
 import os
 from typing import Any
@@ -253,5 +252,4 @@ def _print_summary_line(reporter: Reporter, fields: dict[str, Any]) -> None:
         fields = {k: v for k, v in fields.items() if k != "event"}
         reporter.event("run_summary", None, **fields)
     else:
-        reporter.out.write(json.dumps(fields, sort_keys=False) + "\n")
-        reporter.out.flush()
+        reporter.out.json(fields)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import os
 import signal
 import stat
@@ -161,16 +160,6 @@ if sys.platform == "win32":
             return code.value == 259
         finally:
             kernel32.CloseHandle(handle)
-
-
-def tolerant_streams() -> None:
-    """Standard output and error never fail on a character their encoding lacks: on Windows a pipe, a file or
-    Task Scheduler's redirection is written in the ANSI code page (cp1252, ...), where a file name in another
-    script would raise UnicodeEncodeError mid-run. Such a character is written as an escape (\\uXXXX) instead;
-    the escaper doubles a real backslash, so the two never read alike."""
-    for stream in (sys.stdout, sys.stderr):
-        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
-            stream.reconfigure(errors="backslashreplace")
 
 
 class Folder:

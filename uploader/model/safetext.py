@@ -15,6 +15,11 @@ answer, an HTTP status line, an argument's value, a third-party library's log me
    U+034F, U+17B4/U+17B5, U+180B-U+180F). A backslash is doubled, so an escape cannot be forged either.
 3. The result is cut to `limit` characters (then `...`).
 
+`escape_line` is the same escaper for a whole line of output, as the one writer (uploader/model/sink.py)
+applies it to everything the programs print: secrets withheld (with the narrower rules prose needs: a line that
+merely mentions a private key is kept, while PEM blocks are not), the same characters escaped, nothing cut and
+backslashes left alone, so a line whose values already passed `safe_text` comes out unchanged.
+
 `INVISIBLE_CLASS` is the same set as a regular-expression class, for rules that refuse such characters in
 values (the UPN rule in uploader/check/rules.py).
 """
@@ -62,19 +67,41 @@ _BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[A-Za-z0-9_\-+/=.~%]+")
 _SECRET_PARAM = re.compile(
     r"(?i)\b(client_assertion|client_secret|access_token|refresh_token|id_token|assertion|password|passwd|pwd"
     r"|secret|sig|signature|token|apikey|api_key)(\"?\s*[:=]\s*\"?)([^\s&\"',;}]+)")
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,20}://)([^/@\s?#]*)@")
+#: `scheme://user:password@`: everything between `//` and the last `@` before the path (a password may hold `@`).
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,20}://)([^/\s?#]*)@")
+#: `user:password@host` without a scheme (IDENTITY_ENDPOINT=admin:S3cr3t@127.0.0.1:9): a word, a colon and
+#: anything up to the last `@` before a space or slash, at the start of the text or after a space, quote,
+#: bracket, `=`, `,` or `;` (an e-mail address has no colon before its `@` and is left alone).
+_BARE_CREDENTIALS = re.compile(r"(?<![^\s\"'(<\[{=,;>])[^\s/@:\"'<>=]+:[^\s/\"'<>]*@")
+#: The tail of a PEM block whose start was cut off: everything before `-----END ...-----`.
+_PEM_TAIL = re.compile(r"(?s).*?-----END[^\n-]{0,80}-----")
+#: For whole lines of the program's own prose (escape_line): bearer tokens only when token-long, and
+#: `name=value` / `"name": "value"` (not "keep it secret: --certificate FILE").
+_LINE_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[A-Za-z0-9_\-+/=.~%]{20,}")
+_LINE_SECRET_PARAM = re.compile(
+    r"(?i)\b(client_assertion|client_secret|access_token|refresh_token|id_token|assertion|password|passwd|pwd"
+    r"|secret|sig|signature|token|apikey|api_key)(=|\"\s*:\s*\")([^\s&\"',;}]+)")
 
 
-def withhold_secrets(text: str) -> str:
+def withhold_secrets(text: str, *, prose: bool = False) -> str:
     """`text` with key material, tokens, assertions and URL credentials replaced by a marker saying what was
-    withheld (never any part of it)."""
+    withheld (never any part of it).
+
+    prose=True: `text` is a whole line the program wrote (escape_line): a mention of "private key" is kept, and
+    the bearer and `name: value` rules are the narrower ones above; PEM blocks, their cut-off tails, JWTs, URL
+    credentials and `name=value` secrets are withheld all the same."""
     text = _PEM_BLOCK.sub("[PEM block withheld]", text)
-    if _PRIVATE_KEY.search(text):
+    if "-----END" in text:
+        text = _PEM_TAIL.sub("[PEM block withheld]", text)
+    if not prose and _PRIVATE_KEY.search(text):
         return "[withheld: it mentions a private key]"
     text = _URL_CREDENTIALS.sub(r"\1[credentials withheld]@", text)
+    if "@" in text:
+        text = _BARE_CREDENTIALS.sub("[credentials withheld]@", text)
     text = _JWT.sub("[token withheld]", text)
-    text = _BEARER.sub(lambda m: f"{m.group(1)} [token withheld]", text)
-    return _SECRET_PARAM.sub(lambda m: f"{m.group(1)}{m.group(2)}[withheld]", text)
+    text = (_LINE_BEARER if prose else _BEARER).sub(lambda m: f"{m.group(1)} [token withheld]", text)
+    return (_LINE_SECRET_PARAM if prose else _SECRET_PARAM).sub(lambda m: f"{m.group(1)}{m.group(2)}[withheld]",
+                                                                  text)
 
 
 def is_invisible(ch: str) -> bool:
@@ -121,3 +148,22 @@ def safe_text(value: object, limit: int = DEFAULT_LIMIT, *, secrets: bool = True
         out.append(piece)
         size += len(piece)
     return "".join(out) + ("..." if cut else "")
+
+
+#: Anything but printable ASCII: the only characters escape_line must look at one by one.
+_NOT_PRINTABLE_ASCII = re.compile(r"[^\x20-\x7e]")
+
+
+def _escape_match(match: re.Match[str]) -> str:
+    ch = match.group(0)
+    return _escape(ch) if is_invisible(ch) else ch
+
+
+def escape_line(text: str) -> str:
+    """One whole line of output, as the writer (uploader/model/sink.py) writes it: secrets withheld
+    (`withhold_secrets(prose=True)`), every character `safe_text` escapes written as its escape (a line break
+    inside `text` too), nothing cut, backslashes kept as they are (text that passed `safe_text` is unchanged)."""
+    text = withhold_secrets(text, prose=True)
+    if _NOT_PRINTABLE_ASCII.search(text) is None:
+        return text
+    return _NOT_PRINTABLE_ASCII.sub(_escape_match, text)

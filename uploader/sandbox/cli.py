@@ -7,13 +7,13 @@ import ipaddress
 import json
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from uploader.errors import EXIT_USAGE
+from uploader.model import sink
 from uploader.sandbox.server import SandboxServer, log
 from uploader.sandbox.state import SandboxState, StateError
 from uploader.sandbox.tls import prepare_tls
@@ -87,14 +87,14 @@ def _instructions(url: str, ca_file: Path, state_dir: Path) -> str:
 
 def main(args: argparse.Namespace) -> int:
     if not _loopback(args.host):
-        print(f"error: --host {args.host}: the sandbox listens on loopback only (127.0.0.1, ::1 or localhost); "
-              "it is a test stand-in without real authentication", file=sys.stderr)
+        sink.stderr.line(f"error: --host {args.host}: the sandbox listens on loopback only (127.0.0.1, ::1 or "
+                         "localhost); it is a test stand-in without real authentication")
         return EXIT_USAGE
     if not 0 <= args.port <= 65535:
-        print(f"error: --port {args.port}: must be between 0 and 65535", file=sys.stderr)
+        sink.stderr.line(f"error: --port {args.port}: must be between 0 and 65535")
         return EXIT_USAGE
     if args.token_lifetime < 1:
-        print("error: --token-lifetime: must be at least 1 second", file=sys.stderr)
+        sink.stderr.line("error: --token-lifetime: must be at least 1 second")
         return EXIT_USAGE
     state_dir = Path(args.state_dir).expanduser().resolve()
     state = SandboxState(state_dir, token_lifetime=args.token_lifetime)
@@ -103,20 +103,20 @@ def main(args: argparse.Namespace) -> int:
             try:
                 pem = Path(pem_file).read_text()
             except OSError as exc:
-                print(f"error: --app {app_id}=...: cannot read {pem_file}: {exc.strerror}", file=sys.stderr)
+                sink.stderr.line(f"error: --app {app_id}=...: cannot read {pem_file}: {exc.strerror}")
                 return EXIT_USAGE
             state.register_app(app_id, pem)
         for job_id, app_id in args.job:
             state.bind_job(job_id, app_id)
     except StateError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        sink.stderr.line(f"error: {exc}")
         return EXIT_USAGE
     tls = prepare_tls(state_dir)
     host = "127.0.0.1" if args.host == "localhost" else args.host
     try:
         server = SandboxServer((host, args.port), tls, state)
     except OSError as exc:
-        print(f"error: cannot listen on {host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        sink.stderr.line(f"error: cannot listen on {host}:{args.port}: {exc.strerror}")
         return EXIT_USAGE
     url = server.url
 
@@ -127,7 +127,7 @@ def main(args: argparse.Namespace) -> int:
     if args.ready_file:
         _write_ready(Path(args.ready_file), {"url": url, "authority_host": url, "ingestion_url": url,
                                             "ca_file": str(tls.ca_file), "pid": os.getpid()})
-    print(_instructions(url, tls.ca_file, state_dir), flush=True)
+    sink.stdout.block(_instructions(url, tls.ca_file, state_dir))
     log(f"listening on {url}; {len(args.app)} app(s), {len(args.job)} job(s) registered")
     try:
         server.serve_forever(poll_interval=0.2)

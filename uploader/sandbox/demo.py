@@ -76,10 +76,11 @@ def _rel(path: Path) -> str:
 
 
 def main() -> int:
-    from rich.console import Console
     from rich.table import Table
 
-    out = Console(highlight=False, soft_wrap=True)
+    from uploader.model import sink
+
+    out = sink.console(sink.stdout, highlight=False, soft_wrap=True)
     step = iter(range(1, 100))
 
     def head(text: str) -> None:

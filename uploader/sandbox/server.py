@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
+from uploader.model import sink
 from uploader.sandbox import control, entra, ingestion, logs, vault
 from uploader.sandbox.messages import Drop, Request, Response, Stream, json_response
 from uploader.sandbox.state import SandboxState
@@ -30,8 +31,7 @@ _log_lock = threading.Lock()
 def log(line: str) -> None:
     """One line to stderr (request summaries only: never bodies, tokens, assertions or keys)."""
     with _log_lock:
-        sys.stderr.write(f"sandbox: {line}\n")
-        sys.stderr.flush()
+        sink.stderr.line(f"sandbox: {line}")
 
 
 def route(req: Request, state: SandboxState) -> Response | Drop | Stream:
