@@ -71,10 +71,24 @@ _SECRET_PARAM = re.compile(
 _URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]{0,20}://)([^/\s?#]*)@")
 #: `user:password@host` without a scheme (IDENTITY_ENDPOINT=admin:S3cr3t@127.0.0.1:9): a word, a colon and
 #: anything up to the last `@` before a space or slash, at the start of the text or after a space, quote,
-#: bracket, `=`, `,` or `;` (an e-mail address has no colon before its `@` and is left alone).
-_BARE_CREDENTIALS = re.compile(r"(?<![^\s\"'(<\[{=,;>])[^\s/@:\"'<>=]+:[^\s/\"'<>]*@")
+#: bracket, `=`, `,`, `;` or `/` (such a value taken for a relative path is echoed after a folder); an e-mail
+#: address has no colon before its `@` and is left alone.
+_BARE_CREDENTIALS = re.compile(r"(?<![^\s\"'(<\[{=,;>/])[^\s/@:\"'<>=]+:[^\s/\"'<>]*@")
 #: The tail of a PEM block whose start was cut off: everything before `-----END ...-----`.
 _PEM_TAIL = re.compile(r"(?s).*?-----END[^\n-]{0,80}-----")
+#: A PEM body line standing alone (its block's BEGIN line written separately): a word of 40 or more base64
+#: characters, upper and lower case letters and digits among them, between spaces, quotes, brackets or `=`/`:`
+#: (a resource ID or a path has `.`, `-` or `_` in it; a hex thumbprint has one case).
+_PEM_BODY = re.compile(r"(?<![^\s\"'=:,(\[{<])[A-Za-z0-9+/]{40,}={0,2}(?![^\s\"',;)\]}>])")
+
+
+def _pem_body(match: re.Match[str]) -> str:
+    token = match.group(0)
+    if any(c.isupper() for c in token) and any(c.islower() for c in token) and any(c.isdigit() for c in token):
+        return "[key material withheld]"
+    return token
+
+
 #: For whole lines of the program's own prose (escape_line): bearer tokens only when token-long, and
 #: `name=value` / `"name": "value"` (not "keep it secret: --certificate FILE").
 _LINE_BEARER = re.compile(r"(?i)\b(bearer|basic)(\s+|%20|\+)[A-Za-z0-9_\-+/=.~%]{20,}")
@@ -89,7 +103,7 @@ def withhold_secrets(text: str, *, prose: bool = False) -> str:
 
     prose=True: `text` is a whole line the program wrote (escape_line): a mention of "private key" is kept, and
     the bearer and `name: value` rules are the narrower ones above; PEM blocks, their cut-off tails, JWTs, URL
-    credentials and `name=value` secrets are withheld all the same."""
+    credentials and `name=value` secrets are withheld all the same, and so is a PEM body line standing alone."""
     text = _PEM_BLOCK.sub("[PEM block withheld]", text)
     if "-----END" in text:
         text = _PEM_TAIL.sub("[PEM block withheld]", text)
@@ -99,6 +113,8 @@ def withhold_secrets(text: str, *, prose: bool = False) -> str:
     if "@" in text:
         text = _BARE_CREDENTIALS.sub("[credentials withheld]@", text)
     text = _JWT.sub("[token withheld]", text)
+    if prose:
+        text = _PEM_BODY.sub(_pem_body, text)
     text = (_LINE_BEARER if prose else _BEARER).sub(lambda m: f"{m.group(1)} [token withheld]", text)
     return (_LINE_SECRET_PARAM if prose else _SECRET_PARAM).sub(lambda m: f"{m.group(1)}{m.group(2)}[withheld]",
                                                                   text)

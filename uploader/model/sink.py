@@ -30,10 +30,11 @@ import json
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterable
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
-from uploader.model.safetext import escape_line
+from uploader.model.safetext import escape_line, withhold_secrets
 
 if TYPE_CHECKING:
     from _typeshed import SupportsWrite
@@ -55,7 +56,7 @@ class EscapingStream(io.TextIOBase):
         whole = self._pending + text
         done, newline, self._pending = whole.rpartition("\n")
         if newline:
-            _write(self.raw, "".join(escape_line(part) + "\n" for part in done.split("\n")), flush=False)
+            _write(self.raw, escape_lines(done), flush=False)
         if len(self._pending) > 65_536:  # a line without end is written in pieces, each escaped
             self.flush()
         return len(text)
@@ -140,14 +141,21 @@ class Writer:
         _write(self.raw(), "".join(escape_line(str(line)) + "\n" for line in lines), flush=True)
 
     def block(self, text: str) -> None:
-        """The program's own multi-line text (a table, a report, help): its line breaks kept, each line escaped."""
-        self.lines(str(text).split("\n"))
+        """The program's own multi-line text (a table, a report, help): its line breaks kept, each line escaped
+        (secrets withheld across its lines first: a PEM block spans several)."""
+        _write(self.raw(), escape_lines(str(text)), flush=True)
 
     def json(self, value: Any, *, indent: int | None = None, separators: tuple[str, str] | None = None,
              default: Callable[[Any], Any] | None = None) -> None:
         """One JSON document (one line unless `indent`): every string in it, keys too, through the escaper."""
         text = json.dumps(clean_json(value, default), indent=indent, separators=separators, ensure_ascii=True)
         _write(self.raw(), text + "\n", flush=True)
+
+
+def escape_lines(text: str) -> str:
+    """Several lines (`text` split at its line breaks), each through the escaper, each ending in a line break;
+    secrets are withheld from the whole text first, so a block spread over lines is caught whole."""
+    return "".join(escape_line(line) + "\n" for line in withhold_secrets(text, prose=True).split("\n"))
 
 
 def clean_json(value: Any, default: Callable[[Any], Any] | None = None) -> Any:
@@ -199,13 +207,11 @@ class ArgumentParser(argparse.ArgumentParser):
         elif file is sys.stderr:
             stderr.block(text)
         else:  # a file the caller opened (help written to a file), not the process's streams
-            file.write("".join(escape_line(line) + "\n" for line in text.split("\n")))
+            file.write(escape_lines(text))
 
 
 def where(exc: BaseException) -> str:
     """The innermost frame of the project's own code that the exception passed: file:line, no values."""
-    import traceback
-
     found = "?"
     for frame in traceback.extract_tb(exc.__traceback__):
         path = frame.filename.replace("\\", "/")
@@ -239,11 +245,14 @@ def _thread_excepthook(args: threading.ExceptHookArgs) -> None:
 def _unraisablehook(unraisable: Any) -> None:
     """An exception Python could not raise (a `__del__`, an atexit callback, a loop torn down at exit): one
     line naming its type and what raised it, never its message or a traceback."""
-    exc = unraisable.exc_value
-    kind = unraisable.exc_type.__name__ if unraisable.exc_type is not None else "exception"
-    obj = unraisable.object
-    what = getattr(obj, "__qualname__", None) or type(obj).__name__
-    stderr.line(f"warning: {kind} ignored during clean-up in {what}" + (f" ({where(exc)})" if exc else ""))
+    try:
+        exc = unraisable.exc_value
+        kind = unraisable.exc_type.__name__ if unraisable.exc_type is not None else "exception"
+        obj = unraisable.object
+        what = getattr(obj, "__qualname__", None) or type(obj).__name__
+        stderr.line(f"warning: {kind} ignored during clean-up in {what}" + (f" ({where(exc)})" if exc else ""))
+    except BaseException:  # noqa: BLE001, S110 - Python is shutting down: nothing more can be said
+        pass
 
 
 def install_hooks() -> None:
@@ -271,10 +280,16 @@ def _tolerant(stream: TextIO) -> None:
 def run_main(module: str, function: str = "main", interrupted: str = "interrupted") -> int:
     """An entry point's body: the hooks installed, then `module.function()` imported and called; what escapes it
     (an interrupt during start-up, an import error) is one escaped line and an exit code, never a traceback."""
+    install_hooks()
+    return guarded(lambda: getattr(importlib.import_module(module), function)(), interrupted)
+
+
+def guarded(main: Callable[[], object], interrupted: str = "interrupted") -> int:
+    """`main()`'s exit code; an exception it lets through is one escaped line (no message, no traceback) and 1,
+    an interrupt `interrupted` and 130."""
     try:
-        install_hooks()
-        main = getattr(importlib.import_module(module), function)
-        return int(main())
+        code = main()
+        return code if isinstance(code, int) else 1
     except KeyboardInterrupt:
         stderr.line(interrupted)
         return EXIT_INTERRUPTED
