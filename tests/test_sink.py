@@ -524,7 +524,9 @@ def test_a_credential_in_the_identity_endpoint_is_withheld_in_text_and_json(sand
                                                                             monkeypatch: pytest.MonkeyPatch,
                                                                             command: str) -> None:
     """IDENTITY_ENDPOINT='http://admin:S3cr3tPw@127.0.0.1:9/msi/token' with Key Vault signing: the sign-in reaches
-    the managed identity step (the sandbox's Entra and vault are real), which fails and names the endpoint."""
+    the managed identity step (the sandbox's Entra and vault are real), which fails and names the endpoint's host
+    and port (keyvault.identity_endpoint_host), never its user name and password; the writer would withhold them
+    anyway (the fuzz above sets the same variable to a bare `user:pass@` URL)."""
     from test_keyvault_signin import VaultApp, job_env, resignations
 
     from uploader.cli import main
@@ -548,4 +550,4 @@ def test_a_credential_in_the_identity_endpoint_is_withheld_in_text_and_json(sand
         fuzz_clean(out + err)
         if log_format == "json":
             records = [json.loads(line) for line in out.splitlines()]
-            assert any("[credentials withheld]@127.0.0.1:9" in json.dumps(r) for r in records), records
+            assert any("127.0.0.1:9" in json.dumps(r) for r in records), records

@@ -144,10 +144,15 @@ def _trust_hint(exc: BaseException) -> str:
 
 
 def identity_endpoint_host() -> str:
-    """Where MSAL will ask for the managed identity's token (for error messages: the host to allow)."""
+    """Where MSAL will ask for the managed identity's token (for error messages: the host and port to allow),
+    escaped, without the user name and password a URL may carry (IDENTITY_ENDPOINT=http://user:pw@host/...)."""
     endpoint = os.environ.get("IDENTITY_ENDPOINT") if os.environ.get("IDENTITY_HEADER") else None
     endpoint = endpoint or os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or "http://169.254.169.254"
-    return urlsplit(endpoint).netloc or endpoint
+    try:
+        netloc = urlsplit(endpoint).netloc
+    except ValueError:
+        netloc = ""
+    return safe_name((netloc or endpoint).rpartition("@")[2], 100)
 
 
 class IdentityTokens:
