@@ -317,7 +317,7 @@ class Workspace:
         stacks = root / "stacks"
         stacks.mkdir()
         (stacks / "Pulumi.contoso-commercial.yaml").write_text(
-            (REPO / "stacks" / "Pulumi.contoso-commercial.yaml").read_text("utf-8"))
+            (REPO / "examples" / "stacks" / "Pulumi.contoso-commercial.yaml").read_text("utf-8"))
         self.n = 0
 
     def zone(self) -> str:

@@ -237,8 +237,8 @@ def _check(args: argparse.Namespace) -> int:
     directory = fleet.stacks_dir(args.stacks_dir)
     paths = fleet.select_stacks(directory, args.stack)
     if not paths:  # a fork's stacks/ starts empty (the examples are in examples/stacks/): not a failure
-        print(f"{directory}: no Pulumi.<stack>.yaml files: nothing to check "
-              "(examples: --stacks-dir examples/stacks)")
+        sink.stdout.line(f"{directory}: no Pulumi.<stack>.yaml files: nothing to check "
+                         "(examples: --stacks-dir examples/stacks)")
         return EXIT_OK
     results = check_stacks(paths, policy=args.policy)
     for result in results:

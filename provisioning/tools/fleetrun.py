@@ -202,7 +202,7 @@ def run_fleet(operation: str, paths: list[Path], *, parallel: int, log_dir: Path
     for p in paths if rotate_certificate else []:
         if p not in unreadable and is_federated_stack(p):  # said, then `up` as usual
             if progress is not None:
-                print(f"{stack_name(p)}: --rotate-certificate skipped: {FEDERATED_SKIP}", file=progress, flush=True)
+                progress.line(f"{stack_name(p)}: --rotate-certificate skipped: {FEDERATED_SKIP}")
         elif p not in unreadable:
             try:
                 if (urn := certificate_urn(p)) is not None:  # a hosting stack has no certificate
