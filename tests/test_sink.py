@@ -352,6 +352,8 @@ class Workspace:
                              "UPLOADER_CONNECTORS": json.dumps([MAPPING])}
         if command == ("mapping", "init"):
             return ["mapping", "init", "bad.csv", "--scenario", "resignation", "--output", f"m{uuid.uuid4().hex}"], {}
+        if command == ("mapping", "connector"):
+            return ["mapping", "connector", "mapping.json", "--name", "departures", "--files", "*.csv"], {}
         if command == ("cert", "new"):
             return ["cert", "new", "--subject", "CN=fuzz", "--name", f"c{uuid.uuid4().hex}", "--key-size", "2048",
                     "--days", "2"], {}

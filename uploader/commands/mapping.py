@@ -150,7 +150,7 @@ def _connector(args: argparse.Namespace) -> int:
     connectors = add_connector(existing, mapping, name=args.name, files=args.files, where=where)
     text = json.dumps(connectors, indent=2) + "\n"
     if not args.add_to:
-        sys.stdout.write(text)
+        sink.stdout.json(connectors, indent=2)
         return EXIT_OK
     target = Path(args.add_to)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -161,7 +161,7 @@ def _connector(args: argparse.Namespace) -> int:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise UsageError(f"--add-to {safe_text(args.add_to)}: cannot write ({type(exc).__name__})") from None
-    sys.stderr.write(f"{safe_text(args.add_to)}: {len(connectors)} connector(s); added {safe_text(args.name)} "
+    sink.stderr.line(f"{safe_text(args.add_to)}: {len(connectors)} connector(s); added {safe_text(args.name)} "
                      f"(files {safe_text(args.files)}). Job mode: UPLOADER_CONNECTORS=\"$(cat "
-                     f"{safe_text(args.add_to)})\" python -m uploader run\n")
+                     f"{safe_text(args.add_to)})\" python -m uploader run")
     return EXIT_OK
