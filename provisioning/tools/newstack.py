@@ -26,6 +26,7 @@ from provisioning.naming import stack_name_problem
 from provisioning.tools.fleet import FleetError, stack_file, validate_stack_name
 from provisioning.tools.offline import REPO_ROOT, load_stack_settings
 from uploader.clouds import Cloud, UnknownCloudError, get_cloud
+from uploader.model.mapping import GUID_RE
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "stack.yaml.tmpl"
 HOSTING_TEMPLATE = TEMPLATE.with_name("hosting.yaml.tmpl")
@@ -191,6 +192,8 @@ def render_stack_file(request: StackRequest, stacks_dir_flag: str = "", director
     `stacks_dir_flag` (` --stacks-dir DIR` or empty) goes into the next steps the file's comments give."""
     _checked_name(request.name)
     cloud = _cloud(request.cloud)
+    if request.deploy_app_id is not None and not GUID_RE.match(request.deploy_app_id.strip()):
+        raise FleetError("--deploy-app-id: must be the deploy app's application (client) ID, a GUID")
     if directory is not None:
         request = _with_hosting_defaults(request, directory)
     azure_environment = (request.azure_environment or cloud.azure_environment).strip().lower()
