@@ -375,6 +375,7 @@ class Workspace:
             ("matrix",): ["matrix", "--all", "--batches", "--stacks-dir", "stacks"],
             ("certs",): ["certs", "--stacks-dir", "stacks", "--outputs", "none.json"],
             ("fleet",): ["fleet", "preview", "--all", "--stacks-dir", "stacks", "--pulumi-root", "no-pulumi"],
+            ("platform", "render"): ["platform", "render", "--config", "none.yaml", *empty],
         }[command]
 
 

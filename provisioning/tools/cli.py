@@ -427,7 +427,10 @@ def _platform(args: argparse.Namespace) -> int:
     from provisioning.tools.platform import render_platform, to_text
 
     data = render_platform(args.config, args.stacks_dir)
-    print(json.dumps(data, indent=2) if args.json else to_text(data))
+    if args.json:
+        sink.stdout.json(data, indent=2)
+    else:
+        sink.stdout.block(to_text(data))
     return EXIT_OK
 
 
