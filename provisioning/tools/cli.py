@@ -242,7 +242,7 @@ def _check(args: argparse.Namespace) -> int:
         return EXIT_OK
     results = check_stacks(paths, policy=args.policy)
     for result in results:
-        sink.stdout.line(result.line())
+        sink.stdout.block(result.line())  # one line per problem or warning
     bad = sum(not r.ok for r in results)
     sink.stdout.line(f"{len(results)} stack(s): {len(results) - bad} ok, {bad} with problems")
     return overall_exit_code(results)
