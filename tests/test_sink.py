@@ -366,6 +366,8 @@ class Workspace:
     def provisioning(self, command: tuple[str, ...]) -> list[str]:
         """A baseline that evaluates no stack (that is the costly part, and prints what `render` tests check)."""
         empty = ["--stacks-dir", "empty-stacks"]
+        if command[0] == "fleet":
+            return ["fleet", command[1], "--all", "--stacks-dir", "stacks", "--pulumi-root", "no-pulumi"]
         return {
             ("new-stack",): ["new-stack", f"s{uuid.uuid4().hex[:8]}", "--cloud", "commercial", "--tenant-id", GUID,
                              "--stacks-dir", "new-stacks"],
@@ -374,7 +376,6 @@ class Workspace:
             ("render-diff",): ["render-diff", "--base-ref", "HEAD", "--stack", "none", *empty],
             ("matrix",): ["matrix", "--all", "--batches", "--stacks-dir", "stacks"],
             ("certs",): ["certs", "--stacks-dir", "stacks", "--outputs", "none.json"],
-            ("fleet",): ["fleet", "preview", "--all", "--stacks-dir", "stacks", "--pulumi-root", "no-pulumi"],
             ("platform", "render"): ["platform", "render", "--config", "none.yaml", *empty],
         }[command]
 
@@ -519,7 +520,7 @@ def test_provisioning_output_is_clean_whatever_the_option_holds(workspace: Works
     if variable:
         argv, env = without(argv, "--stacks-dir"), {subject: VALUES[value]}
     else:
-        position = None if subject.startswith("-") else len(command) + (1 if command == ("fleet",) else 0)
+        position = None if subject.startswith("-") else len(command)
         argv = with_value(argv, subject, VALUES[value], position)
     code, out, err = call(main, argv, env, workspace.root, monkeypatch)
     fuzz_clean(out + err)

@@ -210,18 +210,15 @@ def _main(argv: list[str] | None = None) -> int:
     of DIR's program (run with DIR as the working directory and PYTHONPATH, so its own modules are imported) and
     print one JSON line per stack as it finishes: {"path", "evaluation"} | {"path", "config": [[key, rule]]} |
     {"path", "error"}. render-diff runs it on the base tree."""
-    import argparse
-    import json
-    import sys
+    from uploader.model import sink
 
-    parser = argparse.ArgumentParser(prog="python -m provisioning.tools.evaluator",
+    parser = sink.ArgumentParser(prog="python -m provisioning.tools.evaluator",
                                      description="Evaluate stack files under Pulumi mocks; JSON lines out.")
     parser.add_argument("files", nargs="*", metavar="FILE", help="stack files (Pulumi.<stack>.yaml)")
     parser.add_argument("--project-dir", default=os.fspath(REPO_ROOT), metavar="DIR",
                         help="the project whose program evaluates them (default: this one)")
     parser.add_argument("--workers", type=int, metavar="N", help="worker processes (default: one per core, 4 at most)")
     args = parser.parse_args(argv)
-    out = sys.stdout
 
     def emit(path: Path, outcome: Outcome) -> None:
         line: dict[str, Any] = {"path": os.fspath(path)}
@@ -231,11 +228,9 @@ def _main(argv: list[str] | None = None) -> int:
             line["config"] = [[p.key, p.rule] for p in all_problems(outcome)]
         else:
             line["error"] = str(outcome)
-        out.write(json.dumps(line, default=str) + "\n")
-        out.flush()
+        sink.stdout.protocol(line, default=str)
 
-    out.write(json.dumps({"protocol": PROTOCOL}) + "\n")
-    out.flush()
+    sink.stdout.protocol({"protocol": PROTOCOL})
     evaluate_many([Path(f) for f in args.files], Path(args.project_dir).resolve(), args.workers, on_result=emit)
     return 0
 
@@ -251,6 +246,6 @@ def outcome_from_line(line: dict[str, Any]) -> Outcome:
 
 
 if __name__ == "__main__":  # through the module's own name, so that worker processes unpickle its functions
-    from provisioning.tools.evaluator import _main as main
+    from uploader.model.sink import run_main
 
-    raise SystemExit(main())
+    raise SystemExit(run_main("provisioning.tools.evaluator", "_main"))

@@ -151,6 +151,13 @@ class Writer:
         text = json.dumps(clean_json(value, default), indent=indent, separators=separators, ensure_ascii=True)
         _write(self.raw(), text + "\n", flush=True)
 
+    def protocol(self, value: Any, *, default: Callable[[Any], Any] | None = None) -> None:
+        """One JSON line of a worker protocol between the programs' own processes (`python -m
+        provisioning.tools.evaluator`, read line by line by render-diff): the data exact, so its strings are not
+        escaped and no secret is withheld, but ASCII only (no control character can reach a terminal it is shown
+        on by mistake). Never for what a person or a log reads."""
+        _write(self.raw(), json.dumps(value, default=default, ensure_ascii=True) + "\n", flush=True)
+
 
 def escape_lines(text: str) -> str:
     """Several lines (`text` split at its line breaks), each through the escaper, each ending in a line break;
