@@ -377,6 +377,7 @@ class Workspace:
             ("matrix",): ["matrix", "--all", "--batches", "--stacks-dir", "stacks"],
             ("certs",): ["certs", "--stacks-dir", "stacks", "--outputs", "none.json"],
             ("platform", "render"): ["platform", "render", "--config", "none.yaml", *empty],
+            ("status",): ["status", "--summaries", "none.jsonl", "--stacks-dir", "stacks"],
         }[command]
 
 
