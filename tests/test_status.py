@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -121,29 +122,55 @@ def test_a_broken_summary_is_named_by_file_and_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-def test_workspace_query_through_azure_monitor_query(sandbox: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The real SDK over real TLS to the sandbox's stand-in of the query API, with a token credential stand-in."""
-    from azure.core.credentials import AccessToken
+def test_status_asks_each_workspace_once_with_the_operators_sign_in(sandbox: Any, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real CLI, azure-identity (DefaultAzureCredential: here a managed identity, the sandbox's) and
+    azure-monitor-query over real TLS to the sandbox's stand-in of the query API, which refuses a token it did not
+    issue for itself. A hosting stack's workspace gives every hosted tenant; a tenant stack gives itself."""
+    import yaml
 
-    class Operator:
-        def __init__(self) -> None:
-            self.scopes: list[str] = []
+    own = ("/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/rg-hr-contoso/providers/"
+           "Microsoft.OperationalInsights/workspaces/log-contoso")
+    shared = own.replace("contoso", "platform")
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    tenant = "9b2c7d4e-5f60-4718-8a9b-0c1d2e3f4a5b"
+    (stacks / "Pulumi.contoso.yaml").write_text(yaml.safe_dump({"config": {
+        "hr-connector:tenantId": tenant, "hr-connector:location": "eastus"}}))
+    (stacks / "Pulumi.platform.yaml").write_text(yaml.safe_dump({"config": {
+        "hr-connector:hosting": True, "hr-connector:location": "eastus", "hr-connector:azureTenantId": tenant,
+        "hr-connector:alertEmails": ["platform@contoso.com"]}}))
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"contoso": {"workspaceId": own}, "platform": {"workspaceId": shared}}))
+    day = (NOW - dt.timedelta(days=1)).isoformat()
+    sandbox.add_log_rows(own, [{"TimeGenerated": day, "Log": job_line(monkeypatch, "contoso", 0, 42)},
+                               {"TimeGenerated": day, "Log": "an unrelated console line"}])
+    sandbox.add_log_rows(shared, [{"TimeGenerated": day, "Log": job_line(monkeypatch, "acme", 0, 5)},
+                                  {"TimeGenerated": day, "Log": job_line(monkeypatch, "globex", 3, 0)}])
+    env = {**sandbox.env, **sandbox.identity_env(None), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
 
-        def get_token(self, *scopes: str, **_: Any) -> AccessToken:
-            self.scopes += scopes
-            return AccessToken("operator-token", int(NOW.timestamp()) + 3600)
+    def status_cli(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "provisioning", "status", "--stacks-dir", str(stacks),
+                               "--outputs", str(outputs), "--query-endpoint", sandbox.url, "--json", *extra],
+                              env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
-    workspace = ("/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/rg-hr/providers/"
-                 "Microsoft.OperationalInsights/workspaces/log-hr")
-    sandbox.add_log_rows(workspace, [{"TimeGenerated": (NOW - dt.timedelta(days=1)).isoformat(),
-                                      "Log": job_line(monkeypatch, "contoso", 0, 42)},
-                                     {"TimeGenerated": NOW.isoformat(), "Log": "an unrelated console line"}])
-    operator = Operator()
-    runs = status.runs_from_workspace(workspace, credential=operator, endpoint=sandbox.url,
-                                      connection_verify=str(sandbox.ca_file))
-    assert [(r.stack, r.records_sent, r.exit_code) for r in runs] == [("contoso", 42, 0)]
-    assert operator.scopes == [f"{sandbox.url}/.default"]
+    done = status_cli()
+    assert done.returncode == 1, done.stderr  # globex's last run was rejected
+    rows = {r["stack"]: r for r in json.loads(done.stdout)}
+    assert set(rows) == {"contoso", "acme", "globex"} and rows["contoso"]["recordsSent"] == 42
+    assert rows["globex"]["outcome"] == "rejected"
+    done = status_cli("--stack", "contoso")
+    assert done.returncode == 0 and [r["stack"] for r in json.loads(done.stdout)] == ["contoso"]
+    assert sandbox.stats()["vault"]["identity_tokens"] >= 1
+
+    class Stranger:  # a token the query API did not issue: refused, and never repeated
+        def get_token(self, *scopes: str, **_: Any) -> Any:
+            from azure.core.credentials import AccessToken
+
+            return AccessToken("stranger-token", int(NOW.timestamp()) + 3600)
+
     with pytest.raises(status.StatusError) as caught:
-        status.runs_from_workspace(workspace + "-missing", credential=operator, endpoint="https://127.0.0.1:9",
+        status.runs_from_workspace(own, credential=Stranger(), endpoint=sandbox.url,
                                    connection_verify=str(sandbox.ca_file), retry_total=0)
-    assert caught.value.exit_code == 1 and "operator-token" not in str(caught.value)
+    assert caught.value.exit_code == 1 and "HTTP 401" in str(caught.value)
+    assert "stranger-token" not in str(caught.value)

@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--warn-days", type=_days, default=DEFAULT_WARN_DAYS, metavar="N",
                         help=f"a certificate with fewer days left needs attention (default {DEFAULT_WARN_DAYS})")
     status.add_argument("--pulumi", default="pulumi", metavar="EXE", help="the Pulumi CLI (default: on PATH)")
+    status.add_argument("--query-endpoint", metavar="URL", help="sandbox and tests only: this Log Analytics query API "
+                        "(https) instead of the cloud's")
     _stacks_dir_arg(status)
 
     run = sub.add_parser("fleet", help="pulumi preview | up | refresh over many stacks at once (Automation API)",
@@ -399,8 +401,11 @@ def _status_from_azure(args: argparse.Namespace) -> tuple[list[Run], list[str] |
         env = environment[stacks[0]]
         authority = (AzureAuthorityHosts.AZURE_GOVERNMENT if env == "usgovernment"
                      else AzureAuthorityHosts.AZURE_PUBLIC_CLOUD)
+        endpoint = args.query_endpoint or status.query_endpoint(env)
+        if not endpoint.startswith("https://"):
+            raise StatusError("--query-endpoint: must be an https:// URL (the operator's token goes there)")
         found = status.runs_from_workspace(workspace, credential=DefaultAzureCredential(authority=authority),
-                                           endpoint=status.query_endpoint(env))
+                                           endpoint=endpoint)
         if any(s in hosting for s in stacks):  # a hosting stack's workspace: every hosted tenant's runs
             wanted |= {r.stack for r in found}
         runs += found

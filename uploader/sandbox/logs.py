@@ -5,18 +5,22 @@ What `python -m provisioning status` asks through azure-monitor-query (LogsQuery
 [{"name", "type"}], "rows": [[...]]}]}` (https://learn.microsoft.com/rest/api/loganalytics/dataaccess/query/resource-execute).
 It runs no KQL: it answers the TimeGenerated and Log columns of the rows the control API stored for that resource
 (`POST /_sandbox/logs {"resource_id", "rows": [{"TimeGenerated", "Log"}]}`), which is what the status query
-projects. No bearer token: 401, as the service answers; a body without query or timespan: 400 BadArgumentError.
+projects. No bearer token, or one this sandbox's identity endpoint did not issue for this API (its URL is the
+audience, as LogsQueryClient asks): 401, as the service answers; a body without query or timespan: 400
+BadArgumentError.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from uploader.sandbox.messages import Request, Response, json_response
 from uploader.sandbox.state import StateError
+from uploader.sandbox.vault import VaultState
 
 
 @dataclass
@@ -37,10 +41,17 @@ class LogsState:
             return len(stored)
 
 
-def query(req: Request, resource_id: str, state: LogsState) -> Response:
-    if not req.header("authorization").startswith("Bearer "):
+def query(req: Request, resource_id: str, state: LogsState, vault: VaultState) -> Response:
+    auth = req.header("authorization")
+    if not auth.startswith("Bearer "):
         return json_response(401, {"error": {"code": "AuthorizationRequiredError",
                                              "message": "Valid authentication was not provided"}})
+    with vault.lock:
+        issued = vault.tokens.get(auth[7:])
+    if issued is None or issued[2] <= time.time() or issued[1].rstrip("/") != req.base_url.rstrip("/"):
+        return json_response(401, {"error": {"code": "InvalidAuthenticationTokenAudience",
+                                             "message": "The access token is not valid for this API"}},
+                             note="token refused")
     try:
         body: Any = json.loads(req.body or b"{}")
     except ValueError:
