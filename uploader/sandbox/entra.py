@@ -151,9 +151,14 @@ def token(req: Request, tenant: str, state: SandboxState) -> Response | Stream:
                          f"The required field 'client_assertion_type' is missing or is not '{ASSERTION_TYPE}'.")
     try:
         unverified = jwt.decode(assertion, options={"verify_signature": False})
+        unverified_header = jwt.get_unverified_header(assertion)
     except jwt.PyJWTError:
-        unverified = {}
-    if isinstance(unverified.get("iss"), str) and unverified["iss"] != client_id:
+        unverified, unverified_header = {}, {}
+    # A token another issuer signed (no certificate thumbprint; iss that issuer's URL) is a federated credential;
+    # a certificate assertion names its certificate and is issued by the client itself (else AADSTS700021 below).
+    issuer = unverified.get("iss")
+    if (isinstance(issuer, str) and issuer.startswith("https://") and issuer != client_id
+            and not {"x5t", "x5t#S256"} & set(unverified_header)):
         return _verify_federated(req, client_id, app, assertion, state)
     return _verify_assertion(req, tenant, client_id, app.certificates, assertion, state)
 
