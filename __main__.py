@@ -23,7 +23,9 @@ from provisioning.components.hosting import HostedBy
 from provisioning.components.identity import Identity
 from provisioning.components.image import UploaderImage
 from provisioning.components.job import UploaderJob, signing_key
+from provisioning.components.network import PrivateNetwork
 from provisioning.components.outputs import next_steps
+from provisioning.components.privateendpoint import EndpointPlacement, PrivateEndpoint
 from provisioning.components.providers import Providers
 from provisioning.components.tags import apply_tags
 from provisioning.components.vault import Vault
@@ -48,14 +50,21 @@ def hosting_stack() -> None:
     shared = providers.options(protect=True)
     group = resources.ResourceGroup("group", resource_group_name=names.resource_group, location=settings.location,
                                     opts=pulumi.ResourceOptions(provider=providers.azure, protect=True))
+    # network: private: the hosting stack owns the network its tenants' jobs and private endpoints share
+    network = PrivateNetwork("network", settings, group.name, opts=shared) if settings.private else None
     environment = JobEnvironment("environment", environment_name=names.environment, resource_group_name=group.name,
-                                 location=settings.location, opts=shared)
+                                 location=settings.location, opts=shared,
+                                 infrastructure_subnet_id=network.jobs_subnet.id if network else None)
     image = UploaderImage("image", settings, names, group.name, opts=bound)  # rebuilds replace the image: unprotected
     alerts = HostingAlerts("alerts", settings.alert_emails, group.name, opts=shared)
     # every hosted tenant's runs at a glance (workbook.py); unprotected: it holds no data
     StatusWorkbook("status", workspace_id=environment.workspace.id, resource_group_name=group.name,
                    location=settings.location, opts=bound)
     assert image.registry is not None  # a hosting stack always builds (config refuses `image`)
+    if network is not None:
+        PrivateEndpoint("registry-endpoint", target_id=image.registry.id, group_id="registry",
+                        placement=_placement(network), resource_group_name=group.name, location=settings.location,
+                        opts=bound)
     ResourceLogs("resource-logs", environment.workspace.id, [("registry", image.registry.id)], opts=bound)
 
     pulumi.export("hosting", True)
@@ -72,18 +81,45 @@ def hosting_stack() -> None:
     pulumi.export("registryLoginServer", image.registry.login_server)
     pulumi.export("image", image.ref)
     pulumi.export("actionGroupId", alerts.action_group.id)
+    pulumi.export("network", settings.network)
+    pulumi.export("privateEndpointSubnetId", network.endpoints_subnet.id if network else "")
+    pulumi.export("privateDnsZoneIds", network.zone_ids if network else {})
+
+
+def _placement(network: PrivateNetwork) -> EndpointPlacement:
+    return EndpointPlacement(subnet_id=network.endpoints_subnet.id, zone_ids=dict(network.zone_ids))
 
 
 def tenant_stack() -> None:
     """One Microsoft 365 tenant: self-contained, or with its job in a hosting stack's environment."""
     group = resources.ResourceGroup("group", resource_group_name=names.resource_group, location=settings.location,
                                     opts=pulumi.ResourceOptions(provider=providers.azure))
+    # network: private: the stack's own network, or its hosting stack's (which owns it); the vault, drop zone and
+    # registry are reached through private endpoints there, and the job waits for them
+    network, placement = None, None
+    if settings.private and hosting_ref is not None:
+        placement = hosting_ref.placement
+    elif settings.private:
+        network = PrivateNetwork("network", settings, group.name, opts=bound)
+        placement = _placement(network)
+    endpoints: list[pulumi.Resource] = []
+
+    def private_endpoint(target: str, target_id: pulumi.Input[str], group_id: str) -> None:
+        if placement is not None:
+            endpoints.append(PrivateEndpoint(f"{target}-endpoint", target_id=target_id, group_id=group_id,
+                                             placement=placement, resource_group_name=group.name,
+                                             location=settings.location, opts=bound))
+
     vault = None if settings.federated else Vault("vault", settings, names, group.name, opts=bound)
+    if vault is not None:
+        private_endpoint("vault", vault.vault.id, "vault")
+        vault.ready.extend(endpoints)  # the certificate is made on the vault's data plane: through the endpoint
     identity = Identity("identity", settings, names, opts=bound, vault=vault, azure_tenant_id=providers.azure_tenant_id)
     if vault is not None:
         assert identity.certificate is not None and identity.credential is not None
         vault.publish(identity.certificate, registered=[identity.credential])
     dropzone = DropZone("dropzone", settings, names, group.name, opts=bound)
+    private_endpoint("dropzone", dropzone.account.id, "blob")
     if hosting_ref is not None:  # the hosting stack's environment, workspace, image and action group
         hosting = hosting_ref
         environment_id, workspace_id, action_group = hosting.environment_id, hosting.workspace_id, \
@@ -94,12 +130,15 @@ def tenant_stack() -> None:
     else:  # its own
         own_image = UploaderImage("image", settings, names, group.name, opts=bound)
         environment = JobEnvironment("environment", environment_name=names.environment,
-                                     resource_group_name=group.name, location=settings.location, opts=bound)
+                                     resource_group_name=group.name, location=settings.location, opts=bound,
+                                     infrastructure_subnet_id=network.jobs_subnet.id if network else None)
         environment_id, workspace_id, action_group = environment.environment.id, environment.workspace.id, None
         StatusWorkbook("status", workspace_id=workspace_id, resource_group_name=group.name,
                        location=settings.location, opts=bound)
         image, registry = own_image.ref, own_image.registry
         job_name = names.job
+    if own_image is not None and own_image.registry is not None:
+        private_endpoint("registry", own_image.registry.id, "registry")
     ResourceLogs("resource-logs", workspace_id, [
         *([("vault", vault.vault.id)] if vault is not None else []), ("dropzone", dropzone.blob_service.id),
         *([("registry", own_image.registry.id)] if own_image is not None and own_image.registry is not None else []),
@@ -110,7 +149,8 @@ def tenant_stack() -> None:
         secret_id=vault.secret.id if vault else None, secret_uri=vault.secret_uri if vault else None,
         signing_key=signing_key(identity.certificate, vault),
         container_id=dropzone.container.id, dropzone_url=dropzone.url,
-        image=image, registry=registry, environment_id=environment_id, job_name=job_name, opts=bound,
+        image=image, registry=registry, environment_id=environment_id, job_name=job_name,
+        after=endpoints, opts=bound,
     )
     if settings.federated:  # the app trusts the job's identity: subject = its principal ID
         identity.trust(job.identity.principal_id)
@@ -145,6 +185,7 @@ def tenant_stack() -> None:
                                     "applicationId": v[2], "reaches": "the Purview ingestion endpoint"}}))
     pulumi.export("cloud", settings.cloud.name)
     pulumi.export("ingestionEndpoint", settings.cloud.signals_url)
+    pulumi.export("network", settings.network)
     if settings.hosted_by:
         pulumi.export("hostedBy", settings.hosted_by)
     pulumi.export("nextSteps", identity.application.client_id.apply(lambda app_id: next_steps(settings, app_id)))

@@ -11,6 +11,7 @@ JSON text. `config_warnings` says what a valid config may still get wrong (`chec
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -67,6 +68,7 @@ KEYS = (
     "image", "owners", "dropZone", "alertEmails", "subscriptionId", "tags", "hosting", "hostedBy",
     "credential",
     "azureTenantId",
+    "network", "egressRouteTableId",
 )
 #: Keys a hosting stack must leave out: it has no Microsoft 365 tenant, no Entra app and no connector.
 TENANT_ONLY_KEYS = ("tenantId", "connectors", "owners", "hostedBy")
@@ -83,7 +85,15 @@ DEFAULT_PROTECTION = "exportable"
 _DAYS_PER_MONTH = 365.25 / 12
 #: How far validityDays may sit from a whole number of months and still be honoured (months run 28 to 31 days).
 _MONTH_TOLERANCE_DAYS = 3
-_DROPZONE_KEYS = ("processedDays", "rejectedDays")
+_DROPZONE_KEYS = ("processedDays", "rejectedDays", "allowedIpRanges")
+#: `network`: public (the default: every resource has its public endpoint) or private (docs/configuration.md#network:
+#: a virtual network, an internal Container Apps environment, private endpoints; provisioning/components/network.py).
+NETWORKS = ("public", "private")
+DEFAULT_NETWORK = "public"
+PRIVATE = "private"
+#: A route table's ARM ID (`egressRouteTableId`: the customer's firewall carries the egress, not a NAT gateway).
+_ROUTE_TABLE_RE = re.compile(r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/"
+                             r"Microsoft\.Network/routeTables/[^/]+$", re.IGNORECASE)
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _LOCATION_RE = re.compile(r"^[a-z][a-z0-9]+$")
@@ -133,6 +143,9 @@ class DropZoneSettings:
 
     processed_days: int = DEFAULT_PROCESSED_DAYS
     rejected_days: int = DEFAULT_REJECTED_DAYS
+    #: With network: private, the public IPv4 addresses or CIDR ranges the HR system writes from (the account's IP
+    #: rules); empty = its private endpoint only (the account refuses all public traffic).
+    allowed_ip_ranges: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -165,6 +178,17 @@ class Settings:
     #: `tenantId`; a hosting stack: `azureTenantId` (required); a hosted tenant: `azureTenantId` if set (it must equal
     #: its hosting stack's), else None = its hosting stack's, read from that stack's `azureTenantId` output.
     azure_tenant_id: str | None = None
+    #: public | private (docs/configuration.md#network). A hosting stack owns the network; its hosted tenants set the
+    #: same value and put their vault's and drop zone's private endpoints in it.
+    network: str = DEFAULT_NETWORK
+    #: With network: private, the route table (ARM ID) that sends the job's egress through the customer's firewall;
+    #: None = a NAT gateway of the stack's own.
+    egress_route_table_id: str | None = None
+
+    @property
+    def private(self) -> bool:
+        """network: private: no public endpoint on the vault, drop zone or registry; the job runs in a VNet."""
+        return self.network == PRIVATE
 
     @property
     def hosted_by_stack(self) -> str | None:
@@ -283,13 +307,69 @@ def validity_months(days: int) -> int | None:
 
 
 def _drop_zone(value: Any) -> DropZoneSettings:
-    obj = _structured(value, "dropZone", dict, "an object {processedDays, rejectedDays}")
+    obj = _structured(value, "dropZone", dict, "an object {processedDays, rejectedDays, allowedIpRanges}")
     for key in obj:
         if key not in _DROPZONE_KEYS:
             raise _unknown(key, _DROPZONE_KEYS, f"dropZone.{key}")
     processed = _int(obj.get("processedDays", DEFAULT_PROCESSED_DAYS), "dropZone.processedDays", 1, 36500)
     rejected = _int(obj.get("rejectedDays", DEFAULT_REJECTED_DAYS), "dropZone.rejectedDays", 1, 36500)
-    return DropZoneSettings(processed, rejected)
+    return DropZoneSettings(processed, rejected, _allowed_ip_ranges(obj.get("allowedIpRanges")))
+
+
+def _allowed_ip_ranges(value: Any) -> tuple[str, ...]:
+    """`dropZone.allowedIpRanges`: public IPv4 addresses or CIDR ranges, as Azure Storage's IP network rules take them:
+    "Only IPv4 addresses are supported", "Small address ranges using /31 or /32 prefix sizes aren't supported.
+    Configure these ranges by using individual IP address rules", and private ranges (RFC 1918) are not allowed
+    (https://learn.microsoft.com/azure/storage/common/storage-network-security-set-default-access, "IP network rules";
+    https://learn.microsoft.com/azure/storage/common/storage-network-security-limitations)."""
+    path = "dropZone.allowedIpRanges"
+    raw = _list(value, path, "a list of public IPv4 addresses or CIDR ranges")
+    out: list[str] = []
+    for i, item in enumerate(raw):
+        where = f"{path}[{i}]"
+        if not isinstance(item, str):
+            raise ConfigError(_k(where), "must be a public IPv4 address or CIDR range (a.b.c.d or a.b.c.0/24)")
+        text = item.strip()
+        try:
+            net = ipaddress.ip_network(text, strict=True)
+        except ValueError:
+            raise ConfigError(_k(where), "must be a public IPv4 address or CIDR range (a.b.c.d or a.b.c.0/24) "
+                                         "(host bits zero)") from None
+        if not isinstance(net, ipaddress.IPv4Network):
+            raise ConfigError(_k(where), "Azure Storage IP rules take IPv4 only")
+        if "/" in text and net.prefixlen > 30:
+            raise ConfigError(_k(where), f"/{net.prefixlen} ranges are not supported by Azure Storage IP rules: list "
+                                         "each address on its own (without a prefix)")
+        if not net.is_global:
+            raise ConfigError(_k(where), "is not a public range: Azure Storage IP rules take public addresses only "
+                                         "(reach the drop zone from a private network through its private endpoint)")
+        out.append(text)
+    return tuple(out)
+
+
+def _network(cfg: dict[str, Any]) -> str:
+    value = cfg.get("network")
+    if value in (None, ""):
+        return DEFAULT_NETWORK
+    if not isinstance(value, str) or value.strip().lower() not in NETWORKS:
+        raise ConfigError(_k("network"), f"must be one of {', '.join(NETWORKS)}")
+    return value.strip().lower()
+
+
+def _egress_route_table(cfg: dict[str, Any], network: str | None, hosted_by: str | None) -> str | None:
+    value = _optional_str(cfg.get("egressRouteTableId"), "egressRouteTableId")
+    if value is None:
+        return None
+    if network != PRIVATE:
+        raise ConfigError(_k("egressRouteTableId"), "is only used with network: private (set it, or remove this key)")
+    if hosted_by:
+        raise ConfigError(_k("egressRouteTableId"), "a hosted tenant's job runs in its hosting stack's network: set "
+                                                    "egressRouteTableId in the hosting stack")
+    if not _ROUTE_TABLE_RE.match(value):
+        raise ConfigError(_k("egressRouteTableId"), "must be a route table's ARM ID: /subscriptions/<id>/"
+                                                    "resourceGroups/<group>/providers/Microsoft.Network/routeTables/"
+                                                    "<name>")
+    return value
 
 
 def _tags(value: Any) -> dict[str, str]:
@@ -665,6 +745,12 @@ def load_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) ->
     tags = problems.attempt(_tags, cfg.get("tags") or {})
     credential = "certificate" if hosting else problems.attempt(_credential, cfg, cloud)
     azure_tenant_id = problems.attempt(_azure_tenant, cfg, hosting, hosted_by, tenant_id)
+    network = problems.attempt(_network, cfg)
+    egress_route_table_id = problems.attempt(_egress_route_table, cfg, network, hosted_by)
+    if network != PRIVATE and drop_zone is not None and drop_zone.allowed_ip_ranges:
+        problems.add(ConfigError(_k("dropZone.allowedIpRanges"), (
+            "is only used with network: private (with network: public the drop zone takes traffic from every "
+            "address); set hr-connector:network: private, or remove it")))
     if credential == FEDERATED and azure_tenant_id and tenant_id and azure_tenant_id != tenant_id:
         problems.add(ConfigError(_k("credential"), (
             "is federated, but azureTenantId is not tenantId: federated needs the job's managed identity and the "
@@ -693,6 +779,8 @@ def load_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) ->
         hosted_by=hosted_by,
         credential=credential or "certificate",
         azure_tenant_id=azure_tenant_id,
+        network=network or DEFAULT_NETWORK,
+        egress_route_table_id=egress_route_table_id,
     )
 
 

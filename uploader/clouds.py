@@ -56,6 +56,35 @@ KEY_VAULTS: dict[str, KeyVaultEndpoints] = {
 }
 
 
+@dataclass(frozen=True)
+class PrivateDnsZones:
+    """The private DNS zone names of one Azure environment for the private endpoints of `network: private`
+    (provisioning/components/network.py): Key Vault, the drop zone's blob service, the container registry."""
+
+    vault: str
+    blob: str
+    registry: str
+
+    def items(self) -> tuple[tuple[str, str], ...]:
+        """(private endpoint group ID, zone name): `vault`, `blob` and `registry` are also the sub-resources
+        (group IDs) of each service's private link."""
+        return (("vault", self.vault), ("blob", self.blob), ("registry", self.registry))
+
+
+#: Private DNS zones per Azure environment. Source: Microsoft Learn, "Azure Private Endpoint private DNS zone
+#: values" (https://learn.microsoft.com/azure/private-link/private-endpoint-dns): "Azure Key Vault (Microsoft.KeyVault/
+#: vaults) / vault / privatelink.vaultcore.azure.net", "Storage account (Microsoft.Storage/storageAccounts) / blob /
+#: privatelink.blob.core.windows.net", "Azure Container Registry (Microsoft.ContainerRegistry/registries) / registry /
+#: privatelink.azurecr.io"; its Government section: privatelink.vaultcore.usgovcloudapi.net,
+#: privatelink.blob.core.usgovcloudapi.net, privatelink.azurecr.us. docs/us-government.md says how to check them.
+PRIVATE_DNS_ZONES: dict[str, PrivateDnsZones] = {
+    "public": PrivateDnsZones("privatelink.vaultcore.azure.net", "privatelink.blob.core.windows.net",
+                              "privatelink.azurecr.io"),
+    "usgovernment": PrivateDnsZones("privatelink.vaultcore.usgovcloudapi.net",
+                                    "privatelink.blob.core.usgovcloudapi.net", "privatelink.azurecr.us"),
+}
+
+
 #: How the app signs in (stack `credential`, uploader `--credential`): a certificate (its key exportable or held by Key
 #: Vault), or federated (the job's user-assigned managed identity, trusted by the app: no key at all).
 CREDENTIALS = ("certificate", "federated")
@@ -138,6 +167,11 @@ class Cloud:
     def key_vault(self) -> KeyVaultEndpoints:
         """Key Vault's DNS suffixes and token resources in the Azure that hosts this cloud's stacks."""
         return KEY_VAULTS[self.azure_environment]
+
+    @property
+    def private_dns_zones(self) -> PrivateDnsZones:
+        """The private DNS zone names for private endpoints in the Azure that hosts this cloud's stacks."""
+        return PRIVATE_DNS_ZONES[self.azure_environment]
 
     @property
     def government(self) -> bool:

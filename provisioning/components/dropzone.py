@@ -79,6 +79,9 @@ class DropZone(pulumi.ComponentResource):
     ) -> None:
         super().__init__("hr-connector:index:DropZone", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        # network: private: public network access Enabled only for the IP rules ("Enabled from selected virtual
+        # networks and IP addresses"), else Disabled
+        allowed = settings.drop_zone.allowed_ip_ranges
         self.account = storage.StorageAccount(
             f"{name}-account",
             account_name=names.storage_account,
@@ -91,6 +94,17 @@ class DropZone(pulumi.ComponentResource):
             default_to_o_auth_authentication=True,
             minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
             enable_https_traffic_only=True,
+            # network: private: public traffic refused (Azure Policy 34c877ad-507e-4c82-993e-3452a6e0ad3c and
+            # 2a1a9cdf-e04d-429a-8416-3bfb72a1b26f); the job reaches the blob service through its private endpoint;
+            # the HR system through it too, or from dropZone.allowedIpRanges (the account's IP rules, which policy
+            # 2a1a9cdf denies: docs/configuration.md#network). No trusted-service bypass
+            # (https://learn.microsoft.com/azure/storage/common/storage-network-security).
+            public_network_access=("Enabled" if allowed else "Disabled") if settings.private else None,
+            network_rule_set=storage.NetworkRuleSetArgs(
+                default_action=storage.DefaultAction.DENY,
+                bypass="None",
+                ip_rules=[storage.IPRuleArgs(i_p_address_or_range=ip, action=storage.Action.ALLOW) for ip in allowed],
+            ) if settings.private else None,
             encryption=storage.EncryptionArgs(
                 key_source=storage.KeySource.MICROSOFT_STORAGE,
                 require_infrastructure_encryption=True,

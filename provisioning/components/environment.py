@@ -14,6 +14,13 @@ whose columns have no type suffix: alerts.py queries them.
 
 A self-contained tenant stack declares one of these for itself; a hosting stack declares one that its hosted
 tenants' jobs share.
+
+With `network: private` (network.py) the environment is a workload-profiles environment on the network's delegated
+subnet, internal (no public endpoint: "internal ... only available from within the virtual network",
+https://learn.microsoft.com/azure/container-apps/networking), with the Consumption profile the job names
+(`workloadProfileName`, job.py; "Consumption ... workload profile type", https://learn.microsoft.com/azure/container-
+apps/workload-profiles-overview). The subnet can only be set when the environment is created: moving a deployed stack
+to network: private replaces its environment and job (CHANGELOG).
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from pulumi_azure_native import app, monitor, operationalinsights
 LOG_CATEGORIES = ("ContainerAppConsoleLogs", "ContainerAppSystemLogs")
 DIAGNOSTIC_SETTING_NAME = "hr-connector-logs"
 OLD_PARENT_TYPE = "hr-connector:index:UploaderJob"
+#: The workload profile of a private environment, and the one its jobs name (its name and type are both Consumption).
+CONSUMPTION_PROFILE = "Consumption"
 
 
 class JobEnvironment(pulumi.ComponentResource):
@@ -38,8 +47,10 @@ class JobEnvironment(pulumi.ComponentResource):
         resource_group_name: pulumi.Input[str],
         location: str,
         opts: pulumi.ResourceOptions,
+        infrastructure_subnet_id: pulumi.Input[str] | None = None,
     ) -> None:
         super().__init__("hr-connector:index:JobEnvironment", name, None, opts)
+        private = infrastructure_subnet_id is not None
         child = pulumi.ResourceOptions(parent=self)
         # The logical names stay those of the resources when UploaderJob declared them ("job-logs",
         # "job-environment"): the URNs change only by their parent (see aliases), so an existing stack keeps them.
@@ -59,6 +70,11 @@ class JobEnvironment(pulumi.ComponentResource):
             resource_group_name=resource_group_name,
             location=location,
             app_logs_configuration=app.AppLogsConfigurationArgs(destination="azure-monitor"),
+            vnet_configuration=app.VnetConfigurationArgs(infrastructure_subnet_id=infrastructure_subnet_id,
+                                                         internal=True) if private else None,
+            workload_profiles=[app.WorkloadProfileArgs(name=CONSUMPTION_PROFILE,
+                                                       workload_profile_type=CONSUMPTION_PROFILE)]
+            if private else None,
             opts=pulumi.ResourceOptions.merge(child, _moved_from_job()),
         )
         self.diagnostics = monitor.DiagnosticSetting(

@@ -19,12 +19,16 @@ from typing import Any
 import pulumi
 
 from provisioning.components.image import RegistryRef
+from provisioning.components.privateendpoint import EndpointPlacement
 from provisioning.config import NAMESPACE, ConfigError, Settings
 
 #: What a hosting stack exports for its tenants (and what `check` and `render` take from it offline).
 HOSTING_OUTPUTS = (
     "hosting", "cloud", "azureEnvironment", "location", "subscriptionId", "resourceGroupName", "environmentId",
     "environmentName", "workspaceId", "registryId", "registryLoginServer", "image", "actionGroupId", "azureTenantId",
+    # network: private (network.py): the hosting stack owns the network; its tenants' private endpoints go in its
+    # endpoints subnet and register in its private DNS zones (group ID -> zone ID). Public: "" and {}.
+    "network", "privateEndpointSubnetId", "privateDnsZoneIds",
 )
 
 
@@ -58,6 +62,12 @@ def mismatches(settings: Settings, hosting: dict[str, Any]) -> list[tuple[str, s
         out.append((f"{NAMESPACE}:subscriptionId",
                     f"is {mine}, but hosting stack {settings.hosted_by} uses {theirs}: set the same subscriptionId "
                     "(a hosted job runs in the hosting stack's subscription)"))
+    theirs_network = hosting.get("network") or "public"
+    if theirs_network != settings.network:
+        out.append((f"{NAMESPACE}:network",
+                    f"is {settings.network}, but hosting stack {settings.hosted_by} is {theirs_network}: a hosting "
+                    "stack owns the network its tenants' jobs run in and their private endpoints go in; set "
+                    f"network: {theirs_network}"))
     theirs_tenant = hosting.get("azureTenantId") or ""
     if not theirs_tenant:
         out.append((f"{NAMESPACE}:hostedBy",
@@ -106,4 +116,12 @@ class HostedBy(pulumi.ComponentResource):
         self.registry = RegistryRef(get("registryId"), get("registryLoginServer"))
         #: The Azure side's directory: the hosting subscription's (the azure-native provider signs in there).
         self.azure_tenant_id: pulumi.Output[str] = get("azureTenantId")
+        #: network: private: where this tenant's private endpoints go (the hosting stack's subnet and zones).
+        zones = get("privateDnsZoneIds")
+
+        def zone(group: str) -> pulumi.Output[str]:
+            return zones.apply(lambda ids: str((ids or {}).get(group) or ""))
+
+        self.placement = EndpointPlacement(subnet_id=get("privateEndpointSubnetId"),
+                                           zone_ids={group: zone(group) for group in ("vault", "blob", "registry")})
         self.register_outputs({"environmentId": self.environment_id})

@@ -94,7 +94,13 @@ class UploaderImage(pulumi.ComponentResource):
             registry_name=names.registry,
             resource_group_name=resource_group_name,
             location=settings.location,
-            sku=containerregistry.SkuArgs(name=containerregistry.SkuName.BASIC),
+            # network: private: Premium, the SKU with private endpoints and network rules ("Private Link ... Premium
+            # service tier": https://learn.microsoft.com/azure/container-registry/container-registry-private-link),
+            # public network access disabled (Azure Policy d0793b48-0edc-4296-a390-4c75d1bdfd71)
+            sku=containerregistry.SkuArgs(name=containerregistry.SkuName.PREMIUM if settings.private
+                                          else containerregistry.SkuName.BASIC),
+            public_network_access="Disabled" if settings.private else None,
+            network_rule_set=containerregistry.NetworkRuleSetArgs(default_action="Deny") if settings.private else None,
             admin_user_enabled=False,
             anonymous_pull_enabled=False,
             policies=containerregistry.PoliciesArgs(

@@ -25,6 +25,7 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import app, authorization, managedidentity
 
+from provisioning.components.environment import CONSUMPTION_PROFILE
 from provisioning.components.image import RegistryRef
 from provisioning.components.rbacwait import RoleAssignmentWait
 from provisioning.components.vaultcert import VaultCertificate
@@ -115,7 +116,10 @@ class UploaderJob(pulumi.ComponentResource):
         registry: RegistryRef | None,
         job_name: str,
         opts: pulumi.ResourceOptions,
+        after: Sequence[pulumi.Resource] = (),
     ) -> None:
+        """`after`: resources the job waits for besides its role assignments (network: private, the private
+        endpoints it reaches the vault, the drop zone and the registry through)."""
         super().__init__("hr-connector:index:UploaderJob", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.identity = managedidentity.UserAssignedIdentity(
@@ -199,6 +203,8 @@ class UploaderJob(pulumi.ComponentResource):
             resource_group_name=resource_group_name,
             location=settings.location,
             environment_id=environment_id,
+            # network: private: the environment's Consumption profile (environment.py)
+            workload_profile_name=CONSUMPTION_PROFILE if settings.private else None,
             identity=app.ManagedServiceIdentityArgs(
                 type=app.ManagedServiceIdentityType.USER_ASSIGNED,
                 user_assigned_identities=[self.identity.id],
@@ -223,6 +229,6 @@ class UploaderJob(pulumi.ComponentResource):
                     resources=app.ContainerResourcesArgs(cpu=CPU_CORES, memory=MEMORY),
                 ),
             ]),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.role_assignments, self.rbac_wait]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*self.role_assignments, self.rbac_wait, *after]),
         )
         self.register_outputs({"jobName": self.job.name})

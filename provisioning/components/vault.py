@@ -76,6 +76,13 @@ class Vault(pulumi.ComponentResource):
                 enabled_for_deployment=False,
                 enabled_for_disk_encryption=False,
                 enabled_for_template_deployment=False,
+                # network: private: no public endpoint (Azure Policy 55615ac9-af46-4a59-874e-391cc3dfb490, "Azure Key
+                # Vault should have firewall enabled or public network access disabled"); reached through its private
+                # endpoint only (privateendpoint.py), no trusted-service bypass
+                # (https://learn.microsoft.com/azure/key-vault/general/network-security).
+                public_network_access="Disabled" if settings.private else None,
+                network_acls=keyvault.NetworkRuleSetArgs(default_action="Deny", bypass="None")
+                if settings.private else None,
             ),
             opts=child,
         )

@@ -37,6 +37,9 @@ DEFAULT_LOCATION = {"public": "eastus", "usgovernment": "usgovvirginia"}
 #: New stacks keep the key in Key Vault: `vault` for commercial and GCC, `hsm` (an HSM-backed key, Premium vault) for
 #: GCC High and DoD (docs/security.md; availability of Premium in Azure Government: docs/us-government.md).
 DEFAULT_NEW_PROTECTION = {"commercial": "vault", "gcc": "vault", "gcchigh": "hsm", "dod": "hsm"}
+#: New stacks for GCC High and DoD are private (docs/configuration.md#network: what FedRAMP High / IL5 policy denies
+#: otherwise); commercial and GCC opt in. A hosted tenant takes its hosting stack's network.
+DEFAULT_NEW_NETWORK = {"commercial": "public", "gcc": "public", "gcchigh": "private", "dod": "private"}
 _VAULT_DOMAIN = {"public": "vault.azure.net", "usgovernment": "vault.usgovcloudapi.net"}
 #: The stack's secrets provider: the Key Vault key docs/gitops.md ("2. The secrets key") creates, `pulumi-secrets`.
 #: One definition for the file's comments, the printed next steps and the docs (tests/test_fleet_commands.py).
@@ -86,6 +89,7 @@ class StackRequest:
     azure_tenant_id: str | None = None  # the Azure side's directory, when it is not the Microsoft 365 tenant's
     deploy_app_id: str | None = None  # the multi-tenant deploy app whose consent URL the next steps show
     schedule: str | None = None  # --schedule CRON; None: spread_schedule(name)
+    network: str | None = None  # public | private; None: DEFAULT_NEW_NETWORK (a hosted tenant: its hosting stack's)
 
 
 #: Without --schedule, a new tenant's job runs once a day at a minute of this window (UTC), picked by a stable hash
@@ -157,7 +161,8 @@ def _with_hosting_defaults(request: StackRequest, directory: Path) -> StackReque
                          f"Azure {hosting.azure_environment} (commercial and gcc are hosted on public, gcchigh and "
                          "dod on usgovernment)")
     return replace(request, location=request.location or hosting.location,
-                   subscription_id=request.subscription_id or hosting.subscription_id)
+                   subscription_id=request.subscription_id or hosting.subscription_id,
+                   network=request.network or hosting.network)
 
 
 def _render_hosting(request: StackRequest, cloud_name: str, azure_environment: str, stacks_dir_flag: str) -> str:
@@ -183,6 +188,7 @@ def _render_hosting(request: StackRequest, cloud_name: str, azure_environment: s
         alert_emails="[" + ", ".join(json.dumps(a.strip()) for a in request.alert_emails) + "]",
         azure_tenant_id=json.dumps(request.azure_tenant_id.strip()),
         optional=optional,
+        network=request.network or DEFAULT_NEW_NETWORK.get(cloud_name, "public"),
     )
 
 
@@ -219,7 +225,7 @@ def _check_against_hosting(settings: Settings, directory: Path) -> None:
     hosting = load_stack_settings(stack_file(directory, settings.hosted_by_stack or ""), REPO_ROOT)
     found = mismatches(settings, {"hosting": True, "azureEnvironment": hosting.azure_environment,
                                   "location": hosting.location, "subscriptionId": hosting.subscription_id or "",
-                                  "azureTenantId": hosting.azure_tenant_id or ""})
+                                  "azureTenantId": hosting.azure_tenant_id or "", "network": hosting.network})
     if found:
         raise ConfigProblems([ConfigError(key, rule) for key, rule in found])
 
@@ -244,6 +250,7 @@ def _render_tenant(request: StackRequest, cloud_name: str, azure_environment: st
         schedule_note="given with --schedule" if request.schedule else
         f"Picked by new-stack from a hash of the stack name: a minute between {NIGHT_UTC[0]:02d}:00 and "
         f"{NIGHT_UTC[1]:02d}:00 UTC, so tenants do not all start at once.",
+        network=request.network or DEFAULT_NEW_NETWORK[cloud.name],
     )
 
 
