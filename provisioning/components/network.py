@@ -119,13 +119,13 @@ class PrivateNetwork(pulumi.ComponentResource):
             )
             privatedns.VirtualNetworkLink(
                 f"{name}-zone-{group}-link",
-                private_zone_name=zone.name,
+                private_zone_name=zone_name,  # the name, so that render shows it; the dependency below
                 virtual_network_link_name=VNET_NAME,
                 resource_group_name=resource_group_name,
                 location="global",
                 virtual_network=privatedns.SubResourceArgs(id=self.vnet.id),
                 registration_enabled=False,  # the zone groups write the endpoints' A records
-                opts=child,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[zone]),
             )
             self.zone_ids[group] = zone.id
         self.register_outputs({"vnetId": self.vnet.id, "jobsSubnetId": self.jobs_subnet.id,

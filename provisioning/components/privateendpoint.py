@@ -54,10 +54,10 @@ class PrivateEndpoint(pulumi.ComponentResource):
         self.zone_group = network.PrivateDnsZoneGroup(
             f"{name}-dns",
             private_dns_zone_group_name="default",
-            private_endpoint_name=self.endpoint.name,
+            private_endpoint_name=endpoint_name,
             resource_group_name=resource_group_name,
             private_dns_zone_configs=[network.PrivateDnsZoneConfigArgs(
                 name=group_id, private_dns_zone_id=placement.zone_ids[group_id])],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.endpoint]),
         )
         self.register_outputs({"endpointId": self.endpoint.id})
