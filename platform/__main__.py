@@ -59,3 +59,6 @@ else:  # model A: each Microsoft 365 tenant's administrator consents once (docs/
     pulumi.export("adminConsent", {stack: pipeline.deploy_client_ids[stack].apply(
         lambda client, s=settings: admin_consent_url(s.cloud, s.tenant_id, client))
         for stack, settings in stacks if stack in pipeline.deploy_client_ids and settings.tenant_id})
+    pulumi.export("previewAdminConsent", {settings.tenant_id: pipeline.preview_client_id.apply(
+        lambda client, s=settings: admin_consent_url(s.cloud, s.tenant_id, client))
+        for _, settings in stacks if settings.tenant_id and settings.azure_environment == platform.azure_environment})

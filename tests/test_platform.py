@@ -80,8 +80,9 @@ def test_platform_render_declares_the_pipeline(fleet: Path, tmp_path: Path) -> N
     assert ("deploy-app-1-sp", "Contributor", SUBSCRIPTION) in roles
     assert ("deploy-app-1-sp", "Storage Blob Data Contributor", "pulumi-state") in roles
     assert ("deploy-app-1-sp", "Key Vault Crypto User", "pulumi-secrets") in roles
-    assert ("preview-identity", "Reader", SUBSCRIPTION) in roles
-    assert ("preview-identity", "Storage Blob Data Reader", "pulumi-state") in roles
+    assert ("preview-app-sp", "Reader", SUBSCRIPTION) in roles  # multi-tenant: the preview app, consented per tenant
+    assert ("preview-app-sp", "Storage Blob Data Reader", "pulumi-state") in roles
+    assert set(data["outputs"]["previewAdminConsent"]) == set(TENANTS.values()) | {ELSEWHERE[1]}
     rbac = [r for r in data["roleAssignments"] if r["role"] == "Role Based Access Control Administrator"]
     assert rbac and all(r["condition"] for r in rbac)  # limited to the program's roles
     operator = {r["role"] for r in data["roleAssignments"] if r["principal"] == "7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a0b"}

@@ -42,6 +42,7 @@ from provisioning.identities import (
     MULTI_TENANT,
     PER_TENANT,
     PREVIEW_ENVIRONMENT,
+    PREVIEW_GRAPH_PERMISSION,
     federated_subject,
 )
 from uploader.clouds import KEY_VAULTS
@@ -185,18 +186,14 @@ class Pipeline(pulumi.ComponentResource):
                 if settings.tenant_id:
                     self.graph_client_ids[stack] = self._tenant_app(stack, settings, platform, audience,
                                                                     tenant_entra[settings.tenant_id])
-        preview = managedidentity.UserAssignedIdentity("preview-identity", resource_name_="id-hr-preview",
-                                                       resource_group_name=group.name, location=platform.location,
-                                                       opts=pulumi.ResourceOptions(parent=self))
-        for environment in (PREVIEW_ENVIRONMENT, DRIFT_ENVIRONMENT):
-            managedidentity.FederatedIdentityCredential(
-                f"preview-federated-{environment}", federated_identity_credential_resource_name=f"github-{environment}",
-                resource_name_=preview.name, resource_group_name=group.name, issuer=GITHUB_ISSUER,
-                subject=federated_subject(platform.repository, environment), audiences=[audience],
-                opts=pulumi.ResourceOptions(parent=self))
-        _role("preview-reader", sub, ROLE_READER, preview.principal_id, subscription, "ServicePrincipal", self)
-        _role("preview-state", sub, ROLE_BLOB_READER, preview.principal_id, container.id, "ServicePrincipal", self)
-        _role("preview-key", sub, ROLE_CRYPTO_USER, preview.principal_id, key.id, "ServicePrincipal", self)
+        # The read-only preview identity (preview and drift): multi-tenant model, a multi-tenant app requesting
+        # PREVIEW_GRAPH_PERMISSION, consented in each tenant like the deploy app (a managed identity cannot sign in to
+        # another directory); per-tenant model, the platform's managed identity for the Azure side.
+        preview_client, preview_principal = self._preview_identity(platform, group.name, audience)
+        self.preview_client_id = preview_client
+        _role("preview-reader", sub, ROLE_READER, preview_principal, subscription, "ServicePrincipal", self)
+        _role("preview-state", sub, ROLE_BLOB_READER, preview_principal, container.id, "ServicePrincipal", self)
+        _role("preview-key", sub, ROLE_CRYPTO_USER, preview_principal, key.id, "ServicePrincipal", self)
 
         # -- GitHub environments and variables ---------------------------------------------------------------------
         repo = platform.repo_name
@@ -223,12 +220,42 @@ class Pipeline(pulumi.ComponentResource):
                     protected_branches=environment_name == DRIFT_ENVIRONMENT, custom_branch_policies=False)
                 if environment_name == DRIFT_ENVIRONMENT else None,
                 opts=pulumi.ResourceOptions(parent=self))
-        for variable, value in (("PREVIEW_AZURE_CLIENT_ID", preview.client_id),
+        for variable, value in (("PREVIEW_AZURE_CLIENT_ID", preview_client),
                                 ("PREVIEW_AZURE_SUBSCRIPTION_ID", pulumi.Output.from_input(sub)),
                                 ("PULUMI_BACKEND_URL", self.backend_url)):
             github.ActionsVariable(f"variable-{variable}", repository=repo, variable_name=variable, value=value,
                                    opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({"backendUrl": self.backend_url, "secretsProvider": self.secrets_provider})
+
+    def _preview_identity(self, platform: PlatformSettings, group: pulumi.Input[str],
+                          audience: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
+        subjects = [(e, federated_subject(platform.repository, e)) for e in (PREVIEW_ENVIRONMENT, DRIFT_ENVIRONMENT)]
+        if platform.model == MULTI_TENANT:
+            app = azuread.Application(
+                "preview-app", display_name=f"hr-connector preview (GitHub {platform.repository})",
+                sign_in_audience="AzureADMultipleOrgs",
+                required_resource_accesses=[azuread.ApplicationRequiredResourceAccessArgs(
+                    resource_app_id=GRAPH_APP_ID,
+                    resource_accesses=[azuread.ApplicationRequiredResourceAccessResourceAccessArgs(
+                        id=PREVIEW_GRAPH_PERMISSION.id, type="Role")])],
+                opts=pulumi.ResourceOptions(parent=self))
+            principal = azuread.ServicePrincipal("preview-app-sp", client_id=app.client_id,
+                                                 opts=pulumi.ResourceOptions(parent=self))
+            for environment, subject in subjects:
+                azuread.ApplicationFederatedIdentityCredential(
+                    f"preview-federated-{environment}", application_id=app.id, display_name=f"github-{environment}",
+                    issuer=GITHUB_ISSUER, subject=subject, audiences=[audience],
+                    opts=pulumi.ResourceOptions(parent=self))
+            return app.client_id, principal.object_id
+        identity = managedidentity.UserAssignedIdentity("preview-identity", resource_name_="id-hr-preview",
+                                                        resource_group_name=group, location=platform.location,
+                                                        opts=pulumi.ResourceOptions(parent=self))
+        for environment, subject in subjects:
+            managedidentity.FederatedIdentityCredential(
+                f"preview-federated-{environment}", federated_identity_credential_resource_name=f"github-{environment}",
+                resource_name_=identity.name, resource_group_name=group, issuer=GITHUB_ISSUER, subject=subject,
+                audiences=[audience], opts=pulumi.ResourceOptions(parent=self))
+        return identity.client_id, identity.principal_id
 
     def _multi_tenant_app(self, index: int, chunk: Sequence[tuple[str, Settings]], platform: PlatformSettings,
                           audience: str) -> tuple[pulumi.Output[str], pulumi.Output[str]]:
