@@ -17,7 +17,10 @@ Lifecycle:
   only an operation that was *still in progress* when it started (no resource can yet output the version such an
   operation makes), and only if that version carries the same request tag; it then stamps its own owner nonce on
   it. A completed version is never adopted, so a same-day `pulumi up --replace` (`fleet up --rotate-certificate`,
-  the rotate workflow) always makes a new key.
+  the rotate workflow) always makes a new key. The price: a create that dies in the seconds between Key Vault
+  finishing and Pulumi recording the result leaves a version no resource outputs; the re-run makes another, and
+  that orphan stays enabled (no app credential trusts its certificate, so it cannot sign anyone in) until someone
+  disables it (docs/operators-guide.md, "If a renewal `up` fails half-way").
 - state (outputs) holds only public values: the versioned key ID, the certificate (PEM), both thumbprints and the
   validity; never a key, never a token.
 - diff/renewal: as certificate.py — inside renewBeforeDays of expiry, or when the subject, validity, key type or
