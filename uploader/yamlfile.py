@@ -126,7 +126,11 @@ def read_yaml(path: Path) -> tuple[Any, list[MappingError]]:
     text = _read_bounded(path)
     import yaml
 
-    loader = _no_alias_loader()(text)
+    try:
+        loader = _no_alias_loader()(text)
+    except yaml.YAMLError as exc:  # the reader refuses control characters before any node is read
+        raise MappingError(safe_text(path), f"not valid YAML ({getattr(exc, 'reason', None) or type(exc).__name__})"
+                           ) from None
     try:
         node = loader.get_single_node()
         problems = [

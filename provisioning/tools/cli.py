@@ -21,6 +21,7 @@ from provisioning.tools.inventory import DEFAULT_WARN_DAYS
 from provisioning.tools.status import Run, StatusError
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from uploader.model import sink
+from uploader.model.safetext import safe_text
 
 
 def _stacks_dir_arg(parser: argparse.ArgumentParser) -> None:
@@ -216,9 +217,23 @@ def _days(text: str) -> int:
     return int(text)
 
 
+def _plain_values(args: argparse.Namespace) -> None:
+    """Every text option is one plain line: a control or invisible character in one (it would break the stack file
+    written from it, or hide in it) is refused naming the option, never shown."""
+    from uploader.model.safetext import is_invisible
+
+    for dest, value in vars(args).items():
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str) and any(is_invisible(ch) for ch in text):
+                flag = dest.upper() if dest == "name" else "--" + dest.replace("_", "-")
+                raise fleet.FleetError(f"{flag}: holds a control or invisible character (a line break, an escape "
+                                       "sequence, a zero-width or text-direction mark); give it as plain text")
+
+
 def _new_stack(args: argparse.Namespace) -> int:
     from provisioning.tools.newstack import StackRequest, create_stack, next_steps
 
+    _plain_values(args)
     request = StackRequest(args.name, args.cloud, args.tenant_id or "", location=args.location,
                            azure_environment=args.azure_environment, image=args.image, owners=tuple(args.owner),
                            subscription_id=args.subscription_id, alert_emails=tuple(args.alert_email),
@@ -454,6 +469,9 @@ def main(argv: list[str] | None = None) -> int:
     except fleet.FleetError as exc:
         sink.stderr.line(f"error: {exc}")
         return exc.exit_code
+    except OSError as exc:  # a path given on the command line (or HR_CONNECTOR_STACKS_DIR) that cannot be used
+        sink.stderr.line(f"error: {safe_text(exc.filename or '?', 200)}: {exc.strerror or type(exc).__name__}")
+        return EXIT_USAGE
     except StatusError as exc:
         sink.stderr.line(f"error: {exc}")
         return exc.exit_code

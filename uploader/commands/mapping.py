@@ -11,6 +11,7 @@ placeholder until the Purview connector exists (or `--job-id` gives it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -159,7 +160,8 @@ def _connector(args: argparse.Namespace) -> int:
             f.write(text)
         os.replace(tmp, target)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # a name too long to create is too long to remove
+            tmp.unlink(missing_ok=True)
         raise UsageError(f"--add-to {safe_text(args.add_to)}: cannot write ({type(exc).__name__})") from None
     sink.stderr.line(f"{safe_text(args.add_to)}: {len(connectors)} connector(s); added {safe_text(args.name)} "
                      f"(files {safe_text(args.files)}). Job mode: UPLOADER_CONNECTORS=\"$(cat "
