@@ -154,3 +154,15 @@ def test_render_diff_against_a_git_ref(tmp_path: Path) -> None:
     assert {e["stack"]: e["status"] for e in index} == {"contoso-commercial": "changed", "fabrikam-gcc": "unchanged"}
     changes = (tmp_path / "details" / "contoso-commercial.changes").read_text()
     assert '+     configuration.scheduleTriggerConfig.cronExpression: "45 3 * * *"' in changes
+
+
+def test_an_older_base_without_the_evaluator_command_is_recognised() -> None:
+    """render-diff runs the base's own `python -m provisioning.tools.evaluator`; a base from before that command
+    prints no header (python -m on a module without a main guard exits quietly), and is evaluated one process per
+    stack instead."""
+    from provisioning.tools.evaluator import PROTOCOL
+    from provisioning.tools.review import _speaks
+
+    assert _speaks(json.dumps({"protocol": PROTOCOL}) + "\n", PROTOCOL)
+    assert not _speaks("", PROTOCOL) and not _speaks("warning: something\n", PROTOCOL)
+    assert not _speaks(json.dumps({"protocol": "other/1"}), PROTOCOL) and not _speaks("[1]", PROTOCOL)

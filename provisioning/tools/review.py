@@ -424,8 +424,7 @@ def _evaluate_base(tree: Path, files: list[Path], workers: int | None, counter: 
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8") as errors, subprocess.Popen(
             command, cwd=tree, env=env, stdout=subprocess.PIPE, stderr=errors, text=True) as proc:
         assert proc.stdout is not None
-        first = proc.stdout.readline()
-        if not first.strip() or json.loads(first).get("protocol") != PROTOCOL:
+        if not _speaks(proc.stdout.readline(), PROTOCOL):
             proc.wait()
             return _evaluate_base_each(tree, files, env, counter)  # a base from before the evaluator's command
         for line in proc.stdout:
@@ -438,6 +437,15 @@ def _evaluate_base(tree: Path, files: list[Path], workers: int | None, counter: 
             for path in files:
                 results.setdefault(path, EvaluationError(f"the base's evaluator exited {proc.returncode}: {tail}"))
     return results
+
+
+def _speaks(first_line: str, protocol: str) -> bool:
+    """Whether the base's evaluator answered with this protocol's header line (an older base prints nothing)."""
+    try:
+        header = json.loads(first_line) if first_line.strip() else None
+    except json.JSONDecodeError:
+        return False
+    return isinstance(header, dict) and header.get("protocol") == protocol
 
 
 def _evaluate_base_each(tree: Path, files: list[Path], env: dict[str, str], counter: _Counter) -> dict[Path, Outcome]:
