@@ -92,10 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     _stacks_dir_arg(render)
 
     rdiff = sub.add_parser("render-diff", help="each stack's offline render compared with a base ref (PR comment)",
-                           description="Render the selected stacks here and at --base-ref (git archive), compare "
-                                       "them, and write a pull-request comment that stays under GitHub's size "
-                                       "limit (summary table + as many diffs as fit), a longer job summary and "
-                                       "every diff to --details-dir. Exit 1 when a stack fails to render.")
+                           description="Render the selected stacks here and at --base-ref (git archive; the base "
+                                       "by its own program), both the way check evaluates a fleet, compare every "
+                                       "input and output path, and write a pull-request comment that stays under "
+                                       "GitHub's size limit (a table, the changed paths most significant first, the "
+                                       "unchanged stacks by name), a longer job summary and everything in full to "
+                                       "--details-dir. Progress on stderr. Exit 1 when a stack fails to render.")
     rdiff.add_argument("--base-ref", required=True, metavar="REF", help="the git ref to compare with")
     rwhich = rdiff.add_mutually_exclusive_group(required=True)
     rwhich.add_argument("--all", action="store_true", help="every stack")
@@ -103,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     rwhich.add_argument("--changed-files", metavar="FILE", help="the stacks `matrix --changed-files` selects")
     rdiff.add_argument("--comment", metavar="FILE", help="write the comment body here (default: stdout)")
     rdiff.add_argument("--summary", metavar="FILE", help="append a longer report here (e.g. $GITHUB_STEP_SUMMARY)")
-    rdiff.add_argument("--details-dir", metavar="DIR", help="write <stack>.diff and index.json here")
+    rdiff.add_argument("--details-dir", metavar="DIR",
+                       help="write <stack>.changes (every changed path), <stack>.diff and index.json here")
     rdiff.add_argument("--outputs", metavar="PATH", help="exported stack outputs: adds certificate expiry")
     rdiff.add_argument("--parallel", type=_positive, metavar="N",
                        help="worker processes evaluating stacks, for the base and then this tree (default: one per "
