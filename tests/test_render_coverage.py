@@ -39,6 +39,8 @@ BASE = {
     "tags": {"cost-center": "4711"},
 }
 PLATFORM = "9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b"  # the hosting team's directory (the Azure side)
+ROUTE_TABLE = ("/subscriptions/11111111-2222-4333-8444-555555555555/resourceGroups/hub-net/providers/"
+               "Microsoft.Network/routeTables/firewall")
 HUB = {"hosting": True, "cloud": "commercial", "location": "eastus", "alertEmails": ["platform@contoso.example"],
        "subscriptionId": BASE["subscriptionId"], "tags": {"team": "platform"}, "azureTenantId": PLATFORM}
 
@@ -76,7 +78,12 @@ VARIANTS: dict[str, tuple[Change, str]] = {
     "hostedBy": (_set(hostedBy="hub"), "hostedBy"),
     "credential": (_set(credential="federated"), "added azuread:index/applicationFederatedIdentityCredential"),
     "azureTenantId": (_set(azureTenantId=PLATFORM), "pulumi:providers:azure-native providers-azure-native: tenantId"),
+    "network": (_set(network="private"), "added azure-native:network:VirtualNetwork"),
+    # only with network: private, so compared with the `network` variant (private, NAT gateway egress)
+    "egressRouteTableId": (_set(network="private", egressRouteTableId=ROUTE_TABLE), "routeTable.id"),
 }
+#: Variants compared with another variant rather than with BASE (a key that only means something beside another).
+COMPARED_WITH = {"egressRouteTableId": "network"}
 
 
 def _write(directory: Path, name: str, config: dict[str, Any]) -> Path:
@@ -126,7 +133,7 @@ def test_each_config_key_changed_alone_shows_in_render_diff(evaluated: dict[str,
                                                             key: str) -> None:
     if key not in VARIANTS:
         pytest.fail(f"no variant for {NAMESPACE}:{key} (see test_every_config_key_has_a_variant)")
-    d = _diff(evaluated, "base", key)
+    d = _diff(evaluated, COMPARED_WITH.get(key, "base"), key)
     assert d.status == "changed", f"{NAMESPACE}:{key} changed, but the render is the same"
     paths = [f"{c.key}: {p}" for c in d.changes for p, _, _ in c.paths] + [f"{c.kind} {c.key}" for c in d.changes]
     expected = VARIANTS[key][1]
