@@ -103,9 +103,8 @@ def _drop(stream: TextIO | IO[str]) -> None:
     """Point the stream's descriptor at the null device, so that nothing (Python's flush at exit included) fails
     on it again."""
     try:
-        null = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(null, stream.fileno())
-        os.close(null)
+        with open(os.devnull, "w", encoding="utf-8") as null:
+            os.dup2(null.fileno(), stream.fileno())
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
         pass
 
