@@ -37,7 +37,6 @@ from typing import IO, TYPE_CHECKING, Any, TextIO
 from uploader.model.safetext import escape_line, withhold_secrets
 
 if TYPE_CHECKING:
-    from _typeshed import SupportsWrite
     from rich.console import Console
 
 EXIT_INTERRUPTED = 130
@@ -204,7 +203,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse whose every message (usage, help, version, errors: argparse repeats a refused value in them)
     goes through the writer."""
 
-    def _print_message(self, message: str, file: SupportsWrite[str] | None = None) -> None:
+    def _print_message(self, message: str, file: Any = None) -> None:  # argparse's SupportsWrite[str] | None
         if not message:
             return
         text = message.removesuffix("\n")
