@@ -69,7 +69,7 @@ def test_outputs(stack: tuple[Settings, Evaluation]) -> None:
     out = ev.outputs
     assert set(out) == {"applicationId", "tenantId", "certificateThumbprint", "certificateExpiresOn",
                         "certificateRenewBeforeDays", "certificateProtection", "keyVaultUri",
-                        "dropZoneUrl", "jobName", "jobIdentityPrincipalId", "cloud", "ingestionEndpoint",
+                        "dropZoneUrl", "jobName", "jobIdentityPrincipalId", "cloud", "ingestionEndpoint", "network",
                         "nextSteps", "credential", "azureTenantId", "jobIdentityClientId", "signIn", "workspaceId"} | (
                             {"keyId"} if settings.certificate.in_vault else set())
     assert out["azureTenantId"] == settings.tenant_id  # a self-contained example: both sides in one directory
