@@ -54,7 +54,8 @@ def hosting_stack() -> None:
     network = PrivateNetwork("network", settings, group.name, opts=shared) if settings.private else None
     environment = JobEnvironment("environment", environment_name=names.environment, resource_group_name=group.name,
                                  location=settings.location, opts=shared,
-                                 infrastructure_subnet_id=network.jobs_subnet.id if network else None)
+                                 infrastructure_subnet_id=network.jobs_subnet.id if network else None,
+                                 query_storage_name=names.query_storage_account)
     image = UploaderImage("image", settings, names, group.name, opts=bound)  # rebuilds replace the image: unprotected
     alerts = HostingAlerts("alerts", settings.alert_emails, group.name, opts=shared)
     # every hosted tenant's runs at a glance (workbook.py); unprotected: it holds no data
@@ -131,7 +132,8 @@ def tenant_stack() -> None:
         own_image = UploaderImage("image", settings, names, group.name, opts=bound)
         environment = JobEnvironment("environment", environment_name=names.environment,
                                      resource_group_name=group.name, location=settings.location, opts=bound,
-                                     infrastructure_subnet_id=network.jobs_subnet.id if network else None)
+                                     infrastructure_subnet_id=network.jobs_subnet.id if network else None,
+                                     query_storage_name=names.query_storage_account)
         environment_id, workspace_id, action_group = environment.environment.id, environment.workspace.id, None
         StatusWorkbook("status", workspace_id=workspace_id, resource_group_name=group.name,
                        location=settings.location, opts=bound)

@@ -44,6 +44,10 @@ class Names:
         return f"sthr{self._slug}{self._suffix}"[:24]
 
     @property
+    def query_storage_account(self) -> str:  # network: private: the workspace's saved queries (environment.py)
+        return f"sthrq{self._slug}{self._suffix}"[:24]
+
+    @property
     def registry(self) -> str:  # 5-50: letters and digits
         return f"acrhr{self._slug}{self._suffix}"
 

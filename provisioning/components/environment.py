@@ -21,12 +21,31 @@ https://learn.microsoft.com/azure/container-apps/networking), with the Consumpti
 (`workloadProfileName`, job.py; "Consumption ... workload profile type", https://learn.microsoft.com/azure/container-
 apps/workload-profiles-overview). The subnet can only be set when the environment is created: moving a deployed stack
 to network: private replaces its environment and job (CHANGELOG).
+
+Also with `network: private`, the workspace keeps saved queries in a storage account of the stack's own
+(`forceCmkForQuery`, Azure Policy fa298e57-9444-42ba-bf04-86e8470e32c7, "Saved-queries in Azure Monitor should be saved
+in customer storage account for logs encryption"; REST: Workspaces - Create Or Update, `properties.forceCmkForQuery`,
+https://learn.microsoft.com/rest/api/loganalytics/workspaces/create-or-update). What Learn asks of that account
+("Use customer-managed storage accounts in Azure Monitor Logs",
+https://learn.microsoft.com/azure/azure-monitor/logs/private-storage): linked to the workspace with dataSourceType
+`Query` ("To use the storage account to store saved queries (required for CMK encryption)"; ARM:
+Microsoft.OperationalInsights/workspaces/linkedStorageAccounts,
+https://learn.microsoft.com/azure/templates/microsoft.operationalinsights/workspaces/linkedstorageaccounts), in the
+workspace's region, the workspace holding a managed identity that has Storage Table Data Contributor on the account
+("Creating new links ... when no managed identity is assigned will be blocked"), and, where the account refuses other
+networks, "Allow trusted Microsoft services to access this storage account" (`bypass: AzureServices`): Azure Monitor
+reaches it as a trusted service, not through a private endpoint; public network access stays enabled for that
+exception to apply, with the default action Deny and no IP rule, so nothing else gets in
+(https://learn.microsoft.com/azure/storage/common/storage-network-security, "Trusted access ... based on
+system-assigned managed identity"). The account is encrypted with Microsoft-managed keys plus infrastructure
+encryption; the key in the customer's own vault that Learn's page goes on to recommend is not set up here
+(docs/configuration.md#network).
 """
 
 from __future__ import annotations
 
 import pulumi
-from pulumi_azure_native import app, monitor, operationalinsights
+from pulumi_azure_native import app, authorization, monitor, operationalinsights, storage
 
 #: The environment's log categories sent to the workspace (supported-logs page above).
 LOG_CATEGORIES = ("ContainerAppConsoleLogs", "ContainerAppSystemLogs")
@@ -34,6 +53,12 @@ DIAGNOSTIC_SETTING_NAME = "hr-connector-logs"
 OLD_PARENT_TYPE = "hr-connector:index:UploaderJob"
 #: The workload profile of a private environment, and the one its jobs name (its name and type are both Consumption).
 CONSUMPTION_PROFILE = "Consumption"
+#: The linked storage account's data source for saved queries (private-storage page above).
+QUERY_DATA_SOURCE = "Query"
+#: Built-in role the workspace's identity needs on its query storage account (private-storage page, "Minimum
+#: permissions for managed identity on storage account"; https://learn.microsoft.com/azure/role-based-access-control/
+#: built-in-roles/storage#storage-table-data-contributor).
+ROLE_STORAGE_TABLE_DATA_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 
 
 class JobEnvironment(pulumi.ComponentResource):
@@ -48,7 +73,9 @@ class JobEnvironment(pulumi.ComponentResource):
         location: str,
         opts: pulumi.ResourceOptions,
         infrastructure_subnet_id: pulumi.Input[str] | None = None,
+        query_storage_name: str | None = None,
     ) -> None:
+        """`infrastructure_subnet_id` set: network: private, with saved queries in the account `query_storage_name`."""
         super().__init__("hr-connector:index:JobEnvironment", name, None, opts)
         private = infrastructure_subnet_id is not None
         child = pulumi.ResourceOptions(parent=self)
@@ -62,8 +89,16 @@ class JobEnvironment(pulumi.ComponentResource):
             # 30 days: the retention included in the price of the analytics tier
             # (https://learn.microsoft.com/azure/azure-monitor/logs/data-retention-configure)
             retention_in_days=30,
+            # private: saved queries only in the linked account below (module docstring); its identity signs in there
+            force_cmk_for_query=True if private else None,
+            identity=operationalinsights.IdentityArgs(type=operationalinsights.IdentityType.SYSTEM_ASSIGNED)
+            if private else None,
             opts=pulumi.ResourceOptions.merge(child, _moved_from_job()),
         )
+        if private:
+            if not query_storage_name:
+                raise ValueError("a private environment needs query_storage_name")
+            self._query_storage(name, query_storage_name, resource_group_name, location)
         self.environment = app.ManagedEnvironment(
             "job-environment" if name == "environment" else f"{name}-environment",
             environment_name=environment_name,
@@ -89,6 +124,64 @@ class JobEnvironment(pulumi.ComponentResource):
             opts=child,
         )
         self.register_outputs({"environmentId": self.environment.id, "workspaceId": self.workspace.id})
+
+    def _query_storage(self, name: str, account_name: str, resource_group_name: pulumi.Input[str],
+                       location: str) -> None:
+        """The account for the workspace's saved queries, the workspace identity's role on it, and the link."""
+        child = pulumi.ResourceOptions(parent=self)
+        self.query_account = storage.StorageAccount(
+            f"{name}-query-storage",
+            account_name=account_name,
+            resource_group_name=resource_group_name,
+            location=location,  # "the linked storage account must be in the same region as the workspace"
+            kind=storage.Kind.STORAGE_V2,
+            sku=storage.SkuArgs(name=storage.SkuName.STANDARD_LRS),
+            allow_shared_key_access=False,
+            allow_blob_public_access=False,
+            default_to_o_auth_authentication=True,
+            minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
+            enable_https_traffic_only=True,
+            # Trusted Azure services only (Azure Monitor, by the workspace's system-assigned identity): default
+            # action Deny, no IP rule (Azure Policy 34c877ad-507e-4c82-993e-3452a6e0ad3c, 2a1a9cdf-e04d-429a-8416-
+            # 3bfb72a1b26f), bypass AzureServices as the private-storage page asks (module docstring).
+            network_rule_set=storage.NetworkRuleSetArgs(default_action=storage.DefaultAction.DENY,
+                                                        bypass="AzureServices", ip_rules=[]),
+            encryption=storage.EncryptionArgs(
+                key_source=storage.KeySource.MICROSOFT_STORAGE,
+                require_infrastructure_encryption=True,  # Azure Policy 4733ea7b-a883-42fe-8cac-97454c2a9e4a
+                services=storage.EncryptionServicesArgs(
+                    blob=storage.EncryptionServiceArgs(enabled=True, key_type=storage.KeyType.ACCOUNT),
+                    table=storage.EncryptionServiceArgs(enabled=True, key_type=storage.KeyType.ACCOUNT),
+                ),
+            ),
+            opts=child,
+        )
+        self.query_grant = authorization.RoleAssignment(
+            f"{name}-query-storage-tables",
+            principal_id=self.workspace.identity.apply(_principal_id),
+            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+            role_definition_id=self.query_account.id.apply(
+                lambda aid: f"/subscriptions/{aid.split('/')[2]}/providers/Microsoft.Authorization/roleDefinitions/"
+                            f"{ROLE_STORAGE_TABLE_DATA_CONTRIBUTOR}"),
+            scope=self.query_account.id,  # this one account
+            description="hr-connector workspace: its saved queries in this account",
+            opts=child,
+        )
+        self.query_link = operationalinsights.LinkedStorageAccount(
+            f"{name}-query-link",
+            resource_group_name=resource_group_name,
+            workspace_name=self.workspace.name,
+            data_source_type=QUERY_DATA_SOURCE,
+            storage_account_ids=[self.query_account.id],
+            # Learn: a link is refused while the account has no role assignment for the workspace's identity
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.query_grant]),
+        )
+
+
+def _principal_id(identity: operationalinsights.outputs.IdentityResponse | None) -> str:
+    if identity is None or not identity.principal_id:
+        raise ValueError("the workspace was created without its system-assigned identity")
+    return identity.principal_id
 
 
 def _moved_from_job() -> pulumi.ResourceOptions:

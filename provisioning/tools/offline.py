@@ -538,6 +538,8 @@ _ARM_TYPES = {
     "storage:BlobServiceProperties": "Microsoft.Storage/storageAccounts/{accountName}/blobServices",
     "containerregistry:Registry": "Microsoft.ContainerRegistry/registries",
     "operationalinsights:Workspace": "Microsoft.OperationalInsights/workspaces",
+    "operationalinsights:LinkedStorageAccount":
+        "Microsoft.OperationalInsights/workspaces/{workspaceName}/linkedStorageAccounts",
     "app:ManagedEnvironment": "Microsoft.App/managedEnvironments",
     "app:Job": "Microsoft.App/jobs",
     "managedidentity:UserAssignedIdentity": "Microsoft.ManagedIdentity/userAssignedIdentities",
@@ -554,7 +556,8 @@ _ARM_NAME_INPUT = {
     "storage:StorageAccount": "accountName", "storage:BlobContainer": "containerName",
     "storage:ManagementPolicy": "managementPolicyName", "storage:BlobServiceProperties": "blobServicesName",
     "containerregistry:Registry": "registryName",
-    "operationalinsights:Workspace": "workspaceName", "app:ManagedEnvironment": "environmentName",
+    "operationalinsights:Workspace": "workspaceName", "operationalinsights:LinkedStorageAccount": "dataSourceType",
+    "app:ManagedEnvironment": "environmentName",
     "app:Job": "jobName", "managedidentity:UserAssignedIdentity": "resourceName",
     "monitor:ActionGroup": "actionGroupName", "monitor:ScheduledQueryRule": "ruleName",
     "monitor:DiagnosticSetting": "name", "applicationinsights:Workbook": "resourceName",
@@ -615,7 +618,8 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
         plain = _unwrap_secrets(inputs)
         rg = plain.get("resourceGroupName", name)
         arm = _ARM_TYPES[short].format(vaultName=plain.get("vaultName", "vault"),
-                                       accountName=plain.get("accountName", "account"))
+                                       accountName=plain.get("accountName", "account"),
+                                       workspaceName=plain.get("workspaceName", "workspace"))
         name_key = _ARM_NAME_INPUT.get(short)
         leaf = plain.get(name_key) if name_key and isinstance(plain.get(name_key), str) else f"{name}-mock"
         gov = _HOSTING["usgovernment"]
@@ -636,6 +640,10 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
                 uid: {"principalId": "22222222-2222-4222-8222-000000000000",
                       "clientId": "11111111-1111-4111-8111-000000000000"}
                 for uid in identity["userAssignedIdentities"]}}
+        if isinstance(identity, dict) and "SystemAssigned" in str(identity.get("type")):
+            digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+            state["identity"] = {**state.get("identity", identity), "principalId": f"66666666-6666-4666-8666-{digest}",
+                                 "tenantId": "77777777-7777-4777-8777-777777777777"}
         if short == "keyvault:Vault":
             host = "vault.usgovcloudapi.net" if gov else "vault.azure.net"
             state["properties"] = {**plain.get("properties", {}), "vaultUri": f"https://{leaf}.{host}/",
