@@ -141,7 +141,8 @@ def test_an_unknown_alias_or_initiative_is_an_error_not_a_guess() -> None:
 def test_check_policy_over_the_stacks_new_stack_writes_for_gcc_high_and_dod(tmp_path: Path) -> None:
     """The real command line: new-stack for gcchigh, dod (both written with network: private) and commercial
     (public), then check --policy fedramp-high. GCC High and DoD are refused only for the registry's customer-managed
-    key, not built yet (CMK_LEFT_OUT); commercial for every blocker, the network ones included; every part-2 setting passes."""
+    key, not built yet (CMK_LEFT_OUT); commercial for every blocker, the network ones included; every part-2 setting
+    passes."""
     env = {k: v for k, v in os.environ.items() if k != "HR_CONNECTOR_STACKS_DIR"}
     for cloud in ("gcchigh", "dod", "commercial"):
         made = subprocess.run([sys.executable, "-m", "provisioning", "new-stack", f"t-{cloud}", "--cloud", cloud,

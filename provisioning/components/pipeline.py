@@ -60,8 +60,8 @@ ROLE_RBAC_ADMINISTRATOR = "f58310d9-a9f6-439a-9e8d-f62e7b41a168"
 ROLE_BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 ROLE_BLOB_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 ROLE_CRYPTO_USER = "12338af0-0e69-4776-bea7-57ae8d297424"
-#: What the deploy identity may assign (the program's roles: job.py, vault.py, environment.py), as an RBAC Administrator condition
-#: (https://learn.microsoft.com/azure/role-based-access-control/delegate-role-assignments-portal).
+#: What the deploy identity may assign (the program's roles: job.py, vault.py, environment.py), as an RBAC
+#: Administrator condition (https://learn.microsoft.com/azure/role-based-access-control/delegate-role-assignments-portal).
 ASSIGNABLE = ("4633458b-17de-408a-b874-0445c86b69e6", "12338af0-0e69-4776-bea7-57ae8d297424",
               "ba92f5b4-2d11-453d-a403-e96b0029c9fe", "7f951dda-4ed3-4680-a7ca-43fe172d538d",
               "a4417e6f-fecd-4de8-b567-7b0420556985",
