@@ -131,3 +131,50 @@ def test_the_checker_sees_an_upward_import(tmp_path: Path) -> None:
     assert {"uploader.commands", "uploader.job"} <= found
     assert all(UPLOADER_RANK[uploader_layer(t) or "shared"] > UPLOADER_RANK["check"] for t in
                ("uploader.commands.upload", "uploader.job.jobrun"))
+
+
+#: Where argparse's Namespace may be read: the command modules, which turn options into typed settings once
+#: (uploader/commands/, and the sandbox's own command module, both dispatched by uploader/cli.py), and the parser.
+NAMESPACE_ALLOWED = ("uploader/commands/", "uploader/cli.py", "uploader/sandbox/cli.py")
+
+
+def _namespace_mentions(source: str) -> list[int]:
+    """Lines that name argparse's Namespace: `argparse.Namespace`, a bare `Namespace` (imported from argparse), or
+    an annotation string holding either. SimpleNamespace and other names are not it."""
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        named = ((isinstance(node, ast.Attribute) and node.attr == "Namespace")
+                 or (isinstance(node, ast.Name) and node.id == "Namespace")
+                 or (isinstance(node, ast.ImportFrom) and any(a.name == "Namespace" for a in node.names))
+                 or (isinstance(node, ast.arg) and isinstance(node.annotation, ast.Constant)
+                     and "Namespace" in str(node.annotation.value).replace("SimpleNamespace", "")))
+        if named:
+            lines.append(node.lineno)
+    return sorted(set(lines))
+
+
+def _namespace_readers() -> list[str]:
+    found = []
+    for path in sorted((REPO / "uploader").rglob("*.py")):
+        rel = path.relative_to(REPO).as_posix()
+        if rel.startswith(NAMESPACE_ALLOWED):
+            continue
+        found += [f"{rel}:{line}" for line in _namespace_mentions(path.read_text(encoding="utf-8"))]
+    return found
+
+
+def test_stages_take_typed_settings_not_the_namespace() -> None:
+    """The Namespace stops in the commands: send/, job/, check/, model/ and the root modules take typed settings
+    (uploader/send/settings.py's SignInSettings, uploader/job/doctor.py's DoctorSettings), so following one option
+    never climbs back up through the layers."""
+    assert _namespace_readers() == [], "argparse.Namespace outside uploader/commands/ and uploader/cli.py"
+
+
+def test_the_namespace_scan_sees_each_form() -> None:
+    """The scanner itself: every way a module can take the Namespace is caught; SimpleNamespace is not."""
+    source = ("import argparse\nfrom argparse import Namespace\n"
+              "def a(args: argparse.Namespace) -> None: ...\n"
+              "def b(args: Namespace) -> None: ...\n"
+              "def c(args: 'argparse.Namespace') -> None: ...\n"
+              "from types import SimpleNamespace\nx = SimpleNamespace()\n")
+    assert _namespace_mentions(source) == [2, 3, 4, 5]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from uploader.cli import add_connection_options, add_option, seconds
+from uploader.commands import sign_in_settings
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from uploader.job.doctor import (
     FAIL,
@@ -18,6 +19,7 @@ from uploader.job.doctor import (
     SKIP,
     WARN,
     Check,
+    DoctorSettings,
     exit_code,
     run_checks,
     verified_headline,
@@ -46,7 +48,9 @@ def main(args: argparse.Namespace) -> int:
         reporter.event("check", check.line(), check=check.name, status=check.status, summary=check.summary,
                        hint=check.hint or None, **check.facts)
 
-    checks = run_checks(args, emit)
+    doctor = DoctorSettings(sign_in_settings(args), job_id=args.job_id, dropzone_url=args.dropzone_url,
+                            connectors=args.connectors, timeout=args.timeout)  # the options, typed once
+    checks = run_checks(doctor, emit)
     code = exit_code(checks)
     counts = {s: sum(c.status == s for c in checks) for s in (PASS, WARN, FAIL, SKIP)}
     verdict = {EXIT_OK: verified_headline(checks, args.job_id), EXIT_FAILED: "a live check failed",

@@ -19,6 +19,7 @@ from typing import Any
 from uploader import stopping
 from uploader.cli import add_connection_options, add_option, add_row_policy_options, env_name, records_per_call
 from uploader.clouds import DEFAULT_RECORDS_PER_CALL, get_cloud
+from uploader.commands import sign_in_settings
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, UploaderError, UsageError
 from uploader.job.connectors import CONNECTORS_ENV, load_connectors
 from uploader.report import Reporter
@@ -107,17 +108,18 @@ def main(args: argparse.Namespace) -> int:
     cloud = get_cloud(args.cloud).with_overrides(args.authority_host, args.ingestion_url, args.scope)
     from uploader.send.federated import FederatedAssertion
     from uploader.send.keyvault import VaultAssertion
-    from uploader.send.settings import federated_credential, is_federated
+    from uploader.send.settings import federated_credential
 
+    sign_in = sign_in_settings(args)  # the sign-in options, typed once: the stages below take these
     assertion: VaultAssertion | FederatedAssertion | None
-    if is_federated(args):  # UPLOADER_CREDENTIAL=federated: the job's identity; no certificate, no key
-        assertion = federated_credential(args, cloud)
+    if sign_in.federated:  # UPLOADER_CREDENTIAL=federated: the job's identity; no certificate, no key
+        assertion = federated_credential(sign_in, cloud)
         pem, source, key_file = None, "the job's managed identity", None
     elif args.key_id:  # Key Vault signs (UPLOADER_KEY_ID): the key ID is checked before the drop zone is opened
         from uploader.send.settings import vault_credential, warn_key_vault_override
 
-        assertion = vault_credential(args, cloud, app_id)
-        warn_key_vault_override(args, reporter)
+        assertion = vault_credential(sign_in, cloud, app_id)
+        warn_key_vault_override(sign_in, reporter)
         pem, source, key_file = None, CERTIFICATE_PEM_ENV, None
     else:
         assertion = None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from uploader import stopping
 from uploader.cli import env_name, mapping_from_args
+from uploader.commands import sign_in_settings
 from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SET_ASIDE, EXIT_STOPPED, UsageError
 from uploader.model.boundedio import FileReadError, check_regular_file
 from uploader.model.mapping import job_id_problem
@@ -36,7 +37,6 @@ from uploader.send.settings import (
     CERTIFICATE_ENV,
     check_certificate,
     federated_credential,
-    is_federated,
     read_certificate,
     read_public_certificate,
     resolve_cloud,
@@ -95,7 +95,8 @@ def main(args: argparse.Namespace) -> int:
         if why is not None:
             raise UsageError(f"--rejected-dir {safe_name(args.rejected_dir)}: cannot hold the set-aside rows ({why}); "
                              "nothing was sent")
-    cloud = resolve_cloud(args)
+    sign_in = sign_in_settings(args)  # the sign-in options, typed once: every stage below takes these
+    cloud = resolve_cloud(sign_in)
     reporter = Reporter(args.log_format)
     if mapping is not None and args.job_id and mapping.job_id and mapping.job_id.lower() != args.job_id.lower():
         reporter.warning(args.mapping or f"stack {args.stack}", "the mapping's jobId differs from --job-id; "
@@ -103,7 +104,7 @@ def main(args: argparse.Namespace) -> int:
 
     client = None
     if args.dry_run:  # no certificate needed, no token provider, no network
-        if is_federated(args):
+        if sign_in.federated:
             pass  # nothing to read: the job's managed identity signs in, and only when something is sent
         elif args.key_id:
             from uploader.send.keyvault import parse_key_id
@@ -126,12 +127,12 @@ def main(args: argparse.Namespace) -> int:
 
         read_timeout = getattr(args, "read_timeout", None) or READ_TIMEOUT
         sign_in_timeout = min(TOKEN_TIMEOUT, read_timeout)  # each request, its answer included
-        if is_federated(args):  # no certificate, no key: the managed identity's token is the assertion
+        if sign_in.federated:  # no certificate, no key: the managed identity's token is the assertion
             tokens = TokenProvider(cloud, args.tenant_id, args.app_id, None, timeout=sign_in_timeout,
-                                   assertion=federated_credential(args, cloud, timeout=sign_in_timeout))
+                                   assertion=federated_credential(sign_in, cloud, timeout=sign_in_timeout))
         elif args.key_id:  # Key Vault signs: the key ID and the public certificate are checked before any request
-            assertion = vault_credential(args, cloud, args.app_id)
-            warn_key_vault_override(args, reporter)
+            assertion = vault_credential(sign_in, cloud, args.app_id)
+            warn_key_vault_override(sign_in, reporter)
             tokens = TokenProvider(cloud, args.tenant_id, args.app_id, None, assertion=assertion,
                                    timeout=sign_in_timeout)
             check_certificate(tokens.bundle, None, args.certificate or CERTIFICATE_ENV, reporter)

@@ -16,7 +16,6 @@ Exit 0 when nothing failed (warnings allowed), 1 when a live check failed, 2 whe
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 import re
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
     from uploader.send.auth import TokenProvider
     from uploader.send.federated import FederatedAssertion
     from uploader.send.keyvault import VaultAssertion
+    from uploader.send.settings import SignInSettings
 
 PASS, WARN, FAIL, SKIP = "PASS", "WARN", "FAIL", "SKIP"
 NETWORK_TIMEOUT = 10.0  # seconds for each DNS/TCP/TLS step
@@ -275,57 +275,72 @@ def check_dropzone(zone: DropZone, marker: str | None = None) -> Check:
 
 # -- the checks a run needs, in order ------------------------------------------------------------
 
-def _settings(args: argparse.Namespace) -> tuple[Check, Cloud | None]:
+@dataclass(frozen=True)
+class DoctorSettings:
+    """What `doctor` checks, as given (uploader/commands/doctor.py builds it once from its options): the sign-in
+    settings `upload` and `run` share, the job ID whose form is checked, and in job mode the connectors and the
+    drop zone; `timeout` bounds each network step."""
+
+    sign_in: SignInSettings
+    job_id: str | None = None
+    dropzone_url: str | None = None
+    connectors: str | None = None
+    timeout: float = NETWORK_TIMEOUT
+
+
+def _settings(doctor: DoctorSettings) -> tuple[Check, Cloud | None]:
     """Required IDs present and well formed, endpoint overrides https: the cloud to check, or None."""
     from uploader.model.mapping import job_id_problem
     from uploader.send.auth import check_ids
     from uploader.send.settings import resolve_cloud
 
-    missing = [flag for flag, value in (("--tenant-id", args.tenant_id), ("--app-id", args.app_id))
+    sign_in = doctor.sign_in
+    missing = [flag for flag, value in (("--tenant-id", sign_in.tenant_id), ("--app-id", sign_in.app_id))
                if not (value or "").strip()]
     try:
-        cloud = resolve_cloud(args)
+        cloud = resolve_cloud(sign_in)
     except UsageError as exc:
         return fail("settings", str(exc), "use the https:// URL of the host", usage=True), None
     if missing:
         envs = ", ".join(f"{m} (UPLOADER_{m[2:].upper().replace('-', '_')})" for m in missing)
         return fail("settings", f"{envs} not set", "give the app registration's IDs", usage=True), cloud
     try:
-        check_ids(args.tenant_id.strip(), args.app_id.strip())
+        check_ids((sign_in.tenant_id or "").strip(), (sign_in.app_id or "").strip())
     except UsageError as exc:
         return fail("settings", str(exc), "give the app registration's IDs", usage=True), cloud
-    if args.job_id and (rule := job_id_problem(args.job_id)) is not None:
+    if doctor.job_id and (rule := job_id_problem(doctor.job_id)) is not None:
         return fail("settings", f"--job-id: {rule}", "copy the job ID Purview shows for the connector",
                     usage=True), cloud
     return Check("settings", PASS, f"cloud {cloud.name}: authority {safe_name(cloud.authority_host)}, ingestion "
                  f"{safe_name(cloud.ingestion_url)}, scope {safe_name(cloud.scope)}; tenant "
-                 f"{args.tenant_id.strip()}, app {args.app_id.strip()}"
-                 + (f", job {args.job_id}" if args.job_id else ""),
+                 f"{(sign_in.tenant_id or '').strip()}, app {(sign_in.app_id or '').strip()}"
+                 + (f", job {doctor.job_id}" if doctor.job_id else ""),
                  facts=cloud.endpoints()), cloud
 
 
-def _certificate(args: argparse.Namespace) -> tuple[Check, CertificateBundle | None, str, str]:
+def _certificate(sign_in: SignInSettings) -> tuple[Check, CertificateBundle | None, str, str]:
     from uploader.model.certs import CertificateError, key_file_exposure, load_bundle
     from uploader.send.settings import read_certificate
 
     try:
-        pem, source = read_certificate(args.certificate)
+        pem, source = read_certificate(sign_in.certificate)
         bundle = load_bundle(pem, source=source)
     except (UsageError, CertificateError) as exc:
         return (fail("certificate", str(exc), "give --certificate PEMFILE (key + certificate) or "
                      "UPLOADER_CERTIFICATE_PEM", usage=True), None, "", "")
-    exposure = key_file_exposure(args.certificate) if args.certificate else None
+    exposure = key_file_exposure(sign_in.certificate) if sign_in.certificate else None
     return check_certificate(bundle, exposure=exposure), bundle, pem, source
 
 
-def _vault_certificate(args: argparse.Namespace, cloud: Cloud | None) -> tuple[Check, VaultAssertion | None]:
+def _vault_certificate(doctor: DoctorSettings, cloud: Cloud | None) -> tuple[Check, VaultAssertion | None]:
     """--key-id: the key ID inside the cloud's Key Vault domains and the public certificate alone (no key)."""
     from uploader.send.settings import vault_credential
 
     if cloud is None:
         return Check("certificate", SKIP, "needs valid settings (see above)"), None
     try:
-        assertion = vault_credential(args, cloud, (args.app_id or "").strip(), timeout=args.timeout)
+        assertion = vault_credential(doctor.sign_in, cloud, (doctor.sign_in.app_id or "").strip(),
+                                     timeout=doctor.timeout)
     except UsageError as exc:
         return fail("certificate", str(exc), "give --key-id (the versioned key ID the stack outputs) and "
                     "--certificate CERTFILE (the public certificate only)", usage=True), None
@@ -368,7 +383,7 @@ def vault_checks(assertion: VaultAssertion) -> list[Check]:
                            f"(SHA-1 thumbprint {assertion.certificate.thumbprint_sha1})")]
 
 
-def federated_checks(args: argparse.Namespace, cloud: Cloud) -> tuple[list[Check], FederatedAssertion | None]:
+def federated_checks(doctor: DoctorSettings, cloud: Cloud) -> tuple[list[Check], FederatedAssertion | None]:
     """--credential federated: no certificate or key given, a user-assigned identity named, and its token for the
     cloud's federated audience obtained and addressed to that audience (the token is never shown). The assertion
     is returned for the sign-in check only when all passed."""
@@ -376,14 +391,15 @@ def federated_checks(args: argparse.Namespace, cloud: Cloud) -> tuple[list[Check
     from uploader.send.settings import federated_credential
 
     try:
-        assertion = federated_credential(args, cloud, timeout=args.timeout)
+        assertion = federated_credential(doctor.sign_in, cloud, timeout=doctor.timeout)
     except UsageError as exc:
         return [fail("credential", str(exc), "give no --certificate/--key-id, and set AZURE_CLIENT_ID to the job "
                      "identity's client ID", usage=True)], None
     federation = cloud.federation
     assert federation is not None
+    issuer = federation.issuer((doctor.sign_in.tenant_id or "").strip())
     checks = [Check("credential", PASS, f"federated: the app trusts user-assigned identity {assertion.client_id} "
-                    f"(issuer {federation.issuer(args.tenant_id.strip())}, audience {federation.audience}); no "
+                    f"(issuer {issuer}, audience {federation.audience}); no "
                     "certificate or key")]
     try:
         assertion({})
@@ -410,7 +426,7 @@ def _sign_in(tokens: TokenProvider) -> Check:
                  f"{tokens.cloud.scope} (token not shown; MSAL {msal.__version__})")
 
 
-def run_checks(args: argparse.Namespace, emit: Callable[[Check], None]) -> list[Check]:
+def run_checks(doctor: DoctorSettings, emit: Callable[[Check], None]) -> list[Check]:
     """Run every check that its inputs allow, emitting each as it completes."""
     checks: list[Check] = []
 
@@ -418,20 +434,20 @@ def run_checks(args: argparse.Namespace, emit: Callable[[Check], None]) -> list[
         checks.append(check)
         emit(check)
 
-    settings, cloud = _settings(args)
+    sign_in = doctor.sign_in
+    settings, cloud = _settings(doctor)
     add(settings)
     assertion: VaultAssertion | FederatedAssertion | None = None
     bundle: CertificateBundle | PublicCertificate | None
-    federated = getattr(args, "credential", None) == "federated"
-    if federated:  # no certificate: the identity's token for the federated audience, then sign-in with it
+    if sign_in.federated:  # no certificate: the identity's token for the federated audience, then sign-in with it
         bundle, pem, source = None, "", "the job's managed identity"
         assertion = None
         if cloud is not None:
-            credential, assertion = federated_checks(args, cloud)
+            credential, assertion = federated_checks(doctor, cloud)
             for check in credential:
                 add(check)
-    elif getattr(args, "key_id", None):  # vault mode: the public certificate, then identity, sign and verify
-        cert, assertion = _vault_certificate(args, cloud)
+    elif sign_in.key_id:  # vault mode: the public certificate, then identity, sign and verify
+        cert, assertion = _vault_certificate(doctor, cloud)
         add(cert)
         bundle, pem, source = (assertion.certificate if assertion else None), "", "--certificate"
         if assertion is not None:
@@ -440,28 +456,28 @@ def run_checks(args: argparse.Namespace, emit: Callable[[Check], None]) -> list[
             if checks[-1].status != PASS:
                 assertion = bundle = None  # the sign-in below would only repeat the failure
     else:
-        cert, bundle, pem, source = _certificate(args)
+        cert, bundle, pem, source = _certificate(sign_in)
         add(cert)
     if cloud is not None and (bundle is not None or assertion is not None) and settings.status == PASS:
         from uploader.send.auth import TokenProvider
 
         try:
-            tokens = TokenProvider(cloud, args.tenant_id.strip(), args.app_id.strip(), pem, source=source,
-                                   timeout=args.timeout, assertion=assertion)
+            tokens = TokenProvider(cloud, (sign_in.tenant_id or "").strip(), (sign_in.app_id or "").strip(), pem,
+                                   source=source, timeout=doctor.timeout, assertion=assertion)
             add(_sign_in(tokens))
         except UploaderError as exc:
             add(fail("sign-in", str(exc), "check the certificate bundle", usage=exc.exit_code == EXIT_USAGE))
     else:
         add(Check("sign-in", SKIP, "needs valid settings and a readable certificate (see above)"))
     if cloud is not None:
-        add(check_ingestion(cloud.ingestion_url, timeout=args.timeout))
+        add(check_ingestion(cloud.ingestion_url, timeout=doctor.timeout))
     else:
         add(Check("ingestion", SKIP, "needs a valid --ingestion-url (see above)"))
-    job_mode = bool((args.dropzone_url or "").strip())  # UPLOADER_DROPZONE_URL set: the job's environment
-    if job_mode or args.connectors is not None:
-        add(check_connectors(args.connectors))
+    job_mode = bool((doctor.dropzone_url or "").strip())  # UPLOADER_DROPZONE_URL set: the job's environment
+    if job_mode or doctor.connectors is not None:
+        add(check_connectors(doctor.connectors))
     if job_mode:
-        add(_dropzone(args.dropzone_url))
+        add(_dropzone(doctor.dropzone_url or ""))
     return checks
 
 

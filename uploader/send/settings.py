@@ -1,12 +1,15 @@
 """The sign-in settings every command that signs in shares (`upload`, `run`, `doctor`): the cloud with its
-overrides, the certificate bundle and where it came from, and the certificate's hygiene before any request."""
+overrides, the certificate bundle and where it came from, and the certificate's hygiene before any request.
+
+Commands turn their options into one `SignInSettings` (uploader/commands/__init__.py's `sign_in_settings`);
+everything here takes that, never argparse's Namespace (tests/test_layers.py enforces it)."""
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -20,6 +23,29 @@ if TYPE_CHECKING:
     from uploader.send.keyvault import VaultAssertion
 
 CERTIFICATE_ENV = CERTIFICATE_PEM_ENV
+
+
+@dataclass(frozen=True)
+class SignInSettings:
+    """How to sign in, as given (flags or their UPLOADER_* twins; None when not given): the cloud and its endpoint
+    overrides, the app, and the credential (a certificate bundle, a Key Vault key with its public certificate, or
+    the job's federated identity). Values are kept as given; each check below reads them from here."""
+
+    cloud: str = "commercial"
+    authority_host: str | None = None
+    ingestion_url: str | None = None
+    scope: str | None = None
+    tenant_id: str | None = None
+    app_id: str | None = None
+    certificate: str | None = None
+    key_id: str | None = None
+    key_vault_domain: str | None = None
+    credential: str | None = None
+
+    @property
+    def federated(self) -> bool:
+        """--credential federated (UPLOADER_CREDENTIAL=federated)."""
+        return self.credential == FEDERATED
 
 
 def read_certificate(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
@@ -79,13 +105,12 @@ def check_https_url(value: str, flag: str) -> None:
     del port  # read only to refuse a port that is not a number
 
 
-def resolve_cloud(args: argparse.Namespace) -> Cloud:
+def resolve_cloud(settings: SignInSettings) -> Cloud:
     """The cloud table's entry with --authority-host / --ingestion-url / --scope applied (https only)."""
-    for flag, given in (("--authority-host", args.authority_host), ("--ingestion-url", args.ingestion_url)):
+    for flag, given in (("--authority-host", settings.authority_host), ("--ingestion-url", settings.ingestion_url)):
         if given:
             check_https_url(given, flag)
-    return get_cloud(args.cloud).with_overrides(args.authority_host, args.ingestion_url,
-                                                getattr(args, "scope", None))
+    return get_cloud(settings.cloud).with_overrides(settings.authority_host, settings.ingestion_url, settings.scope)
 
 
 def read_public_certificate(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[PublicCertificate, str]:
@@ -114,41 +139,38 @@ def read_public_certificate(path: str | None, environ: Mapping[str, str] = os.en
                      f"{CERTIFICATE_ENV} is required")
 
 
-def vault_credential(args: argparse.Namespace, cloud: Cloud, app_id: str,
+def vault_credential(settings: SignInSettings, cloud: Cloud, app_id: str,
                      timeout: float | None = None) -> VaultAssertion:
     """--key-id's assertion source: the key ID checked against the cloud's Key Vault domains first (exit 2 before
     any token is asked for), then the public certificate (exit 2 when it holds a private key)."""
     from uploader.send.keyvault import KEY_TIMEOUT, parse_key_id, vault_assertion
 
-    parse_key_id(args.key_id, cloud, getattr(args, "key_vault_domain", None))
-    certificate, _source = read_public_certificate(args.certificate)
-    return vault_assertion(args.key_id, certificate, cloud, app_id,
-                           domain_override=getattr(args, "key_vault_domain", None), timeout=timeout or KEY_TIMEOUT)
+    key_id = settings.key_id or ""
+    parse_key_id(key_id, cloud, settings.key_vault_domain)
+    certificate, _source = read_public_certificate(settings.certificate)
+    return vault_assertion(key_id, certificate, cloud, app_id,
+                           domain_override=settings.key_vault_domain, timeout=timeout or KEY_TIMEOUT)
 
 
-def warn_key_vault_override(args: argparse.Namespace, reporter: Reporter) -> None:
+def warn_key_vault_override(settings: SignInSettings, reporter: Reporter) -> None:
     """`--key-vault-domain` is for the sandbox and tests: say so in every run that uses it (a forgotten override in a
     real job's environment would send the identity's token to hosts of that domain)."""
-    domain = getattr(args, "key_vault_domain", None)
-    if getattr(args, "key_id", None) and domain and domain.strip():
+    domain = settings.key_vault_domain
+    if settings.key_id and domain and domain.strip():
         reporter.warning("--key-vault-domain", f"Key Vault hosts in {safe_name(domain.strip(), 100)} are accepted "
                          "instead of the cloud's Key Vault domains: for the sandbox and tests only")
 
 
-def is_federated(args: argparse.Namespace) -> bool:
-    """--credential federated (UPLOADER_CREDENTIAL=federated)."""
-    return getattr(args, "credential", None) == FEDERATED
-
-
-def federated_credential(args: argparse.Namespace, cloud: Cloud, timeout: float | None = None) -> FederatedAssertion:
+def federated_credential(settings: SignInSettings, cloud: Cloud,
+                         timeout: float | None = None) -> FederatedAssertion:
     """--credential federated's assertion source: no certificate and no key may be given (exit 2, before any request:
     a federated stack has none, and a leftover one would be a key nobody needs), and AZURE_CLIENT_ID must name the
     user-assigned identity the app trusts."""
     from uploader.send.federated import federated_assertion
     from uploader.send.keyvault import KEY_TIMEOUT
 
-    given = [flag for flag, value in (("--certificate", getattr(args, "certificate", None)),
-                                      ("--key-id", getattr(args, "key_id", None)),
+    given = [flag for flag, value in (("--certificate", settings.certificate),
+                                      ("--key-id", settings.key_id),
                                       (CERTIFICATE_ENV, os.environ.get(CERTIFICATE_ENV, "").strip() or None))
              if value]
     if given:
