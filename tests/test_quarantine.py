@@ -21,6 +21,7 @@ import pytest
 from test_run import Zone, job_env, run_job, summary, today_prefix
 
 from uploader.errors import EXIT_SET_ASIDE
+from uploader.job import dropzone as dzmod
 
 pytestmark = pytest.mark.e2e
 
@@ -360,6 +361,11 @@ def test_job_mode_rerun_after_a_kill_before_filing_sets_nothing_aside_twice(new_
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+    # The killed execution's lock is never renewed again; date it a second short of stale, so the rerun breaks it
+    # after one second instead of waiting out the whole lease period (test_hostile_dropzone ages it the same way).
+    for lock in (zone.root / "state/locks").rglob("*.lock"):
+        stamp = time.time() - dzmod.STALE_LOCK_SECONDS + 1
+        os.utime(lock, (stamp, stamp))
     done = run_job(env)
     assert done.returncode == 4, done.stdout[-2000:]
     assert sandbox.job_stats(app.job_id)["records"] == 6
