@@ -32,36 +32,70 @@ SOFT_DELETE_DAYS = 7
 VERSION_DAYS = 7
 
 
-def _delete_after(rule: str, prefix: str, days: int) -> storage.ManagementPolicyRuleArgs:
+def _lifecycle_rule(
+    rule: str, prefix: str, actions: storage.ManagementPolicyActionArgs,
+) -> storage.ManagementPolicyRuleArgs:
+    """One lifecycle rule over the block blobs under `prefix`."""
     return storage.ManagementPolicyRuleArgs(
         name=rule,
         type="Lifecycle",
         enabled=True,
         definition=storage.ManagementPolicyDefinitionArgs(
             filters=storage.ManagementPolicyFilterArgs(blob_types=["blockBlob"], prefix_match=[prefix]),
-            actions=storage.ManagementPolicyActionArgs(
-                base_blob=storage.ManagementPolicyBaseBlobArgs(
-                    delete=storage.DateAfterModificationArgs(days_after_modification_greater_than=days),
-                ),
-            ),
+            actions=actions,
         ),
     )
 
 
+def _delete_after(rule: str, prefix: str, days: int) -> storage.ManagementPolicyRuleArgs:
+    """Current blobs under `prefix` are deleted `days` after their last modification."""
+    return _lifecycle_rule(rule, prefix, storage.ManagementPolicyActionArgs(
+        base_blob=storage.ManagementPolicyBaseBlobArgs(
+            delete=storage.DateAfterModificationArgs(days_after_modification_greater_than=days))))
+
+
 def _expire_versions(rule: str, prefix: str, days: int) -> storage.ManagementPolicyRuleArgs:
     """Previous versions anywhere under `prefix` are deleted `days` after they stopped being current."""
-    return storage.ManagementPolicyRuleArgs(
-        name=rule,
-        type="Lifecycle",
-        enabled=True,
-        definition=storage.ManagementPolicyDefinitionArgs(
-            filters=storage.ManagementPolicyFilterArgs(blob_types=["blockBlob"], prefix_match=[prefix]),
-            actions=storage.ManagementPolicyActionArgs(
-                version=storage.ManagementPolicyVersionArgs(
-                    delete=storage.DateAfterCreationArgs(days_after_creation_greater_than=days),
-                ),
-            ),
+    return _lifecycle_rule(rule, prefix, storage.ManagementPolicyActionArgs(
+        version=storage.ManagementPolicyVersionArgs(
+            delete=storage.DateAfterCreationArgs(days_after_creation_greater_than=days))))
+
+
+def hardened_account(
+    resource_name: str,
+    *,
+    account_name: pulumi.Input[str],
+    resource_group_name: pulumi.Input[str],
+    location: pulumi.Input[str],
+    network_rule_set: storage.NetworkRuleSetArgs | None,
+    public_network_access: str | None,
+    services: storage.EncryptionServicesArgs,
+    opts: pulumi.ResourceOptions,
+) -> storage.StorageAccount:
+    """A StorageV2 account with the baseline every account of the program has: no shared keys, no public blobs,
+    OAuth by default, TLS 1.2 and HTTPS only, infrastructure encryption (Azure Policy 4733ea7b-a883-42fe-8cac-
+    97454c2a9e4a; only at creation: callers keep an existing account's setting with `ignore_changes`). The caller
+    says who may reach it (`network_rule_set`, `public_network_access`) and which services are encrypted."""
+    return storage.StorageAccount(
+        resource_name,
+        account_name=account_name,
+        resource_group_name=resource_group_name,
+        location=location,
+        kind=storage.Kind.STORAGE_V2,
+        sku=storage.SkuArgs(name=storage.SkuName.STANDARD_LRS),
+        allow_shared_key_access=False,
+        allow_blob_public_access=False,
+        default_to_o_auth_authentication=True,
+        minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
+        enable_https_traffic_only=True,
+        public_network_access=public_network_access,
+        network_rule_set=network_rule_set,
+        encryption=storage.EncryptionArgs(
+            key_source=storage.KeySource.MICROSOFT_STORAGE,
+            require_infrastructure_encryption=True,
+            services=services,
         ),
+        opts=opts,
     )
 
 
@@ -82,18 +116,11 @@ class DropZone(pulumi.ComponentResource):
         # network: private: public network access Enabled only for the IP rules ("Enabled from selected virtual
         # networks and IP addresses"), else Disabled
         allowed = settings.drop_zone.allowed_ip_ranges
-        self.account = storage.StorageAccount(
+        self.account = hardened_account(
             f"{name}-account",
             account_name=names.storage_account,
             resource_group_name=resource_group_name,
             location=settings.location,
-            kind=storage.Kind.STORAGE_V2,
-            sku=storage.SkuArgs(name=storage.SkuName.STANDARD_LRS),
-            allow_shared_key_access=False,
-            allow_blob_public_access=False,
-            default_to_o_auth_authentication=True,
-            minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
-            enable_https_traffic_only=True,
             # network: private: public traffic refused (Azure Policy 34c877ad-507e-4c82-993e-3452a6e0ad3c and
             # 2a1a9cdf-e04d-429a-8416-3bfb72a1b26f); the job reaches the blob service through its private endpoint;
             # the HR system through it too, or from dropZone.allowedIpRanges (the account's IP rules, which policy
@@ -105,12 +132,8 @@ class DropZone(pulumi.ComponentResource):
                 bypass="None",
                 ip_rules=[storage.IPRuleArgs(i_p_address_or_range=ip, action=storage.Action.ALLOW) for ip in allowed],
             ) if settings.private else None,
-            encryption=storage.EncryptionArgs(
-                key_source=storage.KeySource.MICROSOFT_STORAGE,
-                require_infrastructure_encryption=True,
-                services=storage.EncryptionServicesArgs(
-                    blob=storage.EncryptionServiceArgs(enabled=True, key_type=storage.KeyType.ACCOUNT),
-                ),
+            services=storage.EncryptionServicesArgs(
+                blob=storage.EncryptionServiceArgs(enabled=True, key_type=storage.KeyType.ACCOUNT),
             ),
             # Only at creation: an existing account keeps its setting (see the module docstring).
             opts=pulumi.ResourceOptions(parent=self,

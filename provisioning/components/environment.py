@@ -47,6 +47,8 @@ from __future__ import annotations
 import pulumi
 from pulumi_azure_native import app, authorization, monitor, operationalinsights, storage
 
+from provisioning.components.dropzone import hardened_account
+
 #: The environment's log categories sent to the workspace (supported-logs page above).
 LOG_CATEGORIES = ("ContainerAppConsoleLogs", "ContainerAppSystemLogs")
 DIAGNOSTIC_SETTING_NAME = "hr-connector-logs"
@@ -129,30 +131,20 @@ class JobEnvironment(pulumi.ComponentResource):
                        location: str) -> None:
         """The account for the workspace's saved queries, the workspace identity's role on it, and the link."""
         child = pulumi.ResourceOptions(parent=self)
-        self.query_account = storage.StorageAccount(
+        self.query_account = hardened_account(
             f"{name}-query-storage",
             account_name=account_name,
             resource_group_name=resource_group_name,
             location=location,  # "the linked storage account must be in the same region as the workspace"
-            kind=storage.Kind.STORAGE_V2,
-            sku=storage.SkuArgs(name=storage.SkuName.STANDARD_LRS),
-            allow_shared_key_access=False,
-            allow_blob_public_access=False,
-            default_to_o_auth_authentication=True,
-            minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
-            enable_https_traffic_only=True,
             # Trusted Azure services only (Azure Monitor, by the workspace's system-assigned identity): default
             # action Deny, no IP rule (Azure Policy 34c877ad-507e-4c82-993e-3452a6e0ad3c, 2a1a9cdf-e04d-429a-8416-
             # 3bfb72a1b26f), bypass AzureServices as the private-storage page asks (module docstring).
             network_rule_set=storage.NetworkRuleSetArgs(default_action=storage.DefaultAction.DENY,
                                                         bypass="AzureServices", ip_rules=[]),
-            encryption=storage.EncryptionArgs(
-                key_source=storage.KeySource.MICROSOFT_STORAGE,
-                require_infrastructure_encryption=True,  # Azure Policy 4733ea7b-a883-42fe-8cac-97454c2a9e4a
-                services=storage.EncryptionServicesArgs(
-                    blob=storage.EncryptionServiceArgs(enabled=True, key_type=storage.KeyType.ACCOUNT),
-                    table=storage.EncryptionServiceArgs(enabled=True, key_type=storage.KeyType.ACCOUNT),
-                ),
+            public_network_access=None,
+            services=storage.EncryptionServicesArgs(
+                blob=storage.EncryptionServiceArgs(enabled=True, key_type=storage.KeyType.ACCOUNT),
+                table=storage.EncryptionServiceArgs(enabled=True, key_type=storage.KeyType.ACCOUNT),
             ),
             opts=child,
         )
