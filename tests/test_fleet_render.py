@@ -177,3 +177,21 @@ def test_scrub_masks_what_still_looks_like_key_material() -> None:
     der = "MII" + "A" * 80
     masked = scrub({"a": [pem, {"b": der}], "c": "[secret:0123abcd]", "d": "[unmarked-private-key:99]", "e": "ok"})
     assert masked == {"a": [MASK, {"b": MASK}], "c": MASK, "d": MASK, "e": "ok"}
+
+
+def test_the_json_report_does_not_depend_on_the_order_the_mocks_register_in() -> None:
+    """Pulumi's mocks hand inputs and providers over in no fixed order; the report's keys and sides come out the
+    same whichever order they arrived in (render --json differed from run to run before)."""
+    from provisioning.tools.offline import Resource
+    from provisioning.tools.render import sign_in, tidy
+
+    def provider(kind: str, tenant: str) -> Resource:
+        return Resource(type=f"pulumi:providers:{kind}", name=kind, urn=f"urn:{kind}", id=kind, custom=True,
+                        inputs={"tenantId": tenant, "environment": "public"}, state={})
+
+    graph, azure = provider("azuread", "m365-side"), provider("azure-native", "azure-side")
+    assert list(sign_in([graph, azure])) == list(sign_in([azure, graph])) == ["azure", "microsoft365"]
+    assert sign_in([graph, azure])["azure"]["tenantId"] == "azure-side"
+    shuffled = {"zeta": 1.0, "alpha": {"b": [{"y": 2, "x": 1}], "a": "text"}}
+    assert json.dumps(tidy(shuffled)) == json.dumps(tidy(dict(reversed(list(shuffled.items())))))
+    assert list(tidy(shuffled)) == ["alpha", "zeta"] and list(tidy(shuffled)["alpha"]["b"][0]) == ["x", "y"]

@@ -71,12 +71,10 @@ SIDES = {
 
 def sign_in(resources: list[Resource]) -> dict[str, dict[str, Any]]:
     """Which directory each side's provider signs in to, read from the provider resources the program declared."""
-    out: dict[str, dict[str, Any]] = {}
-    for r in resources:
-        if r.type in SIDES:
-            side, what = SIDES[r.type]
-            out[side] = {"provider": r.type.rsplit(":", 1)[-1], "tenantId": r.inputs.get("tenantId"), "creates": what}
-    return out
+    declared = {r.type: r for r in resources if r.type in SIDES}  # registration order varies: SIDES sets the order
+    return {side: {"provider": type_token.rsplit(":", 1)[-1], "tenantId": declared[type_token].inputs.get("tenantId"),
+                   "creates": what}
+            for type_token, (side, what) in SIDES.items() if type_token in declared}
 
 
 def _generated(type_token: str, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -109,9 +107,10 @@ DEFAULT_PROVIDER_PACKAGES = ("docker-build",)
 
 def tidy(value: Any, root: Path = REPO_ROOT) -> Any:
     """Readable values: whole floats as ints (Pulumi hands numbers over as floats), ARM IDs from the group on,
-    generated versions as a placeholder, paths under the project directory relative to it."""
+    generated versions as a placeholder, paths under the project directory relative to it; object keys sorted,
+    since the mocks hand inputs over in no fixed order (so `render --json` is the same on every run)."""
     if isinstance(value, dict):
-        return {k: tidy(v, root) for k, v in value.items()}
+        return {k: tidy(v, root) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
     if isinstance(value, list):
         return [tidy(v, root) for v in value]
     if isinstance(value, float) and value.is_integer():
