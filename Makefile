@@ -4,6 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NPM_STAMP := node_modules/.installed
+# Checked by a second mypy run (types, test): the platform program and the runner image's entrypoint.
+PLATFORM_TYPED := platform/__main__.py platform/runner/entrypoint.py
 
 .PHONY: venv test test-fast demo lint types fmt bench bench-fleet check clean lock
 
@@ -25,14 +27,17 @@ $(NPM_STAMP): package.json
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-# Type check (mypy strict on uploader/, provisioning/ and __main__.py; settings in pyproject.toml, cache in .mypy_cache).
+# Type check (mypy strict on uploader/, provisioning/ and __main__.py; settings in pyproject.toml, cache in .mypy_cache),
+# then the platform program and the runner's entrypoint on their own (a second `__main__` module in one run is refused).
 types: $(STAMP)
 	$(PY) -m mypy
+	$(PY) -m mypy $(PLATFORM_TYPED)
 
 # Everything CI runs: lint, types, then the whole suite in one worker per core (pytest-xdist).
 test: $(STAMP) $(NPM_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+	$(PY) -m mypy $(PLATFORM_TYPED)
 	PATH="$(CURDIR)/node_modules/.bin:$$PATH" $(PY) -m pytest -q -n 2
 
 # The inner loop: no Azurite, no image install, no Pulumi program evaluation (CI runs everything).

@@ -57,6 +57,13 @@ DRIFT_ENVIRONMENT = "drift"
 #: GitHub's OIDC issuer, what every federated credential names
 #: (https://docs.github.com/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect).
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
+#: The label of the platform's self-hosted runner (components/runner.py): the jobs of `network: private` stacks run
+#: on `runs-on: [self-hosted, PRIVATE_RUNNER_LABEL]` (tools/fleet.py's matrix rows), and the runner registers with it
+#: ("self-hosted" is a label every self-hosted runner has: https://docs.github.com/actions/hosting-your-own-runners/
+#: managing-self-hosted-runners/using-self-hosted-runners-in-a-workflow).
+PRIVATE_RUNNER_LABEL = "hr-connector-private"
+#: Where every other stack's jobs run (a GitHub-hosted runner).
+HOSTED_RUNNER_LABEL = "ubuntu-latest"
 
 
 def federated_subject(repository: str, environment: str) -> str:

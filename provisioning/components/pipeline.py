@@ -33,7 +33,7 @@ import pulumi_azuread as azuread
 import pulumi_github as github
 from pulumi_azure_native import authorization, keyvault, managedidentity, resources, storage
 
-from provisioning.config import Settings
+from provisioning.config import ConfigError, Settings
 from provisioning.identities import (
     DEPLOY_GRAPH_PERMISSION,
     DRIFT_ENVIRONMENT,
@@ -69,6 +69,41 @@ ASSIGNABLE = ("4633458b-17de-408a-b874-0445c86b69e6", "12338af0-0e69-4776-bea7-5
 
 
 @dataclass(frozen=True)
+class Reviewers:
+    """Required reviewers of a deployment environment: "up to six users or teams", of whom one approves
+    (https://docs.github.com/actions/managing-workflow-runs-and-deployments/managing-deployments/
+    managing-environments-for-deployment#required-reviewers; pulumi-github RepositoryEnvironment `reviewers`)."""
+
+    users: tuple[int, ...] = ()
+    teams: tuple[int, ...] = ()
+
+
+MAX_REVIEWERS = 6
+
+
+def reviewers_setting(raw: object) -> Reviewers | None:
+    """The platform's `reviewers` config object ({users: [ID...], teams: [ID...]}), or ConfigError naming the key."""
+    if raw is None:
+        return None
+    key = "hr-connector-platform:reviewers"
+    if not isinstance(raw, dict) or set(map(str, raw)) - {"users", "teams"}:
+        raise ConfigError(key, "must be an object with `users` and/or `teams`, each a list of numeric GitHub IDs")
+    found: dict[str, tuple[int, ...]] = {}
+    for kind in ("users", "teams"):
+        values = raw.get(kind) or []
+        if not isinstance(values, list) or not all(
+                (isinstance(v, int) and not isinstance(v, bool) and v > 0) or (isinstance(v, str) and v.isdigit())
+                for v in values):
+            raise ConfigError(f"{key}.{kind}", "must be a list of numeric GitHub IDs (`gh api users/NAME --jq .id`, "
+                                               "`gh api orgs/ORG/teams/SLUG --jq .id`), not names")
+        found[kind] = tuple(int(v) for v in values)
+    total = len(found["users"]) + len(found["teams"])
+    if not total or total > MAX_REVIEWERS:
+        raise ConfigError(key, f"must name 1 to {MAX_REVIEWERS} users and teams in all (GitHub's limit)")
+    return Reviewers(found["users"], found["teams"])
+
+
+@dataclass(frozen=True)
 class PlatformSettings:
     """The platform stack's config (platform/Pulumi.yaml, namespace `hr-connector-platform`)."""
 
@@ -79,6 +114,8 @@ class PlatformSettings:
     location: str = "eastus"
     azure_environment: str = "public"
     model: str = MULTI_TENANT
+    #: GitHub user and team IDs whose approval each stack's deployment environment requires (`reviewers`).
+    reviewers: Reviewers | None = None
 
     @property
     def owner(self) -> str:
@@ -150,6 +187,7 @@ class Pipeline(pulumi.ComponentResource):
         key = keyvault.Key("secrets-key", key_name=SECRETS_KEY, vault_name=vault.name, resource_group_name=group.name,
                            properties=keyvault.KeyPropertiesArgs(kty=keyvault.JsonWebKeyType.RSA, key_size=3072),
                            opts=pulumi.ResourceOptions(parent=self, protect=True))
+        self.group, self.vault = group, vault  # the deploy runner's key lives in this vault (runner.py)
         self.backend_url = pulumi.Output.concat("azblob://", STATE_CONTAINER, "?storage_account=", account.name)
         self.secrets_provider = pulumi.Output.concat("azurekeyvault://", vault.name, ".",
                                                      KEY_VAULTS[env].vault_domain, "/keys/", SECRETS_KEY)
@@ -201,6 +239,9 @@ class Pipeline(pulumi.ComponentResource):
         for stack, settings in here:
             stack_environment = github.RepositoryEnvironment(
                 f"environment-{stack}", repository=repo, environment=stack, prevent_self_review=True,
+                reviewers=[github.RepositoryEnvironmentReviewerArgs(
+                    users=list(platform.reviewers.users), teams=list(platform.reviewers.teams))]
+                if platform.reviewers else None,
                 deployment_branch_policy=github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
                     protected_branches=True, custom_branch_policies=False),
                 opts=pulumi.ResourceOptions(parent=self))

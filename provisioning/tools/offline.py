@@ -613,6 +613,8 @@ def _mock_state(typ: str, name: str, inputs: dict[str, Any]) -> tuple[str, dict[
         return target, {"name": target, "outputs": outputs, "secretOutputNames": []}
     if typ.startswith("pulumi-python:dynamic"):
         return certificate.mock_create(inputs)
+    if typ == "azure-native:network:PublicIPAddress":  # a static address is allocated at creation
+        state["ipAddress"] = "203.0.113.10"  # TEST-NET-3 (RFC 5737): an address for documentation
     short = typ.split(":", 1)[1] if typ.startswith("azure-native:") else ""
     if short in _ARM_TYPES:
         plain = _unwrap_secrets(inputs)

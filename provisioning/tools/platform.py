@@ -71,6 +71,39 @@ def _principal_names(ev: Evaluation) -> dict[str, str]:
     return out
 
 
+def _runner(by_type: dict[str, list[Any]]) -> dict[str, Any] | None:
+    """The deploy network and its runner job (components/deploynetwork.py, runner.py), None without `runner`."""
+    vnets = by_type.get("azure-native:network:VirtualNetwork", [])
+    jobs = by_type.get("azure-native:app:Job", [])
+    if not vnets and not jobs:
+        return None
+    subnets = by_type.get("azure-native:network:Subnet", [])
+    job = jobs[0].inputs if jobs else {}
+    configuration = job.get("configuration", {})
+    scale = configuration.get("eventTriggerConfig", {}).get("scale", {})
+    return {
+        "addressSpace": [p for v in vnets for p in v.inputs.get("addressSpace", {}).get("addressPrefixes", [])],
+        "subnets": [{"name": x.inputs.get("subnetName"), "prefix": x.inputs.get("addressPrefix"),
+                     "delegations": [d.get("serviceName") for d in x.inputs.get("delegations", [])],
+                     "natGateway": bool(x.inputs.get("natGateway"))} for x in subnets],
+        "privateDnsZones": sorted(z.inputs.get("privateZoneName")
+                                  for z in by_type.get("azure-native:privatedns:PrivateZone", [])),
+        "zoneLinks": sorted(z.inputs.get("privateZoneName")
+                            for z in by_type.get("azure-native:privatedns:VirtualNetworkLink", [])),
+        "environment": [{"name": e.inputs.get("environmentName"), "vnet": e.inputs.get("vnetConfiguration"),
+                         "workloadProfiles": e.inputs.get("workloadProfiles")}
+                        for e in by_type.get("azure-native:app:ManagedEnvironment", [])],
+        "job": {"name": job.get("jobName"), "image": (job.get("template", {}).get("containers") or [{}])[0].get(
+                    "image"), "trigger": configuration.get("triggerType"),
+                "replicaTimeout": configuration.get("replicaTimeout"),
+                "replicaRetryLimit": configuration.get("replicaRetryLimit"),
+                "scaleRules": scale.get("rules", []), "minExecutions": scale.get("minExecutions"),
+                "maxExecutions": scale.get("maxExecutions"), "pollingInterval": scale.get("pollingInterval"),
+                "secrets": [{k: v for k, v in x.items() if k in ("name", "keyVaultUrl")}
+                            for x in configuration.get("secrets", [])]},
+    }
+
+
 def report(ev: Evaluation) -> dict[str, Any]:
     names = _principal_names(ev)
     by_type: dict[str, list[Any]] = {}
@@ -97,6 +130,7 @@ def report(ev: Evaluation) -> dict[str, Any]:
          for r in by_type.get("github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable", [])]
         + [f"(repository)/{r.inputs.get('variableName')}"
            for r in by_type.get("github:index/actionsVariable:ActionsVariable", [])])
+    runner = _runner(by_type)
     providers = [{"provider": r.type.rsplit(":", 1)[-1], "name": r.name, "tenantId": r.inputs.get("tenantId"),
                   "owner": r.inputs.get("owner")} for r in ev.resources if r.type.startswith("pulumi:providers:")]
     shown: dict[str, Any] = scrub(tidy({
@@ -113,6 +147,10 @@ def report(ev: Evaluation) -> dict[str, Any]:
         "roleAssignments": roles,
         "githubEnvironments": environments,
         "githubVariables": variables,
+        "reviewers": {r.inputs.get("environment"): r.inputs.get("reviewers")
+                      for r in by_type.get("github:index/repositoryEnvironment:RepositoryEnvironment", [])
+                      if r.inputs.get("reviewers")},
+        "deployRunner": runner,
         "resourceCount": len(ev.deployed()),
         "outputs": ev.outputs,
     }))
@@ -135,6 +173,15 @@ def to_text(data: dict[str, Any]) -> str:
     lines.append(f"GitHub environments: {', '.join(data['githubEnvironments'])}")
     lines.append("GitHub variables:")
     lines += [f"  {v}" for v in data["githubVariables"]]
+    if data.get("reviewers"):
+        lines.append("required reviewers: " + ", ".join(sorted(data["reviewers"])))
+    runner = data.get("deployRunner")
+    if runner:
+        job = runner["job"]
+        lines.append(f"deploy network: {', '.join(runner['addressSpace'])}; private DNS zones "
+                     f"{', '.join(runner['privateDnsZones'])}")
+        lines.append(f"runner job {job['name']}: {job['image']}, trigger {job['trigger']}, scale rules "
+                     + ", ".join(str(r.get("type")) for r in job["scaleRules"]))
     lines.append("outputs:")
     lines += [f"  {k}: {json.dumps(v)}" for k, v in data["outputs"].items()]
     return "\n".join(lines)
