@@ -49,13 +49,13 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return stacks
 
 
-def platform_file(directory: Path, model: str) -> Path:
+def platform_file(directory: Path, model: str, extra: list[str] | None = None) -> Path:
     path = directory / f"Pulumi.platform-{model}.yaml"
     write(directory, f"platform-{model}", [
         f"hr-connector-platform:repository: {REPOSITORY}", f"hr-connector-platform:tenantId: {PLATFORM}",
         f"hr-connector-platform:subscriptionId: {SUBSCRIPTION}",
         "hr-connector-platform:operatorObjectId: 7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a0b",
-        f"hr-connector-platform:model: {model}"])
+        f"hr-connector-platform:model: {model}", *(extra or [])])
     return path
 
 
@@ -89,6 +89,9 @@ def test_platform_render_declares_the_pipeline(fleet: Path, tmp_path: Path) -> N
     assert operator == {"Storage Blob Data Contributor", "Key Vault Crypto User"}
     consent = data["outputs"]["adminConsent"]
     assert consent["acme"].startswith(f"https://login.microsoftonline.com/{TENANTS['acme']}/adminconsent?client_id=")
+    # Without `runner`: no deploy network, no runner, none of their outputs; without `reviewers`: none required.
+    assert data["deployRunner"] is None and data["reviewers"] == {}
+    assert not {"runnerNetwork", "runnerEgressIp", "runnerIdentityPrincipalId"} & set(data["outputs"])
 
 
 def test_no_tenant_identity_has_rights_on_another_tenants_resources(fleet: Path, tmp_path: Path) -> None:
@@ -127,3 +130,117 @@ def test_no_tenant_identity_has_rights_on_another_tenants_resources(fleet: Path,
     variables = {r.inputs["variableName"]: r for r in ev.of_type(
         "github:index/actionsEnvironmentVariable:ActionsEnvironmentVariable") if r.inputs["environment"] == "acme"}
     assert "GRAPH_CLIENT_ID" in variables  # the workflow's Microsoft 365 side signs in as the tenant's own app
+
+
+RUNNER = ["hr-connector-platform:runner:", "    githubAppId: 123456", "    githubAppInstallationId: '7890123'",
+          "    image: contosoacr.azurecr.io/hr-connector-runner:2.327.1", "    labels: [linux-deploy]",
+          "hr-connector-platform:reviewers: {users: [1234], teams: [77]}"]
+
+
+def test_the_runner_deploys_private_stacks_from_inside_the_deploy_network(fleet: Path, tmp_path: Path) -> None:
+    """With `runner`: the hub network (delegated subnet, NAT egress, the central zones linked), a workload-profiles
+    environment on it, and an event-driven job whose github-runner scale rule authenticates as the GitHub App with
+    the key of a Key Vault-referenced secret, read by an identity that may read that one secret only."""
+    from provisioning.components.runner import RUNNER_KEY_SECRET
+    from provisioning.identities import PRIVATE_RUNNER_LABEL
+    from provisioning.tools.platform import evaluate_platform, report
+    from uploader.clouds import PRIVATE_DNS_ZONES
+
+    ev: Evaluation = evaluate_platform(platform_file(tmp_path, "multi-tenant", RUNNER), fleet)
+    (vnet,) = ev.of_type("azure-native:network:VirtualNetwork")
+    assert vnet.inputs["addressSpace"]["addressPrefixes"] == ["10.59.0.0/24"]
+    (subnet,) = ev.of_type("azure-native:network:Subnet")
+    (nat,) = ev.of_type("azure-native:network:NatGateway")
+    (ip,) = ev.of_type("azure-native:network:PublicIPAddress")
+    assert subnet.inputs["virtualNetworkName"] == vnet.inputs["virtualNetworkName"]
+    assert subnet.inputs["addressPrefix"] == "10.59.0.0/24"  # the whole range: /27 at least
+    assert [d["serviceName"] for d in subnet.inputs["delegations"]] == ["Microsoft.App/environments"]
+    assert subnet.inputs["natGateway"]["id"] == nat.id and subnet.inputs["defaultOutboundAccess"] is False
+    assert nat.inputs["publicIpAddresses"] == [{"id": ip.id}] and ip.inputs["publicIPAllocationMethod"] == "Static"
+    zones = {z.inputs["privateZoneName"]: z for z in ev.of_type("azure-native:privatedns:PrivateZone")}
+    assert set(zones) == {name for _, name in PRIVATE_DNS_ZONES["public"].items()}
+    links = ev.of_type("azure-native:privatedns:VirtualNetworkLink")
+    assert {(k.inputs["privateZoneName"], k.inputs["virtualNetwork"]["id"]) for k in links} == {
+        (name, vnet.id) for name in zones}
+    (environment,) = ev.of_type("azure-native:app:ManagedEnvironment")
+    assert environment.inputs["vnetConfiguration"] == {"infrastructureSubnetId": subnet.id, "internal": True}
+    assert [p["workloadProfileType"] for p in environment.inputs["workloadProfiles"]] == ["Consumption"]
+
+    (job,) = ev.of_type("azure-native:app:Job")
+    (identity,) = [r for r in ev.of_type("azure-native:managedidentity:UserAssignedIdentity")
+                   if r.name == "deploy-runner-identity"]
+    assert job.inputs["environmentId"] == environment.id and job.inputs["workloadProfileName"] == "Consumption"
+    assert job.inputs["identity"]["userAssignedIdentities"] == [identity.id]
+    configuration = job.inputs["configuration"]
+    assert configuration["triggerType"] == "Event" and configuration["replicaRetryLimit"] == 0
+    assert configuration["replicaTimeout"] >= 3600  # outlasts a deploy job's 60 minutes
+    trigger = configuration["eventTriggerConfig"]
+    assert trigger["parallelism"] == 1 and trigger["scale"]["minExecutions"] == 0
+    assert trigger["scale"]["pollingInterval"] > 0
+    (rule,) = trigger["scale"]["rules"]
+    assert rule["type"] == "github-runner"
+    assert rule["metadata"] == {"owner": "contoso", "repos": "hr-fleet", "runnerScope": "repo",
+                                "labels": f"{PRIVATE_RUNNER_LABEL},linux-deploy", "targetWorkflowQueueLength": "1",
+                                "applicationID": "123456", "installationID": "7890123"}
+    (auth,) = rule["auth"]
+    assert auth["triggerParameter"] == "appKey"  # a GitHub App's key, not a personal access token
+    secrets = {x["name"]: x for x in configuration["secrets"]}
+    key = secrets[auth["secretRef"]]
+    (vault,) = ev.of_type("azure-native:keyvault:Vault")
+    assert key == {"name": auth["secretRef"], "identity": identity.id,
+                   "keyVaultUrl": f"{vault.state['properties']['vaultUri']}secrets/{RUNNER_KEY_SECRET}"}
+    (container,) = job.inputs["template"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["GITHUB_APP_PRIVATE_KEY"] == {"name": "GITHUB_APP_PRIVATE_KEY", "secretRef": auth["secretRef"]}
+    assert env["RUNNER_LABELS"]["value"].split(",")[0] == PRIVATE_RUNNER_LABEL
+    assert configuration["registries"] == [{"server": "contosoacr.azurecr.io", "identity": identity.id}]
+    # Least privilege: the identity's one role is Key Vault Secrets User on that one secret.
+    grants = [r for r in ev.of_type("azure-native:authorization:RoleAssignment")
+              if r.inputs["principalId"] == identity.state["principalId"]]
+    assert [(g.inputs["roleDefinitionId"].rsplit("/", 1)[-1], g.inputs["scope"]) for g in grants] == [
+        ("4633458b-17de-408a-b874-0445c86b69e6", f"{vault.id}/secrets/{RUNNER_KEY_SECRET}")]
+    (wait,) = [r for r in ev.resources if r.name == "deploy-runner-rbac-propagation"]
+    assert wait.urn in job.depends_on  # the secret is fetched while the job is created
+
+    outputs = ev.outputs
+    assert outputs["runnerNetwork"] == {"virtualNetworkId": vnet.id, "addressSpace": "10.59.0.0/24",
+                                        "privateDnsZoneIds": {g: zones[n].id for g, n in
+                                                              PRIVATE_DNS_ZONES["public"].items()}}
+    assert outputs["runnerEgressIp"] == ip.state["ipAddress"]
+    data = report(ev)
+    assert data["deployRunner"]["job"]["trigger"] == "Event"
+    stacks = {"hub", "acme", "globex", "initech"}
+    assert data["reviewers"] == {s: [{"users": [1234], "teams": [77]}] for s in stacks}  # not preview or drift
+
+
+@pytest.mark.parametrize(("raw", "key"), [
+    ({"githubAppInstallationId": 2, "image": "r.io/x:1"}, "runner.githubAppId"),
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "x"}, "runner.image"),
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "addressSpace": "10.60.1.0/24"},
+     "runner.addressSpace"),  # overlaps the private stacks' own networks
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "addressSpace": "10.59.0.0/28"},
+     "runner.addressSpace"),  # smaller than a workload-profiles subnet
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "labels": ["self-hosted"]},
+     "runner.labels"),
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "apiUrl": "http://ghe.example/api/v3"},
+     "runner.apiUrl"),
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "token": "x"}, "runner.token"),
+])
+def test_runner_config_problems_name_the_key(raw: dict[str, Any], key: str) -> None:
+    from provisioning.components.runner import runner_settings
+    from provisioning.config import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        runner_settings(raw)
+    assert caught.value.key == f"hr-connector-platform:{key}"
+
+
+def test_reviewers_are_numeric_ids_six_at_most() -> None:
+    from provisioning.components.pipeline import Reviewers, reviewers_setting
+    from provisioning.config import ConfigError
+
+    assert reviewers_setting({"users": [1, "2"], "teams": [3]}) == Reviewers((1, 2), (3,))
+    assert reviewers_setting({}) is None  # Pulumi.yaml's default: none required
+    for bad in ({"users": ["octocat"]}, {"users": list(range(1, 8))}, {"people": [1]}, {"users": []}):
+        with pytest.raises(ConfigError):
+            reviewers_setting(bad)

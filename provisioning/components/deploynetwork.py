@@ -90,10 +90,11 @@ class DeployNetwork(pulumi.ComponentResource):
             location=args.location, sku=network.NatGatewaySkuArgs(name="Standard"),
             public_ip_addresses=[network.SubResourceArgs(id=self.egress_ip.id)], opts=child)
         self.subnet = network.Subnet(
-            f"{name}-subnet", subnet_name=SUBNET_NAME, virtual_network_name=self.vnet.name,
+            f"{name}-subnet", subnet_name=SUBNET_NAME, virtual_network_name=VNET_NAME,  # fixed: shown in a render
             resource_group_name=group, address_prefix=args.address_space,
             delegations=[network.DelegationArgs(name="container-apps", service_name=APP_DELEGATION)],
-            nat_gateway=network.SubResourceArgs(id=self.nat_gateway.id), default_outbound_access=False, opts=child)
+            nat_gateway=network.SubResourceArgs(id=self.nat_gateway.id), default_outbound_access=False,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.vnet]))
         self.zone_ids: dict[str, pulumi.Output[str]] = {}
         for group_id, zone_name in PRIVATE_DNS_ZONES[args.azure_environment].items():
             zone = privatedns.PrivateZone(

@@ -82,8 +82,9 @@ MAX_REVIEWERS = 6
 
 
 def reviewers_setting(raw: object) -> Reviewers | None:
-    """The platform's `reviewers` config object ({users: [ID...], teams: [ID...]}), or ConfigError naming the key."""
-    if raw is None:
+    """The platform's `reviewers` config object ({users: [ID...], teams: [ID...]}; None when not set or empty), or
+    ConfigError naming the key."""
+    if raw is None or raw == {}:
         return None
     key = "hr-connector-platform:reviewers"
     if not isinstance(raw, dict) or set(map(str, raw)) - {"users", "teams"}:

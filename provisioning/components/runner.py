@@ -93,8 +93,8 @@ def _numeric_id(raw: dict[str, Any], name: str) -> str:
 
 
 def runner_settings(raw: object) -> RunnerSettings | None:
-    """The `runner` config object (None: not set, no runner), or ConfigError naming the key and the rule."""
-    if raw is None:
+    """The `runner` config object (None: not set or empty, no runner), or ConfigError naming the key and the rule."""
+    if raw is None or raw == {}:
         return None
     if not isinstance(raw, dict):
         raise ConfigError(f"{PLATFORM_NAMESPACE}:runner", "must be an object with githubAppId, "
