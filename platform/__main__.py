@@ -35,7 +35,8 @@ platform = PlatformSettings(
     operator_object_id=config.require("operatorObjectId"), location=config.get("location") or "eastus",
     azure_environment=config.get("azureEnvironment") or "public", model=model,
     reviewers=reviewers_setting(config.get_object("reviewers")))
-runner = runner_settings(config.get_object("runner"))  # None: no deploy network, no self-hosted runner
+# `runner` unset: no deploy network, no self-hosted runner
+runner = runner_settings(config.get_object("runner"), platform.azure_environment)
 folder = Path(os.environ.get(STACKS_DIR_ENV) or (Path(__file__).parent / (config.get("stacksDir") or "../stacks")))
 stacks = [(stack_name(p), load_stack_settings(p, REPO_ROOT)) for p in select_stacks(folder.resolve(), None)]
 

@@ -57,11 +57,19 @@ DRIFT_ENVIRONMENT = "drift"
 #: GitHub's OIDC issuer, what every federated credential names
 #: (https://docs.github.com/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect).
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
-#: The label of the platform's self-hosted runner (components/runner.py): the jobs of `network: private` stacks run
-#: on `runs-on: [self-hosted, PRIVATE_RUNNER_LABEL]` (tools/fleet.py's matrix rows), and the runner registers with it
-#: ("self-hosted" is a label every self-hosted runner has: https://docs.github.com/actions/hosting-your-own-runners/
+#: The label of the platform's self-hosted runner (components/runner.py), one per Azure environment (a platform stack
+#: serves one, and a runner in one does not reach the other's networks): the jobs of `network: private` stacks run on
+#: `runs-on: [self-hosted, <label>]` (tools/fleet.py's matrix rows), and the runner registers with it ("self-hosted" is
+#: a label every self-hosted runner has: https://docs.github.com/actions/hosting-your-own-runners/
 #: managing-self-hosted-runners/using-self-hosted-runners-in-a-workflow).
-PRIVATE_RUNNER_LABEL = "hr-connector-private"
+PRIVATE_RUNNER_LABEL_PREFIX = "hr-connector-private-"
+
+
+def private_runner_label(azure_environment: str) -> str:
+    """`hr-connector-private-public` or `hr-connector-private-usgovernment`."""
+    return f"{PRIVATE_RUNNER_LABEL_PREFIX}{azure_environment}"
+
+
 #: Where every other stack's jobs run (a GitHub-hosted runner).
 HOSTED_RUNNER_LABEL = "ubuntu-latest"
 

@@ -247,7 +247,7 @@ def test_matrix_selects_changed_stacks_with_their_sign_in_cloud(tmp_path: Path) 
     assert entry == {"stack": "acme-high", "cloud": "gcchigh", "tenantId": TENANT, "azureTenantId": TENANT,
                      "azureEnvironment": "usgovernment", "loginEnvironment": "AzureUSGovernment",
                      "oidcAudience": "api://AzureADTokenExchangeUSGov", "varSuffix": "ACME_HIGH",
-                     "hosting": False, "hostedBy": ""}
+                     "hosting": False, "hostedBy": "", "runsOn": '["self-hosted", "hr-connector-private-usgovernment"]'}
 
     changed.write_text("stacks/Pulumi.acme-gcc.yaml\nstacks/Pulumi.gone.yaml\n")  # gone: deleted in the change
     (entry,) = _matrix(tmp_path, "--changed-files", str(changed))

@@ -142,7 +142,6 @@ def test_the_runner_deploys_private_stacks_from_inside_the_deploy_network(fleet:
     environment on it, and an event-driven job whose github-runner scale rule authenticates as the GitHub App with
     the key of a Key Vault-referenced secret, read by an identity that may read that one secret only."""
     from provisioning.components.runner import RUNNER_KEY_SECRET
-    from provisioning.identities import PRIVATE_RUNNER_LABEL
     from provisioning.tools.platform import evaluate_platform, report
     from uploader.clouds import PRIVATE_DNS_ZONES
 
@@ -180,7 +179,7 @@ def test_the_runner_deploys_private_stacks_from_inside_the_deploy_network(fleet:
     (rule,) = trigger["scale"]["rules"]
     assert rule["type"] == "github-runner"
     assert rule["metadata"] == {"owner": "contoso", "repos": "hr-fleet", "runnerScope": "repo",
-                                "labels": f"{PRIVATE_RUNNER_LABEL},linux-deploy", "targetWorkflowQueueLength": "1",
+                                "labels": "hr-connector-private-public,linux-deploy", "targetWorkflowQueueLength": "1",
                                 "applicationID": "123456", "installationID": "7890123"}
     (auth,) = rule["auth"]
     assert auth["triggerParameter"] == "appKey"  # a GitHub App's key, not a personal access token
@@ -192,7 +191,7 @@ def test_the_runner_deploys_private_stacks_from_inside_the_deploy_network(fleet:
     (container,) = job.inputs["template"]["containers"]
     env = {e["name"]: e for e in container["env"]}
     assert env["GITHUB_APP_PRIVATE_KEY"] == {"name": "GITHUB_APP_PRIVATE_KEY", "secretRef": auth["secretRef"]}
-    assert env["RUNNER_LABELS"]["value"].split(",")[0] == PRIVATE_RUNNER_LABEL
+    assert env["RUNNER_LABELS"]["value"] == "hr-connector-private-public,linux-deploy"
     assert configuration["registries"] == [{"server": "contosoacr.azurecr.io", "identity": identity.id}]
     # Least privilege: the identity's one role is Key Vault Secrets User on that one secret.
     grants = [r for r in ev.of_type("azure-native:authorization:RoleAssignment")

@@ -215,6 +215,29 @@ def test_no_workflow_signs_in_with_an_empty_tenant(stacks: Path, kind: str) -> N
         assert not any("AZURE_TENANT_ID" in str(v) for v in env.values()), (file, name)
 
 
+def test_private_stacks_run_on_the_platforms_runner_and_public_ones_do_not(tmp_path: Path) -> None:
+    """The real matrix rows route a `network: private` stack's jobs (every job that signs in) to the self-hosted
+    runner's label, the one definition the platform's runner registers with, and a public stack's to ubuntu-latest."""
+    import json
+
+    from provisioning.components.runner import RunnerSettings
+    from provisioning.identities import private_runner_label
+
+    write(tmp_path, "vaulted", f"tenantId: {OWN}\nlocation: eastus\nnetwork: private")
+    write(tmp_path, "open", f"tenantId: {OWN}\nlocation: eastus")
+    found = rows(tmp_path)
+    assert json.loads(found["vaulted"]["runsOn"]) == ["self-hosted", "hr-connector-private-public"]
+    assert json.loads(found["open"]["runsOn"]) == "ubuntu-latest"
+    write(tmp_path, "vaulted-gov", f"tenantId: {OWN}\nlocation: usgovvirginia\ncloud: gcchigh\nnetwork: private")
+    found = rows(tmp_path)
+    assert json.loads(found["vaulted-gov"]["runsOn"]) == ["self-hosted", "hr-connector-private-usgovernment"]
+    for environment in ("public", "usgovernment"):  # the label the platform's runner registers with
+        runner = RunnerSettings(app_id="1", installation_id="2", image="r.io/x:1", azure_environment=environment)
+        assert runner.labels[0] == private_runner_label(environment)
+    for file, name, job in signing_jobs():
+        assert job["runs-on"] == "${{ fromJSON(matrix.runsOn) }}", (file, name)
+
+
 # ------------------------------------------------------------------------------------------------ new-stack
 
 def new_stack(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -37,7 +37,7 @@ from provisioning.components.environment import CONSUMPTION_PROFILE
 from provisioning.components.job import ROLE_KEY_VAULT_SECRETS_USER, azure_registry_of, role_definition_id
 from provisioning.components.rbacwait import RoleAssignmentWait
 from provisioning.config import ConfigError
-from provisioning.identities import PRIVATE_RUNNER_LABEL
+from provisioning.identities import private_runner_label
 from uploader.clouds import KEY_VAULTS
 
 #: The platform vault's secret holding the GitHub App's private key (PEM), stored by the operator.
@@ -69,14 +69,17 @@ class RunnerSettings:
     app_id: str
     installation_id: str
     image: str
+    azure_environment: str = "public"  # the platform's
     address_space: str = DEFAULT_ADDRESS_SPACE
     extra_labels: tuple[str, ...] = ()
     api_url: str = DEFAULT_API_URL
 
     @property
     def labels(self) -> tuple[str, ...]:
-        """The runner's labels besides `self-hosted`: PRIVATE_RUNNER_LABEL (what the matrix routes to) first."""
-        return (PRIVATE_RUNNER_LABEL, *(x for x in self.extra_labels if x != PRIVATE_RUNNER_LABEL))
+        """The runner's labels besides `self-hosted`: the one the matrix routes private stacks of the platform's Azure
+        environment to (identities.private_runner_label) first, then `labels`."""
+        own = private_runner_label(self.azure_environment)
+        return (own, *(x for x in self.extra_labels if x != own))
 
 
 def _key(name: str) -> str:
@@ -92,7 +95,7 @@ def _numeric_id(raw: dict[str, Any], name: str) -> str:
     return text
 
 
-def runner_settings(raw: object) -> RunnerSettings | None:
+def runner_settings(raw: object, azure_environment: str = "public") -> RunnerSettings | None:
     """The `runner` config object (None: not set or empty, no runner), or ConfigError naming the key and the rule."""
     if raw is None or raw == {}:
         return None
@@ -118,7 +121,7 @@ def runner_settings(raw: object) -> RunnerSettings | None:
     return RunnerSettings(
         app_id=_numeric_id(raw, "githubAppId"), installation_id=_numeric_id(raw, "githubAppInstallationId"),
         image=image, address_space=runner_address_space(raw.get("addressSpace") or DEFAULT_ADDRESS_SPACE),
-        extra_labels=tuple(labels), api_url=api_url)
+        azure_environment=azure_environment, extra_labels=tuple(labels), api_url=api_url)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from provisioning.components.vaultcert import OIDC_AUDIENCE  # one definition: the Key Vault provider's too
-from provisioning.config import NAMESPACE, ConfigError
+from provisioning.config import NAMESPACE, PRIVATE, ConfigError
+from provisioning.identities import HOSTED_RUNNER_LABEL, private_runner_label
 from provisioning.naming import stack_name_problem
 from provisioning.tools.offline import REPO_ROOT, load_stack_config, stack_name, stack_path
 from provisioning.tools.selection import stack_wide_changes
@@ -97,6 +98,18 @@ class MatrixEntry:
     #: The Azure side's directory (azure-native, the Key Vault certificate provider, the az CLI sign-in); `tenant_id`
     #: is the Microsoft 365 side's (azuread), empty for a hosting stack, which has none.
     azure_tenant_id: str = ""
+    #: `network: private`: its jobs run on the platform's self-hosted runner in the deploy network
+    #: (components/runner.py), since its vault and registry refuse public traffic.
+    private: bool = False
+
+    @property
+    def runs_on(self) -> str:
+        """The job's `runs-on`, as JSON for `${{ fromJSON(matrix.runsOn) }}`: a string (one label) or an array (every
+        label must match: https://docs.github.com/actions/writing-workflows/workflow-syntax-for-github-actions
+        #jobsjob_idruns-on)."""
+        if self.private:
+            return json.dumps(["self-hosted", private_runner_label(self.azure_environment)])
+        return json.dumps(HOSTED_RUNNER_LABEL)
 
     def to_json(self) -> dict[str, Any]:
         login_environment, audience = LOGIN[self.azure_environment]
@@ -112,6 +125,7 @@ class MatrixEntry:
             "varSuffix": re.sub(r"[^A-Za-z0-9]", "_", self.stack).upper(),
             "hosting": self.hosting,
             "hostedBy": self.hosted_by,
+            "runsOn": self.runs_on,
         }
 
 
@@ -130,8 +144,9 @@ def matrix_entry(path: Path) -> MatrixEntry:
         raise FleetError(f"{stack_name(path)}: {NAMESPACE}:azureEnvironment: unknown Azure environment")
     tenant = str(values.get(f"{NAMESPACE}:tenantId") or "").strip().lower()
     hosting, host = _flag(values.get(f"{NAMESPACE}:hosting", False)), hosting_of(path, values)
+    private = str(values.get(f"{NAMESPACE}:network") or "").strip().lower() == PRIVATE
     return MatrixEntry(stack_name(path), cloud.name, tenant, azure_environment, hosting, host,
-                       _azure_tenant(path, values, tenant, hosting, host))
+                       _azure_tenant(path, values, tenant, hosting, host), private)
 
 
 def _azure_tenant(path: Path, values: dict[str, Any], tenant: str, hosting: bool, host: str) -> str:
