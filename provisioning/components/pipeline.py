@@ -11,8 +11,12 @@ platform's subscription and directory:
   credentials whose subjects are `repo:OWNER/REPO:environment:<stack>` (deploy), `...:environment:preview` and
   `...:environment:drift` (the read-only preview identity), at most 20 per identity
   (https://learn.microsoft.com/entra/workload-id/workload-identity-federation-considerations), and their roles;
-- the GitHub environments (one per stack, plus `preview` and `drift`) and the variables the workflows read, with
-  pulumi-github (https://www.pulumi.com/registry/packages/github/).
+- the GitHub environments (one per stack, plus `preview` and `drift`; with the `reviewers` config, the stack
+  environments' required reviewers) and the variables the workflows read, with pulumi-github
+  (https://www.pulumi.com/registry/packages/github/).
+
+The deploy network and the self-hosted runner of `network: private` stacks are their own components
+(deploynetwork.py, runner.py), in this component's resource group, with the runner's key in its vault.
 
 Rights, least first: the Azure-side deploy identity is the platform's (Contributor and Role Based Access Control
 Administrator on the subscription: it creates every stack's resource group); the per-tenant identities of the
