@@ -215,7 +215,7 @@ def test_the_runner_deploys_private_stacks_from_inside_the_deploy_network(fleet:
 @pytest.mark.parametrize(("raw", "key"), [
     ({"githubAppInstallationId": 2, "image": "r.io/x:1"}, "runner.githubAppId"),
     ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "x"}, "runner.image"),
-    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "addressSpace": "10.60.1.0/24"},
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "addressSpace": "10.61.4.0/24"},
      "runner.addressSpace"),  # overlaps the private stacks' own networks
     ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "addressSpace": "10.59.0.0/28"},
      "runner.addressSpace"),  # smaller than a workload-profiles subnet

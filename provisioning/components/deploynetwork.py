@@ -5,8 +5,8 @@ central private DNS zones those stacks register their private endpoints in.
 their `pulumi up` must run inside a network that reaches their private endpoints. The platform program declares that
 network once, in its own resource group, when its `runner` config is set (docs/gitops.md#7-private-stacks-a-runner-in-
 the-deploy-network):
-- a virtual network (`runner.addressSpace`, default DEFAULT_ADDRESS_SPACE, which does not overlap the stacks' own
-  network.ADDRESS_SPACE: peered networks must not overlap, https://learn.microsoft.com/azure/virtual-network/
+- a virtual network (`runner.addressSpace`, default DEFAULT_ADDRESS_SPACE, outside STACK_NETWORKS, where the stacks'
+  own networks are: peered networks must not overlap, https://learn.microsoft.com/azure/virtual-network/
   virtual-network-peering-overview) with one subnet, the whole address space, delegated to
   `Microsoft.App/environments` for a workload-profiles Container Apps environment ("Workload profiles environment
   ... /27 minimum subnet size"; "The subnet must be delegated to Microsoft.App/environments":
@@ -30,7 +30,6 @@ from dataclasses import dataclass
 import pulumi
 from pulumi_azure_native import network, privatedns
 
-from provisioning.components.network import ADDRESS_SPACE as STACK_ADDRESS_SPACE
 from provisioning.components.network import APP_DELEGATION
 from provisioning.config import ConfigError
 from uploader.clouds import PRIVATE_DNS_ZONES
@@ -38,6 +37,9 @@ from uploader.clouds import PRIVATE_DNS_ZONES
 VNET_NAME = "vnet-hr-connector-deploy"
 SUBNET_NAME = "snet-runners"
 DEFAULT_ADDRESS_SPACE = "10.59.0.0/24"
+#: The range the private stacks' own networks are taken from (network.py's; each peers with this network, and peered
+#: networks must not overlap), which the deploy network's range must stay out of.
+STACK_NETWORKS = "10.60.0.0/14"
 #: A workload-profiles environment's subnet is /27 at least (networking page above).
 MIN_PREFIX = 27
 PLATFORM_NAMESPACE = "hr-connector-platform"
@@ -55,8 +57,8 @@ def runner_address_space(value: object) -> str:
     if net.prefixlen > MIN_PREFIX:
         raise ConfigError(key, f"must be /{MIN_PREFIX} or larger: the Container Apps environment's subnet is the "
                                "whole range, and a workload-profiles environment needs a /27 at least")
-    if net.overlaps(ipaddress.ip_network(STACK_ADDRESS_SPACE)):
-        raise ConfigError(key, f"must not overlap {STACK_ADDRESS_SPACE}, the private stacks' own networks: "
+    if net.overlaps(ipaddress.ip_network(STACK_NETWORKS)):
+        raise ConfigError(key, f"must not overlap {STACK_NETWORKS}, where the private stacks' own networks are: "
                                "peered networks cannot overlap")
     return str(net)
 
