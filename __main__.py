@@ -21,7 +21,7 @@ from provisioning.components.dropzone import DropZone
 from provisioning.components.environment import JobEnvironment
 from provisioning.components.hosting import HostedBy
 from provisioning.components.identity import Identity
-from provisioning.components.image import UploaderImage
+from provisioning.components.image import RegistryRef, UploaderImage
 from provisioning.components.job import UploaderJob, signing_key
 from provisioning.components.network import PrivateNetwork
 from provisioning.components.outputs import next_steps
@@ -51,21 +51,27 @@ def hosting_stack() -> None:
     group = resources.ResourceGroup("group", resource_group_name=names.resource_group, location=settings.location,
                                     opts=pulumi.ResourceOptions(provider=providers.azure, protect=True))
     # network: private: the hosting stack owns the network its tenants' jobs and private endpoints share
-    network = PrivateNetwork("network", settings, group.name, opts=shared) if settings.private else None
+    network = _private_network(group, shared) if settings.private else None
     environment = JobEnvironment("environment", environment_name=names.environment, resource_group_name=group.name,
                                  location=settings.location, opts=shared,
                                  infrastructure_subnet_id=network.jobs_subnet.id if network else None,
                                  query_storage_name=names.query_storage_account)
-    image = UploaderImage("image", settings, names, group.name, opts=bound)  # rebuilds replace the image: unprotected
+    def registry_endpoint(registry: RegistryRef) -> list[pulumi.Resource]:
+        """network: private: the push goes through the registry's endpoint, from the runner (network.reachable)."""
+        if network is None:
+            return []
+        endpoint = PrivateEndpoint("registry-endpoint", target_id=registry.id, group_id="registry",
+                                   placement=_placement(network), resource_group_name=group.name,
+                                   location=settings.location, opts=bound)
+        return [endpoint, *network.reachable]
+
+    image = UploaderImage("image", settings, names, group.name, opts=bound,  # rebuilds replace the image: unprotected
+                          before_push=registry_endpoint)
     alerts = HostingAlerts("alerts", settings.alert_emails, group.name, opts=shared)
     # every hosted tenant's runs at a glance (workbook.py); unprotected: it holds no data
     StatusWorkbook("status", workspace_id=environment.workspace.id, resource_group_name=group.name,
                    location=settings.location, opts=bound)
     assert image.registry is not None  # a hosting stack always builds (config refuses `image`)
-    if network is not None:
-        PrivateEndpoint("registry-endpoint", target_id=image.registry.id, group_id="registry",
-                        placement=_placement(network), resource_group_name=group.name, location=settings.location,
-                        opts=bound)
     ResourceLogs("resource-logs", environment.workspace.id, [("registry", image.registry.id)], opts=bound)
 
     pulumi.export("hosting", True)
@@ -87,6 +93,13 @@ def hosting_stack() -> None:
     pulumi.export("privateDnsZoneIds", network.zone_ids if network else {})
 
 
+def _private_network(group: resources.ResourceGroup, opts: pulumi.ResourceOptions) -> PrivateNetwork:
+    """The stack's own network; with runnerNetwork its hub-side children go through the hub subscription's provider."""
+    hub = settings.runner_network
+    return PrivateNetwork("network", settings, group.name, opts=opts, hub_link_name=names.hub_link,
+                          hub_provider=providers.azure_in(hub.virtual_network.subscription_id) if hub else None)
+
+
 def _placement(network: PrivateNetwork) -> EndpointPlacement:
     return EndpointPlacement(subnet_id=network.endpoints_subnet.id, zone_ids=dict(network.zone_ids))
 
@@ -96,13 +109,16 @@ def tenant_stack() -> None:
     group = resources.ResourceGroup("group", resource_group_name=names.resource_group, location=settings.location,
                                     opts=pulumi.ResourceOptions(provider=providers.azure))
     # network: private: the stack's own network, or its hosting stack's (which owns it); the vault, drop zone and
-    # registry are reached through private endpoints there, and the job waits for them
+    # registry are reached through private endpoints there, and the job waits for them. What needs the vault's data
+    # plane (the certificate) or the registry (the push) also waits for `reachable` (the zone links and the hub
+    # peerings: a first `up` from the runner reaches them); a hosting stack's are in place before its tenants.
     network, placement = None, None
+    reachable: list[pulumi.Resource] = []
     if settings.private and hosting_ref is not None:
         placement = hosting_ref.placement
     elif settings.private:
-        network = PrivateNetwork("network", settings, group.name, opts=bound)
-        placement = _placement(network)
+        network = _private_network(group, bound)
+        placement, reachable = _placement(network), network.reachable
     endpoints: list[pulumi.Resource] = []
 
     def private_endpoint(target: str, target_id: pulumi.Input[str], group_id: str) -> None:
@@ -114,22 +130,31 @@ def tenant_stack() -> None:
     vault = None if settings.federated else Vault("vault", settings, names, group.name, opts=bound)
     if vault is not None:
         private_endpoint("vault", vault.vault.id, "vault")
-        vault.ready.extend(endpoints)  # the certificate is made on the vault's data plane: through the endpoint
+        vault.ready.extend([*endpoints, *reachable])  # the certificate is made on the vault's data plane
     identity = Identity("identity", settings, names, opts=bound, vault=vault, azure_tenant_id=providers.azure_tenant_id)
     if vault is not None:
         assert identity.certificate is not None and identity.credential is not None
         vault.publish(identity.certificate, registered=[identity.credential])
     dropzone = DropZone("dropzone", settings, names, group.name, opts=bound)
     private_endpoint("dropzone", dropzone.account.id, "blob")
+
+    def registry_endpoint(registry: RegistryRef) -> list[pulumi.Resource]:
+        """network: private: the push goes through the registry's endpoint (made before it, so it waits)."""
+        if placement is None:
+            return []
+        private_endpoint("registry", registry.id, "registry")
+        return [endpoints[-1], *reachable]
+
     if hosting_ref is not None:  # the hosting stack's environment, workspace, image and action group
         hosting = hosting_ref
         environment_id, workspace_id, action_group = hosting.environment_id, hosting.workspace_id, \
             hosting.action_group_id
-        own_image = UploaderImage("image", settings, names, group.name, opts=bound) if settings.image else None
+        own_image = UploaderImage("image", settings, names, group.name, opts=bound,
+                                  before_push=registry_endpoint) if settings.image else None
         image, registry = (own_image.ref, own_image.registry) if own_image else (hosting.image, hosting.registry)
         job_name = names.hosted_job
     else:  # its own
-        own_image = UploaderImage("image", settings, names, group.name, opts=bound)
+        own_image = UploaderImage("image", settings, names, group.name, opts=bound, before_push=registry_endpoint)
         environment = JobEnvironment("environment", environment_name=names.environment,
                                      resource_group_name=group.name, location=settings.location, opts=bound,
                                      infrastructure_subnet_id=network.jobs_subnet.id if network else None,
@@ -139,8 +164,6 @@ def tenant_stack() -> None:
                        location=settings.location, opts=bound)
         image, registry = own_image.ref, own_image.registry
         job_name = names.job
-    if own_image is not None and own_image.registry is not None:
-        private_endpoint("registry", own_image.registry.id, "registry")
     ResourceLogs("resource-logs", workspace_id, [
         *([("vault", vault.vault.id)] if vault is not None else []), ("dropzone", dropzone.blob_service.id),
         *([("registry", own_image.registry.id)] if own_image is not None and own_image.registry is not None else []),

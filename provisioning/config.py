@@ -16,11 +16,12 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import Any, TypeVar
 
 from provisioning import regions
 from provisioning.cron import CronError, validate_cron
-from uploader.clouds import AZURE_ENVIRONMENTS, CLOUDS, CREDENTIALS, FEDERATED, Cloud
+from uploader.clouds import AZURE_ENVIRONMENTS, CLOUDS, CREDENTIALS, FEDERATED, PRIVATE_DNS_ZONES, Cloud
 from uploader.model.globs import MAX_OVERLAP_STATES, GlobsTooIntricate, OverlapBudget, glob_problem, overlap
 from uploader.model.mapping import (
     GUID_RE,
@@ -68,7 +69,7 @@ KEYS = (
     "image", "owners", "dropZone", "alertEmails", "subscriptionId", "tags", "hosting", "hostedBy",
     "credential",
     "azureTenantId",
-    "network", "egressRouteTableId",
+    "network", "egressRouteTableId", "addressSpace", "runnerNetwork",
 )
 #: Keys a hosting stack must leave out: it has no Microsoft 365 tenant, no Entra app and no connector.
 TENANT_ONLY_KEYS = ("tenantId", "connectors", "owners", "hostedBy")
@@ -94,6 +95,19 @@ PRIVATE = "private"
 #: A route table's ARM ID (`egressRouteTableId`: the customer's firewall carries the egress, not a NAT gateway).
 _ROUTE_TABLE_RE = re.compile(r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[^/]+/providers/"
                              r"Microsoft\.Network/routeTables/[^/]+$", re.IGNORECASE)
+
+#: `addressSpace`: the stack's VNet (network.py), one IPv4 range from which both subnets are computed (subnet_prefixes):
+#: the jobs subnet is its first /24, the endpoints subnet the first /26 of the next /24, so it is a /23 or larger.
+DEFAULT_ADDRESS_SPACE = "10.60.0.0/23"
+MAX_ADDRESS_PREFIX = 23
+#: RFC 1918's private ranges: a VNet that is peered to a hub (runnerNetwork) must use addresses that route privately.
+PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+#: `runnerNetwork` (the platform's output of that name, docs/configuration.md#the-deploy-runners-network): exactly
+#: these keys, and under privateDnsZoneIds exactly the private endpoint group IDs of PRIVATE_DNS_ZONES.
+RUNNER_NETWORK_KEYS = ("virtualNetworkId", "addressSpace", "privateDnsZoneIds")
+_ARM_ID = r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})/resourceGroups/(?P<group>[^/]+)/providers/"
+_VNET_ID_RE = re.compile(_ARM_ID + r"Microsoft\.Network/virtualNetworks/(?P<name>[^/]+)$", re.IGNORECASE)
+_ZONE_ID_RE = re.compile(_ARM_ID + r"Microsoft\.Network/privateDnsZones/(?P<name>[^/]+)$", re.IGNORECASE)
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 _LOCATION_RE = re.compile(r"^[a-z][a-z0-9]+$")
@@ -149,6 +163,49 @@ class DropZoneSettings:
 
 
 @dataclass(frozen=True)
+class ArmId:
+    """The parts of a resource's ARM ID this program needs: where it is and its name."""
+
+    id: str
+    subscription_id: str
+    resource_group: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RunnerNetwork:
+    """The deploy runner's hub network (the platform program's `runnerNetwork` output): the VNet a private stack
+    peers with, its address ranges, and the central private DNS zones (group ID -> zone) the stack registers its
+    private endpoints in and links to its own VNet instead of creating zones of its own (network.py)."""
+
+    virtual_network: ArmId
+    address_space: tuple[str, ...]
+    zones: Mapping[str, ArmId]  # vault | blob | registry -> the hub's private DNS zone
+
+    def to_json(self) -> dict[str, Any]:
+        """The config value's shape (what `new-stack --runner-network-from` writes)."""
+        return {"virtualNetworkId": self.virtual_network.id,
+                "addressSpace": self.address_space[0] if len(self.address_space) == 1 else list(self.address_space),
+                "privateDnsZoneIds": {group: zone.id for group, zone in self.zones.items()}}
+
+
+def subnet_prefixes(address_space: str) -> tuple[str, str]:
+    """(jobs subnet, endpoints subnet) of an `addressSpace` of MAX_ADDRESS_PREFIX or larger: the first /24 (a
+    workload-profiles environment needs a /27 at least) and the first /26 of the second /24."""
+    jobs, endpoints = islice(ipaddress.IPv4Network(address_space).subnets(new_prefix=24), 2)
+    return str(jobs), str(next(endpoints.subnets(new_prefix=26)))
+
+
+def overlapping(one: Iterable[str], other: Iterable[str]) -> tuple[str, str] | None:
+    """The first pair of ranges (one's, other's) that overlap, or None."""
+    for a in one:
+        for b in other:
+            if ipaddress.IPv4Network(a).overlaps(ipaddress.IPv4Network(b)):
+                return a, b
+    return None
+
+
+@dataclass(frozen=True)
 class Settings:
     """A validated stack config."""
 
@@ -184,6 +241,16 @@ class Settings:
     #: With network: private, the route table (ARM ID) that sends the job's egress through the customer's firewall;
     #: None = a NAT gateway of the stack's own.
     egress_route_table_id: str | None = None
+    #: With network: private (not in a hosted tenant), the stack's VNet range; both subnets come from it.
+    address_space: str = DEFAULT_ADDRESS_SPACE
+    #: With network: private, the deploy runner's hub network to peer with and whose DNS zones to use; None = the
+    #: stack's own zones, and the deployer brings a runner that reaches the VNet.
+    runner_network: RunnerNetwork | None = None
+
+    @property
+    def subnets(self) -> tuple[str, str]:
+        """(jobs subnet, endpoints subnet) within address_space (subnet_prefixes)."""
+        return subnet_prefixes(self.address_space)
 
     @property
     def private(self) -> bool:
@@ -370,6 +437,102 @@ def _egress_route_table(cfg: dict[str, Any], network: str | None, hosted_by: str
                                                     "resourceGroups/<group>/providers/Microsoft.Network/routeTables/"
                                                     "<name>")
     return value
+
+
+def _private_only(cfg: dict[str, Any], key: str, network: str | None, hosted_by: str | None) -> bool:
+    """True when `key` is set where it means something: network: private, and not in a hosted tenant (whose network
+    is its hosting stack's); raises naming the key otherwise."""
+    if cfg.get(key) in (None, "", {}, "{}"):
+        return False
+    if network != PRIVATE:
+        raise ConfigError(_k(key), "is only used with network: private (set it, or remove this key)")
+    if hosted_by:
+        raise ConfigError(_k(key), "a hosted tenant's job and private endpoints are in its hosting stack's network: "
+                                   f"set {key} in the hosting stack")
+    return True
+
+
+def _cidr(value: Any, key: str) -> ipaddress.IPv4Network:
+    if not isinstance(value, str):
+        raise ConfigError(_k(key), "must be an IPv4 range in CIDR notation, e.g. 10.60.0.0/23")
+    try:
+        net = ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError:
+        raise ConfigError(_k(key), "must be an IPv4 range in CIDR notation, e.g. 10.60.0.0/23 (host bits zero)") \
+            from None
+    if not isinstance(net, ipaddress.IPv4Network) or "/" not in value:
+        raise ConfigError(_k(key), "must be an IPv4 range in CIDR notation, e.g. 10.60.0.0/23")
+    return net
+
+
+def _address_space(cfg: dict[str, Any], network: str | None, hosted_by: str | None) -> str:
+    """`addressSpace`: the stack VNet's range, private (RFC 1918) and a /23 or larger (the two subnets)."""
+    if not _private_only(cfg, "addressSpace", network, hosted_by):
+        return DEFAULT_ADDRESS_SPACE
+    net = _cidr(cfg["addressSpace"], "addressSpace")
+    if net.prefixlen > MAX_ADDRESS_PREFIX:
+        raise ConfigError(_k("addressSpace"), f"is a /{net.prefixlen}, but the jobs subnet (a /24) and the endpoints "
+                                              f"subnet (a /26) need a /{MAX_ADDRESS_PREFIX} or larger")
+    if not any(net.subnet_of(r) for r in PRIVATE_RANGES):
+        raise ConfigError(_k("addressSpace"), "must be within a private range (RFC 1918: 10.0.0.0/8, 172.16.0.0/12 "
+                                              "or 192.168.0.0/16)")
+    return str(net)
+
+
+def _arm_id(value: Any, key: str, pattern: re.Pattern[str], shape: str) -> ArmId:
+    found = pattern.match(value.strip()) if isinstance(value, str) else None
+    if found is None:
+        raise ConfigError(_k(key), f"must be the ARM ID of {shape}")
+    return ArmId(value.strip(), found["subscription"].lower(), found["group"], found["name"])
+
+
+def _runner_network(cfg: dict[str, Any], network: str | None, hosted_by: str | None,
+                    azure_environment: str | None) -> RunnerNetwork | None:
+    """`runnerNetwork`: the platform's output of that name, `{virtualNetworkId, addressSpace, privateDnsZoneIds:
+    {vault, blob, registry}}`, every ID an ARM ID of its type, each zone the Azure environment's name for its group
+    (uploader/clouds.py PRIVATE_DNS_ZONES), the zones in the VNet's subscription."""
+    if not _private_only(cfg, "runnerNetwork", network, hosted_by):
+        return None
+    key = "runnerNetwork"
+    obj = _structured(cfg[key], key, dict, "an object {virtualNetworkId, addressSpace, privateDnsZoneIds} (the "
+                                           "platform program's runnerNetwork output)")
+    for name in obj:
+        if name not in RUNNER_NETWORK_KEYS:
+            raise _unknown(name, RUNNER_NETWORK_KEYS, f"{key}.{name}")
+    for name in RUNNER_NETWORK_KEYS:
+        if obj.get(name) in (None, "", [], {}):
+            raise ConfigError(_k(f"{key}.{name}"), "is required (copy the platform program's runnerNetwork output)")
+    vnet = _arm_id(obj["virtualNetworkId"], f"{key}.virtualNetworkId", _VNET_ID_RE,
+                   "a virtual network: /subscriptions/<id>/resourceGroups/<group>/providers/Microsoft.Network/"
+                   "virtualNetworks/<name>")
+    raw_space = obj["addressSpace"]
+    ranges = raw_space if isinstance(raw_space, list) else [raw_space]
+    space = tuple(str(_cidr(r, f"{key}.addressSpace")) for r in ranges)
+    raw_zones = obj["privateDnsZoneIds"]
+    if not isinstance(raw_zones, dict):
+        raise ConfigError(_k(f"{key}.privateDnsZoneIds"), "must be an object {vault, blob, registry} of private DNS "
+                                                          "zone IDs")
+    expected = dict(PRIVATE_DNS_ZONES[azure_environment or "public"].items())
+    for name in raw_zones:
+        if name not in expected:
+            raise _unknown(name, tuple(expected), f"{key}.privateDnsZoneIds.{name}")
+    zones: dict[str, ArmId] = {}
+    for group, zone_name in expected.items():
+        where = f"{key}.privateDnsZoneIds.{group}"
+        if raw_zones.get(group) in (None, ""):
+            raise ConfigError(_k(where), "is required (copy the platform program's runnerNetwork output)")
+        zone = _arm_id(raw_zones[group], where, _ZONE_ID_RE, "a private DNS zone: /subscriptions/<id>/resourceGroups/"
+                                                             f"<group>/providers/Microsoft.Network/privateDnsZones/"
+                                                             f"{zone_name}")
+        if azure_environment is not None and zone.name.lower() != zone_name:
+            raise ConfigError(_k(where), f"is zone {zone.name}, but a {group} private endpoint in Azure "
+                                         f"{azure_environment} registers in {zone_name}")
+        if zone.subscription_id != vnet.subscription_id:
+            raise ConfigError(_k(where), "is in another subscription than runnerNetwork.virtualNetworkId: the "
+                                         "runner's network and its zones are in one subscription (the platform "
+                                         "program creates them together)")
+        zones[group] = zone
+    return RunnerNetwork(vnet, space, zones)
 
 
 def _tags(value: Any) -> dict[str, str]:
@@ -747,6 +910,14 @@ def load_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) ->
     azure_tenant_id = problems.attempt(_azure_tenant, cfg, hosting, hosted_by, tenant_id)
     network = problems.attempt(_network, cfg)
     egress_route_table_id = problems.attempt(_egress_route_table, cfg, network, hosted_by)
+    address_space = problems.attempt(_address_space, cfg, network, hosted_by)
+    runner_network = problems.attempt(_runner_network, cfg, network, hosted_by, azure_environment)
+    if runner_network is not None and address_space is not None and \
+            (clash := overlapping([address_space], runner_network.address_space)):
+        problems.add(ConfigError(_k("addressSpace"), (
+            f"{clash[0]} overlaps runnerNetwork.addressSpace {clash[1]}: networks that peer must not overlap "
+            "(https://learn.microsoft.com/azure/virtual-network/virtual-network-manage-peering, \"Requirements and "
+            "constraints\"); set hr-connector:addressSpace to a free range")))
     if network != PRIVATE and drop_zone is not None and drop_zone.allowed_ip_ranges:
         problems.add(ConfigError(_k("dropZone.allowedIpRanges"), (
             "is only used with network: private (with network: public the drop zone takes traffic from every "
@@ -781,6 +952,8 @@ def load_settings(config: Mapping[str, Any], secret_keys: Iterable[str] = ()) ->
         azure_tenant_id=azure_tenant_id,
         network=network or DEFAULT_NETWORK,
         egress_route_table_id=egress_route_table_id,
+        address_space=address_space or DEFAULT_ADDRESS_SPACE,
+        runner_network=runner_network,
     )
 
 

@@ -68,6 +68,14 @@ class Names:
         return f"{full[:25].rstrip('-')}-{digest}"
 
     @property
+    def hub_link(self) -> str:
+        """This stack's name among every stack's in the runner's hub network (network.py): the hub VNet's peering
+        back to it and its link in each central private DNS zone. Unique per stack (the whole stack name, and a
+        hash so that the name ends with a letter or digit); 1-80 characters as both take
+        (https://learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules)."""
+        return f"hr-connector-{self.stack}-{hashlib.sha256(self.stack.encode()).hexdigest()[:6]}"
+
+    @property
     def environment(self) -> str:
         return f"cae-hr-{self._slug}-{self._suffix}"
 

@@ -18,6 +18,7 @@ takes registry-audience tokens itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -81,7 +82,10 @@ class UploaderImage(pulumi.ComponentResource):
         names: Names,
         resource_group_name: pulumi.Input[str],
         opts: pulumi.ResourceOptions,
+        before_push: Callable[[RegistryRef], Sequence[pulumi.Resource]] | None = None,
     ) -> None:
+        """`before_push`: given the registry, what the push must wait for (network: private: the registry's private
+        endpoint and what makes it reachable from the runner; __main__.py)."""
         super().__init__("hr-connector:index:UploaderImage", name, None, opts)
         self.registry = None
         if settings.image:
@@ -110,6 +114,7 @@ class UploaderImage(pulumi.ComponentResource):
             opts=child,
         )
         self.registry = RegistryRef(registry.id, registry.login_server)
+        reach = list(before_push(self.registry)) if before_push is not None else []
         login_server = registry.login_server
         client = authorization.get_client_config_output(opts=pulumi.InvokeOutputOptions(parent=self))
         # getClientToken's `endpoint` is the audience the deployer's token is for (default: Resource Manager's)
@@ -134,7 +139,7 @@ class UploaderImage(pulumi.ComponentResource):
             push=True,
             build_on_preview=False,  # previews (pull requests, CI) need no Docker engine
             registries=[docker_build.RegistryArgs(address=login_server, username=ACR_TOKEN_USER, password=password)],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=reach),
         )
         self.ref = self.image.ref
         self.register_outputs({"image": self.ref})

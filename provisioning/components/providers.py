@@ -76,7 +76,26 @@ class Providers(pulumi.ComponentResource):
             location=settings.location,
             opts=child,
         )
+        self._name, self._settings = name, settings
+        self._elsewhere: dict[str, azure_native_provider.Provider] = {}
         self.register_outputs({})
+
+    def azure_in(self, subscription_id: str) -> pulumi.ProviderResource:
+        """The Azure side's provider for resources in another subscription of the same directory (the runner's hub
+        network: its peering back to the stack and its DNS zones' links, network.py): the stack's own provider when
+        `subscriptionId` is that subscription, else one pinned to it (same environment and directory)."""
+        if subscription_id.lower() == (self._settings.subscription_id or "").lower():
+            return self.azure
+        if subscription_id not in self._elsewhere:
+            self._elsewhere[subscription_id] = azure_native_provider.Provider(
+                f"{self._name}-azure-native-{subscription_id[:8]}",
+                environment=self._settings.azure_environment,
+                subscription_id=subscription_id,
+                tenant_id=self.azure_tenant_id,
+                location=self._settings.location,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        return self._elsewhere[subscription_id]
 
     def options(self, **kwargs: Unpack[ChildOptions]) -> pulumi.ResourceOptions:
         """Resource options that bind a component's children to the stack's providers."""
