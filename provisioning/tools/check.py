@@ -5,7 +5,8 @@ then the real program under Pulumi mocks (evaluator.evaluate_many: a few worker 
 stack, hosting stacks first so that their hosted tenants read their outputs). No Pulumi CLI, no credentials,
 no network. One line per stack, or one per problem (every problem of a stack, not the first) and per warning;
 the exit code says whether any stack has a problem (2 config, 1 evaluation). Across the fleet: the jobs that
-share a hosting stack's environment have distinct names.
+share a hosting stack's environment have distinct names, and the private stacks that peer with one runner network
+(`runnerNetwork`) have address spaces that do not overlap.
 
 With `--policy fedramp-high|il5|mcsb`, each evaluated stack is also checked against the Deny-capable members of
 that Azure Policy initiative (tools/policy.py, Microsoft's definitions vendored in provisioning/policies/): one
@@ -18,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from provisioning.config import ConfigError, Settings, all_problems, config_warnings
+from provisioning.config import NAMESPACE, ConfigError, Settings, all_problems, config_warnings, overlapping
 from provisioning.naming import Names, stack_name_problem
 from provisioning.tools.evaluator import Outcome, evaluate_many
 from provisioning.tools.offline import (
@@ -124,6 +125,35 @@ def _shared_job_names(settings: dict[Path, Settings]) -> dict[Path, tuple[str, s
     return clashes
 
 
+#: Why peered networks must not overlap (Microsoft Learn, "Requirements and constraints").
+PEERING_RULE = ("peered networks must not overlap (\"The virtual networks you peer must have nonoverlapping IP address "
+                "spaces\": https://learn.microsoft.com/azure/virtual-network/virtual-network-manage-peering)")
+
+
+def overlapping_peers(settings: dict[Path, Settings]) -> dict[Path, list[tuple[str, str]]]:
+    """(key, rule) for each private stack whose addressSpace overlaps another's that peers with the same runner
+    network (its runnerNetwork.virtualNetworkId): both stacks get a problem naming both files. (A stack that overlaps
+    the runner network's own range is refused by its config alone.)"""
+    peers: dict[str, list[tuple[Path, Settings]]] = {}
+    for path, s in sorted(settings.items()):
+        if s.private and not s.hosted_by and s.runner_network is not None:
+            peers.setdefault(s.runner_network.virtual_network.id.lower(), []).append((path, s))
+    clashes: dict[Path, list[tuple[str, str]]] = {}
+    for stacks in peers.values():
+        for i, (path, s) in enumerate(stacks):
+            for other_path, other in stacks[:i]:
+                if overlapping([s.address_space], [other.address_space]) is None:
+                    continue
+                assert s.runner_network is not None
+                hub = s.runner_network.virtual_network.name
+                for here, mine, there, theirs in ((path, s, other_path, other), (other_path, other, path, s)):
+                    clashes.setdefault(here, []).append((f"{NAMESPACE}:addressSpace", (
+                        f"{mine.address_space} in {here.name} overlaps {theirs.address_space} in {there.name}: both "
+                        f"peer with runner network {hub}, and {PEERING_RULE}; give one stack a free range "
+                        "(`new-stack` picks one: docs/configuration.md#network)")))
+    return clashes
+
+
 def check_stacks(paths: list[Path], workers: int | None = None, policy: str | None = None) -> list[StackResult]:
     """Every stack: the config rules, then the program under mocks in a few worker processes (evaluator.py), then
     (`policy`) the initiative's Deny-capable members; results in the given order."""
@@ -140,8 +170,11 @@ def check_stacks(paths: list[Path], workers: int | None = None, policy: str | No
             settings[path] = found
         if failed is not None:
             results[path] = failed
-    for path, (key, rule) in _shared_job_names(settings).items():
-        results[path] = StackResult(stack_name(path), path, problems=((key, rule),), warnings=warnings[path])
+    fleet_problems: dict[Path, list[tuple[str, str]]] = overlapping_peers(settings)
+    for path, problem in _shared_job_names(settings).items():
+        fleet_problems.setdefault(path, []).insert(0, problem)
+    for path, across in fleet_problems.items():
+        results[path] = StackResult(stack_name(path), path, problems=tuple(across), warnings=warnings[path])
     todo = [p for p in paths if p not in results]
     for path, outcome in evaluate_many(todo, REPO_ROOT, workers).items():
         results[path] = _result(path, outcome, warnings[path], policy)

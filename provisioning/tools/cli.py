@@ -70,6 +70,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="when the job runs, 5-field cron in UTC, e.g. \"30 3 * * *\" (default: daily at a minute "
                           "between 00:00 and 06:00 UTC picked from a hash of NAME, so tenants do not all start "
                           "at once)")
+    new.add_argument("--network", choices=("public", "private"),
+                     help="public or private (default: private for gcchigh and dod, public otherwise; a hosted tenant "
+                          "takes its hosting stack's; docs/configuration.md#network)")
+    new.add_argument("--address-space", metavar="CIDR",
+                     help="network: private: the stack's VNet range, a /23 or larger (default: the first /23 of "
+                          "10.60.0.0/14 that no private stack in the folder uses; docs/configuration.md#network)")
+    new.add_argument("--runner-network-from", metavar="FILE",
+                     help="network: private: write runnerNetwork from FILE, the platform stack's `pulumi stack "
+                          "output --json` or its runnerNetwork object (the stack peers with the deploy runner's "
+                          "network and uses its DNS zones)")
     _stacks_dir_arg(new)
 
     check = sub.add_parser("check", help="validate and evaluate stack files under Pulumi mocks",
@@ -234,14 +244,16 @@ def _plain_values(args: argparse.Namespace) -> None:
 
 
 def _new_stack(args: argparse.Namespace) -> int:
-    from provisioning.tools.newstack import StackRequest, create_stack, next_steps
+    from provisioning.tools.newstack import StackRequest, create_stack, next_steps, read_runner_network
 
     _plain_values(args)
+    runner_network = read_runner_network(Path(args.runner_network_from)) if args.runner_network_from else None
     request = StackRequest(args.name, args.cloud, args.tenant_id or "", location=args.location,
                            azure_environment=args.azure_environment, image=args.image, owners=tuple(args.owner),
                            subscription_id=args.subscription_id, alert_emails=tuple(args.alert_email),
                            hosting=args.hosting, hosted_by=args.hosted_by, azure_tenant_id=args.azure_tenant_id,
-                           deploy_app_id=args.deploy_app_id, schedule=args.schedule)
+                           deploy_app_id=args.deploy_app_id, schedule=args.schedule,
+                           network=args.network, address_space=args.address_space, runner_network=runner_network)
     flag = f" --stacks-dir {shlex.quote(args.stacks_dir)}" if args.stacks_dir else ""
     path = create_stack(fleet.stacks_dir(args.stacks_dir), request, flag)
     sink.stdout.line(f"wrote {path}")

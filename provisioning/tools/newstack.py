@@ -1,7 +1,9 @@
 """`python -m provisioning new-stack NAME --cloud C --tenant-id T [--location L] [--azure-environment E]
 [--image REF] [--owner ID ...] [--subscription-id ID] [--alert-email A ...] [--hosted-by HOSTING] [--schedule CRON]`:
 a new tenant in one command; `new-stack NAME --hosting --cloud C --location L --alert-email A
-[--subscription-id S]`: a hosting stack (docs/fleet.md#hosting).
+[--subscription-id S]`: a hosting stack (docs/fleet.md#hosting). A private stack that owns a network (not a hosted
+tenant) also gets `addressSpace` (`--address-space`, or the first /23 of ADDRESS_POOL that no private stack in the
+folder uses nor the runner network) and, with `--runner-network-from FILE`, `runnerNetwork`.
 
 Writes stacks/Pulumi.NAME.yaml from the commented template (templates/stack.yaml.tmpl, or hosting.yaml.tmpl)
 with the cloud's defaults filled in and no connectors yet; refuses to overwrite; validates the result with the
@@ -13,14 +15,24 @@ unless given, and must match them (the rules `check` applies).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
+from typing import Any
 
-from provisioning.config import ConfigError, ConfigProblems, Settings
+from provisioning.config import (
+    DEFAULT_ADDRESS_SPACE,
+    MAX_ADDRESS_PREFIX,
+    ConfigError,
+    ConfigProblems,
+    Settings,
+    overlapping,
+)
 from provisioning.identities import consent_instructions
 from provisioning.naming import stack_name_problem
 from provisioning.tools.fleet import FleetError, stack_file, validate_stack_name
@@ -90,6 +102,107 @@ class StackRequest:
     deploy_app_id: str | None = None  # the multi-tenant deploy app whose consent URL the next steps show
     schedule: str | None = None  # --schedule CRON; None: spread_schedule(name)
     network: str | None = None  # public | private; None: DEFAULT_NEW_NETWORK (a hosted tenant: its hosting stack's)
+    address_space: str | None = None  # --address-space; None: a private stack gets a free /23 of ADDRESS_POOL
+    runner_network: Mapping[str, Any] | None = None  # --runner-network-from FILE (read_runner_network)
+
+
+#: Where new-stack picks a private stack's `addressSpace`: the first /23 of this range that no private stack in the
+#: folder (a hosting stack, or a tenant with its own network) nor the runner network uses; 512 stacks. It starts
+#: with the default, 10.60.0.0/23, which a private stack without the key has (docs/configuration.md#network).
+ADDRESS_POOL = "10.60.0.0/14"
+
+
+def read_runner_network(path: Path) -> dict[str, Any]:
+    """`--runner-network-from FILE`: the platform stack's `pulumi stack output --json` (its runnerNetwork key) or
+    the runnerNetwork object alone. Its values are checked where every stack's are (provisioning.config)."""
+    flag = f"--runner-network-from {path}"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FleetError(f"{flag}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+    except UnicodeDecodeError:
+        raise FleetError(f"{flag}: is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise FleetError(f"{flag}: is not JSON (line {exc.lineno}, column {exc.colno})") from None
+    if isinstance(data, dict) and isinstance(data.get("runnerNetwork"), dict):
+        data = data["runnerNetwork"]
+    if not isinstance(data, dict) or "virtualNetworkId" not in data:
+        raise FleetError(f"{flag}: holds no runnerNetwork: give the platform stack's `pulumi stack output --json` "
+                         "or its runnerNetwork object {virtualNetworkId, addressSpace, privateDnsZoneIds}")
+    return data
+
+
+def _ranges(value: Any) -> list[str]:
+    """The IPv4 ranges in a runnerNetwork's addressSpace (a CIDR or a list); what is not one is left to the config
+    rules, which name it."""
+    out = []
+    for item in value if isinstance(value, list) else [value]:
+        try:
+            out.append(str(ipaddress.IPv4Network(str(item).strip(), strict=True)))
+        except ValueError:
+            continue
+    return out
+
+
+def _network_owners(directory: Path) -> dict[Path, Settings]:
+    """The folder's private stacks that own a network (hosting stacks and self-contained tenants); a file that does
+    not load is left to `check`."""
+    owners = {}
+    for path in sorted(directory.glob("Pulumi.*.yaml")) if directory.is_dir() else []:
+        try:
+            settings = load_stack_settings(path, REPO_ROOT)
+        except Exception:  # noqa: BLE001, S112 - a broken stack file is `check`'s to report, not new-stack's
+            continue
+        if settings.private and not settings.hosted_by:
+            owners[path] = settings
+    return owners
+
+
+def free_address_space(used: list[str]) -> str:
+    """The first /MAX_ADDRESS_PREFIX of ADDRESS_POOL that overlaps none of `used`."""
+    for candidate in ipaddress.IPv4Network(ADDRESS_POOL).subnets(new_prefix=MAX_ADDRESS_PREFIX):
+        if overlapping([str(candidate)], used) is None:
+            return str(candidate)
+    raise FleetError(f"no free /{MAX_ADDRESS_PREFIX} left in {ADDRESS_POOL} (new-stack's pool): give --address-space")
+
+
+def _yaml_lines(value: Any, indent: int) -> list[str]:
+    """A mapping of strings, lists and mappings as block YAML lines (JSON scalars are YAML scalars)."""
+    lines = []
+    for key, item in value.items():
+        if isinstance(item, Mapping):
+            lines.append(f"{' ' * indent}{key}:")
+            lines.extend(_yaml_lines(item, indent + 2))
+        else:
+            lines.append(f"{' ' * indent}{key}: {json.dumps(item)}")
+    return lines
+
+
+def _network_lines(request: StackRequest, network: str, address_space: str | None) -> str:
+    """`addressSpace` and `runnerNetwork` for a private stack that owns a network (empty otherwise)."""
+    if network != "private" or request.hosted_by:
+        lines = []
+        if request.address_space:
+            lines.append(f"  hr-connector:addressSpace: {json.dumps(request.address_space.strip())}")
+        if request.runner_network is not None:
+            lines.extend(["  hr-connector:runnerNetwork:", *_yaml_lines(request.runner_network, 4)])
+        return "".join(f"{line}\n" for line in lines)  # the config rules refuse them, naming the key
+    how = "Given with --address-space." if request.address_space else \
+        (f"Picked by new-stack: the first /{MAX_ADDRESS_PREFIX} of {ADDRESS_POOL} that no private stack in this "
+         "folder uses.")
+    lines = ["  # The virtual network's range; both subnets come from it. Stacks that peer with one runner network",
+             "  # must not overlap (`check` refuses it; docs/configuration.md#network).", f"  # {how}",
+             f"  hr-connector:addressSpace: {json.dumps(address_space or DEFAULT_ADDRESS_SPACE)}"]
+    if request.runner_network is None:
+        lines += ["  # No runnerNetwork: the stack has private DNS zones of its own, and `pulumi up` must run where",
+                  "  # it reaches this network (a runner you peer yourself). With the platform's deploy runner, add",
+                  "  # its runnerNetwork output (new-stack --runner-network-from FILE writes it;",
+                  "  # docs/configuration.md#network)."]
+    else:
+        lines += ["  # The deploy runner's hub network (the platform's runnerNetwork output): the VNet is peered",
+                  "  # with it both ways and uses its central private DNS zones (docs/configuration.md#network).",
+                  "  hr-connector:runnerNetwork:", *_yaml_lines(request.runner_network, 4)]
+    return "".join(f"{line}\n" for line in lines)
 
 
 #: Without --schedule, a new tenant's job runs once a day at a minute of this window (UTC), picked by a stable hash
@@ -165,7 +278,8 @@ def _with_hosting_defaults(request: StackRequest, directory: Path) -> StackReque
                    network=request.network or hosting.network)
 
 
-def _render_hosting(request: StackRequest, cloud_name: str, azure_environment: str, stacks_dir_flag: str) -> str:
+def _render_hosting(request: StackRequest, cloud_name: str, azure_environment: str, stacks_dir_flag: str,
+                    address_space: str | None) -> str:
     if request.tenant_id or request.owners or request.image or request.hosted_by or request.schedule:
         raise FleetError("--hosting: a hosting stack has no tenant, owners, image, schedule or hosting stack of its "
                          "own (drop --tenant-id, --owner, --image, --schedule and --hosted-by)")
@@ -189,6 +303,8 @@ def _render_hosting(request: StackRequest, cloud_name: str, azure_environment: s
         azure_tenant_id=json.dumps(request.azure_tenant_id.strip()),
         optional=optional,
         network=request.network or DEFAULT_NEW_NETWORK.get(cloud_name, "public"),
+        network_keys=_network_lines(request, request.network or DEFAULT_NEW_NETWORK.get(cloud_name, "public"),
+                                    address_space),
     )
 
 
@@ -203,10 +319,16 @@ def render_stack_file(request: StackRequest, stacks_dir_flag: str = "", director
     if directory is not None:
         request = _with_hosting_defaults(request, directory)
     azure_environment = (request.azure_environment or cloud.azure_environment).strip().lower()
+    owns_network = (request.network or DEFAULT_NEW_NETWORK[cloud.name]) == "private" and not request.hosted_by
+    peers = _network_owners(directory) if directory is not None and owns_network else {}
+    address_space = request.address_space.strip() if request.address_space else None
+    if owns_network and address_space is None:
+        hub = _ranges((request.runner_network or {}).get("addressSpace"))
+        address_space = free_address_space([s.address_space for s in peers.values()] + hub)
     if request.hosting:
-        text = _render_hosting(request, cloud.name, azure_environment, stacks_dir_flag)
+        text = _render_hosting(request, cloud.name, azure_environment, stacks_dir_flag, address_space)
     else:
-        text = _render_tenant(request, cloud.name, azure_environment, stacks_dir_flag)
+        text = _render_tenant(request, cloud.name, azure_environment, stacks_dir_flag, address_space)
     # The program's own rules on the file as the Pulumi CLI would read it (Pulumi.yaml's defaults and types
     # merged in): raises ConfigError naming every broken key before anything is written.
     with tempfile.TemporaryDirectory() as scratch:
@@ -215,6 +337,13 @@ def render_stack_file(request: StackRequest, stacks_dir_flag: str = "", director
         settings = load_stack_settings(candidate, REPO_ROOT)
         if request.hosted_by and directory is not None:
             _check_against_hosting(settings, directory)
+        if directory is not None and settings.runner_network is not None:  # `check`'s rule across the folder
+            from provisioning.tools.check import overlapping_peers
+
+            mine = directory / candidate.name
+            clashes = overlapping_peers({**{p: s for p, s in peers.items() if p != mine}, mine: settings})
+            if clashes.get(mine):
+                raise ConfigProblems([ConfigError(key, rule) for key, rule in clashes[mine]])
     return text
 
 
@@ -230,7 +359,8 @@ def _check_against_hosting(settings: Settings, directory: Path) -> None:
         raise ConfigProblems([ConfigError(key, rule) for key, rule in found])
 
 
-def _render_tenant(request: StackRequest, cloud_name: str, azure_environment: str, stacks_dir_flag: str) -> str:
+def _render_tenant(request: StackRequest, cloud_name: str, azure_environment: str, stacks_dir_flag: str,
+                   address_space: str | None) -> str:
     if not request.tenant_id:
         raise FleetError("--tenant-id is required (the Microsoft 365 tenant's ID), unless --hosting")
     cloud = get_cloud(cloud_name)
@@ -251,6 +381,7 @@ def _render_tenant(request: StackRequest, cloud_name: str, azure_environment: st
         f"Picked by new-stack from a hash of the stack name: a minute between {NIGHT_UTC[0]:02d}:00 and "
         f"{NIGHT_UTC[1]:02d}:00 UTC, so tenants do not all start at once.",
         network=request.network or DEFAULT_NEW_NETWORK[cloud.name],
+        network_keys=_network_lines(request, request.network or DEFAULT_NEW_NETWORK[cloud.name], address_space),
     )
 
 
