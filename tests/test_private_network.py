@@ -3,17 +3,28 @@ program under mocks renders the VNet, the internal workload-profiles environment
 private endpoints and zones, the Premium registry with public access disabled, and a vault and drop zone that deny
 public traffic, and the workspace's saved queries in a linked account of its own; FedRAMP High's Deny members pass
 except the registry's customer-managed key (not built yet);
-a hosting stack owns the network and its hosted tenant's endpoints go in it. Three Pulumi evaluations in all."""
+a hosting stack owns the network and its hosted tenant's endpoints go in it. With `runnerNetwork` (the deploy runner's
+hub): no zones of its own, links from the hub's zones, peerings both ways, and the certificate and image push waiting
+for them; `check` and `new-stack` keep the ranges of stacks peering with one hub apart. Four Pulumi evaluations."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from provisioning.components.network import APP_DELEGATION
+from provisioning.components.network import APP_DELEGATION, HUB_PEERING
 from provisioning.config import ConfigError, all_problems, load_settings
+from provisioning.naming import Names
+from provisioning.tools.check import check_stacks, overlapping_peers
+from provisioning.tools.fleet import FleetError
+from provisioning.tools.newstack import StackRequest, create_stack, read_runner_network
 from provisioning.tools.offline import REPO_ROOT, UNKNOWN, Evaluation, _evaluate_here, load_stack_file
 from provisioning.tools.policy import load_initiative, violations
 from uploader.clouds import CLOUDS, PRIVATE_DNS_ZONES
@@ -28,6 +39,17 @@ PE = "azure-native:network:PrivateEndpoint"
 ZONE_GROUP = "azure-native:network:PrivateDnsZoneGroup"
 ZONE = "azure-native:privatedns:PrivateZone"
 SUBNET = "azure-native:network:Subnet"
+LINK = "azure-native:privatedns:VirtualNetworkLink"
+PEERING = "azure-native:network:VirtualNetworkPeering"
+#: The runner's hub network as the platform program exports it (runnerNetwork), in another subscription.
+HUB_SUB = "22222222-2222-4333-8444-555555555555"
+HUB_IDS = f"/subscriptions/{HUB_SUB}/resourceGroups/rg-hr-platform/providers/Microsoft.Network/"
+
+
+def runner_network(environment: str = "public", address_space: str = "10.59.0.0/24") -> dict[str, Any]:
+    zones = {group: f"{HUB_IDS}privateDnsZones/{zone}" for group, zone in PRIVATE_DNS_ZONES[environment].items()}
+    return {"virtualNetworkId": HUB_IDS + "virtualNetworks/vnet-hr-runner", "addressSpace": address_space,
+            "privateDnsZoneIds": zones}
 
 
 def _problems(**extra: Any) -> dict[str, str]:
@@ -58,6 +80,49 @@ def test_config_network_and_its_companions() -> None:
         assert rule in found["hr-connector:dropZone.allowedIpRanges[1]"], (bad, found)
     hosted = _problems(network="private", hostedBy="hub", egressRouteTableId=ROUTE_TABLE)
     assert "in the hosting stack" in hosted["hr-connector:egressRouteTableId"]
+
+
+def test_config_runner_network_and_address_space() -> None:
+    """runnerNetwork's exact shape (ARM IDs of the right types, the environment's zone names, one subscription) and
+    addressSpace's rules, each refusal naming the key and the rule; only with network: private, not hosted."""
+    base = {"hr-connector:tenantId": TENANT, "hr-connector:location": "eastus", "hr-connector:network": "private"}
+    settings = load_settings({**base, "hr-connector:runnerNetwork": json.dumps(runner_network()),
+                              "hr-connector:addressSpace": "10.61.4.0/22"})
+    assert settings.runner_network is not None and settings.runner_network.virtual_network.name == "vnet-hr-runner"
+    assert settings.runner_network.to_json() == runner_network()
+    assert settings.subnets == ("10.61.4.0/24", "10.61.5.0/26")
+    assert load_settings(base).address_space == "10.60.0.0/23" and load_settings(base).subnets == \
+        ("10.60.0.0/24", "10.60.1.0/26")  # the fixed ranges of before
+    rn = runner_network()
+    wrong_type = {**rn, "virtualNetworkId": rn["virtualNetworkId"].replace("virtualNetworks", "routeTables")}
+    wrong_zone = {**rn, "privateDnsZoneIds": {**rn["privateDnsZoneIds"],
+                                              "blob": rn["privateDnsZoneIds"]["vault"]}}
+    other_sub = {**rn, "privateDnsZoneIds": {**rn["privateDnsZoneIds"], "registry": rn["privateDnsZoneIds"][
+        "registry"].replace(HUB_SUB, "33333333-2222-4333-8444-555555555555")}}
+    key = "hr-connector:runnerNetwork"
+    for bad, where, rule in (
+            ({k: v for k, v in rn.items() if k != "addressSpace"}, f"{key}.addressSpace", "is required"),
+            ({**rn, "subnet": "x"}, f"{key}.subnet", "unknown key"),
+            (wrong_type, f"{key}.virtualNetworkId", "ARM ID of a virtual network"),
+            (wrong_zone, f"{key}.privateDnsZoneIds.blob", "registers in privatelink.blob.core.windows.net"),
+            (other_sub, f"{key}.privateDnsZoneIds.registry", "in one subscription"),
+            ({**rn, "addressSpace": "10.59.0.1/24"}, f"{key}.addressSpace", "host bits zero"),
+            ("not json", key, "must be an object")):
+        found = _problems(network="private", runnerNetwork=bad if isinstance(bad, str) else json.dumps(bad))
+        assert rule in found[where], (where, found)
+    gov = _problems(cloud="gcchigh", location="usgovvirginia", network="private", runnerNetwork=rn)
+    assert "privatelink.vaultcore.usgovcloudapi.net" in gov[f"{key}.privateDnsZoneIds.vault"]
+    assert "only used with network: private" in _problems(runnerNetwork=rn)[key]
+    assert "set runnerNetwork in the hosting stack" in _problems(network="private", hostedBy="hub",
+                                                                 runnerNetwork=rn)[key]
+    space = "hr-connector:addressSpace"
+    for bad_space, rule in (("10.61.0.0/24", "need a /23 or larger"), ("20.61.0.0/23", "RFC 1918"),
+                            ("10.61.1.0/23", "host bits zero"), ("fd00::/48", "IPv4"), ("10.61.0.0", "CIDR")):
+        assert rule in _problems(network="private", addressSpace=bad_space)[space], bad_space
+    assert "only used with network: private" in _problems(addressSpace="10.61.0.0/23")[space]
+    hub_clash = _problems(network="private", addressSpace="10.59.0.0/23", runnerNetwork=rn)[space]
+    assert "overlaps runnerNetwork.addressSpace 10.59.0.0/24" in hub_clash and "virtual-network-manage-peering" in \
+        hub_clash
 
 
 def _stack(directory: Path, name: str, lines: str) -> Path:
@@ -146,24 +211,93 @@ def test_fedramp_high_passes_a_private_stack_but_for_the_keys_left_out(private_s
     assert {v.policy_id for v in violations(private_stack, members)} == LEFT_OUT
 
 
+@pytest.fixture(scope="module")
+def hub_stack(tmp_path_factory: pytest.TempPathFactory) -> Evaluation:
+    """A private tenant with the runner's hub network (in another subscription) and a range of its own."""
+    path = _stack(tmp_path_factory.mktemp("hub"), "contoso-hub",
+                  f"  hr-connector:tenantId: {TENANT}\n  hr-connector:location: eastus\n"
+                  "  hr-connector:network: private\n  hr-connector:certificate:\n    protection: vault\n"
+                  "  hr-connector:addressSpace: 10.61.2.0/23\n"
+                  f"  hr-connector:runnerNetwork: {json.dumps(runner_network())}\n")
+    return _evaluate_here(load_stack_file(path), REPO_ROOT)
+
+
+@pytest.mark.pulumi
+def test_the_render_of_a_private_stack_with_the_runners_network(hub_stack: Evaluation) -> None:
+    """No zone of its own; each hub zone linked to the VNet; peerings both ways (the hub's a child of the hub VNet,
+    through a provider pinned to the hub's subscription); the endpoints register in the hub's zones; the VNet and
+    subnets in addressSpace; the certificate and the image push wait for the endpoint, zone group, links, peerings."""
+    ev = hub_stack
+    assert not ev.of_type(ZONE)
+    vnet = ev.one("azure-native:network:VirtualNetwork")
+    assert vnet.inputs["addressSpace"] == {"addressPrefixes": ["10.61.2.0/23"]}
+    assert {s.inputs["subnetName"]: s.inputs["addressPrefix"] for s in ev.of_type(SUBNET)} == \
+        {"snet-jobs": "10.61.2.0/24", "snet-endpoints": "10.61.3.0/26"}
+    hub = runner_network()
+    link_name = Names("contoso-hub", TENANT).hub_link
+    (hub_provider,) = [p for p in ev.of_type("pulumi:providers:azure-native") if p.inputs.get("subscriptionId") ==
+                       HUB_SUB]
+    links = {link.inputs["privateZoneName"]: link for link in ev.of_type(LINK)}
+    assert set(links) == {name for _, name in PRIVATE_DNS_ZONES["public"].items()}
+    for link in links.values():
+        assert link.inputs["resourceGroupName"] == "rg-hr-platform" and link.inputs["virtualNetworkLinkName"] == \
+            link_name
+        assert link.inputs["virtualNetwork"]["id"] == vnet.id and link.inputs["registrationEnabled"] is False
+        assert ev.provider_of(link) == hub_provider
+    peerings = {p.inputs["virtualNetworkPeeringName"]: p for p in ev.of_type(PEERING)}
+    to_hub, from_hub = peerings[HUB_PEERING], peerings[link_name]
+    assert to_hub.inputs["remoteVirtualNetwork"]["id"] == hub["virtualNetworkId"]
+    assert to_hub.inputs["resourceGroupName"] == "rg-hr-connector-contoso-hub"
+    assert (from_hub.inputs["virtualNetworkName"], from_hub.inputs["resourceGroupName"]) == \
+        ("vnet-hr-runner", "rg-hr-platform")
+    assert from_hub.inputs["remoteVirtualNetwork"]["id"] == vnet.id and ev.provider_of(from_hub) == hub_provider
+    assert ev.provider_of(to_hub) != hub_provider  # the stack's own subscription
+    for peering in (to_hub, from_hub):
+        assert {k: peering.inputs[k] for k in ("allowVirtualNetworkAccess", "allowForwardedTraffic",
+                                                "allowGatewayTransit", "useRemoteGateways")} == \
+            {"allowVirtualNetworkAccess": True, "allowForwardedTraffic": False, "allowGatewayTransit": False,
+             "useRemoteGateways": False}
+    zone_groups = {g.inputs["privateDnsZoneConfigs"][0]["name"]: g for g in ev.of_type(ZONE_GROUP)}
+    assert {group: g.inputs["privateDnsZoneConfigs"][0]["privateDnsZoneId"] for group, g in zone_groups.items()} == \
+        hub["privateDnsZoneIds"]
+    reach = {link.urn for link in links.values()} | {to_hub.urn, from_hub.urn}
+    endpoints = {pe.inputs["privateLinkServiceConnections"][0]["groupIds"][0]: pe for pe in ev.of_type(PE)}
+    for waiting, group in ((ev.one("pulumi-python:dynamic/hrconnector:VaultCertificate"), "vault"),
+                           (ev.one("docker-build:index:Image"), "registry")):
+        needs = reach | {endpoints[group].urn, zone_groups[group].urn}
+        assert needs <= set(waiting.depends_on), (waiting.type, needs - set(waiting.depends_on))
+
+
+@pytest.mark.pulumi
+def test_fedramp_high_passes_a_private_stack_with_the_runners_network(hub_stack: Evaluation) -> None:
+    _, members = load_initiative("fedramp-high")
+    assert {v.policy_id for v in violations(hub_stack, members)} == LEFT_OUT
+
+
 @pytest.mark.pulumi
 def test_a_hosting_stack_owns_the_network_and_its_tenants_endpoints_go_in_it(tmp_path: Path) -> None:
-    """One private hosting stack (egress through the customer's route table, no NAT gateway) and one hosted
-    tenant: the tenant declares no network of its own; its vault's and drop zone's endpoints are in the hosting
-    stack's endpoints subnet and register in its zones (usgovernment names for a GCC High fleet)."""
+    """One private hosting stack (egress through the customer's route table, no NAT gateway; the runner's hub network)
+    and one hosted tenant: the tenant declares no network of its own; its vault's and drop zone's endpoints are in the
+    hosting stack's endpoints subnet and register in the hub's zones, which the hosting stack exports and links to
+    its VNet (usgovernment names for a GCC High fleet)."""
+    hub = runner_network("usgovernment")
     hosting_path = _stack(tmp_path, "hub-gov", (
         "  hr-connector:hosting: true\n  hr-connector:cloud: gcchigh\n  hr-connector:location: usgovvirginia\n"
         f"  hr-connector:alertEmails: [platform@contoso.example]\n  hr-connector:azureTenantId: {PLATFORM}\n"
-        f"  hr-connector:network: private\n  hr-connector:egressRouteTableId: {ROUTE_TABLE}\n"))
+        f"  hr-connector:network: private\n  hr-connector:egressRouteTableId: {ROUTE_TABLE}\n"
+        f"  hr-connector:runnerNetwork: {json.dumps(hub)}\n"))
     hosting = _evaluate_here(load_stack_file(hosting_path), REPO_ROOT)
     assert not hosting.of_type("azure-native:network:NatGateway")
     jobs = next(s for s in hosting.of_type(SUBNET) if s.inputs["subnetName"] == "snet-jobs")
     assert jobs.inputs["routeTable"] == {"id": ROUTE_TABLE} and "natGateway" not in jobs.inputs
-    zone_names = {z.inputs["privateZoneName"]: z.id for z in hosting.of_type(ZONE)}
-    assert set(zone_names) == {"privatelink.vaultcore.usgovcloudapi.net", "privatelink.blob.core.usgovcloudapi.net",
-                               "privatelink.azurecr.us"}
+    assert not hosting.of_type(ZONE) and len(hosting.of_type(PEERING)) == 2
+    assert {link.inputs["privateZoneName"] for link in hosting.of_type(LINK)} == {
+        "privatelink.vaultcore.usgovcloudapi.net", "privatelink.blob.core.usgovcloudapi.net", "privatelink.azurecr.us"}
     out = hosting.outputs
-    assert out["network"] == "private" and set(out["privateDnsZoneIds"]) == {"vault", "blob", "registry"}
+    assert out["network"] == "private" and out["privateDnsZoneIds"] == hub["privateDnsZoneIds"]
+    image = hosting.one("docker-build:index:Image")  # the hosting stack's push waits for its registry's endpoint
+    assert {pe.urn for pe in hosting.of_type(PE)} | {link.urn for link in hosting.of_type(LINK)} <= \
+        set(image.depends_on)
     (registry_endpoint,) = hosting.of_type(PE)
     assert registry_endpoint.inputs["subnet"]["id"] == out["privateEndpointSubnetId"]
 
@@ -194,3 +328,79 @@ def test_the_egress_hosts_in_the_docs_are_the_cloud_tables() -> None:
         assert f"| `{cloud.name}` | `{host}` | `{ingestion}` |" in section, cloud.name
     for zones in PRIVATE_DNS_ZONES.values():
         assert all(f"`{name}`" in text for _, name in zones.items())
+
+
+def _private_file(directory: Path, name: str, space: str | None, hub: dict[str, Any] | None = None) -> Path:
+    lines = f"  hr-connector:tenantId: {TENANT}\n  hr-connector:location: eastus\n  hr-connector:network: private\n"
+    if space:
+        lines += f"  hr-connector:addressSpace: {space}\n"
+    if hub is not None:
+        lines += f"  hr-connector:runnerNetwork: {json.dumps(hub)}\n"
+    return _stack(directory, name, lines)
+
+
+def test_check_refuses_overlapping_stacks_that_peer_with_one_runner_network(tmp_path: Path) -> None:
+    """Both stacks fail, each naming the key and both files; another hub, or no hub, is not a clash. No evaluation:
+    the stacks with problems stop before it."""
+    hub, other_hub = runner_network(), {**runner_network(), "virtualNetworkId": HUB_IDS + "virtualNetworks/vnet-b"}
+    a = _private_file(tmp_path, "alpha", "10.60.4.0/23", hub)
+    b = _private_file(tmp_path, "bravo", "10.60.4.0/22", hub)  # contains alpha's
+    c = _private_file(tmp_path, "charlie", "10.60.4.0/23", other_hub)  # same range, another hub
+    d = _private_file(tmp_path, "delta", None)  # 10.60.0.0/23, no hub: nothing peers it
+    e = _private_file(tmp_path, "echo", "10.60.8.0/23", hub)
+    from provisioning.tools.offline import load_stack_settings
+
+    clashes = overlapping_peers({p: load_stack_settings(p, REPO_ROOT) for p in (a, b, c, d, e)})
+    assert set(clashes) == {a, b}
+    (key, rule), = clashes[a]
+    assert key == "hr-connector:addressSpace" and "Pulumi.alpha.yaml" in rule and "Pulumi.bravo.yaml" in rule
+    assert "10.60.4.0/22" in rule and "vnet-hr-runner" in rule and "nonoverlapping IP address spaces" in rule
+    results = {r.stack: r for r in check_stacks([a, b])}
+    assert all(r.exit_code == 2 and r.problems[0][0] == "hr-connector:addressSpace" for r in results.values())
+    assert "Pulumi.alpha.yaml" in results["bravo"].line() and "Pulumi.bravo.yaml" in results["alpha"].line()
+
+
+def test_new_stack_picks_a_free_range_and_writes_the_runner_network(tmp_path: Path) -> None:
+    """The first /23 of the pool no private stack in the folder (nor the hub) uses; runnerNetwork from the platform's
+    outputs; an explicit range that overlaps a peer is refused naming both files; bad files are named."""
+    _private_file(tmp_path, "taken", None)  # 10.60.0.0/23, the default
+    outputs = tmp_path / "platform.json"
+    outputs.write_text(json.dumps({"backendUrl": "azblob://x", "runnerNetwork": runner_network("public",
+                                                                                               "10.60.2.0/24")}))
+    hub = read_runner_network(outputs)
+    path = create_stack(tmp_path, StackRequest("fresh", "commercial", TENANT, network="private", runner_network=hub))
+    text = path.read_text(encoding="utf-8")
+    assert 'hr-connector:addressSpace: "10.60.4.0/23"' in text and "10.60.0.0/14" in text
+    from provisioning.tools.offline import load_stack_settings
+
+    assert load_stack_settings(path, REPO_ROOT).runner_network.to_json() == hub  # type: ignore[union-attr]
+    with pytest.raises(ConfigError) as clash:
+        create_stack(tmp_path, StackRequest("again", "commercial", TENANT, network="private", runner_network=hub,
+                                            address_space="10.60.4.0/23"))
+    assert "Pulumi.fresh.yaml" in clash.value.rule and "Pulumi.again.yaml" in clash.value.rule
+    public = create_stack(tmp_path, StackRequest("plain", "commercial", TENANT)).read_text(encoding="utf-8")
+    assert "addressSpace" not in public and "runnerNetwork" not in public
+    (tmp_path / "broken.json").write_text("{not json", encoding="utf-8")
+    (tmp_path / "other.json").write_text('{"backendUrl": "x"}', encoding="utf-8")
+    for name, rule in (("broken.json", "is not JSON (line 1"), ("other.json", "holds no runnerNetwork"),
+                       ("missing.json", "cannot be read")):
+        with pytest.raises(FleetError, match=r"--runner-network-from .*" + re.escape(rule)):
+            read_runner_network(tmp_path / name)
+
+
+def test_new_stack_runner_network_through_the_command_line(tmp_path: Path) -> None:
+    """The real CLI: a GCC High stack (private by default) from the platform's outputs, then refused for a public
+    stack with the key named (exit 2)."""
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"runnerNetwork": runner_network("usgovernment")}), encoding="utf-8")
+    base = [sys.executable, "-m", "provisioning", "new-stack", "--tenant-id", TENANT, "--stacks-dir", str(tmp_path),
+            "--runner-network-from", str(outputs)]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run([*base[:4], "gov", "--cloud", "gcchigh", *base[4:]], capture_output=True, text=True,
+                          env=env, cwd=REPO_ROOT, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "hr-connector:runnerNetwork:" in (tmp_path / "Pulumi.gov.yaml").read_text(encoding="utf-8")
+    refused = subprocess.run([*base[:4], "pub", "--cloud", "commercial", *base[4:]], capture_output=True, text=True,
+                             env=env, cwd=REPO_ROOT, timeout=120, check=False)
+    assert refused.returncode == 2 and "hr-connector:runnerNetwork: is only used with network: private" in \
+        refused.stderr

@@ -41,6 +41,12 @@ BASE = {
 PLATFORM = "9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b"  # the hosting team's directory (the Azure side)
 ROUTE_TABLE = ("/subscriptions/11111111-2222-4333-8444-555555555555/resourceGroups/hub-net/providers/"
                "Microsoft.Network/routeTables/firewall")
+RUNNER = ("/subscriptions/22222222-2222-4333-8444-555555555555/resourceGroups/rg-hr-platform/providers/"
+          "Microsoft.Network/")
+RUNNER_NETWORK = {"virtualNetworkId": RUNNER + "virtualNetworks/vnet-hr-runner", "addressSpace": "10.59.0.0/24",
+                  "privateDnsZoneIds": {g: f"{RUNNER}privateDnsZones/{z}" for g, z in (
+                      ("vault", "privatelink.vaultcore.azure.net"), ("blob", "privatelink.blob.core.windows.net"),
+                      ("registry", "privatelink.azurecr.io"))}}
 HUB = {"hosting": True, "cloud": "commercial", "location": "eastus", "alertEmails": ["platform@contoso.example"],
        "subscriptionId": BASE["subscriptionId"], "tags": {"team": "platform"}, "azureTenantId": PLATFORM}
 
@@ -81,9 +87,12 @@ VARIANTS: dict[str, tuple[Change, str]] = {
     "network": (_set(network="private"), "added azure-native:network:VirtualNetwork"),
     # only with network: private, so compared with the `network` variant (private, NAT gateway egress)
     "egressRouteTableId": (_set(network="private", egressRouteTableId=ROUTE_TABLE), "routeTable.id"),
+    "addressSpace": (_set(network="private", addressSpace="10.61.0.0/23"), "addressPrefix"),
+    "runnerNetwork": (_set(network="private", runnerNetwork=RUNNER_NETWORK),
+                      "added azure-native:network:VirtualNetworkPeering"),
 }
 #: Variants compared with another variant rather than with BASE (a key that only means something beside another).
-COMPARED_WITH = {"egressRouteTableId": "network"}
+COMPARED_WITH = {"egressRouteTableId": "network", "addressSpace": "network", "runnerNetwork": "network"}
 
 
 def _write(directory: Path, name: str, config: dict[str, Any]) -> Path:
