@@ -100,6 +100,9 @@ _ROUTE_TABLE_RE = re.compile(r"^/subscriptions/[0-9a-fA-F-]{36}/resourceGroups/[
 #: the jobs subnet is its first /24, the endpoints subnet the first /26 of the next /24, so it is a /23 or larger.
 DEFAULT_ADDRESS_SPACE = "10.60.0.0/23"
 MAX_ADDRESS_PREFIX = 23
+#: Where `new-stack` picks a private stack's addressSpace (the first free /23; 512 stacks), the default first: a deploy
+#: network that private stacks peer with stays outside it (deploynetwork.py).
+STACK_ADDRESS_POOL = "10.60.0.0/14"
 #: RFC 1918's private ranges: a VNet that is peered to a hub (runnerNetwork) must use addresses that route privately.
 PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 #: `runnerNetwork` (the platform's output of that name, docs/configuration.md#the-deploy-runners-network): exactly

@@ -31,7 +31,7 @@ import pulumi
 from pulumi_azure_native import network, privatedns
 
 from provisioning.components.network import APP_DELEGATION
-from provisioning.config import ConfigError
+from provisioning.config import STACK_ADDRESS_POOL, ConfigError
 from uploader.clouds import PRIVATE_DNS_ZONES
 
 VNET_NAME = "vnet-hr-connector-deploy"
@@ -39,7 +39,7 @@ SUBNET_NAME = "snet-runners"
 DEFAULT_ADDRESS_SPACE = "10.59.0.0/24"
 #: The range the private stacks' own networks are taken from (network.py's; each peers with this network, and peered
 #: networks must not overlap), which the deploy network's range must stay out of.
-STACK_NETWORKS = "10.60.0.0/14"
+STACK_NETWORKS = STACK_ADDRESS_POOL  # one definition: config.py, where new-stack picks the stacks' ranges too
 #: A workload-profiles environment's subnet is /27 at least (networking page above).
 MIN_PREFIX = 27
 PLATFORM_NAMESPACE = "hr-connector-platform"

@@ -28,6 +28,7 @@ from typing import Any
 from provisioning.config import (
     DEFAULT_ADDRESS_SPACE,
     MAX_ADDRESS_PREFIX,
+    STACK_ADDRESS_POOL,
     ConfigError,
     ConfigProblems,
     Settings,
@@ -109,7 +110,7 @@ class StackRequest:
 #: Where new-stack picks a private stack's `addressSpace`: the first /23 of this range that no private stack in the
 #: folder (a hosting stack, or a tenant with its own network) nor the runner network uses; 512 stacks. It starts
 #: with the default, 10.60.0.0/23, which a private stack without the key has (docs/configuration.md#network).
-ADDRESS_POOL = "10.60.0.0/14"
+ADDRESS_POOL = STACK_ADDRESS_POOL
 
 
 def read_runner_network(path: Path) -> dict[str, Any]:
