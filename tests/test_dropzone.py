@@ -19,7 +19,14 @@ from azurite_support import DEV_ACCOUNT, DEV_KEY
 
 from uploader.errors import UsageError
 from uploader.job import dropzone as dzmod
-from uploader.job.dropzone import DropZoneError, FolderDropZone, UnreadableState, keep_renewed, open_dropzone
+from uploader.job.dropzone import (
+    DropZoneError,
+    FolderDropZone,
+    StorageAccess,
+    UnreadableState,
+    keep_renewed,
+    open_dropzone,
+)
 from uploader.model.globs import GlobMatcher
 
 
@@ -30,7 +37,7 @@ def dropzone(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest
         return open_dropzone(tmp_path.as_uri())
     az = request.getfixturevalue("azurite")
     url, _ = az.new_container()
-    return open_dropzone(url, env={"AZURE_STORAGE_CONNECTION_STRING": az.connection_string})
+    return open_dropzone(url, StorageAccess(connection_string=az.connection_string))
 
 
 def _put(dz, path: str, data: bytes) -> None:
@@ -131,7 +138,7 @@ def test_a_blob_whose_bytes_do_not_match_its_content_md5_is_not_read(azurite, tm
     from azure.storage.blob import ContentSettings
 
     url, container = azurite.new_container()
-    dz = open_dropzone(url, env={"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string})
+    dz = open_dropzone(url, StorageAccess(connection_string=azurite.connection_string))
     container.upload_blob("incoming/m.csv", b"h\n1\n")
     version = dz.download("incoming/m.csv", tmp_path / "ok")
     assert version.sha256 == hashlib.sha256(b"h\n1\n").hexdigest()
@@ -228,19 +235,19 @@ def test_urls(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="does not exist"):
         open_dropzone((tmp_path / "missing").as_uri())
     with pytest.raises(UsageError, match="must name the container"):
-        open_dropzone("https://acct.blob.core.windows.net/", env={})
+        open_dropzone("https://acct.blob.core.windows.net/", StorageAccess())
     with pytest.raises(UsageError, match="https"):
-        open_dropzone("http://acct.blob.core.windows.net/c", env={})
+        open_dropzone("http://acct.blob.core.windows.net/c", StorageAccess())
     with pytest.raises(UsageError, match="AZURE_STORAGE_CONNECTION_STRING"):
-        open_dropzone("https://acct.blob.core.windows.net/c", env={"AZURE_STORAGE_CONNECTION_STRING": "nonsense"})
-    managed = open_dropzone("https://acct.blob.core.windows.net/drop", env={"AZURE_CLIENT_ID": str(uuid.uuid4())})
+        open_dropzone("https://acct.blob.core.windows.net/c", StorageAccess(connection_string="nonsense"))
+    managed = open_dropzone("https://acct.blob.core.windows.net/drop", StorageAccess(client_id=str(uuid.uuid4())))
     assert type(managed.container.credential).__name__ == "ManagedIdentityCredential"
     assert managed.container.container_name == "drop"
 
 
 def test_storage_errors_name_the_drop_zone_not_secrets(azurite) -> None:
     url = f"http://127.0.0.1:{azurite.port}/{DEV_ACCOUNT}/no-such-container"
-    dz = open_dropzone(url, env={"AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string})
+    dz = open_dropzone(url, StorageAccess(connection_string=azurite.connection_string))
     with pytest.raises(DropZoneError) as info:
         dz.list("incoming/")
     assert "no-such-container" in str(info.value) and "ContainerNotFound" in str(info.value)

@@ -129,6 +129,7 @@ def test_a_token_for_another_audience_is_refused_before_entra(sandbox: Sandbox) 
     from uploader.errors import SignInError
     from uploader.send.federated import federated_assertion
     from uploader.send.keyvault import b64url
+    from uploader.send.settings import ManagedIdentity
 
     class WrongAudience:
         resource = "api://AzureADTokenExchange"
@@ -137,7 +138,7 @@ def test_a_token_for_another_audience_is_refused_before_entra(sandbox: Sandbox) 
             claims = b64url(b'{"aud":"api://AzureADTokenExchangeUSGov","sub":"x"}')
             return f"{b64url(b'{}')}.{claims}.c2ln"
 
-    assertion = federated_assertion(get_cloud("commercial"), "c1", identity=WrongAudience())
+    assertion = federated_assertion(get_cloud("commercial"), ManagedIdentity("c1"), identity=WrongAudience())
     with pytest.raises(SignInError) as caught:
         assertion({})
     assert "api://AzureADTokenExchangeUSGov" in str(caught.value) and "AADSTS700212" in str(caught.value)

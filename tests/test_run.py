@@ -411,10 +411,11 @@ def _version(zone: Zone, path: str) -> dict[str, object]:
     used read-only: the file is read into a temporary copy)."""
     import tempfile
 
-    from uploader.job.dropzone import open_dropzone
+    from uploader.job.dropzone import StorageAccess, open_dropzone
 
+    access = StorageAccess(connection_string=zone.env.get("AZURE_STORAGE_CONNECTION_STRING"))
     with tempfile.TemporaryDirectory() as tmp:
-        return open_dropzone(zone.url, env=zone.env).download(path, Path(tmp) / "copy").to_json()
+        return open_dropzone(zone.url, access).download(path, Path(tmp) / "copy").to_json()
 
 
 # -- concurrency -------------------------------------------------------------------------------------

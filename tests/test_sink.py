@@ -9,7 +9,6 @@ import ast
 import io
 import json
 import os
-import re
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ import pytest
 
 from uploader.model import sink
 from uploader.model.certs import generate_certificate
+from uploader.model.environment import VARIABLES
 from uploader.model.safetext import escape_line, is_invisible
 
 REPO = Path(__file__).resolve().parent.parent
@@ -251,9 +251,6 @@ MAPPING = {"name": "departures", "jobId": GUID, "files": "*.csv",
                                                               "lastWorkingDate": "LastWorkingDate"}}]}
 #: Invalid (a bad date): every command validates it and stops before it would sign in or send.
 BAD_CSV = "EmailAddress,ResignationDate,LastWorkingDate\nx@contoso.com,not a date,2026-01-01T00:00:00Z\n"
-OUTSIDE_VARIABLE = re.compile(r"\"((?:UPLOADER|AZURE|IDENTITY)_[A-Z_]+)\"")
-
-
 def fuzz_clean(text: str, file_name: bool = False) -> None:
     """`clean`, with every line of the real PEM's body. file_name: the value became a file name the program made
     of it (`cert new --name`: every character but letters, digits, '.', '_', '-' turned into '-'), shown as the
@@ -264,16 +261,6 @@ def fuzz_clean(text: str, file_name: bool = False) -> None:
     clean(text)
     for line in FUZZ_PEM.splitlines():
         assert "-----" in line or line not in text, "PEM material was printed"
-
-
-def variables_read(*packages: str) -> set[str]:
-    """Every UPLOADER_*/AZURE_*/IDENTITY_* name the programs' source spells out (the sandbox aside)."""
-    names: set[str] = set()
-    for package in packages:
-        for path in (REPO / package).rglob("*.py"):
-            if "sandbox" not in path.parts:
-                names.update(OUTSIDE_VARIABLE.findall(path.read_text("utf-8")))
-    return names
 
 
 def leaf_parsers(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
@@ -297,10 +284,6 @@ def options(parser: argparse.ArgumentParser) -> list[tuple[str, bool]]:
         flag = action.option_strings[-1] if action.option_strings else action.dest
         out.append((flag, action.nargs != 0))
     return out
-
-
-def twins(parser: argparse.ArgumentParser) -> set[str]:
-    return {m for action in parser._actions for m in re.findall(r"\[env (UPLOADER_\w+)\]", action.help or "")}
 
 
 class Workspace:
@@ -405,7 +388,7 @@ def call(main: object, argv: list[str], env: dict[str, str], cwd: Path, monkeypa
     out, err = io.StringIO(), io.StringIO()
     with monkeypatch.context() as m:
         for name in list(os.environ):
-            if name.startswith(("UPLOADER_", "AZURE_", "IDENTITY_", "HR_CONNECTOR_")):
+            if name.startswith(("UPLOADER_", "AZURE_", "IDENTITY_", "HR_CONNECTOR_", "CONTAINER_APP_")):
                 m.delenv(name)
         for name, value in env.items():
             m.setenv(name, value)
@@ -432,18 +415,21 @@ def uploader_cases() -> list[tuple[tuple[str, ...], str, str, bool]]:
             if flag in ("command", "mapping_command", "cert_command", "handler"):
                 continue
             cases += [(command, flag, value, False) for value in VALUES if takes_value]
-        variables = twins(parser) | EXTRA_VARIABLES.get(command, set())
-        cases += [(command, name, value, True) for name in sorted(variables) for value in VALUES]
-    # doctor with --key-id reads the managed identity's variables at once (upload and run only when they sign in)
-    cases += [(("doctor", "--key-id"), name, value, True) for name in sorted(SIGNING_IN) for value in VALUES]
+        # every variable the table declares for this command (uploader/model/environment.py): a variable added
+        # there is fuzzed here without another line (tests/test_environment.py holds the table to the parser)
+        cases += [(command, name, value, True) for name in sorted(variables_of(command)) for value in VALUES]
+    # doctor with --key-id reads the managed identity's variables (upload and run only when they sign in that way):
+    # every variable doctor reads that is not an option's twin, again with a Key Vault key
+    cases += [(("doctor", "--key-id"), name, value, True) for name in sorted(OUTSIDE_THE_PARSER) for value in VALUES]
     return cases
 
 
-#: The variables outside the parser that each command reads: signing in (certificate, Key Vault through the
-#: managed identity) and the drop zone in upload, run and doctor; a PFX's password in `cert show`.
-SIGNING_IN = variables_read("uploader")
-EXTRA_VARIABLES = {("upload",): SIGNING_IN, ("run",): SIGNING_IN, ("doctor",): SIGNING_IN,
-                   ("cert", "show"): {"UPLOADER_CERTIFICATE_PASSWORD"}}
+def variables_of(command: tuple[str, ...]) -> set[str]:
+    return {v.name for v in VARIABLES.values() if " ".join(command) in v.commands}
+
+
+#: The variables doctor reads besides its options' twins: the certificate's, the managed identity's, the drop zone's.
+OUTSIDE_THE_PARSER = {name for name in variables_of(("doctor",)) if VARIABLES[name].flag is None}
 
 
 UPLOADER_CASES = uploader_cases()
@@ -456,11 +442,12 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
     return Workspace(tmp_path_factory.mktemp("sink-fuzz"))
 
 
-def test_the_fuzz_covers_every_command_and_the_variables_of_the_reported_breaks() -> None:
+def test_the_fuzz_covers_every_command_and_every_declared_variable() -> None:
     commands = {c for c, *_ in UPLOADER_CASES}
     assert {("upload",), ("run",), ("doctor",), ("validate",), ("endpoints",), ("mapping", "init"), ("cert", "new"),
             ("cert", "show")} <= commands
     subjects = {s for _, s, _, variable in UPLOADER_CASES if variable}
+    assert subjects == set(VARIABLES)  # the table, whole: no variable the uploader reads goes unfuzzed
     assert {"IDENTITY_ENDPOINT", "IDENTITY_HEADER", "AZURE_CLIENT_ID", "UPLOADER_CLOUD", "UPLOADER_CERTIFICATE_PEM",
             "UPLOADER_CONNECTORS", "UPLOADER_LOG_FORMAT"} <= subjects
 
@@ -538,10 +525,11 @@ ISSUE_ENDPOINT = "http://admin:S3cr3tPw@127.0.0.1:9/msi/token"
 def test_a_credential_in_the_identity_endpoint_is_withheld_in_text_and_json(sandbox, tmp_path: Path,  # noqa: ANN001
                                                                             monkeypatch: pytest.MonkeyPatch,
                                                                             command: str) -> None:
-    """IDENTITY_ENDPOINT='http://admin:S3cr3tPw@127.0.0.1:9/msi/token' with Key Vault signing: the sign-in reaches
-    the managed identity step (the sandbox's Entra and vault are real), which fails and names the endpoint's host
-    and port (keyvault.identity_endpoint_host), never its user name and password; the writer would withhold them
-    anyway (the fuzz above sets the same variable to a bare `user:pass@` URL)."""
+    """IDENTITY_ENDPOINT='http://admin:S3cr3tPw@127.0.0.1:9/msi/token' with Key Vault signing: refused at the command
+    boundary (uploader/model/environment.py's identity_url, exit 2) naming the variable and the rule, never the value,
+    before any token is asked for (MSAL would send the user name and password). Without them, the sign-in reaches the
+    managed identity step (the sandbox's Entra and vault are real), which fails and names the endpoint's host and port
+    (the host to allow), in text and in the JSON log."""
     from test_keyvault_signin import VaultApp, job_env, resignations
 
     from uploader.cli import main
@@ -560,9 +548,11 @@ def test_a_credential_in_the_identity_endpoint_is_withheld_in_text_and_json(sand
     for log_format in ("text", "json"):
         env = {**env, "IDENTITY_ENDPOINT": ISSUE_ENDPOINT, "UPLOADER_LOG_FORMAT": log_format}
         code, out, err = call(main, argv, env, tmp_path, monkeypatch)
-        assert code in (1, 2), (code, out[-1000:], err[-1000:])
-        assert "127.0.0.1:9" in out + err  # the endpoint is named (the host to allow), its credential is not
+        assert code == 2 and "IDENTITY_ENDPOINT: must not hold a user name or password" in err, (code, err[-1000:])
+        assert "127.0.0.1" not in out + err and "admin" not in out + err
         fuzz_clean(out + err)
-        if log_format == "json":
-            records = [json.loads(line) for line in out.splitlines()]
-            assert any("127.0.0.1:9" in json.dumps(r) for r in records), records
+    env = {**env, "IDENTITY_ENDPOINT": ISSUE_ENDPOINT.replace("admin:S3cr3tPw@", ""), "UPLOADER_LOG_FORMAT": "json"}
+    code, out, err = call(main, argv, env, tmp_path, monkeypatch)
+    assert code in (1, 2), (code, out[-1000:], err[-1000:])
+    records = [json.loads(line) for line in out.splitlines()]
+    assert any("127.0.0.1:9" in json.dumps(r) for r in records) or "127.0.0.1:9" in err, (records, err[-1000:])

@@ -9,33 +9,34 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 from uploader import __version__
-from uploader.clouds import CLOUDS, CREDENTIALS, DEFAULT_RECORDS_PER_CALL, UnknownCloudError, get_cloud
+from uploader.clouds import CLOUDS, DEFAULT_RECORDS_PER_CALL, get_cloud
 from uploader.errors import EXIT_FAILED, EXIT_STOPPED, EXIT_USAGE, UploaderError, UsageError
-from uploader.model import sink
-from uploader.model.mapping import (
-    INVALID_ROWS_MODES,
-    ConnectorMapping,
-    MappingError,
-    RowCap,
-    load_mapping_file,
-    parse_row_cap,
+from uploader.model import environment, sink
+from uploader.model.environment import (  # the checks, declared with their variables; re-exported for the commands
+    MAX_SECONDS,
+    cloud_name,
+    https_url,
+    positive_int,
+    records_per_call,
+    row_cap,
+    seconds,
+    settle_seconds,
 )
+from uploader.model.mapping import ConnectorMapping, MappingError, load_mapping_file
 from uploader.model.safetext import safe_text
 from uploader.model.stackfile import DEFAULT_STACKS_TEXT, load_connector
 from uploader.report import install_log_guard
 from uploader.stopping import Stopped
 
+__all__ = ["MAX_SECONDS", "cloud_name", "https_url", "positive_int", "records_per_call", "row_cap", "seconds",
+           "settle_seconds"]
 ENV_PREFIX = "UPLOADER_"
-TRUE_WORDS = {"1", "true", "yes", "on"}
-FALSE_WORDS = {"0", "false", "no", "off", ""}
 
 
 def env_name(flag: str) -> str:
@@ -63,11 +64,10 @@ class FromEnv:
     environment would be reported as `upload`'s) and put the raw value in `--help`: never do either.
     """
 
-    def __init__(self, env: str, raw: str, convert: Callable[[str], Any], choices: Sequence[str] | None) -> None:
+    def __init__(self, env: str, raw: str, convert: Callable[[str], Any]) -> None:
         self.env = env
         self._raw = raw
         self._convert = convert
-        self._choices = choices
 
     def __repr__(self) -> str:  # what --help shows as the default: never the value (it may be a key or JSON)
         return f"${self.env}"
@@ -75,17 +75,15 @@ class FromEnv:
     __str__ = __repr__
 
     def value(self) -> Any:
-        """The converted value; ValueError with a message that never repeats the raw text."""
+        """The converted value: the option's own type when the command declared one (doctor's reported URLs),
+        else the variable's one check (uploader/model/environment.py); UsageError naming the variable and the rule,
+        never repeating the raw text."""
+        if self._convert is environment.declared(self.env).parse:
+            return environment.check(self.env, self._raw)
         try:
-            value = self._convert(self._raw)
-        except argparse.ArgumentTypeError as exc:
-            raise ValueError(str(exc)) from None
-        except (TypeError, ValueError) as exc:
-            known = self._convert in (positive_int, records_per_call)
-            raise ValueError(str(exc) if known else f"not a valid value for {self.env}") from None
-        if self._choices is not None and value not in self._choices:
-            raise ValueError(f"expected one of {', '.join(self._choices)}")
-        return value
+            return self._convert(self._raw)
+        except (argparse.ArgumentTypeError, TypeError, ValueError):
+            raise environment.refusal(self.env, self._raw, "not a valid value") from None
 
 
 def resolve_env(args: argparse.Namespace) -> None:
@@ -94,119 +92,55 @@ def resolve_env(args: argparse.Namespace) -> None:
         if isinstance(value, FromEnv):
             try:
                 setattr(args, dest, value.value())
-            except ValueError as exc:
-                raise UsageError(f"environment variable {value.env} (for `{args.command}`): {exc}") from None
+            except environment.Refused as exc:
+                raise UsageError(f"environment variable {exc.variable} (for `{args.command}`): {exc.rule} "
+                                 f"({exc.shape})") from None
 
 
 def add_option(
     parser: argparse.ArgumentParser,
     flag: str,
     *short: str,
-    type: Callable[[str], Any] = str,  # noqa: A002 - mirrors argparse
+    type: Callable[[str], Any] | None = None,  # noqa: A002 - mirrors argparse
     default: Any = None,
     required: bool = False,
     help: str,  # noqa: A002
     **kwargs: Any,
 ) -> None:
-    """Add a valued option whose default comes from its UPLOADER_* environment twin (checked by resolve_env)."""
+    """Add a valued option whose default comes from its UPLOADER_* environment twin (checked by resolve_env).
+    The twin is declared in uploader/model/environment.py's table, which gives the option its check (`type`) and
+    its choices; `type` overrides the check for this command only (doctor takes any override URL, to report it)."""
     env = env_name(flag)
-    raw = os.environ.get(env)
+    variable = environment.declared(env)
+    convert = type or variable.parse
+    if variable.choices is not None:
+        kwargs.setdefault("choices", variable.choices)
+    raw = environment.raw(env)
     if raw is not None and raw != "":
-        default = FromEnv(env, raw, type, kwargs.get("choices"))
+        default = FromEnv(env, raw, convert)
         required = False
     parser.add_argument(
-        flag, *short, type=type, default=default, required=required, help=f"{help} [env {env}]", **kwargs
+        flag, *short, type=convert, default=default, required=required, help=f"{help} [env {env}]", **kwargs
     )
-
-
-def _switch_word(text: str) -> bool:
-    word = text.strip().lower()
-    if word not in TRUE_WORDS | FALSE_WORDS:
-        raise argparse.ArgumentTypeError("expected true or false (1/true/yes/on or 0/false/no/off)")
-    return word in TRUE_WORDS
 
 
 def add_switch(parser: argparse.ArgumentParser, flag: str, *, help: str) -> None:  # noqa: A002
     """Add an on/off flag whose environment twin accepts 1/true/yes/on or 0/false/no/off."""
     env = env_name(flag)
-    raw = os.environ.get(env, "")
-    default: Any = FromEnv(env, raw, _switch_word, None) if raw.strip() else False
+    raw = environment.raw(env) or ""
+    default: Any = FromEnv(env, raw, environment.declared(env).parse) if raw.strip() else False
     parser.add_argument(flag, action="store_true", default=default, help=f"{help} [env {env}]")
-
-
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError("must be a positive whole number") from None
-    if value < 1:
-        raise ValueError("must be a positive whole number")
-    return value
-
-
-#: Longest wait any option takes (a day): larger values overflow the clocks and sockets they are given to.
-MAX_SECONDS = 86_400.0
-
-
-def seconds(text: str) -> float:
-    """A finite, positive number of seconds, at most a day (nan, inf, 0, negatives and 1e300 are refused)."""
-    rule = f"must be a positive number of seconds (finite, above 0, at most {MAX_SECONDS:g})"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(rule) from None
-    if not math.isfinite(value) or value <= 0 or value > MAX_SECONDS:
-        raise argparse.ArgumentTypeError(rule)
-    return value
-
-
-def https_url(text: str) -> str:
-    """An override URL: https with a host and no user name or password (TLS is never turned off)."""
-    value = text.strip()
-    try:
-        parts = urlsplit(value)
-        host = parts.hostname
-        has_user = parts.username is not None or parts.password is not None
-    except ValueError:
-        raise argparse.ArgumentTypeError("must be an https:// URL (not a valid URL)") from None
-    if parts.scheme.lower() != "https" or not host:
-        raise argparse.ArgumentTypeError("must be an https:// URL with a host (TLS is never turned off)")
-    if has_user:
-        raise argparse.ArgumentTypeError("must be an https:// URL without a user name or password")
-    return value
-
-
-def records_per_call(text: str) -> int:
-    value = positive_int(text)
-    if value > 50_000:
-        raise ValueError("must be at most 50000 (Microsoft's samples send 5000 per call)")
-    return value
-
-
-def row_cap(text: str) -> RowCap:
-    """--max-invalid-rows: a number of rows or a percentage ("5%")."""
-    try:
-        return parse_row_cap(text, "--max-invalid-rows")
-    except MappingError as exc:
-        raise argparse.ArgumentTypeError(exc.rule) from None
 
 
 def add_row_policy_options(parser: argparse.ArgumentParser) -> None:
     """--invalid-rows and --max-invalid-rows (upload and run): what to do with rows that break a rule."""
-    add_option(parser, "--invalid-rows", choices=INVALID_ROWS_MODES,
+    add_option(parser, "--invalid-rows",
                help="refuse: a file with an invalid row is not sent at all (default, unless the mapping's "
                "invalidRows says otherwise); quarantine: send the valid rows, set the invalid ones aside "
                "(exit 4)")
-    add_option(parser, "--max-invalid-rows", type=row_cap,
+    add_option(parser, "--max-invalid-rows",
                help="quarantine: refuse the file whole above this many invalid rows, a count or a percentage "
                "like 5%% (default: the mapping's maxInvalidRows, else 50%%)")
-
-
-def cloud_name(text: str) -> str:
-    try:
-        return get_cloud(text).name
-    except UnknownCloudError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_connection_options(parser: argparse.ArgumentParser, required: bool, https_only: bool = True) -> None:
@@ -215,7 +149,7 @@ def add_connection_options(parser: argparse.ArgumentParser, required: bool, http
     https_only: overrides that are not https URLs are refused while parsing (exit 2, naming the flag or
     variable); `doctor` turns it off to report them as a failed check instead.
     """
-    url = https_url if https_only else str
+    url = None if https_only else str  # None: the variable's own check (https only)
     add_option(parser, "--tenant-id", required=required, help="Entra tenant (directory) ID")
     add_option(parser, "--app-id", required=required, help="application (client) ID of the app registration")
     add_option(parser, "--certificate", help="PEM file with the private key and the certificate, or a PKCS#12 "
@@ -226,19 +160,19 @@ def add_connection_options(parser: argparse.ArgumentParser, required: bool, http
                "user-assigned one); --certificate then holds the public certificate only (PEM or DER)")
     add_option(parser, "--key-vault-domain", help="sandbox and tests only: accept --key-id hosts in this domain "
                "instead of the cloud's Key Vault domains")
-    add_option(parser, "--credential", choices=CREDENTIALS, default="certificate",
+    add_option(parser, "--credential", default="certificate",
                help="certificate (--certificate, or --key-id) or federated: sign in as the app through the job's "
                "user-assigned managed identity (AZURE_CLIENT_ID), which the app trusts; no certificate or key at all")
-    add_option(parser, "--cloud", type=cloud_name, default="commercial", help=f"one of {', '.join(CLOUDS)}")
+    add_option(parser, "--cloud", default="commercial", help=f"one of {', '.join(CLOUDS)}")
     add_option(parser, "--authority-host", type=url,
                help="override the cloud's Entra host (no instance discovery)")
     add_option(parser, "--ingestion-url", type=url, help="override the cloud's ingestion base URL")
     add_option(parser, "--scope", help="override the token scope (older samples used per-cloud IDs)")
-    add_option(parser, "--deadline", type=seconds, default=300.0,
+    add_option(parser, "--deadline", default=300.0,
                help="seconds a chunk may spend retrying transient failures before the run fails")
-    add_option(parser, "--read-timeout", type=seconds, default=120.0,
+    add_option(parser, "--read-timeout", default=120.0,
                help="seconds to wait for the ingestion service to answer one upload call")
-    add_option(parser, "--log-format", choices=("text", "json"), default="text",
+    add_option(parser, "--log-format", default="text",
                help="text (progress bar on a terminal) or json (one object per line)")
 
 
@@ -288,11 +222,12 @@ def build_parser() -> argparse.ArgumentParser:
     # Not required by the parser: a dry run needs no sign-in, so cmd_upload asks for them only to send.
     add_connection_options(up, required=False)
     add_option(up, "--job-id", help="the connector's job ID from Purview (default: the mapping's jobId)")
-    add_option(up, "--records-per-call", type=records_per_call, default=DEFAULT_RECORDS_PER_CALL,
+    add_option(up, "--records-per-call", default=DEFAULT_RECORDS_PER_CALL,
                help="records per upload call")
     add_mapping_options(up, "connector mapping JSON (docs/mapping.md); without it (or --stack), "
                         "structural checks only")
-    add_option(up, "--state-dir", default=_default_state_dir(), help="where checkpoints are kept")
+    add_option(up, "--state-dir", help="where checkpoints are kept (default: $XDG_STATE_HOME/hr-connector, else "
+               "~/.local/state/hr-connector)")
     add_switch(up, "--dry-run", help="validate and plan the chunks; send nothing, make no request")
     add_switch(up, "--force", help="send even if identical content was sent to this job in the last 12 hours")
     add_row_policy_options(up)
@@ -305,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
                          formatter_class=_TwinHelpFormatter)
     val.add_argument("files", nargs="+", metavar="FILE", help="CSV files to check")
     add_mapping_options(val, "connector mapping JSON (docs/mapping.md); or --stack/--connector")
-    add_option(val, "--log-format", choices=("text", "json"), default="text", help="text or json")
+    add_option(val, "--log-format", default="text", help="text or json")
     val.set_defaults(handler="uploader.commands.validate")
 
     _module_command(sub, "mapping", "uploader.commands.mapping",
@@ -314,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "make a certificate credential (`cert new`) or inspect one (`cert show`)")
 
     ep = sub.add_parser("endpoints", help="print a cloud's endpoints as JSON", formatter_class=_TwinHelpFormatter)
-    add_option(ep, "--cloud", type=cloud_name, required=True, help=f"one of {', '.join(CLOUDS)}")
+    add_option(ep, "--cloud", required=True, help=f"one of {', '.join(CLOUDS)}")
     ep.set_defaults(handler=None)
 
     _module_command(sub, "run", "uploader.commands.run",
@@ -334,8 +269,10 @@ def _module_command(sub: argparse._SubParsersAction[_ArgumentParser], name: str,
     parser.set_defaults(handler=module)
 
 
-def _default_state_dir() -> str:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+def default_state_dir() -> str:
+    """`upload`'s checkpoints when --state-dir is not given (XDG_STATE_HOME read and checked when it is needed,
+    for `upload` only: a bad one is exit 2 naming it)."""
+    base = environment.read("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
     return os.path.join(base, "hr-connector")
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uploader.errors import EXIT_OK, UsageError
-from uploader.model import portable, sink
+from uploader.model import environment, portable, sink
 from uploader.model.safetext import safe_text
 
 if TYPE_CHECKING:  # cryptography is imported when a cert command runs, not when the parser is built
@@ -162,7 +162,7 @@ def _load(path: Path) -> tuple[list[x509.Certificate], object | None]:
         pass
     if is_pkcs12(data):
         try:
-            pem = pem_from_pkcs12(data, os.environ.get(PASSWORD_ENV), source=name)
+            pem = pem_from_pkcs12(data, environment.read(PASSWORD_ENV), source=name)
         except CertificateError as exc:
             raise UsageError(str(exc)) from None
         key = serialization.load_pem_private_key(pem.encode(), password=None)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from uploader.cli import add_connection_options, add_option, seconds
-from uploader.commands import sign_in_settings
+from uploader.cli import add_connection_options, add_option
+from uploader.commands import check_tls_trust, sign_in_settings, storage_access
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from uploader.job.doctor import (
     FAIL,
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--job-id", help="the connector's job ID from Purview (optional: its form is checked)")
     add_option(parser, "--dropzone-url", help="job mode: blob container URL or file:///path of the drop zone")
     add_option(parser, "--connectors", help="job mode: JSON list of connector mappings")
-    add_option(parser, "--timeout", type=seconds, default=NETWORK_TIMEOUT,
+    add_option(parser, "--timeout", default=NETWORK_TIMEOUT,
                help="seconds for each network step (sign-in: each request, its answer included)")
 
 
@@ -48,8 +48,11 @@ def main(args: argparse.Namespace) -> int:
         reporter.event("check", check.line(), check=check.name, status=check.status, summary=check.summary,
                        hint=check.hint or None, **check.facts)
 
-    doctor = DoctorSettings(sign_in_settings(args), job_id=args.job_id, dropzone_url=args.dropzone_url,
-                            connectors=args.connectors, timeout=args.timeout)  # the options, typed once
+    sign_in = sign_in_settings(args)  # the options and the variables, typed once
+    check_tls_trust()
+    doctor = DoctorSettings(sign_in, job_id=args.job_id, dropzone_url=args.dropzone_url,
+                            connectors=args.connectors, timeout=args.timeout,
+                            storage=storage_access(args.dropzone_url, sign_in))
     checks = run_checks(doctor, emit)
     code = exit_code(checks)
     counts = {s: sum(c.status == s for c in checks) for s in (PASS, WARN, FAIL, SKIP)}

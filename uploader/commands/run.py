@@ -12,16 +12,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import functools
-import math
-import os
+from dataclasses import dataclass
 from typing import Any
 
 from uploader import stopping
-from uploader.cli import add_connection_options, add_option, add_row_policy_options, env_name, records_per_call
+from uploader.cli import add_connection_options, add_option, add_row_policy_options, env_name
 from uploader.clouds import DEFAULT_RECORDS_PER_CALL, get_cloud
-from uploader.commands import sign_in_settings
+from uploader.commands import sign_in_settings, storage_access
 from uploader.errors import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, UploaderError, UsageError
 from uploader.job.connectors import CONNECTORS_ENV, load_connectors
+from uploader.model import environment
 from uploader.report import Reporter
 from uploader.send.settings import CERTIFICATE_ENV as CERTIFICATE_PEM_ENV
 
@@ -42,24 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_option(parser, "--dropzone-url", help="blob container URL (https://ACCOUNT.blob.core.windows.net/CONTAINER) "
                "or file:///path of the drop zone")
     add_option(parser, "--connectors", help="JSON list of connector mappings (each with name, jobId, files, ...)")
-    add_option(parser, "--records-per-call", type=records_per_call, default=DEFAULT_RECORDS_PER_CALL,
-               help="records per upload call")
-    add_option(parser, "--settle-seconds", type=settle_seconds, default=60.0,
+    add_option(parser, "--records-per-call", default=DEFAULT_RECORDS_PER_CALL, help="records per upload call")
+    add_option(parser, "--settle-seconds", default=60.0,
                help="take a file only once it has not changed for this many seconds (0 to 86400; default 60): "
                     "a writer still writing, or pausing mid-file, is not sent half a file")
     add_row_policy_options(parser)
-
-
-def settle_seconds(text: str) -> float:
-    """0 to 86,400 seconds, finite (nan, inf and negatives are refused)."""
-    rule = "must be a number of seconds from 0 to 86400"
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(rule) from None
-    if not math.isfinite(value) or not 0 <= value <= 86_400:
-        raise argparse.ArgumentTypeError(rule)
-    return value
 
 
 def _required(value: str | None, flag: str) -> str:
@@ -68,17 +55,16 @@ def _required(value: str | None, flag: str) -> str:
     return str(value).strip()
 
 
-def _certificate_pem(args: argparse.Namespace) -> tuple[str, str]:
+def _certificate_pem(args: argparse.Namespace, sign_in: Any) -> tuple[str, str]:
     """The PEM bundle's text and where it came from (UPLOADER_CERTIFICATE_PEM, else --certificate's file)."""
-    from uploader.model.certs import PASSWORD_ENV, CertificateError, read_pem_file
+    from uploader.model.certs import CertificateError, read_pem_file
 
-    pem = os.environ.get(CERTIFICATE_PEM_ENV, "")
-    if pem.strip():
-        return pem, CERTIFICATE_PEM_ENV
+    if sign_in.certificate_pem:
+        return sign_in.certificate_pem, CERTIFICATE_PEM_ENV
     if args.certificate:
         try:
             pem = read_pem_file(args.certificate, "UPLOADER_CERTIFICATE", CERTIFICATE_PEM_ENV,
-                                password=os.environ.get(PASSWORD_ENV))
+                                password=sign_in.certificate_password)
             return pem, args.certificate
         except CertificateError as exc:
             raise UsageError(str(exc)) from None
@@ -94,13 +80,14 @@ def main(args: argparse.Namespace) -> int:
     from uploader.send.settings import check_certificate
 
     reporter = Reporter(args.log_format)
+    names = RunNames.from_environment()  # read and checked once: every summary line of the run carries them
     connectors = load_connectors(args.connectors)
     if not connectors:
         reporter.event("nothing_to_do", f"nothing to do: no connectors configured yet ({CONNECTORS_ENV} is empty); "
                        "add them to the stack's `connectors` once the Purview HR connector exists",
                        reason="no connectors")
         _print_summary_line(reporter, {"event": "run_summary", "exit_code": EXIT_OK, "connectors": [],
-                                       "reason": "no connectors configured"})
+                                       "reason": "no connectors configured"}, names)
         return EXIT_OK
     tenant_id = _required(args.tenant_id, "--tenant-id")
     app_id = _required(args.app_id, "--app-id")
@@ -110,7 +97,7 @@ def main(args: argparse.Namespace) -> int:
     from uploader.send.keyvault import VaultAssertion
     from uploader.send.settings import federated_credential
 
-    sign_in = sign_in_settings(args)  # the sign-in options, typed once: the stages below take these
+    sign_in = sign_in_settings(args)  # the sign-in options and variables, typed once: the stages below take these
     assertion: VaultAssertion | FederatedAssertion | None
     if sign_in.federated:  # UPLOADER_CREDENTIAL=federated: the job's identity; no certificate, no key
         assertion = federated_credential(sign_in, cloud)
@@ -123,9 +110,9 @@ def main(args: argparse.Namespace) -> int:
         pem, source, key_file = None, CERTIFICATE_PEM_ENV, None
     else:
         assertion = None
-        pem, source = _certificate_pem(args)
+        pem, source = _certificate_pem(args, sign_in)
         key_file = None if source == CERTIFICATE_PEM_ENV else args.certificate
-    dropzone = open_dropzone(dropzone_url)
+    dropzone = open_dropzone(dropzone_url, storage_access(dropzone_url, sign_in))
     # signs in only when a file is sent; each sign-in request (its answer included) within --read-timeout, <= 30 s
     tokens = TokenProvider(cloud, tenant_id, app_id, pem, source=source, assertion=assertion,
                            timeout=min(TOKEN_TIMEOUT, args.read_timeout))
@@ -146,17 +133,17 @@ def main(args: argparse.Namespace) -> int:
         reporter.event("exit", f"exit {EXIT_STOPPED}: {stop.describe()}; files not filed stay in incoming/",
                        error=True)
         _print_summary_line(reporter, {"event": "run_summary", "exit_code": EXIT_STOPPED,
-                                       "error": stop.describe(), "connectors": []})
+                                       "error": stop.describe(), "connectors": []}, names)
         return EXIT_STOPPED
     except UploaderError as exc:  # the drop zone itself failed (listing, permissions): still one summary line
         _print_summary_line(reporter, {"event": "run_summary", "exit_code": exc.exit_code, "error": str(exc),
-                                       "connectors": []})
+                                       "connectors": []}, names)
         raise
     except Exception as exc:  # noqa: BLE001 - whatever happens, every run ends with its summary line
         reporter.event("exit", f"exit 1: unexpected {type(exc).__name__}; files not filed stay in incoming/",
                        error=True)
         _print_summary_line(reporter, {"event": "run_summary", "exit_code": EXIT_FAILED,
-                                       "error": f"unexpected {type(exc).__name__}", "connectors": []})
+                                       "error": f"unexpected {type(exc).__name__}", "connectors": []}, names)
         return EXIT_FAILED
     finally:
         client.close()
@@ -191,7 +178,7 @@ def main(args: argparse.Namespace) -> int:
         EXIT_STOPPED: f"{summary.stopped}; files not filed stay in incoming/",
     }[summary.exit_code] + (_settling_note(settling, summary.settles_at, args.settle_seconds) if settling else ""),
         error=summary.exit_code == EXIT_STOPPED)
-    _print_summary_line(reporter, totals)
+    _print_summary_line(reporter, totals, names)
     return summary.exit_code
 
 
@@ -203,15 +190,24 @@ def _settling_note(count: int, settles_at: dt.datetime | None, settle: float) ->
             "(UPLOADER_SETTLE_SECONDS)")
 
 
-#: The Pulumi stack the job belongs to (set on the job by provisioning/components/job.py): the run summary
-#: names it, so a hosting stack's shared workspace tells its tenants' runs apart by more than the job name.
-STACK_ENV = "UPLOADER_STACK"
+@dataclass(frozen=True)
+class RunNames:
+    """What the run summary names: the Pulumi stack the job belongs to (UPLOADER_STACK, set on the job by
+    provisioning/components/job.py, so a hosting stack's shared workspace tells its tenants' runs apart by more than
+    the job name), and the job and execution, which Container Apps sets in every execution's containers
+    (CONTAINER_APP_JOB_NAME, CONTAINER_APP_JOB_EXECUTION_NAME:
+    https://learn.microsoft.com/azure/container-apps/environment-variables, built-in variables of jobs)."""
 
+    stack: str = ""
+    job: str = ""
+    execution: str = ""
 
-#: Set by Container Apps in every execution's containers: the job's name and this execution's
-#: (https://learn.microsoft.com/azure/container-apps/environment-variables, built-in variables of jobs).
-JOB_NAME_ENV = "CONTAINER_APP_JOB_NAME"
-EXECUTION_ENV = "CONTAINER_APP_JOB_EXECUTION_NAME"
+    @classmethod
+    def from_environment(cls) -> RunNames:
+        return cls(stack=(environment.read("UPLOADER_STACK") or "").strip(),
+                   job=environment.read("CONTAINER_APP_JOB_NAME") or "",
+                   execution=environment.read("CONTAINER_APP_JOB_EXECUTION_NAME") or "")
+
 #: The run's outcome in a word, by exit code (what `python -m provisioning status` and the workbook show).
 OUTCOMES = {0: "sent", 1: "failed", 2: "configuration error", 3: "rejected", 4: "sent, rows set aside",
             5: "stopped"}
@@ -232,19 +228,18 @@ def sign_in_facts(tokens: Any, credential: str) -> dict[str, Any]:
 _SIGN_IN: dict[str, Any] = {}  # this run's sign_in_facts, once known (every summary line of the run carries them)
 
 
-def _print_summary_line(reporter: Reporter, fields: dict[str, Any]) -> None:
+def _print_summary_line(reporter: Reporter, fields: dict[str, Any], names: RunNames | None = None) -> None:
     """The one JSON line per run that Log Analytics queries (also in text mode). Besides the run's totals it names
     the stack, the job and the execution, the time, the outcome in a word, the credential and the certificate's days
     left: everything a status view (`python -m provisioning status`, the stack's workbook) reads."""
     import datetime as dt
 
-    stack = os.environ.get(STACK_ENV, "").strip()
-    if stack:
-        fields = {**fields, "stack": stack}
+    names = names or RunNames.from_environment()
+    if names.stack:
+        fields = {**fields, "stack": names.stack}
     code = fields.get("exit_code")
     fields = {**fields, "time": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-              "job": os.environ.get(JOB_NAME_ENV, "").strip(),
-              "execution": os.environ.get(EXECUTION_ENV, "").strip(),
+              "job": names.job, "execution": names.execution,
               "outcome": ("nothing to do" if code == 0 and not fields.get("files_sent") else
                           OUTCOMES.get(code, "failed") if isinstance(code, int) else "failed"),
               **{k: v for k, v in _SIGN_IN.items() if k not in fields}}

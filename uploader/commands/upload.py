@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from uploader import stopping
-from uploader.cli import env_name, mapping_from_args
-from uploader.commands import sign_in_settings
+from uploader.cli import default_state_dir, env_name, mapping_from_args
+from uploader.commands import check_tls_trust, sign_in_settings
 from uploader.errors import EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_SET_ASIDE, EXIT_STOPPED, UsageError
 from uploader.model.boundedio import FileReadError, check_regular_file
 from uploader.model.mapping import job_id_problem
@@ -74,6 +74,7 @@ def check_files(names: list[str]) -> list[Path]:
 
 def main(args: argparse.Namespace) -> int:
     paths = check_files(args.files)
+    state_dir = args.state_dir or default_state_dir()
     mapping = mapping_from_args(args, required=False)
     job_id = args.job_id or (mapping.job_id if mapping is not None else None) or None
     if not args.dry_run:
@@ -110,12 +111,12 @@ def main(args: argparse.Namespace) -> int:
             from uploader.send.keyvault import parse_key_id
 
             parse_key_id(args.key_id, cloud, args.key_vault_domain)
-            if args.certificate or os.environ.get(CERTIFICATE_ENV, "").strip():
-                check_certificate(read_public_certificate(args.certificate)[0], None, "--certificate", reporter)
-        elif args.certificate or os.environ.get(CERTIFICATE_ENV, "").strip():
+            if args.certificate or sign_in.certificate_pem:
+                check_certificate(read_public_certificate(sign_in)[0], None, "--certificate", reporter)
+        elif args.certificate or sign_in.certificate_pem:
             from uploader.model.certs import CertificateError, load_bundle
 
-            pem, source = read_certificate(args.certificate)
+            pem, source = read_certificate(sign_in)
             try:
                 bundle = load_bundle(pem, source=source)
             except CertificateError as exc:
@@ -125,6 +126,7 @@ def main(args: argparse.Namespace) -> int:
         from uploader.send.auth import TOKEN_TIMEOUT, TokenProvider
         from uploader.send.ingestion import READ_TIMEOUT, IngestionClient
 
+        check_tls_trust()  # the CA bundle requests will read exists, before any request
         read_timeout = getattr(args, "read_timeout", None) or READ_TIMEOUT
         sign_in_timeout = min(TOKEN_TIMEOUT, read_timeout)  # each request, its answer included
         if sign_in.federated:  # no certificate, no key: the managed identity's token is the assertion
@@ -137,23 +139,23 @@ def main(args: argparse.Namespace) -> int:
                                    timeout=sign_in_timeout)
             check_certificate(tokens.bundle, None, args.certificate or CERTIFICATE_ENV, reporter)
         else:
-            pem, source = read_certificate(args.certificate)
+            pem, source = read_certificate(sign_in)
             tokens = TokenProvider(cloud, args.tenant_id, args.app_id, pem, source=source, timeout=sign_in_timeout)
             check_certificate(tokens.bundle, args.certificate, source, reporter)
         try:
-            Path(args.state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
+            Path(state_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
-            raise UsageError(f"--state-dir {safe_name(args.state_dir)}: cannot create ({type(exc).__name__})") from None
+            raise UsageError(f"--state-dir {safe_name(state_dir)}: cannot create ({type(exc).__name__})") from None
         try:  # before the first byte leaves: a chunk sent without its checkpoint would be sent again by a retry
-            LocalCheckpointStore(args.state_dir).check_writable()
+            LocalCheckpointStore(state_dir).check_writable()
         except OSError as exc:
             raise UsageError(f"--state-dir: the checkpoint folder is not writable ({type(exc).__name__}"
                              f"{': ' + exc.strerror if exc.strerror else ''}); nothing was sent") from None
         client = IngestionClient(cloud, tokens, deadline=args.deadline,
                                  read_timeout=getattr(args, "read_timeout", None) or READ_TIMEOUT)
-    store = LocalCheckpointStore(args.state_dir)
+    store = LocalCheckpointStore(state_dir)
     # Quarantine's split copies (HR data): in the private state folder, or the system's temporary folder.
-    work_dir = Path(args.state_dir) if os.path.isdir(args.state_dir) else Path(tempfile.gettempdir())
+    work_dir = Path(state_dir) if os.path.isdir(state_dir) else Path(tempfile.gettempdir())
 
     outcomes: list[tuple[str, FileOutcome]] = []
     not_attempted = 0

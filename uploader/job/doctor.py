@@ -32,7 +32,7 @@ from uploader.report import safe_name
 
 if TYPE_CHECKING:
     from uploader.clouds import Cloud
-    from uploader.job.dropzone import DropZone
+    from uploader.job.dropzone import DropZone, StorageAccess
     from uploader.model.certs import CertificateBundle, PublicCertificate
     from uploader.send.auth import TokenProvider
     from uploader.send.federated import FederatedAssertion
@@ -286,6 +286,7 @@ class DoctorSettings:
     dropzone_url: str | None = None
     connectors: str | None = None
     timeout: float = NETWORK_TIMEOUT
+    storage: StorageAccess | None = None  # a blob zone's access (None: a folder zone, or none given)
 
 
 def _settings(doctor: DoctorSettings) -> tuple[Check, Cloud | None]:
@@ -323,7 +324,7 @@ def _certificate(sign_in: SignInSettings) -> tuple[Check, CertificateBundle | No
     from uploader.send.settings import read_certificate
 
     try:
-        pem, source = read_certificate(sign_in.certificate)
+        pem, source = read_certificate(sign_in)
         bundle = load_bundle(pem, source=source)
     except (UsageError, CertificateError) as exc:
         return (fail("certificate", str(exc), "give --certificate PEMFILE (key + certificate) or "
@@ -477,15 +478,15 @@ def run_checks(doctor: DoctorSettings, emit: Callable[[Check], None]) -> list[Ch
     if job_mode or doctor.connectors is not None:
         add(check_connectors(doctor.connectors))
     if job_mode:
-        add(_dropzone(doctor.dropzone_url or ""))
+        add(_dropzone(doctor.dropzone_url or "", doctor.storage))
     return checks
 
 
-def _dropzone(url: str) -> Check:
+def _dropzone(url: str, storage: StorageAccess | None) -> Check:
     from uploader.job.dropzone import open_dropzone
 
     try:
-        zone = open_dropzone(url.strip())
+        zone = open_dropzone(url.strip(), storage)
     except UsageError as exc:
         return fail("dropzone", str(exc), "fix UPLOADER_DROPZONE_URL", usage=True)
     return check_dropzone(zone)

@@ -31,7 +31,7 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TypedDict
 from urllib.parse import unquote, urlparse
@@ -204,9 +204,19 @@ def keep_renewed(lock: Lock, every: float = RENEW_SECONDS) -> Iterator[Lock]:
         thread.join(timeout=5)
 
 
-def open_dropzone(url: str, env: dict[str, str] | None = None) -> DropZone:
+@dataclass(frozen=True)
+class StorageAccess:
+    """How a blob drop zone is reached, as the command read it from the environment (uploader/model/environment.py):
+    AZURE_STORAGE_CONNECTION_STRING (development: Azurite; wins when set; never in the repr), else the job's
+    user-assigned identity AZURE_CLIENT_ID (a GUID), else DefaultAzureCredential."""
+
+    connection_string: str | None = field(default=None, repr=False)
+    client_id: str | None = None
+
+
+def open_dropzone(url: str, access: StorageAccess | None = None) -> DropZone:
     """The backend for a drop-zone URL: file:///path or a blob container URL."""
-    env = dict(os.environ if env is None else env)
+    access = access or StorageAccess()
     try:
         parsed = urlparse(url)
         has_user = parsed.username is not None or parsed.password is not None
@@ -221,7 +231,7 @@ def open_dropzone(url: str, env: dict[str, str] | None = None) -> DropZone:
             raise UsageError(f"UPLOADER_DROPZONE_URL: file URL must be file:///absolute/path, not {safe_name(url)}")
         return FolderDropZone(Path(url2pathname(parsed.path)))  # Windows: /C:/HR/zone -> C:\HR\zone
     if parsed.scheme in ("https", "http"):
-        return BlobDropZone.from_url(url, env)
+        return BlobDropZone.from_url(url, access)
     raise UsageError(
         "UPLOADER_DROPZONE_URL: expected a blob container URL (https://ACCOUNT.blob.core.windows.net/CONTAINER) "
         "or file:///path"
@@ -658,7 +668,7 @@ class BlobDropZone(DropZone):
         self.display = display
 
     @classmethod
-    def from_url(cls, url: str, env: dict[str, str]) -> BlobDropZone:
+    def from_url(cls, url: str, access: StorageAccess) -> BlobDropZone:
         from azure.storage.blob import ContainerClient
 
         parsed = urlparse(url)
@@ -666,7 +676,7 @@ class BlobDropZone(DropZone):
         if not segments:
             raise UsageError("UPLOADER_DROPZONE_URL: the URL must name the container (…/CONTAINER)")
         display = f"{parsed.scheme}://{parsed.netloc}{parsed.path}"
-        conn = env.get("AZURE_STORAGE_CONNECTION_STRING")
+        conn = access.connection_string
         if conn:
             try:
                 container = ContainerClient.from_connection_string(conn, segments[-1], transport=_transport(),
@@ -678,7 +688,7 @@ class BlobDropZone(DropZone):
             raise UsageError("UPLOADER_DROPZONE_URL: a blob container URL must use https")
         from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
 
-        client_id = env.get("AZURE_CLIENT_ID")
+        client_id = access.client_id
         # the identity's token requests go over the same interim-skipping connections as the blob requests
         credential = (ManagedIdentityCredential(client_id=client_id, transport=_transport()) if client_id
                       else DefaultAzureCredential())

@@ -19,7 +19,6 @@ https://learn.microsoft.com/entra/identity-platform/reference-error-codes.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,6 +26,7 @@ from uploader.clouds import Cloud
 from uploader.errors import SignInError, UsageError
 from uploader.report import safe_name
 from uploader.send.keyvault import CLIENT_ID_ENV, KEY_TIMEOUT, IdentitySource, IdentityTokens, b64url_decode
+from uploader.send.settings import ManagedIdentity
 
 NEEDS = ("--credential federated signs in as the job's user-assigned managed identity: run it in the Container Apps "
          "job the stack made (or another Azure host with that identity); elsewhere use --certificate")
@@ -100,17 +100,19 @@ class FederatedAssertion:
         return token
 
 
-def federated_assertion(cloud: Cloud, client_id: str | None = None, *, timeout: float = KEY_TIMEOUT,
+def federated_assertion(cloud: Cloud, managed: ManagedIdentity, *, timeout: float = KEY_TIMEOUT,
                         identity: IdentitySource | None = None) -> FederatedAssertion:
-    """The assertion source for `--credential federated` (UsageError, exit 2, before any request when it cannot be)."""
+    """The assertion source for `--credential federated` (UsageError, exit 2, before any request when it cannot be);
+    `managed` is the identity as the command read it from the environment (AZURE_CLIENT_ID, checked a GUID)."""
     if cloud.federation is None:
         raise UsageError(f"--credential federated: Microsoft does not document workload identity federation for the "
                          f"{cloud.name} cloud ({cloud.federation_unconfirmed or 'no issuer and audience'}); use "
                          "--certificate")
-    chosen = (client_id if client_id is not None else os.environ.get(CLIENT_ID_ENV, "")).strip()
+    chosen = (managed.client_id or "").strip()
     if not chosen:
         raise UsageError(f"--credential federated: {CLIENT_ID_ENV} must name the job's user-assigned managed identity "
                          "(its client ID): Microsoft supports only user-assigned identities as an app's federated "
                          "credential; the stack sets it on the job")
-    source = identity or IdentityTokens(cloud.federation.audience, chosen, timeout=timeout, needs=NEEDS)
+    source = identity or IdentityTokens(cloud.federation.audience, chosen, endpoint_host=managed.endpoint_host,
+                                        timeout=timeout, needs=NEEDS)
     return FederatedAssertion(cloud, source, chosen)

@@ -41,8 +41,6 @@ from uploader.model.safetext import safe_text
 #: Largest answer read from Entra or the ingestion service (their answers are a few KiB).
 ANSWER_LIMIT = 1024 * 1024
 _BLOCK = 16 * 1024
-#: Variables requests reads a CA bundle from, in its order (requests.utils / sessions.merge_environment_settings).
-CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 class RedirectRefused(requests.RequestException):
@@ -298,14 +296,12 @@ def _size(limit: int) -> str:
 
 
 def _ca_bundle_problem(verify: Any) -> str:
-    for name in CA_BUNDLE_VARIABLES:
-        value = os.environ.get(name)
-        if value and not os.path.exists(value):
-            return (f"{name} names {safe_text(value)}, which does not exist: point it at a PEM file with the CA "
-                    "certificates to trust (or unset it)")
+    """The commands checked REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE before the first request (uploader/commands/
+    __init__.py, check_tls_trust); a bundle missing now went away since, or came from `verify`."""
     if isinstance(verify, str) and not os.path.exists(verify):
         return f"the CA bundle {safe_text(verify)} does not exist"
-    return "the CA bundle to verify TLS with could not be read"
+    return ("the CA bundle to verify TLS with could not be read (REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE names it: "
+            "point it at a PEM file with the CA certificates to trust, or unset it)")
 
 
 def _inner(exc: BaseException) -> BaseException | None:

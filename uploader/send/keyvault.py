@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
 import time
 import uuid
@@ -48,6 +47,7 @@ from uploader.errors import TLS_TRUST_HINT, RunConfigError, SignInError, UsageEr
 from uploader.model.certs import PublicCertificate
 from uploader.report import safe_name
 from uploader.send.https import BoundedSession, RedirectRefused
+from uploader.send.settings import IMDS_HOST, ManagedIdentity
 
 #: Key Vault data-plane API version for `sign` (SPEC 7.5: Azure/azure-rest-api-specs
 #: specification/keyvault/data-plane/Microsoft.KeyVault/stable/7.5/keys.json).
@@ -143,26 +143,15 @@ def _trust_hint(exc: BaseException) -> str:
     return f"; {TLS_TRUST_HINT}" if is_tls_trust_failure(exc) else ""
 
 
-def identity_endpoint_host() -> str:
-    """Where MSAL will ask for the managed identity's token (for error messages: the host and port to allow),
-    escaped, without the user name and password a URL may carry (IDENTITY_ENDPOINT=http://user:pw@host/...)."""
-    endpoint = os.environ.get("IDENTITY_ENDPOINT") if os.environ.get("IDENTITY_HEADER") else None
-    endpoint = endpoint or os.environ.get("AZURE_POD_IDENTITY_AUTHORITY_HOST") or "http://169.254.169.254"
-    try:
-        netloc = urlsplit(endpoint).netloc
-    except ValueError:
-        netloc = ""
-    return safe_name((netloc or endpoint).rpartition("@")[2], 100)
-
-
 class IdentityTokens:
     """The managed identity's access token for one resource (MSAL's cache: one request per run)."""
 
-    def __init__(self, resource: str, client_id: str | None = None, *, timeout: float = KEY_TIMEOUT,
-                 http_client: requests.Session | None = None,
+    def __init__(self, resource: str, client_id: str | None = None, *, endpoint_host: str = IMDS_HOST,
+                 timeout: float = KEY_TIMEOUT, http_client: requests.Session | None = None,
                  needs: str = "Key Vault signing needs a managed identity: Container Apps, App Service or an Azure VM; "
                               "on premises sign in with a PEM instead") -> None:
         self.resource = resource
+        self.endpoint_host = safe_name(endpoint_host, 100)  # for messages: the host and port to allow
         self.needs = needs  # what the unreachable-endpoint message says this identity is for
         self.client_id = (client_id or "").strip() or None
         identity: Any = (msal.UserAssignedManagedIdentity(client_id=self.client_id) if self.client_id
@@ -175,7 +164,7 @@ class IdentityTokens:
         return f"user-assigned identity {self.client_id}" if self.client_id else "the system-assigned identity"
 
     def token(self) -> str:
-        host = identity_endpoint_host()
+        host = self.endpoint_host
         try:
             result = self._client.acquire_token_for_client(resource=self.resource)
         except RedirectRefused as exc:
@@ -302,11 +291,11 @@ class VaultAssertion:
         return signing_input.decode("ascii") + "." + b64url(signature)
 
 
-def vault_assertion(key_id: str, certificate: PublicCertificate, cloud: Cloud, app_id: str, *,
-                    domain_override: str | None = None, client_id: str | None = None,
+def vault_assertion(key_id: str, certificate: PublicCertificate, cloud: Cloud, app_id: str,
+                    managed: ManagedIdentity, *, domain_override: str | None = None,
                     timeout: float = KEY_TIMEOUT) -> VaultAssertion:
-    """The assertion source for `--key-id`: the key ID checked first (exit 2 before any token is asked for)."""
+    """The assertion source for `--key-id`: the key ID checked first (exit 2 before any token is asked for); the
+    managed identity as the command read it from the environment (AZURE_CLIENT_ID: a user-assigned one)."""
     key = parse_key_id(key_id, cloud, domain_override)
-    identity = IdentityTokens(key.resource, client_id if client_id is not None else os.environ.get(CLIENT_ID_ENV),
-                              timeout=timeout)
+    identity = IdentityTokens(key.resource, managed.client_id, endpoint_host=managed.endpoint_host, timeout=timeout)
     return VaultAssertion(KeyVaultSigner(key, identity, timeout=timeout), certificate, app_id)

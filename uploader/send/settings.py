@@ -7,9 +7,7 @@ everything here takes that, never argparse's Namespace (tests/test_layers.py enf
 from __future__ import annotations
 
 import datetime as dt
-import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -23,13 +21,31 @@ if TYPE_CHECKING:
     from uploader.send.keyvault import VaultAssertion
 
 CERTIFICATE_ENV = CERTIFICATE_PEM_ENV
+#: Where an Azure VM's managed identity is asked for a token when no other endpoint is set (instance metadata:
+#: https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token).
+IMDS_HOST = "169.254.169.254"
+
+
+@dataclass(frozen=True)
+class ManagedIdentity:
+    """The managed identity Key Vault signing and federated sign-in ask for a token, as the environment names it
+    (read and checked once by the command: uploader/model/environment.py). `client_id`: AZURE_CLIENT_ID, a GUID,
+    or None for the system-assigned identity. `endpoint_host`: `host[:port]` of the endpoint MSAL will ask
+    (IDENTITY_ENDPOINT with IDENTITY_HEADER on Container Apps and App Service, else AZURE_POD_IDENTITY_AUTHORITY_HOST,
+    else the VM's instance metadata endpoint), for messages naming what to allow; a URL holding a user name or
+    password was refused before this was made."""
+
+    client_id: str | None = None
+    endpoint_host: str = IMDS_HOST
 
 
 @dataclass(frozen=True)
 class SignInSettings:
     """How to sign in, as given (flags or their UPLOADER_* twins; None when not given): the cloud and its endpoint
     overrides, the app, and the credential (a certificate bundle, a Key Vault key with its public certificate, or
-    the job's federated identity). Values are kept as given; each check below reads them from here."""
+    the job's federated identity). Values are kept as given; each check below reads them from here. The variables
+    outside the parser come checked (uploader/model/environment.py): the PEM text and a PFX's password (never in
+    the repr), and the managed identity when --key-id or --credential federated asks for one."""
 
     cloud: str = "commercial"
     authority_host: str | None = None
@@ -41,6 +57,9 @@ class SignInSettings:
     key_id: str | None = None
     key_vault_domain: str | None = None
     credential: str | None = None
+    certificate_pem: str | None = field(default=None, repr=False)
+    certificate_password: str | None = field(default=None, repr=False)
+    identity: ManagedIdentity | None = None
 
     @property
     def federated(self) -> bool:
@@ -48,21 +67,21 @@ class SignInSettings:
         return self.credential == FEDERATED
 
 
-def read_certificate(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
+def read_certificate(settings: SignInSettings) -> tuple[str, str]:
     """The PEM bundle text and where it came from: --certificate FILE (or its twin), else UPLOADER_CERTIFICATE_PEM.
 
-    FILE may be a PEM bundle or a PKCS#12 (.pfx/.p12) file, whose password is read from
+    FILE may be a PEM bundle or a PKCS#12 (.pfx/.p12) file, whose password comes from
     UPLOADER_CERTIFICATE_PASSWORD (never from a flag)."""
-    from uploader.model.certs import PASSWORD_ENV, CertificateError, read_pem_file
+    from uploader.model.certs import CertificateError, read_pem_file
 
+    path = settings.certificate
     if path:
         try:
-            return read_pem_file(path, "--certificate", CERTIFICATE_ENV, password=environ.get(PASSWORD_ENV)), path
+            return read_pem_file(path, "--certificate", CERTIFICATE_ENV, password=settings.certificate_password), path
         except CertificateError as exc:
             raise UsageError(str(exc)) from None
-    text = environ.get(CERTIFICATE_ENV, "")
-    if text.strip():
-        return text, CERTIFICATE_ENV
+    if settings.certificate_pem:
+        return settings.certificate_pem, CERTIFICATE_ENV
     raise UsageError(f"--certificate PEMFILE (or the PEM text in {CERTIFICATE_ENV}) is required to sign in")
 
 
@@ -113,12 +132,13 @@ def resolve_cloud(settings: SignInSettings) -> Cloud:
     return get_cloud(settings.cloud).with_overrides(settings.authority_host, settings.ingestion_url, settings.scope)
 
 
-def read_public_certificate(path: str | None, environ: Mapping[str, str] = os.environ) -> tuple[PublicCertificate, str]:
+def read_public_certificate(settings: SignInSettings) -> tuple[PublicCertificate, str]:
     """With --key-id: the public certificate alone (PEM or DER) from --certificate FILE, else from the PEM text in
     UPLOADER_CERTIFICATE_PEM. Anything holding a private key is refused (UsageError, exit 2)."""
     from uploader.model.boundedio import CERTIFICATE_LIMIT, FileReadError, read_file
     from uploader.model.certs import CertificateError, load_public_certificate
 
+    path = settings.certificate
     try:
         if path:
             try:  # the one bounded reader: a regular file of at most 1 MiB, never PEM text where a path belongs
@@ -130,9 +150,8 @@ def read_public_certificate(path: str | None, environ: Mapping[str, str] = os.en
                                      f"{CERTIFICATE_ENV}") from None
                 raise UsageError(str(exc)) from None
             return load_public_certificate(data, f"--certificate {safe_name(path)}"), path
-        text = environ.get(CERTIFICATE_ENV, "")
-        if text.strip():
-            return load_public_certificate(text.encode(), CERTIFICATE_ENV), CERTIFICATE_ENV
+        if settings.certificate_pem:
+            return load_public_certificate(settings.certificate_pem.encode(), CERTIFICATE_ENV), CERTIFICATE_ENV
     except CertificateError as exc:
         raise UsageError(str(exc)) from None
     raise UsageError(f"with --key-id, --certificate CERTFILE (the public certificate, PEM or DER) or its PEM text in "
@@ -147,8 +166,8 @@ def vault_credential(settings: SignInSettings, cloud: Cloud, app_id: str,
 
     key_id = settings.key_id or ""
     parse_key_id(key_id, cloud, settings.key_vault_domain)
-    certificate, _source = read_public_certificate(settings.certificate)
-    return vault_assertion(key_id, certificate, cloud, app_id,
+    certificate, _source = read_public_certificate(settings)
+    return vault_assertion(key_id, certificate, cloud, app_id, settings.identity or ManagedIdentity(),
                            domain_override=settings.key_vault_domain, timeout=timeout or KEY_TIMEOUT)
 
 
@@ -171,10 +190,10 @@ def federated_credential(settings: SignInSettings, cloud: Cloud,
 
     given = [flag for flag, value in (("--certificate", settings.certificate),
                                       ("--key-id", settings.key_id),
-                                      (CERTIFICATE_ENV, os.environ.get(CERTIFICATE_ENV, "").strip() or None))
+                                      (CERTIFICATE_ENV, settings.certificate_pem))
              if value]
     if given:
         raise UsageError(f"--credential federated signs in with the job's managed identity and takes no certificate "
                          f"or key, but {' and '.join(given)} {'is' if len(given) == 1 else 'are'} set: remove "
                          f"{'it' if len(given) == 1 else 'them'} (nothing was read or sent)")
-    return federated_assertion(cloud, timeout=timeout or KEY_TIMEOUT)
+    return federated_assertion(cloud, settings.identity or ManagedIdentity(), timeout=timeout or KEY_TIMEOUT)
