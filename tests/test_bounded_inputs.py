@@ -210,12 +210,14 @@ def test_a_ca_bundle_that_does_not_exist_is_named(tmp_path: Path, sandbox, new_a
     data.write_text("EmailAddress,ResignationDate,LastWorkingDate\nzq@contoso.com,2026-11-01T10:00,2026-12-15T17:00\n")
     up = subprocess.run([sys.executable, "-m", "uploader", "upload", str(data), *app.flags, "--state-dir",
                          str(tmp_path / "s")], env=env, capture_output=True, text=True, timeout=60)
-    assert up.returncode == 1 and "REQUESTS_CA_BUNDLE names" in up.stdout + up.stderr, up.stderr[-800:]
+    # checked when the command starts (uploader/model/environment.py): exit 2 naming the variable, before any request
+    named = "REQUESTS_CA_BUNDLE: names a file that does not exist"
+    assert up.returncode == 2 and named in up.stderr and missing not in up.stderr, up.stderr[-800:]
     flags = [f for f in app.flags]
     del flags[flags.index("--job-id"):flags.index("--job-id") + 2]
     doc = subprocess.run([sys.executable, "-m", "uploader", "doctor", *flags, "--timeout", "3"], env=env,
                          capture_output=True, text=True, timeout=60)
-    assert doc.returncode in (1, 2) and "REQUESTS_CA_BUNDLE" in doc.stdout, doc.stdout[-800:]
+    assert doc.returncode == 2 and named in doc.stderr, doc.stderr[-800:]
     for done in (up, doc):
         assert_clean(done)
         assert "zq@contoso.com" not in done.stdout + done.stderr

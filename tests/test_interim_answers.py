@@ -77,7 +77,7 @@ def test_early_hints_are_skipped_by_the_drop_zones_managed_identity(monkeypatch:
     import json
     import time
 
-    from uploader.job.dropzone import BlobDropZone
+    from uploader.job.dropzone import BlobDropZone, StorageAccess
 
     body = json.dumps({"access_token": "t0ken", "expires_on": str(int(time.time()) + 3600),
                        "resource": "https://storage.azure.com", "token_type": "Bearer"}).encode()
@@ -87,7 +87,7 @@ def test_early_hints_are_skipped_by_the_drop_zones_managed_identity(monkeypatch:
         monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://127.0.0.1:{identity.port}/msi/token")
         monkeypatch.setenv("IDENTITY_HEADER", "header")
         zone = BlobDropZone.from_url("https://account.blob.core.windows.net/hr",
-                                     {"AZURE_CLIENT_ID": "00000000-0000-0000-0000-000000000001"})
+                                     StorageAccess(client_id="00000000-0000-0000-0000-000000000001"))
         assert zone.container.credential.get_token("https://storage.azure.com/.default").token == "t0ken"
     finally:
         identity.close()
