@@ -113,6 +113,25 @@ _VNET_ID_RE = re.compile(_ARM_ID + r"Microsoft\.Network/virtualNetworks/(?P<name
 _ZONE_ID_RE = re.compile(_ARM_ID + r"Microsoft\.Network/privateDnsZones/(?P<name>[^/]+)$", re.IGNORECASE)
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+#: An image reference pinned by digest, REGISTRY/REPOSITORY[:TAG]@sha256:<64 hex>, in the grammar of the OCI
+#: distribution reference (https://github.com/distribution/reference/blob/main/reference.go: a domain of
+#: alphanumeric components joined by dots with an optional port, lower-case path components joined by `.`, `_`,
+#: `__` or dashes, a tag of at most 128 word characters, dots and dashes). The registry host must hold a dot: a
+#: name without one is Docker Hub's, which the job never pulls from.
+_PINNED_IMAGE_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?))+(?::[0-9]+)?"
+    r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$")
+#: The form `image` takes pinned, for messages and docs.
+PINNED_IMAGE_FORM = "REGISTRY/REPOSITORY@sha256:<64 hex digits>"
+#: Azure Policy "Container registries should be encrypted with a customer-managed key", a Deny-capable member of
+#: FedRAMP High, IL5 and MCSB (provisioning/policies/), and why the program does not meet it but runs a prebuilt
+#: image: said the same way by `check`'s warning, `check --policy`'s violation and new-stack's refusal.
+REGISTRY_CMK_POLICY = "5b9159ae-1701-4a6f-9a7a-aa9c8ddd0580"
+REGISTRY_CMK_WHY = (
+    "Azure Policy 5b9159ae (FedRAMP High, IL5) denies a registry without a customer-managed key, and Azure Container "
+    "Registry takes that key only when it is created, through a user-assigned identity that a vault refusing public "
+    "traffic does not let in (docs/configuration.md#a-private-stack-runs-a-prebuilt-image)")
 _LOCATION_RE = re.compile(r"^[a-z][a-z0-9]+$")
 _MAX_VALIDITY_DAYS = 3650
 
@@ -259,6 +278,12 @@ class Settings:
     def private(self) -> bool:
         """network: private: no public endpoint on the vault, drop zone or registry; the job runs in a VNet."""
         return self.network == PRIVATE
+
+    @property
+    def builds_image(self) -> bool:
+        """The program builds the uploader image into a registry of the stack's own: a hosting stack always, a
+        self-contained tenant without `image`; a hosted tenant runs its hosting stack's image or its own `image`."""
+        return self.hosting or (self.image is None and self.hosted_by is None)
 
     @property
     def hosted_by_stack(self) -> str | None:
@@ -816,10 +841,21 @@ def _alert_emails(cfg: dict[str, Any], problems: Problems) -> tuple[str, ...]:
     return tuple(emails)
 
 
+def image_problem(image: str, *, pinned: bool = False) -> str | None:
+    """What is wrong with an `image` reference (None: nothing): the one rule for the `image` key and new-stack's
+    --image, which also asks for the digest pin (`pinned`) that private stacks run by (docs/releases.md)."""
+    if any(ch.isspace() for ch in image) or image.startswith(("http://", "https://")):
+        return "must be an image reference such as myregistry.azurecr.io/hr-uploader@sha256:<digest>"
+    if pinned and not _PINNED_IMAGE_RE.match(image):
+        return (f"must be a registry reference pinned by digest, {PINNED_IMAGE_FORM} (e.g. the release's "
+                "linux/amd64 digest, docs/releases.md): a tag can be moved, a digest names the same bytes forever")
+    return None
+
+
 def _image(cfg: dict[str, Any]) -> str | None:
     image = _optional_str(cfg.get("image"), "image")
-    if image is not None and (any(ch.isspace() for ch in image) or image.startswith(("http://", "https://"))):
-        raise ConfigError(_k("image"), "must be an image reference such as myregistry.azurecr.io/hr-uploader:1.0")
+    if image is not None and (rule := image_problem(image)) is not None:
+        raise ConfigError(_k("image"), rule)
     return image
 
 
@@ -992,6 +1028,15 @@ def config_warnings(settings: Settings) -> list[ConfigWarning]:
             "and in a Key Vault secret the job reads; add `protection: vault` under hr-connector:certificate "
             "(`hsm` for an HSM-backed key) to have Key Vault make a key that never leaves it (the next `up` renews "
             "the certificate with overlap: docs/operators-guide.md)",
+        ))
+    if settings.private and settings.builds_image:
+        out.append(ConfigWarning(
+            _k("hosting" if settings.hosting else "image"),
+            ("the hosting stack builds the uploader image into a registry of its own, which needs an exemption for "
+             "the policy in a subscription that enforces it: " if settings.hosting else
+             "not set, so this private stack builds the uploader image into a registry of its own; set "
+             f"hr-connector:image to the release's image pinned by digest ({PINNED_IMAGE_FORM}, docs/releases.md) "
+             "and own no registry: ") + REGISTRY_CMK_WHY,
         ))
     for i, c in enumerate(settings.connectors):
         if c.files and c.files.split("/", 1)[0] == "incoming":

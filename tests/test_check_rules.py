@@ -222,13 +222,16 @@ def test_a_dod_region_and_a_glob_under_incoming_are_warnings(tmp_path: Path) -> 
 
 # ---------------------------------------------------------------------------------------------- new-stack
 
+#: new-stack --image: a registry reference pinned by digest (docs/releases.md)
+PINNED = "myregistry.azurecr.us/hr-uploader@sha256:" + "c3" * 32
+
 
 def test_new_stack_takes_the_optional_settings_and_prints_next_steps_with_the_stacks_dir(tmp_path: Path) -> None:
     directory = tmp_path / "my stacks"
     second = "1f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
     subscription = "2f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
     proc = provisioning("new-stack", "acme", "--cloud", "gcc", "--tenant-id", TENANT,
-                        "--azure-environment", "usgovernment", "--image", "myregistry.azurecr.us/hr-uploader:1.0",
+                        "--azure-environment", "usgovernment", "--image", PINNED,
                         "--owner", OWNER, "--owner", second, "--subscription-id", subscription,
                         "--stacks-dir", str(directory))
     assert proc.returncode == 0, proc.stderr
@@ -236,7 +239,7 @@ def test_new_stack_takes_the_optional_settings_and_prints_next_steps_with_the_st
     config = yaml.safe_load(text)["config"]
     assert config["hr-connector:azureEnvironment"] == "usgovernment"
     assert config["hr-connector:location"] == "usgovvirginia"  # the environment's default region
-    assert config["hr-connector:image"] == "myregistry.azurecr.us/hr-uploader:1.0"
+    assert config["hr-connector:image"] == PINNED
     assert config["hr-connector:owners"] == [OWNER, second]
     assert config["hr-connector:subscriptionId"] == subscription
     flag = f"--stacks-dir '{directory}'"
@@ -261,6 +264,8 @@ def test_new_stack_without_stacks_dir_prints_plain_next_steps(tmp_path: Path) ->
     (["--subscription-id", "1234"], ["hr-connector:subscriptionId: must be a GUID"]),
     (["--azure-environment", "china"], ["hr-connector:azureEnvironment: unknown Azure environment"]),
     (["--image", "https://registry/x:1"], ["hr-connector:image: must be an image reference"]),
+    (["--image", "myregistry.azurecr.us/hr-uploader:1.0", "--owner", "bob"],  # a tag can move: pinned by digest
+     ["hr-connector:image: must be a registry reference pinned by digest", "hr-connector:owners[0]"]),
     (["--location", "westeuropa", "--owner", "bob"],  # every problem, not the first
      ["hr-connector:location: 'westeuropa' is not an Azure public region; did you mean 'westeurope'?",
       "hr-connector:owners[0]"]),

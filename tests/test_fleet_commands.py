@@ -29,6 +29,9 @@ def provisioning(*args: str, timeout: float = 240) -> subprocess.CompletedProces
 
 # ------------------------------------------------------------------------------------------------ new-stack
 
+#: A private stack's prebuilt image: the release imported into an Azure Government registry, pinned by digest.
+GOV_IMAGE = "contosohr.azurecr.us/hr-uploader@sha256:" + "4f" * 32
+
 
 @pytest.mark.parametrize(("cloud", "environment", "location", "protection"), [
     ("commercial", "public", "eastus", "vault"),
@@ -40,13 +43,17 @@ def test_new_stack_writes_the_clouds_defaults(tmp_path: Path, cloud: str, enviro
                                               protection: str) -> None:
     import yaml
 
+    government = environment == "usgovernment"
     proc = provisioning("new-stack", f"t-{cloud}", "--cloud", cloud, "--tenant-id", TENANT,
-                        "--stacks-dir", str(tmp_path))
+                        *(("--image", GOV_IMAGE) if government else ()), "--stacks-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     path = tmp_path / f"Pulumi.t-{cloud}.yaml"
     text = path.read_text()
     config = yaml.safe_load(text)["config"]
     assert config["hr-connector:cloud"] == cloud
+    # GCC High and DoD are private, so they run a prebuilt image (new-stack refuses them without one)
+    assert config["hr-connector:network"] == ("private" if government else "public")
+    assert config.get("hr-connector:image") == (GOV_IMAGE if government else None)
     assert config["hr-connector:tenantId"] == TENANT
     assert config["hr-connector:azureEnvironment"] == environment
     assert config["hr-connector:location"] == location
@@ -101,6 +108,7 @@ def test_new_stack_usage_error_exits_2(tmp_path: Path) -> None:
 def test_a_fresh_stack_passes_check(tmp_path: Path) -> None:
     for name, cloud in (("fresh-commercial", "commercial"), ("fresh-gcchigh", "gcchigh")):
         assert provisioning("new-stack", name, "--cloud", cloud, "--tenant-id", TENANT,
+                            *(("--image", GOV_IMAGE) if cloud == "gcchigh" else ()),
                             "--stacks-dir", str(tmp_path)).returncode == 0
     proc = provisioning("check", "--stacks-dir", str(tmp_path))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -239,6 +247,7 @@ def _matrix(tmp_path: Path, *args: str, exit_code: int = 0) -> list[dict]:
 def test_matrix_selects_changed_stacks_with_their_sign_in_cloud(tmp_path: Path) -> None:
     for name, cloud in (("acme", "commercial"), ("acme-gcc", "gcc"), ("acme-high", "gcchigh"), ("acme-dod", "dod")):
         assert provisioning("new-stack", name, "--cloud", cloud, "--tenant-id", TENANT,
+                            *(("--image", GOV_IMAGE) if cloud in ("gcchigh", "dod") else ()),
                             "--stacks-dir", str(tmp_path)).returncode == 0
     changed = tmp_path / "changed.txt"
 
@@ -317,7 +326,8 @@ def test_matrix_keeps_a_broken_stack_as_its_own_failing_entry(tmp_path: Path) ->
 @pytest.mark.parametrize(("cloud", "domain"), [("commercial", "vault.azure.net"), ("dod", "vault.usgovcloudapi.net")])
 def test_new_stack_prints_writes_and_documents_one_secrets_provider(tmp_path: Path, cloud: str, domain: str) -> None:
     """The URL new-stack prints is the one it writes in the file's comments, and the one docs/gitops.md gives."""
-    done = provisioning("new-stack", "one", "--cloud", cloud, "--tenant-id", TENANT, "--stacks-dir", str(tmp_path))
+    done = provisioning("new-stack", "one", "--cloud", cloud, "--tenant-id", TENANT,
+                        *(("--image", GOV_IMAGE) if cloud == "dod" else ()), "--stacks-dir", str(tmp_path))
     assert done.returncode == 0, done.stderr
     url = re.compile(r'--secrets-provider "([^"]+)"')
     printed = url.findall(done.stdout)

@@ -5,8 +5,9 @@ The evaluator is exercised on Microsoft's own rules: each blocker the issue name
 leaves the setting as it is today and cleared when a resource carries the compliant setting (synthetic resources,
 no Pulumi); the issue-26 part-2 settings (infrastructure encryption, secret expiry, purge protection, RBAC, no
 shared key) are compliant in the real render; and one real CLI run checks the stacks `new-stack` writes for GCC
-High and DoD (network: private, part 3) and for commercial (network: public): the private ones are refused only for
-the registry's customer-managed key, not built yet (CMK_LEFT_OUT), the public one for the network blockers too.
+High and DoD (network: private, part 3, with the prebuilt image a private stack runs), for commercial with
+--network private, and for commercial (network: public): the private ones pass, the public one is refused for every
+blocker.
 """
 
 from __future__ import annotations
@@ -43,8 +44,6 @@ BLOCKERS = {
     "fa298e57-9444-42ba-bf04-86e8470e32c7": ("azure-native:operationalinsights:Workspace",
                                              {"forceCmkForQuery": True}),
 }
-#: The registry's customer-managed key: not built yet (CHANGELOG).
-CMK_LEFT_OUT = {"5b9159ae-1701-4a6f-9a7a-aa9c8ddd0580"}
 #: Part 2 of the issue, and settings the program had before: compliant in every render.
 CLEAN = {"4733ea7b-a883-42fe-8cac-97454c2a9e4a", "98728c90-32c7-4049-8429-847dc0f4fe37",
          "0b60c0b2-2dc2-4e1c-b5c9-abbed971de53", "1e66c121-a66a-4b1f-9b83-0fd99bf0fc2d",
@@ -137,24 +136,63 @@ def test_an_unknown_alias_or_initiative_is_an_error_not_a_guess() -> None:
         load_initiative("pci")
 
 
+#: Release images pinned by digest, as new-stack --image takes them (docs/releases.md): an Azure Government registry
+#: the release was imported into, and GHCR.
+GOV_IMAGE = "contosohr.azurecr.us/hr-uploader@sha256:" + "4f" * 32
+GHCR_IMAGE = "ghcr.io/contoso/hr-uploader@sha256:" + "0a" * 32
+
+
+def new_stack(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """new-stack through its command line, in-process (what it prints on stderr)."""
+    from provisioning.tools.cli import main
+
+    code = main(["new-stack", *args, "--tenant-id", TENANT])
+    return code, capsys.readouterr().err
+
+
+def test_new_stack_refuses_a_private_stack_without_a_pinned_image(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A private stack runs a prebuilt image and owns no registry: without --image (GCC High and DoD by default,
+    --network private elsewhere) new-stack exits 2 naming --image, the policy, why, and the docs; an --image not
+    pinned by digest is refused too. Nothing is written."""
+    where = ("--stacks-dir", str(tmp_path))
+    commercial = ("--cloud", "commercial", "--network", "private")
+    for args, where_from in ((("--cloud", "dod"), "az acr import"), (("--cloud", "gcchigh"), "az acr import"),
+                             (commercial, "docs/releases.md#the-uploader-image")):
+        code, err = new_stack(capsys, "t-private", *args, *where)
+        assert code == 2, (args, err)
+        assert err.startswith("error: --image REGISTRY/REPOSITORY@sha256:<64 hex digits> is needed"), err
+        assert "5b9159ae" in err and "user-assigned identity" in err and where_from in err, err
+        assert "docs/configuration.md#a-private-stack-runs-a-prebuilt-image" in err, err
+    for image in ("contosohr.azurecr.us/hr-uploader:1.0", "hr-uploader@sha256:" + "4f" * 32,
+                  "contosohr.azurecr.us/hr-uploader@sha256:" + "4f" * 31):
+        code, err = new_stack(capsys, "t-private", "--cloud", "dod", "--image", image, *where)
+        assert code == 2 and err.startswith("error: hr-connector:image: must be a registry reference pinned by "
+                                            "digest"), err
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.pulumi
-def test_check_policy_over_the_stacks_new_stack_writes_for_gcc_high_and_dod(tmp_path: Path) -> None:
-    """The real command line: new-stack for gcchigh, dod (both written with network: private) and commercial
-    (public), then check --policy fedramp-high. GCC High and DoD are refused only for the registry's customer-managed
-    key, not built yet (CMK_LEFT_OUT); commercial for every blocker, the network ones included; every part-2 setting
-    passes."""
+def test_check_policy_over_the_stacks_new_stack_writes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """new-stack for gcchigh and dod (network: private by default) with --image, commercial with --network private
+    and --image, and commercial public; then the real command line check --policy fedramp-high: the private stacks
+    pass (no registry of their own, so no customer-managed key to lack), the public one is refused for every
+    blocker, each DENY line naming its policy ID, and the registry's line naming the fix."""
+    for name, args in (("t-gcchigh", ("--cloud", "gcchigh", "--image", GOV_IMAGE)),
+                       ("t-dod", ("--cloud", "dod", "--image", GOV_IMAGE)),
+                       ("t-private", ("--cloud", "commercial", "--network", "private", "--image", GHCR_IMAGE)),
+                       ("t-commercial", ("--cloud", "commercial"))):
+        code, err = new_stack(capsys, name, *args, "--stacks-dir", str(tmp_path))
+        assert code == 0, err
     env = {k: v for k, v in os.environ.items() if k != "HR_CONNECTOR_STACKS_DIR"}
-    for cloud in ("gcchigh", "dod", "commercial"):
-        made = subprocess.run([sys.executable, "-m", "provisioning", "new-stack", f"t-{cloud}", "--cloud", cloud,
-                               "--tenant-id", TENANT, "--stacks-dir", str(tmp_path)],
-                              cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-        assert made.returncode == 0, made.stderr
     done = subprocess.run([sys.executable, "-m", "provisioning", "check", "--policy", "fedramp-high",
                            "--stacks-dir", str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 1, done.stdout + done.stderr
-    for cloud, expected in (("gcchigh", CMK_LEFT_OUT), ("dod", CMK_LEFT_OUT), ("commercial", set(BLOCKERS))):
-        ids = set(re.findall(rf"^DENY  t-{cloud}: .*\(policy ([0-9a-f-]{{36}})\)", done.stdout, re.M))
-        assert ids == expected, (cloud, ids ^ expected)
-        assert not ids & CLEAN
-    assert "3 stack(s): 0 ok, 3 with problems" in done.stdout
+    for name in ("t-gcchigh", "t-dod", "t-private"):
+        assert re.search(rf"^ok    {name}: \d+ resources", done.stdout, re.M), (name, done.stdout)
+    ids = set(re.findall(r"^DENY  t-commercial: .*\(policy ([0-9a-f-]{36})\)", done.stdout, re.M))
+    assert ids == set(BLOCKERS) and not ids & CLEAN, ids ^ set(BLOCKERS)
+    (registry_line,) = [ln for ln in done.stdout.splitlines() if "(policy 5b9159ae" in ln]
+    assert "fix: set hr-connector:image to a prebuilt image pinned by digest" in registry_line
+    assert "4 stack(s): 3 ok, 1 with problems" in done.stdout

@@ -2,7 +2,7 @@
 program under mocks renders the VNet, the internal workload-profiles environment on its delegated subnet, the
 private endpoints and zones, the Premium registry with public access disabled, and a vault and drop zone that deny
 public traffic, and the workspace's saved queries in a linked account of its own; FedRAMP High's Deny members pass
-except the registry's customer-managed key (not built yet);
+except the registry's customer-managed key when the stack builds into a registry of its own (no `image`);
 a hosting stack owns the network and its hosted tenant's endpoints go in it. With `runnerNetwork` (the deploy runner's
 hub): no zones of its own, links from the hub's zones, peerings both ways, and the certificate and image push waiting
 for them; `check` and `new-stack` keep the ranges of stacks peering with one hub apart. Four Pulumi evaluations."""
@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from provisioning.components.network import APP_DELEGATION, HUB_PEERING
-from provisioning.config import ConfigError, all_problems, load_settings
+from provisioning.config import ConfigError, all_problems, config_warnings, load_settings
 from provisioning.naming import Names
 from provisioning.tools.check import check_stacks, overlapping_peers
 from provisioning.tools.fleet import FleetError
@@ -33,8 +33,11 @@ TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
 PLATFORM = "9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b"
 ROUTE_TABLE = ("/subscriptions/11111111-2222-4333-8444-555555555555/resourceGroups/rg-hub/providers/"
                "Microsoft.Network/routeTables/rt-to-firewall")
-#: Not built yet (docs/configuration.md#network, CHANGELOG): the registry's customer-managed key.
+#: What a private stack that builds its own registry is refused for: the registry's customer-managed key
+#: (docs/configuration.md#a-private-stack-runs-a-prebuilt-image; new-stack writes private stacks with `image`).
 LEFT_OUT = {"5b9159ae-1701-4a6f-9a7a-aa9c8ddd0580"}
+#: What new-stack asks of a private stack instead: a prebuilt image pinned by digest.
+IMAGE = "contosohr.azurecr.us/hr-uploader@sha256:" + "4f" * 32
 PE = "azure-native:network:PrivateEndpoint"
 ZONE_GROUP = "azure-native:network:PrivateDnsZoneGroup"
 ZONE = "azure-native:privatedns:PrivateZone"
@@ -206,9 +209,22 @@ def test_the_render_of_a_private_stack(private_stack: Evaluation) -> None:
 
 
 @pytest.mark.pulumi
-def test_fedramp_high_passes_a_private_stack_but_for_the_keys_left_out(private_stack: Evaluation) -> None:
+def test_a_private_stack_that_builds_its_registry_is_refused_for_the_key_and_told_the_fix(
+        private_stack: Evaluation) -> None:
+    """This stack sets no `image` (new-stack would refuse it; a hand-written file can): it builds into a Premium
+    registry of its own, which FedRAMP High refuses for the customer-managed key alone; the DENY line names the fix,
+    and `check` without --policy warns about it on the `image` key. With `image` the warning is gone."""
     _, members = load_initiative("fedramp-high")
-    assert {v.policy_id for v in violations(private_stack, members)} == LEFT_OUT
+    found = violations(private_stack, members)
+    assert {v.policy_id for v in found} == LEFT_OUT
+    assert "-- fix: set hr-connector:image to a prebuilt image pinned by digest" in found[0].line("contoso-private")
+    base = {"hr-connector:tenantId": TENANT, "hr-connector:location": "eastus", "hr-connector:network": "private"}
+    (warning,) = [w for w in config_warnings(load_settings(base)) if w.key == "hr-connector:image"]
+    assert "5b9159ae" in warning.rule and "pinned by digest" in warning.rule
+    pinned = load_settings({**base, "hr-connector:image": "ghcr.io/contoso/hr-uploader@sha256:" + "ab" * 32})
+    assert not pinned.builds_image and not [w for w in config_warnings(pinned) if w.key == "hr-connector:image"]
+    public = load_settings({**base, "hr-connector:network": "public"})
+    assert public.builds_image and not [w for w in config_warnings(public) if w.key == "hr-connector:image"]
 
 
 @pytest.fixture(scope="module")
@@ -368,7 +384,8 @@ def test_new_stack_picks_a_free_range_and_writes_the_runner_network(tmp_path: Pa
     outputs.write_text(json.dumps({"backendUrl": "azblob://x", "runnerNetwork": runner_network("public",
                                                                                                "10.60.2.0/24")}))
     hub = read_runner_network(outputs)
-    path = create_stack(tmp_path, StackRequest("fresh", "commercial", TENANT, network="private", runner_network=hub))
+    path = create_stack(tmp_path, StackRequest("fresh", "commercial", TENANT, network="private", runner_network=hub,
+                                               image=IMAGE))
     text = path.read_text(encoding="utf-8")
     assert 'hr-connector:addressSpace: "10.60.4.0/23"' in text and "10.60.0.0/14" in text
     from provisioning.tools.offline import load_stack_settings
@@ -376,7 +393,7 @@ def test_new_stack_picks_a_free_range_and_writes_the_runner_network(tmp_path: Pa
     assert load_stack_settings(path, REPO_ROOT).runner_network.to_json() == hub  # type: ignore[union-attr]
     with pytest.raises(ConfigError) as clash:
         create_stack(tmp_path, StackRequest("again", "commercial", TENANT, network="private", runner_network=hub,
-                                            address_space="10.60.4.0/23"))
+                                            address_space="10.60.4.0/23", image=IMAGE))
     assert "Pulumi.fresh.yaml" in clash.value.rule and "Pulumi.again.yaml" in clash.value.rule
     public = create_stack(tmp_path, StackRequest("plain", "commercial", TENANT)).read_text(encoding="utf-8")
     assert "addressSpace" not in public and "runnerNetwork" not in public
@@ -396,8 +413,8 @@ def test_new_stack_runner_network_through_the_command_line(tmp_path: Path) -> No
     base = [sys.executable, "-m", "provisioning", "new-stack", "--tenant-id", TENANT, "--stacks-dir", str(tmp_path),
             "--runner-network-from", str(outputs)]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    done = subprocess.run([*base[:4], "gov", "--cloud", "gcchigh", *base[4:]], capture_output=True, text=True,
-                          env=env, cwd=REPO_ROOT, timeout=120, check=False)
+    done = subprocess.run([*base[:4], "gov", "--cloud", "gcchigh", "--image", IMAGE, *base[4:]], capture_output=True,
+                          text=True, env=env, cwd=REPO_ROOT, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "hr-connector:runnerNetwork:" in (tmp_path / "Pulumi.gov.yaml").read_text(encoding="utf-8")
     refused = subprocess.run([*base[:4], "pub", "--cloud", "commercial", *base[4:]], capture_output=True, text=True,

@@ -350,6 +350,26 @@ def test_the_image(stack: tuple[Settings, Evaluation]) -> None:
     assert pull == {"server": registry.state["loginServer"], "identity": ev.one(IDENTITY).id}
 
 
+@pytest.mark.parametrize("initiative", ["fedramp-high", "il5"])
+def test_private_examples_pass_the_policy_initiatives_and_public_ones_are_refused_by_id(
+        stack: tuple[Settings, Evaluation], initiative: str) -> None:
+    """What `check --policy` reports over examples/stacks/ (the graphs are the ones above: no new evaluation). The
+    private examples (GCC High, DoD) run a prebuilt image and own no registry, so every Deny member passes; a public
+    one is refused, naming policy IDs, the network members among them."""
+    from provisioning.tools.policy import load_initiative, violations
+
+    settings, ev = stack
+    _, members = load_initiative(initiative)
+    found = violations(ev, members)
+    if settings.private:
+        assert settings.image and not settings.builds_image
+        assert found == [], [v.line(ev.stack) for v in found]
+    else:
+        assert {v.policy_id for v in found} >= {"55615ac9-af46-4a59-874e-391cc3dfb490",
+                                                "34c877ad-507e-4c82-993e-3452a6e0ad3c"}
+        assert all(re.search(rf"\(policy {GUID}\)", v.line(ev.stack)) for v in found)
+
+
 def test_alerts_only_when_alert_emails_are_set(stack: tuple[Settings, Evaluation]) -> None:
     settings, ev = stack
     groups = ev.of_type("azure-native:monitor:ActionGroup")

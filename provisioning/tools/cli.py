@@ -57,7 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Azure for hosting: public | usgovernment (default: the cloud's; gcchigh and dod need "
                           "usgovernment)")
     new.add_argument("--image", metavar="REF",
-                     help="a prebuilt uploader image (default: built from uploader/Dockerfile)")
+                     help="a prebuilt uploader image pinned by digest, REGISTRY/REPOSITORY@sha256:<64 hex> (default: "
+                          "built from uploader/Dockerfile into a registry of the stack's own); required for a "
+                          "network: private tenant that is not hosted (docs/releases.md)")
     new.add_argument("--owner", action="append", default=[], metavar="OBJECT_ID",
                      help="an Entra object ID that co-owns the app registration (repeatable)")
     new.add_argument("--subscription-id", metavar="ID", help="the Azure subscription (default: the deployer's)")

@@ -1,5 +1,6 @@
 """`python -m provisioning new-stack NAME --cloud C --tenant-id T [--location L] [--azure-environment E]
-[--image REF] [--owner ID ...] [--subscription-id ID] [--alert-email A ...] [--hosted-by HOSTING] [--schedule CRON]`:
+[--network public|private] [--image REF] [--owner ID ...] [--subscription-id ID] [--alert-email A ...]
+[--hosted-by HOSTING] [--schedule CRON]`:
 a new tenant in one command; `new-stack NAME --hosting --cloud C --location L --alert-email A
 [--subscription-id S]`: a hosting stack (docs/fleet.md#hosting). A private stack that owns a network (not a hosted
 tenant) also gets `addressSpace` (`--address-space`, or the first /23 of ADDRESS_POOL that no private stack in the
@@ -9,7 +10,9 @@ Writes stacks/Pulumi.NAME.yaml from the commented template (templates/stack.yaml
 with the cloud's defaults filled in and no connectors yet; refuses to overwrite; validates the result with the
 program's own rules (provisioning.config via offline.load_stack_settings, Pulumi.yaml merged in) before writing
 anything. A hosted tenant takes its location, Azure environment and subscription from its hosting stack's file
-unless given, and must match them (the rules `check` applies).
+unless given, and must match them (the rules `check` applies). A self-contained tenant with `network: private` (GCC
+High and DoD by default) needs --image, pinned by digest: it runs a prebuilt image and owns no registry
+(docs/configuration.md#a-private-stack-runs-a-prebuilt-image).
 """
 
 from __future__ import annotations
@@ -28,10 +31,15 @@ from typing import Any
 from provisioning.config import (
     DEFAULT_ADDRESS_SPACE,
     MAX_ADDRESS_PREFIX,
+    PINNED_IMAGE_FORM,
+    PRIVATE,
+    REGISTRY_CMK_WHY,
     STACK_ADDRESS_POOL,
     ConfigError,
     ConfigProblems,
     Settings,
+    all_problems,
+    image_problem,
     overlapping,
 )
 from provisioning.identities import consent_instructions
@@ -335,7 +343,16 @@ def render_stack_file(request: StackRequest, stacks_dir_flag: str = "", director
     with tempfile.TemporaryDirectory() as scratch:
         candidate = Path(scratch) / f"Pulumi.{request.name}.yaml"
         candidate.write_text(text, encoding="utf-8")
-        settings = load_stack_settings(candidate, REPO_ROOT)
+        unpinned = None if request.hosting else _unpinned_image(request)
+        try:
+            settings = load_stack_settings(candidate, REPO_ROOT)
+        except ConfigError as exc:  # every problem at once: the file's, and an --image not pinned
+            found = all_problems(exc)
+            if unpinned is not None and not any(p.key == unpinned.key for p in found):
+                raise ConfigProblems([*found, unpinned]) from None
+            raise
+        if unpinned is not None:
+            raise unpinned
         if request.hosted_by and directory is not None:
             _check_against_hosting(settings, directory)
         if directory is not None and settings.runner_network is not None:  # `check`'s rule across the folder
@@ -345,6 +362,7 @@ def render_stack_file(request: StackRequest, stacks_dir_flag: str = "", director
             clashes = overlapping_peers({**{p: s for p, s in peers.items() if p != mine}, mine: settings})
             if clashes.get(mine):
                 raise ConfigProblems([ConfigError(key, rule) for key, rule in clashes[mine]])
+        _runs_a_prebuilt_image(request, settings)
     return text
 
 
@@ -358,6 +376,27 @@ def _check_against_hosting(settings: Settings, directory: Path) -> None:
                                   "azureTenantId": hosting.azure_tenant_id or "", "network": hosting.network})
     if found:
         raise ConfigProblems([ConfigError(key, rule) for key, rule in found])
+
+
+def _unpinned_image(request: StackRequest) -> ConfigError | None:
+    """--image not pinned by digest (the `image` key's own rule, with the pin), as a problem of the key it writes."""
+    if request.image and (rule := image_problem(request.image.strip(), pinned=True)) is not None:
+        return ConfigError("hr-connector:image", rule)
+    return None
+
+
+def _runs_a_prebuilt_image(request: StackRequest, settings: Settings) -> None:
+    """A private tenant stack that would build into a registry of its own (no --image, not hosted) is refused
+    (exit 2): it runs a prebuilt image and owns no registry. A hosting stack always builds (config refuses `image`
+    there): `check` warns about it instead."""
+    if not (settings.private and settings.builds_image and not settings.hosting):
+        return
+    where = ("the release's image imported into a registry of yours in Azure Government with az acr import "
+             "(docs/releases.md#gcc-high-and-dod-import-into-your-own-registry)"
+             if settings.government else "the release's image (docs/releases.md#the-uploader-image)")
+    chosen = "--network private" if request.network == PRIVATE else f"what new-stack writes for {settings.cloud.name}"
+    raise FleetError(f"--image {PINNED_IMAGE_FORM} is needed: a network: private stack ({chosen}) runs a prebuilt "
+                     f"image and owns no registry, because {REGISTRY_CMK_WHY}; give {where}")
 
 
 def _render_tenant(request: StackRequest, cloud_name: str, azure_environment: str, stacks_dir_flag: str,

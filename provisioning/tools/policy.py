@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from provisioning.config import PINNED_IMAGE_FORM, REGISTRY_CMK_POLICY, REGISTRY_CMK_WHY
 from provisioning.tools.offline import Evaluation, Resource
 
 POLICIES = Path(__file__).resolve().parent.parent / "policies"
@@ -76,6 +77,12 @@ ALIASES = {
     "Microsoft.OperationalInsights/workspaces/forceCmkForQuery": "forceCmkForQuery",
 }
 _ABSENT = object()
+#: What clears a member that no setting of the program's resource can: said at the end of its DENY line.
+FIXES = {
+    REGISTRY_CMK_POLICY: (f"fix: set hr-connector:image to a prebuilt image pinned by digest ({PINNED_IMAGE_FORM}, "
+                          "docs/releases.md) so that the stack owns no registry (a hosting stack: an exemption for "
+                          f"its registry), since {REGISTRY_CMK_WHY}"),
+}
 
 
 class PolicyError(ValueError):
@@ -94,8 +101,9 @@ class Violation:
 
     def line(self, stack: str) -> str:
         shown = ", ".join(f"{alias.rsplit('/', 1)[-1]} = {_show(value)}" for alias, value in self.settings)
+        fix = f" -- {FIXES[self.policy_id]}" if self.policy_id in FIXES else ""
         return (f"DENY  {stack}: {self.display_name} (policy {self.policy_id}): {self.resource_type} "
-                f"{self.resource_name}{': ' + shown if shown else ''}")
+                f"{self.resource_name}{': ' + shown if shown else ''}{fix}")
 
 
 def _show(value: Any) -> str:
