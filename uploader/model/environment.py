@@ -108,7 +108,7 @@ def https_url(text: str) -> str:
     except ValueError:
         raise Invalid("must be an https:// URL (not a valid URL)") from None
     if has_user:
-        raise Invalid("must be an https:// URL without a user name or password")
+        raise Invalid("must not hold a user name or password; give https://host[:port][/path]")
     if parts.scheme.lower() != "https" or not host:
         raise Invalid("must be an https:// URL with a host (TLS is never turned off)")
     return value

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 from uploader.clouds import FEDERATED, Cloud, get_cloud
 from uploader.errors import UsageError
@@ -109,19 +108,14 @@ def check_certificate(bundle: CertificateBundle | PublicCertificate | None, key_
 
 
 def check_https_url(value: str, flag: str) -> None:
-    """An endpoint override: an https URL with a host and no `user:password@` (never repeated when it has one)."""
+    """An endpoint override: the rule of uploader/model/environment.py's `https_url` (the one check of the option and
+    its twin), as a UsageError naming the flag; the URL is never repeated (it may hold a password)."""
+    from uploader.model.environment import Invalid, https_url
+
     try:
-        parts = urlsplit(value.strip())
-        host, port = parts.hostname, parts.port
-        has_user = parts.username is not None or parts.password is not None
-    except ValueError:
-        raise UsageError(f"{flag}: not a valid URL (it is not shown)") from None
-    if has_user:
-        raise UsageError(f"{flag}: must not hold a user name or password (the URL is not shown); give "
-                         "https://host[:port][/path]")
-    if parts.scheme.lower() != "https" or not host:
-        raise UsageError(f"{flag} {safe_name(value)}: must be an https:// URL with a host (TLS is never turned off)")
-    del port  # read only to refuse a port that is not a number
+        https_url(value)
+    except Invalid as exc:
+        raise UsageError(f"{flag}: {exc} (the URL is not shown)") from None
 
 
 def resolve_cloud(settings: SignInSettings) -> Cloud:
