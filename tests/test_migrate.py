@@ -219,12 +219,14 @@ def test_untrusted_authority_names_the_ca_bundle_variables(tmp_path: Path, run_u
     app = new_app()
     f = write(tmp_path / "res.csv", "EmailAddress,ResignationDate,LastWorkingDate\n"
               "zq@contoso.com,2026-11-01T10:00,2026-12-15T17:00\n")
-    env = {**sandbox.env, "REQUESTS_CA_BUNDLE": certifi.where(), "SSL_CERT_FILE": certifi.where(),
+    # SSL_CERT_FILE names the sandbox's CA, yet the sign-in is refused: requests reads REQUESTS_CA_BUNDLE (else
+    # CURL_CA_BUNDLE, else certifi), never SSL_CERT_FILE, so the hint and the docs must not offer it as the fix.
+    env = {**sandbox.env, "REQUESTS_CA_BUNDLE": certifi.where(), "SSL_CERT_FILE": str(sandbox.ca_file),
            "CURL_CA_BUNDLE": certifi.where()}
     result = run_uploader("upload", f, *app.flags, "--state-dir", tmp_path / "state", env=env)
     assert result.returncode == 1, result.stderr
     assert "sign-in authority" in result.stderr
-    assert "REQUESTS_CA_BUNDLE" in result.stderr and "SSL_CERT_FILE" in result.stderr
+    assert "REQUESTS_CA_BUNDLE at a PEM file" in result.stderr and "(or SSL_CERT_FILE)" not in result.stderr
     assert sandbox.received(app.job_id) == []
 
 
@@ -254,7 +256,7 @@ def test_untrusted_ingestion_endpoint_names_the_ca_bundle_variables(
         httpd.server_close()
     assert result.returncode == 1, result.stderr
     assert "TLS error talking to" in result.stderr
-    assert "REQUESTS_CA_BUNDLE" in result.stderr and "SSL_CERT_FILE" in result.stderr
+    assert "REQUESTS_CA_BUNDLE at a PEM file" in result.stderr and "(or SSL_CERT_FILE)" not in result.stderr
 
 
 # --- --stack NAME --connector NAME: the mapping the job uses ---------------------------------------------

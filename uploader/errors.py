@@ -43,10 +43,12 @@ class UploadError(UploaderError):
         self.permanent = permanent
 
 
-#: Said with every TLS trust failure: requests (so MSAL) trusts the CA bundle these variables name, if set.
+#: Said with every TLS trust failure: requests (so MSAL, azure-identity and the blob client) trusts the bundle
+#: REQUESTS_CA_BUNDLE (else CURL_CA_BUNDLE) names, else certifi's; it never reads SSL_CERT_FILE, so naming that one as
+#: an alternative sent users to a variable that changes nothing (requests.utils.DEFAULT_CA_BUNDLE_PATH is certifi's).
 TLS_TRUST_HINT = ("the server's certificate is not trusted: if a proxy or private endpoint re-signs TLS, point "
-                  "REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at a PEM file with its CA certificate; "
-                  "verification is never turned off")
+                  "REQUESTS_CA_BUNDLE at a PEM file with its CA certificate (SSL_CERT_FILE alone is not read by "
+                  "requests); verification is never turned off")
 
 
 def is_tls_trust_failure(exc: BaseException) -> bool:

@@ -210,8 +210,8 @@ def check_ingestion(url: str, *, timeout: float = NETWORK_TIMEOUT, verify: str |
     except (OSError, ssl.SSLError) as exc:
         sock.close()
         return fail("ingestion", f"the CA bundle {safe_name(verify)} to verify TLS with cannot be read "
-                    f"({type(exc).__name__})", "point REQUESTS_CA_BUNDLE (or SSL_CERT_FILE) at an existing PEM "
-                    "file with the CA certificates, or unset it", usage=True)
+                    f"({type(exc).__name__})", "point REQUESTS_CA_BUNDLE (and CURL_CA_BUNDLE, if set) at "
+                    "an existing PEM file with the CA certificates, or unset it", usage=True)
     try:
         with sock, context.wrap_socket(sock, server_hostname=host) as tls:
             version = tls.version()
