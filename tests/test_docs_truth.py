@@ -63,6 +63,21 @@ def test_every_provisioning_command_is_in_the_cli_reference() -> None:
         assert re.search(rf"^\| `{re.escape(command)}[ `]", cli, flags=re.M), f"cli.md: provisioning {command}"
 
 
+def test_every_provisioning_option_is_in_its_commands_row() -> None:
+    """A newcomer reads the table row, not --help: new-stack's --runner-network-from/--address-space and check's
+    --policy were missing from it. Nested commands (platform render, fleet up) are matched to the parent's row;
+    --stacks-dir is said once for all under the table."""
+    cli = page("cli.md").split("## `python -m provisioning`", 1)[1]
+    missing = []
+    for command, parser in subcommands(provisioning_parser()).items():
+        row = "\n".join(ln for ln in cli.splitlines() if re.match(rf"\| `{re.escape(command)}[ `]", ln))
+        nested = [p for a in parser._actions if isinstance(a, argparse._SubParsersAction) for p in a.choices.values()]
+        for option in {o for p in (parser, *nested) for o in long_options(p)} - {"--stacks-dir"}:
+            if not re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", row):
+                missing.append(f"{command} {option}")
+    assert not missing, f"cli.md's python -m provisioning table does not name: {sorted(missing)}"
+
+
 def test_exit_codes_match_the_code() -> None:
     codes = page("cli.md").split("## Exit codes", 1)[1]
     declared = [v for k, v in vars(errors).items() if k.startswith("EXIT_") and isinstance(v, int)]
