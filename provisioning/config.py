@@ -105,8 +105,8 @@ MAX_ADDRESS_PREFIX = 23
 STACK_ADDRESS_POOL = "10.60.0.0/14"
 #: RFC 1918's private ranges: a VNet that is peered to a hub (runnerNetwork) must use addresses that route privately.
 PRIVATE_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
-#: `runnerNetwork` (the platform's output of that name, docs/configuration.md#the-deploy-runners-network): exactly
-#: these keys, and under privateDnsZoneIds exactly the private endpoint group IDs of PRIVATE_DNS_ZONES.
+#: `runnerNetwork` (the platform's output of that name, docs/configuration.md#the-deploy-runners-network-runnernetwork):
+#: exactly these keys, and under privateDnsZoneIds exactly the private endpoint group IDs of PRIVATE_DNS_ZONES.
 RUNNER_NETWORK_KEYS = ("virtualNetworkId", "addressSpace", "privateDnsZoneIds")
 _ARM_ID = r"^/subscriptions/(?P<subscription>[0-9a-fA-F-]{36})/resourceGroups/(?P<group>[^/]+)/providers/"
 _VNET_ID_RE = re.compile(_ARM_ID + r"Microsoft\.Network/virtualNetworks/(?P<name>[^/]+)$", re.IGNORECASE)

@@ -118,6 +118,30 @@ def test_no_file_points_outside_the_repository() -> None:
     assert not offenders, "files pointing at notes outside the repository (use docs/): " + ", ".join(offenders)
 
 
+#: `docs/<page>.md#<anchor>` as code, templates, workflows and messages name it (a user reads it in an error or a
+#: generated stack file). An anchor broken across two lines of a string ends in "-" and is left alone.
+_DOC_REFERENCE = re.compile(r"(?<![\w/.-])docs/([\w.-]+\.md)(?:#([\w-]*\w))?(?![\w-])")
+
+
+def test_docs_named_outside_markdown_resolve() -> None:
+    """Every `docs/X.md#anchor` a non-Markdown file names (error messages, the stack template, comments pointing a
+    reader there) is a page with that heading: `provisioning/config.py` named `#the-deploy-runners-network`."""
+    problems = []
+    for path in tracked_files():
+        if path.suffix == ".md" or path.parent == REPO / "tests":
+            continue  # Markdown has its own check; tests make up pages of their own
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        for n, line in enumerate(text.splitlines(), start=1):
+            for page, anchor in _DOC_REFERENCE.findall(line):
+                target = REPO / "docs" / page
+                if not target.is_file() or (anchor and anchor not in anchors(target)):
+                    problems.append(f"{path.relative_to(REPO)}:{n}: docs/{page}" + (f"#{anchor}" if anchor else ""))
+    assert not problems, "no such page or heading: " + ", ".join(problems)
+
+
 def test_the_link_checker_sees_what_it_must() -> None:
     """The checker's own parts, on a page made up for it (a checker that finds nothing proves nothing)."""
     text = (

@@ -206,10 +206,11 @@ def _network_lines(request: StackRequest, network: str, address_space: str | Non
         lines += ["  # No runnerNetwork: the stack has private DNS zones of its own, and `pulumi up` must run where",
                   "  # it reaches this network (a runner you peer yourself). With the platform's deploy runner, add",
                   "  # its runnerNetwork output (new-stack --runner-network-from FILE writes it;",
-                  "  # docs/configuration.md#network)."]
+                  "  # docs/configuration.md#the-deploy-runners-network-runnernetwork)."]
     else:
         lines += ["  # The deploy runner's hub network (the platform's runnerNetwork output): the VNet is peered",
-                  "  # with it both ways and uses its central private DNS zones (docs/configuration.md#network).",
+                  "  # with it both ways and uses its central private DNS zones",
+                  "  # (docs/configuration.md#the-deploy-runners-network-runnernetwork).",
                   "  hr-connector:runnerNetwork:", *_yaml_lines(request.runner_network, 4)]
     return "".join(f"{line}\n" for line in lines)
 
