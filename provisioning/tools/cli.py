@@ -186,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--pulumi", default="pulumi", metavar="EXE", help="the Pulumi CLI (default: on PATH)")
     status.add_argument("--query-endpoint", metavar="URL", help="sandbox and tests only: this Log Analytics query API "
                         "(https) instead of the cloud's")
+    status.add_argument("--authority-host", metavar="URL", help="sandbox and tests only: this Entra authority (https) "
+                        "instead of the cloud's, for a service principal's sign-in (AZURE_CLIENT_ID ...)")
     _stacks_dir_arg(status)
 
     run = sub.add_parser("fleet", help="pulumi preview | up | refresh over many stacks at once (Automation API)",
@@ -394,13 +396,16 @@ def _certs(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from provisioning.tools import status
 
+    errors: list[str] = []
     if args.summaries:
         runs = status.read_summaries(Path(args.summaries))
         selected = args.stack
     else:
-        runs, selected, problems = _status_from_azure(args)
+        runs, selected, problems, errors = _status_from_azure(args)
         for problem in problems:
             sink.stderr.line(f"warning: {problem}")
+        for error in errors:
+            sink.stderr.line(f"error: {error}")
     rows = status.build_status(runs, stacks=selected)
     if args.html:
         Path(args.html).write_text(status.to_html(rows, args.warn_days), encoding="utf-8")
@@ -408,40 +413,77 @@ def _status(args: argparse.Namespace) -> int:
         sink.stdout.json([r.to_json(args.warn_days) for r in rows], indent=2)
     else:
         sink.stdout.block(status.to_table(rows, args.warn_days))
-    return EXIT_FAILED if status.failing(rows, args.warn_days) else EXIT_OK
+    return EXIT_FAILED if errors or status.failing(rows, args.warn_days) else EXIT_OK
 
 
-def _status_from_azure(args: argparse.Namespace) -> tuple[list[Run], list[str] | None, list[str]]:
-    """Each selected stack's workspace (its `workspaceId` output), asked once with the operator's sign-in."""
+def _status_from_azure(args: argparse.Namespace
+                       ) -> tuple[list[Run], list[str] | None, list[str], list[str]]:
+    """Each selected stack's workspace (its `workspaceId` output), asked once with a token from the stack's Azure-side
+    directory (status.DirectoryCredential over one DefaultAzureCredential per cloud). Returns (runs, the stacks to
+    show, warnings, errors): a workspace that could not be asked is an error naming its stacks and directory, and the
+    others are still asked."""
     from azure.identity import AzureAuthorityHosts, DefaultAzureCredential
 
     from provisioning.tools import status
     from provisioning.tools.inventory import outputs_from_files, outputs_from_pulumi
-    from provisioning.tools.offline import load_stack_settings, stack_name
+    from provisioning.tools.offline import stack_name
 
+    for option, value in (("--query-endpoint", args.query_endpoint), ("--authority-host", args.authority_host)):
+        if value and not value.startswith("https://"):
+            raise StatusError(f"{option}: must be an https:// URL (the operator's sign-in and token go there)")
     paths = fleet.select_stacks(fleet.stacks_dir(args.stacks_dir), args.stack)
     names = [stack_name(p) for p in paths]
     outputs: dict[str, dict[str, Any] | None | Exception] = (
         dict(outputs_from_files(Path(args.outputs), names)) if args.outputs
         else {n: outputs_from_pulumi(n, args.pulumi) for n in names})
     workspaces, problems = status.workspaces_of(names, outputs)
-    environment = {stack_name(p): load_stack_settings(p).azure_environment for p in paths}
+    by_name = {stack_name(p): p for p in paths}
     hosting = {stack_name(p) for p in paths if fleet.is_hosting_stack(p)}
+    errors: list[str] = []
+    # (cloud, Azure-side directory) -> [(workspace, its stacks)]: the directory is the stack's, as the program and the
+    # pipeline resolve it (a hosted tenant's is its hosting stack's)
+    plan: dict[tuple[str, str], list[tuple[str, list[str]]]] = {}
+    for workspace, stacks in workspaces.items():
+        try:
+            entry = fleet.matrix_entry(by_name[stacks[0]])
+        except fleet.FleetError as exc:
+            errors.append(f"{safe_text(str(exc), 300)} (its workspace was not asked)")
+            continue
+        plan.setdefault((entry.azure_environment, entry.azure_tenant_id), []).append((workspace, stacks))
+    directories = sorted({directory for _, directory in plan})
+    shared: dict[str, Any] = {}  # one credential chain per cloud; each directory's tokens asked through it
     runs: list[status.Run] = []
     wanted: set[str] = {n for n in names if n not in hosting}
-    for workspace, stacks in workspaces.items():
-        env = environment[stacks[0]]
-        authority = (AzureAuthorityHosts.AZURE_GOVERNMENT if env == "usgovernment"
-                     else AzureAuthorityHosts.AZURE_PUBLIC_CLOUD)
+    for (env, directory), asked in sorted(plan.items()):
+        if env not in shared:
+            authority = args.authority_host or (AzureAuthorityHosts.AZURE_GOVERNMENT if env == "usgovernment"
+                                                else AzureAuthorityHosts.AZURE_PUBLIC_CLOUD)
+            # an authority host of your own (a sandbox) is not in MSAL's list of known clouds: no instance discovery
+            extra: dict[str, Any] = {"disable_instance_discovery": True} if args.authority_host else {}
+            shared[env] = DefaultAzureCredential(authority=authority, additionally_allowed_tenants=directories,
+                                                 **extra)
+        credential = status.DirectoryCredential(shared[env], directory)
         endpoint = args.query_endpoint or status.query_endpoint(env)
-        if not endpoint.startswith("https://"):
-            raise StatusError("--query-endpoint: must be an https:// URL (the operator's token goes there)")
-        found = status.runs_from_workspace(workspace, credential=DefaultAzureCredential(authority=authority),
-                                           endpoint=endpoint)
-        if any(s in hosting for s in stacks):  # a hosting stack's workspace: every hosted tenant's runs
-            wanted |= {r.stack for r in found}
-        runs += found
-    return runs, sorted(wanted), problems
+        signed_out = ""
+        for workspace, stacks in asked:
+            whose = ", ".join(stacks) + (" (and the tenants it hosts)" if any(s in hosting for s in stacks) else "")
+            if signed_out:
+                errors.append(f"{whose}: not asked: {signed_out}")
+                continue
+            try:
+                found = status.runs_from_workspace(workspace, credential=credential, endpoint=endpoint,
+                                                   directory=directory)
+            except status.SignInError as exc:
+                signed_out = f"no token from directory {directory} (above)"
+                errors.append(f"{whose}: {exc}")
+                continue
+            except StatusError as exc:
+                errors.append(f"{whose}: {exc}")
+                continue
+            if any(s in hosting for s in stacks):  # a hosting stack's workspace: every hosted tenant's runs
+                wanted |= {r.stack for r in found}
+            runs += found
+    return runs, sorted(wanted), problems, errors
 
 
 def _fleet(args: argparse.Namespace) -> int:

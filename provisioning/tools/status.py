@@ -12,6 +12,16 @@ Where the summaries come from:
   `certs` reads them), each workspace asked once through Azure's own query SDK (azure-monitor-query's
   LogsQueryClient.query_resource, with the operator's sign-in through azure-identity's DefaultAzureCredential) for
   the last 30 days of run summaries (SUMMARY_QUERY), at the cloud's query endpoint (uploader/clouds.py).
+  Each workspace is asked with a token from its stack's Azure-side directory (the directory that manages its
+  subscription: `azureTenantId`, fleet.MatrixEntry.azure_tenant_id), never the operator's home directory: the
+  service refuses a token from a directory that does not manage the subscription ("This token must be from a
+  tenant that can manage the subscription":
+  https://learn.microsoft.com/azure/azure-resource-manager/management/authenticate-multi-tenant; the query API's
+  answer, InvalidTokenError / InvalidAuthenticationTokenTenant:
+  https://github.com/microsoft/jupyter-Kqlmagic/issues/96). DirectoryCredential pins the tenant through
+  azure-identity's own multi-tenant mechanism (get_token(..., tenant_id=...), allowed by
+  additionally_allowed_tenants). A workspace that cannot be asked is a problem of its stacks, named with the
+  directory and what to do; the other rows still print.
 
 Output: a table (default), `--json`, or `--html FILE`: a self-contained page (inline SVG, no script, no external
 asset). Every value that came from a summary is escaped before it is shown: a summary is data, never markup.
@@ -23,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +61,11 @@ class StatusError(ValueError):
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class SignInError(StatusError):
+    """No token could be had from a directory at all (the credential is not signed in there): every workspace of that
+    directory fails the same way."""
 
 
 @dataclass(frozen=True)
@@ -277,19 +293,79 @@ def query_endpoint(azure_environment: str) -> str:
     return LOG_ANALYTICS_QUERY[azure_environment]
 
 
+class DirectoryCredential:
+    """A TokenCredential whose every token comes from one Entra directory: it asks `credential` with
+    `tenant_id=directory`, azure-identity's own multi-tenant request (its credentials honour it when the directory
+    is their own or in their `additionally_allowed_tenants`; AzureCliCredential runs `az account get-access-token
+    --tenant`). LogsQueryClient's BearerTokenCredentialPolicy calls get_token (azure-core's policies/_authentication.py
+    uses get_token_info only when the credential has it, and this one has not), without a tenant of its own."""
+
+    def __init__(self, credential: Any, directory: str) -> None:
+        self.credential = credential
+        self.directory = directory
+
+    def get_token(self, *scopes: str, claims: str | None = None, tenant_id: str | None = None,
+                  **kwargs: Any) -> Any:
+        return self.credential.get_token(*scopes, claims=claims, tenant_id=self.directory, **kwargs)
+
+
+#: An error code from a service answer that may be shown (a word: never a message, which may echo anything).
+_CODE = re.compile(r"^[A-Za-z][A-Za-z0-9]{0,79}$")
+
+
+def _codes(exc: Any) -> list[str]:
+    """The service's error code and inner code (OData `error.code`, `error.innererror.code`), when they are words."""
+    error = getattr(exc, "error", None)
+    found = [getattr(error, "code", None)]
+    inner = getattr(error, "innererror", None)
+    found.append(inner.get("code") if isinstance(inner, dict) else None)
+    return [c for c in found if isinstance(c, str) and _CODE.match(c)]
+
+
+def _no_token(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The credential raised `kind` (ClientAuthenticationError) without an HTTP answer: no token was had. The query
+    SDK re-raises it as a plain HttpResponseError (azure-monitor-query's _helpers.process_error), so the chain is
+    looked through."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, kind) and getattr(seen, "status_code", None) is None:
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _sign_in_hint(directory: str) -> str:
+    return (f"sign in to directory {directory}: `az login --tenant {directory}` (once per directory), or a service "
+            f"principal of a multi-tenant app consented there")
+
+
 def runs_from_workspace(workspace_id: str, *, credential: Any, endpoint: str, now: dt.datetime | None = None,
-                        **client_options: Any) -> list[Run]:
-    """The run summaries of the last DAYS days in one workspace (its ARM resource ID), through LogsQueryClient."""
-    from azure.core.exceptions import AzureError
+                        directory: str = "", **client_options: Any) -> list[Run]:
+    """The run summaries of the last DAYS days in one workspace (its ARM resource ID), through LogsQueryClient;
+    `directory` (the Azure side's tenant the credential is pinned to) is named in a failure."""
+    from azure.core.exceptions import AzureError, ClientAuthenticationError, HttpResponseError
     from azure.monitor.query import LogsQueryClient, LogsQueryStatus
 
+    where = f"workspace {safe_text(workspace_id, 300)}"
     client = LogsQueryClient(credential, endpoint=endpoint, **client_options)
     try:
         answer = client.query_resource(workspace_id, SUMMARY_QUERY, timespan=dt.timedelta(days=DAYS))
     except AzureError as exc:
         code = getattr(exc, "status_code", None)  # HttpResponseError has one; connection errors have none
-        raise StatusError(f"workspace {safe_text(workspace_id, 300)}: the query failed ({type(exc).__name__}"
-                          f"{f': HTTP {code}' if code else ''}; its answer is not shown)", 1) from None
+        if code is None and directory and (failed := _no_token(exc, ClientAuthenticationError)) is not None:
+            # no token at all: the credential could not sign in to that directory (its message is not shown)
+            raise SignInError(f"{where}: no token from directory {directory} ({type(failed).__name__}); "
+                              f"{_sign_in_hint(directory)}", 1) from None
+        codes = _codes(exc) if isinstance(exc, HttpResponseError) else []
+        named = " " + "/".join(codes) if codes else ""
+        detail = f"{type(exc).__name__}{f': HTTP {code}' if code else ''}{named}"
+        hint = ""
+        if directory and (code in (401, 403) or "InvalidAuthenticationTokenTenant" in codes):
+            hint = (f"; the token came from directory {directory}: check that it manages the workspace's "
+                    f"subscription (hr-connector:azureTenantId), and {_sign_in_hint(directory)}")
+        raise StatusError(f"{where}: the query failed ({detail}; its answer is not shown){hint}", 1) from None
     finally:
         client.close()
     if answer.status != LogsQueryStatus.SUCCESS:

@@ -240,9 +240,14 @@ class Sandbox:
         return self._object("POST", "vault/grants", {"client_id": client_id, "key_name": key_name})
 
     # Log Analytics query API stand-in ---------------------------------------------------------------------
-    def add_log_rows(self, resource_id: str, rows: list[dict[str, str]]) -> dict[str, Any]:
-        """Store ContainerAppConsoleLogs rows ({TimeGenerated, Log}) for a workspace (its ARM resource ID)."""
-        return self._object("POST", "logs", {"resource_id": resource_id, "rows": rows})
+    def add_log_rows(self, resource_id: str, rows: list[dict[str, str]], *,
+                     tenant_id: str | None = None) -> dict[str, Any]:
+        """Store ContainerAppConsoleLogs rows ({TimeGenerated, Log}) for a workspace (its ARM resource ID); with
+        tenant_id, the directory that manages its subscription (a token from another directory is then refused)."""
+        payload: dict[str, Any] = {"resource_id": resource_id, "rows": rows}
+        if tenant_id is not None:
+            payload["tenant_id"] = tenant_id
+        return self._object("POST", "logs", payload)
 
     @property
     def port(self) -> int:

@@ -69,7 +69,7 @@ def _route(req: Request, state: SandboxState) -> Response:
             return answer
     if method == "POST" and parts == ["logs"]:
         body = _json_body(req)
-        stored = state.logs.add(body.get("resource_id"), body.get("rows"))
+        stored = state.logs.add(body.get("resource_id"), body.get("rows"), body.get("tenant_id"))
         return json_response(201, {"rows": stored})
     if method == "GET" and parts == ["stats"]:
         return json_response(200, state.stats())

@@ -159,7 +159,7 @@ def token(req: Request, tenant: str, state: SandboxState) -> Response | Stream:
     issuer = unverified.get("iss")
     if (isinstance(issuer, str) and issuer.startswith("https://") and issuer != client_id
             and not {"x5t", "x5t#S256"} & set(unverified_header)):
-        return _verify_federated(req, client_id, app, assertion, state)
+        return _verify_federated(req, tenant, client_id, app, assertion, state)
     return _verify_assertion(req, tenant, client_id, app.certificates, assertion, state)
 
 
@@ -168,7 +168,15 @@ _CHECK_FIC = (f"Please check your federated identity credential Subject, Audienc
               f"assertion. {WIF_DOC}")
 
 
-def _verify_federated(req: Request, client_id: str, app: App, assertion: str, state: SandboxState) -> Response:
+def _resource(req: Request) -> str:
+    """The resource a client_credentials request asks a token for: its first scope without `/.default`."""
+    form = {k: v[0] for k, v in parse_qs(req.body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+    scopes = [s for s in form.get("scope", "").split() if s.endswith("/.default")]
+    return scopes[0].removesuffix("/.default") if scopes else ""
+
+
+def _verify_federated(req: Request, tenant: str, client_id: str, app: App, assertion: str,
+                      state: SandboxState) -> Response:
     """A workload identity's token as the client assertion: signed by this Entra, matching a federated credential."""
     try:
         claims = jwt.decode(assertion, state.vault.signing_key.public_key(), algorithms=["RS256"],
@@ -204,7 +212,7 @@ def _verify_federated(req: Request, client_id: str, app: App, assertion: str, st
         return aad_error(req, 400, "invalid_client", 700212,
                          f"No matching federated identity record found for presented assertion audience "
                          f"'{','.join(audiences)[:200]}'. {_CHECK_FIC}")
-    access_token, lifetime = state.issue_token(client_id)
+    access_token, lifetime = state.issue_token(client_id, tenant, _resource(req))
     return json_response(200, {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
                                "access_token": access_token}, note=f"token issued to app {client_id} (federated)")
 
@@ -268,6 +276,6 @@ def _verify_assertion(req: Request, tenant: str, client_id: str, certificates: l
         return aad_error(req, 400, "invalid_client", 700021,
                          "Client assertion application identifier doesn't match 'client_id' parameter. "
                          f"Review the documentation at {CERT_DOC} .")
-    access_token, lifetime = state.issue_token(client_id)
+    access_token, lifetime = state.issue_token(client_id, tenant, _resource(req))
     return json_response(200, {"token_type": "Bearer", "expires_in": lifetime, "ext_expires_in": lifetime,
                                "access_token": access_token}, note=f"token issued to app {client_id}")

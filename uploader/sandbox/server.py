@@ -48,7 +48,7 @@ def route(req: Request, state: SandboxState) -> Response | Drop | Stream:
     if (m := SIGN.match(req.path)) and req.method == "POST":
         return vault.sign(req, m.group(1), m.group(2), state.vault)
     if (m := LOGS_QUERY.match(req.path)) and req.method == "POST":
-        return logs.query(req, "/" + m.group(1), state.logs, state.vault)
+        return logs.query(req, "/" + m.group(1), state)
     if req.path == "/msi/token" and req.method == "GET":
         return vault.container_apps_token(req, state.vault)
     if req.path == "/metadata/identity/oauth2/token" and req.method == "GET":

@@ -155,6 +155,9 @@ class SandboxState:
         self._apps: dict[str, App] = {}
         self._jobs: dict[str, str] = {}  # job id -> app id
         self._tokens: dict[str, tuple[str, float]] = {}  # access token -> (app id, expiry epoch)
+        #: access token -> (tid: the directory whose token endpoint issued it, its resource: the scope without
+        #: /.default), what a resource server reads from a real token's `tid` and `aud` claims
+        self._token_claims: dict[str, tuple[str, str]] = {}
         self._faults: list[Fault] = []
         self._tokens_issued = 0
         self._token_requests = 0
@@ -237,11 +240,13 @@ class SandboxState:
         with self._lock:
             self._token_requests += 1
 
-    def issue_token(self, app_id: str) -> tuple[str, int]:
-        """A new opaque access token bound to app_id, and its lifetime in seconds."""
+    def issue_token(self, app_id: str, tenant: str = "", resource: str = "") -> tuple[str, int]:
+        """A new opaque access token bound to app_id (issued by `tenant`'s token endpoint, for `resource`), and its
+        lifetime in seconds."""
         token = secrets.token_urlsafe(32)
         with self._lock:
             self._tokens[token] = (app_id, time.time() + self.token_lifetime)
+            self._token_claims[token] = (tenant.lower(), resource.rstrip("/"))
             self._tokens_issued += 1
             self._app_tokens[app_id] = self._app_tokens.get(app_id, 0) + 1
         return token, self.token_lifetime
@@ -253,6 +258,15 @@ class SandboxState:
         if entry is None or entry[1] <= time.time():
             return None
         return entry[0]
+
+    def token_claims(self, token: str) -> tuple[str, str, str] | None:
+        """(app id, tid, resource) of a still-valid token, or None."""
+        app = self.token_app(token)
+        if app is None:
+            return None
+        with self._lock:
+            tid, resource = self._token_claims.get(token, ("", ""))
+        return app, tid, resource
 
     def expire_tokens(self) -> int:
         """Make every issued token expired (to exercise a client's 401 handling)."""

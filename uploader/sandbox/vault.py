@@ -75,7 +75,8 @@ class VaultState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     identities: set[str] = field(default_factory=set)
     principals: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # client id -> (principal, tenant)
-    tokens: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # token -> (identity, resource, exp)
+    #: token -> (identity, resource, exp, tid: the identity's tenant, "" when registered without one)
+    tokens: dict[str, tuple[str, str, float, str]] = field(default_factory=dict)
     keys: dict[tuple[str, str], VaultKey] = field(default_factory=dict)
     grants: set[tuple[str, str]] = field(default_factory=set)  # (identity, key name)
     identity_tokens: int = 0
@@ -183,7 +184,8 @@ def _identity_token(state: VaultState, client_id: str | None, resource: str,
     token = "mi-" + secrets.token_urlsafe(32)
     expires = time.time() + 3600
     with state.lock:
-        state.tokens[token] = (identity, resource.rstrip("/"), expires)
+        tenant = (state.principals.get(identity, ("", None))[1] or "").lower()
+        state.tokens[token] = (identity, resource.rstrip("/"), expires, tenant)
         state.identity_tokens += 1
     return json_response(200, {"access_token": token, "expires_on": str(int(expires)), "expires_in": "3600",
                                "resource": resource, "token_type": "Bearer", "client_id": identity},
