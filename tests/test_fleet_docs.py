@@ -38,6 +38,15 @@ def test_us_government_page_names_the_provider_environments() -> None:
     assert "Mailbox Import Export" in text
 
 
+@pytest.mark.parametrize("page", ["operators-guide.md", "fleet.md", "gitops.md"])
+def test_operator_sign_ins_name_their_directory(page: str) -> None:
+    """A fleet spans directories (issue 21): every `az login` an operator page tells you to run names the directory
+    (`--tenant`), since a sign-in to your home directory alone is refused by a subscription in another."""
+    text = (DOCS / page).read_text()
+    bare = [m.group() for m in re.finditer(r"az login(?! --tenant)[^`\n]{0,40}", text)]
+    assert not bare, f"{page}: `az login` without --tenant: {bare}"
+
+
 def test_troubleshooting_covers_the_errors_users_hit() -> None:
     text = (DOCS / "troubleshooting.md").read_text()
     for needle in ("jobId and corresponding appId do not match.", "AADSTS700016", "AADSTS700027",
