@@ -3,8 +3,8 @@
 Composition root only; each Azure concern is one component in provisioning/components/. Read top to bottom:
 settings -> providers -> then one of two stack kinds (docs/fleet.md#hosting):
 - a hosting stack (`hosting: true`), once per cloud, subscription and region: resource group -> job environment
-  (workspace, Container Apps environment, diagnostic setting) -> registry + image (and its resource logs) ->
-  action group -> status workbook -> outputs;
+  (workspace, Container Apps environment, diagnostic setting) -> registry + image (and its resource logs; none
+  with `image`, a prebuilt one) -> action group -> status workbook -> outputs;
 - a tenant stack: resource group -> Key Vault -> Entra app + certificate -> the vault's secret -> drop zone ->
   where the job runs (its own image and environment, or its hosting stack's through `hostedBy`) -> resource
   logs of the vault, drop zone and registry to that workspace -> scheduled job -> alerts. With `credential:
@@ -71,8 +71,8 @@ def hosting_stack() -> None:
     # every hosted tenant's runs at a glance (workbook.py); unprotected: it holds no data
     StatusWorkbook("status", workspace_id=environment.workspace.id, resource_group_name=group.name,
                    location=settings.location, opts=bound)
-    assert image.registry is not None  # a hosting stack always builds (config refuses `image`)
-    ResourceLogs("resource-logs", environment.workspace.id, [("registry", image.registry.id)], opts=bound)
+    if image.registry is not None:  # with `image` it builds nothing and owns no registry (hosting.py)
+        ResourceLogs("resource-logs", environment.workspace.id, [("registry", image.registry.id)], opts=bound)
 
     pulumi.export("hosting", True)
     pulumi.export("cloud", settings.cloud.name)
@@ -84,9 +84,10 @@ def hosting_stack() -> None:
     pulumi.export("environmentId", environment.environment.id)
     pulumi.export("environmentName", environment.environment.name)
     pulumi.export("workspaceId", environment.workspace.id)
-    pulumi.export("registryId", image.registry.id)
-    pulumi.export("registryLoginServer", image.registry.login_server)
-    pulumi.export("image", image.ref)
+    # with `image`: "" (its tenants set `image` too; HostedBy's check refuses one that does not)
+    pulumi.export("registryId", image.registry.id if image.registry else "")
+    pulumi.export("registryLoginServer", image.registry.login_server if image.registry else "")
+    pulumi.export("image", image.ref)  # the built image, or the configured `image`
     pulumi.export("actionGroupId", alerts.action_group.id)
     pulumi.export("network", settings.network)
     pulumi.export("privateEndpointSubnetId", network.endpoints_subnet.id if network else "")

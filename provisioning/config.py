@@ -244,7 +244,7 @@ class Settings:
     alert_emails: tuple[str, ...] = ()
     subscription_id: str | None = None
     tags: Mapping[str, str] = field(default_factory=lambda: dict(FIXED_TAGS))
-    hosting: bool = False  # a hosting stack: shared environment, workspace, registry, action group; no tenant
+    hosting: bool = False  # a hosting stack: shared environment, workspace, registry unless `image`, action group
     hosted_by: str | None = None  # the hosting stack whose environment this tenant's job runs in
     credential: str = "certificate"  # certificate | federated (the job's managed identity; no key, nothing to renew)
 
@@ -281,9 +281,10 @@ class Settings:
 
     @property
     def builds_image(self) -> bool:
-        """The program builds the uploader image into a registry of the stack's own: a hosting stack always, a
-        self-contained tenant without `image`; a hosted tenant runs its hosting stack's image or its own `image`."""
-        return self.hosting or (self.image is None and self.hosted_by is None)
+        """The program builds the uploader image into a registry of the stack's own: a hosting stack or a
+        self-contained tenant without `image`; a hosted tenant runs its hosting stack's image or its own `image` (it
+        must set one when its hosting stack sets `image` and so owns no registry: hosting.py `mismatches`)."""
+        return self.image is None and self.hosted_by is None
 
     @property
     def hosted_by_stack(self) -> str | None:
@@ -691,10 +692,6 @@ def _not_in_hosting(cfg: dict[str, Any], problems: Problems) -> None:
     if isinstance(cfg.get("credential"), str) and cfg["credential"].strip().lower() == FEDERATED:
         problems.add(ConfigError(_k("credential"), "a hosting stack has no Entra app to sign in as: `credential: "
                                                    "federated` belongs in the tenant stacks that set hostedBy"))
-    if cfg.get("image") not in (None, ""):
-        problems.add(ConfigError(_k("image"), "a hosting stack builds the uploader image once in its registry for "
-                                              "every hosted tenant; a prebuilt image goes in a tenant stack's "
-                                              "image instead"))
     if cfg.get("alertEmails") in (None, "", [], "[]"):
         problems.add(ConfigError(_k("alertEmails"), "is required in a hosting stack: its action group is told "
                                                     "when any hosted tenant's job fails (e.g. the platform team)"))
@@ -1030,13 +1027,12 @@ def config_warnings(settings: Settings) -> list[ConfigWarning]:
             "the certificate with overlap: docs/operators-guide.md)",
         ))
     if settings.private and settings.builds_image:
+        whose = " (for its hosted tenants)" if settings.hosting else ""
         out.append(ConfigWarning(
-            _k("hosting" if settings.hosting else "image"),
-            ("the hosting stack builds the uploader image into a registry of its own, which needs an exemption for "
-             "the policy in a subscription that enforces it: " if settings.hosting else
-             "not set, so this private stack builds the uploader image into a registry of its own; set "
-             f"hr-connector:image to the release's image pinned by digest ({PINNED_IMAGE_FORM}, docs/releases.md) "
-             "and own no registry: ") + REGISTRY_CMK_WHY,
+            _k("image"),
+            f"not set, so this private stack builds the uploader image into a registry of its own{whose}; set "
+            f"hr-connector:image to the release's image pinned by digest ({PINNED_IMAGE_FORM}, docs/releases.md) "
+            "and own no registry: " + REGISTRY_CMK_WHY,
         ))
     for i, c in enumerate(settings.connectors):
         if c.files and c.files.split("/", 1)[0] == "incoming":

@@ -27,6 +27,7 @@ from provisioning.tools.policy import ALIASES, POLICIES, PolicyError, load_initi
 
 REPO = Path(__file__).resolve().parents[1]
 TENANT = "3f2504e0-4f89-41d3-9a0c-0305e82c3301"
+PLATFORM = "9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b"  # a hosting stack's directory
 #: The six blockers issue 26 names (Deny members of FedRAMP High and IL5) and what clears each.
 BLOCKERS = {
     "55615ac9-af46-4a59-874e-391cc3dfb490": ("azure-native:keyvault:Vault",
@@ -150,6 +151,15 @@ def new_stack(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]
     return code, capsys.readouterr().err
 
 
+def new_hosting(capsys: pytest.CaptureFixture[str], name: str, *args: str) -> tuple[int, str]:
+    """new-stack --hosting for GCC High (network: private by default) through its command line, in-process."""
+    from provisioning.tools.cli import main
+
+    code = main(["new-stack", name, "--hosting", "--cloud", "gcchigh", "--location", "usgovvirginia",
+                 "--alert-email", "platform@contoso.example", "--azure-tenant-id", PLATFORM, *args])
+    return code, capsys.readouterr().err
+
+
 def test_new_stack_refuses_a_private_stack_without_a_pinned_image(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     """A private stack runs a prebuilt image and owns no registry: without --image (GCC High and DoD by default,
@@ -169,6 +179,10 @@ def test_new_stack_refuses_a_private_stack_without_a_pinned_image(tmp_path: Path
         code, err = new_stack(capsys, "t-private", "--cloud", "dod", "--image", image, *where)
         assert code == 2 and err.startswith("error: hr-connector:image: must be a registry reference pinned by "
                                             "digest"), err
+    # a private hosting stack too: the same refusal (one message), and its tenants are told to set the image
+    code, err = new_hosting(capsys, "h-gov", *where)
+    assert code == 2 and err.startswith("error: --image REGISTRY/REPOSITORY@sha256:<64 hex digits> is needed"), err
+    assert "5b9159ae" in err and "its hosted tenants then set the same image" in err, err
     assert not list(tmp_path.iterdir())
 
 
@@ -177,22 +191,33 @@ def test_check_policy_over_the_stacks_new_stack_writes(tmp_path: Path, capsys: p
     """new-stack for gcchigh and dod (network: private by default) with --image, commercial with --network private
     and --image, and commercial public; then the real command line check --policy fedramp-high: the private stacks
     pass (no registry of their own, so no customer-managed key to lack), the public one is refused for every
-    blocker, each DENY line naming its policy ID, and the registry's line naming the fix."""
+    blocker, each DENY line naming its policy ID, and the registry's line naming the fix. A GCC High hosting stack
+    with --image passes too (no registry), as does the tenant new-stack --hosted-by writes under it (it copies the
+    image); the same tenant without `image` is refused naming the key and the hosting stack's file."""
+    assert new_hosting(capsys, "h-gov", "--image", GOV_IMAGE, "--stacks-dir", str(tmp_path))[0] == 0
     for name, args in (("t-gcchigh", ("--cloud", "gcchigh", "--image", GOV_IMAGE)),
+                       ("t-hosted", ("--cloud", "gcchigh", "--hosted-by", "h-gov")),
                        ("t-dod", ("--cloud", "dod", "--image", GOV_IMAGE)),
                        ("t-private", ("--cloud", "commercial", "--network", "private", "--image", GHCR_IMAGE)),
                        ("t-commercial", ("--cloud", "commercial"))):
         code, err = new_stack(capsys, name, *args, "--stacks-dir", str(tmp_path))
         assert code == 0, err
+    hosted = (tmp_path / "Pulumi.t-hosted.yaml").read_text(encoding="utf-8")
+    assert f'hr-connector:image: "{GOV_IMAGE}"' in hosted
+    (tmp_path / "Pulumi.t-bare.yaml").write_text(hosted.replace(f'hr-connector:image: "{GOV_IMAGE}"', ""),
+                                                 encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "HR_CONNECTOR_STACKS_DIR"}
     done = subprocess.run([sys.executable, "-m", "provisioning", "check", "--policy", "fedramp-high",
                            "--stacks-dir", str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=300)
-    assert done.returncode == 1, done.stdout + done.stderr
-    for name in ("t-gcchigh", "t-dod", "t-private"):
+    assert done.returncode == 2, done.stdout + done.stderr  # a config problem (t-bare) outranks the DENY lines
+    for name in ("t-gcchigh", "t-dod", "t-private", "h-gov", "t-hosted"):
         assert re.search(rf"^ok    {name}: \d+ resources", done.stdout, re.M), (name, done.stdout)
     ids = set(re.findall(r"^DENY  t-commercial: .*\(policy ([0-9a-f-]{36})\)", done.stdout, re.M))
     assert ids == set(BLOCKERS) and not ids & CLEAN, ids ^ set(BLOCKERS)
     (registry_line,) = [ln for ln in done.stdout.splitlines() if "(policy 5b9159ae" in ln]
     assert "fix: set hr-connector:image to a prebuilt image pinned by digest" in registry_line
-    assert "4 stack(s): 3 ok, 1 with problems" in done.stdout
+    (bare,) = [ln for ln in done.stdout.splitlines() if ln.startswith("FAIL  t-bare: ")]
+    assert "hr-connector:image: is not set, but hosting stack h-gov runs a prebuilt image" in bare, bare
+    assert "Pulumi.h-gov.yaml" in bare and "Pulumi.yaml" in bare, bare
+    assert "7 stack(s): 5 ok, 2 with problems" in done.stdout

@@ -5,7 +5,8 @@ public traffic, and the workspace's saved queries in a linked account of its own
 except the registry's customer-managed key when the stack builds into a registry of its own (no `image`);
 a hosting stack owns the network and its hosted tenant's endpoints go in it. With `runnerNetwork` (the deploy runner's
 hub): no zones of its own, links from the hub's zones, peerings both ways, and the certificate and image push waiting
-for them; `check` and `new-stack` keep the ranges of stacks peering with one hub apart. Four Pulumi evaluations."""
+for them; `check` and `new-stack` keep the ranges of stacks peering with one hub apart; a private hosting stack with
+`image` owns no registry and its tenant with its own image holds no AcrPull. Six Pulumi evaluations."""
 
 from __future__ import annotations
 
@@ -332,6 +333,45 @@ def test_a_hosting_stack_owns_the_network_and_its_tenants_endpoints_go_in_it(tmp
         {out["privateDnsZoneIds"]["vault"], out["privateDnsZoneIds"]["blob"]}
     assert tenant.one("azure-native:app:Job").inputs["workloadProfileName"] == "Consumption"
     assert tenant.one("azure-native:keyvault:Vault").inputs["properties"]["publicNetworkAccess"] == "Disabled"
+
+
+@pytest.mark.pulumi
+def test_a_private_hosting_stack_with_an_image_owns_no_registry(tmp_path: Path) -> None:
+    """A GCC High hosting stack that sets `image` builds nothing: no registry, no push, no registry endpoint (nothing
+    registers in the registry zone), FedRAMP High finds nothing to deny and `check` gives no image warning; it exports
+    the image and empty registry outputs. A hosted tenant with its own image holds no AcrPull on anything: it pulls
+    from its image's registry with its own identity. (`check` refusing a tenant without `image`:
+    test_policy_check.py.)"""
+    hosting_path = _stack(tmp_path, "hub-gov", (
+        "  hr-connector:hosting: true\n  hr-connector:cloud: gcchigh\n  hr-connector:location: usgovvirginia\n"
+        f"  hr-connector:alertEmails: [platform@contoso.example]\n  hr-connector:azureTenantId: {PLATFORM}\n"
+        f"  hr-connector:network: private\n  hr-connector:image: {IMAGE}\n"))
+    hosting = _evaluate_here(load_stack_file(hosting_path), REPO_ROOT)
+    for kind in ("azure-native:containerregistry:Registry", "docker-build:index:Image", PE, ZONE_GROUP):
+        assert not hosting.of_type(kind), kind
+    out = hosting.outputs
+    assert (out["image"], out["registryId"], out["registryLoginServer"]) == (IMAGE, "", "")
+    _, members = load_initiative("fedramp-high")
+    assert violations(hosting, members) == []
+    from provisioning.tools.offline import load_stack_settings
+
+    assert not [w for w in config_warnings(load_stack_settings(hosting_path, REPO_ROOT)) if w.key.endswith(":image")]
+
+    own = "tailspinhr.azurecr.us/hr-uploader@sha256:" + "5e" * 32
+    tenant_path = _stack(tmp_path, "tailspin", (
+        f"  hr-connector:tenantId: {TENANT}\n  hr-connector:cloud: gcchigh\n  hr-connector:location: usgovvirginia\n"
+        f"  hr-connector:hostedBy: hub-gov\n  hr-connector:network: private\n  hr-connector:image: {own}\n"))
+    tenant = _evaluate_here(load_stack_file(tenant_path), REPO_ROOT, {"hub-gov": out})
+    acr_pull = "/7f951dda-4ed3-4680-a7ca-43fe172d538d"
+    assert not [r for r in tenant.of_type("azure-native:authorization:RoleAssignment")
+                if r.inputs["roleDefinitionId"].endswith(acr_pull)]
+    job = tenant.one("azure-native:app:Job")
+    assert job.inputs["template"]["containers"][0]["image"] == own
+    assert job.inputs["configuration"]["registries"] == [
+        {"server": "tailspinhr.azurecr.us",
+         "identity": tenant.one("azure-native:managedidentity:UserAssignedIdentity").id}]
+    assert {pe.inputs["privateLinkServiceConnections"][0]["groupIds"][0] for pe in tenant.of_type(PE)} == \
+        {"vault", "blob"}
 
 
 def test_the_egress_hosts_in_the_docs_are_the_cloud_tables() -> None:

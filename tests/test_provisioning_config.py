@@ -269,10 +269,14 @@ def test_a_hosting_stack_needs_no_tenant_and_refuses_tenant_keys() -> None:
                              "alertEmails": ["platform@contoso.example"],
                              "azureTenantId": "9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b"})
     assert hosting.hosting and hosting.tenant_id == "" and hosting.hosted_by is None
-    assert hosting.azure_tenant_id == "9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b"
+    assert hosting.azure_tenant_id == "9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b" and hosting.builds_image
+    # a prebuilt image is a hosting stack's choice too (it then owns no registry); the `image` rule still applies
+    prebuilt = load_settings({"hosting": "true", "location": "eastus", "alertEmails": ["platform@contoso.example"],
+                              "azureTenantId": "9f1c2a3b-4d5e-4f60-8a7b-8c9d0e1f2a3b", "image": "x.azurecr.io/hr:1"})
+    assert prebuilt.image == "x.azurecr.io/hr:1" and not prebuilt.builds_image
     with pytest.raises(ConfigError) as caught:
         load_settings({"hosting": True, "location": "eastus", "tenantId": TENANT, "hostedBy": "other",
-                       "connectors": "[]", "image": "x.azurecr.io/hr:1"})
+                       "connectors": "[]", "image": "https://x.azurecr.io/hr:1"})
     keys = {p.key for p in caught.value.problems} if hasattr(caught.value, "problems") else {caught.value.key}
     assert keys == {"hr-connector:tenantId", "hr-connector:hostedBy", "hr-connector:image",
                     "hr-connector:alertEmails", "hr-connector:azureTenantId"}

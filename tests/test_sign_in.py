@@ -138,7 +138,8 @@ def test_a_federated_credential_needs_both_sides_in_one_directory() -> None:
         load_settings({"tenantId": OWN, "location": "eastus", "azureTenantId": PLATFORM, "credential": "federated"})
     assert caught.value.key == "hr-connector:credential" and "AADSTS700236" in caught.value.rule
     hosted = load_settings({"tenantId": HOSTED, "location": "eastus", "hostedBy": "hub", "credential": "federated"})
-    outputs = {"hosting": True, "azureEnvironment": "public", "location": "eastus", "subscriptionId": ""}
+    outputs = {"hosting": True, "azureEnvironment": "public", "location": "eastus", "subscriptionId": "",
+               "registryId": "/subscriptions/x/resourceGroups/g/providers/Microsoft.ContainerRegistry/registries/r"}
     assert [k for k, _ in mismatches(hosted, {**outputs, "azureTenantId": PLATFORM})] == ["hr-connector:credential"]
     assert mismatches(hosted, {**outputs, "azureTenantId": HOSTED}) == []
 
@@ -255,7 +256,8 @@ def test_new_stack_writes_the_azure_side_and_prints_the_consent_for_the_tenants_
                              "--alert-email", "ops@platform.example", *where)
     assert code == 2 and "--azure-tenant-id" in err and not (tmp_path / "Pulumi.hub.yaml").exists()
     code, _, err = new_stack(capsys, "hub", "--hosting", "--cloud", "gcchigh", "--location", "usgovvirginia",
-                             "--alert-email", "ops@platform.example", "--azure-tenant-id", PLATFORM, *where)
+                             "--alert-email", "ops@platform.example", "--azure-tenant-id", PLATFORM,
+                             "--image", "contosohr.azurecr.us/hr-uploader@sha256:" + "4f" * 32, *where)  # private
     assert code == 0, err
     assert f'hr-connector:azureTenantId: "{PLATFORM}"' in (tmp_path / "Pulumi.hub.yaml").read_text()
     # a hosted tenant naming another directory than its hosting stack's is refused, naming the key

@@ -4,7 +4,13 @@ checked against this stack's own cloud, location, subscription and Azure-side di
 A hosting stack (`hosting: true`, __main__.py) exports HOSTING_OUTPUTS. A tenant stack with `hostedBy: NAME`
 reads them here: its job goes in the shared Container Apps environment, its alert rule queries the shared
 workspace and notifies the shared action group, and its image is the one the hosting stack built (pulled with
-AcrPull on the shared registry, the one role a hosted tenant holds on a shared resource).
+AcrPull on the shared registry, the one role a hosted tenant holds on a shared resource), or the tenant's own
+`image` (no role on anything shared: it pulls with its own identity, job.py).
+
+A hosting stack that sets `image` builds nothing and owns no registry: it exports that `image` and empty
+`registryId`/`registryLoginServer`. Which image a tenant runs is decided by its own config, never guessed from the
+outputs: a hosted tenant of such a hosting stack sets `image` too (the same as its hosting stack's `network`), and
+`mismatches` refuses one that does not, naming the key, before the job could be given an empty registry.
 
 A StackReference is a read of the other stack's state: nothing of the hosting stack is created, changed or
 deleted by a tenant's `up` or `destroy` (https://www.pulumi.com/docs/iac/concepts/stacks/#stackreferences).
@@ -26,6 +32,7 @@ from provisioning.config import NAMESPACE, ConfigError, Settings
 HOSTING_OUTPUTS = (
     "hosting", "cloud", "azureEnvironment", "location", "subscriptionId", "resourceGroupName", "environmentId",
     "environmentName", "workspaceId", "registryId", "registryLoginServer", "image", "actionGroupId", "azureTenantId",
+    # registryId and registryLoginServer are "" when the hosting stack sets `image` (it owns no registry).
     # network: private (network.py): the hosting stack owns the network; its tenants' private endpoints go in its
     # endpoints subnet and register in its private DNS zones (group ID -> zone ID). Public: "" and {}.
     "network", "privateEndpointSubnetId", "privateDnsZoneIds",
@@ -40,6 +47,16 @@ def qualified_name(hosted_by: str) -> str:
     if "/" in hosted_by:
         return hosted_by
     return f"{pulumi.get_organization()}/{pulumi.get_project()}/{hosted_by}"
+
+
+def no_registry_rule(hosted_by: str) -> str:
+    """Why a hosted tenant without `image` is refused under a hosting stack that sets `image` (it owns no registry,
+    so it has no image of its own to lend): said by `check`, `new-stack` and the program."""
+    host = hosted_by.rsplit("/", 1)[-1]
+    return (f"is not set, but hosting stack {hosted_by} runs a prebuilt image and owns no registry (its stack file "
+            f"Pulumi.{host}.yaml sets hr-connector:image): a hosted tenant then runs an image it names itself; set "
+            "hr-connector:image here too, to that image or the tenant's own, pinned by digest (or set it once for "
+            "every stack in Pulumi.yaml's project-level config: docs/configuration.md#fleet-wide-values-pulumiyaml)")
 
 
 def mismatches(settings: Settings, hosting: dict[str, Any]) -> list[tuple[str, str]]:
@@ -68,6 +85,8 @@ def mismatches(settings: Settings, hosting: dict[str, Any]) -> list[tuple[str, s
                     f"is {settings.network}, but hosting stack {settings.hosted_by} is {theirs_network}: a hosting "
                     "stack owns the network its tenants' jobs run in and their private endpoints go in; set "
                     f"network: {theirs_network}"))
+    if settings.image is None and not hosting.get("registryId"):
+        out.append((f"{NAMESPACE}:image", no_registry_rule(settings.hosted_by or "")))
     theirs_tenant = hosting.get("azureTenantId") or ""
     if not theirs_tenant:
         out.append((f"{NAMESPACE}:hostedBy",

@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     new.add_argument("--cloud", required=True, help="commercial | gcc | gcchigh | dod")
     new.add_argument("--tenant-id", help="the Microsoft 365 tenant's ID (a GUID); required unless --hosting")
     new.add_argument("--hosting", action="store_true",
-                     help="a hosting stack: the environment, workspace, registry and action group that hosted "
+                     help="a hosting stack: the environment, workspace, registry (none with --image) and action "
+                          "group that hosted "
                           "tenants of one cloud family, subscription and region share (needs --location and "
                           "--alert-email; docs/fleet.md#hosting)")
     new.add_argument("--hosted-by", metavar="HOSTING",
@@ -58,8 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "usgovernment)")
     new.add_argument("--image", metavar="REF",
                      help="a prebuilt uploader image pinned by digest, REGISTRY/REPOSITORY@sha256:<64 hex> (default: "
-                          "built from uploader/Dockerfile into a registry of the stack's own); required for a "
-                          "network: private tenant that is not hosted (docs/releases.md)")
+                          "built from uploader/Dockerfile into a registry of the stack's own; a hosted tenant takes "
+                          "its hosting stack's if that sets one); required for a network: private tenant that is "
+                          "not hosted and for a network: private hosting stack (docs/releases.md)")
     new.add_argument("--owner", action="append", default=[], metavar="OBJECT_ID",
                      help="an Entra object ID that co-owns the app registration (repeatable)")
     new.add_argument("--subscription-id", metavar="ID", help="the Azure subscription (default: the deployer's)")

@@ -2,17 +2,18 @@
 [--network public|private] [--image REF] [--owner ID ...] [--subscription-id ID] [--alert-email A ...]
 [--hosted-by HOSTING] [--schedule CRON]`:
 a new tenant in one command; `new-stack NAME --hosting --cloud C --location L --alert-email A
-[--subscription-id S]`: a hosting stack (docs/fleet.md#hosting). A private stack that owns a network (not a hosted
-tenant) also gets `addressSpace` (`--address-space`, or the first /23 of ADDRESS_POOL that no private stack in the
-folder uses nor the runner network) and, with `--runner-network-from FILE`, `runnerNetwork`.
+[--subscription-id S] [--image REF]`: a hosting stack (docs/fleet.md#hosting). A private stack that owns a network
+(not a hosted tenant) also gets `addressSpace` (`--address-space`, or the first /23 of ADDRESS_POOL that no private
+stack in the folder uses nor the runner network) and, with `--runner-network-from FILE`, `runnerNetwork`.
 
 Writes stacks/Pulumi.NAME.yaml from the commented template (templates/stack.yaml.tmpl, or hosting.yaml.tmpl)
 with the cloud's defaults filled in and no connectors yet; refuses to overwrite; validates the result with the
 program's own rules (provisioning.config via offline.load_stack_settings, Pulumi.yaml merged in) before writing
 anything. A hosted tenant takes its location, Azure environment and subscription from its hosting stack's file
-unless given, and must match them (the rules `check` applies). A self-contained tenant with `network: private` (GCC
-High and DoD by default) needs --image, pinned by digest: it runs a prebuilt image and owns no registry
-(docs/configuration.md#a-private-stack-runs-a-prebuilt-image).
+unless given, and must match them (the rules `check` applies); likewise its `image`, which it must set when its
+hosting stack sets one. A stack that owns a network with `network: private` (GCC High and DoD by default: a
+self-contained tenant or a hosting stack) needs --image, pinned by digest: it runs a prebuilt image and owns no
+registry (docs/configuration.md#a-private-stack-runs-a-prebuilt-image).
 """
 
 from __future__ import annotations
@@ -264,8 +265,9 @@ def _cloud(name: str) -> Cloud:
 
 
 def _with_hosting_defaults(request: StackRequest, directory: Path) -> StackRequest:
-    """A hosted tenant's location and subscription default to its hosting stack's (its Azure environment follows
-    its cloud, so that a cloud of the other family is named as the mismatch)."""
+    """A hosted tenant's location, subscription, network and image default to its hosting stack's (its Azure
+    environment follows its cloud, so that a cloud of the other family is named as the mismatch). The image only
+    when the hosting stack sets one: otherwise the tenant runs the image its hosting stack builds."""
     if not request.hosted_by:
         return request
     from dataclasses import replace
@@ -285,14 +287,14 @@ def _with_hosting_defaults(request: StackRequest, directory: Path) -> StackReque
                          "dod on usgovernment)")
     return replace(request, location=request.location or hosting.location,
                    subscription_id=request.subscription_id or hosting.subscription_id,
-                   network=request.network or hosting.network)
+                   network=request.network or hosting.network, image=request.image or hosting.image)
 
 
 def _render_hosting(request: StackRequest, cloud_name: str, azure_environment: str, stacks_dir_flag: str,
                     address_space: str | None) -> str:
-    if request.tenant_id or request.owners or request.image or request.hosted_by or request.schedule:
-        raise FleetError("--hosting: a hosting stack has no tenant, owners, image, schedule or hosting stack of its "
-                         "own (drop --tenant-id, --owner, --image, --schedule and --hosted-by)")
+    if request.tenant_id or request.owners or request.hosted_by or request.schedule:
+        raise FleetError("--hosting: a hosting stack has no tenant, owners, schedule or hosting stack of its "
+                         "own (drop --tenant-id, --owner, --schedule and --hosted-by)")
     if not request.alert_emails:
         raise FleetError("--hosting needs --alert-email ADDRESS: the hosting stack's action group is told when any "
                          "hosted tenant's job fails")
@@ -304,6 +306,10 @@ def _render_hosting(request: StackRequest, cloud_name: str, azure_environment: s
     example = "  # hr-connector:subscriptionId: 00000000-0000-0000-0000-000000000000\n"
     optional = (f"  hr-connector:subscriptionId: {json.dumps(request.subscription_id.strip())}\n"
                 if request.subscription_id else example)
+    if request.image:
+        optional += ("  # A prebuilt uploader image, pinned by digest: this stack builds nothing and owns no registry,"
+                     "\n  # and each hosted tenant sets image too (this one, or its own).\n"
+                     f"  hr-connector:image: {json.dumps(request.image.strip())}\n")
     return Template(HOSTING_TEMPLATE.read_text(encoding="utf-8")).substitute(
         name=request.name, cloud=cloud_name, cloud_title=_TITLE.get(cloud_name, cloud_name),
         azure_environment=azure_environment, family=_FAMILY.get(azure_environment, ""),
@@ -344,7 +350,7 @@ def render_stack_file(request: StackRequest, stacks_dir_flag: str = "", director
     with tempfile.TemporaryDirectory() as scratch:
         candidate = Path(scratch) / f"Pulumi.{request.name}.yaml"
         candidate.write_text(text, encoding="utf-8")
-        unpinned = None if request.hosting else _unpinned_image(request)
+        unpinned = _unpinned_image(request)
         try:
             settings = load_stack_settings(candidate, REPO_ROOT)
         except ConfigError as exc:  # every problem at once: the file's, and an --image not pinned
@@ -372,9 +378,11 @@ def _check_against_hosting(settings: Settings, directory: Path) -> None:
     from provisioning.components.hosting import mismatches
 
     hosting = load_stack_settings(stack_file(directory, settings.hosted_by_stack or ""), REPO_ROOT)
+    # registryId: only whether the hosting stack owns a registry matters here (it does unless it sets `image`)
     found = mismatches(settings, {"hosting": True, "azureEnvironment": hosting.azure_environment,
                                   "location": hosting.location, "subscriptionId": hosting.subscription_id or "",
-                                  "azureTenantId": hosting.azure_tenant_id or "", "network": hosting.network})
+                                  "azureTenantId": hosting.azure_tenant_id or "", "network": hosting.network,
+                                  "registryId": "" if hosting.image else "its registry"})
     if found:
         raise ConfigProblems([ConfigError(key, rule) for key, rule in found])
 
@@ -387,17 +395,17 @@ def _unpinned_image(request: StackRequest) -> ConfigError | None:
 
 
 def _runs_a_prebuilt_image(request: StackRequest, settings: Settings) -> None:
-    """A private tenant stack that would build into a registry of its own (no --image, not hosted) is refused
-    (exit 2): it runs a prebuilt image and owns no registry. A hosting stack always builds (config refuses `image`
-    there): `check` warns about it instead."""
-    if not (settings.private and settings.builds_image and not settings.hosting):
+    """A private stack that would build into a registry of its own (no --image; a hosting stack or a tenant that is
+    not hosted) is refused (exit 2): it runs a prebuilt image and owns no registry."""
+    if not (settings.private and settings.builds_image):
         return
     where = ("the release's image imported into a registry of yours in Azure Government with az acr import "
              "(docs/releases.md#gcc-high-and-dod-import-into-your-own-registry)"
              if settings.government else "the release's image (docs/releases.md#the-uploader-image)")
     chosen = "--network private" if request.network == PRIVATE else f"what new-stack writes for {settings.cloud.name}"
+    tenants = "; its hosted tenants then set the same image (--hosted-by copies it)" if settings.hosting else ""
     raise FleetError(f"--image {PINNED_IMAGE_FORM} is needed: a network: private stack ({chosen}) runs a prebuilt "
-                     f"image and owns no registry, because {REGISTRY_CMK_WHY}; give {where}")
+                     f"image and owns no registry, because {REGISTRY_CMK_WHY}; give {where}{tenants}")
 
 
 def _render_tenant(request: StackRequest, cloud_name: str, azure_environment: str, stacks_dir_flag: str,

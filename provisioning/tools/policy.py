@@ -80,8 +80,8 @@ _ABSENT = object()
 #: What clears a member that no setting of the program's resource can: said at the end of its DENY line.
 FIXES = {
     REGISTRY_CMK_POLICY: (f"fix: set hr-connector:image to a prebuilt image pinned by digest ({PINNED_IMAGE_FORM}, "
-                          "docs/releases.md) so that the stack owns no registry (a hosting stack: an exemption for "
-                          f"its registry), since {REGISTRY_CMK_WHY}"),
+                          "docs/releases.md) so that the stack owns no registry (a hosting stack too; its hosted "
+                          f"tenants then set image as well), since {REGISTRY_CMK_WHY}"),
 }
 
 
