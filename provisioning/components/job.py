@@ -6,7 +6,8 @@ user-assigned identity with up to three role assignments, each scoped to the one
   Key Vault Secrets User        on the certificate secret (not the vault)       protection exportable
   Key Vault Crypto User         on the certificate's key (not the vault)        protection vault / hsm
   Storage Blob Data Contributor on the drop-zone container (not the account)
-  AcrPull                       on the registry the image is built in (the stack's own or the hosting stack's)
+  AcrPull                       on the registry the image is built in (the stack's own or the hosting stack's;
+                                none with a configured `image`, which the job pulls with this identity)
 With `exportable` the Job reads the key through a Key Vault secret reference (the secret's versioned URL, see
 vault.py) via that identity; with `vault`/`hsm` it gets no key at all, only UPLOADER_KEY_ID (the versioned key ID)
 and the public certificate, and Key Vault signs its sign-in through that identity. It pulls through it too.

@@ -252,7 +252,7 @@ def _optional_lines(request: StackRequest) -> str:
                      "#two-sides-of-a-stack).")
         lines.append(f"  hr-connector:azureTenantId: {json.dumps(request.azure_tenant_id.strip())}")
     if request.hosted_by:
-        lines.append("  # The hosting stack whose Container Apps environment, workspace and image this job uses.")
+        lines.append("  # The hosting stack whose Container Apps environment and workspace this job uses.")
         lines.append(f"  hr-connector:hostedBy: {json.dumps(request.hosted_by.strip())}")
     return "".join(f"{line}\n" for line in lines)
 
