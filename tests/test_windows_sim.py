@@ -100,6 +100,9 @@ def test_the_migration_guide_on_simulated_windows(tmp_path: Path, windows_sandbo
         "optional-dependencies"]
     machine.cwd = machine.home
     assert ok(machine.run(machine.argv(install[3]))).stdout.startswith("hr-connector uploader ")
+    # Steps 1, 2 and 4 say `python`: on Windows that is the venv's only once it is activated (the page said so,
+    # but its PowerShell block never activated it).
+    assert install[4].startswith(".venv\\Scripts\\Activate.ps1"), install
 
     # 3. The certificate, as the task's account, into a new folder under %LOCALAPPDATA%.
     assert len(certificate) == 2
