@@ -142,7 +142,7 @@ def test_the_runner_deploys_private_stacks_from_inside_the_deploy_network(fleet:
     environment on it, and an event-driven job whose github-runner scale rule authenticates as the GitHub App with
     the key of a Key Vault-referenced secret, read by an identity that may read that one secret only."""
     from provisioning.components.runner import RUNNER_KEY_SECRET
-    from provisioning.tools.platform import evaluate_platform, report
+    from provisioning.tools.platform import evaluate_platform, report, to_text
     from uploader.clouds import PRIVATE_DNS_ZONES
 
     ev: Evaluation = evaluate_platform(platform_file(tmp_path, "multi-tenant", RUNNER), fleet)
@@ -208,6 +208,8 @@ def test_the_runner_deploys_private_stacks_from_inside_the_deploy_network(fleet:
     assert outputs["runnerEgressIp"] == ip.state["ipAddress"]
     data = report(ev)
     assert data["deployRunner"]["job"]["trigger"] == "Event"
+    # The text render names the labels a private stack's matrix row (runsOn) must match.
+    assert "runner labels self-hosted, hr-connector-private-public, linux-deploy" in to_text(data)
     stacks = {"hub", "acme", "globex", "initech"}
     assert data["reviewers"] == {s: [{"users": [1234], "teams": [77]}] for s in stacks}  # not preview or drift
 

@@ -164,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     plat = sub.add_parser("platform", help="the pipeline's own Pulumi program (platform/), offline",
                           description="Evaluate platform/__main__.py (state backend, secrets key, deploy identities, "
-                                      "GitHub environments and variables, from the stack files) under Pulumi mocks.")
+                                      "GitHub environments and variables, from the stack files; with its runner "
+                                      "config, the deploy network and the self-hosted runner job for network: "
+                                      "private stacks) under Pulumi mocks.")
     plat_sub = plat.add_subparsers(dest="platform_command", required=True, metavar="COMMAND")
     prender = plat_sub.add_parser("render", help="what the platform program declares (secrets masked)")
     prender.add_argument("--json", action="store_true", help="JSON instead of text")

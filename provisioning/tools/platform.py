@@ -180,8 +180,12 @@ def to_text(data: dict[str, Any]) -> str:
         job = runner["job"]
         lines.append(f"deploy network: {', '.join(runner['addressSpace'])}; private DNS zones "
                      f"{', '.join(runner['privateDnsZones'])}")
+        # The labels are what a private stack's matrix row must match (runsOn): shown, so the render answers
+        # "will my GCC High stack's jobs land here?" (docs/gitops.md#7-private-stacks-a-runner-in-the-deploy-network).
+        labels = [x for r in job["scaleRules"] for x in str(r.get("metadata", {}).get("labels", "")).split(",") if x]
         lines.append(f"runner job {job['name']}: {job['image']}, trigger {job['trigger']}, scale rules "
-                     + ", ".join(str(r.get("type")) for r in job["scaleRules"]))
+                     + ", ".join(str(r.get("type")) for r in job["scaleRules"])
+                     + "; runner labels " + ", ".join(["self-hosted", *labels]))
     lines.append("outputs:")
     lines += [f"  {k}: {json.dumps(v)}" for k, v in data["outputs"].items()]
     return "\n".join(lines)
