@@ -457,6 +457,11 @@ def test_new_stack_runner_network_through_the_command_line(tmp_path: Path) -> No
                           text=True, env=env, cwd=REPO_ROOT, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "hr-connector:runnerNetwork:" in (tmp_path / "Pulumi.gov.yaml").read_text(encoding="utf-8")
+    # check cannot know the runner subscription's directory: the next steps say the Azure side must be it, and that
+    # a private stack's `pulumi up` runs where its network is reachable (the self-hosted runner).
+    assert f"this stack's Azure side (azureTenantId, here {TENANT}) must be that subscription's directory" in \
+        done.stdout and "--azure-tenant-id" in done.stdout
+    assert "the platform's self-hosted runner" in done.stdout
     refused = subprocess.run([*base[:4], "pub", "--cloud", "commercial", *base[4:]], capture_output=True, text=True,
                              env=env, cwd=REPO_ROOT, timeout=120, check=False)
     assert refused.returncode == 2 and "hr-connector:runnerNetwork: is only used with network: private" in \

@@ -463,13 +463,28 @@ def next_steps(request: StackRequest, stacks_dir_flag: str = "") -> list[str]:
             f"python -m provisioning new-stack NAME --cloud C --tenant-id T --hosted-by {request.name}"
             f"{stacks_dir_flag}  (each hosted tenant)",
         ]
-    return [
+    private = (request.network or DEFAULT_NEW_NETWORK.get(get_cloud(request.cloud).name, "public")) == "private"
+    deploy = (" (network: private: from a machine that reaches its network, in the pipeline the platform's self-hosted "
+              "runner: docs/gitops.md#7-private-stacks-a-runner-in-the-deploy-network)") if private else ""
+    steps = [
         f"python -m provisioning check --stack {request.name}{stacks_dir_flag}",
         f"python -m provisioning render --stack {request.name}{stacks_dir_flag}",
         f"pulumi stack init {request.name} --secrets-provider \"{secrets_provider(_azure_environment(request))}\""
-        "  (docs/gitops.md; <vault>: your secrets vault), then pulumi up --stack " + request.name,
+        "  (docs/gitops.md; <vault>: your secrets vault), then pulumi up --stack " + request.name + deploy,
         *consent_instructions(get_cloud(request.cloud), request.tenant_id.strip(), request.deploy_app_id),
     ]
+    if request.runner_network is not None and not request.hosted_by:
+        # The peering back and the zone links are made in the runner network's subscription with this stack's
+        # Azure-side sign-in (network.py), which reaches no other directory: said here, as check cannot know
+        # the directory of that subscription.
+        vnet = str(request.runner_network.get("virtualNetworkId", ""))
+        subscription = vnet.split("/")[2] if vnet.count("/") > 2 else "?"
+        side = (request.azure_tenant_id or request.tenant_id).strip()
+        steps.append(f"runnerNetwork is in subscription {subscription}: this stack's Azure side (azureTenantId, "
+                     f"here {side}) must be that subscription's directory, or its deploy cannot peer back; a "
+                     "platform directory other than the tenant's: --azure-tenant-id (docs/gitops.md#7-private-stacks"
+                     "-a-runner-in-the-deploy-network)")
+    return steps
 
 
 __all__ = ["ConfigError", "DEFAULT_LOCATION", "StackRequest", "create_stack", "next_steps", "render_stack_file"]
