@@ -482,8 +482,8 @@ def next_steps(request: StackRequest, stacks_dir_flag: str = "") -> list[str]:
         side = (request.azure_tenant_id or request.tenant_id).strip()
         steps.append(f"runnerNetwork is in subscription {subscription}: this stack's Azure side (azureTenantId, "
                      f"here {side}) must be that subscription's directory, or its deploy cannot peer back; a "
-                     "platform directory other than the tenant's: --azure-tenant-id (docs/gitops.md#7-private-stacks"
-                     "-a-runner-in-the-deploy-network)")
+                     "platform directory other than the tenant's: --azure-tenant-id (docs/gitops.md#7-private-"
+                     "stacks-a-runner-in-the-deploy-network)")
     return steps
 
 
