@@ -237,6 +237,10 @@ def test_private_stacks_run_on_the_platforms_runner_and_public_ones_do_not(tmp_p
         assert runner.labels[0] == private_runner_label(environment)
     for file, name, job in signing_jobs():
         assert job["runs-on"] == "${{ fromJSON(matrix.runsOn) }}", (file, name)
+    # Those jobs run `make venv` on the runner too: its image must install make (actions-runner's base has none).
+    runs = " ".join(str(s.get("run", "")) for _, _, job in signing_jobs() for s in job.get("steps", []))
+    installed = (REPO_ROOT / "platform" / "runner" / "Dockerfile").read_text(encoding="utf-8").split("install -y", 1)[1]
+    assert "make venv" in runs and " make " in installed.split("&&", 1)[0]
 
 
 # ------------------------------------------------------------------------------------------------ new-stack
