@@ -19,7 +19,7 @@ from pulumi_azure_native import provider as azure_native_provider
 from provisioning.components.deploynetwork import DeployNetwork, DeployNetworkArgs
 from provisioning.components.pipeline import Pipeline, PlatformSettings, reviewers_setting
 from provisioning.components.runner import DeployRunner, DeployRunnerArgs, runner_settings
-from provisioning.identities import MODELS, PER_TENANT, admin_consent_url
+from provisioning.identities import MODELS, PER_TENANT, admin_consent_url, private_runner_label
 from provisioning.tools.fleet import STACKS_DIR_ENV, select_stacks
 from provisioning.tools.offline import REPO_ROOT, load_stack_settings, stack_name
 
@@ -73,6 +73,17 @@ if runner is not None:  # network: private stacks deploy from inside this networ
         "privateDnsZoneIds": {group: deploy_network.zone_ids[group] for group in ("vault", "blob", "registry")}})
     pulumi.export("runnerEgressIp", deploy_network.egress_ip.ip_address)  # for customers' allow-lists
     pulumi.export("runnerIdentityPrincipalId", deploy_runner.identity.principal_id)  # AcrPull on an Azure registry
+else:
+    # The matrix routes every network: private stack to this platform's runner label; with no runner nothing takes
+    # those jobs and GitHub cancels them after 24 hours. Said at `up` and in `platform render`, not refused: a team
+    # may run its own runner with that label.
+    waiting = sorted(name for name, s in stacks if s.private and s.azure_environment == platform.azure_environment)
+    if waiting:
+        pulumi.log.warn(
+            f"{len(waiting)} network: private stack(s) ({', '.join(waiting[:5])}{', ...' if len(waiting) > 5 else ''})"
+            f" and no runner: their jobs run on [self-hosted, {private_runner_label(platform.azure_environment)}] and "
+            "wait for a runner with that label; set runner (docs/gitops.md#7-private-stacks-a-runner-in-the-deploy-"
+            "network) or register one of yours")
 
 pulumi.export("backendUrl", pipeline.backend_url)
 pulumi.export("secretsProvider", pipeline.secrets_provider)

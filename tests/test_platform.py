@@ -94,6 +94,22 @@ def test_platform_render_declares_the_pipeline(fleet: Path, tmp_path: Path) -> N
     assert not {"runnerNetwork", "runnerEgressIp", "runnerIdentityPrincipalId"} & set(data["outputs"])
 
 
+def test_private_stacks_and_no_runner_are_named(tmp_path: Path) -> None:
+    """A private stack routes to the platform's runner label: a platform of its Azure environment without `runner`
+    says so (pulumi.log.warn, shown by `up` and by platform render) instead of leaving its jobs queued unexplained."""
+    from provisioning.tools.platform import evaluate_platform, report, to_text
+
+    stacks = tmp_path / "stacks"
+    stacks.mkdir()
+    image = "acme.azurecr.io/hr-uploader@sha256:" + "ab" * 32
+    write(stacks, "vaulted", [f"hr-connector:tenantId: {ELSEWHERE[1]}", "hr-connector:location: eastus",
+                              "hr-connector:network: private", f"hr-connector:image: {image}"])
+    data = report(evaluate_platform(platform_file(tmp_path, "multi-tenant"), stacks))
+    (warning,) = data["warnings"]
+    assert "1 network: private stack(s) (vaulted) and no runner" in warning
+    assert "[self-hosted, hr-connector-private-public]" in warning and f"WARN  {warning}" in to_text(data)
+
+
 def test_no_tenant_identity_has_rights_on_another_tenants_resources(fleet: Path, tmp_path: Path) -> None:
     """Per-tenant model, over the rendered platform program."""
     from provisioning.tools.platform import evaluate_platform
@@ -207,7 +223,7 @@ def test_the_runner_deploys_private_stacks_from_inside_the_deploy_network(fleet:
                                                               PRIVATE_DNS_ZONES["public"].items()}}
     assert outputs["runnerEgressIp"] == ip.state["ipAddress"]
     data = report(ev)
-    assert data["deployRunner"]["job"]["trigger"] == "Event"
+    assert data["deployRunner"]["job"]["trigger"] == "Event" and data["warnings"] == []
     # The text render names the labels a private stack's matrix row (runsOn) must match.
     assert "runner labels self-hosted, hr-connector-private-public, linux-deploy" in to_text(data)
     stacks = {"hub", "acme", "globex", "initech"}

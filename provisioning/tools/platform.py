@@ -151,6 +151,7 @@ def report(ev: Evaluation) -> dict[str, Any]:
                       for r in by_type.get("github:index/repositoryEnvironment:RepositoryEnvironment", [])
                       if r.inputs.get("reviewers")},
         "deployRunner": runner,
+        "warnings": [line.removeprefix("warning: ") for line in ev.logs if line.startswith("warning: ")],
         "resourceCount": len(ev.deployed()),
         "outputs": ev.outputs,
     }))
@@ -186,6 +187,7 @@ def to_text(data: dict[str, Any]) -> str:
         lines.append(f"runner job {job['name']}: {job['image']}, trigger {job['trigger']}, scale rules "
                      + ", ".join(str(r.get("type")) for r in job["scaleRules"])
                      + "; runner labels " + ", ".join(["self-hosted", *labels]))
+    lines += [f"WARN  {w}" for w in data.get("warnings", [])]
     lines.append("outputs:")
     lines += [f"  {k}: {json.dumps(v)}" for k, v in data["outputs"].items()]
     return "\n".join(lines)
