@@ -124,11 +124,20 @@ def token(req: Request, tenant: str, state: SandboxState) -> Response | Stream:
     if not scope:
         return aad_error(req, 400, "invalid_request", 900144,
                          "The request body must contain the following parameter: 'scope'.")
-    if not any(s.endswith("/.default") for s in scope.split()):
+    resources = {s.removesuffix("/.default") for s in scope.split() if s.endswith("/.default")}
+    if not resources:
         return aad_error(req, 400, "invalid_scope", 1002012,
                          f"The provided value for scope {scope[:200]} is not valid. Client credential flows must "
                          "have a scope value with /.default suffixed to the resource identifier "
                          "(application ID URI).")
+    # One token is for one resource (its audience): client credentials asking for two resources' /.default get
+    # AADSTS70011 invalid_scope, as quoted in https://github.com/Azure/azure-sdk-for-net/issues/9076 (the other
+    # flows answer AADSTS28000 "contains more than one resource", https://github.com/Azure-Samples/active-directory-
+    # aspnetcore-webapp-openidconnect-v2/issues/271).
+    if len(resources) > 1:
+        return aad_error(req, 400, "invalid_scope", 70011,
+                         "The provided request must include a 'scope' input parameter. The provided value for the "
+                         f"input parameter 'scope' is not valid. The scope {scope[:300]} is not valid.")
     app = state.find_app(client_id)
     if app is None or (app.tenant_id is not None and app.tenant_id != tenant):
         return aad_error(req, 400, "unauthorized_client", 700016,
@@ -239,7 +248,10 @@ def _verify_assertion(req: Request, tenant: str, client_id: str, certificates: l
                          "Client assertion contains an invalid signature. [Reason - The key used is expired., "
                          f"Thumbprint of key used by client: '{thumbprint}', {_found_key(cert)}]")
     endpoint = f"{req.base_url}/{tenant}/oauth2/v2.0/token"
-    audiences = [endpoint, f"{req.base_url}/{tenant}/v2.0"]
+    # `aud` is the token endpoint, as Learn's certificate credentials page gives it
+    # (https://login.microsoftonline.com/{tenantId}/oauth2/v2.0/token) and as MSAL sets it (authority.token_endpoint
+    # in msal/application.py, _build_client). The issuer URL is not a documented audience: refused.
+    audiences = [endpoint]
     try:
         # PyJWT's key type names the key types it verifies with (RSA, EC, EdDSA); cryptography's public_key() names
         # every type a certificate can hold (the tests register RSA certificates).

@@ -1,8 +1,9 @@
 """Purview HR connector ingestion stand-in: `POST /api/signals?jobid=...` with a multipart `file` part.
 
-Order of checks: scripted fault (if one is queued for this request), bearer token (401), job bound to
-the token's app (403 with the service's real text), multipart body and CSV text (400), then the body
-is stored and counted (200). Bodies are HR test data: never logged, only stored under the state dir.
+Order of checks: scripted fault (if one is queued for this request), bearer token (401), its audience the ingestion
+API's resource (401), job bound to the token's app (403 with the service's real text), multipart body and CSV text
+(400), then the body is stored and counted (200). Bodies are HR test data: never logged, only stored under
+the state dir.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ import io
 import time
 from email.message import Message
 
+from uploader.clouds import DEFAULT_SCOPE
 from uploader.sandbox.messages import Drop, Request, Response, Stream, fault_response, json_response, text_response
 from uploader.sandbox.state import ID_PATTERN, SandboxState
 
+#: The audience an upload's token must carry: the resource of the scope in every Microsoft sample script
+#: (`$resource`, https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script.ps1 and
+#: its gcc, ITAR_L4 and ITARL5 twins: the same resource in every cloud since March 2025).
+INGESTION_RESOURCE = DEFAULT_SCOPE.removesuffix("/.default")
 # The service's 403 text, as quoted in https://github.com/microsoft/m365-hrconnector-sample-scripts (README)
 MISMATCH_TEXT = "jobId and corresponding appId do not match."
 BOM = b"\xef\xbb\xbf"
@@ -109,13 +115,23 @@ def signals(req: Request, state: SandboxState) -> Response | Drop | Stream:
         return faulted
     auth = req.header("authorization")
     scheme, _, bearer = auth.partition(" ")
-    app_id = state.token_app(bearer.strip()) if scheme.lower() == "bearer" else None
-    if app_id is None:
+    claims = state.token_claims(bearer.strip()) if scheme.lower() == "bearer" else None
+    if claims is None:
         state.count_rejected(job_id)
         reason = "missing bearer token" if not auth else "invalid or expired bearer token"
         return json_response(401, {"error": {"code": "Unauthorized", "message": reason}},
                              headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}, job_id=job_id,
                              note=reason)
+    app_id, _, audience = claims
+    if audience != INGESTION_RESOURCE:
+        # A token Entra issued to the app for another resource (another --scope): its audience is not this API's.
+        # The service's body for this is not published; RFC 6750 section 3.1 names the answer: 401 invalid_token.
+        state.count_rejected(job_id)
+        return json_response(401, {"error": {"code": "Unauthorized", "message": "the token's audience is not the "
+                                              "ingestion API (ask for the scope " + DEFAULT_SCOPE + ")"}},
+                             headers={"WWW-Authenticate": 'Bearer error="invalid_token", '
+                                                          'error_description="The audience is invalid"'},
+                             job_id=job_id, note="token for another audience")
     if not job_id or not ID_PATTERN.match(job_id):
         return json_response(400, {"error": {"code": "BadRequest", "message": "the jobid query parameter is "
                                               "required"}}, note="no jobid")

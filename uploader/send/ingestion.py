@@ -27,8 +27,9 @@ from urllib3.fields import RequestField
 from urllib3.filepost import choose_boundary
 
 from uploader import stopping
-from uploader.clouds import Cloud
+from uploader.clouds import DEFAULT_SCOPE, Cloud
 from uploader.errors import TLS_TRUST_HINT, UploadError, is_tls_trust_failure
+from uploader.report import safe_name
 from uploader.send.https import (
     AnswerRefused,
     AnswerTooLarge,
@@ -207,6 +208,16 @@ class IngestionClient:
     def close(self) -> None:
         self.session.close()
 
+    def _refused_again(self) -> str:
+        """Why a fresh token is refused too (an expired one is not): the API accepts only tokens whose audience is
+        its own resource, the scope in every Microsoft sample (clouds.DEFAULT_SCOPE); Entra issues one for any
+        `/.default` scope asked, so a wrong --scope shows only here."""
+        if self.cloud.scope != DEFAULT_SCOPE:
+            return (f"; a fresh token was refused too: it was asked for the scope {safe_name(self.cloud.scope, 200)} "
+                    f"(--scope / UPLOADER_SCOPE), not the ingestion API's {DEFAULT_SCOPE}: drop the override")
+        return ("; a fresh token was refused too: check that --app-id is the connector's app and that nothing between "
+                "this machine and the service rewrites the Authorization header (--scope is the default)")
+
     def send(self, job_id: str, body: bytes, name: str = "data.csv",
              on_retry: Callable[[RetryNotice], None] | None = None) -> int:
         """POST one chunk; returns the number of retries it took. Raises UploadError when it cannot succeed."""
@@ -222,7 +233,8 @@ class IngestionClient:
             except _Unauthorized as exc:
                 invalidate = getattr(self.tokens, "invalidate", None)
                 if renewed or invalidate is None:
-                    raise UploadError(f"the ingestion service refused the token: HTTP 401: {exc.message}") from None
+                    raise UploadError(f"the ingestion service refused the token: HTTP 401: {exc.message}"
+                                      f"{self._refused_again() if renewed else ''}") from None
                 invalidate()  # drop the cached token once and sign in again
                 renewed = True
                 continue
