@@ -155,6 +155,7 @@ def _assertion(app, key_pem: str, cert, endpoint: str, **overrides) -> str:
 
 @pytest.mark.parametrize(("case", "code"), [
     ("expired", 700024), ("audience", 50027), ("issuer", 700021), ("forged", 700027), ("malformed", 50027),
+    ("issuer-as-audience", 50027),  # Learn names the token endpoint as aud; the tenant's issuer URL is not it
 ])
 def test_assertion_checks(sandbox, new_app, make_certificate, case, code):
     import time
@@ -166,6 +167,7 @@ def test_assertion_checks(sandbox, new_app, make_certificate, case, code):
         "expired": {"exp": int(time.time()) - 60},
         "audience": {"aud": "https://login.microsoftonline.com/common/oauth2/v2.0/token"},
         "issuer": {"iss": "someone-else", "sub": "someone-else"},
+        "issuer-as-audience": {"aud": f"{sandbox.authority_host}/{app.tenant_id}/v2.0"},
     }.get(case, {})
     if case == "forged":  # signed by another key but naming the registered certificate's thumbprint
         key = make_certificate("forger").pem
@@ -185,6 +187,24 @@ def test_scope_without_default_suffix_is_refused(sandbox, new_app):
     app = new_app()
     result = msal_app(sandbox, app).acquire_token_for_client(["https://example.invalid/read"])
     assert_aad_error(result, "invalid_scope", 1002012)
+
+
+def test_two_resources_in_one_client_credentials_request_is_aadsts70011(sandbox, new_app):
+    """One token has one audience: two resources' /.default in one request are refused (azure-sdk-for-net#9076)."""
+    app = new_app()
+    result = msal_app(sandbox, app).acquire_token_for_client([SCOPE, "https://vault.azure.net/.default"])
+    assert_aad_error(result, "invalid_scope", 70011)
+    assert sandbox.stats()["apps"].get(app.app_id) is None
+
+
+def test_token_for_another_resource_is_refused_by_the_ingestion_api(sandbox, new_app):
+    app = new_app()
+    result = msal_app(sandbox, app).acquire_token_for_client(["https://vault.azure.net/.default"])
+    assert "access_token" in result, result.get("error_description")  # Entra issues it: the resource exists
+    resp = upload(sandbox, result["access_token"], app.job_id, b"a\n1\n")
+    assert resp.status_code == 401
+    assert 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
+    assert sandbox.job_stats(app.job_id) == {"uploads": 0, "records": 0, "rejected": 1}
 
 
 # -- ingestion stand-in --------------------------------------------------------------------------------
@@ -406,3 +426,84 @@ def test_command_line_registers_apps_and_jobs(tmp_path, make_certificate):
     finally:
         sb.stop()
     assert sb.process.returncode == 0  # SIGTERM is a clean stop
+
+
+# -- Key Vault sign and managed identity stand-ins: the real services' refusals ------------------------
+@pytest.fixture(scope="module")
+def vault_key(sandbox):
+    """A user-assigned identity's Key Vault token (Container Apps protocol), a key it may sign with, its certificate."""
+    import uuid
+
+    from cryptography import x509
+
+    client_id = str(uuid.uuid4())
+    env = sandbox.identity_env(client_id)
+    resp = sandbox.http_session().get(env["IDENTITY_ENDPOINT"], headers={"X-IDENTITY-HEADER": env["IDENTITY_HEADER"]},
+                                      params={"api-version": "2019-08-01", "resource": "https://vault.azure.net",
+                                              "client_id": client_id}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    key = sandbox.create_key(f"fidelity-{client_id[:8]}")
+    sandbox.grant_sign(client_id, key["name"])
+    cert = x509.load_pem_x509_certificate(key["certificate_pem"].encode())
+    return resp.json()["access_token"], key, cert
+
+
+def _sign(sandbox, vault_key, alg: str, digest: bytes):
+    import base64
+
+    token, key, _ = vault_key
+    value = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    return sandbox.http_session().post(f"{sandbox.url}/keys/{key['name']}/{key['version']}/sign",
+                                       params={"api-version": "7.5"}, headers={"Authorization": f"Bearer {token}"},
+                                       json={"alg": alg, "value": value}, timeout=30)
+
+
+@pytest.mark.parametrize("alg", ["PS256", "RS384", "PS512"])
+def test_vault_signs_each_rsa_algorithm_over_its_hashs_digest(sandbox, vault_key, alg):
+    import base64
+    import hashlib
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding, utils
+
+    bits = int(alg[2:])
+    digest = hashlib.new(f"sha{bits}", b"signing input").digest()
+    resp = _sign(sandbox, vault_key, alg, digest)
+    assert resp.status_code == 200, resp.text
+    signature = base64.urlsafe_b64decode(resp.json()["value"] + "==")
+    chosen = {256: hashes.SHA256(), 384: hashes.SHA384(), 512: hashes.SHA512()}[bits]
+    pad = (padding.PSS(mgf=padding.MGF1(chosen), salt_length=padding.PSS.DIGEST_LENGTH) if alg.startswith("PS")
+           else padding.PKCS1v15())
+    vault_key[2].public_key().verify(signature, digest, pad, utils.Prehashed(chosen))  # raises if it does not verify
+
+
+@pytest.mark.parametrize(("alg", "length", "message"), [
+    ("PS256", 48, "Invalid length of 'value': 48 bytes. PS256 requires 32 bytes, encoded with base64url."),
+    ("RS512", 32, "Invalid length of 'value': 32 bytes. RS512 requires 64 bytes, encoded with base64url."),
+    ("ES256", 32, "Invalid algorithm"),  # an EC algorithm on an RSA key
+])
+def test_vault_refuses_a_digest_or_algorithm_that_does_not_fit(sandbox, vault_key, alg, length, message):
+    before = sandbox.stats()["vault"]["signatures"]
+    resp = _sign(sandbox, vault_key, alg, b"\x01" * length)
+    assert resp.status_code == 400
+    error = resp.json()["error"]
+    assert error["code"] == "BadParameter" and error["message"].startswith(message)
+    assert sandbox.stats()["vault"]["signatures"] == before
+
+
+def test_identity_endpoints_refuse_a_missing_resource_in_their_protocols_shape(sandbox):
+    """App Service / Container Apps answer {statusCode, message} (what MSAL reads); the VM's IMDS OAuth's
+    {error, error_description}. Both require `resource`."""
+    env = sandbox.identity_env()
+    session = sandbox.http_session()
+    apps = session.get(env["IDENTITY_ENDPOINT"], headers={"X-IDENTITY-HEADER": env["IDENTITY_HEADER"]},
+                       params={"api-version": "2019-08-01"}, timeout=30)
+    assert apps.status_code == 400
+    assert apps.json()["statusCode"] == 400 and "resource" in apps.json()["message"]
+    no_header = session.get(env["IDENTITY_ENDPOINT"], params={"api-version": "2019-08-01",
+                                                              "resource": "https://vault.azure.net"}, timeout=30)
+    assert no_header.status_code == 401 and no_header.json()["statusCode"] == 401
+    imds = session.get(f"{sandbox.url}/metadata/identity/oauth2/token", headers={"Metadata": "true"},
+                       params={"api-version": "2018-02-01"}, timeout=30)
+    assert imds.status_code == 400
+    assert imds.json()["error"] == "invalid_request" and "resource" in imds.json()["error_description"]

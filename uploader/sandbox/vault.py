@@ -49,6 +49,14 @@ FEDERATED_AUDIENCE_PREFIX = "api://AzureADTokenExchange"
 FEDERATION_KID = "sandbox-entra-signing-key"
 SIGN_ACTION = "Microsoft.KeyVault/vaults/keys/sign/action"
 SYSTEM = "system"  # the system-assigned identity's registration name
+#: `sign` algorithms for an RSA key and the hash whose digest `value` must be (its length is checked): JsonWebKey
+#: SignatureAlgorithm in the REST spec (https://learn.microsoft.com/rest/api/keyvault/keys/sign/sign) and "RSA
+#: algorithms" (https://learn.microsoft.com/azure/key-vault/keys/about-keys-details#signverify). RSNULL (a client-made
+#: DigestInfo) is real but not served here.
+RSA_SIGN_ALGORITHMS: dict[str, hashes.HashAlgorithm] = {
+    "PS256": hashes.SHA256(), "PS384": hashes.SHA384(), "PS512": hashes.SHA512(),
+    "RS256": hashes.SHA256(), "RS384": hashes.SHA384(), "RS512": hashes.SHA512(),
+}
 
 
 def _b64url(data: bytes) -> str:
@@ -168,17 +176,25 @@ def _federated_token(req: Request, state: VaultState, identity: str, resource: s
                          note=f"federated identity token for {identity}")
 
 
+def _mi_error(status: int, message: str, imds: bool, error: str = "invalid_request") -> Response:
+    """A managed identity endpoint's refusal in its protocol's shape. App Service / Container Apps (2019-08-01):
+    `{"statusCode", "message"}`, the fields MSAL reads (msal/managed_identity.py, _obtain_token_on_app_service).
+    The VM's IMDS: OAuth's `{"error", "error_description"}`
+    (https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token#error-handling)."""
+    if imds:
+        return json_response(status, {"error": error, "error_description": message}, note=message)
+    return json_response(status, {"statusCode": status, "message": message}, note=message)
+
+
 def _identity_token(state: VaultState, client_id: str | None, resource: str,
-                    req: Request | None = None) -> Response:
+                    req: Request | None = None, imds: bool = False) -> Response:
+    if not resource:  # `resource` is required in both protocols (the REST endpoint references above)
+        return _mi_error(400, "Required query variable 'resource' is missing", imds)
     identity = client_id or SYSTEM
     with state.lock:
         known = identity in state.identities
     if not known:
-        return json_response(400, {"error": "invalid_request",
-                                   "error_description": "Identity not found (sandbox: register it first)"},
-                             note="unknown identity")
-    if not resource:
-        return json_response(400, {"error": "invalid_request", "error_description": "resource is required"})
+        return _mi_error(400, "Identity not found (sandbox: register it first)", imds)
     if req is not None and resource.rstrip("/").removesuffix("/.default").startswith(FEDERATED_AUDIENCE_PREFIX):
         return _federated_token(req, state, identity, resource.rstrip("/").removesuffix("/.default"))
     token = "mi-" + secrets.token_urlsafe(32)
@@ -195,18 +211,17 @@ def _identity_token(state: VaultState, client_id: str | None, resource: str,
 def container_apps_token(req: Request, state: VaultState) -> Response:
     """GET /msi/token (IDENTITY_ENDPOINT): the X-IDENTITY-HEADER must be this sandbox's."""
     if not secrets.compare_digest(req.header("x-identity-header"), state.identity_header):
-        return json_response(401, {"statusCode": 401, "message": "X-IDENTITY-HEADER missing or wrong"})
+        return _mi_error(401, "X-IDENTITY-HEADER missing or wrong", imds=False)
     if req.query.get("api-version") != "2019-08-01":
-        return json_response(400, {"statusCode": 400, "message": "api-version 2019-08-01 expected"})
+        return _mi_error(400, "api-version 2019-08-01 expected", imds=False)
     return _identity_token(state, req.query.get("client_id"), req.query.get("resource", ""), req)
 
 
 def instance_metadata_token(req: Request, state: VaultState) -> Response:
     """GET /metadata/identity/oauth2/token (the VM's IMDS): `Metadata: true` required."""
     if req.header("metadata") != "true":
-        return json_response(400, {"error": "invalid_request", "error_description": "Required metadata header not "
-                                   "specified"})
-    return _identity_token(state, req.query.get("client_id"), req.query.get("resource", ""), req)
+        return _mi_error(400, "Required metadata header not specified", imds=True)
+    return _identity_token(state, req.query.get("client_id"), req.query.get("resource", ""), req, imds=True)
 
 
 def _kv_error(status: int, code: str, message: str, inner: str | None = None, **kwargs: Any) -> Response:
@@ -245,12 +260,18 @@ def sign(req: Request, name: str, version: str, state: VaultState) -> Response:
         alg, digest = body["alg"], _b64url_decode(body["value"])
     except (ValueError, KeyError, TypeError):
         return _kv_error(400, "BadParameter", "alg and value (base64url) are required")
-    if len(digest) != 32 or alg not in ("PS256", "RS256"):
-        return _kv_error(400, "BadParameter", "this sandbox signs SHA-256 digests with PS256 or RS256")
-    pad: padding.AsymmetricPadding = (padding.PSS(mgf=padding.MGF1(hashes.SHA256()),
-                                                  salt_length=padding.PSS.DIGEST_LENGTH)
-                                      if alg == "PS256" else padding.PKCS1v15())
-    signature = key.key.sign(digest, pad, utils.Prehashed(hashes.SHA256()))
+    digest_hash = RSA_SIGN_ALGORITHMS.get(alg) if isinstance(alg, str) else None
+    if digest_hash is None:
+        return _kv_error(400, "BadParameter", f"Invalid algorithm for an RSA key: expected one of "
+                         f"{', '.join(RSA_SIGN_ALGORITHMS)} (this sandbox does not serve RSNULL)")
+    if len(digest) != digest_hash.digest_size:
+        # Key Vault's text, quoted in https://github.com/Azure/azure-sdk-for-js/issues/12654 and
+        # https://github.com/Azure/azure-cli/issues/28027: `value` is the digest of the alg's hash, base64url.
+        return _kv_error(400, "BadParameter", f"Invalid length of 'value': {len(digest)} bytes. {alg} requires "
+                         f"{digest_hash.digest_size} bytes, encoded with base64url.")
+    pad: padding.AsymmetricPadding = (padding.PSS(mgf=padding.MGF1(digest_hash), salt_length=padding.PSS.DIGEST_LENGTH)
+                                      if alg.startswith("PS") else padding.PKCS1v15())
+    signature = key.key.sign(digest, pad, utils.Prehashed(digest_hash))
     with state.lock:
         state.signatures += 1
     return json_response(200, {"kid": f"{req.base_url}/keys/{name}/{version}", "value": _b64url(signature)},
