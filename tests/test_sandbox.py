@@ -199,12 +199,17 @@ def test_two_resources_in_one_client_credentials_request_is_aadsts70011(sandbox,
 
 def test_token_for_another_resource_is_refused_by_the_ingestion_api(sandbox, new_app):
     app = new_app()
-    result = msal_app(sandbox, app).acquire_token_for_client(["https://vault.azure.net/.default"])
+    client = msal_app(sandbox, app)
+    result = client.acquire_token_for_client(["https://vault.azure.net/.default"])
     assert "access_token" in result, result.get("error_description")  # Entra issues it: the resource exists
     resp = upload(sandbox, result["access_token"], app.job_id, b"a\n1\n")
     assert resp.status_code == 401
     assert 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
     assert sandbox.job_stats(app.job_id) == {"uploads": 0, "records": 0, "rejected": 1}
+    # the ITAR L4 sample's resource before 2025: not known to be refused, so the sandbox does not refuse it
+    itar_l4 = "https://gsgotrs.onmicrosoft.com/66ace435-1e6f-4305-8abc-96f365388077/.default"
+    older = client.acquire_token_for_client([itar_l4])
+    assert upload(sandbox, older["access_token"], app.job_id, b"a\n1\n").status_code == 200
 
 
 # -- ingestion stand-in --------------------------------------------------------------------------------

@@ -17,10 +17,19 @@ from uploader.clouds import DEFAULT_SCOPE
 from uploader.sandbox.messages import Drop, Request, Response, Stream, fault_response, json_response, text_response
 from uploader.sandbox.state import ID_PATTERN, SandboxState
 
-#: The audience an upload's token must carry: the resource of the scope in every Microsoft sample script
+#: The audiences an upload's token may carry: the resource of the scope in every Microsoft sample script
 #: (`$resource`, https://github.com/microsoft/m365-compliance-connector-sample-scripts/blob/main/sample_script.ps1 and
-#: its gcc, ITAR_L4 and ITARL5 twins: the same resource in every cloud since March 2025).
-INGESTION_RESOURCE = DEFAULT_SCOPE.removesuffix("/.default")
+#: its gcc, ITAR_L4 and ITARL5 twins: the same resource in every cloud since March 2025), and the per-cloud resources
+#: those scripts named before (their commit 50040a8, "Update New Resource Id in HR Scripts"): whether the service still
+#: accepts them is not published, and --scope exists for them (docs/us-government.md), so they are not refused here.
+#: A token for any other resource (Key Vault, Graph, a typo) is.
+INGESTION_RESOURCES = frozenset({
+    DEFAULT_SCOPE.removesuffix("/.default"),
+    "https://microsoft.onmicrosoft.com/4e476d41-2395-42be-89ff-34cb9186a1ac",  # sample_script.ps1 before 2025
+    "https://prdtrs01.prod.outlook.com/64342688-40f0-476d-8f18-ccf14147bae1",  # sample_script_gcc.ps1 before 2025
+    "https://gsgotrs.onmicrosoft.com/66ace435-1e6f-4305-8abc-96f365388077",  # sample_script_ITAR_L4.ps1 before 2025
+    "https://gsgotrs.onmicrosoft.com/f02f9b48-c294-47cf-9b1a-86c1ef71896d",  # sample_script_ITARL5.ps1 before 2025
+})
 # The service's 403 text, as quoted in https://github.com/microsoft/m365-hrconnector-sample-scripts (README)
 MISMATCH_TEXT = "jobId and corresponding appId do not match."
 BOM = b"\xef\xbb\xbf"
@@ -123,7 +132,7 @@ def signals(req: Request, state: SandboxState) -> Response | Drop | Stream:
                              headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}, job_id=job_id,
                              note=reason)
     app_id, _, audience = claims
-    if audience != INGESTION_RESOURCE:
+    if audience not in INGESTION_RESOURCES:
         # A token Entra issued to the app for another resource (another --scope): its audience is not this API's.
         # The service's body for this is not published; RFC 6750 section 3.1 names the answer: 401 invalid_token.
         state.count_rejected(job_id)

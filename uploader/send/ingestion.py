@@ -215,8 +215,7 @@ class IngestionClient:
         if self.cloud.scope != DEFAULT_SCOPE:
             return (f"; a fresh token was refused too: it was asked for the scope {safe_name(self.cloud.scope, 200)} "
                     f"(--scope / UPLOADER_SCOPE), not the ingestion API's {DEFAULT_SCOPE}: drop the override")
-        return ("; a fresh token was refused too: check that --app-id is the connector's app and that nothing between "
-                "this machine and the service rewrites the Authorization header (--scope is the default)")
+        return "; a fresh token for the ingestion API's own scope was refused too"
 
     def send(self, job_id: str, body: bytes, name: str = "data.csv",
              on_retry: Callable[[RetryNotice], None] | None = None) -> int:
