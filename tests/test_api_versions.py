@@ -72,7 +72,7 @@ def declared(tmp_path_factory: pytest.TempPathFactory) -> set[str]:
     peered.write_text(gcchigh.read_text(encoding="utf-8").rstrip("\n") + "\n" + RUNNER_NETWORK, encoding="utf-8")
     platform_file = folder / "Pulumi.gov.yaml"
     platform_file.write_text(PLATFORM, encoding="utf-8")
-    evaluations = [evaluate(path) for path in (*example_stacks(), peered)]
+    evaluations = [evaluate(path, isolated=False) for path in (*example_stacks(), peered)]
     evaluations.append(evaluate_platform(platform_file, folder / "stacks"))
     types: set[str] = set()
     for ev in evaluations:

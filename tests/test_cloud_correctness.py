@@ -39,7 +39,7 @@ def _stack(cloud: str) -> object:
 def two_deploys() -> tuple[Evaluation, Evaluation]:
     """The same stack evaluated twice: each evaluation generates a new certificate, as a renewal does."""
     path = _stack("commercial")
-    return evaluate(path), evaluate(path)
+    return evaluate(path, isolated=False), evaluate(path, isolated=False)
 
 
 @pytest.mark.pulumi

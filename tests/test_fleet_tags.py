@@ -71,7 +71,7 @@ def test_every_taggable_azure_resource_is_tagged(tmp_path: Path) -> None:
     path = tmp_path / source.name
     path.write_text(yaml.safe_dump(doc))
 
-    evaluation = evaluate(path)
+    evaluation = evaluate(path, isolated=False)
     azure = [r for r in evaluation.resources if r.custom and r.type.startswith("azure-native:")]
     expected = {"cost-center": "4711", "data-class": "HR confidential", "managed-by": "hr-connector"}
     taggable = [r for r in azure if accepts_tags(r.type)]

@@ -80,7 +80,7 @@ def test_the_check_refuses_the_shared_key_call() -> None:
 
 @pytest.mark.parametrize("path", example_stacks(), ids=[p.name for p in example_stacks()])
 def test_every_invoke_of_a_preview_is_allowed_to_the_preview_identity(path: Path) -> None:
-    evaluation = evaluate(path)
+    evaluation = evaluate(path, isolated=False)
     assert evaluation.invokes, "the recorder saw no invoke at all (is the mock's call() still recording?)"
     assert refused_invokes(evaluation, preview_role()) == []
     assert not any("SharedKeys" in token for token in evaluation.invokes)

@@ -52,7 +52,7 @@ def job_roles(ev: Evaluation) -> list[Resource]:
 def stack(request: pytest.FixtureRequest) -> tuple[Settings, Evaluation]:
     """(the stack file's settings, the program's graph for it); one subprocess evaluation per stack file."""
     path: Path = request.param
-    return load_stack_settings(path), evaluate(path)
+    return load_stack_settings(path), evaluate(path, isolated=False)
 
 
 def env_of(job: Resource) -> dict[str, dict]:
@@ -479,7 +479,7 @@ def test_changing_protection_is_a_renewal_and_the_job_moves_to_the_new_key(tmp_p
     after_path.parent.mkdir()
     before_path.write_text(base)
     after_path.write_text(base + "  hr-connector:certificate:\n    protection: vault\n")
-    before, after = evaluate(before_path), evaluate(after_path)
+    before, after = evaluate(before_path, isolated=False), evaluate(after_path, isolated=False)
     old_cert, new_cert = before.one(CERT), after.one(VAULT_CERT)
     assert old_cert.urn != new_cert.urn and not after.of_type(CERT)  # a new certificate; the old one is deleted
     assert not new_cert.delete_before_replace
