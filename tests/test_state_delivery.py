@@ -344,7 +344,8 @@ def test_a_blob_run_that_died_after_the_copy_leaves_one_copy(blob_zone: Zone, sa
                                source=f"{src}@{etag}")
     blob_zone.write_json(f"state/{app.job_id}/{record['sha256']}.json", record)
     blob_zone.write_json(move_journal(src, etag), {"src": src, "dst": dst, "etag": etag, "at": record["updated_at"]})
-    blob_zone.container.get_blob_client(src).acquire_lease(lease_duration=15)  # the dead run's lease
+    # the dead run's lease (15 s, the shortest Blob storage grants), lapsing in 5 s as if it had been taken 10 s ago
+    blob_zone.container.get_blob_client(src).acquire_lease(lease_duration=15).break_lease(lease_break_period=5)
     done = run_job(job_env(sandbox, app, blob_zone, [connector(app.job_id, "departures/*.csv")]), timeout=120)
     assert done.returncode == 0, outcome(done)
     assert_clean(done, app)
