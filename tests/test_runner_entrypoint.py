@@ -5,8 +5,11 @@ a GitHub Enterprise Server-style base path, and run.sh replaced by a script that
 - The fake API does what GitHub does with an app JWT: it checks the RS256 signature against the app's public key,
   the issuer and the lifetime (at most 10 minutes), and refuses anything else with 401; it hands the installation
   token out only for that JWT, and the JIT configuration only for that token.
-- The entrypoint starts `run.sh --jitconfig <config>` with no app key left in the environment the workflow's steps
-  inherit, and prints none of the key, the JWT, the installation token or the configuration, on success or failure.
+- The entrypoint starts `run.sh` with the configuration in ACTIONS_RUNNER_INPUT_JITCONFIG (not on its command line,
+  which every process can read) and no app key left in the environment the workflow's steps inherit or on disk, and
+  prints none of the key, the JWT, the installation token or the configuration, on success or failure.
+- A hostile or broken API (a redirect elsewhere, an answer that is not HTTP, JSON nested too deeply, an error page)
+  is one line naming the step and exit 1: no traceback, and no redirect followed with the credentials.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ APP_ID, INSTALLATION = "123456", "7890123"
 INSTALLATION_TOKEN = "ghs_installationTokenOnlyTheFakeKnows0123456789"  # noqa: S105 - a test value
 JIT_CONFIG = "eyJqaXQiOiJvbmx5IG9uY2UifQ_encoded_jit_config_0123456789"
 PREFIX = "/api/v3"  # GitHub Enterprise Server's REST base path
+HOSTILE = ("302", "999", "413", "502")  # installation IDs the fake answers as a hostile or broken server would
 
 
 def _unb64(part: str) -> bytes:
@@ -69,11 +73,39 @@ class FakeGitHub(BaseHTTPRequestHandler):
         return (head.get("alg") == "RS256" and body.get("iss") == APP_ID and body["iat"] <= now < body["exp"]
                 and body["exp"] - body["iat"] <= 600)
 
+    def do_GET(self) -> None:  # noqa: N802 - where a followed redirect would land
+        bearer = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+        self.seen.append({"path": self.path, "bearer": bearer})
+        self._answer(404, {"message": "Not Found"})
+
+    def _hostile(self, installation: str) -> None:
+        if installation == "302":  # elsewhere: the JWT must not follow
+            self.send_response(302)
+            self.send_header("Location", f"{PREFIX}/stolen")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif installation == "999":  # not HTTP at all
+            self.wfile.write(b"SSH-2.0-OpenSSH_9.6\r\n")
+        elif installation == "413":  # JSON nested beyond the parser's recursion limit
+            data = b"[" * 200_000
+            self.send_response(201)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        else:  # a proxy's HTML error page
+            self.send_response(502)
+            self.send_header("Content-Length", "20")
+            self.end_headers()
+            self.wfile.write(b"<html>bad gateway</>")
+
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         bearer = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
         self.seen.append({"path": self.path, "body": body, "bearer": bearer,
                           "version": self.headers.get("X-GitHub-Api-Version")})
+        installation = self.path.split("/")[-2]
+        if installation in HOSTILE:
+            return self._hostile(installation)
         if self.path == f"{PREFIX}/app/installations/{INSTALLATION}/access_tokens":
             if not self._jwt_ok(bearer):
                 return self._answer(401, {"message": "'Issuer' claim ('iss') must be an Integer"})
@@ -115,18 +147,22 @@ def github(tmp_path: Path, app_key: rsa.RSAPrivateKey) -> Iterator[tuple[str, li
         server.server_close()
 
 
-def _run(tmp_path: Path, api: str, ca: Path, key_pem: str) -> tuple[subprocess.CompletedProcess[str], Path]:
+def _run(tmp_path: Path, api: str, ca: Path, key_pem: str, installation: str = INSTALLATION,
+         key_file: Path | None = None) -> tuple[subprocess.CompletedProcess[str], Path]:
     home = tmp_path / "runner-home"
     home.mkdir(exist_ok=True)
     record = tmp_path / "run-args.txt"
     run_sh = home / "run.sh"  # stands in for the runner: records its arguments and what its environment holds
     run_sh.write_text('#!/bin/sh\nprintf "%s\\n" "$@" > "$RECORD"\n'
+                      'printf "%s" "$ACTIONS_RUNNER_INPUT_JITCONFIG" > "$RECORD.jit"\n'
                       'env | cut -d= -f1 | sort > "$RECORD.env"\n')
     run_sh.chmod(0o755)
     env = {"PATH": os.environ.get("PATH", ""), "SSL_CERT_FILE": str(ca), "RECORD": str(record),
-           "GITHUB_APP_ID": APP_ID, "GITHUB_APP_INSTALLATION_ID": INSTALLATION, "GITHUB_APP_PRIVATE_KEY": key_pem,
+           "GITHUB_APP_ID": APP_ID, "GITHUB_APP_INSTALLATION_ID": installation, "GITHUB_APP_PRIVATE_KEY": key_pem,
            "RUNNER_REPOSITORY": "contoso/hr-fleet", "RUNNER_LABELS": "hr-connector-private-public,linux-deploy",
            "RUNNER_API_URL": api, "RUNNER_NAME": "hr-connector-runner-abc12", "RUNNER_HOME": str(home)}
+    if key_file is not None:
+        env["GITHUB_APP_PRIVATE_KEY_FILE"] = str(key_file)
     done = subprocess.run([sys.executable, str(ENTRYPOINT)], env=env, capture_output=True, text=True, timeout=60)
     return done, record
 
@@ -143,7 +179,8 @@ def test_the_entrypoint_starts_a_just_in_time_runner_as_the_app(
     key_pem = _pem(app_key)
     done, record = _run(tmp_path, api, ca, key_pem)
     assert done.returncode == 0, done.stderr[-500:].replace(key_pem, "[key]")
-    assert record.read_text().splitlines() == ["--jitconfig", JIT_CONFIG]
+    assert record.read_text().strip() == ""  # nothing on run.sh's command line, /proc/PID/cmdline is world-readable
+    assert record.with_name("run-args.txt.jit").read_text() == JIT_CONFIG
     assert "GITHUB_APP_PRIVATE_KEY" not in record.with_name("run-args.txt.env").read_text().split()
     token_call, jit_call = seen
     assert token_call["body"] == {"repositories": ["hr-fleet"], "permissions": {"administration": "write"}}
@@ -173,3 +210,30 @@ def test_tls_is_verified(tmp_path: Path, app_key: rsa.RSAPrivateKey,
     done, record = _run(tmp_path, api, other_ca, _pem(app_key))
     assert done.returncode == 1 and "CERTIFICATE_VERIFY_FAILED" in done.stderr
     assert seen == [] and not record.exists()
+
+
+def test_a_key_file_is_deleted_once_read(tmp_path: Path, app_key: rsa.RSAPrivateKey,
+                                         github: tuple[str, list[dict[str, Any]], Path]) -> None:
+    """The workflow's steps run as the runner's user: a key left in a file would be theirs to read."""
+    api, seen, ca = github
+    key_file = tmp_path / "app-key.pem"
+    key_file.write_text(_pem(app_key))
+    done, record = _run(tmp_path, api, ca, "", key_file=key_file)
+    assert done.returncode == 0, done.stderr[-300:]
+    assert not key_file.exists() and record.with_name("run-args.txt.jit").read_text() == JIT_CONFIG
+
+
+@pytest.mark.parametrize(("installation", "said"), [
+    ("302", "302, a redirect, which is not followed"), ("999", "is not HTTP"),
+    ("413", "not a JSON object (nested too deeply)"), ("502", "GitHub answered 502")])
+def test_a_hostile_answer_is_one_line_and_exit_1(
+        tmp_path: Path, app_key: rsa.RSAPrivateKey, github: tuple[str, list[dict[str, Any]], Path],
+        installation: str, said: str) -> None:
+    api, seen, ca = github
+    key_pem = _pem(app_key)
+    done, record = _run(tmp_path, api, ca, key_pem, installation=installation)
+    assert done.returncode == 1 and not record.exists()
+    assert done.stderr.startswith("hr-connector runner: installation token: ") and said in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+    assert [s["path"] for s in seen] == [f"{PREFIX}/app/installations/{installation}/access_tokens"]  # no redirect
+    _secrets_absent(done.stdout + done.stderr, key_pem, seen)

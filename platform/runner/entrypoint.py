@@ -13,13 +13,18 @@ Key Vault-referenced secret holds:
    generate-jitconfig`, fine-grained permission "Administration" repository (write):
    https://docs.github.com/rest/actions/self-hosted-runners#create-configuration-for-a-just-in-time-runner-for-a-
    repository); the runner it registers takes one job and is removed;
-4. `exec ./run.sh --jitconfig <config>` (GitHub's documented start of a JIT runner), with the key's variables removed
-   from the environment first, so no workflow step can read the app's key.
+4. `exec ./run.sh` with the configuration in ACTIONS_RUNNER_INPUT_JITCONFIG, the runner's own environment twin of
+   `--jitconfig` (actions/runner src/Runner.Listener/CommandSettings.cs reads every ACTIONS_RUNNER_INPUT_<arg>,
+   masks the secret ones, jitconfig among them, and removes the variable from its environment before it starts a
+   job; actions-runner-controller starts its runners so): on the command line it would be in /proc/<pid>/cmdline,
+   which any process, and a step's `ps -ef` in the job's log, shows. The key's variables are removed from the
+   environment first, and a key file is deleted once read, so no workflow step can read the app's key.
 
 Never prints the key, the JWT, the installation token or the JIT configuration; a failure prints the step, the
-HTTP status and GitHub's `message` (redacted, bounded) and exits 1. TLS is verified by the system's trust store
-(SSL_CERT_FILE, as OpenSSL reads it), never turned off; `RUNNER_API_URL` must be https (GitHub Enterprise Server:
-https://HOST/api/v3).
+HTTP status and GitHub's `message` (redacted, bounded) and exits 1; an answer that is not HTTP or not JSON is such
+a failure too. Redirects are not followed (urllib would resend the Authorization header to wherever one points,
+even over http). TLS is verified by the system's trust store (SSL_CERT_FILE, as OpenSSL reads it), never turned
+off; `RUNNER_API_URL` must be https (GitHub Enterprise Server: https://HOST/api/v3).
 
 Environment: GITHUB_APP_ID, GITHUB_APP_INSTALLATION_ID, GITHUB_APP_PRIVATE_KEY (PEM) or GITHUB_APP_PRIVATE_KEY_FILE,
 RUNNER_REPOSITORY (OWNER/REPO), RUNNER_LABELS (comma-separated), RUNNER_API_URL (default https://api.github.com),
@@ -30,6 +35,7 @@ RUNNER_HOME (where run.sh is; default this image's /home/runner).
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import re
@@ -47,6 +53,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 API_VERSION = "2022-11-28"  # https://docs.github.com/rest/about-the-rest-api/api-versions
 KEY_VARIABLES = ("GITHUB_APP_PRIVATE_KEY", "GITHUB_APP_PRIVATE_KEY_FILE")
+JIT_VARIABLE = "ACTIONS_RUNNER_INPUT_JITCONFIG"
 TIMEOUT_SECONDS = 30
 
 
@@ -97,10 +104,17 @@ def _settings(env: Mapping[str, str]) -> dict[str, str]:
 def _private_key(env: Mapping[str, str]) -> rsa.RSAPrivateKey:
     pem = env.get("GITHUB_APP_PRIVATE_KEY", "")
     if not pem.strip() and env.get("GITHUB_APP_PRIVATE_KEY_FILE"):
+        key_file = Path(env["GITHUB_APP_PRIVATE_KEY_FILE"])
         try:
-            pem = Path(env["GITHUB_APP_PRIVATE_KEY_FILE"]).read_text(encoding="ascii")
+            pem = key_file.read_text(encoding="ascii")
         except (OSError, UnicodeDecodeError):
             raise RunnerError("GITHUB_APP_PRIVATE_KEY_FILE cannot be read") from None
+        try:  # the workflow's steps run as this user (with sudo, in GitHub's image): the key must not stay on disk
+            key_file.unlink()
+        except OSError:
+            raise RunnerError("GITHUB_APP_PRIVATE_KEY_FILE cannot be deleted after reading (a read-only mount?), "
+                              "so the workflow's steps could read the app's key: give it in GITHUB_APP_PRIVATE_KEY"
+                              ) from None
     if not pem.strip():
         raise RunnerError("neither GITHUB_APP_PRIVATE_KEY nor GITHUB_APP_PRIVATE_KEY_FILE holds the app's key")
     try:
@@ -110,6 +124,17 @@ def _private_key(env: Mapping[str, str]) -> rsa.RSAPrivateKey:
     if not isinstance(key, rsa.RSAPrivateKey):
         raise RunnerError("the GitHub App's private key is not an RSA key (GitHub issues RSA keys)")
     return key
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Redirects are refused (an HTTPError 3xx), not followed: urllib copies every header but Content-* onto the
+    redirected request, so the Authorization header would go wherever the Location points, http included."""
+
+    def redirect_request(self, *_: Any, **__: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirect)
 
 
 class GitHub:
@@ -132,14 +157,21 @@ class GitHub:
                      "X-GitHub-Api-Version": API_VERSION, "Content-Type": "application/json",
                      "User-Agent": "hr-connector-runner"})
         try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - https only
+            with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
                 answer = json.loads(response.read(1_000_000))
         except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 400:
+                raise RunnerError(f"{step}: GitHub answered {exc.code}, a redirect, which is not followed (it would "
+                                  "carry the credentials elsewhere): check RUNNER_API_URL") from None
             try:
                 message = str(json.loads(exc.read(100_000)).get("message", ""))
-            except (ValueError, AttributeError, OSError):
+            except (ValueError, AttributeError, OSError, RecursionError, http.client.HTTPException):
                 message = ""
             raise RunnerError(f"{step}: GitHub answered {exc.code}: {self.redact(message)}") from None
+        except RecursionError:
+            raise RunnerError(f"{step}: GitHub's answer is not a JSON object (nested too deeply)") from None
+        except http.client.HTTPException as exc:  # not HTTP (BadStatusLine, LineTooLong, IncompleteRead): no OSError
+            raise RunnerError(f"{step}: GitHub's answer is not HTTP ({type(exc).__name__})") from None
         except (urllib.error.URLError, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)
             raise RunnerError(f"{step}: {self.redact(type(reason).__name__ + ': ' + str(reason))}") from None
@@ -185,7 +217,7 @@ def main() -> int:
           file=sys.stderr)
     sys.stderr.flush()
     os.chdir(run.parent)
-    os.execv(str(run), [str(run), "--jitconfig", encoded])  # noqa: S606 - the runner itself, as GitHub documents
+    os.execve(str(run), [str(run)], {**os.environ, JIT_VARIABLE: encoded})  # noqa: S606 - the runner itself
     return 1  # not reached
 
 
