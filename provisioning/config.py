@@ -332,7 +332,7 @@ def _structured(value: Any, path: str, kind: type[T], what: str) -> T:
             return kind()
         try:
             value = json.loads(text)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):  # RecursionError: nested past the parser's limit
             raise ConfigError(_k(path), f"must be {what}") from None
     if not isinstance(value, kind):
         raise ConfigError(_k(path), f"must be {what}")
@@ -537,6 +537,9 @@ def _runner_network(cfg: dict[str, Any], network: str | None, hosted_by: str | N
     raw_space = obj["addressSpace"]
     ranges = raw_space if isinstance(raw_space, list) else [raw_space]
     space = tuple(str(_cidr(r, f"{key}.addressSpace")) for r in ranges)
+    if not all(ipaddress.ip_network(r).is_private for r in space):  # the platform's own rule (runner_address_space)
+        raise ConfigError(_k(f"{key}.addressSpace"), "must be private IPv4 ranges, as the platform's deploy network "
+                                                     "is (0.0.0.0/0 or a public range cannot be peered privately)")
     raw_zones = obj["privateDnsZoneIds"]
     if not isinstance(raw_zones, dict):
         raise ConfigError(_k(f"{key}.privateDnsZoneIds"), "must be an object {vault, blob, registry} of private DNS "

@@ -466,3 +466,35 @@ def test_new_stack_runner_network_through_the_command_line(tmp_path: Path) -> No
                              env=env, cwd=REPO_ROOT, timeout=120, check=False)
     assert refused.returncode == 2 and "hr-connector:runnerNetwork: is only used with network: private" in \
         refused.stderr
+
+
+def test_hostile_runner_network_input_is_refused_naming_the_key_or_file(tmp_path: Path) -> None:
+    """An outputs file is input: a key that would write lines of its own into the stack file (here: an egress route
+    table of someone else's) is quoted, so the config rules refuse it; JSON nested past the parser's limit, a device
+    and a control character in the path are one FleetError each; 0.0.0.0/0 or a public hub range is refused naming
+    runnerNetwork.addressSpace (it was taken as 'no free /23 left'); a JSON-text config value nested too deeply is
+    the key's error, not a RecursionError."""
+    hub = runner_network("public", "10.60.2.0/24")
+    zones = hub["privateDnsZoneIds"]
+    registry = zones.pop("registry")
+    route = "/subscriptions/" + "1" * 8 + "-1111-4111-8111-" + "1" * 12 + "/resourceGroups/x/providers/" \
+        "Microsoft.Network/routeTables/x"
+    zones[f"registry: {json.dumps(registry)}\n  hr-connector:egressRouteTableId"] = route
+    with pytest.raises(ConfigError) as caught:
+        create_stack(tmp_path, StackRequest("inj", "commercial", TENANT, network="private", runner_network=hub,
+                                            image=IMAGE))
+    assert "runnerNetwork.privateDnsZoneIds.registry" in caught.value.key and "unknown key" in caught.value.rule
+    assert not (tmp_path / "Pulumi.inj.yaml").exists()
+    for space in ("0.0.0.0/0", "8.8.8.0/24"):
+        public_hub = runner_network("public", space)
+        with pytest.raises(ConfigError) as caught:
+            create_stack(tmp_path, StackRequest("wide", "commercial", TENANT, network="private",
+                                                runner_network=public_hub, image=IMAGE))
+        assert {p.key for p in all_problems(caught.value)} == {"hr-connector:runnerNetwork.addressSpace"}
+    deep = tmp_path / "deep\x1b[2J.json"
+    deep.write_text("[" * 100_000, encoding="utf-8")
+    for path, rule in ((deep, "nested more than 64 levels deep"), (Path("/dev/zero"), "not a regular file")):
+        with pytest.raises(FleetError, match=re.escape(rule)) as refused:
+            read_runner_network(path)
+        assert "\x1b" not in str(refused.value)
+    assert "hr-connector:tags" in _problems(tags="[" * 100_000)

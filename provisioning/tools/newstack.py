@@ -22,6 +22,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,7 +49,9 @@ from provisioning.naming import stack_name_problem
 from provisioning.tools.fleet import FleetError, stack_file, validate_stack_name
 from provisioning.tools.offline import REPO_ROOT, load_stack_settings
 from uploader.clouds import Cloud, UnknownCloudError, get_cloud
+from uploader.model.boundedio import STACK_FILE_LIMIT, FileReadError, read_file, shown
 from uploader.model.mapping import GUID_RE
+from uploader.yamlfile import MAX_DEPTH
 
 TEMPLATE = Path(__file__).resolve().parents[1] / "templates" / "stack.yaml.tmpl"
 HOSTING_TEMPLATE = TEMPLATE.with_name("hosting.yaml.tmpl")
@@ -125,15 +128,24 @@ ADDRESS_POOL = STACK_ADDRESS_POOL
 def read_runner_network(path: Path) -> dict[str, Any]:
     """`--runner-network-from FILE`: the platform stack's `pulumi stack output --json` (its runnerNetwork key) or
     the runnerNetwork object alone. Its values are checked where every stack's are (provisioning.config)."""
-    flag = f"--runner-network-from {path}"
+    label = "--runner-network-from"
+    flag = shown(label, path)  # escaped: a path is echoed input
+    try:  # the one bounded reader: a FIFO, /dev/zero or a huge file is refused, not read for ever
+        raw = read_file(path, limit=STACK_FILE_LIMIT, label=label)
+    except FileReadError as exc:
+        raise FleetError(f"{exc.where}: cannot be read ({exc.reason})") from None
+    too_deep = FleetError(f"{flag}: is nested more than {MAX_DEPTH} levels deep (the limit of a stack file, which "
+                          "it is written into; a runnerNetwork output has 3)")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FleetError(f"{flag}: cannot be read ({exc.strerror or type(exc).__name__})") from None
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise FleetError(f"{flag}: is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise FleetError(f"{flag}: is not JSON (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:  # deeper than the parser's own limit
+        raise too_deep from None
+    if _depth(data) > MAX_DEPTH:
+        raise too_deep
     if isinstance(data, dict) and isinstance(data.get("runnerNetwork"), dict):
         data = data["runnerNetwork"]
     if not isinstance(data, dict) or "virtualNetworkId" not in data:
@@ -142,15 +154,27 @@ def read_runner_network(path: Path) -> dict[str, Any]:
     return data
 
 
+def _depth(value: Any) -> int:
+    """How many levels of objects and lists `value` has (a scalar: 1), without recursion."""
+    depth, level = 0, [value]
+    while level:
+        depth += 1
+        level = [x for item in level if isinstance(item, (dict, list))
+                 for x in (item.values() if isinstance(item, dict) else item)]
+    return depth
+
+
 def _ranges(value: Any) -> list[str]:
-    """The IPv4 ranges in a runnerNetwork's addressSpace (a CIDR or a list); what is not one is left to the config
-    rules, which name it."""
+    """The private IPv4 ranges in a runnerNetwork's addressSpace (a CIDR or a list); what is not one (0.0.0.0/0, a
+    public range) is left to the config rules, which name it."""
     out = []
     for item in value if isinstance(value, list) else [value]:
         try:
-            out.append(str(ipaddress.IPv4Network(str(item).strip(), strict=True)))
+            net = ipaddress.IPv4Network(str(item).strip(), strict=True)
         except ValueError:
             continue
+        if net.is_private:
+            out.append(str(net))
     return out
 
 
@@ -176,10 +200,16 @@ def free_address_space(used: list[str]) -> str:
     raise FleetError(f"no free /{MAX_ADDRESS_PREFIX} left in {ADDRESS_POOL} (new-stack's pool): give --address-space")
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
 def _yaml_lines(value: Any, indent: int) -> list[str]:
     """A mapping of strings, lists and mappings as block YAML lines (JSON scalars are YAML scalars)."""
     lines = []
-    for key, item in value.items():
+    for raw_key, item in value.items():
+        # a key that is not a plain name is quoted: written raw, "x\n  hr-connector:allowedIps: ..." from a
+        # hostile outputs file would add keys of its own to the stack file
+        key = raw_key if _PLAIN_KEY.fullmatch(str(raw_key)) else json.dumps(str(raw_key))
         if isinstance(item, Mapping):
             lines.append(f"{' ' * indent}{key}:")
             lines.extend(_yaml_lines(item, indent + 2))
