@@ -160,7 +160,9 @@ def _run(tmp_path: Path, api: str, ca: Path, key_pem: str, installation: str = I
     env = {"PATH": os.environ.get("PATH", ""), "SSL_CERT_FILE": str(ca), "RECORD": str(record),
            "GITHUB_APP_ID": APP_ID, "GITHUB_APP_INSTALLATION_ID": installation, "GITHUB_APP_PRIVATE_KEY": key_pem,
            "RUNNER_REPOSITORY": "contoso/hr-fleet", "RUNNER_LABELS": "hr-connector-private-public,linux-deploy",
-           "RUNNER_API_URL": api, "RUNNER_NAME": "hr-connector-runner-abc12", "RUNNER_HOME": str(home)}
+           "RUNNER_API_URL": api, "RUNNER_NAME": "hr-connector-runner-abc12", "RUNNER_HOME": str(home),
+           # Container Apps sets these for a job with an identity: the runner's reads the app's key from the vault
+           "IDENTITY_ENDPOINT": "http://localhost:42356/msi/token", "IDENTITY_HEADER": "identity-header-secret"}
     if key_file is not None:
         env["GITHUB_APP_PRIVATE_KEY_FILE"] = str(key_file)
     done = subprocess.run([sys.executable, str(ENTRYPOINT)], env=env, capture_output=True, text=True, timeout=60)
@@ -181,7 +183,9 @@ def test_the_entrypoint_starts_a_just_in_time_runner_as_the_app(
     assert done.returncode == 0, done.stderr[-500:].replace(key_pem, "[key]")
     assert record.read_text().strip() == ""  # nothing on run.sh's command line, /proc/PID/cmdline is world-readable
     assert record.with_name("run-args.txt.jit").read_text() == JIT_CONFIG
-    assert "GITHUB_APP_PRIVATE_KEY" not in record.with_name("run-args.txt.env").read_text().split()
+    inherited = record.with_name("run-args.txt.env").read_text().split()
+    assert not {"GITHUB_APP_PRIVATE_KEY", "IDENTITY_ENDPOINT", "IDENTITY_HEADER"} & set(inherited)
+    assert "RUNNER_LABELS" in inherited  # the environment is passed on, less those
     token_call, jit_call = seen
     assert token_call["body"] == {"repositories": ["hr-fleet"], "permissions": {"administration": "write"}}
     assert jit_call["body"] == {"name": "hr-connector-runner-abc12", "runner_group_id": 1, "work_folder": "_work",

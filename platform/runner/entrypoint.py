@@ -18,7 +18,12 @@ Key Vault-referenced secret holds:
    masks the secret ones, jitconfig among them, and removes the variable from its environment before it starts a
    job; actions-runner-controller starts its runners so): on the command line it would be in /proc/<pid>/cmdline,
    which any process, and a step's `ps -ef` in the job's log, shows. The key's variables are removed from the
-   environment first, and a key file is deleted once read, so no workflow step can read the app's key.
+   environment first, and a key file is deleted once read, so no workflow step can read the app's key. So are the
+   job's managed identity endpoint variables (IDENTITY_ENDPOINT and IDENTITY_HEADER, which Container Apps sets in a
+   container whose job has an identity: https://learn.microsoft.com/azure/container-apps/managed-identity#rest-
+   endpoint-reference, and MSI_ENDPOINT/MSI_SECRET, their older names): with them a step could take a token as the
+   runner's identity, whose one role reads the app's key from the vault. The runner and the steps need no such
+   token (the platform resolves the Key Vault reference and pulls the image; the steps sign in to Azure by OIDC).
 
 Never prints the key, the JWT, the installation token or the JIT configuration; a failure prints the step, the
 HTTP status and GitHub's `message` (redacted, bounded) and exits 1; an answer that is not HTTP or not JSON is such
@@ -53,6 +58,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 API_VERSION = "2022-11-28"  # https://docs.github.com/rest/about-the-rest-api/api-versions
 KEY_VARIABLES = ("GITHUB_APP_PRIVATE_KEY", "GITHUB_APP_PRIVATE_KEY_FILE")
+#: The managed identity endpoint and its secret header: a token as the runner's identity reads the app's key.
+IDENTITY_VARIABLES = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET")
 JIT_VARIABLE = "ACTIONS_RUNNER_INPUT_JITCONFIG"
 TIMEOUT_SECONDS = 30
 
@@ -210,7 +217,7 @@ def main() -> int:
     except RunnerError as exc:
         print(f"hr-connector runner: {exc}", file=sys.stderr)
         return 1
-    for name in KEY_VARIABLES:  # the workflow's steps inherit this environment: no app key in it
+    for name in (*KEY_VARIABLES, *IDENTITY_VARIABLES):  # the workflow's steps inherit this environment
         os.environ.pop(name, None)
     run = Path(settings["RUNNER_HOME"]) / "run.sh"
     print(f"hr-connector runner: registered {settings['RUNNER_NAME']} with labels {settings['RUNNER_LABELS']}",

@@ -20,7 +20,8 @@ the job's secret is a Key Vault reference to it (`keyVaultUrl` + the job's user-
 secret from Key Vault", https://learn.microsoft.com/azure/container-apps/manage-secrets). That identity holds Key Vault
 Secrets User on that one secret and nothing else (role scoped to `<vault>/secrets/<name>`:
 https://learn.microsoft.com/azure/key-vault/general/rbac-guide, "Secret scope role assignment"); the job waits for the
-role to apply as the stacks' jobs do (rbacwait.py).
+role to apply as the stacks' jobs do (rbacwait.py). The entrypoint removes the identity endpoint's variables before
+the runner starts, so no workflow step can take that identity's token and read the key with it.
 """
 
 from __future__ import annotations
