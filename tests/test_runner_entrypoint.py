@@ -241,3 +241,18 @@ def test_a_hostile_answer_is_one_line_and_exit_1(
     assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
     assert [s["path"] for s in seen] == [f"{PREFIX}/app/installations/{installation}/access_tokens"]  # no redirect
     _secrets_absent(done.stdout + done.stderr, key_pem, seen)
+
+
+def test_numbers_are_ascii_digits() -> None:
+    """'\u00b2'.isdigit() is true but int() refuses it: the group ID reached int() as a traceback."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("runner_entrypoint", ENTRYPOINT)
+    assert spec is not None and spec.loader is not None
+    entrypoint = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(entrypoint)
+    env = {"GITHUB_APP_ID": APP_ID, "GITHUB_APP_INSTALLATION_ID": INSTALLATION, "RUNNER_REPOSITORY": "contoso/hr",
+           "RUNNER_LABELS": "x"}
+    for name in ("RUNNER_GROUP_ID", "GITHUB_APP_ID"):
+        with pytest.raises(entrypoint.RunnerError, match=f"{name} must be a number"):
+            entrypoint._settings({**env, name: "\u00b2"})

@@ -90,7 +90,7 @@ def _settings(env: Mapping[str, str]) -> dict[str, str]:
 
     settings = {name: need(name) for name in ("GITHUB_APP_ID", "GITHUB_APP_INSTALLATION_ID", "RUNNER_REPOSITORY")}
     for name in ("GITHUB_APP_ID", "GITHUB_APP_INSTALLATION_ID"):
-        if not settings[name].isdigit():
+        if not re.fullmatch(r"[0-9]+", settings[name]):  # ASCII: "²".isdigit(), but int("²") raises
             raise RunnerError(f"{name} must be a number")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", settings["RUNNER_REPOSITORY"]):
         raise RunnerError("RUNNER_REPOSITORY must be OWNER/REPO")
@@ -99,7 +99,7 @@ def _settings(env: Mapping[str, str]) -> dict[str, str]:
         raise RunnerError("RUNNER_API_URL must be an https URL")
     settings["RUNNER_API_URL"] = api
     group = (env.get("RUNNER_GROUP_ID") or "1").strip()
-    if not group.isdigit():
+    if not re.fullmatch(r"[0-9]+", group):
         raise RunnerError("RUNNER_GROUP_ID must be a number")
     settings["RUNNER_GROUP_ID"] = group
     settings["RUNNER_LABELS"] = need("RUNNER_LABELS")

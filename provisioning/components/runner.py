@@ -90,7 +90,7 @@ def _key(name: str) -> str:
 def _numeric_id(raw: dict[str, Any], name: str) -> str:
     value = raw.get(name)
     text = str(value).strip() if value is not None and not isinstance(value, bool) else ""
-    if not text.isdigit() or int(text) == 0:
+    if not re.fullmatch(r"[0-9]+", text) or int(text) == 0:  # ASCII: "²".isdigit(), but int("²") raises
         raise ConfigError(_key(name), "is required: the GitHub App's numeric ID (docs/gitops.md#7-private-stacks-a-"
                                       "runner-in-the-deploy-network)")
     return text
@@ -116,7 +116,7 @@ def runner_settings(raw: object, azure_environment: str = "public") -> RunnerSet
     if any(x.lower() == "self-hosted" for x in labels):
         raise ConfigError(_key("labels"), "must not list self-hosted: every self-hosted runner has it")
     api_url = str(raw.get("apiUrl") or DEFAULT_API_URL).rstrip("/")
-    if not re.match(r"^https://[^/\s]+(/[^\s]*)?$", api_url):
+    if not re.fullmatch(r"https://[^/\s]+(/[^\s]*)?", api_url):  # fullmatch: `$` lets a final newline through
         raise ConfigError(_key("apiUrl"), "must be the GitHub API's https URL (https://api.github.com, or "
                                           "https://HOST/api/v3 for GitHub Enterprise Server)")
     return RunnerSettings(
