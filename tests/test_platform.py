@@ -245,6 +245,7 @@ def test_the_runner_deploys_private_stacks_from_inside_the_deploy_network(fleet:
     ({"githubAppId": "\u00b2", "githubAppInstallationId": 2, "image": "r.io/x:1"}, "runner.githubAppId"),  # isdigit
     ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "apiUrl": "https://ghe.example/api\n"},
      "runner.apiUrl"),
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "labels": ["deploy\n"]}, "runner.labels"),
 ])
 def test_runner_config_problems_name_the_key(raw: dict[str, Any], key: str) -> None:
     from provisioning.components.runner import runner_settings

@@ -59,7 +59,7 @@ MAX_EXECUTIONS = 10
 CPU_CORES = 2.0  # a Consumption profile replica: up to 4 vCPU / 8 GiB (workload-profiles-overview)
 MEMORY = "4Gi"
 #: GitHub's label rule: letters, digits and `-_.`, not "self-hosted" (every self-hosted runner has it).
-_LABEL = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+_LABEL = re.compile(r"[A-Za-z0-9._-]{1,100}")  # fullmatch: `$` lets a final newline through
 _KEYS = ("addressSpace", "githubAppId", "githubAppInstallationId", "image", "labels", "apiUrl")
 
 
@@ -111,7 +111,7 @@ def runner_settings(raw: object, azure_environment: str = "public") -> RunnerSet
         raise ConfigError(_key("image"), "is required: the runner image built from platform/runner/Dockerfile, "
                                          "REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:DIGEST")
     labels = raw.get("labels") or []
-    if not isinstance(labels, list) or not all(isinstance(x, str) and _LABEL.match(x) for x in labels):
+    if not isinstance(labels, list) or not all(isinstance(x, str) and _LABEL.fullmatch(x) for x in labels):
         raise ConfigError(_key("labels"), "must be a list of runner labels (letters, digits, '.', '_', '-')")
     if any(x.lower() == "self-hosted" for x in labels):
         raise ConfigError(_key("labels"), "must not list self-hosted: every self-hosted runner has it")
