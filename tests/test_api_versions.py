@@ -53,8 +53,10 @@ PLATFORM = """config:
   hr-connector-platform:operatorObjectId: 7e8f9a0b-1c2d-4e3f-8a4b-5c6d7e8f9a0b
   hr-connector-platform:location: usgovvirginia
   hr-connector-platform:azureEnvironment: usgovernment
-  hr-connector-platform:runner: {githubAppId: 123456, githubAppInstallationId: 7890123,
-                                 image: "runners.azurecr.us/hr-connector-runner:2.327.1"}
+  hr-connector-platform:runner:
+    githubAppId: 123456
+    githubAppInstallationId: 7890123
+    image: "runners.azurecr.us/runner@sha256:3333333333333333333333333333333333333333333333333333333333333333"
 """
 
 

@@ -149,7 +149,7 @@ def test_no_tenant_identity_has_rights_on_another_tenants_resources(fleet: Path,
 
 
 RUNNER = ["hr-connector-platform:runner:", "    githubAppId: 123456", "    githubAppInstallationId: '7890123'",
-          "    image: contosoacr.azurecr.io/hr-connector-runner:2.327.1", "    labels: [linux-deploy]",
+          "    image: contosoacr.azurecr.io/hr-connector-runner@sha256:" + "3" * 64, "    labels: [linux-deploy]",
           "hr-connector-platform:reviewers: {users: [1234], teams: [77]}"]
 
 
@@ -230,22 +230,27 @@ def test_the_runner_deploys_private_stacks_from_inside_the_deploy_network(fleet:
     assert data["reviewers"] == {s: [{"users": [1234], "teams": [77]}] for s in stacks}  # not preview or drift
 
 
+#: A runner image as the platform takes it: pinned by digest.
+PINNED = "r.io/x@sha256:" + "3" * 64
+
+
 @pytest.mark.parametrize(("raw", "key"), [
-    ({"githubAppInstallationId": 2, "image": "r.io/x:1"}, "runner.githubAppId"),
+    ({"githubAppInstallationId": 2, "image": PINNED}, "runner.githubAppId"),
     ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "x"}, "runner.image"),
-    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "addressSpace": "10.61.4.0/24"},
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1"}, "runner.image"),  # a tag can be moved
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": PINNED, "addressSpace": "10.61.4.0/24"},
      "runner.addressSpace"),  # overlaps the private stacks' own networks
-    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "addressSpace": "10.59.0.0/28"},
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": PINNED, "addressSpace": "10.59.0.0/28"},
      "runner.addressSpace"),  # smaller than a workload-profiles subnet
-    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "labels": ["self-hosted"]},
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": PINNED, "labels": ["self-hosted"]},
      "runner.labels"),
-    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "apiUrl": "http://ghe.example/api/v3"},
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": PINNED, "apiUrl": "http://ghe.example/api/v3"},
      "runner.apiUrl"),
-    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "token": "x"}, "runner.token"),
-    ({"githubAppId": "\u00b2", "githubAppInstallationId": 2, "image": "r.io/x:1"}, "runner.githubAppId"),  # isdigit
-    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "apiUrl": "https://ghe.example/api\n"},
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": PINNED, "token": "x"}, "runner.token"),
+    ({"githubAppId": "\u00b2", "githubAppInstallationId": 2, "image": PINNED}, "runner.githubAppId"),  # isdigit
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": PINNED, "apiUrl": "https://ghe.example/api\n"},
      "runner.apiUrl"),
-    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": "r.io/x:1", "labels": ["deploy\n"]}, "runner.labels"),
+    ({"githubAppId": 1, "githubAppInstallationId": 2, "image": PINNED, "labels": ["deploy\n"]}, "runner.labels"),
 ])
 def test_runner_config_problems_name_the_key(raw: dict[str, Any], key: str) -> None:
     from provisioning.components.runner import runner_settings

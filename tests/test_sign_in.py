@@ -233,7 +233,8 @@ def test_private_stacks_run_on_the_platforms_runner_and_public_ones_do_not(tmp_p
     found = rows(tmp_path)
     assert json.loads(found["vaulted-gov"]["runsOn"]) == ["self-hosted", "hr-connector-private-usgovernment"]
     for environment in ("public", "usgovernment"):  # the label the platform's runner registers with
-        runner = RunnerSettings(app_id="1", installation_id="2", image="r.io/x:1", azure_environment=environment)
+        runner = RunnerSettings(app_id="1", installation_id="2", image="r.io/x@sha256:" + "3" * 64,
+                                azure_environment=environment)
         assert runner.labels[0] == private_runner_label(environment)
     for file, name, job in signing_jobs():
         assert job["runs-on"] == "${{ fromJSON(matrix.runsOn) }}", (file, name)

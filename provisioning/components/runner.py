@@ -37,7 +37,7 @@ from provisioning.components.deploynetwork import DEFAULT_ADDRESS_SPACE, PLATFOR
 from provisioning.components.environment import CONSUMPTION_PROFILE
 from provisioning.components.job import ROLE_KEY_VAULT_SECRETS_USER, azure_registry_of, role_definition_id
 from provisioning.components.rbacwait import RoleAssignmentWait
-from provisioning.config import ConfigError
+from provisioning.config import ConfigError, image_problem
 from provisioning.identities import private_runner_label
 from uploader.clouds import KEY_VAULTS
 
@@ -107,9 +107,14 @@ def runner_settings(raw: object, azure_environment: str = "public") -> RunnerSet
     if unknown:
         raise ConfigError(_key(unknown[0]), f"unknown key; the runner object has {', '.join(_KEYS)}")
     image = str(raw.get("image") or "").strip()
-    if not image or any(c.isspace() for c in image) or "/" not in image:
+    if not image or "/" not in image:
         raise ConfigError(_key("image"), "is required: the runner image built from platform/runner/Dockerfile, "
-                                         "REGISTRY/NAME:TAG or REGISTRY/NAME@sha256:DIGEST")
+                                         "REGISTRY/NAME@sha256:DIGEST")
+    # Pinned by digest (the `image` key's one rule): the runner job reads the GitHub App's key, so whoever could
+    # move a tag in that registry could run code that reads it.
+    if (rule := image_problem(image, pinned=True)) is not None:
+        raise ConfigError(_key("image"), rule + "; the runner holds the GitHub App's key, so whoever can move a "
+                                                "tag could read it")
     labels = raw.get("labels") or []
     if not isinstance(labels, list) or not all(isinstance(x, str) and _LABEL.fullmatch(x) for x in labels):
         raise ConfigError(_key("labels"), "must be a list of runner labels (letters, digits, '.', '_', '-')")
