@@ -106,3 +106,8 @@ def stack_name_problem(stack: str) -> str | None:
                 f"({Names(stack, '').certificate_subject[:16]}..., an X.509 common name is at most "
                 f"{MAX_COMMON_NAME} characters): choose a shorter name")
     return None
+
+
+def role_definition_id(subscription_id: str, role_guid: str) -> str:
+    """A built-in role's definition ID in one subscription (the form ARM expects in role assignments)."""
+    return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"

@@ -312,10 +312,9 @@ def _summarize(parser: _Parser, rows: list[Row]) -> list[Row]:
     return out
 
 
-def run_pipeline(query: str, tables: dict[str, Iterable[Row]], now: dt.datetime | None = None) -> list[Row]:
-    """The rows a query of one table returns (the status workbook's form: see the module's docstring)."""
-    parser = _Parser(tokenize(query), {}, now)
-    rows = [dict(r) for r in tables.get(parser.take(kind="word"), [])]
+def _operators(parser: _Parser, rows: list[Row]) -> list[Row]:
+    """`| where … | extend … | project … | summarize … | order by …` applied to `rows`, up to the first token that is
+    not `|` (the end of the query, or of a union's subquery)."""
     while parser.peek()[1] == "|":
         parser.take("|")
         verb = parser.take(kind="word")
@@ -341,6 +340,13 @@ def run_pipeline(query: str, tables: dict[str, Iterable[Row]], now: dt.datetime 
                       else (False, r.get(column)), reverse=descending)
         else:
             raise SyntaxError(f"KQL subset: operator {verb} is not in the subset")
+    return rows
+
+
+def run_pipeline(query: str, tables: dict[str, Iterable[Row]], now: dt.datetime | None = None) -> list[Row]:
+    """The rows a query of one table returns (the status workbook's form: see the module's docstring)."""
+    parser = _Parser(tokenize(query), {}, now)
+    rows = _operators(parser, [dict(r) for r in tables.get(parser.take(kind="word"), [])])
     if parser.peek()[0] != "eof":
         raise SyntaxError(f"KQL subset: unread text from {parser.peek()[1]!r}")
     return rows
@@ -363,20 +369,7 @@ def run(query: str, tables: dict[str, Iterable[Row]]) -> list[Row]:
     while True:
         parser.take("(")
         table = parser.take(kind="word")
-        rows = [dict(r) for r in tables.get(table, [])]  # isfuzzy: an absent table is no rows
-        while parser.peek()[1] == "|":
-            parser.take("|")
-            verb = parser.take(kind="word")
-            if verb == "where":
-                predicate = parser.expr()
-                rows = [r for r in rows if predicate(r)]
-            elif verb == "extend":
-                column = parser.take(kind="word")
-                parser.take("=")
-                value = parser.expr()
-                rows = [{**r, column: value(r)} for r in rows]
-            else:
-                raise SyntaxError(f"KQL subset: operator {verb} is not in the subset")
+        rows = _operators(parser, [dict(r) for r in tables.get(table, [])])  # isfuzzy: an absent table is no rows
         parser.take(")")
         out += [{"Type": table, **r} for r in rows]
         if parser.peek()[1] != ",":

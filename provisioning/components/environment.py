@@ -48,6 +48,7 @@ import pulumi
 from pulumi_azure_native import app, authorization, monitor, operationalinsights, storage
 
 from provisioning.components.dropzone import hardened_account
+from provisioning.naming import role_definition_id
 
 #: The environment's log categories sent to the workspace (supported-logs page above).
 LOG_CATEGORIES = ("ContainerAppConsoleLogs", "ContainerAppSystemLogs")
@@ -153,8 +154,7 @@ class JobEnvironment(pulumi.ComponentResource):
             principal_id=self.workspace.identity.apply(_principal_id),
             principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
             role_definition_id=self.query_account.id.apply(
-                lambda aid: f"/subscriptions/{aid.split('/')[2]}/providers/Microsoft.Authorization/roleDefinitions/"
-                            f"{ROLE_STORAGE_TABLE_DATA_CONTRIBUTOR}"),
+                lambda aid: role_definition_id(aid.split("/")[2], ROLE_STORAGE_TABLE_DATA_CONTRIBUTOR)),
             scope=self.query_account.id,  # this one account
             description="hr-connector workspace: its saved queries in this account",
             opts=child,

@@ -31,7 +31,7 @@ from provisioning.components.image import RegistryRef
 from provisioning.components.rbacwait import RoleAssignmentWait
 from provisioning.components.vaultcert import VaultCertificate
 from provisioning.config import Settings
-from provisioning.naming import Names
+from provisioning.naming import Names, role_definition_id
 from uploader.clouds import FEDERATED
 from uploader.model.certs import CERTIFICATE_PEM_ENV
 
@@ -88,11 +88,6 @@ def azure_registry_of(image: str | None) -> str | None:
     # Registry login servers: <name>.azurecr.io in Azure, <name>.azurecr.us in Azure Government
     # (https://learn.microsoft.com/azure/azure-government/compare-azure-government-global-azure).
     return host if "/" in (image or "") and host.endswith((".azurecr.io", ".azurecr.us")) else None
-
-
-def role_definition_id(subscription_id: str, role_guid: str) -> str:
-    """A built-in role's definition ID in one subscription (the form ARM expects in role assignments)."""
-    return f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role_guid}"
 
 
 class UploaderJob(pulumi.ComponentResource):

@@ -49,6 +49,7 @@ from provisioning.identities import (
     PREVIEW_GRAPH_PERMISSION,
     federated_subject,
 )
+from provisioning.naming import role_definition_id
 from uploader.clouds import KEY_VAULTS
 
 #: GitHub's OIDC audience per Azure environment (the federated credential's `audiences`).
@@ -140,7 +141,7 @@ def _role(name: str, subscription_id: str, role: str, principal: pulumi.Input[st
           principal_type: str | None, parent: pulumi.Resource) -> authorization.RoleAssignment:
     return authorization.RoleAssignment(
         name, principal_id=principal, scope=scope, principal_type=principal_type,
-        role_definition_id=f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/{role}",
+        role_definition_id=role_definition_id(subscription_id, role),
         opts=pulumi.ResourceOptions(parent=parent))
 
 
@@ -217,8 +218,7 @@ class Pipeline(pulumi.ComponentResource):
                 authorization.RoleAssignment(
                     f"deploy-{index}-rbac-administrator", principal_id=principal, principal_type="ServicePrincipal",
                     scope=subscription, condition=_assign_condition(), condition_version="2.0",
-                    role_definition_id=f"{subscription}/providers/Microsoft.Authorization/roleDefinitions/"
-                                       f"{ROLE_RBAC_ADMINISTRATOR}",
+                    role_definition_id=role_definition_id(sub, ROLE_RBAC_ADMINISTRATOR),
                     opts=pulumi.ResourceOptions(parent=self))
             _role(f"deploy-{index}-state", sub, ROLE_BLOB_CONTRIBUTOR, principal, container.id, "ServicePrincipal",
                   self)

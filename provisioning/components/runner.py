@@ -35,10 +35,11 @@ from pulumi_azure_native import app, authorization, managedidentity
 
 from provisioning.components.deploynetwork import DEFAULT_ADDRESS_SPACE, PLATFORM_NAMESPACE, runner_address_space
 from provisioning.components.environment import CONSUMPTION_PROFILE
-from provisioning.components.job import ROLE_KEY_VAULT_SECRETS_USER, azure_registry_of, role_definition_id
+from provisioning.components.job import ROLE_KEY_VAULT_SECRETS_USER, azure_registry_of
 from provisioning.components.rbacwait import RoleAssignmentWait
 from provisioning.config import ConfigError, image_problem
 from provisioning.identities import private_runner_label
+from provisioning.naming import role_definition_id
 from uploader.clouds import KEY_VAULTS
 
 #: The platform vault's secret holding the GitHub App's private key (PEM), stored by the operator.

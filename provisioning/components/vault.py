@@ -15,7 +15,7 @@ from provisioning.components.certificate import Certificate, parse_iso
 from provisioning.components.rbacwait import RoleAssignmentWait
 from provisioning.components.vaultcert import VaultCertificate
 from provisioning.config import Settings
-from provisioning.naming import Names
+from provisioning.naming import Names, role_definition_id
 
 SECRET_NAME = "uploader-certificate"  # noqa: S105 - a Key Vault secret name
 PEM_CONTENT_TYPE = "application/x-pem-file"
@@ -97,8 +97,7 @@ class Vault(pulumi.ComponentResource):
                 f"{name}-deployer-certificates-officer",
                 principal_id=client.object_id,
                 role_definition_id=pulumi.Output.from_input(subscription_id).apply(
-                    lambda sub: f"/subscriptions/{sub}/providers/Microsoft.Authorization/roleDefinitions/"
-                                f"{ROLE_KEY_VAULT_CERTIFICATES_OFFICER}"),
+                    lambda sub: role_definition_id(sub, ROLE_KEY_VAULT_CERTIFICATES_OFFICER)),
                 scope=self.vault.id,
                 description="hr-connector deployer: makes the uploader's certificate in this vault",
                 opts=child,

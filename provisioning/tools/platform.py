@@ -106,8 +106,10 @@ def _runner(by_type: dict[str, list[Any]]) -> dict[str, Any] | None:
 
 def report(ev: Evaluation) -> dict[str, Any]:
     names = _principal_names(ev)
+    # by URN: the mocks register resources in no fixed order, and the report is the same on every run
+    resources = sorted(ev.resources, key=lambda r: r.urn)
     by_type: dict[str, list[Any]] = {}
-    for r in ev.resources:
+    for r in resources:
         by_type.setdefault(r.type, []).append(r)
 
     def one(token: str) -> dict[str, Any]:
@@ -132,7 +134,7 @@ def report(ev: Evaluation) -> dict[str, Any]:
            for r in by_type.get("github:index/actionsVariable:ActionsVariable", [])])
     runner = _runner(by_type)
     providers = [{"provider": r.type.rsplit(":", 1)[-1], "name": r.name, "tenantId": r.inputs.get("tenantId"),
-                  "owner": r.inputs.get("owner")} for r in ev.resources if r.type.startswith("pulumi:providers:")]
+                  "owner": r.inputs.get("owner")} for r in resources if r.type.startswith("pulumi:providers:")]
     shown: dict[str, Any] = scrub(tidy({
         "project": "hr-connector-platform",
         "stack": ev.stack,
